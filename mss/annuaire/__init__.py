@@ -1,0 +1,1 @@
+"""The annuaire: national directory extractions and lookups. Empty until issue #5 lands."""

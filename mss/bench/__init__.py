@@ -1,0 +1,1 @@
+"""Benchmarks behind `mss bench …`: scripts that print figures, never timed tests."""

@@ -1,0 +1,281 @@
+"""The `mss` command. Parses arguments and calls `app`; nothing else.
+
+Every command has `--help`. Bad input ends with one line on stderr
+(`mss: error: …`) and a non-zero exit status: 1 for refused input, 2 for a
+malformed command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from mss import __version__, app
+from mss.errors import ConfigError, MssError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _settings_options() -> _Parser:
+    common = _Parser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: DATA_DIR/mss.toml)")
+    common.add_argument("--data-dir", type=Path, help="installation folder (default: ./mss-data)")
+    return common
+
+
+def _settings(args: argparse.Namespace) -> app.Settings:
+    return app.load(args.config, args.data_dir)
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> int:
+    report = app.init_instance(
+        args.data_dir or app.DEFAULT_DATA_DIR, args.domain or [], args.hostname
+    )
+    if report.created:
+        for item in report.created:
+            print(f"created {item}")
+    else:
+        print(f"{report.config.parent} is already initialised; nothing changed")
+    print("DKIM records to publish in DNS:")
+    for record in report.dns_records:
+        print(f"  {record}")
+    print(f"run: mss serve --config {report.config}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return app.serve(_settings(args))
+
+
+def _pro_add(args: argparse.Namespace) -> int:
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    address = app.add_professional(
+        _settings(args),
+        address=args.address,
+        password=password,
+        rpps=args.rpps,
+        adeli=args.adeli,
+        name=args.name,
+        bal_type=args.type,
+    )
+    print(f"added {address}")
+    return 0
+
+
+def _patient_add(args: argparse.Namespace) -> int:
+    identity = app.add_patient(
+        _settings(args),
+        {
+            "ins": args.ins,
+            "family": args.family,
+            "given": args.given,
+            "birth_date": args.birth_date,
+            "sex": args.sex,
+            "birth_place": args.birth_place,
+            "email": args.email,
+            "phone": args.phone,
+            "status": args.status,
+            "identity_status": args.identity_status,
+            "oid": args.oid,
+        },
+    )
+    mailbox = "with a mailbox" if identity.has_mailbox else "without a mailbox"
+    print(f"added patient {identity.ins} ({identity.profile_status}, {mailbox})")
+    return 0
+
+
+def _patient_import(args: argparse.Namespace) -> int:
+    report = app.import_patients(_settings(args), args.file)
+    if report.ignored_columns:
+        print(f"ignored columns: {', '.join(report.ignored_columns)}", file=sys.stderr)
+    print(f"imported {report.imported} patients ({report.with_mailbox} with a mailbox)")
+    return 0
+
+
+def _patient_status(args: argparse.Namespace) -> int:
+    app.set_patient_status(_settings(args), args.ins, args.status)
+    print(f"patient {args.ins.upper()} is now {args.status.lower()}")
+    return 0
+
+
+def _cert_issue(args: argparse.Namespace) -> int:
+    names = ("rpps", "adeli", "family", "given", "address", "hostname")
+    values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if args.kind == "operator":
+        values["domains"] = ",".join(args.domain or [])
+    cert, key = app.issue_certificate(_settings(args), args.kind, values)
+    print(f"certificate {cert}\nkey {key}")
+    return 0
+
+
+def _cert_revoke(args: argparse.Namespace) -> int:
+    serial = app.revoke_certificate(_settings(args), args.cert)
+    print(f"revoked serial {serial:x}; CRL rewritten")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    key_id = app.rotate_blob_key(_settings(args))
+    print(f"new blob key {key_id}; older blobs are re-encrypted in the background by `mss serve`")
+    return 0
+
+
+def _bench_store(args: argparse.Namespace) -> int:
+    return app.bench_store.main(args)
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mss", description="MSSanté operator: mail, patients, DMP, annuaire.")
+    parser.add_argument("--version", action="version", version=f"mss {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _settings_options()
+
+    init = commands.add_parser("init", help="create a working installation (idempotent)")
+    init.add_argument("--data-dir", type=Path, help="installation folder (default: ./mss-data)")
+    init.add_argument("--domain", action="append", help="professional domain hosted (repeatable)")
+    init.add_argument("--hostname", help="this server's host name (default: mail.<first domain>)")
+    init.set_defaults(handler=_init)
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run every listener until SIGINT/SIGTERM"
+    )
+    serve.set_defaults(handler=_serve)
+
+    _add_pro_commands(commands, common)
+    _add_patient_commands(commands, common)
+    _add_cert_commands(commands, common)
+
+    keys = commands.add_parser("keys", help="blob encryption keys").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    rotate = keys.add_parser("rotate", parents=[common], help="add a new current key")
+    rotate.set_defaults(handler=_keys_rotate)
+
+    bench = commands.add_parser(
+        "bench", help="benchmarks (print a table, write JSON)"
+    ).add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    store = bench.add_parser("store", help="durable deliveries per second (SQLite, PostgreSQL)")
+    app.bench_store.add_arguments(store)
+    store.set_defaults(handler=_bench_store)
+    return parser
+
+
+def _add_pro_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    pro = commands.add_parser("pro", help="professional mailboxes").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    add = pro.add_parser("add", parents=[common], help="create a professional mailbox")
+    add.add_argument("address", help="mailbox address on a professional domain of this instance")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    ident = add.add_mutually_exclusive_group()
+    ident.add_argument("--rpps", help="RPPS number (11 digits); national id 8+RPPS")
+    ident.add_argument("--adeli", help="ADELI number (9 characters); national id 0+ADELI")
+    add.add_argument("--name", help="display name")
+    add.add_argument("--type", default="PER", help="mailbox type: PER (default), ORG, APP, CAB")
+    add.set_defaults(handler=_pro_add)
+
+
+def _add_patient_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    patient = commands.add_parser("patient", help="patients and their mailboxes").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    add = patient.add_parser(
+        "add", parents=[common], help="add a patient (mailbox if active and QUAL)"
+    )
+    add.add_argument("ins", help="matricule INS (15 characters)")
+    add.add_argument("--family", required=True, help="birth name")
+    add.add_argument("--given", required=True, help="birth first names")
+    add.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
+    add.add_argument("--sex", required=True, help="M or F")
+    add.add_argument("--birth-place", help="INSEE code of the birth place")
+    add.add_argument("--email")
+    add.add_argument("--phone")
+    add.add_argument("--status", default="active", help="active (default), closed, opposed")
+    add.add_argument("--identity-status", default="QUAL", help="PROV, RECUP, VALI, QUAL (default)")
+    add.add_argument("--oid", help="identifier system OID (default: NIR, or NIA if provisional)")
+    add.set_defaults(handler=_patient_add)
+    imp = patient.add_parser(
+        "import", parents=[common], help="import a CSV of patients (all or none)"
+    )
+    imp.add_argument("file", type=Path, help="CSV with header ins,family,given,birth_date,sex,…")
+    imp.set_defaults(handler=_patient_import)
+    status = patient.add_parser(
+        "status", parents=[common], help="close, oppose or reopen a profile"
+    )
+    status.add_argument("ins")
+    status.add_argument("status", help="active, closed or opposed")
+    status.set_defaults(handler=_patient_status)
+
+
+def _add_cert_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    cert = commands.add_parser("cert", help="development certificates").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    issue = cert.add_parser("issue", help="issue a certificate from the dev PKI").add_subparsers(
+        dest="kind", required=True, parser_class=_Parser
+    )
+    pro = issue.add_parser("professional", parents=[common], help="a professional's certificate")
+    ident = pro.add_mutually_exclusive_group(required=True)
+    ident.add_argument("--rpps")
+    ident.add_argument("--adeli")
+    pro.add_argument("--family", default="DEV")
+    pro.add_argument("--given", default="Professionnel")
+    pro.set_defaults(handler=_cert_issue)
+    appl = issue.add_parser(
+        "applicative", parents=[common], help="an applicative mailbox's certificate"
+    )
+    appl.add_argument("address")
+    appl.set_defaults(handler=_cert_issue)
+    oper = issue.add_parser("operator", parents=[common], help="another operator's certificate")
+    oper.add_argument("--hostname", required=True)
+    oper.add_argument("--domain", action="append", required=True)
+    oper.set_defaults(handler=_cert_issue)
+    revoke = cert.add_parser(
+        "revoke", parents=[common], help="revoke a certificate, rewrite the CRL"
+    )
+    revoke.add_argument("cert", type=Path)
+    revoke.set_defaults(handler=_cert_revoke)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"mss: configuration error: {_one_line(exc)}", file=sys.stderr)
+    except MssError as exc:
+        print(f"mss: error: {_one_line(exc)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1

@@ -1,0 +1,300 @@
+"""Settings: loaded once from `mss.toml`, overridden by `MSS_<SECTION>_<KEY>`, validated.
+
+Every section is a frozen, keyword-only dataclass; the loader checks each value
+against the field's type, refuses unknown keys, and raises `ConfigError` naming
+the key (`storage.url: …`) so that start-up stops with one clear line. Relative
+paths are resolved against `server.data_dir`, itself relative to the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mss.core.address import PATIENT_DOMAIN, is_valid_domain
+from mss.errors import ConfigError
+
+CONFIG_FILE = "mss.toml"
+ENV_PREFIX = "MSS_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    data_dir: Path = Path(".")
+    hostname: str = "mail.pro.mssante.test"
+    operator_name: str = "Opérateur MSSanté de développement"
+
+    def validate(self) -> None:
+        if not is_valid_domain(self.hostname) and self.hostname != "localhost":
+            raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainSettings:
+    professional: tuple[str, ...] = ("pro.mssante.test",)
+    patient: str = PATIENT_DOMAIN
+    # The whole system in one box by default; False relays patient mail instead.
+    host_patient_domain: bool = True
+
+    def validate(self) -> None:
+        for domain in (*self.professional, self.patient):
+            if not is_valid_domain(domain):
+                key = "patient" if domain == self.patient else "professional"
+                raise ValueError(key, f"{domain!r} is not a domain name")
+        if not self.professional:
+            raise ValueError("professional", "at least one professional domain is needed")
+
+    @property
+    def local(self) -> tuple[str, ...]:
+        """Every domain whose mailboxes live here."""
+        return (*self.professional, self.patient) if self.host_patient_domain else self.professional
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListenSettings:
+    host: str = "127.0.0.1"
+    mx: int = 2525
+    submission: int = 2587
+    submissions: int = 2465
+    imap: int = 2143
+    imaps: int = 2993
+    https: int = 8443
+
+    def validate(self) -> None:
+        for name in ("mx", "submission", "submissions", "imap", "imaps", "https"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ValueError(name, f"port {port} is out of range 0-65535")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageSettings:
+    url: str = "sqlite:///mss.db"
+    key_file: Path = Path("keys/blob.keys")
+    # Group commit: at most this many writes share one transaction.
+    batch_max: int = 512
+    reader_threads: int = 4
+
+    def validate(self) -> None:
+        if not self.url.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+")):
+            raise ValueError("url", "must be a sqlite:/// or postgresql:// URL")
+        if not 1 <= self.batch_max <= 100_000:
+            raise ValueError("batch_max", "must be between 1 and 100000")
+        if not 1 <= self.reader_threads <= 64:
+            raise ValueError("reader_threads", "must be between 1 and 64")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TLSSettings:
+    cert: Path = Path("certs/server.crt")
+    key: Path = Path("certs/server.key")
+    # Trust anchors for client certificates (IGC-Santé in production).
+    ca: Path = Path("certs/ca.crt")
+    crl: Path = Path("certs/crl.pem")
+    min_version: str = "TLSv1.2"
+
+    def validate(self) -> None:
+        if self.min_version not in ("TLSv1.2", "TLSv1.3"):
+            raise ValueError("min_version", "must be TLSv1.2 or TLSv1.3")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DKIMSettings:
+    keys_dir: Path = Path("dkim")
+    selector_rsa: str = "mss-rsa"
+    selector_ed25519: str = "mss-ed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitSettings:
+    max_message_size: int = 25 * 1024 * 1024  # DOMAIN.md §3: 25 MB
+
+    def validate(self) -> None:
+        if self.max_message_size < 1024:
+            raise ValueError("max_message_size", "must be at least 1024 bytes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicySettings:
+    # Patients send through their space; SMTP login is for tests and special set-ups.
+    patient_smtp_login: bool = False
+    patient_imap_login: bool = False
+    # No reply window is published (DOMAIN.md §2): 0 means none.
+    reply_window_days: int = 0
+
+    def validate(self) -> None:
+        if self.reply_window_days < 0:
+            raise ValueError("reply_window_days", "must be 0 (no window) or more")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    domains: DomainSettings = field(default_factory=DomainSettings)
+    listen: ListenSettings = field(default_factory=ListenSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    dkim: DKIMSettings = field(default_factory=DKIMSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    def path(self, relative: Path) -> Path:
+        """A path of the settings, resolved against the data directory."""
+        return relative if relative.is_absolute() else self.server.data_dir / relative
+
+    @property
+    def storage_url(self) -> str:
+        """The database URL with a relative SQLite path resolved in the data dir."""
+        url = self.storage.url
+        for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+            if url.startswith(prefix) and not url.startswith(prefix + "/"):
+                rest = url[len(prefix) :]
+                if rest and rest != ":memory:":
+                    return f"{prefix}{self.server.data_dir / rest}"
+        return url
+
+
+_SECTIONS: dict[str, type[Any]] = {f.name: f.type for f in dataclasses.fields(Settings)}  # type: ignore[misc]
+
+
+def _section_classes() -> dict[str, type[Any]]:
+    hints = typing.get_type_hints(Settings)
+    return {name: hints[name] for name in _SECTIONS}
+
+
+def _coerce(key: str, hint: Any, value: Any, from_env: bool) -> Any:
+    """Check or convert one value against its field type; raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str) and value.lower() in _BOOLS:
+            return _BOOLS[value.lower()]
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(key, f"expected an integer, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, f"expected a string, got {value!r}")
+    if hint is Path:
+        if isinstance(value, str) and value:
+            return Path(value)
+        raise ConfigError(key, f"expected a path, got {value!r}")
+    if origin is tuple:
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(key, f"expected a list of strings, got {value!r}")
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no such field yet
+        raise ConfigError(key, "unsupported setting type")
+    raise ConfigError(key, f"unsupported setting type {hint!r}")
+
+
+_BOOLS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
+
+
+def _build_section(
+    name: str, cls: type[Any], values: Mapping[str, Any], env: Mapping[str, str]
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"{name}.{key}", f"unknown setting (known: {', '.join(sorted(known))})"
+            )
+    kwargs: dict[str, Any] = {}
+    for key in known:
+        env_name = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+        if env_name in env:
+            kwargs[key] = _coerce(f"{name}.{key} ({env_name})", hints[key], env[env_name], True)
+        elif key in values:
+            kwargs[key] = _coerce(f"{name}.{key}", hints[key], values[key], False)
+    section = cls(**kwargs)
+    validate = getattr(section, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as exc:
+            key, problem = exc.args
+            raise ConfigError(f"{name}.{key}", problem) from None
+    return section
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read the config file (if any), apply overrides and environment, validate.
+
+    `overrides` (section → key → value, as in the file) lets tests and `mss init`
+    build settings without a file. Relative `server.data_dir` is resolved against
+    the file's directory (the current directory without a file).
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError("config", f"{path} does not exist (run `mss init` first)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+        base = path.resolve().parent
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    for section in data:
+        if section not in _SECTIONS:
+            raise ConfigError(section, f"unknown section (known: {', '.join(_SECTIONS)})")
+        if not isinstance(data[section], dict):
+            raise ConfigError(section, "expected a table of settings")
+    sections = {
+        name: _build_section(name, cls, data.get(name, {}), env)
+        for name, cls in _section_classes().items()
+    }
+    server = sections["server"]
+    data_dir = server.data_dir if server.data_dir.is_absolute() else base / server.data_dir
+    sections["server"] = dataclasses.replace(server, data_dir=data_dir.resolve())
+    return Settings(**sections)
+
+
+def find_config(explicit: Path | None, data_dir: Path | None = None) -> Path:
+    """The config file to use: explicit, else `$MSS_CONFIG`, else `<data_dir>/mss.toml`."""
+    if explicit is not None:
+        return explicit
+    if "MSS_CONFIG" in os.environ:
+        return Path(os.environ["MSS_CONFIG"])
+    return (data_dir or Path("mss-data")) / CONFIG_FILE

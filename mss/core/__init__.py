@@ -1,0 +1,1 @@
+"""Pure domain code: no I/O, imports nothing of mss outside `core`."""

@@ -1,0 +1,69 @@
+"""The exception tree of mss.
+
+    MssError
+    ├── ConfigError          an invalid setting; names the key (stops start-up)
+    ├── InputError           bad input to a command or API (one clear line)
+    │   └── DuplicateError   the thing already exists (an address, an INS)
+    ├── NotFoundError        a named account, patient or mailbox does not exist
+    ├── StoreError           the store failed in a way the caller cannot fix
+    └── Rejection            a decision with its wire reply: SMTP code, enhanced
+                             status code (RFC 3463) and a readable text
+
+Foreign errors (sqlite3, psycopg, cryptography…) are translated at the boundary
+that calls them (`raise StoreError(...) from exc`); the pure `core` package has
+its own `ValueError` subclasses that callers translate into these.
+"""
+
+from __future__ import annotations
+
+
+class MssError(Exception):
+    """Base of every error mss raises on purpose."""
+
+
+class ConfigError(MssError):
+    """An invalid configuration value; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class InputError(MssError):
+    """Bad input from a user or a script: the message is shown as is."""
+
+
+class DuplicateError(InputError):
+    """The thing to create already exists."""
+
+
+class NotFoundError(MssError):
+    """A named object does not exist."""
+
+
+class StoreError(MssError):
+    """The store could not do what was asked (I/O, database)."""
+
+
+class Rejection(MssError):
+    """A refusal with its wire reply, raised where the decision is made.
+
+    `client_fault` says whether the peer caused it (logged at INFO) or the server
+    did (logged with its traceback).
+    """
+
+    def __init__(self, code: int, enhanced: str, text: str, *, client_fault: bool = True) -> None:
+        super().__init__(f"{code} {enhanced} {text}")
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+        self.client_fault = client_fault
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+    def smtp_reply(self) -> str:
+        """The SMTP reply line, RFC 5321 §4.2 with RFC 2034 enhanced codes."""
+        return f"{self.code} {self.enhanced} {self.text}"

@@ -1,0 +1,1 @@
+"""Patient notifications (outbox senders). Empty until their issue lands."""

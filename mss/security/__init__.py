@@ -1,0 +1,1 @@
+"""Security building blocks: TLS contexts, the dev PKI, DKIM keys, passwords, tokens."""

@@ -1,0 +1,1 @@
+"""The durable store: accounts, mailboxes, messages, patients, conversations, blobs."""

@@ -1,0 +1,104 @@
+"""`Store`: what the rest of mss sees of storage.
+
+It joins the database (group-commit writer, readers) and the blob cipher, and
+offers the one operation everything else is built on: `deliver`, which returns
+once the message is durably committed in every target mailbox.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Connection
+
+from mss.store.blobs import BlobCipher, blobs_to_reencrypt, load_cipher, reencrypt_blobs
+from mss.store.db import Database, Tx
+from mss.store.mailboxes import (
+    DeliveryItem,
+    PreparedMessage,
+    StoredMessage,
+    Target,
+    deliver_many,
+    message_bytes,
+    prepare_message,
+)
+
+T = TypeVar("T")
+
+
+class Store:
+    def __init__(self, db: Database, cipher: BlobCipher) -> None:
+        self.db = db
+        self.cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"Store({self.db!r})"
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        key_file: Path,
+        *,
+        batch_max: int = 512,
+        reader_threads: int = 4,
+        migrate: bool = True,
+    ) -> Store:
+        """Open (and by default migrate) the database; the writer is not started yet."""
+        cipher = load_cipher(key_file)
+        db = Database(url, batch_max=batch_max, reader_threads=reader_threads)
+        if migrate:
+            db.migrate()
+        return cls(db, cipher)
+
+    def start(self) -> None:
+        self.db.start()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def prepare(self, raw: bytes) -> PreparedMessage:
+        return prepare_message(raw, self.cipher)
+
+    async def deliver(
+        self,
+        raw: bytes | PreparedMessage,
+        targets: Sequence[Target],
+        *,
+        internal_date: int | None = None,
+        also: Callable[[Tx, list[StoredMessage]], None] | None = None,
+    ) -> list[StoredMessage]:
+        """Store `raw` in every target mailbox; return once durably committed.
+
+        `also` runs in the same transaction after the copies are inserted (the
+        delivery pipeline records conversations and outbox events there), so the
+        message and its consequences commit together or not at all.
+        """
+        prepared = raw if isinstance(raw, PreparedMessage) else self.prepare(raw)
+        when = int(time.time()) if internal_date is None else internal_date
+        item = DeliveryItem(prepared, targets, when, also)
+        stored: list[StoredMessage] = await self.db.write_bulk(deliver_many, item)
+        return stored
+
+    # --- generic access ------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await self.db.read(fn)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        return await self.db.write(fn)
+
+    async def message_bytes(self, box_id: int, uid: int) -> bytes:
+        return await self.db.read(lambda conn: message_bytes(conn, self.cipher, box_id, uid))
+
+    async def reencrypt_some(self, limit: int = 200) -> int:
+        """Move up to `limit` blobs to the current key (lazy key rotation)."""
+        ids = await self.db.read(lambda conn: blobs_to_reencrypt(conn, self.cipher, limit))
+        if not ids:
+            return 0
+        return await self.db.write(lambda tx: reencrypt_blobs(tx, self.cipher, ids))

@@ -1,0 +1,179 @@
+"""Conversations between professionals and a patient (DOMAIN.md §2), as stored.
+
+The rules themselves live in `delivery/policy.py`; this module only records and
+finds: a conversation is opened by a professional's message, each message of it
+is remembered by its Message-ID (so a patient's reply is matched through
+In-Reply-To/References), participants are the professionals taking part, and
+ending it (`[FIN]`, `X-MSS-MES: FIN`) is a state change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select, update
+
+from mss.errors import NotFoundError
+from mss.store.db import Tx
+from mss.store.models import (
+    ConversationStatus,
+    conversation_message_table,
+    conversation_table,
+    participant_table,
+    utcnow,
+)
+
+PROFESSIONAL = "professional"
+PATIENT = "patient"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: int
+    patient_id: int
+    status: str
+    subject: str | None
+    started_by: str
+    started_at: dt.datetime
+    ended_by: str | None
+    ended_at: dt.datetime | None
+    last_activity: dt.datetime
+
+    @property
+    def open(self) -> bool:
+        return self.status == ConversationStatus.OPEN.value
+
+
+_COLUMNS = (
+    conversation_table.c.id,
+    conversation_table.c.patient_id,
+    conversation_table.c.status,
+    conversation_table.c.subject,
+    conversation_table.c.started_by,
+    conversation_table.c.started_at,
+    conversation_table.c.ended_by,
+    conversation_table.c.ended_at,
+    conversation_table.c.last_activity,
+)
+
+
+def open_conversation(
+    tx: Tx,
+    *,
+    patient_id: int,
+    professional: str,
+    subject: str | None,
+    display_name: str | None = None,
+) -> int:
+    now = utcnow()
+    pk = tx.conn.execute(
+        insert(conversation_table).values(
+            patient_id=patient_id,
+            status=ConversationStatus.OPEN.value,
+            subject=subject,
+            started_by=professional,
+            started_at=now,
+            last_activity=now,
+        )
+    ).inserted_primary_key
+    assert pk is not None
+    conversation_id = int(pk[0])
+    add_participant(tx, conversation_id, professional, PROFESSIONAL, display_name)
+    return conversation_id
+
+
+def add_participant(
+    tx: Tx, conversation_id: int, address: str, role: str, display_name: str | None = None
+) -> None:
+    exists = tx.conn.execute(
+        select(participant_table.c.address).where(
+            participant_table.c.conversation_id == conversation_id,
+            participant_table.c.address == address,
+        )
+    ).first()
+    if exists is None:
+        tx.conn.execute(
+            insert(participant_table).values(
+                conversation_id=conversation_id,
+                address=address,
+                role=role,
+                display_name=display_name,
+            )
+        )
+
+
+def record_message(
+    tx: Tx, conversation_id: int, *, message_id: str, sender: str, from_patient: bool
+) -> None:
+    now = utcnow()
+    tx.conn.execute(
+        insert(conversation_message_table).values(
+            conversation_id=conversation_id,
+            message_id=message_id,
+            sender=sender,
+            from_patient=from_patient,
+            at=now,
+        )
+    )
+    tx.conn.execute(
+        update(conversation_table)
+        .where(conversation_table.c.id == conversation_id)
+        .values(last_activity=now)
+    )
+
+
+def end_conversation(tx: Tx, conversation_id: int, *, by: str) -> None:
+    result = tx.conn.execute(
+        update(conversation_table)
+        .where(conversation_table.c.id == conversation_id)
+        .values(status=ConversationStatus.ENDED.value, ended_by=by, ended_at=utcnow())
+    )
+    if result.rowcount == 0:
+        raise NotFoundError(f"conversation {conversation_id} does not exist")
+
+
+def get_conversation(conn: Connection, conversation_id: int) -> ConversationRecord | None:
+    row = conn.execute(select(*_COLUMNS).where(conversation_table.c.id == conversation_id)).first()
+    return None if row is None else ConversationRecord(*row)
+
+
+def find_by_message_ids(
+    conn: Connection, patient_id: int, message_ids: Sequence[str]
+) -> ConversationRecord | None:
+    """The conversation of this patient that contains one of `message_ids` (newest first)."""
+    if not message_ids:
+        return None
+    row = conn.execute(
+        select(*_COLUMNS)
+        .join(
+            conversation_message_table,
+            conversation_message_table.c.conversation_id == conversation_table.c.id,
+        )
+        .where(
+            conversation_table.c.patient_id == patient_id,
+            conversation_message_table.c.message_id.in_(list(message_ids)),
+        )
+        .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else ConversationRecord(*row)
+
+
+def participants(conn: Connection, conversation_id: int, role: str | None = None) -> list[str]:
+    query = select(participant_table.c.address).where(
+        participant_table.c.conversation_id == conversation_id
+    )
+    if role is not None:
+        query = query.where(participant_table.c.role == role)
+    return [row.address for row in conn.execute(query.order_by(participant_table.c.address))]
+
+
+def conversations_of_patient(conn: Connection, patient_id: int) -> list[ConversationRecord]:
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(conversation_table.c.patient_id == patient_id)
+        .order_by(conversation_table.c.last_activity.desc())
+    )
+    return [ConversationRecord(*row) for row in rows]

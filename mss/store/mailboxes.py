@@ -1,0 +1,293 @@
+"""Mailboxes and the messages in them: creation, delivery, and reading back.
+
+Delivery is split in two so the CPU work stays out of the writer thread:
+`prepare_message` (parse, build ENVELOPE/BODYSTRUCTURE JSON, encrypt) runs in
+the caller; `insert_copies` (blob row, one UID per target mailbox, message rows)
+runs inside a group commit. UIDs and modseqs come from one `UPDATE … RETURNING`
+per mailbox, which also serialises concurrent writers on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, func, insert, select
+
+from mss.core.mime import Part, parse_message
+from mss.errors import NotFoundError
+from mss.store.blobs import BlobCipher, EncryptedBlob, insert_blobs, read_blob
+from mss.store.db import Tx
+from mss.store.models import account_table, mailbox_table, message_table
+
+INBOX = "INBOX"
+# Created for every account (RFC 6154 SPECIAL-USE).
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    (INBOX, None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    """Everything stored about a message, computed before the transaction."""
+
+    blob: EncryptedBlob
+    size: int
+    message_id: str | None
+    in_reply_to: str | None
+    references: str | None
+    subject: str | None
+    sent_date: int | None
+    envelope: str
+    body_structure: str
+
+
+class Target(NamedTuple):
+    mailbox_id: int
+    flags: int = 0
+    keywords: str | None = None
+
+
+class StoredMessage(NamedTuple):
+    mailbox_id: int
+    uid: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxChanged:
+    """Published after commit: new messages (or flag changes) in a mailbox."""
+
+    mailbox_id: int
+    uidnext: int
+    highestmodseq: int
+
+
+def _sent_date(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def prepare_message(raw: bytes, cipher: BlobCipher) -> PreparedMessage:
+    """Parse and encrypt `raw`: the CPU part of a delivery, done outside the writer."""
+    parsed = parse_message(raw)
+    return PreparedMessage(
+        blob=cipher.encrypt(raw),
+        size=len(raw),
+        message_id=parsed.message_id,
+        in_reply_to=" ".join(parsed.in_reply_to) or None,
+        references=" ".join(parsed.references) or None,
+        subject=parsed.subject,
+        sent_date=_sent_date(parsed.headers.get("Date")),
+        envelope=json.dumps(parsed.envelope.to_json(), separators=(",", ":")),
+        body_structure=json.dumps(parsed.body.to_json(), separators=(",", ":")),
+    )
+
+
+def create_default_mailboxes(tx: Tx, account_id: int) -> None:
+    base = int(time.time())
+    tx.conn.execute(
+        insert(mailbox_table),
+        [
+            {"account_id": account_id, "name": name, "special_use": use, "uidvalidity": base + i}
+            for i, (name, use) in enumerate(DEFAULT_MAILBOXES)
+        ],
+    )
+
+
+def mailbox_id(conn: Connection, account_id: int, name: str) -> int:
+    row = conn.execute(
+        select(mailbox_table.c.id).where(
+            mailbox_table.c.account_id == account_id, mailbox_table.c.name == name
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"mailbox {name!r} does not exist")
+    return int(row.id)
+
+
+def inbox_ids(conn: Connection, addresses: Sequence[str]) -> dict[str, int]:
+    """INBOX id of each known address (addresses already normalised)."""
+    rows = conn.execute(
+        select(account_table.c.address, mailbox_table.c.id)
+        .join(mailbox_table, mailbox_table.c.account_id == account_table.c.id)
+        .where(account_table.c.address.in_(list(addresses)), mailbox_table.c.name == INBOX)
+    )
+    return {row.address: int(row.id) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryItem:
+    """One message to store in one or more mailboxes, within a bulk write."""
+
+    message: PreparedMessage
+    targets: Sequence[Target]
+    internal_date: int
+    # Runs in the same transaction once the copies exist (conversations, outbox…).
+    also: Callable[[Tx, list[StoredMessage]], None] | None = None
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO message (mailbox_id, uid, modseq, flags, keywords, internal_date, sent_date, "
+    "size, blob_id, message_id, in_reply_to, refs, subject, envelope, body_structure) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _allocate_uids(tx: Tx, counts: dict[int, int]) -> dict[int, tuple[int, int]]:
+    """Reserve `counts[box]` UIDs and modseqs in each mailbox with one statement.
+
+    Returns, per mailbox, the first UID and first modseq reserved. The row locks
+    taken by the UPDATE serialise concurrent writers (PostgreSQL, several
+    processes); SQLite's writer already holds the database lock.
+    """
+    boxes = sorted(counts)
+    case = " ".join("WHEN ? THEN ?" for _ in boxes)
+    params: list[int] = []
+    for _ in range(2):
+        for box in boxes:
+            params += [box, counts[box]]
+    params += boxes
+    rows = tx.conn.exec_driver_sql(
+        tx.sql(
+            f"UPDATE mailbox SET uidnext = uidnext + CASE id {case} END, "
+            f"highestmodseq = highestmodseq + CASE id {case} END "
+            f"WHERE id IN ({', '.join('?' for _ in boxes)}) "
+            "RETURNING id, uidnext, highestmodseq"
+        ),
+        tuple(params),
+    ).all()
+    if len(rows) != len(boxes):
+        missing = set(boxes) - {row[0] for row in rows}
+        raise NotFoundError(f"mailbox {sorted(missing)[0]} does not exist")
+    allocated: dict[int, tuple[int, int]] = {}
+    for box, uidnext, highestmodseq in rows:
+        allocated[box] = (uidnext - counts[box], highestmodseq - counts[box] + 1)
+        tx.after_commit(MailboxChanged(box, uidnext, highestmodseq))
+    return allocated
+
+
+def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[list[StoredMessage]]:
+    """Bulk write: store each item's blob once and a copy in each of its mailboxes."""
+    blob_ids = insert_blobs(tx, [item.message.blob for item in items])
+    counts: dict[int, int] = {}
+    for item in items:
+        for target in item.targets:
+            counts[target.mailbox_id] = counts.get(target.mailbox_id, 0) + 1
+    next_ids = _allocate_uids(tx, counts)
+    rows: list[tuple[object, ...]] = []
+    results: list[list[StoredMessage]] = []
+    for item, blob_id in zip(items, blob_ids, strict=True):
+        stored: list[StoredMessage] = []
+        m = item.message
+        for target in item.targets:
+            uid, modseq = next_ids[target.mailbox_id]
+            next_ids[target.mailbox_id] = (uid + 1, modseq + 1)
+            stored.append(StoredMessage(target.mailbox_id, uid, modseq))
+            rows.append(
+                (
+                    target.mailbox_id,
+                    uid,
+                    modseq,
+                    target.flags,
+                    target.keywords,
+                    item.internal_date,
+                    m.sent_date,
+                    m.size,
+                    blob_id,
+                    m.message_id,
+                    m.in_reply_to,
+                    m.references,
+                    m.subject,
+                    m.envelope,
+                    m.body_structure,
+                )
+            )
+        results.append(stored)
+    if rows:
+        tx.conn.exec_driver_sql(tx.sql(_INSERT_MESSAGE), rows)
+    for item, stored in zip(items, results, strict=True):
+        if item.also is not None:
+            item.also(tx, stored)
+    return results
+
+
+def deliver_into(
+    tx: Tx, message: PreparedMessage, targets: Sequence[Target], internal_date: int
+) -> list[StoredMessage]:
+    """Store one message (inside any write function)."""
+    return deliver_many(tx, [DeliveryItem(message, targets, internal_date)])[0]
+
+
+# --- reading back ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    mailbox_id: int
+    uid: int
+    modseq: int
+    flags: int
+    size: int
+    internal_date: int
+    message_id: str | None
+    blob_id: int
+
+
+def list_messages(conn: Connection, box_id: int) -> list[MessageRecord]:
+    rows = conn.execute(
+        select(
+            message_table.c.mailbox_id,
+            message_table.c.uid,
+            message_table.c.modseq,
+            message_table.c.flags,
+            message_table.c.size,
+            message_table.c.internal_date,
+            message_table.c.message_id,
+            message_table.c.blob_id,
+        )
+        .where(message_table.c.mailbox_id == box_id)
+        .order_by(message_table.c.uid)
+    )
+    return [MessageRecord(*row) for row in rows]
+
+
+def count_messages(conn: Connection, box_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(message_table)
+            .where(message_table.c.mailbox_id == box_id)
+        ).scalar_one()
+    )
+
+
+def _message_field(conn: Connection, column: Any, box_id: int, uid: int) -> Any:
+    row = conn.execute(
+        select(column).where(message_table.c.mailbox_id == box_id, message_table.c.uid == uid)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"message {uid} does not exist in mailbox {box_id}")
+    return row[0]
+
+
+def message_bytes(conn: Connection, cipher: BlobCipher, box_id: int, uid: int) -> bytes:
+    return read_blob(conn, cipher, _message_field(conn, message_table.c.blob_id, box_id, uid))
+
+
+def body_structure(conn: Connection, box_id: int, uid: int) -> Part:
+    data = _message_field(conn, message_table.c.body_structure, box_id, uid)
+    return Part.from_json(json.loads(data))

@@ -1,0 +1,222 @@
+"""The tables of the store (SQLModel), shared by SQLite and PostgreSQL.
+
+Hot paths (delivery, FETCH, SEARCH) use SQLAlchemy Core on `Model.__table__`;
+the classes are the schema and the typed rows for everything else. Any change
+here needs an Alembic migration in `store/migrations/versions/` (a test compares
+the two).
+
+Times that IMAP sorts and searches on (internal date, sent date) are integers
+(Unix seconds, UTC): cheap to compare and to read back by the hundred thousand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import IntFlag, StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AccountKind(StrEnum):
+    PROFESSIONAL = "professional"
+    APPLICATIVE = "applicative"
+    PATIENT = "patient"
+
+
+class BalType(StrEnum):
+    """Types of MSSanté mailboxes (ANS TRE_R257)."""
+
+    PER = "PER"  # personal: one RPPS holder
+    ORG = "ORG"  # organisational: a service or a team
+    APP = "APP"  # applicative: software, authenticates by certificate
+    CAB = "CAB"  # practice
+
+
+class ProfileStatus(StrEnum):
+    """Status of a patient's Mon espace santé profile (DOMAIN.md §2)."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+    OPPOSED = "opposed"
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    ENDED = "ended"
+
+
+class SystemFlag(IntFlag):
+    """IMAP system flags (RFC 3501 §2.3.2) as bits of `message.flags`."""
+
+    SEEN = 1
+    ANSWERED = 2
+    FLAGGED = 4
+    DELETED = 8
+    DRAFT = 16
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patient"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ins: str = Field(max_length=15, unique=True)
+    oid: str = Field(max_length=64)
+    # The five INS traits (seed 001): birth name, birth first names, birth date,
+    # sex, birth place code.
+    birth_family: str = Field(max_length=100)
+    birth_given: str = Field(max_length=200)
+    birth_date: dt.date
+    sex: str = Field(max_length=1)
+    birth_place: str | None = Field(default=None, max_length=5)
+    used_family: str | None = Field(default=None, max_length=100)
+    used_given: str | None = Field(default=None, max_length=100)
+    identity_status: str = Field(default="QUAL", max_length=5)
+    profile_status: str = Field(default=ProfileStatus.ACTIVE.value, max_length=10)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=32)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=254, unique=True)
+    kind: str = Field(max_length=16)
+    bal_type: str | None = Field(default=None, max_length=3)
+    display_name: str | None = Field(default=None, max_length=200)
+    password_hash: str | None = Field(default=None, max_length=255)
+    # National id of the professional: "8" + RPPS or "0" + ADELI (DOMAIN.md §7).
+    national_id: str | None = Field(default=None, max_length=20, index=True)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", unique=True)
+    disabled: bool = False
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Mailbox(SQLModel, table=True):
+    """An IMAP mailbox with its state (RFC 3501 §2.3.1, RFC 7162 HIGHESTMODSEQ)."""
+
+    __tablename__ = "mailbox"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    name: str = Field(max_length=500)
+    special_use: str | None = Field(default=None, max_length=16)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uidnext: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    highestmodseq: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    # Messages with uid >= first_recent_uid are \Recent for the next session that
+    # selects the mailbox read-write (RFC 3501 §2.3.2).
+    first_recent_uid: int = Field(
+        default=1, sa_column=Column(BigInteger, nullable=False, default=1)
+    )
+    subscribed: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Blob(SQLModel, table=True):
+    """Bytes of a message or document, AES-256-GCM encrypted (nonce ‖ ciphertext ‖ tag)."""
+
+    __tablename__ = "blob"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    key_id: str = Field(max_length=40)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Message(SQLModel, table=True):
+    """One message in one mailbox, with what IMAP needs computed at delivery."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "uid"),
+        Index("ix_message_mailbox_modseq", "mailbox_id", "modseq"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    mailbox_id: int = Field(foreign_key="mailbox.id")
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    modseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    flags: int = 0
+    keywords: str | None = Field(default=None, sa_column=Column(Text))
+    internal_date: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sent_date: int | None = Field(default=None, sa_column=Column(BigInteger))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    blob_id: int = Field(sa_column=Column(BigId, ForeignKey("blob.id"), nullable=False, index=True))
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    in_reply_to: str | None = Field(default=None, sa_column=Column(Text))
+    references: str | None = Field(default=None, sa_column=Column("refs", Text))
+    subject: str | None = Field(default=None, sa_column=Column(Text))
+    envelope: str = Field(sa_column=Column(Text, nullable=False))
+    body_structure: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Conversation(SQLModel, table=True):
+    """A conversation a professional opened with a patient (DOMAIN.md §2)."""
+
+    __tablename__ = "conversation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    status: str = Field(default=ConversationStatus.OPEN.value, max_length=8)
+    subject: str | None = Field(default=None, sa_column=Column(Text))
+    started_by: str = Field(max_length=254)
+    started_at: dt.datetime = Field(default_factory=utcnow)
+    ended_by: str | None = Field(default=None, max_length=254)
+    ended_at: dt.datetime | None = None
+    last_activity: dt.datetime = Field(default_factory=utcnow)
+
+
+class ConversationParticipant(SQLModel, table=True):
+    """A professional (or the patient) taking part in a conversation."""
+
+    __tablename__ = "conversation_participant"
+
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    address: str = Field(max_length=254, primary_key=True, index=True)
+    role: str = Field(max_length=16)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class ConversationMessage(SQLModel, table=True):
+    """A message exchanged in a conversation, found again by its Message-ID."""
+
+    __tablename__ = "conversation_message"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    message_id: str = Field(max_length=998, index=True)
+    sender: str = Field(max_length=254)
+    from_patient: bool = False
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+account_table = Account.__table__  # type: ignore[attr-defined]
+mailbox_table = Mailbox.__table__  # type: ignore[attr-defined]
+message_table = Message.__table__  # type: ignore[attr-defined]
+blob_table = Blob.__table__  # type: ignore[attr-defined]
+patient_table = Patient.__table__  # type: ignore[attr-defined]
+conversation_table = Conversation.__table__  # type: ignore[attr-defined]
+participant_table = ConversationParticipant.__table__  # type: ignore[attr-defined]
+conversation_message_table = ConversationMessage.__table__  # type: ignore[attr-defined]
+metadata = SQLModel.metadata

@@ -1,0 +1,60 @@
+"""Run the FastAPI app with uvicorn inside mss's own event loop.
+
+uvicorn's `serve()` installs its own signal handlers; mss drives start-up and
+shutdown itself (`startup`, `main_loop`, `shutdown`) so that one SIGTERM drains
+every listener in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class WebServer:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        self._config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+        self._ssl = ssl_context
+        self._server = uvicorn.Server(self._config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        for server in self._server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        raise RuntimeError("the web server is not listening")
+
+    async def start(self) -> None:
+        self._config.load()
+        self._config.ssl = self._ssl  # our context: mutual TLS and CRL checks
+        self._server.lifespan = self._config.lifespan_class(self._config)
+        try:
+            await self._server.startup()
+        except SystemExit:  # uvicorn exits when it cannot bind
+            raise OSError(f"cannot listen on {self._config.host}:{self._config.port}") from None
+        if not self._server.started:
+            raise OSError(f"cannot listen on {self._config.host}:{self._config.port}")
+        self._task = asyncio.create_task(self._server.main_loop(), name="web-main-loop")
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._server.shutdown()
