@@ -14,6 +14,7 @@ import csv
 import io
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
@@ -27,15 +28,36 @@ from mss.bench import store as bench_store
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import InvalidAddress, is_valid_domain, parse_address
 from mss.core.identity import InvalidPatient, PatientIdentity, build_patient
+from mss.core.trust import WhitelistError, parse_whitelist
+from mss.delivery.checks import Checks
+from mss.delivery.config import DeliveryConfig
+from mss.delivery.inbound import Pipeline
+from mss.delivery.outbound import RelayRunner, mx_route
+from mss.delivery.reports import ReportSender
+from mss.delivery.trust import TrustSpace
 from mss.errors import InputError, MssError
 from mss.security import dkim
+from mss.security.auth import Credentials, LoginService
 from mss.security.passwords import hash_password
 from mss.security.pki import CertificateError, DevPKI
-from mss.security.tls import server_context
-from mss.store.accounts import add_account, add_patients, get_patient, set_profile_status
+from mss.security.tls import ReloadingContext, client_context, server_context
+from mss.security.tokens import BearerValidator
+from mss.smtp.handler import MXHandler, SubmissionHandler
+from mss.smtp.server import Listener, MssSMTP
+from mss.store.accounts import (
+    AccountRecord,
+    accounts_of_national_id,
+    add_account,
+    add_patients,
+    get_account,
+    get_patient,
+    set_profile_status,
+)
 from mss.store.api import Store
 from mss.store.blobs import create_key_file, rotate_key_file
-from mss.store.models import AccountKind, BalType, ProfileStatus
+from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
+from mss.store.queue import QueueEntry, drop, list_entries, retry_now
+from mss.store.trust import replace_whitelist, trusted_domains
 
 __all__ = ["Settings", "bench_store"]
 
@@ -99,6 +121,34 @@ max_message_size = 26214400
 patient_smtp_login = false
 patient_imap_login = false
 reply_window_days = 0
+# Professionals of other operators allowed to write to patients (until the annuaire).
+professionals = []
+
+[smtp]
+max_recipients = 100
+max_line_length = 998
+max_header_size = 65536
+idle_timeout = 300
+data_timeout = 600
+
+[relay]
+expire_days = 5
+retry_base = 60
+retry_max = 3600
+
+[relay.routes]
+# "autre-operateur.mssante.fr" = "mx.autre-operateur.mssante.fr:25"
+
+[dns]
+# Use the system resolver for MX routes and DKIM keys.
+enabled = false
+
+[oauth]
+# Bearer tokens (XOAUTH2, OAUTHBEARER), e.g. from Pro Santé Connect.
+issuer = ""
+jwks_url = ""
+jwks_file = ""
+audience = ""
 """
 
 
@@ -130,18 +180,22 @@ def init_instance(
     created += [
         f"PKI: {item}" for item in pki.ensure(settings.server.hostname, settings.domains.local)
     ]
-    records: list[str] = []
-    for domain in settings.domains.local:
-        for key in dkim.ensure_keys(
-            settings.path(settings.dkim.keys_dir),
-            domain,
-            settings.dkim.selector_rsa,
-            settings.dkim.selector_ed25519,
-        ):
-            records.append(dkim.zone_lines(key))
+    records = [dkim.zone_lines(key) for key in dkim_keys(settings)]
     store = Store.open(settings.storage_url, settings.path(settings.storage.key_file))
     store.db.close_sync()
     return InitReport(config, created, records)
+
+
+def dkim_keys(settings: Settings) -> list[dkim.DKIMKey]:
+    """The DKIM keys of every local domain, created when missing."""
+    config = settings.dkim
+    return [
+        key
+        for domain in settings.domains.local
+        for key in dkim.ensure_keys(
+            settings.path(config.keys_dir), domain, config.selector_rsa, config.selector_ed25519
+        )
+    ]
 
 
 def load(config: Path | None, data_dir: Path | None = None) -> Settings:
@@ -308,6 +362,44 @@ def set_patient_status(settings: Settings, ins: str, status: str) -> None:
         )
 
 
+# --- the trust space and the relay queue --------------------------------------------------
+
+
+def import_whitelist(settings: Settings, path: Path) -> tuple[int, int, int]:
+    """Replace the whitelist by the domains of the national XML file: (total, added, removed)."""
+    try:
+        domains = parse_whitelist(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    except WhitelistError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    with _store(settings) as store:
+        added, removed = store.db.write_sync(lambda tx: replace_whitelist(tx, domains))
+    return len(domains), added, removed
+
+
+def whitelist(settings: Settings) -> list[str]:
+    with _store(settings) as store:
+        return store.db.read_sync(trusted_domains)
+
+
+def queue_entries(settings: Settings, *, everything: bool) -> list[QueueEntry]:
+    with _store(settings) as store:
+        statuses = None if everything else [QueueStatus.QUEUED.value]
+        return store.db.read_sync(lambda c: list_entries(c, statuses))
+
+
+def queue_retry(settings: Settings, ids: Sequence[int] | None) -> int:
+    """Make queued messages due now; the running server sends them within seconds."""
+    with _store(settings) as store:
+        return store.db.write_sync(lambda tx: retry_now(tx, ids, int(time.time())))
+
+
+def queue_drop(settings: Settings, ids: Sequence[int]) -> int:
+    with _store(settings) as store:
+        return store.db.write_sync(lambda tx: drop(tx, ids, int(time.time())))
+
+
 # --- certificates and keys ---------------------------------------------------------------
 
 
@@ -358,6 +450,7 @@ class Application:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Store | None = None
+        self.mail: Mail | None = None
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
 
@@ -389,6 +482,7 @@ class Application:
             self.store = open_store(self.settings)
             self.store.start()
             stack.push_async_callback(self.store.close)
+            await self._start_mail(stack)
             await self._start_web(stack)
             reencrypt = asyncio.create_task(self._reencrypt_loop(), name="blob-reencrypt")
             stack.callback(reencrypt.cancel)
@@ -402,6 +496,23 @@ class Application:
             await stop.wait()
             log.info("stopping: draining listeners")
         log.info("stopped")
+
+    async def _start_mail(self, stack: AsyncExitStack) -> None:
+        assert self.store is not None
+        mail = build_mail(self.settings, self.store)
+        await mail.trust.refresh()
+        self.mail = mail
+        for name, coroutine in (
+            ("trust-refresh", mail.trust.keep_fresh()),
+            ("relay", mail.runner.run()),
+            ("tls-refresh", mail.keep_tls_fresh()),
+        ):
+            task = asyncio.create_task(coroutine, name=name)
+            stack.callback(task.cancel)
+        for listener in mail.listeners:
+            await listener.start()
+            stack.push_async_callback(listener.stop)
+            self.ports[listener.name] = listener.port
 
     async def _start_web(self, stack: AsyncExitStack) -> None:
         from mss.web.app import create_app
@@ -428,6 +539,164 @@ class Application:
                 continue
             if moved:
                 log.info("re-encrypted %d blobs under key %s", moved, self.store.cipher.current)
+
+
+class StoreCredentials:
+    """The accounts table as the login service sees it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def by_address(self, address: str) -> Credentials | None:
+        account = await self._store.read(lambda c: get_account(c, address))
+        return None if account is None else _credentials(account)
+
+    async def by_national_id(self, national_id: str) -> list[Credentials]:
+        accounts = await self._store.read(lambda c: accounts_of_national_id(c, national_id))
+        return [_credentials(a) for a in accounts]
+
+
+def _credentials(account: AccountRecord) -> Credentials:
+    return Credentials(
+        address=account.address,
+        kind=account.kind,
+        national_id=account.national_id,
+        disabled=account.disabled,
+        password_hash=account.password_hash,
+    )
+
+
+@dataclass
+class Mail:
+    """The mail path of one process: pipeline, relay runner, listeners."""
+
+    trust: TrustSpace
+    pipeline: Pipeline
+    logins: LoginService
+    runner: RelayRunner
+    listeners: list[Listener]
+    tls: list[ReloadingContext]
+
+    async def refresh_tls(self) -> bool:
+        """Pick up a renewed certificate or a new CRL; True if anything changed."""
+        changed = [ctx.refresh() for ctx in self.tls]
+        if changed[0]:
+            for listener in self.listeners:
+                await listener.reload(self.tls[0].current)
+        return any(changed)
+
+    async def keep_tls_fresh(self, interval: float = 60.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.refresh_tls():
+                    log.info("TLS certificates or CRLs changed: new connections use them")
+            except (OSError, ssl.SSLError):
+                log.exception("cannot reload the TLS files; keeping the previous ones")
+
+
+def delivery_config(settings: Settings) -> DeliveryConfig:
+    return DeliveryConfig(
+        hostname=settings.server.hostname,
+        professional_domains=settings.domains.professional,
+        patient_domain=settings.domains.patient,
+        host_patient_domain=settings.domains.host_patient_domain,
+        remote_professionals=frozenset(a.lower() for a in settings.policy.professionals),
+        reply_window_days=settings.policy.reply_window_days,
+        max_header_size=settings.smtp.max_header_size,
+        reject_dkim_failures=settings.dkim.on_verify_failure == "reject",
+        relay_expire_days=settings.relay.expire_days,
+    )
+
+
+def _bearer_validator(settings: Settings) -> BearerValidator | None:
+    oauth = settings.oauth
+    if not oauth.issuer:
+        return None
+    return BearerValidator(
+        issuer=oauth.issuer,
+        audience=oauth.audience or None,
+        jwks_file=settings.path(Path(oauth.jwks_file)) if oauth.jwks_file else None,
+        jwks_url=oauth.jwks_url or None,
+        address_claim=oauth.address_claim,
+        national_id_claim=oauth.national_id_claim,
+    )
+
+
+def build_mail(settings: Settings, store: Store) -> Mail:
+    """Build the mail path from the settings (listeners not started yet)."""
+    config = delivery_config(settings)
+    trust = TrustSpace(store, settings.domains.local)
+    keys = dkim_keys(settings)
+    lookup = dkim.StaticTXT.from_file(
+        settings.path(settings.dkim.records_file),
+        fallback=dkim.dns_txt if settings.dns.enabled else None,
+    )
+    reports = ReportSender(store, trust, config)
+    pipeline = Pipeline(store, Checks(store, trust, config), config, reports, dkim_lookup=lookup)
+    logins = LoginService(StoreCredentials(store), bearer=_bearer_validator(settings))
+    tls = settings.tls
+    cert, key, ca, crl = (settings.path(p) for p in (tls.cert, tls.key, tls.ca, tls.crl))
+    watched = [cert, key, ca, crl]
+    relay_tls = ReloadingContext(
+        lambda: client_context(ca=ca, cert=cert, key=key, crl=crl, min_version=tls.min_version),
+        watched,
+    )
+    server_tls = ReloadingContext(
+        lambda: server_context(
+            cert, key, ca=ca, crl=crl, client_cert="optional", min_version=tls.min_version
+        ),
+        watched,
+    )
+    runner = RelayRunner(
+        store, reports, dkim.DKIMSigner(keys), lambda: relay_tls.current,
+        hostname=settings.server.hostname, route=settings.relay.route,
+        mx_lookup=mx_route if settings.dns.enabled else None,
+        retry_base=settings.relay.retry_base, retry_max=settings.relay.retry_max,
+        timeout=settings.relay.connect_timeout, concurrency=settings.relay.concurrency,
+    )  # fmt: skip
+    reports.wake_relay = runner.wake
+    mx_handler = MXHandler(pipeline)
+    submission_handler = SubmissionHandler(
+        pipeline, logins, allow_patients=settings.policy.patient_smtp_login
+    )
+    listen = settings.listen
+
+    def protocol(
+        handler: object, *, submission: bool, implicit: bool
+    ) -> Callable[[Callable[[MssSMTP], None]], MssSMTP]:
+        def make(on_lost: Callable[[MssSMTP], None]) -> MssSMTP:
+            return MssSMTP(
+                handler,
+                on_lost=on_lost,
+                max_recipients=settings.smtp.max_recipients,
+                max_line_length=settings.smtp.max_line_length,
+                data_timeout=settings.smtp.data_timeout,
+                implicit_tls=implicit,
+                hostname=settings.server.hostname,
+                ident="mss ESMTP",
+                tls_context=None if implicit else server_tls.current,
+                require_starttls=not implicit,
+                timeout=settings.smtp.idle_timeout,
+                data_size_limit=settings.limits.max_message_size,
+                enable_SMTPUTF8=True,
+                auth_required=submission,
+                auth_require_tls=not implicit,
+                auth_exclude_mechanism=None if submission else ["PLAIN", "LOGIN"],
+                loop=asyncio.get_running_loop(),
+            )
+
+        return make
+
+    listeners = [
+        Listener("mx", listen.host, listen.mx,
+                 protocol(mx_handler, submission=False, implicit=False), None),
+        Listener("submission", listen.host, listen.submission,
+                 protocol(submission_handler, submission=True, implicit=False), None),
+        Listener("submissions", listen.host, listen.submissions,
+                 protocol(submission_handler, submission=True, implicit=True), server_tls.current),
+    ]  # fmt: skip
+    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls])
 
 
 def serve(settings: Settings) -> int:

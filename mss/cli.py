@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -64,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     return app.serve(_settings(args))
 
 
@@ -142,6 +144,47 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trust_import(args: argparse.Namespace) -> int:
+    total, added, removed = app.import_whitelist(_settings(args), args.file)
+    print(f"whitelist: {total} domains ({added} added, {removed} removed)")
+    return 0
+
+
+def _trust_list(args: argparse.Namespace) -> int:
+    for domain in app.whitelist(_settings(args)):
+        print(domain)
+    return 0
+
+
+def _queue_list(args: argparse.Namespace) -> int:
+    entries = app.queue_entries(_settings(args), everything=args.all)
+    if not entries:
+        print("the queue is empty")
+        return 0
+    print(f"{'id':>6}  {'queue id':12}  {'status':7}  {'tries':>5}  {'next attempt':19}  from → to")
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.next_attempt))
+        print(
+            f"{e.id:>6}  {e.queue_id:12}  {e.status:7}  {e.attempts:>5}  {when:19}  "
+            f"{e.mail_from or '<>'} → {e.rcpt_to}"
+        )
+        if e.last_error:
+            print(f"{'':>8}last error: {e.last_error}")
+    return 0
+
+
+def _queue_retry(args: argparse.Namespace) -> int:
+    count = app.queue_retry(_settings(args), args.ids or None)
+    print(f"{count} queued entries due now")
+    return 0
+
+
+def _queue_drop(args: argparse.Namespace) -> int:
+    count = app.queue_drop(_settings(args), args.ids)
+    print(f"{count} entries dropped")
+    return 0
+
+
 def _bench_store(args: argparse.Namespace) -> int:
     return app.bench_store.main(args)
 
@@ -169,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pro_commands(commands, common)
     _add_patient_commands(commands, common)
     _add_cert_commands(commands, common)
+    _add_trust_and_queue_commands(commands, common)
 
     keys = commands.add_parser("keys", help="blob encryption keys").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -230,6 +274,36 @@ def _add_patient_commands(commands: argparse._SubParsersAction[_Parser], common:
     status.add_argument("ins")
     status.add_argument("status", help="active, closed or opposed")
     status.set_defaults(handler=_patient_status)
+
+
+def _add_trust_and_queue_commands(
+    commands: argparse._SubParsersAction[_Parser], common: _Parser
+) -> None:
+    trust = commands.add_parser("trust", help="the MSSanté trust-space whitelist").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    imp = trust.add_parser(
+        "import", parents=[common], help="replace the whitelist from the national XML"
+    )
+    imp.add_argument("file", type=Path, help="listeblanchemssante.xml")
+    imp.set_defaults(handler=_trust_import)
+    lst = trust.add_parser("list", parents=[common], help="the whitelisted domains")
+    lst.set_defaults(handler=_trust_list)
+
+    queue = commands.add_parser("queue", help="mail waiting to be relayed").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    qlist = queue.add_parser("list", parents=[common], help="queued entries")
+    qlist.add_argument("--all", action="store_true", help="also sent, failed and dropped entries")
+    qlist.set_defaults(handler=_queue_list)
+    retry = queue.add_parser(
+        "retry", parents=[common], help="make entries due now (all by default)"
+    )
+    retry.add_argument("ids", nargs="*", type=int)
+    retry.set_defaults(handler=_queue_retry)
+    qdrop = queue.add_parser("drop", parents=[common], help="give up entries without a DSN")
+    qdrop.add_argument("ids", nargs="+", type=int)
+    qdrop.set_defaults(handler=_queue_drop)
 
 
 def _add_cert_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,6 +109,82 @@ class DKIMSettings:
     keys_dir: Path = Path("dkim")
     selector_rsa: str = "mss-rsa"
     selector_ed25519: str = "mss-ed"
+    # Public keys of peers known without DNS: lines "<selector>._domainkey.<domain> <TXT>".
+    records_file: Path = Path("dkim/peer-keys.txt")
+    # What to do with mail arriving on the MX whose DKIM does not verify:
+    # "accept" (record the result in Authentication-Results) or "reject".
+    on_verify_failure: str = "accept"
+
+    def validate(self) -> None:
+        if self.on_verify_failure not in ("accept", "reject"):
+            raise ValueError("on_verify_failure", "must be accept or reject")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SMTPSettings:
+    max_recipients: int = 100
+    max_line_length: int = 998  # RFC 5322 §2.1.1, CRLF excluded
+    max_header_size: int = 64 * 1024
+    idle_timeout: int = 300  # RFC 5321 §4.5.3.2.7: at least 5 minutes between commands
+    data_timeout: int = 600  # the whole of DATA
+
+    def validate(self) -> None:
+        if not 1 <= self.max_recipients <= 10000:
+            raise ValueError("max_recipients", "must be between 1 and 10000")
+        if self.max_line_length < 78:
+            raise ValueError("max_line_length", "must be at least 78")
+        for name in ("idle_timeout", "data_timeout"):
+            if getattr(self, name) < 1:
+                raise ValueError(name, "must be at least 1 second")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelaySettings:
+    # Where to send mail for other operators' domains: domain = "host:port".
+    routes: dict[str, str] = field(default_factory=dict)
+    retry_base: int = 60  # first retry after this many seconds, then doubling
+    retry_max: int = 3600
+    expire_days: int = 5
+    connect_timeout: int = 30
+    concurrency: int = 8
+
+    def validate(self) -> None:
+        for domain, target in self.routes.items():
+            host, sep, port = target.rpartition(":")
+            if not is_valid_domain(domain) or not sep or not host or not port.isdigit():
+                raise ValueError("routes", f"{domain} = {target!r}: expected domain = host:port")
+        if self.retry_base < 1 or self.retry_max < self.retry_base:
+            raise ValueError("retry_base", "need 1 <= retry_base <= retry_max")
+        if self.expire_days < 1:
+            raise ValueError("expire_days", "must be at least 1")
+
+    def route(self, domain: str) -> tuple[str, int] | None:
+        target = self.routes.get(domain)
+        if target is None:
+            return None
+        host, _, port = target.rpartition(":")
+        return host, int(port)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DNSSettings:
+    # Use the system resolver for MX routes and DKIM keys (off in development).
+    enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class OAuthSettings:
+    # Bearer tokens (XOAUTH2, OAUTHBEARER) are accepted only when an issuer is set.
+    issuer: str = ""
+    audience: str = ""
+    jwks_file: str = ""
+    jwks_url: str = ""
+    address_claim: str = "email"
+    national_id_claim: str = "preferred_username"
+
+    def validate(self) -> None:
+        if self.issuer and bool(self.jwks_file) == bool(self.jwks_url):
+            raise ValueError("jwks_file", "with an issuer, set exactly one of jwks_file, jwks_url")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +203,9 @@ class PolicySettings:
     patient_imap_login: bool = False
     # No reply window is published (DOMAIN.md §2): 0 means none.
     reply_window_days: int = 0
+    # Professionals of other operators allowed to write to patients, until the
+    # annuaire lands (issue #5).
+    professionals: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.reply_window_days < 0:
@@ -144,6 +222,10 @@ class Settings:
     dkim: DKIMSettings = field(default_factory=DKIMSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    smtp: SMTPSettings = field(default_factory=SMTPSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    dns: DNSSettings = field(default_factory=DNSSettings)
+    oauth: OAuthSettings = field(default_factory=OAuthSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -165,7 +247,7 @@ class Settings:
         return url
 
 
-_SECTIONS: dict[str, type[Any]] = {f.name: f.type for f in dataclasses.fields(Settings)}  # type: ignore[misc]
+_SECTIONS = tuple(f.name for f in dataclasses.fields(Settings))
 
 
 def _section_classes() -> dict[str, type[Any]]:
@@ -199,14 +281,21 @@ def _coerce(key: str, hint: Any, value: Any, from_env: bool) -> Any:
         if isinstance(value, str) and value:
             return Path(value)
         raise ConfigError(key, f"expected a path, got {value!r}")
+    if origin is dict:
+        if from_env and isinstance(value, str):
+            pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+            value = {k.strip(): v.strip() for k, _, v in pairs}
+        if isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return dict(value)
+        raise ConfigError(key, f"expected a table of strings, got {value!r}")
     if origin is tuple:
         if from_env and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
         raise ConfigError(key, f"expected a list of strings, got {value!r}")
-    if isinstance(hint, types.UnionType):  # pragma: no cover - no such field yet
-        raise ConfigError(key, "unsupported setting type")
     raise ConfigError(key, f"unsupported setting type {hint!r}")
 
 

@@ -22,6 +22,8 @@ from mss.bench.postgres import TemporaryPostgres, find_pg_bin
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
 
+from .harness import Running, running
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(__file__).resolve().parent / "data"  # copy of ../shared/data
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -131,3 +133,10 @@ def instance(instance_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "data"
     shutil.copytree(instance_template, target)
     return target
+
+
+@pytest.fixture
+async def mss(instance: Path) -> AsyncIterator[Running]:
+    """A running mss on the SQLite instance, every listener on an ephemeral port."""
+    async with running(instance) as server:
+        yield server

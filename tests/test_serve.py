@@ -8,7 +8,8 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import httpx
@@ -21,22 +22,37 @@ def _trust(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
-READY = re.compile(r"serving \(https (\d+)\)")
+READY = re.compile(r"serving \((.*)\)")
+ALL_PORTS_FREE = {
+    f"MSS_LISTEN_{name}": "0"
+    for name in ("MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "HTTPS")
+}
 
 
-def _wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> int:
+def wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> dict[str, int]:
+    """The listeners' ports, read from the "serving (mx 1234, …)" log line."""
     assert process.stderr is not None
-    deadline = time.monotonic() + timeout
+    stderr = process.stderr
     seen: list[str] = []
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = READY.search(line)
-        if match:
-            return int(match.group(1))
-    raise AssertionError("server did not become ready:\n" + "".join(seen))
+
+    def read() -> dict[str, int] | None:
+        for line in stderr:
+            seen.append(line)
+            match = READY.search(line)
+            if match:
+                pairs = (item.split() for item in match.group(1).split(", "))
+                return {name: int(port) for name, port in pairs}
+        return None
+
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            ports = pool.submit(read).result(timeout)
+        except FutureTimeout:
+            process.kill()
+            ports = None
+    if ports is None:
+        raise AssertionError("server did not become ready:\n" + "".join(seen))
+    return ports
 
 
 def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -45,7 +61,7 @@ def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "MSS_LISTEN_HTTPS": "0", **env},
+        env={**os.environ, **ALL_PORTS_FREE, **env},
     )
 
 
@@ -53,7 +69,7 @@ def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 def test_serve_answers_health_and_stops_cleanly(instance: Path, sig: signal.Signals) -> None:
     with _serve([sys.executable, "-m", "mss", "serve", "--data-dir", str(instance)], {}) as process:
         try:
-            port = _wait_ready(process)
+            port = wait_ready(process)["https"]
             response = httpx.get(
                 f"https://localhost:{port}/healthz", verify=_trust(instance / "certs" / "ca.crt")
             )
@@ -76,7 +92,7 @@ def test_scripts_serve_initialises_then_serves(tmp_path: Path) -> None:
     env = {"MSS_VENV": sys.prefix, "MSS_DATA_DIR": str(tmp_path / "data")}
     with _serve([str(REPO / "scripts" / "serve")], env) as process:
         try:
-            port = _wait_ready(process, timeout=120)
+            port = wait_ready(process, timeout=120)["https"]
             assert (tmp_path / "data" / "mss.toml").exists()
             assert (tmp_path / "data" / "certs" / "server.crt").exists()
             response = httpx.get(

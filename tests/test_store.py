@@ -52,8 +52,8 @@ async def new_inbox(store: Store, address: str) -> int:
 async def test_deliver_assigns_increasing_uids_and_modseqs(store: Store) -> None:
     box = await new_inbox(store, "jean.dupont@pro.mssante.test")
     stored = [await store.deliver(message(i), [Target(box)]) for i in range(3)]
-    assert [s[0].uid for s in stored] == [1, 2, 3]
-    assert [s[0].modseq for s in stored] == [2, 3, 4]  # HIGHESTMODSEQ starts at 1
+    assert [s.copies[0].uid for s in stored] == [1, 2, 3]
+    assert [s.copies[0].modseq for s in stored] == [2, 3, 4]  # HIGHESTMODSEQ starts at 1
     state = await store.read(
         lambda c: c.execute(
             select(mailbox_table.c.uidnext, mailbox_table.c.highestmodseq).where(
@@ -74,14 +74,16 @@ async def test_concurrent_deliveries_share_commits_and_get_dense_uids(store: Sto
     for box in boxes:
         records = await store.read(lambda c, b=box: list_messages(c, b))
         assert [r.uid for r in records] == list(range(1, 41))
-    assert sorted(r[0].uid for r in results if r[0].mailbox_id == boxes[0]) == list(range(1, 41))
+    assert sorted(r.copies[0].uid for r in results if r.copies[0].mailbox_id == boxes[0]) == list(
+        range(1, 41)
+    )
 
 
 async def test_one_message_to_several_mailboxes_shares_one_blob(store: Store) -> None:
     a = await new_inbox(store, "a@pro.mssante.test")
     b = await new_inbox(store, "b@pro.mssante.test")
     stored = await store.deliver(message(1), [Target(a), Target(b), Target(b, flags=1)])
-    assert [(s.mailbox_id, s.uid) for s in stored] == [(a, 1), (b, 1), (b, 2)]
+    assert [(s.mailbox_id, s.uid) for s in stored.copies] == [(a, 1), (b, 1), (b, 2)]
     blobs = await store.read(
         lambda c: c.execute(select(func.count()).select_from(blob_table)).scalar()
     )

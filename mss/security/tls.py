@@ -9,6 +9,7 @@ against the CRLs of the whole chain (`VERIFY_CRL_CHECK_CHAIN`).
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,3 +80,29 @@ def peer_identity(ssl_object: Any) -> CertIdentity | None:
         return identity_of_der(der)
     except CertificateError:
         return None
+
+
+class ReloadingContext:
+    """An SSL context rebuilt when its files change (a renewed certificate, a new CRL).
+
+    Listeners take `current` for each new connection; `refresh` is called
+    periodically. A context cannot forget a CRL once loaded, hence a new one.
+    """
+
+    def __init__(self, build: Callable[[], ssl.SSLContext], watched: Sequence[Path]) -> None:
+        self._build = build
+        self._watched = list(watched)
+        self._stamps = self._stat()
+        self.current = build()
+
+    def _stat(self) -> list[float]:
+        return [p.stat().st_mtime if p.exists() else 0.0 for p in self._watched]
+
+    def refresh(self) -> bool:
+        """Rebuild if a watched file changed; True when a new context is in use."""
+        stamps = self._stat()
+        if stamps == self._stamps:
+            return False
+        self.current = self._build()
+        self._stamps = stamps
+        return True

@@ -70,6 +70,15 @@ def get_account(conn: Connection, address: str) -> AccountRecord | None:
     return None if row is None else AccountRecord(*row)
 
 
+def accounts_of_national_id(conn: Connection, national_id: str) -> list[AccountRecord]:
+    rows = conn.execute(
+        select(*_ACCOUNT_COLUMNS)
+        .where(account_table.c.national_id == national_id)
+        .order_by(account_table.c.address)
+    )
+    return [AccountRecord(*row) for row in rows]
+
+
 def list_accounts(conn: Connection) -> list[AccountRecord]:
     rows = conn.execute(select(*_ACCOUNT_COLUMNS).order_by(account_table.c.address))
     return [AccountRecord(*row) for row in rows]

@@ -14,12 +14,18 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from mss.store.blobs import BlobCipher, blobs_to_reencrypt, load_cipher, reencrypt_blobs
+from mss.store.blobs import (
+    BlobCipher,
+    blobs_to_reencrypt,
+    load_cipher,
+    read_blob,
+    reencrypt_blobs,
+)
 from mss.store.db import Database, Tx
 from mss.store.mailboxes import (
+    Delivered,
     DeliveryItem,
     PreparedMessage,
-    StoredMessage,
     Target,
     deliver_many,
     message_bytes,
@@ -71,9 +77,9 @@ class Store:
         targets: Sequence[Target],
         *,
         internal_date: int | None = None,
-        also: Callable[[Tx, list[StoredMessage]], None] | None = None,
-    ) -> list[StoredMessage]:
-        """Store `raw` in every target mailbox; return once durably committed.
+        also: Callable[[Tx, Delivered], None] | None = None,
+    ) -> Delivered:
+        """Store `raw` once and a copy in every target mailbox; return once durable.
 
         `also` runs in the same transaction after the copies are inserted (the
         delivery pipeline records conversations and outbox events there), so the
@@ -82,8 +88,8 @@ class Store:
         prepared = raw if isinstance(raw, PreparedMessage) else self.prepare(raw)
         when = int(time.time()) if internal_date is None else internal_date
         item = DeliveryItem(prepared, targets, when, also)
-        stored: list[StoredMessage] = await self.db.write_bulk(deliver_many, item)
-        return stored
+        delivered: Delivered = await self.db.write_bulk(deliver_many, item)
+        return delivered
 
     # --- generic access ------------------------------------------------------------------
 
@@ -92,6 +98,9 @@ class Store:
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.write(fn)
+
+    async def blob_bytes(self, blob_id: int) -> bytes:
+        return await self.db.read(lambda conn: read_blob(conn, self.cipher, blob_id))
 
     async def message_bytes(self, box_id: int, uid: int) -> bytes:
         return await self.db.read(lambda conn: message_bytes(conn, self.cipher, box_id, uid))

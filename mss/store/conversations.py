@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from mss.errors import NotFoundError
 from mss.store.db import Tx
@@ -32,7 +32,7 @@ PATIENT = "patient"
 @dataclass(frozen=True, slots=True)
 class ConversationRecord:
     id: int
-    patient_id: int
+    patient_ins: str
     status: str
     subject: str | None
     started_by: str
@@ -48,7 +48,7 @@ class ConversationRecord:
 
 _COLUMNS = (
     conversation_table.c.id,
-    conversation_table.c.patient_id,
+    conversation_table.c.patient_ins,
     conversation_table.c.status,
     conversation_table.c.subject,
     conversation_table.c.started_by,
@@ -62,7 +62,7 @@ _COLUMNS = (
 def open_conversation(
     tx: Tx,
     *,
-    patient_id: int,
+    patient_ins: str,
     professional: str,
     subject: str | None,
     display_name: str | None = None,
@@ -70,7 +70,7 @@ def open_conversation(
     now = utcnow()
     pk = tx.conn.execute(
         insert(conversation_table).values(
-            patient_id=patient_id,
+            patient_ins=patient_ins,
             status=ConversationStatus.OPEN.value,
             subject=subject,
             started_by=professional,
@@ -140,7 +140,7 @@ def get_conversation(conn: Connection, conversation_id: int) -> ConversationReco
 
 
 def find_by_message_ids(
-    conn: Connection, patient_id: int, message_ids: Sequence[str]
+    conn: Connection, patient_ins: str, message_ids: Sequence[str]
 ) -> ConversationRecord | None:
     """The conversation of this patient that contains one of `message_ids` (newest first)."""
     if not message_ids:
@@ -152,7 +152,7 @@ def find_by_message_ids(
             conversation_message_table.c.conversation_id == conversation_table.c.id,
         )
         .where(
-            conversation_table.c.patient_id == patient_id,
+            conversation_table.c.patient_ins == patient_ins,
             conversation_message_table.c.message_id.in_(list(message_ids)),
         )
         .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
@@ -170,10 +170,37 @@ def participants(conn: Connection, conversation_id: int, role: str | None = None
     return [row.address for row in conn.execute(query.order_by(participant_table.c.address))]
 
 
-def conversations_of_patient(conn: Connection, patient_id: int) -> list[ConversationRecord]:
+def conversations_of_patient(conn: Connection, patient_ins: str) -> list[ConversationRecord]:
     rows = conn.execute(
         select(*_COLUMNS)
-        .where(conversation_table.c.patient_id == patient_id)
+        .where(conversation_table.c.patient_ins == patient_ins)
         .order_by(conversation_table.c.last_activity.desc())
     )
     return [ConversationRecord(*row) for row in rows]
+
+
+def open_conversations_with(
+    conn: Connection, patient_ins: str, professional: str
+) -> list[ConversationRecord]:
+    """The open conversations of this patient in which this professional takes part."""
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .join(participant_table, participant_table.c.conversation_id == conversation_table.c.id)
+        .where(
+            conversation_table.c.patient_ins == patient_ins,
+            conversation_table.c.status == ConversationStatus.OPEN.value,
+            participant_table.c.address == professional,
+        )
+        .order_by(conversation_table.c.id)
+    )
+    return [ConversationRecord(*row) for row in rows]
+
+
+def last_professional_message_at(conn: Connection, conversation_id: int) -> dt.datetime | None:
+    value = conn.execute(
+        select(func.max(conversation_message_table.c.at)).where(
+            conversation_message_table.c.conversation_id == conversation_id,
+            conversation_message_table.c.from_patient.is_(False),
+        )
+    ).scalar()
+    return value if isinstance(value, dt.datetime) else None

@@ -174,8 +174,8 @@ class Database:
 
     # --- schema ------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (Alembic)."""
+    def migrate(self, target: str = "head") -> None:
+        """Upgrade the schema to `target`, the newest migration by default (Alembic)."""
         from alembic import command
         from alembic.config import Config
 
@@ -186,7 +186,7 @@ class Database:
                 # Several processes may start at once: one migrates, the others wait.
                 conn.execute(text("SELECT pg_advisory_xact_lock(7303640001)"))
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, target)
 
     def current_revision(self) -> str | None:
         from alembic.migration import MigrationContext

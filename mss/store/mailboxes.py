@@ -49,6 +49,17 @@ class PreparedMessage:
     sent_date: int | None
     envelope: str
     body_structure: str
+    mss_headers: str | None = None
+
+    def row(
+        self, target: Target, uid: int, modseq: int, internal_date: int, blob_id: int
+    ) -> tuple[object, ...]:
+        """The values of `_INSERT_MESSAGE` for one copy."""
+        return (
+            target.mailbox_id, uid, modseq, target.flags, target.keywords, internal_date,
+            self.sent_date, self.size, blob_id, self.message_id, self.in_reply_to,
+            self.references, self.subject, self.envelope, self.body_structure, self.mss_headers,
+        )  # fmt: skip
 
 
 class Target(NamedTuple):
@@ -61,6 +72,13 @@ class StoredMessage(NamedTuple):
     mailbox_id: int
     uid: int
     modseq: int
+
+
+class Delivered(NamedTuple):
+    """A stored message: its blob (shared by every copy) and its copies."""
+
+    blob_id: int
+    copies: list[StoredMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +112,14 @@ def prepare_message(raw: bytes, cipher: BlobCipher) -> PreparedMessage:
         sent_date=_sent_date(parsed.headers.get("Date")),
         envelope=json.dumps(parsed.envelope.to_json(), separators=(",", ":")),
         body_structure=json.dumps(parsed.body.to_json(), separators=(",", ":")),
+        mss_headers=_mss_headers(parsed.headers.fields),
     )
+
+
+def _mss_headers(fields: list[tuple[str, str]]) -> str | None:
+    """The X-MSS-* fields (ANS Référentiel #2) as a JSON object, names upper-cased."""
+    found = {name.upper(): value for name, value in fields if name.upper().startswith("X-MSS-")}
+    return json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None
 
 
 def create_default_mailboxes(tx: Tx, account_id: int) -> None:
@@ -136,14 +161,14 @@ class DeliveryItem:
     message: PreparedMessage
     targets: Sequence[Target]
     internal_date: int
-    # Runs in the same transaction once the copies exist (conversations, outbox…).
-    also: Callable[[Tx, list[StoredMessage]], None] | None = None
+    # Runs in the same transaction once the copies exist (conversations, queue, outbox…).
+    also: Callable[[Tx, Delivered], None] | None = None
 
 
 _INSERT_MESSAGE = (
     "INSERT INTO message (mailbox_id, uid, modseq, flags, keywords, internal_date, sent_date, "
-    "size, blob_id, message_id, in_reply_to, refs, subject, envelope, body_structure) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "size, blob_id, message_id, in_reply_to, refs, subject, envelope, body_structure, "
+    "mss_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -180,48 +205,29 @@ def _allocate_uids(tx: Tx, counts: dict[int, int]) -> dict[int, tuple[int, int]]
     return allocated
 
 
-def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[list[StoredMessage]]:
+def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
     """Bulk write: store each item's blob once and a copy in each of its mailboxes."""
     blob_ids = insert_blobs(tx, [item.message.blob for item in items])
     counts: dict[int, int] = {}
     for item in items:
         for target in item.targets:
             counts[target.mailbox_id] = counts.get(target.mailbox_id, 0) + 1
-    next_ids = _allocate_uids(tx, counts)
+    next_ids = _allocate_uids(tx, counts) if counts else {}
     rows: list[tuple[object, ...]] = []
-    results: list[list[StoredMessage]] = []
+    results: list[Delivered] = []
     for item, blob_id in zip(items, blob_ids, strict=True):
         stored: list[StoredMessage] = []
-        m = item.message
         for target in item.targets:
             uid, modseq = next_ids[target.mailbox_id]
             next_ids[target.mailbox_id] = (uid + 1, modseq + 1)
             stored.append(StoredMessage(target.mailbox_id, uid, modseq))
-            rows.append(
-                (
-                    target.mailbox_id,
-                    uid,
-                    modseq,
-                    target.flags,
-                    target.keywords,
-                    item.internal_date,
-                    m.sent_date,
-                    m.size,
-                    blob_id,
-                    m.message_id,
-                    m.in_reply_to,
-                    m.references,
-                    m.subject,
-                    m.envelope,
-                    m.body_structure,
-                )
-            )
-        results.append(stored)
+            rows.append(item.message.row(target, uid, modseq, item.internal_date, blob_id))
+        results.append(Delivered(blob_id, stored))
     if rows:
         tx.conn.exec_driver_sql(tx.sql(_INSERT_MESSAGE), rows)
-    for item, stored in zip(items, results, strict=True):
+    for item, delivered in zip(items, results, strict=True):
         if item.also is not None:
-            item.also(tx, stored)
+            item.also(tx, delivered)
     return results
 
 
@@ -229,7 +235,7 @@ def deliver_into(
     tx: Tx, message: PreparedMessage, targets: Sequence[Target], internal_date: int
 ) -> list[StoredMessage]:
     """Store one message (inside any write function)."""
-    return deliver_many(tx, [DeliveryItem(message, targets, internal_date)])[0]
+    return deliver_many(tx, [DeliveryItem(message, targets, internal_date)])[0].copies
 
 
 # --- reading back ------------------------------------------------------------------------

@@ -169,6 +169,8 @@ class Message(SQLModel, table=True):
     subject: str | None = Field(default=None, sa_column=Column(Text))
     envelope: str = Field(sa_column=Column(Text, nullable=False))
     body_structure: str = Field(sa_column=Column(Text, nullable=False))
+    # The X-MSS-* header fields of ANS Référentiel #2 (JSON object), if any.
+    mss_headers: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Conversation(SQLModel, table=True):
@@ -177,7 +179,9 @@ class Conversation(SQLModel, table=True):
     __tablename__ = "conversation"
 
     id: int | None = Field(default=None, primary_key=True)
-    patient_id: int = Field(foreign_key="patient.id", index=True)
+    # The patient's INS, not a patient row: the patient may be hosted by another
+    # operator while the professional is here.
+    patient_ins: str = Field(max_length=15, index=True)
     status: str = Field(default=ConversationStatus.OPEN.value, max_length=8)
     subject: str | None = Field(default=None, sa_column=Column(Text))
     started_by: str = Field(max_length=254)
@@ -211,6 +215,47 @@ class ConversationMessage(SQLModel, table=True):
     at: dt.datetime = Field(default_factory=utcnow)
 
 
+class TrustedDomain(SQLModel, table=True):
+    """A domain of the MSSanté trust space (the national whitelist, DOMAIN.md §1)."""
+
+    __tablename__ = "trusted_domain"
+
+    domain: str = Field(max_length=255, primary_key=True)
+    imported_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class QueueStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
+
+class RelayQueue(SQLModel, table=True):
+    """One recipient of a message to relay to another operator (durable outbound queue)."""
+
+    __tablename__ = "relay_queue"
+    __table_args__ = (Index("ix_relay_queue_due", "status", "next_attempt"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    blob_id: int = Field(sa_column=Column(BigId, ForeignKey("blob.id"), nullable=False, index=True))
+    queue_id: str = Field(max_length=32, index=True)
+    mail_from: str = Field(max_length=254)
+    rcpt_to: str = Field(max_length=254)
+    domain: str = Field(max_length=255)
+    notify: str | None = Field(default=None, max_length=40)
+    orcpt: str | None = Field(default=None, max_length=600)
+    ret: str | None = Field(default=None, max_length=4)
+    envid: str | None = Field(default=None, max_length=100)
+    status: str = Field(default=QueueStatus.QUEUED.value, max_length=8)
+    attempts: int = 0
+    next_attempt: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
 account_table = Account.__table__  # type: ignore[attr-defined]
 mailbox_table = Mailbox.__table__  # type: ignore[attr-defined]
 message_table = Message.__table__  # type: ignore[attr-defined]
@@ -219,4 +264,6 @@ patient_table = Patient.__table__  # type: ignore[attr-defined]
 conversation_table = Conversation.__table__  # type: ignore[attr-defined]
 participant_table = ConversationParticipant.__table__  # type: ignore[attr-defined]
 conversation_message_table = ConversationMessage.__table__  # type: ignore[attr-defined]
+trusted_domain_table = TrustedDomain.__table__  # type: ignore[attr-defined]
+relay_queue_table = RelayQueue.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

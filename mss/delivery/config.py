@@ -1,0 +1,25 @@
+"""What the delivery pipeline needs to know of the settings, in one value object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryConfig:
+    hostname: str
+    professional_domains: tuple[str, ...]
+    patient_domain: str
+    host_patient_domain: bool = True
+    # Professionals of other operators allowed to write to patients (until the annuaire).
+    remote_professionals: frozenset[str] = field(default_factory=frozenset)
+    reply_window_days: int = 0
+    max_header_size: int = 64 * 1024
+    reject_dkim_failures: bool = False
+    relay_expire_days: int = 5
+
+    @property
+    def local_domains(self) -> tuple[str, ...]:
+        if self.host_patient_domain:
+            return (*self.professional_domains, self.patient_domain)
+        return self.professional_domains

@@ -1,0 +1,325 @@
+"""The relay runner: sends queued mail to the other operators, with mutual TLS.
+
+Due rows of the durable queue are leased (several processes may run this on
+one PostgreSQL), grouped per message and destination domain, and sent in one
+SMTP transaction each: STARTTLS is mandatory, our operator certificate
+authenticates us, the peer's certificate must chain to the trust anchors and
+match the route's host name. Messages are DKIM-signed (RSA and Ed25519) at
+send time. Each recipient's outcome is recorded: sent; retried with
+exponential backoff on 4xx or connection trouble; failed on 5xx or once
+`relay.expire_days` have passed, with a DSN (RFC 3464) to the author.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from mss.core.address import InvalidAddress, parse_address
+from mss.core.dsn import RcptDSN, parse_rcpt_param, rcpt_params_text, xtext_encode
+from mss.delivery.dsn import RecipientStatus, build_dsn
+from mss.delivery.reports import ReportSender
+from mss.errors import MssError
+from mss.security.dkim import DKIMSigner
+from mss.store.api import Store
+from mss.store.db import Tx
+from mss.store.queue import QueueEntry, claim, due_ids, mark_failed, mark_retry, mark_sent
+
+log = logging.getLogger(__name__)
+
+Route = Callable[[str], tuple[str, int] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    entry: QueueEntry
+    state: str  # sent, retry, failed
+    reply: str = ""  # the peer's reply or our diagnostic
+    status: str = ""  # enhanced status code for DSNs
+    remote: str | None = None
+    relayed_without_dsn: bool = False
+
+
+class _Temporary(Exception):
+    """The whole group must be retried later."""
+
+
+class RelayRunner:
+    def __init__(
+        self,
+        store: Store,
+        reports: ReportSender,
+        signer: DKIMSigner,
+        tls: Callable[[], ssl.SSLContext],
+        *,
+        hostname: str,
+        route: Route,
+        mx_lookup: Callable[[str], tuple[str, int] | None] | None = None,
+        retry_base: int = 60,
+        retry_max: int = 3600,
+        timeout: float = 30.0,
+        concurrency: int = 8,
+        lease: int = 600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._reports = reports
+        self._signer = signer
+        self._tls = tls
+        self._hostname = hostname
+        self._route = route
+        self._mx_lookup = mx_lookup
+        self._retry_base = retry_base
+        self._retry_max = retry_max
+        self._timeout = timeout
+        self._limit = asyncio.Semaphore(concurrency)
+        self._lease = lease
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, idle: float = 5.0) -> None:
+        """Forever: send what is due, then wait for new mail or `idle` seconds."""
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except MssError:
+                log.exception("relay runner: store error")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), idle)
+
+    async def run_once(self, limit: int = 200) -> int:
+        """Send the due rows (up to `limit`); return how many were handled."""
+        now = int(self._clock())
+        ids = await self._store.read(lambda c: due_ids(c, now, limit))
+        if not ids:
+            return 0
+        entries = await self._store.write(lambda tx: claim(tx, ids, now, self._lease))
+        groups: dict[tuple[int, str, str], list[QueueEntry]] = {}
+        for entry in entries:
+            groups.setdefault((entry.blob_id, entry.domain, entry.mail_from), []).append(entry)
+        results = await asyncio.gather(*(self._send_group(g) for g in groups.values()))
+        outcomes = _expire([o for group in results for o in group], int(self._clock()))
+        await self._record(outcomes)
+        await self._notify(outcomes)
+        return len(entries)
+
+    # --- one SMTP transaction --------------------------------------------------------------
+
+    async def _send_group(self, entries: list[QueueEntry]) -> list[Outcome]:
+        async with self._limit:
+            try:
+                return await self._transaction(entries)
+            except _Temporary as exc:
+                return [Outcome(e, "retry", str(exc), "4.4.1") for e in entries]
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+                reason = f"{exc.__class__.__name__}: {exc}"
+                return [Outcome(e, "retry", reason, "4.4.1") for e in entries]
+
+    async def _target(self, domain: str) -> tuple[str, int]:
+        target = self._route(domain)
+        if target is None and self._mx_lookup is not None:
+            target = await asyncio.to_thread(self._mx_lookup, domain)
+        if target is None:
+            raise _Temporary(f"no route to {domain} (relay.routes, or enable DNS)")
+        return target
+
+    async def _transaction(self, entries: list[QueueEntry]) -> list[Outcome]:
+        first = entries[0]
+        invalid = _invalid_addresses(entries)
+        if invalid:
+            return invalid
+        host, port = await self._target(first.domain)
+        raw = await self._store.blob_bytes(first.blob_id)
+        signed = await asyncio.to_thread(self._sign, raw, first.mail_from)
+        tls = self._tls()
+        client = aiosmtplib.SMTP(
+            hostname=host, port=port, timeout=self._timeout, start_tls=False,
+            local_hostname=self._hostname, tls_context=tls,
+        )  # fmt: skip
+        await client.connect()
+        try:
+            await client.ehlo()
+            if not client.supports_extension("starttls"):
+                raise _Temporary(f"{host} does not offer STARTTLS")
+            await client.starttls(server_hostname=host, tls_context=tls)
+            await client.ehlo()
+            return await self._envelope_and_data(client, entries, signed, host)
+        finally:
+            client.close()
+
+    async def _envelope_and_data(
+        self, client: aiosmtplib.SMTP, entries: list[QueueEntry], message: bytes, host: str
+    ) -> list[Outcome]:
+        first = entries[0]
+        dsn = client.supports_extension("dsn")
+        options = []
+        if dsn and first.ret:
+            options.append(f"RET={first.ret}")
+        if dsn and first.envid:
+            options.append(f"ENVID={xtext_encode(first.envid)}")
+        if client.supports_extension("8bitmime") and any(b > 127 for b in message):
+            options.append("BODY=8BITMIME")
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(message)}")
+        try:
+            await client.mail(first.mail_from, options=options)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            return [_refused(e, exc.code, exc.message, host) for e in entries]
+        outcomes: list[Outcome] = []
+        accepted: list[QueueEntry] = []
+        for entry in entries:
+            try:
+                await client.rcpt(entry.rcpt_to, options=_rcpt_options(entry) if dsn else [])
+                accepted.append(entry)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                outcomes.append(_refused(entry, exc.code, exc.message, host))
+        if not accepted:
+            return outcomes
+        try:
+            response = await client.data(message)
+        except aiosmtplib.SMTPDataError as exc:
+            return outcomes + [_refused(e, exc.code, exc.message, host) for e in accepted]
+        await client.quit()
+        reply = f"{response.code} {response.message}"
+        return outcomes + [
+            Outcome(e, "sent", reply, "2.0.0", host, relayed_without_dsn=not dsn) for e in accepted
+        ]
+
+    def _sign(self, raw: bytes, mail_from: str) -> bytes:
+        domains = self._signer.domains()
+        sender_domain = mail_from.rpartition("@")[2] if mail_from else ""
+        domain = sender_domain if sender_domain in domains else None
+        if domain is None:
+            domain = next((d for d in domains if self._hostname.endswith(d)), None)
+        if domain is None:
+            return raw
+        return self._signer.sign(raw, domain) + raw
+
+    # --- after the attempt ----------------------------------------------------------------------
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        now = int(self._clock())
+
+        def job(tx: Tx) -> None:
+            sent = [o.entry.id for o in outcomes if o.state == "sent"]
+            if sent:
+                mark_sent(tx, sent, now)
+            for o in outcomes:
+                if o.state == "failed":
+                    mark_failed(tx, o.entry.id, now, o.reply)
+                elif o.state == "retry":
+                    mark_retry(tx, o.entry.id, now, self._next_attempt(o.entry, now), o.reply)
+
+        await self._store.write(job)
+        for o in outcomes:
+            log.info("relay %s to %s: %s %s", o.entry.queue_id, o.entry.rcpt_to, o.state, o.reply)
+
+    def _next_attempt(self, entry: QueueEntry, now: int) -> int:
+        delay = min(self._retry_max, self._retry_base * 2 ** min(entry.attempts, 20))
+        return now + int(delay * random.uniform(0.9, 1.1))
+
+    async def _notify(self, outcomes: Sequence[Outcome]) -> None:
+        """DSNs to the authors: failures, and 'relayed' when success notices cannot come."""
+        by_message: dict[tuple[int, str, str], list[Outcome]] = {}
+        for o in outcomes:
+            notify = _notify_of(o.entry)
+            wanted = (o.state == "failed" and notify.wants("FAILURE")) or (
+                o.state == "sent" and o.relayed_without_dsn and notify.wants("SUCCESS")
+            )
+            if wanted and o.entry.mail_from:
+                action = "failed" if o.state == "failed" else "relayed"
+                by_message.setdefault((o.entry.blob_id, o.entry.mail_from, action), []).append(o)
+        for (blob_id, author, action), items in by_message.items():
+            original = await self._store.blob_bytes(blob_id)
+            now = dt.datetime.now(dt.UTC)
+            report = build_dsn(
+                reporting_mta=self._hostname,
+                to=author,
+                original=original,
+                statuses=[
+                    RecipientStatus(
+                        o.entry.rcpt_to,
+                        action,
+                        o.status or "5.0.0",
+                        diagnostic=f"smtp; {o.reply}" if o.reply else None,
+                        original_recipient=o.entry.orcpt,
+                        remote_mta=o.remote,
+                    )
+                    for o in items
+                ],
+                ret=items[0].entry.ret,
+                envid=items[0].entry.envid,
+                arrival=dt.datetime.fromtimestamp(items[0].entry.created, dt.UTC),
+                now=now,
+            )
+            await self._reports.send(author, report)
+
+
+def _expire(outcomes: list[Outcome], now: int) -> list[Outcome]:
+    """A retry past the entry's expiry is a failure (status 4.4.7, RFC 3463)."""
+    return [
+        Outcome(o.entry, "failed", f"expired, last error: {o.reply}", "4.4.7", o.remote)
+        if o.state == "retry" and now >= o.entry.expires
+        else o
+        for o in outcomes
+    ]
+
+
+def _refused(entry: QueueEntry, code: int, message: str, host: str) -> Outcome:
+    state = "failed" if code >= 500 else "retry"
+    enhanced = message.split(" ", 1)[0] if message[:1].isdigit() and "." in message[:6] else ""
+    status = enhanced or ("5.0.0" if code >= 500 else "4.0.0")
+    return Outcome(entry, state, f"{code} {message}", status, host)
+
+
+def _invalid_addresses(entries: list[QueueEntry]) -> list[Outcome]:
+    """Never hand an unchecked address to the SMTP client (no CR/LF injection)."""
+    bad = []
+    for entry in entries:
+        try:
+            if entry.mail_from:
+                parse_address(entry.mail_from)
+            parse_address(entry.rcpt_to)
+        except InvalidAddress as exc:
+            bad.append(Outcome(entry, "failed", f"invalid address: {exc.reason}", "5.1.3"))
+    return bad if bad else []
+
+
+def _notify_of(entry: QueueEntry) -> RcptDSN:
+    if entry.notify is None:
+        return RcptDSN()
+    return parse_rcpt_param(RcptDSN(), "NOTIFY", entry.notify)
+
+
+def _rcpt_options(entry: QueueEntry) -> list[str]:
+    dsn = _notify_of(entry)
+    if entry.orcpt:
+        dsn = RcptDSN(dsn.notify, dsn.notify_given, entry.orcpt)
+    return rcpt_params_text(dsn)
+
+
+def mx_route(domain: str) -> tuple[str, int] | None:
+    """The lowest-preference MX of `domain` on port 25 (dnspython)."""
+    import dns.exception
+    import dns.resolver
+
+    try:
+        answer = dns.resolver.resolve(domain, "MX", lifetime=10)
+    except dns.exception.DNSException:
+        return None
+    records = sorted(answer, key=lambda r: r.preference)
+    return (str(records[0].exchange).rstrip("."), 25) if records else None

@@ -1,0 +1,191 @@
+"""The conversation rules with patients (DOMAIN.md §2), in one place for every door.
+
+- Only a professional may write to a patient, and so start a conversation.
+  "Un patient peut uniquement vous répondre" (seed 001).
+- A patient's message is valid only as a reply (In-Reply-To / References) to a
+  message of an open conversation of theirs, and only to that conversation's
+  professionals.
+- A professional ends a conversation with the subject `[FIN]` or the header
+  `X-MSS-MES: FIN` (ANS Réf. #2 ECO.2.2.8); the patient can no longer reply in it.
+  A `[FIN]` that answers no message ends every open conversation of that
+  professional with that patient.
+- No reply time window is published: `policy.reply_window_days` (0 = none).
+
+`plan` decides (raising a `Rejection`), `record` writes the decision. Both run
+inside the delivery's transaction, so the message and its conversation record
+commit together, against the state of the conversation at that moment; the
+pipeline also calls `plan` on a read beforehand to refuse early.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from mss.errors import Rejection
+from mss.store.conversations import (
+    PROFESSIONAL,
+    ConversationRecord,
+    add_participant,
+    end_conversation,
+    find_by_message_ids,
+    last_professional_message_at,
+    open_conversation,
+    open_conversations_with,
+    participants,
+    record_message,
+)
+from mss.store.db import Tx
+
+FIN_SUBJECT = "[FIN]"
+
+NOT_A_REPLY = Rejection(
+    550,
+    "5.7.1",
+    "Un patient ne peut que répondre à un message d'un professionnel "
+    "(a patient may only reply to a professional's message)",
+)
+CONVERSATION_ENDED = Rejection(
+    550,
+    "5.7.1",
+    "Le professionnel a clos cette conversation ([FIN]) : la réponse n'est plus possible "
+    "(the professional ended this conversation)",
+)
+NOT_A_PARTICIPANT = Rejection(
+    550,
+    "5.7.1",
+    "Un patient ne peut répondre qu'aux professionnels de la conversation "
+    "(a patient may only reply to the professionals of the conversation)",
+)
+REPLY_WINDOW_CLOSED = Rejection(
+    550,
+    "5.7.1",
+    "Le délai de réponse de cette conversation est dépassé (the reply window has closed)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What the rules need to know of one message."""
+
+    sender: str
+    sender_professional: bool
+    sender_patient_ins: str | None
+    sender_name: str | None
+    patient_ins: str | None  # the one patient among the recipients, if any
+    professional_recipients: tuple[str, ...]
+    message_id: str
+    replied_ids: tuple[str, ...]  # In-Reply-To then References, newest last
+    subject: str | None
+    ends: bool  # [FIN] subject or X-MSS-MES: FIN
+
+    @property
+    def concerns_patient(self) -> bool:
+        return self.patient_ins is not None or self.sender_patient_ins is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to record: continue conversation `conversation_id`, or open one (None)."""
+
+    kind: str  # "professional" (to a patient) or "patient" (a reply)
+    patient_ins: str
+    conversation_id: int | None
+    end_ids: tuple[int, ...] = field(default=())  # conversations to end ([FIN])
+
+
+def ends_conversation(subject: str | None, mss_mes: str | None) -> bool:
+    """`[FIN]` subject, or `X-MSS-MES: FIN` (ANS Réf. #2 ECO.2.2.8)."""
+    return (subject or "").strip() == FIN_SUBJECT or (mss_mes or "").strip().upper() == "FIN"
+
+
+def plan(
+    conn: Connection, facts: MessageFacts, reply_window_days: int, now: dt.datetime
+) -> Plan | None:
+    """Apply the rules; None when the message concerns no patient."""
+    if facts.sender_patient_ins is not None:
+        return _plan_patient_reply(conn, facts, reply_window_days, now)
+    if facts.patient_ins is None:
+        return None
+    return _plan_professional(conn, facts)
+
+
+def _plan_patient_reply(
+    conn: Connection, facts: MessageFacts, reply_window_days: int, now: dt.datetime
+) -> Plan:
+    ins = facts.sender_patient_ins
+    assert ins is not None
+    if not facts.replied_ids:
+        raise NOT_A_REPLY
+    conversation = find_by_message_ids(conn, ins, facts.replied_ids)
+    if conversation is None:
+        raise NOT_A_REPLY
+    if not conversation.open:
+        raise CONVERSATION_ENDED
+    if reply_window_days > 0:
+        last = last_professional_message_at(conn, conversation.id)
+        if last is not None and now - last > dt.timedelta(days=reply_window_days):
+            raise REPLY_WINDOW_CLOSED
+    members = set(participants(conn, conversation.id, PROFESSIONAL))
+    if not facts.professional_recipients or not set(facts.professional_recipients) <= members:
+        raise NOT_A_PARTICIPANT
+    return Plan("patient", ins, conversation.id)
+
+
+def _plan_professional(conn: Connection, facts: MessageFacts) -> Plan:
+    ins = facts.patient_ins
+    assert ins is not None
+    conversation: ConversationRecord | None = None
+    if facts.replied_ids:
+        conversation = find_by_message_ids(conn, ins, facts.replied_ids)
+    if conversation is not None and not conversation.open:
+        conversation = None  # an ended conversation stays ended: this opens a new one
+    end_ids: tuple[int, ...] = ()
+    if facts.ends:
+        if conversation is not None:
+            end_ids = (conversation.id,)
+        else:
+            end_ids = tuple(c.id for c in open_conversations_with(conn, ins, facts.sender))
+    return Plan("professional", ins, conversation.id if conversation else None, end_ids)
+
+
+def record(tx: Tx, facts: MessageFacts, decided: Plan) -> int | None:
+    """Write the decision; return the conversation id (None for a bare [FIN])."""
+    if decided.kind == "patient":
+        assert decided.conversation_id is not None
+        record_message(
+            tx, decided.conversation_id, message_id=facts.message_id, sender=facts.sender,
+            from_patient=True,
+        )  # fmt: skip
+        return decided.conversation_id
+    conversation_id = decided.conversation_id
+    if conversation_id is None and not (facts.ends and decided.end_ids):
+        conversation_id = open_conversation(
+            tx, patient_ins=decided.patient_ins, professional=facts.sender, subject=facts.subject,
+            display_name=facts.sender_name,
+        )  # fmt: skip
+    if conversation_id is not None:
+        _join(tx, conversation_id, facts)
+        record_message(
+            tx, conversation_id, message_id=facts.message_id, sender=facts.sender,
+            from_patient=False,
+        )  # fmt: skip
+    for ended in decided.end_ids:
+        end_conversation(tx, ended, by=facts.sender)
+    if facts.ends and conversation_id is not None and conversation_id not in decided.end_ids:
+        end_conversation(tx, conversation_id, by=facts.sender)
+    return conversation_id
+
+
+def _join(tx: Tx, conversation_id: int, facts: MessageFacts) -> None:
+    add_participant(tx, conversation_id, facts.sender, PROFESSIONAL, facts.sender_name)
+    for address in facts.professional_recipients:
+        add_participant(tx, conversation_id, address, PROFESSIONAL)
+
+
+def replied_ids(in_reply_to: Sequence[str], references: Sequence[str]) -> tuple[str, ...]:
+    """Message-IDs a message answers, without duplicates."""
+    return tuple(dict.fromkeys([*references, *in_reply_to]))

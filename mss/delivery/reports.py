@@ -1,0 +1,72 @@
+"""Sending the server's own reports (DSNs, and MDNs later) to where they belong.
+
+A report goes to a local mailbox when its recipient is hosted here, and into
+the relay queue (null sender, as RFC 5321 §4.5.5 requires) when the recipient
+belongs to another operator of the trust space. Reports are never sent for
+reports: the caller gives up when the original sender was null.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from mss.core.address import InvalidAddress, parse_address
+from mss.delivery.config import DeliveryConfig
+from mss.delivery.trust import TrustSpace
+from mss.store.api import Store
+from mss.store.db import Tx
+from mss.store.mailboxes import Delivered, Target, inbox_ids
+from mss.store.queue import QueuedRecipient, enqueue
+
+log = logging.getLogger(__name__)
+
+
+class ReportSender:
+    def __init__(
+        self,
+        store: Store,
+        trust: TrustSpace,
+        config: DeliveryConfig,
+        wake_relay: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._trust = trust
+        self._config = config
+        self.wake_relay = wake_relay
+        self._clock = clock
+
+    async def send(self, to: str, message: bytes) -> bool:
+        """Deliver or queue `message` for `to`; False if there is nowhere to send it."""
+        try:
+            address = parse_address(to)
+        except InvalidAddress:
+            log.warning("report for an invalid address dropped")
+            return False
+        target = str(address)
+        if self._trust.is_local(address.domain):
+            inbox = (await self._store.read(lambda c: inbox_ids(c, [target]))).get(target)
+            if inbox is None:
+                log.warning("report for %s dropped: no such mailbox", target)
+                return False
+            await self._store.deliver(message, [Target(inbox)])
+            return True
+        if not self._trust.trusted(address.domain):
+            log.warning("report for %s dropped: outside the trust space", target)
+            return False
+        now = int(self._clock())
+        expires = now + self._config.relay_expire_days * 86400
+
+        def queue(tx: Tx, delivered: Delivered) -> None:
+            enqueue(
+                tx, blob_id=delivered.blob_id, queue_id=secrets.token_hex(6).upper(), mail_from="",
+                recipients=[QueuedRecipient(target, address.domain, notify="NEVER")],
+                ret=None, envid=None, now=now, expires=expires,
+            )  # fmt: skip
+
+        await self._store.deliver(message, [], also=queue)
+        self.wake_relay()
+        return True

@@ -1,0 +1,118 @@
+"""OAuth 2 bearer tokens for SASL XOAUTH2 / OAUTHBEARER, as Pro Santé Connect issues them.
+
+A token is a JWT signed by the configured issuer (its keys from a JWKS file or
+URL); mss checks the signature, `iss`, `exp`/`nbf`/`iat` (with a small leeway),
+`aud` when configured, and reads two claims: the mail address (`email` by
+default) and the professional's national id (`preferred_username` by default,
+which Pro Santé Connect fills with `8` + RPPS). Only asymmetric algorithms are
+accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from jwt import PyJWKClient, PyJWKSet
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+
+
+class TokenError(Exception):
+    """The token is not acceptable; the message says why (never the token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str | None
+    address: str | None
+    national_id: str | None
+    claims: dict[str, Any] = field(repr=False)
+
+
+class BearerValidator:
+    """Validate bearer tokens of one issuer. `validate` may fetch keys: run it in a thread."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | None = None,
+        jwks_file: Path | None = None,
+        jwks_url: str | None = None,
+        address_claim: str = "email",
+        national_id_claim: str = "preferred_username",
+        leeway: int = 30,
+    ) -> None:
+        if not issuer:
+            raise ValueError("an issuer is required")
+        if (jwks_file is None) == (jwks_url is None):
+            raise ValueError("give exactly one of jwks_file and jwks_url")
+        self.issuer = issuer
+        self.audience = audience or None
+        self.address_claim = address_claim
+        self.national_id_claim = national_id_claim
+        self.leeway = leeway
+        self._file_keys: PyJWKSet | None = None
+        self._client: PyJWKClient | None = None
+        if jwks_file is not None:
+            self._file_keys = PyJWKSet.from_json(jwks_file.read_text())
+        else:
+            assert jwks_url is not None
+            self._client = PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
+
+    def _key(self, token: str) -> Any:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"malformed token: {exc}") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise TokenError(f"algorithm {header.get('alg')!r} is not accepted")
+        kid = header.get("kid")
+        if self._client is not None:
+            try:
+                return self._client.get_signing_key_from_jwt(token).key
+            except jwt.PyJWTError as exc:
+                raise TokenError(f"no signing key: {exc}") from None
+        assert self._file_keys is not None
+        keys = list(self._file_keys)
+        for key in keys:
+            if kid is None or key.key_id == kid:
+                return key.key
+        raise TokenError(f"no key {kid!r} in the issuer's key set")
+
+    def validate(self, token: str) -> TokenClaims:
+        key = self._key(token)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss"], "verify_aud": self.audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from None
+        address = claims.get(self.address_claim)
+        national_id = claims.get(self.national_id_claim)
+        return TokenClaims(
+            subject=claims.get("sub"),
+            address=address.lower() if isinstance(address, str) else None,
+            national_id=str(national_id) if national_id is not None else None,
+            claims=claims,
+        )
+
+
+def jwks_of(public_keys: dict[str, Any]) -> str:
+    """A JWKS document for `{kid: public key}` (tests and tools run their own issuer)."""
+    keys = []
+    for kid, key in public_keys.items():
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
+        jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+        keys.append(jwk)
+    return json.dumps({"keys": keys})

@@ -1,0 +1,363 @@
+"""The SMTP protocol: aiosmtpd's `SMTP`, tightened for a health-data operator.
+
+What this subclass changes, and why:
+- DATA is read in large pieces up to `<CRLF>.<CRLF>` (not line by line), then
+  checked: a bare CR or LF anywhere is refused (SMTP smuggling; RFC 5321
+  §2.3.8), as are lines over the limit (RFC 5322 §2.1.1) and messages over
+  SIZE; DATA has its own timeout. The answer comes only after the handler
+  returned, i.e. after the group commit.
+- MAIL and RCPT accept the DSN parameters (RFC 3461: RET, ENVID, NOTIFY,
+  ORCPT) with their case-sensitive xtext values, besides SIZE, BODY, SMTPUTF8.
+- A recipient-count limit (452 4.5.3, RFC 5321 §4.5.3.1.8).
+- TCP_NODELAY on every connection; implicit TLS (port 465) is recognised as TLS.
+Policy lives in the handlers (`handler.py`); this module is protocol only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import ssl
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
+
+from mss.core import codes
+from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
+from mss.security.pki import CertIdentity
+from mss.security.tls import peer_identity
+
+log = logging.getLogger(__name__)
+
+TERMINATOR = b"\r\n.\r\n"
+DATA_PIECE_LIMIT = 1 << 20  # what one readuntil may buffer while looking for ".\r\n"
+
+
+class MssEnvelope(Envelope):
+    """aiosmtpd's envelope plus what the handlers decided along the way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mss_dsn = MailDSN()
+        self.mss_sender: Any = None
+        self.mss_recipients: list[Any] = []
+
+
+class MssSMTP(SMTP):
+    """One SMTP connection."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        max_recipients: int,
+        max_line_length: int,
+        data_timeout: float,
+        implicit_tls: bool = False,
+        on_lost: Callable[[MssSMTP], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        with warnings.catch_warnings():
+            if implicit_tls:
+                # aiosmtpd only knows STARTTLS; with implicit TLS (465) every byte is
+                # already encrypted, so "AUTH without requiring TLS" is a false alarm.
+                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            super().__init__(handler, **kwargs)
+        self.max_recipients = max_recipients
+        self.data_timeout = data_timeout
+        self.implicit_tls = implicit_tls
+        self.peer_certificate: CertIdentity | None = None
+        self._on_lost = on_lost
+        self._long_line = re.compile(rb"[^\r\n]{%d}" % (max_line_length + 1))
+
+    def _create_envelope(self) -> MssEnvelope:
+        return MssEnvelope()
+
+    # AttributeError (not AssertionError) before the connection exists: aiosmtpd's
+    # constructor inspects every attribute of the protocol object.
+    @property
+    def sess(self) -> Session:
+        if self.session is None:
+            raise AttributeError("no session yet")
+        return self.session
+
+    @property
+    def env(self) -> MssEnvelope:
+        if not isinstance(self.envelope, MssEnvelope):
+            raise AttributeError("no envelope yet")
+        return self.envelope
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self._on_lost is not None:
+            self._on_lost(self)
+
+    # --- connection ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if not first:
+            return  # the STARTTLS layer: see `tls_established`
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.sess.ssl = {"ssl_object": ssl_object}
+            self.peer_certificate = peer_identity(ssl_object)
+
+    def tls_established(self) -> None:
+        """Called by the handler's STARTTLS hook: read the client's certificate."""
+        extra = self.sess.ssl or {}
+        self.peer_certificate = peer_identity(extra.get("ssl_object"))
+
+    @property
+    def tls(self) -> bool:
+        return self.implicit_tls or self._tls_protocol is not None
+
+    def peer_ip(self) -> str | None:
+        peer: Any = self.session.peer if self.session else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+    # --- MAIL and RCPT with DSN parameters ---------------------------------------------------
+
+    async def _split_command(
+        self, arg: str | None, keyword: str, syntax: str
+    ) -> tuple[str, list[str]] | None:
+        if arg is None:
+            await self.push(syntax)
+            return None
+        rest = self._strip_command_keyword(keyword, arg)
+        if rest is None:
+            await self.push(syntax)
+            return None
+        address, params = self._getaddr(rest)
+        if address is None:
+            await self.push(codes.BAD_ADDRESS)
+            return None
+        if params and not self.sess.extended_smtp:
+            await self.push(syntax)
+            return None
+        return address, (params or "").split()
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+            return
+        if self.env.mail_from is not None:
+            await self.push(codes.NESTED_MAIL)
+            return
+        parsed = await self._split_command(arg, "FROM:", codes.SYNTAX_MAIL)
+        if parsed is None:
+            return
+        address, params = parsed
+        dsn = MailDSN()
+        for param in params:
+            key, eq, value = param.partition("=")
+            key = key.upper()
+            if key == "SIZE":
+                if not value.isdigit():
+                    await self.push(codes.SYNTAX_MAIL)
+                    return
+                if self.data_size_limit and int(value) > self.data_size_limit:
+                    await self.push(codes.MESSAGE_TOO_BIG)
+                    return
+            elif key == "BODY":
+                if value.upper() not in ("7BIT", "8BITMIME"):
+                    await self.push("501 5.5.4 BODY must be 7BIT or 8BITMIME")
+                    return
+            elif key == "SMTPUTF8":
+                if eq:
+                    await self.push("501 5.5.4 SMTPUTF8 takes no value")
+                    return
+                self.env.smtp_utf8 = True
+            else:
+                try:
+                    dsn = parse_mail_param(dsn, key, value)
+                except DSNParamError as exc:
+                    await self.push(f"555 5.5.4 {exc}")
+                    return
+        self.env.mss_dsn = dsn
+        status = await self._call_handler_hook("MAIL", address, params)
+        if status is MISSING:
+            status = codes.SENDER_OK
+        if status.startswith("250"):
+            self.env.mail_from = address
+            self.env.mail_options.extend(params)
+        await self.push(status)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
+            return
+        if self.env.mail_from is None:
+            await self.push(codes.NEED_MAIL)
+            return
+        parsed = await self._split_command(arg, "TO:", codes.SYNTAX_RCPT)
+        if parsed is None:
+            return
+        address, params = parsed
+        if len(self.env.rcpt_tos) >= self.max_recipients:
+            await self.push(codes.TOO_MANY_RECIPIENTS)
+            return
+        dsn = RcptDSN()
+        for param in params:
+            key, _, value = param.partition("=")
+            try:
+                dsn = parse_rcpt_param(dsn, key.upper(), value)
+            except DSNParamError as exc:
+                await self.push(f"555 5.5.4 {exc}")
+                return
+        status = await self._call_handler_hook("RCPT", address, dsn)
+        if status is MISSING:
+            status = codes.RECIPIENT_OK
+        if status.startswith("250"):
+            self.env.rcpt_tos.append(address)
+            self.env.rcpt_options.extend(params)
+        await self.push(status)
+
+    # --- DATA ----------------------------------------------------------------------------
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.env.rcpt_tos:
+            await self.push(codes.NEED_RCPT)
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, problem = await asyncio.wait_for(self._read_data(), self.data_timeout)
+        except TimeoutError:
+            await self.push(codes.DATA_TIMEOUT)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if problem is None:
+            problem = self._check_content(content)
+        if problem is not None:
+            self._reset_envelope()
+            await self.push(problem)
+            return
+        self.env.content = content
+        self.env.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._reset_envelope()
+        await self.push(codes.OK if status is MISSING else status)
+
+    async def _read_data(self) -> tuple[bytes, str | None]:
+        """Read up to the terminator; un-dot-stuff (RFC 5321 §4.5.2); enforce SIZE."""
+        reader = self._reader
+        limit = self.data_size_limit
+        buffer = bytearray(b"\r\n")  # the CRLF that ended the DATA command line
+        too_big = False
+        # StreamReader has no public way to raise the separator search limit for a while.
+        saved_limit = reader._limit  # type: ignore[attr-defined]
+        reader._limit = DATA_PIECE_LIMIT  # type: ignore[attr-defined]
+        try:
+            while not buffer.endswith(TERMINATOR):
+                try:
+                    piece = await reader.readuntil(b".\r\n")
+                except asyncio.LimitOverrunError as exc:
+                    piece = await reader.readexactly(exc.consumed)
+                except asyncio.IncompleteReadError as exc:
+                    raise ConnectionResetError("connection closed during DATA") from exc
+                buffer += piece
+                if limit and len(buffer) > limit + len(TERMINATOR) + 2:
+                    too_big = True
+                    del buffer[: len(buffer) - 8]  # keep enough to see the terminator
+        finally:
+            reader._limit = saved_limit  # type: ignore[attr-defined]
+        if too_big:
+            return b"", codes.MESSAGE_TOO_BIG
+        body = bytes(buffer[: -len(TERMINATOR) + 2])  # keep the CRLF of the last line
+        return body.replace(b"\r\n.", b"\r\n")[2:], None
+
+    def _reset_envelope(self) -> None:
+        self.envelope = self._create_envelope()
+
+    def _check_content(self, content: bytes) -> str | None:
+        crlf = content.count(b"\r\n")
+        if content.count(b"\r") != crlf or content.count(b"\n") != crlf:
+            return codes.BARE_LINE_ENDING
+        if self._long_line.search(content):
+            return codes.LINE_TOO_LONG
+        return None
+
+
+ProtocolFactory = Callable[[Callable[[MssSMTP], None]], MssSMTP]
+
+
+class Listener:
+    """One listening socket serving `MssSMTP` connections."""
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        factory: ProtocolFactory,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.name = name
+        self._host = host
+        self._port = port
+        self._factory = factory
+        self._ssl = ssl_context
+        self._server: asyncio.Server | None = None
+        self._connections: set[MssSMTP] = set()
+        self._idle = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def _make(self) -> MssSMTP:
+        try:
+            protocol = self._factory(self._lost)
+        except Exception:  # asyncio would drop the connection without a word
+            log.exception("cannot create the SMTP protocol for a %s connection", self.name)
+            raise
+        self._connections.add(protocol)
+        self._idle.clear()
+        return protocol
+
+    def _lost(self, protocol: MssSMTP) -> None:
+        self._connections.discard(protocol)
+        if not self._connections:
+            self._idle.set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._make, self._host, self._port, ssl=self._ssl, reuse_address=True, backlog=1024
+        )
+
+    async def reload(self, ssl_context: ssl.SSLContext) -> None:
+        """Use a new context for new connections (implicit TLS binds it to the socket)."""
+        if self._ssl is None or self._server is None:
+            return  # STARTTLS listeners read the current context per connection
+        self._ssl = ssl_context
+        self._port = self.port  # an ephemeral port must be kept across the restart
+        self._server.close()  # stop accepting; live sessions go on
+        await self.start()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, let sessions finish (up to `grace` seconds), then close them."""
+        if self._server is None:
+            return
+        self._server.close()
+        if self._connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for protocol in list(self._connections):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        await self._server.wait_closed()

@@ -1,0 +1,249 @@
+"""DOMAIN.md §2: the conversation rules with patients, one named test per rule.
+
+Professionals and patients use the real submission port (STARTTLS + AUTH);
+patients may log in to SMTP here because the test harness turns
+`policy.patient_smtp_login` on (it is off by default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import aiosmtplib
+import pytest
+from sqlalchemy import update
+
+from mss.store.conversations import conversations_of_patient
+from mss.store.models import conversation_message_table
+
+from .harness import PASSWORD, Running, message
+
+INS = "279035121518989"
+PATIENT = f"{INS}@patient.mssante.fr"
+OTHER_INS = "188102B17295165"
+OTHER_PATIENT = f"{OTHER_INS}@patient.mssante.fr"
+JEAN = "jean.dupont@pro.mssante.test"
+MARIE = "marie.martin@pro.mssante.test"
+PAUL = "paul.bernard@hopital.mssante.test"
+
+
+@pytest.fixture
+async def clinic(mss: Running) -> Running:
+    for pro in (JEAN, MARIE, PAUL):
+        await mss.add_pro(pro)
+    await mss.add_patient(INS, password=PASSWORD)
+    await mss.add_patient(OTHER_INS, password=PASSWORD, sex="M")
+    return mss
+
+
+async def _pro_writes(mss: Running, pro: str, to: list[str], msgid: str, **kwargs: object) -> None:
+    reply = await mss.submit(pro, message(pro, ", ".join(to), message_id=msgid, **kwargs), to)  # type: ignore[arg-type]
+    assert reply.code == 250
+
+
+async def _patient_replies(
+    mss: Running, to: list[str], in_reply_to: str | None, subject: str = "Re: Compte rendu"
+) -> aiosmtplib.SMTPResponse:
+    headers = {"In-Reply-To": in_reply_to, "References": in_reply_to} if in_reply_to else {}
+    return await mss.submit(PATIENT, message(PATIENT, ", ".join(to), subject, headers=headers), to)
+
+
+def _refused(info: pytest.ExceptionInfo[aiosmtplib.SMTPResponseException], enhanced: str) -> str:
+    assert info.value.code == 550, info.value
+    assert info.value.message.startswith(enhanced), info.value.message
+    return info.value.message
+
+
+async def test_professional_can_write_to_a_patient_and_starts_a_conversation(
+    clinic: Running,
+) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    [stored] = await clinic.inbox(PATIENT)
+    assert b"Subject: Compte rendu" in stored
+    [conversation] = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
+    assert conversation.open and conversation.started_by == JEAN
+
+
+async def test_patient_cannot_start_a_conversation(clinic: Running) -> None:
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _patient_replies(clinic, [JEAN], None, subject="Bonjour docteur")
+    assert "ne peut que répondre" in _refused(info, "5.7.1")
+    assert await clinic.inbox(JEAN) == []
+
+
+async def test_patient_reply_to_an_unknown_message_is_not_a_reply(clinic: Running) -> None:
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _patient_replies(clinic, [JEAN], "<invented@pro.mssante.test>")
+    _refused(info, "5.7.1")
+
+
+async def test_patient_can_reply_inside_the_conversation(clinic: Running) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    reply = await _patient_replies(clinic, [JEAN], "<m1@pro.mssante.test>")
+    assert reply.code == 250
+    [answer] = await clinic.inbox(JEAN)
+    assert b"Re: Compte rendu" in answer
+
+
+async def test_patient_can_reply_to_their_own_reply_chain(clinic: Running) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    await clinic.submit(
+        PATIENT,
+        message(PATIENT, JEAN, "Re: 1", message_id="<r1@patient.test>",
+                headers={"In-Reply-To": "<m1@pro.mssante.test>"}),
+        [JEAN],
+    )  # fmt: skip
+    reply = await _patient_replies(clinic, [JEAN], "<r1@patient.test>")
+    assert reply.code == 250
+
+
+async def test_patient_can_only_reply_to_the_professionals_of_the_conversation(
+    clinic: Running,
+) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _patient_replies(clinic, [JEAN, MARIE], "<m1@pro.mssante.test>")
+    assert "professionnels de la conversation" in _refused(info, "5.7.1")
+    assert await clinic.inbox(JEAN) == []
+
+
+async def test_professional_in_copy_joins_the_conversation(clinic: Running) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT, MARIE], "<m1@pro.mssante.test>")
+    reply = await _patient_replies(clinic, [JEAN, MARIE], "<m1@pro.mssante.test>")
+    assert reply.code == 250
+    assert len(await clinic.inbox(MARIE)) == 2  # the copy, then the patient's reply
+
+
+async def test_fin_subject_ends_the_conversation(clinic: Running) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m2@pro.mssante.test>", subject="[FIN]",
+                      headers={"In-Reply-To": "<m1@pro.mssante.test>"})  # fmt: skip
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _patient_replies(clinic, [JEAN], "<m1@pro.mssante.test>")
+    assert "[FIN]" in _refused(info, "5.7.1")
+
+
+async def test_x_mss_mes_fin_header_ends_the_conversation(clinic: Running) -> None:
+    await _pro_writes(
+        clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>", headers={"X-MSS-MES": "FIN"}
+    )
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _patient_replies(clinic, [JEAN], "<m1@pro.mssante.test>")
+    _refused(info, "5.7.1")
+
+
+async def test_fin_without_reference_ends_every_open_conversation_with_that_patient(
+    clinic: Running,
+) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m2@pro.mssante.test>")
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m3@pro.mssante.test>", subject="[FIN]")
+    conversations = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
+    assert conversations and not any(c.open for c in conversations)
+
+
+async def test_professional_writing_again_after_fin_opens_a_new_conversation(
+    clinic: Running,
+) -> None:
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>", subject="[FIN]")
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m2@pro.mssante.test>",
+                      headers={"In-Reply-To": "<m1@pro.mssante.test>"})  # fmt: skip
+    assert (await _patient_replies(clinic, [JEAN], "<m2@pro.mssante.test>")).code == 250
+
+
+async def test_wrong_key_ins_is_refused_with_550_5_1_3(clinic: Running) -> None:
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as info:
+        await clinic.submit(JEAN, message(JEAN, "x"), ["288091234567823@patient.mssante.fr"])
+    text = info.value.message
+    assert info.value.code == 550 and text.startswith("5.1.3")
+    assert "288091234567823" in text
+
+
+async def test_unknown_patient_is_refused_with_550_5_1_1(clinic: Running) -> None:
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as info:
+        await clinic.submit(JEAN, message(JEAN, "x"), ["162018885045327@patient.mssante.fr"])
+    assert "Patient inconnu" in _refused(info, "5.1.1")
+
+
+async def test_closed_profile_is_refused_with_550_5_1_1(clinic: Running) -> None:
+    await clinic.set_patient_status(INS, "closed")
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as info:
+        await clinic.submit(JEAN, message(JEAN, PATIENT), [PATIENT])
+    assert "fermé" in _refused(info, "5.1.1")
+
+
+async def test_patient_who_opposed_is_refused_with_550_5_7_1(clinic: Running) -> None:
+    await clinic.set_patient_status(INS, "opposed")
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as info:
+        await clinic.submit(JEAN, message(JEAN, PATIENT), [PATIENT])
+    assert "opposé" in _refused(info, "5.7.1")
+
+
+async def test_a_mail_cannot_concern_two_patients(clinic: Running) -> None:
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as info:
+        await clinic.submit(JEAN, message(JEAN, PATIENT), [PATIENT, OTHER_PATIENT])
+    assert "un seul patient" in _refused(info, "5.7.1")
+
+
+async def test_patient_cannot_write_to_another_patient(clinic: Running) -> None:
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as info:
+        await clinic.submit(PATIENT, message(PATIENT, OTHER_PATIENT), [OTHER_PATIENT])
+    _refused(info, "5.7.1")
+
+
+async def test_reply_window_closes_patient_replies(instance) -> None:  # type: ignore[no-untyped-def]
+    from .harness import running
+
+    async with running(instance, overrides={"policy": {"reply_window_days": 7}}) as mss:
+        await mss.add_pro(JEAN)
+        await mss.add_patient(INS, password=PASSWORD)
+        await _pro_writes(mss, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+        assert (await _patient_replies(mss, [JEAN], "<m1@pro.mssante.test>")).code == 250
+        long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
+        await mss.store.write(
+            lambda tx: tx.conn.execute(update(conversation_message_table).values(at=long_ago))
+        )
+        with pytest.raises(aiosmtplib.SMTPDataError) as info:
+            await _patient_replies(mss, [JEAN], "<m1@pro.mssante.test>")
+        assert "délai de réponse" in _refused(info, "5.7.1")
+
+
+# --- from another operator (MX) ------------------------------------------------------------
+
+PEER_DOMAIN = "autre.mssante.test"
+
+
+async def _from_peer(mss: Running, sender: str, to: str) -> None:
+    tls = mss.client_tls(*mss.pki.issue_operator("mx.autre.mssante.test", [PEER_DOMAIN]))
+    client = mss.smtp("mx", tls_context=tls)
+    await client.connect()
+    try:
+        await client.starttls()
+        await client.sendmail(
+            sender, [to], message(sender, to, message_id="<peer1@autre.mssante.test>")
+        )
+    finally:
+        client.close()
+
+
+async def test_unknown_sender_of_another_operator_cannot_write_to_a_patient(
+    clinic: Running,
+) -> None:
+    await clinic.trust(PEER_DOMAIN)
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as info:
+        await _from_peer(clinic, f"inconnu@{PEER_DOMAIN}", PATIENT)
+    [refused] = info.value.recipients
+    assert refused.code == 550 and "Seul un professionnel" in refused.message
+
+
+async def test_known_professional_of_another_operator_can_write_to_a_patient(instance) -> None:  # type: ignore[no-untyped-def]
+    from .harness import running
+
+    known = f"dr.house@{PEER_DOMAIN}"
+    async with running(instance, overrides={"policy": {"professionals": [known]}}) as mss:
+        await mss.add_patient(INS)
+        await mss.trust(PEER_DOMAIN)
+        await _from_peer(mss, known, PATIENT)
+        assert len(await mss.inbox(PATIENT)) == 1
+        [conversation] = await mss.store.read(lambda c: conversations_of_patient(c, INS))
+        assert conversation.started_by == known
