@@ -13,10 +13,13 @@ import contextlib
 import csv
 import io
 import logging
+import multiprocessing
+import os
 import signal
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from mss import __version__
+from mss.bench import smtp as bench_smtp
 from mss.bench import store as bench_store
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import InvalidAddress, is_valid_domain, parse_address
@@ -59,7 +63,7 @@ from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
 
-__all__ = ["Settings", "bench_store"]
+__all__ = ["Settings", "bench_smtp", "bench_store"]
 
 log = logging.getLogger("mss")
 
@@ -499,7 +503,10 @@ class Application:
 
     async def _start_mail(self, stack: AsyncExitStack) -> None:
         assert self.store is not None
-        mail = build_mail(self.settings, self.store)
+        cpu_pool = cpu_workers(self.settings)
+        if cpu_pool is not None:
+            stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
+        mail = build_mail(self.settings, self.store, cpu_pool)
         await mail.trust.refresh()
         self.mail = mail
         for name, coroutine in (
@@ -541,6 +548,17 @@ class Application:
                 log.info("re-encrypted %d blobs under key %s", moved, self.store.cipher.current)
 
 
+def cpu_workers(settings: Settings) -> Executor | None:
+    """Worker processes for CPU-heavy checks (DKIM), one per core beyond the first."""
+    count = settings.server.cpu_workers
+    if count < 0:
+        count = max(0, (os.cpu_count() or 1) - 1)
+    if count == 0:
+        return None
+    # spawn: the server process has threads (writer, readers) that fork must not copy
+    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+
+
 class StoreCredentials:
     """The accounts table as the login service sees it."""
 
@@ -563,6 +581,7 @@ def _credentials(account: AccountRecord) -> Credentials:
         national_id=account.national_id,
         disabled=account.disabled,
         password_hash=account.password_hash,
+        display_name=account.display_name,
     )
 
 
@@ -623,7 +642,7 @@ def _bearer_validator(settings: Settings) -> BearerValidator | None:
     )
 
 
-def build_mail(settings: Settings, store: Store) -> Mail:
+def build_mail(settings: Settings, store: Store, cpu_pool: Executor | None = None) -> Mail:
     """Build the mail path from the settings (listeners not started yet)."""
     config = delivery_config(settings)
     trust = TrustSpace(store, settings.domains.local)
@@ -633,7 +652,9 @@ def build_mail(settings: Settings, store: Store) -> Mail:
         fallback=dkim.dns_txt if settings.dns.enabled else None,
     )
     reports = ReportSender(store, trust, config)
-    pipeline = Pipeline(store, Checks(store, trust, config), config, reports, dkim_lookup=lookup)
+    pipeline = Pipeline(
+        store, Checks(store, trust, config), config, reports, dkim_lookup=lookup, cpu_pool=cpu_pool
+    )
     logins = LoginService(StoreCredentials(store), bearer=_bearer_validator(settings))
     tls = settings.tls
     cert, key, ca, crl = (settings.path(p) for p in (tls.cert, tls.key, tls.ca, tls.crl))

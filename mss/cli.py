@@ -226,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     store = bench.add_parser("store", help="durable deliveries per second (SQLite, PostgreSQL)")
     app.bench_store.add_arguments(store)
     store.set_defaults(handler=_bench_store)
+    smtp = bench.add_parser(
+        "smtp", help="SMTP messages per second, end to end (or --target another)"
+    )
+    app.bench_smtp.add_arguments(smtp)
+    smtp.set_defaults(handler=lambda args: app.bench_smtp.main(args))
     return parser
 
 

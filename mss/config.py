@@ -29,6 +29,8 @@ class ServerSettings:
     data_dir: Path = Path(".")
     hostname: str = "mail.pro.mssante.test"
     operator_name: str = "Opérateur MSSanté de développement"
+    # Processes for CPU-heavy checks (DKIM verification): -1 = one per core beyond the first.
+    cpu_workers: int = -1
 
     def validate(self) -> None:
         if not is_valid_domain(self.hostname) and self.hostname != "localhost":

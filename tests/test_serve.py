@@ -8,8 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import threading
 from pathlib import Path
 
 import httpx
@@ -30,39 +29,57 @@ ALL_PORTS_FREE = {
 
 
 def wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> dict[str, int]:
-    """The listeners' ports, read from the "serving (mx 1234, …)" log line."""
+    """The listeners' ports, read from the "serving (mx 1234, …)" log line.
+
+    The rest of stderr keeps being drained on a thread (into `process.log`), so
+    that a chatty server never blocks on a full pipe.
+    """
     assert process.stderr is not None
     stderr = process.stderr
     seen: list[str] = []
+    found: dict[str, int] = {}
+    ready = threading.Event()
 
-    def read() -> dict[str, int] | None:
+    def drain() -> None:
         for line in stderr:
             seen.append(line)
             match = READY.search(line)
-            if match:
+            if match and not ready.is_set():
                 pairs = (item.split() for item in match.group(1).split(", "))
-                return {name: int(port) for name, port in pairs}
-        return None
+                found.update({name: int(port) for name, port in pairs})
+                ready.set()
+        ready.set()
 
-    with ThreadPoolExecutor(1) as pool:
-        try:
-            ports = pool.submit(read).result(timeout)
-        except FutureTimeout:
-            process.kill()
-            ports = None
-    if ports is None:
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    process.log = seen  # type: ignore[attr-defined]
+    process.drain = thread  # type: ignore[attr-defined]
+    if not ready.wait(timeout) or not found:
+        process.kill()
         raise AssertionError("server did not become ready:\n" + "".join(seen))
-    return ports
+    return found
+
+
+def stop_server(
+    process: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30
+) -> int:
+    """Signal the server, wait for it, and close its pipe once drained; its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    code = process.wait(timeout)
+    drain = getattr(process, "drain", None)
+    if drain is not None:
+        drain.join(5)
+    if process.stderr is not None:
+        process.stderr.close()
+    return code
 
 
 def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        args,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+        args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env={**os.environ, **ALL_PORTS_FREE, **env},
-    )
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -79,10 +96,8 @@ def test_serve_answers_health_and_stops_cleanly(instance: Path, sig: signal.Sign
                 f"https://localhost:{port}/metrics", verify=_trust(instance / "certs" / "ca.crt")
             )
             assert "mss_store_commit_batches_total" in metrics.text
-            process.send_signal(sig)
-            assert process.wait(timeout=20) == 0
-            assert process.stderr is not None
-            assert "stopped" in process.stderr.read()
+            assert stop_server(process, sig) == 0
+            assert any("stopped" in line for line in process.log)  # type: ignore[attr-defined]
         finally:
             process.kill()
 
@@ -100,7 +115,6 @@ def test_scripts_serve_initialises_then_serves(tmp_path: Path) -> None:
                 verify=_trust(tmp_path / "data" / "certs" / "ca.crt"),
             )
             assert response.status_code == 200
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=20) == 0
+            assert stop_server(process, signal.SIGINT) == 0
         finally:
             process.kill()

@@ -32,22 +32,29 @@ _FOLD_RE = re.compile(rb"\r?\n(?=[ \t])")
 _MSGID_RE = re.compile(r"<[^<>\s]*>")
 
 
-@dataclass(slots=True)
 class Headers:
     """Header fields in order; names compared case-insensitively."""
 
-    fields: list[tuple[str, str]]
+    __slots__ = ("_index", "fields")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = fields
+        self._index: dict[str, list[str]] = {}
+        for key, value in fields:
+            self._index.setdefault(key.lower(), []).append(value)
+
+    def __repr__(self) -> str:
+        return f"Headers({self.fields!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and other.fields == self.fields
 
     def get(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.fields:
-            if key.lower() == lname:
-                return value
-        return None
+        values = self._index.get(name.lower())
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [value for key, value in self.fields if key.lower() == lname]
+        return list(self._index.get(name.lower(), ()))
 
 
 @dataclass(slots=True)

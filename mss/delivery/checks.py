@@ -21,9 +21,8 @@ from mss.delivery.config import DeliveryConfig
 from mss.delivery.trust import TrustSpace
 from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
-from mss.store.accounts import AccountRecord, PatientRecord, get_account, get_patient
 from mss.store.api import Store
-from mss.store.mailboxes import inbox_ids
+from mss.store.db import RawStatement
 from mss.store.models import AccountKind, ProfileStatus
 
 
@@ -133,16 +132,34 @@ def _parse(address: str, enhanced: str) -> Address:
 
 @dataclass(frozen=True, slots=True)
 class _Local:
-    account: AccountRecord | None
+    """What RCPT needs to know of a local address, read in one round trip."""
+
+    kind: str | None  # the account's kind; None without an account
+    disabled: bool
     inbox: int | None
-    patient: PatientRecord | None
+    profile_status: str | None  # the patient's, when the address is a patient's
+    identity_status: str | None
+    patient_exists: bool
+
+
+_ACCOUNT = RawStatement(
+    "SELECT a.kind, a.disabled, m.id FROM account a "
+    "LEFT JOIN mailbox m ON m.account_id = a.id AND m.name = 'INBOX' WHERE a.address = ?"
+)
+_PATIENT = RawStatement("SELECT profile_status, identity_status FROM patient WHERE ins = ?")
 
 
 def _lookup(conn: Connection, address: str, ins: str | None) -> _Local:
-    account = get_account(conn, address)
-    inbox = inbox_ids(conn, [address]).get(address) if account is not None else None
-    patient = get_patient(conn, ins) if ins is not None else None
-    return _Local(account, inbox, patient)
+    account = _ACCOUNT.execute(conn, address).first()
+    patient = _PATIENT.execute(conn, ins).first() if ins is not None else None
+    return _Local(
+        kind=account[0] if account else None,
+        disabled=bool(account[1]) if account else False,
+        inbox=account[2] if account else None,
+        profile_status=patient[0] if patient else None,
+        identity_status=patient[1] if patient else None,
+        patient_exists=patient is not None,
+    )
 
 
 class Checks:
@@ -161,20 +178,14 @@ class Checks:
         parsed = _parse(address, "5.1.7")
         if door is Door.MX:
             return self._remote_sender(parsed)
+        # The login service checked the account (it exists, is enabled) moments ago.
         if login is None or login.address != str(parsed):
             raise SENDER_NOT_OWNED
-        local = await self._store.read(lambda c: _lookup(c, str(parsed), None))
-        account = local.account
-        if account is None or account.disabled:
-            raise SENDER_NOT_OWNED
-        patient_ins = None
-        if account.kind == AccountKind.PATIENT.value:
-            patient_ins = parsed.local
         return Sender(
             str(parsed),
-            professional=account.kind in (AccountKind.PROFESSIONAL, AccountKind.APPLICATIVE),
-            patient_ins=patient_ins,
-            display_name=account.display_name,
+            professional=login.kind in (AccountKind.PROFESSIONAL, AccountKind.APPLICATIVE),
+            patient_ins=parsed.local if login.kind == AccountKind.PATIENT.value else None,
+            display_name=login.display_name,
         )
 
     def _remote_sender(self, parsed: Address) -> Sender:
@@ -227,19 +238,17 @@ class Checks:
 
     async def _local_recipient(self, parsed: Address, ins: str | None, dsn: RcptDSN) -> Recipient:
         address = str(parsed)
-        local = await self._store.read(lambda c: _lookup(c, address, ins))
+        local = await self._store.db.read_fast(lambda c: _lookup(c, address, ins))
         if ins is not None:
             _check_patient(local)
-        elif local.account is None or local.account.disabled or local.inbox is None:
+        elif local.kind is None or local.disabled or local.inbox is None:
             raise NO_SUCH_MAILBOX
-        account = local.account
-        assert account is not None
         return Recipient(
             address,
             RecipientKind.LOCAL,
             local.inbox,
             ins,
-            professional=account.kind != AccountKind.PATIENT.value,
+            professional=local.kind != AccountKind.PATIENT.value,
             dsn=dsn,
         )
 
@@ -258,14 +267,13 @@ class Checks:
 
 
 def _check_patient(local: _Local) -> None:
-    patient = local.patient
-    if patient is None:
+    if not local.patient_exists:
         raise PATIENT_UNKNOWN
-    if patient.profile_status == ProfileStatus.OPPOSED.value:
+    if local.profile_status == ProfileStatus.OPPOSED.value:
         raise PATIENT_OPPOSED
-    if patient.profile_status == ProfileStatus.CLOSED.value:
+    if local.profile_status == ProfileStatus.CLOSED.value:
         raise PATIENT_CLOSED
-    if patient.identity_status != "QUAL":
+    if local.identity_status != "QUAL":
         raise PATIENT_NOT_QUALIFIED
-    if local.account is None or local.account.disabled or local.inbox is None:
+    if local.kind is None or local.disabled or local.inbox is None:
         raise PATIENT_UNKNOWN

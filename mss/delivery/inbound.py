@@ -19,6 +19,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from email.utils import format_datetime
 
@@ -94,6 +95,7 @@ class Pipeline:
         reports: ReportSender,
         *,
         dkim_lookup: TxtLookup | None = None,
+        cpu_pool: Executor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -101,6 +103,9 @@ class Pipeline:
         self._config = config
         self._reports = reports
         self._dkim_lookup = dkim_lookup
+        # Where DKIM verification runs: worker processes use the other cores
+        # (the event loop's process is bound to one by the GIL); None: a thread.
+        self._cpu_pool = cpu_pool
         self._clock = clock
 
     async def sender(self, session: SessionInfo, address: str) -> Sender:
@@ -203,7 +208,8 @@ class Pipeline:
         )
         if session.door is not Door.MX or self._dkim_lookup is None:
             return received.encode()
-        results = await asyncio.to_thread(verify_all, raw, self._dkim_lookup)
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self._cpu_pool, verify_all, raw, self._dkim_lookup)
         if self._config.reject_dkim_failures and not any(r.result == "pass" for r in results):
             if any(r.result == "temperror" for r in results):
                 raise DKIM_TEMPERROR

@@ -42,6 +42,7 @@ class Credentials:
     national_id: str | None
     disabled: bool
     password_hash: str | None = field(default=None, repr=False)
+    display_name: str | None = None
 
 
 class CredentialSource(Protocol):
@@ -58,6 +59,7 @@ class LoginIdentity:
     kind: str
     national_id: str | None
     method: str  # password, bearer, certificate
+    display_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,9 @@ class LoginService:
 
     @staticmethod
     def _identity(creds: Credentials, method: str) -> LoginIdentity:
-        return LoginIdentity(creds.address, creds.kind, creds.national_id, method)
+        return LoginIdentity(
+            creds.address, creds.kind, creds.national_id, method, creds.display_name
+        )
 
     async def with_password(
         self, address: str, password: str, ip: str | None, kinds: Collection[str]

@@ -175,13 +175,13 @@ def verify_all(message: bytes, lookup: TxtLookup) -> list[DKIMResult]:
     """Verify every DKIM-Signature of `message`; `[none]` when it has none."""
     import dkim
 
-    checker = dkim.DKIM(message)
+    checker = dkim.DKIM(message)  # parses the message once for every signature
     count = sum(1 for name, _ in checker.headers if name.lower() == b"dkim-signature")
     if count == 0:
         return [DKIMResult("none")]
     results = []
     for index in range(count):
-        checker = dkim.DKIM(message)
+        checker.signature_fields = {}
         try:
             ok = checker.verify(idx=index, dnsfunc=lookup)
             result, reason = ("pass", None) if ok else ("fail", "signature did not verify")

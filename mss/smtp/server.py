@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import ssl
 import warnings
@@ -33,6 +32,14 @@ from mss.security.pki import CertIdentity
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
+
+
+def _not_login_data_chatter(record: logging.LogRecord) -> bool:
+    # aiosmtpd warns on every successful AUTH about an attribute it sets itself.
+    return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_not_login_data_chatter)
 
 TERMINATOR = b"\r\n.\r\n"
 DATA_PIECE_LIMIT = 1 << 20  # what one readuntil may buffer while looking for ".\r\n"
@@ -51,6 +58,10 @@ class MssEnvelope(Envelope):
 class MssSMTP(SMTP):
     """One SMTP connection."""
 
+    # RFC 4954 §4: an AUTH line with its initial response may reach 12288 octets
+    # (bearer tokens are long); every other command keeps the 512 limit.
+    line_length_limit = 12288 + 2
+
     def __init__(
         self,
         handler: Any,
@@ -68,12 +79,13 @@ class MssSMTP(SMTP):
                 # already encrypted, so "AUTH without requiring TLS" is a false alarm.
                 warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
             super().__init__(handler, **kwargs)
+        self.command_size_limits["AUTH"] = 12288
         self.max_recipients = max_recipients
         self.data_timeout = data_timeout
         self.implicit_tls = implicit_tls
         self.peer_certificate: CertIdentity | None = None
         self._on_lost = on_lost
-        self._long_line = re.compile(rb"[^\r\n]{%d}" % (max_line_length + 1))
+        self.max_line_length = max_line_length
 
     def _create_envelope(self) -> MssEnvelope:
         return MssEnvelope()
@@ -137,14 +149,14 @@ class MssSMTP(SMTP):
         if rest is None:
             await self.push(syntax)
             return None
-        address, params = self._getaddr(rest)
+        address, params = split_path(rest)
         if address is None:
             await self.push(codes.BAD_ADDRESS)
             return None
         if params and not self.sess.extended_smtp:
             await self.push(syntax)
             return None
-        return address, (params or "").split()
+        return address, params
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
@@ -252,7 +264,13 @@ class MssSMTP(SMTP):
         await self.push(codes.OK if status is MISSING else status)
 
     async def _read_data(self) -> tuple[bytes, str | None]:
-        """Read up to the terminator; un-dot-stuff (RFC 5321 §4.5.2); enforce SIZE."""
+        """Read up to `<CRLF>.<CRLF>`; un-dot-stuff (RFC 5321 §4.5.2); enforce SIZE.
+
+        The bulk is one `readuntil` of the whole terminator. Only where the
+        buffer ends with a beginning of the terminator (at the very start, where
+        the CRLF is the DATA command's own, or after a piece cut by the size
+        limit) are bytes read one by one, so that no terminator is missed.
+        """
         reader = self._reader
         limit = self.data_size_limit
         buffer = bytearray(b"\r\n")  # the CRLF that ended the DATA command line
@@ -262,16 +280,18 @@ class MssSMTP(SMTP):
         reader._limit = DATA_PIECE_LIMIT  # type: ignore[attr-defined]
         try:
             while not buffer.endswith(TERMINATOR):
+                if _ends_with_terminator_start(buffer):
+                    buffer += await reader.readexactly(1)
+                    continue
                 try:
-                    piece = await reader.readuntil(b".\r\n")
+                    buffer += await reader.readuntil(TERMINATOR)
                 except asyncio.LimitOverrunError as exc:
-                    piece = await reader.readexactly(exc.consumed)
-                except asyncio.IncompleteReadError as exc:
-                    raise ConnectionResetError("connection closed during DATA") from exc
-                buffer += piece
+                    buffer += await reader.readexactly(exc.consumed)
                 if limit and len(buffer) > limit + len(TERMINATOR) + 2:
                     too_big = True
                     del buffer[: len(buffer) - 8]  # keep enough to see the terminator
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionResetError("connection closed during DATA") from exc
         finally:
             reader._limit = saved_limit  # type: ignore[attr-defined]
         if too_big:
@@ -286,9 +306,41 @@ class MssSMTP(SMTP):
         crlf = content.count(b"\r\n")
         if content.count(b"\r") != crlf or content.count(b"\n") != crlf:
             return codes.BARE_LINE_ENDING
-        if self._long_line.search(content):
+        # Lines are CRLF-separated here (bare CR/LF refused above); a split is linear.
+        if len(content) > self.max_line_length and (
+            max(map(len, content.split(b"\r\n"))) > self.max_line_length
+        ):
             return codes.LINE_TOO_LONG
         return None
+
+
+def split_path(text: str) -> tuple[str | None, list[str]]:
+    """`<address> params…` of MAIL/RCPT (RFC 5321 §4.1.2): the address and the parameters.
+
+    Deliberately simple: the address is checked strictly later (core.address);
+    here only its delimitation matters. `<>` is the null path. A source route
+    (`<@a,@b:x@y>`, obsolete) is dropped.
+    """
+    text = text.strip()
+    if text.startswith("<"):
+        end = text.find(">")
+        if end < 0:
+            return None, []
+        address, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(" "):
+            return None, []
+        if address.startswith("@") and ":" in address:
+            address = address.split(":", 1)[1]
+    else:
+        address, _, rest = text.partition(" ")
+    if any(c in address for c in "<> \t\r\n"):
+        return None, []
+    return address, rest.split()
+
+
+def _ends_with_terminator_start(buffer: bytearray) -> bool:
+    """Does `buffer` end with a proper, non-empty beginning of `<CRLF>.<CRLF>`?"""
+    return any(buffer.endswith(TERMINATOR[:n]) for n in range(len(TERMINATOR) - 1, 0, -1))
 
 
 ProtocolFactory = Callable[[Callable[[MssSMTP], None]], MssSMTP]

@@ -13,10 +13,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from mss.errors import NotFoundError
-from mss.store.db import Tx
+from mss.store.db import RawStatement, Tx
 from mss.store.models import (
     ConversationStatus,
     conversation_message_table,
@@ -59,6 +59,29 @@ _COLUMNS = (
 )
 
 
+c_ = conversation_table.c
+p_ = participant_table.c
+m_ = conversation_message_table.c
+_OPEN = RawStatement(
+    "INSERT INTO conversation (patient_ins, status, subject, started_by, started_at, "
+    "last_activity) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    [c_.patient_ins, c_.status, c_.subject, c_.started_by, c_.started_at, c_.last_activity],
+)
+_JOIN = RawStatement(
+    "INSERT INTO conversation_participant (conversation_id, address, role, display_name) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id, address) DO NOTHING",
+    [p_.conversation_id, p_.address, p_.role, p_.display_name],
+)
+_RECORD = RawStatement(
+    "INSERT INTO conversation_message (conversation_id, message_id, sender, from_patient, at) "
+    "VALUES (?, ?, ?, ?, ?)",
+    [m_.conversation_id, m_.message_id, m_.sender, m_.from_patient, m_.at],
+)
+_TOUCH = RawStatement(
+    "UPDATE conversation SET last_activity = ? WHERE id = ?", [c_.last_activity, c_.id]
+)
+
+
 def open_conversation(
     tx: Tx,
     *,
@@ -68,18 +91,11 @@ def open_conversation(
     display_name: str | None = None,
 ) -> int:
     now = utcnow()
-    pk = tx.conn.execute(
-        insert(conversation_table).values(
-            patient_ins=patient_ins,
-            status=ConversationStatus.OPEN.value,
-            subject=subject,
-            started_by=professional,
-            started_at=now,
-            last_activity=now,
-        )
-    ).inserted_primary_key
-    assert pk is not None
-    conversation_id = int(pk[0])
+    row = _OPEN.execute(
+        tx.conn, patient_ins, ConversationStatus.OPEN.value, subject, professional, now, now
+    ).first()
+    assert row is not None
+    conversation_id = int(row[0])
     add_participant(tx, conversation_id, professional, PROFESSIONAL, display_name)
     return conversation_id
 
@@ -87,41 +103,16 @@ def open_conversation(
 def add_participant(
     tx: Tx, conversation_id: int, address: str, role: str, display_name: str | None = None
 ) -> None:
-    exists = tx.conn.execute(
-        select(participant_table.c.address).where(
-            participant_table.c.conversation_id == conversation_id,
-            participant_table.c.address == address,
-        )
-    ).first()
-    if exists is None:
-        tx.conn.execute(
-            insert(participant_table).values(
-                conversation_id=conversation_id,
-                address=address,
-                role=role,
-                display_name=display_name,
-            )
-        )
+    """Add a participant; nothing happens if they already take part."""
+    _JOIN.execute(tx.conn, conversation_id, address, role, display_name)
 
 
 def record_message(
     tx: Tx, conversation_id: int, *, message_id: str, sender: str, from_patient: bool
 ) -> None:
     now = utcnow()
-    tx.conn.execute(
-        insert(conversation_message_table).values(
-            conversation_id=conversation_id,
-            message_id=message_id,
-            sender=sender,
-            from_patient=from_patient,
-            at=now,
-        )
-    )
-    tx.conn.execute(
-        update(conversation_table)
-        .where(conversation_table.c.id == conversation_id)
-        .values(last_activity=now)
-    )
+    _RECORD.execute(tx.conn, conversation_id, message_id, sender, from_patient, now)
+    _TOUCH.execute(tx.conn, now, conversation_id)
 
 
 def end_conversation(tx: Tx, conversation_id: int, *, by: str) -> None:

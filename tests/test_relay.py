@@ -1,0 +1,231 @@
+"""Two mss instances acting as two operators of the trust space.
+
+Both trust the same development root (the second operator's certificates are
+issued by the first's PKI, as IGC-Santé issues every operator's), know each
+other's DKIM keys, whitelist each other, and route to each other's MX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from mss.security.dkim import ensure_keys, public_record
+from mss.security.pki import DevPKI
+from mss.store.models import relay_queue_table
+from mss.store.queue import list_entries
+
+from .conftest import run_mss
+from .harness import PASSWORD, Running, message, running
+
+JEAN = "jean.dupont@pro.mssante.test"
+PAUL = "paul.durand@autre.mssante.test"
+INS = "279035121518989"
+PATIENT = f"{INS}@patient.mssante.fr"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _dkim_records(data_dir: Path, domains: list[str]) -> str:
+    lines = []
+    for domain in domains:
+        for key in ensure_keys(data_dir / "dkim", domain, "mss-rsa", "mss-ed"):
+            lines.append(f"{key.dns_name()} {public_record(key)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def operator_b_template(instance_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`mss init` of a second operator whose certificates come from the first's PKI."""
+    data = tmp_path_factory.mktemp("operator-b") / "data"
+    result = run_mss("init", "--data-dir", str(data), "--domain", "autre.mssante.test",
+                     "--hostname", "mail.autre.mssante.test")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shutil.rmtree(data / "certs")
+    shutil.copytree(instance_template / "certs", data / "certs")
+    DevPKI(data / "certs").issue_server(
+        "server", "mail.autre.mssante.test", ["autre.mssante.test", "patient.mssante.fr"]
+    )
+    return data
+
+
+@contextlib.asynccontextmanager
+async def operators(
+    a_dir: Path, b_dir: Path, *, patients_at_b: bool = False
+) -> AsyncIterator[tuple[Running, Running]]:
+    a_mx, b_mx = _free_port(), _free_port()
+    a_domains = ["pro.mssante.test", "hopital.mssante.test"] + (
+        [] if patients_at_b else ["patient.mssante.fr"]
+    )
+    b_domains = ["autre.mssante.test"] + (["patient.mssante.fr"] if patients_at_b else [])
+    (a_dir / "dkim" / "peer-keys.txt").write_text(_dkim_records(b_dir, b_domains))
+    (b_dir / "dkim" / "peer-keys.txt").write_text(_dkim_records(a_dir, a_domains))
+    to_b = dict.fromkeys(b_domains, f"127.0.0.1:{b_mx}")
+    to_a = dict.fromkeys(a_domains, f"127.0.0.1:{a_mx}")
+    fast_retry = {"retry_base": 1, "retry_max": 2}
+    a_settings: dict[str, Any] = {
+        "listen": {"mx": a_mx, "submission": 0, "submissions": 0, "https": 0},
+        "relay": {"routes": to_b, **fast_retry},
+        "domains": {"host_patient_domain": not patients_at_b},
+    }
+    b_settings: dict[str, Any] = {
+        "listen": {"mx": b_mx, "submission": 0, "submissions": 0, "https": 0},
+        "relay": {"routes": to_a, **fast_retry},
+        # until the annuaire lands, B knows A's professionals from its configuration
+        "policy": {"professionals": [JEAN]},
+        "domains": {"professional": ["autre.mssante.test"], "host_patient_domain": patients_at_b},
+        "server": {"hostname": "mail.autre.mssante.test"},
+    }
+    async with running(a_dir, overrides=a_settings) as a, running(b_dir, overrides=b_settings) as b:
+        await a.trust(*b_domains)
+        await b.trust(*a_domains)
+        yield a, b
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def b_dir(operator_b_template: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "operator-b"
+    shutil.copytree(operator_b_template, target)
+    return target
+
+
+async def test_two_operators_exchange_mail_over_mutual_tls(instance: Path, b_dir: Path) -> None:
+    async with operators(instance, b_dir) as (a, b):
+        await a.add_pro(JEAN)
+        await b.add_pro(PAUL)
+        reply = await a.submit(
+            JEAN,
+            message(JEAN, PAUL, "Avis de l'opérateur A", message_id="<a1@pro.mssante.test>"),
+            [PAUL],
+        )
+        assert reply.code == 250
+
+        async def arrived_at_b() -> bool:
+            return len(await b.inbox(PAUL)) == 1
+
+        await eventually(arrived_at_b)
+        [copy] = await b.inbox(PAUL)
+        assert b"dkim=pass header.d=pro.mssante.test header.s=mss-rsa" in copy
+        assert b"dkim=pass header.d=pro.mssante.test header.s=mss-ed" in copy
+        assert copy.count(b"Received: from") == 2  # A's submission, then B's MX
+        [entry] = await a.store.read(lambda c: list_entries(c, None))
+        assert entry.status == "sent"
+
+        # and back: B's professional answers through B, A's MX receives it
+        await b.submit(
+            PAUL,
+            message(PAUL, JEAN, "Re: Avis", headers={"In-Reply-To": "<a1@pro.mssante.test>"}),
+            [JEAN],
+        )
+
+        async def arrived_at_a() -> bool:
+            return len(await a.inbox(JEAN)) == 1
+
+        await eventually(arrived_at_a)
+
+
+async def test_permanent_failure_at_the_peer_returns_a_dsn_to_the_author(
+    instance: Path, b_dir: Path
+) -> None:
+    async with operators(instance, b_dir) as (a, _b):
+        await a.add_pro(JEAN)
+        nobody = "personne@autre.mssante.test"
+        await a.submit(JEAN, message(JEAN, nobody, "Pour personne"), [nobody])
+
+        async def bounced() -> bool:
+            return len(await a.inbox(JEAN)) == 1
+
+        await eventually(bounced)
+        [dsn] = await a.inbox(JEAN)
+        assert b"report-type=delivery-status" in dsn
+        assert b"Status: 5.1.1" in dsn
+        assert b"Action: failed" in dsn
+        assert "Votre message n'a pas pu être remis".encode() in dsn
+        assert b"Your message could not be delivered" in dsn
+        assert b"Subject: Pour personne" in dsn  # the original headers (RET=HDRS by default)
+        [entry] = await a.store.read(lambda c: list_entries(c, None))
+        assert entry.status == "failed"
+
+
+async def test_unreachable_peer_is_retried_then_bounced_at_expiry(instance: Path) -> None:
+    closed = _free_port()  # nothing listens there
+    overrides = {
+        "relay": {"routes": {"autre.mssante.test": f"127.0.0.1:{closed}"}, "retry_base": 60}
+    }
+    async with running(instance, overrides=overrides) as a:
+        await a.trust("autre.mssante.test")
+        await a.add_pro(JEAN)
+        await a.submit(JEAN, message(JEAN, PAUL, "Réseau coupé"), [PAUL])
+        assert a.app.mail is not None
+        runner = a.app.mail.runner
+
+        async def tried_once() -> bool:
+            entries = await a.store.read(lambda c: list_entries(c, None))
+            return bool(entries) and entries[0].attempts == 1
+
+        await eventually(tried_once)
+        [entry] = await a.store.read(lambda c: list_entries(c, None))
+        assert entry.status == "queued"
+        assert entry.next_attempt >= entry.updated + 50  # backoff ~60 s
+        assert "Connect" in (entry.last_error or "") or "connect" in (entry.last_error or "")
+        # five days later: the queue gives up and tells the author
+        await a.store.write(
+            lambda tx: tx.conn.execute(update(relay_queue_table).values(next_attempt=0, expires=0))
+        )
+        await runner.run_once()
+        [entry] = await a.store.read(lambda c: list_entries(c, None))
+        assert entry.status == "failed"
+        [dsn] = await a.inbox(JEAN)
+        assert b"Status: 4.4.7" in dsn
+
+
+async def test_patient_hosted_by_another_operator_replies_to_a_professional(
+    instance: Path, b_dir: Path
+) -> None:
+    async with operators(instance, b_dir, patients_at_b=True) as (a, b):
+        await a.add_pro(JEAN)
+        await b.add_patient(INS, password=PASSWORD)
+        # the patient cannot write first, even through their own operator
+        with pytest.raises(Exception) as first:
+            await b.submit(PATIENT, message(PATIENT, JEAN, "Bonjour"), [JEAN])
+        assert "ne peut que répondre" in str(first.value)
+
+        await a.submit(
+            JEAN, message(JEAN, PATIENT, "Résultats", message_id="<j1@pro.mssante.test>"), [PATIENT]
+        )
+
+        async def at_patient() -> bool:
+            return len(await b.inbox(PATIENT)) == 1
+
+        await eventually(at_patient)
+        reply = message(
+            PATIENT, JEAN, "Re: Résultats", headers={"In-Reply-To": "<j1@pro.mssante.test>"}
+        )
+        assert (await b.submit(PATIENT, reply, [JEAN])).code == 250
+
+        async def at_jean() -> bool:
+            return len(await a.inbox(JEAN)) == 1
+
+        await eventually(at_jean)
+        [answer] = await a.inbox(JEAN)
+        assert "Re: Résultats".encode() in answer
