@@ -40,6 +40,9 @@ from mss.delivery.outbound import RelayRunner, mx_route
 from mss.delivery.reports import ReportSender
 from mss.delivery.trust import TrustSpace
 from mss.errors import InputError, MssError
+from mss.imap.server import Connection as ImapConnection
+from mss.imap.server import ImapListener
+from mss.imap.state import ImapConfig, MailboxBus, Session
 from mss.security import dkim
 from mss.security.auth import Credentials, LoginService
 from mss.security.passwords import hash_password
@@ -59,6 +62,7 @@ from mss.store.accounts import (
 )
 from mss.store.api import Store
 from mss.store.blobs import create_key_file, rotate_key_file
+from mss.store.mailboxes import MailboxChanged
 from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
@@ -455,6 +459,8 @@ class Application:
         self.settings = settings
         self.store: Store | None = None
         self.mail: Mail | None = None
+        self.imap_bus: MailboxBus | None = None
+        self.imap_listeners: list[ImapListener] = []
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
 
@@ -487,6 +493,7 @@ class Application:
             self.store.start()
             stack.push_async_callback(self.store.close)
             await self._start_mail(stack)
+            await self._start_imap(stack)
             await self._start_web(stack)
             reencrypt = asyncio.create_task(self._reencrypt_loop(), name="blob-reencrypt")
             stack.callback(reencrypt.cancel)
@@ -520,6 +527,45 @@ class Application:
             await listener.start()
             stack.push_async_callback(listener.stop)
             self.ports[listener.name] = listener.port
+
+    async def _start_imap(self, stack: AsyncExitStack) -> None:
+        assert self.store is not None and self.mail is not None
+        bus = MailboxBus()
+        self.imap_bus = bus
+        self.store.db.subscribe(
+            lambda events: bus.changed(
+                {e.mailbox_id for e in events if isinstance(e, MailboxChanged)}
+            )
+        )
+        listen_external = self.store.db.listen_mailboxes(bus.changed)
+        if listen_external is not None:
+            stack.callback(listen_external)
+        config = ImapConfig(
+            hostname=self.settings.server.hostname,
+            allow_patients=self.settings.policy.patient_imap_login,
+            max_message_size=self.settings.limits.max_message_size,
+        )
+        store, logins = self.store, self.mail.logins
+
+        def session(connection: ImapConnection) -> Session:
+            return Session(connection, store, logins, bus, config)
+
+        tls = self.mail.tls[0]
+        literal_limit = self.settings.limits.max_message_size
+        for name, port, implicit in (
+            ("imap", self.settings.listen.imap, False),
+            ("imaps", self.settings.listen.imaps, True),
+        ):
+            listener = ImapListener(
+                name, self.settings.listen.host, port, session,
+                implicit_tls=(lambda: tls.current) if implicit else None,
+                starttls=None if implicit else (lambda: tls.current),
+                literal_limit=literal_limit,
+            )  # fmt: skip
+            await listener.start()
+            stack.push_async_callback(listener.stop)
+            self.ports[name] = listener.port
+            self.imap_listeners.append(listener)
 
     async def _start_web(self, stack: AsyncExitStack) -> None:
         from mss.web.app import create_app

@@ -251,6 +251,25 @@ def parse_headers(raw: bytes, start: int = 0, end: int | None = None) -> Headers
     return Headers(fields)
 
 
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words (`=?utf-8?q?…?=`); the text unchanged if malformed."""
+    if "=?" not in value:
+        return value
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value
+
+
+def searchable_headers(headers: Headers) -> str:
+    """One `name: value` line per field, encoded words decoded, case-folded (IMAP SEARCH)."""
+    return "".join(
+        f"{name.lower()}: {decode_words(value).casefold()}\n" for name, value in headers.fields
+    )
+
+
 # --- structured header values --------------------------------------------------------
 
 

@@ -261,6 +261,12 @@ class Database:
             self._thread = None
         self._dispose()
 
+    def listen_mailboxes(self, callback: Callable[[set[int]], None]) -> Callable[[], None] | None:
+        """Across processes (PostgreSQL LISTEN/NOTIFY): call `callback(mailbox ids)` on
+        the event loop when another process commits a change to those mailboxes.
+        Returns a function that stops listening; None on SQLite (one process)."""
+        return None
+
     def subscribe(self, callback: Callable[[list[object]], None]) -> None:
         """Call `callback(events)` on the event loop after each commit carrying events."""
         self._subscribers.append(callback)

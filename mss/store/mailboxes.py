@@ -18,10 +18,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select
 
-from mss.core.mime import Part, parse_message
+from mss.core.mime import Part, parse_message, searchable_headers
 from mss.errors import NotFoundError
 from mss.store.blobs import BlobCipher, EncryptedBlob, insert_blobs, read_blob
-from mss.store.db import Tx
+from mss.store.db import RawStatement, Tx
 from mss.store.models import account_table, mailbox_table, message_table
 
 INBOX = "INBOX"
@@ -50,6 +50,7 @@ class PreparedMessage:
     envelope: str
     body_structure: str
     mss_headers: str | None = None
+    header_text: str | None = None
 
     def row(
         self, target: Target, uid: int, modseq: int, internal_date: int, blob_id: int
@@ -59,6 +60,7 @@ class PreparedMessage:
             target.mailbox_id, uid, modseq, target.flags, target.keywords, internal_date,
             self.sent_date, self.size, blob_id, self.message_id, self.in_reply_to,
             self.references, self.subject, self.envelope, self.body_structure, self.mss_headers,
+            self.header_text,
         )  # fmt: skip
 
 
@@ -113,6 +115,7 @@ def prepare_message(raw: bytes, cipher: BlobCipher) -> PreparedMessage:
         envelope=json.dumps(parsed.envelope.to_json(), separators=(",", ":")),
         body_structure=json.dumps(parsed.body.to_json(), separators=(",", ":")),
         mss_headers=_mss_headers(parsed.headers.fields),
+        header_text=searchable_headers(parsed.headers),
     )
 
 
@@ -122,12 +125,31 @@ def _mss_headers(fields: list[tuple[str, str]]) -> str | None:
     return json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None
 
 
+_NEXT_UIDVALIDITY = RawStatement(
+    "UPDATE account SET last_uidvalidity = CASE WHEN last_uidvalidity + ? > ? "
+    "THEN last_uidvalidity + ? ELSE ? END WHERE id = ? RETURNING last_uidvalidity"
+)
+
+
+def allocate_uidvalidity(tx: Tx, account_id: int, count: int = 1) -> int:
+    """The first of `count` UIDVALIDITY values, each greater than any the account had.
+
+    Time-based (Unix seconds), but never repeated: a mailbox deleted and created
+    again gets a greater value (RFC 3501 §2.3.1.1), even within the same second.
+    """
+    now = int(time.time()) + count - 1
+    row = _NEXT_UIDVALIDITY.execute(tx.conn, count, now, count, now, account_id).first()
+    if row is None:
+        raise NotFoundError(f"account {account_id} does not exist")
+    return int(row[0]) - count + 1
+
+
 def create_default_mailboxes(tx: Tx, account_id: int) -> None:
-    base = int(time.time())
+    first = allocate_uidvalidity(tx, account_id, len(DEFAULT_MAILBOXES))
     tx.conn.execute(
         insert(mailbox_table),
         [
-            {"account_id": account_id, "name": name, "special_use": use, "uidvalidity": base + i}
+            {"account_id": account_id, "name": name, "special_use": use, "uidvalidity": first + i}
             for i, (name, use) in enumerate(DEFAULT_MAILBOXES)
         ],
     )
@@ -168,7 +190,7 @@ class DeliveryItem:
 _INSERT_MESSAGE = (
     "INSERT INTO message (mailbox_id, uid, modseq, flags, keywords, internal_date, sent_date, "
     "size, blob_id, message_id, in_reply_to, refs, subject, envelope, body_structure, "
-    "mss_headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "mss_headers, header_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

@@ -109,6 +109,11 @@ class Account(SQLModel, table=True):
     patient_id: int | None = Field(default=None, foreign_key="patient.id", unique=True)
     disabled: bool = False
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # UIDVALIDITY of the account's last created mailbox: a re-created name must get a
+    # greater one (RFC 3501 §2.3.1.1).
+    last_uidvalidity: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
 
 
 class Mailbox(SQLModel, table=True):
@@ -171,6 +176,22 @@ class Message(SQLModel, table=True):
     body_structure: str = Field(sa_column=Column(Text, nullable=False))
     # The X-MSS-* header fields of ANS Référentiel #2 (JSON object), if any.
     mss_headers: str | None = Field(default=None, sa_column=Column(Text))
+    # The header section, unfolded, encoded words decoded, case-folded: what IMAP
+    # SEARCH matches header keys against without decrypting the message.
+    header_text: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Expunged(SQLModel, table=True):
+    """Expunged UIDs with the modseq of their expunge (RFC 7162 §3.2.5 VANISHED, and
+    how other sessions learn of an expunge)."""
+
+    __tablename__ = "expunged"
+    __table_args__ = (Index("ix_expunged_mailbox_modseq", "mailbox_id", "modseq"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    mailbox_id: int = Field(sa_column=Column(Integer, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    modseq: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class Conversation(SQLModel, table=True):
@@ -266,4 +287,5 @@ participant_table = ConversationParticipant.__table__  # type: ignore[attr-defin
 conversation_message_table = ConversationMessage.__table__  # type: ignore[attr-defined]
 trusted_domain_table = TrustedDomain.__table__  # type: ignore[attr-defined]
 relay_queue_table = RelayQueue.__table__  # type: ignore[attr-defined]
+expunged_table = Expunged.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

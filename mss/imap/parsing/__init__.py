@@ -1,0 +1,1 @@
+"""Pure IMAP parsing: bytes in, typed commands out; no I/O."""

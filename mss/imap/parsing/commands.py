@@ -1,0 +1,622 @@
+"""IMAP command grammars (RFC 3501 §6, §9 and the extensions mss offers): pure.
+
+`parse_command(bytes)` turns one complete command (literals inline, CRLF
+stripped) into a `Command` with typed arguments, or raises `CommandError`
+(with the tag when it could be read) for the server to answer BAD.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mss.imap.parsing.tokens import ParseError, Reader
+
+
+class CommandError(ParseError):
+    def __init__(self, tag: str | None, message: str) -> None:
+        super().__init__(message)
+        self.tag = tag
+
+
+# --- argument types -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """`[1.2.HEADER.FIELDS (A B)]`: part path, text specifier, header field names."""
+
+    part: tuple[int, ...] = ()
+    text: str | None = None  # HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
+    fields: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        parts = [".".join(str(p) for p in self.part)] if self.part else []
+        if self.text:
+            text = self.text
+            if self.fields:
+                text += " (" + " ".join(self.fields) + ")"
+            parts.append(text)
+        return ".".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAtt:
+    name: str  # FLAGS, UID, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE,
+    # RFC822, RFC822.HEADER, RFC822.TEXT, MODSEQ, BODY[…], BINARY[…], BINARY.SIZE[…]
+    section: Section | None = None
+    partial: tuple[int, int] | None = None
+    peek: bool = False
+
+    def label(self) -> str:
+        """The item's name in the response (RFC 3501 §7.4.2: partial shows the origin only)."""
+        if self.section is None:
+            return self.name
+        text = f"{self.name}[{self.section.label()}]"
+        if self.partial is not None:
+            text += f"<{self.partial[0]}>"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class SearchKey:
+    kind: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    tag: str
+    name: str  # upper case; UID commands are "UID FETCH" etc.
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+FETCH_MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+SIMPLE_FETCH = frozenset(
+    [
+        "FLAGS",
+        "UID",
+        "INTERNALDATE",
+        "RFC822.SIZE",
+        "ENVELOPE",
+        "BODY",
+        "BODYSTRUCTURE",
+        "RFC822",
+        "RFC822.HEADER",
+        "RFC822.TEXT",
+        "MODSEQ",
+    ]
+)
+STATUS_ITEMS = frozenset(
+    ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"]
+)
+
+
+def _mailbox(reader: Reader) -> str:
+    raw = reader.astring()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError("mailbox name is not UTF-8") from None
+
+
+def _list_mailbox(reader: Reader) -> str:
+    """list-mailbox: 1*(ATOM-CHAR / "%" / "*" / "]") / string."""
+    if reader.peek() in (0x22, 0x7B):
+        return reader.string().decode("utf-8", "replace")
+    start = reader.pos
+    data = reader.data
+    while reader.pos < len(data) and data[reader.pos] > 0x20 and data[reader.pos] not in b'(){"\\':
+        reader.pos += 1
+    if reader.pos == start:
+        raise ParseError("expected a mailbox pattern")
+    return data[start : reader.pos].decode("utf-8", "replace")
+
+
+def _section(reader: Reader) -> Section:
+    reader.expect(b"[")
+    part: list[int] = []
+    text: str | None = None
+    fields: list[str] = []
+    while not reader.peek_is(b"]"):
+        if reader.peek() is not None and 0x30 <= reader.peek() <= 0x39:  # type: ignore[operator]
+            part.append(reader.number(nonzero=True))
+            if not reader.maybe(b"."):
+                break
+            continue
+        word = reader.atom().upper()
+        if word not in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
+            raise ParseError(f"unknown section text {word}")
+        if word == "MIME" and not part:
+            raise ParseError("MIME needs a part number")
+        text = word
+        if word.startswith("HEADER.FIELDS"):
+            reader.space()
+            reader.expect(b"(")
+            while True:
+                fields.append(reader.astring().decode("ascii", "replace").upper())
+                if reader.maybe(b")"):
+                    break
+                reader.space()
+        break
+    reader.expect(b"]")
+    return Section(tuple(part), text, tuple(fields))
+
+
+def _partial(reader: Reader) -> tuple[int, int] | None:
+    if not reader.maybe(b"<"):
+        return None
+    start = reader.number()
+    reader.expect(b".")
+    count = reader.number(nonzero=True)
+    reader.expect(b">")
+    return start, count
+
+
+def _fetch_att(reader: Reader) -> FetchAtt:
+    name = reader.atom(stop_at_bracket=True).upper()
+    for prefix in ("BODY.PEEK", "BODY", "BINARY.PEEK", "BINARY", "BINARY.SIZE"):
+        if name == prefix and reader.peek_is(b"["):
+            section = _section(reader)
+            if prefix.startswith("BINARY") and section.text is not None:
+                raise ParseError("BINARY takes a part number only")
+            partial = None if prefix == "BINARY.SIZE" else _partial(reader)
+            base = prefix.replace(".PEEK", "")
+            return FetchAtt(base, section, partial, peek=prefix.endswith(".PEEK"))
+    if name not in SIMPLE_FETCH:
+        raise ParseError(f"unknown FETCH item {name}")
+    return FetchAtt(name)
+
+
+def _fetch_atts(reader: Reader) -> list[FetchAtt]:
+    if reader.maybe(b"("):
+        atts = []
+        while True:
+            atts.append(_fetch_att(reader))
+            if reader.maybe(b")"):
+                return atts
+            reader.space()
+    start = reader.pos
+    word = reader.atom(stop_at_bracket=True).upper()
+    if word in FETCH_MACROS:
+        return [FetchAtt(n) for n in FETCH_MACROS[word]]
+    reader.pos = start
+    return [_fetch_att(reader)]
+
+
+# --- search ------------------------------------------------------------------------------
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
+_STRING_KEYS = frozenset(["BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"])
+_DATE_KEYS = frozenset(["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"])
+
+
+def _search_string(reader: Reader, charset: str) -> str:
+    raw = reader.astring()
+    try:
+        return raw.decode("utf-8" if charset == "UTF-8" else "ascii")
+    except UnicodeDecodeError:
+        raise ParseError(f"search string is not {charset}") from None
+
+
+def _search_key(reader: Reader, charset: str, depth: int = 0) -> SearchKey:
+    if depth > 50:
+        raise ParseError("search keys nested too deeply")
+    if reader.maybe(b"("):
+        keys = _search_keys(reader, charset, depth + 1, closing=True)
+        return SearchKey("AND", (tuple(keys),))
+    byte = reader.peek()
+    if byte is not None and (0x30 <= byte <= 0x39 or byte == 0x2A):
+        return SearchKey("SEQ", (reader.sequence_set(),))
+    word = reader.atom().upper()
+    if word in ("ALL", "NEW", "OLD", "RECENT"):
+        return SearchKey(word)
+    if word in _FLAG_KEYS:
+        flag, positive = _FLAG_KEYS[word]
+        return SearchKey("FLAG", (flag, positive))
+    reader.space()
+    if word in _STRING_KEYS:
+        return SearchKey("STRING", (word, _search_string(reader, charset)))
+    if word in _DATE_KEYS:
+        return SearchKey("DATE", (word, reader.date()))
+    if word == "HEADER":
+        name = reader.astring().decode("ascii", "replace")
+        reader.space()
+        return SearchKey("HEADER", (name, _search_string(reader, charset)))
+    if word in ("KEYWORD", "UNKEYWORD"):
+        return SearchKey("FLAG", (reader.flag(), word == "KEYWORD"))
+    if word in ("LARGER", "SMALLER"):
+        return SearchKey(word, (reader.number(wide=True),))
+    if word in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN
+        return SearchKey(word, (reader.number(nonzero=True),))
+    if word == "UID":
+        return SearchKey("UID", (reader.sequence_set(),))
+    if word == "NOT":
+        return SearchKey("NOT", (_search_key(reader, charset, depth + 1),))
+    if word == "OR":
+        first = _search_key(reader, charset, depth + 1)
+        reader.space()
+        return SearchKey("OR", (first, _search_key(reader, charset, depth + 1)))
+    if word == "MODSEQ":  # RFC 7162 §3.1.5; the entry name and type are ignored
+        if reader.peek_is(b'"'):
+            reader.quoted()
+            reader.space()
+            reader.atom()
+            reader.space()
+        return SearchKey("MODSEQ", (reader.number(wide=True),))
+    raise ParseError(f"unknown search key {word}")
+
+
+def _search_keys(
+    reader: Reader, charset: str, depth: int = 0, closing: bool = False
+) -> list[SearchKey]:
+    keys = [_search_key(reader, charset, depth)]
+    while True:
+        if closing and reader.maybe(b")"):
+            return keys
+        if not closing and reader.at_end():
+            return keys
+        reader.space()
+        keys.append(_search_key(reader, charset, depth))
+
+
+# --- command grammars -----------------------------------------------------------------------
+
+NO_ARGS = frozenset(
+    [
+        "CAPABILITY",
+        "NOOP",
+        "LOGOUT",
+        "STARTTLS",
+        "CHECK",
+        "CLOSE",
+        "EXPUNGE",
+        "UNSELECT",
+        "IDLE",
+        "NAMESPACE",
+    ]
+)
+
+
+def _args(name: str, reader: Reader) -> dict[str, Any]:
+    parser = _GRAMMARS.get(name)
+    if parser is None:
+        raise ParseError(f"unknown command {name}")
+    return parser(reader)
+
+
+def _g_authenticate(r: Reader) -> dict[str, Any]:
+    r.space()
+    mechanism = r.atom().upper()
+    initial = None
+    if r.maybe(b" "):
+        initial = r.atom(allow_bracket=True)  # base64, or "=" for an empty response
+    return {"mechanism": mechanism, "initial": initial}
+
+
+def _g_login(r: Reader) -> dict[str, Any]:
+    r.space()
+    user = r.astring()
+    r.space()
+    password = r.astring()
+    return {
+        "user": user.decode("utf-8", "replace"),
+        "password": password.decode("utf-8", "replace"),
+    }
+
+
+def _g_select(r: Reader) -> dict[str, Any]:
+    r.space()
+    mailbox = _mailbox(r)
+    params: dict[str, Any] = {}
+    if r.maybe(b" ("):
+        while not r.maybe(b")"):
+            if params:
+                r.space()
+            word = r.atom().upper()
+            if word == "CONDSTORE":
+                params["condstore"] = True
+            elif word == "QRESYNC":
+                r.space()
+                r.expect(b"(")
+                uidvalidity = r.number(nonzero=True)
+                r.space()
+                modseq = r.number(wide=True)
+                known = None
+                if r.maybe(b" ") and not r.peek_is(b"("):
+                    known = r.sequence_set()
+                    r.maybe(b" ")
+                if r.peek_is(b"("):  # sequence match data: ignored
+                    depth = 0
+                    while True:
+                        if r.maybe(b"("):
+                            depth += 1
+                        elif r.maybe(b")"):
+                            depth -= 1
+                            if depth == 0:
+                                break
+                        else:
+                            r.pos += 1
+                r.expect(b")")
+                params["qresync"] = (uidvalidity, modseq, known)
+            else:
+                raise ParseError(f"unknown SELECT parameter {word}")
+    return {"mailbox": mailbox, **params}
+
+
+def _g_mailbox(r: Reader) -> dict[str, Any]:
+    r.space()
+    return {"mailbox": _mailbox(r)}
+
+
+def _g_create(r: Reader) -> dict[str, Any]:
+    r.space()
+    args: dict[str, Any] = {"mailbox": _mailbox(r), "use": []}
+    if r.maybe(b" (USE "):  # RFC 6154 §3 CREATE-SPECIAL-USE
+        args["use"] = r.list_of("flag")
+        r.expect(b")")
+    return args
+
+
+def _g_rename(r: Reader) -> dict[str, Any]:
+    r.space()
+    old = _mailbox(r)
+    r.space()
+    return {"mailbox": old, "new": _mailbox(r)}
+
+
+def _g_list(r: Reader) -> dict[str, Any]:
+    r.space()
+    selection: list[str] = []
+    if r.peek_is(b"("):
+        selection = [s.upper() for s in r.list_of()]
+        r.space()
+    reference = r.astring().decode("utf-8", "replace")
+    r.space()
+    patterns: list[str] = []
+    if r.maybe(b"("):
+        while not r.maybe(b")"):
+            if patterns:
+                r.space()
+            patterns.append(_list_mailbox(r))
+    else:
+        patterns.append(_list_mailbox(r))
+    returns: list[str] = []
+    if r.maybe(b" RETURN "):
+        returns = [x.upper() for x in r.list_of()]
+    return {"reference": reference, "patterns": patterns, "selection": selection, "return": returns}
+
+
+def _g_lsub(r: Reader) -> dict[str, Any]:
+    r.space()
+    reference = r.astring().decode("utf-8", "replace")
+    r.space()
+    return {
+        "reference": reference,
+        "patterns": [_list_mailbox(r)],
+        "selection": ["SUBSCRIBED"],
+        "return": [],
+    }
+
+
+def _g_status(r: Reader) -> dict[str, Any]:
+    r.space()
+    mailbox = _mailbox(r)
+    r.space()
+    items = [i.upper() for i in r.list_of()]
+    unknown = [i for i in items if i not in STATUS_ITEMS]
+    if unknown or not items:
+        raise ParseError(f"unknown STATUS item {unknown[0] if unknown else '()'}")
+    return {"mailbox": mailbox, "items": items}
+
+
+def _g_append(r: Reader) -> dict[str, Any]:
+    r.space()
+    mailbox = _mailbox(r)
+    r.space()
+    flags: list[str] = []
+    date: dt.datetime | None = None
+    if r.peek_is(b"("):
+        flags = r.list_of("flag")
+        r.space()
+    if r.peek_is(b'"'):
+        date = r.date_time()
+        r.space()
+    binary = r.peek_is(b"~")
+    message = r.literal(binary=True)
+    return {"mailbox": mailbox, "flags": flags, "date": date, "message": message, "binary": binary}
+
+
+def _g_search(r: Reader) -> dict[str, Any]:
+    r.space()
+    charset = "US-ASCII"
+    returns: list[str] | None = None
+    if r.maybe(b"RETURN "):  # RFC 4731 ESEARCH
+        returns = [x.upper() for x in r.list_of()]
+        r.space()
+    if r.peek_is(b"CHARSET ") or r.peek_is(b"charset "):
+        r.pos += len(b"CHARSET ")
+        charset = r.astring().decode("ascii", "replace").upper()
+        r.space()
+        if charset not in ("US-ASCII", "UTF-8"):
+            r.text()  # the rest is not worth parsing: the answer is NO [BADCHARSET]
+            return {"badcharset": charset}
+    return {"keys": _search_keys(r, charset), "charset": charset, "return": returns}
+
+
+def _g_fetch(r: Reader) -> dict[str, Any]:
+    r.space()
+    sequence = r.sequence_set()
+    r.space()
+    atts = _fetch_atts(r)
+    changed_since = None
+    vanished = False
+    if r.maybe(b" ("):
+        while not r.maybe(b")"):
+            word = r.atom().upper()
+            if word == "CHANGEDSINCE":
+                r.space()
+                changed_since = r.number(wide=True)
+            elif word == "VANISHED":
+                vanished = True
+            else:
+                raise ParseError(f"unknown FETCH modifier {word}")
+            r.maybe(b" ")
+    return {
+        "sequence": sequence,
+        "atts": atts,
+        "changed_since": changed_since,
+        "vanished": vanished,
+    }
+
+
+def _g_store(r: Reader) -> dict[str, Any]:
+    r.space()
+    sequence = r.sequence_set()
+    r.space()
+    unchanged_since = None
+    if r.maybe(b"("):
+        word = r.atom().upper()
+        if word != "UNCHANGEDSINCE":
+            raise ParseError(f"unknown STORE modifier {word}")
+        r.space()
+        unchanged_since = r.number(wide=True)
+        r.expect(b")")
+        r.space()
+    item = r.atom().upper()
+    mode = {"+": "add", "-": "remove"}.get(item[:1], "replace")
+    base = item.lstrip("+-")
+    if base not in ("FLAGS", "FLAGS.SILENT"):
+        raise ParseError(f"unknown STORE item {item}")
+    r.space()
+    if r.peek_is(b"("):
+        flags = r.list_of("flag")
+    else:
+        flags = [r.flag()]
+        while r.maybe(b" "):
+            flags.append(r.flag())
+    return {
+        "sequence": sequence,
+        "mode": mode,
+        "silent": base.endswith(".SILENT"),
+        "flags": flags,
+        "unchanged_since": unchanged_since,
+    }
+
+
+def _g_copy(r: Reader) -> dict[str, Any]:
+    r.space()
+    sequence = r.sequence_set()
+    r.space()
+    return {"sequence": sequence, "mailbox": _mailbox(r)}
+
+
+def _g_expunge_uid(r: Reader) -> dict[str, Any]:
+    r.space()
+    return {"sequence": r.sequence_set()}
+
+
+def _g_enable(r: Reader) -> dict[str, Any]:
+    capabilities = []
+    while r.maybe(b" "):
+        capabilities.append(r.atom().upper())
+    if not capabilities:
+        raise ParseError("ENABLE needs a capability")
+    return {"capabilities": capabilities}
+
+
+def _g_id(r: Reader) -> dict[str, Any]:
+    r.space()
+    if r.maybe(b"NIL") or r.maybe(b"nil"):
+        return {"params": None}
+    r.expect(b"(")
+    params: dict[str, str | None] = {}
+    while not r.maybe(b")"):
+        if params:
+            r.space()
+        key = r.string().decode("utf-8", "replace")
+        r.space()
+        value = r.nstring()
+        params[key] = value.decode("utf-8", "replace") if value is not None else None
+        if len(params) > 30:
+            raise ParseError("too many ID parameters")
+    return {"params": params}
+
+
+_GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
+    "AUTHENTICATE": _g_authenticate,
+    "LOGIN": _g_login,
+    "SELECT": _g_select,
+    "EXAMINE": _g_select,
+    "CREATE": _g_create,
+    "DELETE": _g_mailbox,
+    "RENAME": _g_rename,
+    "SUBSCRIBE": _g_mailbox,
+    "UNSUBSCRIBE": _g_mailbox,
+    "LIST": _g_list,
+    "LSUB": _g_lsub,
+    "STATUS": _g_status,
+    "APPEND": _g_append,
+    "SEARCH": _g_search,
+    "FETCH": _g_fetch,
+    "STORE": _g_store,
+    "COPY": _g_copy,
+    "MOVE": _g_copy,
+    "ENABLE": _g_enable,
+    "ID": _g_id,
+    "UID EXPUNGE": _g_expunge_uid,
+    **{name: (lambda r: {}) for name in NO_ARGS},
+}
+UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE"])
+
+
+def parse_tag(reader: Reader) -> str:
+    start = reader.pos
+    data = reader.data
+    while (
+        reader.pos < len(data) and data[reader.pos] > 0x20 and data[reader.pos] not in b'(){%*"\\+'
+    ):
+        reader.pos += 1
+    if reader.pos == start:
+        raise CommandError(None, "missing tag")
+    return data[start : reader.pos].decode("ascii", "replace")
+
+
+def parse_command(line: bytes) -> Command:
+    """One command, literals inline, without the final CRLF."""
+    reader = Reader(line)
+    tag = parse_tag(reader)
+    try:
+        reader.space()
+        name = reader.atom().upper()
+        if name == "UID":
+            reader.space()
+            sub = reader.atom().upper()
+            if sub not in UID_COMMANDS:
+                raise ParseError(f"UID {sub} is not a command")
+            name = f"UID {sub}"
+        grammar = name if name in _GRAMMARS else name.removeprefix("UID ")
+        args = _args(grammar, reader)
+        reader.end()
+    except ParseError as exc:
+        raise CommandError(tag, str(exc)) from None
+    return Command(tag, name, args)

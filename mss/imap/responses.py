@@ -1,0 +1,242 @@
+"""Rendering IMAP data (RFC 3501 §7, §9): strings, ENVELOPE, BODYSTRUCTURE, sections.
+
+Everything here is pure: stored JSON and message bytes in, response bytes out.
+Strings go out quoted when they are printable ASCII, as literals otherwise
+(8-bit headers, CR/LF), so no client ever receives an invalid quoted string.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import quopri
+from collections.abc import Iterable
+from typing import Any
+
+from mss.core.mime import Envelope, Part, find_body_start, parse_headers
+from mss.imap.parsing.commands import Section
+
+NIL = b"NIL"
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def string(value: str | bytes | None) -> bytes:
+    """NIL, a quoted string, or a literal when the value cannot be quoted."""
+    if value is None:
+        return NIL
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    if all(32 <= b < 127 for b in data) and len(data) < 1000:
+        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return literal(data)
+
+
+def literal(data: bytes) -> bytes:
+    return b"{%d}\r\n" % len(data) + data
+
+
+def astring(value: str) -> bytes:
+    """A mailbox name or similar: an atom when possible."""
+    data = value.encode("utf-8")
+    if data and all(33 <= b < 127 and b not in b'(){%*"\\]' for b in data):
+        return data
+    return string(data)
+
+
+def plist(items: Iterable[bytes]) -> bytes:
+    return b"(" + b" ".join(items) + b")"
+
+
+def flags(names: Iterable[str]) -> bytes:
+    return b"(" + " ".join(names).encode() + b")"
+
+
+def internal_date(seconds: int) -> bytes:
+    """`"22-Nov-2026 10:00:00 +0000"` (RFC 3501 date-time)."""
+    when = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return (
+        f'"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} {when:%H:%M:%S} +0000"'.encode()
+    )
+
+
+# --- ENVELOPE and BODYSTRUCTURE ----------------------------------------------------------------
+
+
+def _addresses(addresses: list[Any] | None) -> bytes:
+    if not addresses:
+        return NIL
+    return plist(plist(string(part) for part in address) for address in addresses)
+
+
+def envelope(env: Envelope) -> bytes:
+    """RFC 3501 §7.4.2 ENVELOPE."""
+    return plist(
+        [
+            string(env.date),
+            string(env.subject),
+            _addresses(env.from_),
+            _addresses(env.sender),
+            _addresses(env.reply_to),
+            _addresses(env.to),
+            _addresses(env.cc),
+            _addresses(env.bcc),
+            string(env.in_reply_to),
+            string(env.message_id),
+        ]
+    )
+
+
+def _params(params: list[tuple[str, str]]) -> bytes:
+    if not params:
+        return NIL
+    return plist(string(item) for pair in params for item in pair)
+
+
+def _disposition(part: Part) -> bytes:
+    if part.disposition is None:
+        return NIL
+    kind, params = part.disposition
+    return plist([string(kind), _params(params)])
+
+
+def _language(part: Part) -> bytes:
+    if not part.language:
+        return NIL
+    if len(part.language) == 1:
+        return string(part.language[0])
+    return plist(string(lang) for lang in part.language)
+
+
+def body_structure(part: Part, *, extensible: bool) -> bytes:
+    """BODYSTRUCTURE (extensible) or BODY (RFC 3501 §7.4.2)."""
+    if part.is_multipart:
+        if not part.children:  # a multipart without parts: describe it as empty text
+            return b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
+        inner = b"".join(body_structure(c, extensible=extensible) for c in part.children)
+        fields = [inner, string(part.subtype)]
+        if extensible:
+            fields += [
+                _params(part.params),
+                _disposition(part),
+                _language(part),
+                string(part.location),
+            ]
+        return b"(" + b" ".join(fields) + b")"
+    fields = [
+        string(part.maintype),
+        string(part.subtype),
+        _params(part.params),
+        string(part.content_id),
+        string(part.description),
+        string(part.encoding),
+        str(part.size).encode(),
+    ]
+    if part.is_message and part.envelope is not None and part.children:
+        fields += [
+            envelope(part.envelope),
+            body_structure(part.children[0], extensible=extensible),
+            str(part.lines).encode(),
+        ]
+    elif part.maintype == "text":
+        fields.append(str(part.lines).encode())
+    if extensible:
+        fields += [string(part.md5), _disposition(part), _language(part), string(part.location)]
+    return plist(fields)
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+class SectionError(ValueError):
+    """The section does not exist in this message."""
+
+
+def find_part(root: Part, path: tuple[int, ...]) -> Part:
+    """The part a section path names (RFC 3501 §6.4.5 part numbering)."""
+    part = root
+    for number in path:
+        if part.is_message and part.children:
+            part = part.children[0]  # into the encapsulated message
+        if part.is_multipart:
+            if not 1 <= number <= len(part.children):
+                raise SectionError(f"no part {number}")
+            part = part.children[number - 1]
+        elif number != 1:
+            raise SectionError(f"no part {number} in a single-part body")
+    return part
+
+
+def _header_lines(block: bytes) -> list[tuple[str, bytes]]:
+    """(lower-cased name, whole field with its folded lines and CRLF) of a header block."""
+    fields: list[tuple[str, bytes]] = []
+    for line in block.split(b"\r\n")[:-1] if block.endswith(b"\r\n") else block.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and fields:
+            name, text = fields[-1]
+            fields[-1] = (name, text + line + b"\r\n")
+            continue
+        name = line.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+        fields.append((name, line + b"\r\n"))
+    return fields
+
+
+def _select_fields(block: bytes, names: tuple[str, ...], keep: bool) -> bytes:
+    wanted = {n.lower() for n in names}
+    kept = [text for name, text in _header_lines(block) if (name in wanted) == keep]
+    return b"".join(kept) + b"\r\n"
+
+
+def section_bytes(raw: bytes, root: Part, section: Section) -> bytes:
+    """The bytes of BODY[section] (before any <partial>)."""
+    if not section.part:
+        message = root
+        header_end = root.body_start
+        start = 0
+    else:
+        part = find_part(root, section.part)
+        if section.text == "MIME":
+            return raw[part.header_start : part.body_start]
+        if section.text is None:
+            return raw[part.body_start : part.body_end]
+        if not (part.is_message and part.children):
+            raise SectionError("HEADER and TEXT apply to a message part")
+        message = part.children[0]
+        start = message.header_start
+        header_end = message.body_start
+    if section.text is None:
+        return raw[start : message.body_end]
+    if section.text == "TEXT":
+        return raw[header_end : message.body_end]
+    block = raw[start:header_end]
+    if section.text == "HEADER":
+        return block
+    return _select_fields(block, section.fields, keep=section.text == "HEADER.FIELDS")
+
+
+def partial(data: bytes, window: tuple[int, int] | None) -> bytes:
+    if window is None:
+        return data
+    start, count = window
+    return data[start : start + count]
+
+
+def decode_part(raw: bytes, part: Part) -> bytes:
+    """BINARY (RFC 3516): the part's body with its transfer encoding undone."""
+    body = raw[part.body_start : part.body_end]
+    if part.encoding == "base64":
+        try:
+            return base64.b64decode(b"".join(body.split()), validate=False)
+        except (binascii.Error, ValueError):
+            raise SectionError("undecodable base64") from None
+    if part.encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    return body
+
+
+def header_block(raw: bytes) -> bytes:
+    return raw[: find_body_start(raw)]
+
+
+def header_value(raw: bytes, name: str) -> str | None:
+    return parse_headers(raw, 0, find_body_start(raw)).get(name)

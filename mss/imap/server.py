@@ -1,0 +1,236 @@
+"""The IMAP socket loop: reading commands (literals included), TLS, limits.
+
+One asyncio task per connection reads a command line; when it ends with a
+literal announcement it reads the literal (after a "+" continuation for a
+synchronizing literal, RFC 3501 §7.5; none for LITERAL+, RFC 7888) and goes
+on until the command is complete, then hands it to the session. Before login,
+lines and literals are kept small (a stranger cannot make us buffer megabytes);
+after login, a literal may hold a whole message. A connection idle for
+`idle_timeout` seconds is logged out (RFC 3501 §5.4: at least 30 minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+
+from mss.imap.parsing.commands import CommandError, parse_command
+from mss.imap.parsing.tokens import literal_announcement
+from mss.imap.state import Session, State
+from mss.security.pki import CertIdentity
+from mss.security.tls import peer_identity
+
+log = logging.getLogger(__name__)
+
+PRE_AUTH_LINE = 8 * 1024
+PRE_AUTH_LITERAL = 8 * 1024
+LINE_LIMIT = 64 * 1024
+
+
+class TooBig(Exception):
+    """A line or literal over the limit: the connection is closed with BYE."""
+
+
+class LiteralRefused(Exception):
+    """A synchronizing literal over the limit: the command is refused, nothing was sent."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+class Connection:
+    """One client connection; the `Channel` a session talks through."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        implicit_tls: bool,
+        starttls: Callable[[], ssl.SSLContext] | None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.tls = implicit_tls
+        self._starttls = starttls
+        peer = writer.get_extra_info("peername")
+        self.peer_ip: str | None = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        self.peer_certificate: CertIdentity | None = (
+            peer_identity(writer.get_extra_info("ssl_object")) if implicit_tls else None
+        )
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.authenticated = False
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read_line(self) -> bytes | None:
+        limit = LINE_LIMIT if self.authenticated else PRE_AUTH_LINE
+        try:
+            line = await self.reader.readuntil(b"\r\n")
+        except asyncio.IncompleteReadError:
+            return None
+        except asyncio.LimitOverrunError:
+            raise TooBig("line too long") from None
+        if len(line) > limit:
+            raise TooBig("line too long")
+        return line[:-2]
+
+    async def read_command(self, literal_limit: int) -> bytes | None:
+        """A whole command, literals inline, or None at end of stream.
+
+        After a literal's bytes comes the rest of the command line, which is
+        appended directly (the CRLF before the literal's data is the literal's).
+        """
+        command = bytearray()
+        while True:
+            line = await self.read_line()
+            if line is None:
+                return None
+            command += line
+            announced = literal_announcement(line)
+            if announced is None:
+                return bytes(command)
+            size, nonsync, _binary = announced
+            limit = literal_limit if self.authenticated else PRE_AUTH_LITERAL
+            if size > limit or len(command) + size > limit + LINE_LIMIT:
+                if nonsync:
+                    raise TooBig("literal too big")
+                # RFC 7888 §4: refuse a synchronizing literal instead of "+"
+                raise LiteralRefused(bytes(command).split(b" ", 1)[0].decode("ascii", "replace"))
+            if not nonsync:
+                await self.write(b"+ Ready for literal data\r\n")
+            try:
+                command += b"\r\n" + await self.reader.readexactly(size)
+            except asyncio.IncompleteReadError:
+                return None
+
+    async def start_tls(self) -> None:
+        if self._starttls is None:
+            raise ssl.SSLError("STARTTLS is not available here")
+        await self.writer.start_tls(self._starttls())
+        self.tls = True
+        self.peer_certificate = peer_identity(self.writer.get_extra_info("ssl_object"))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+SessionFactory = Callable[[Connection], Session]
+
+
+class ImapListener:
+    """One listening socket (STARTTLS on 143, implicit TLS on 993)."""
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        sessions: SessionFactory,
+        *,
+        implicit_tls: Callable[[], ssl.SSLContext] | None,
+        starttls: Callable[[], ssl.SSLContext] | None,
+        literal_limit: int,
+        idle_timeout: float = 30 * 60,
+    ) -> None:
+        self.name = name
+        self._host = host
+        self._port = port
+        self._sessions = sessions
+        self._implicit = implicit_tls
+        self._starttls = starttls
+        self._literal_limit = literal_limit
+        self._idle_timeout = idle_timeout
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port,
+            ssl=self._implicit() if self._implicit else None,
+            limit=LINE_LIMIT + 2, reuse_address=True, backlog=4096,
+        )  # fmt: skip
+        self._port = self.port
+
+    async def reload(self, ssl_context: ssl.SSLContext) -> None:
+        """Implicit TLS binds its context to the socket: listen again with the new one."""
+        if self._implicit is None or self._server is None:
+            return
+        self._server.close()
+        await self.start()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        connection = Connection(
+            reader, writer, implicit_tls=self._implicit is not None, starttls=self._starttls
+        )
+        session = self._sessions(connection)
+        try:
+            await self._serve(connection, session)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
+            pass
+        except TooBig as exc:
+            with contextlib.suppress(Exception):
+                await connection.write(f"* BYE {exc}\r\n".encode())
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.write(b"* BYE Server shutting down\r\n"), 1)
+        except Exception:
+            log.exception("IMAP connection failed")
+        finally:
+            session.close()
+            connection.close()
+            self.connections -= 1
+            self._tasks.discard(task)
+
+    async def _serve(self, connection: Connection, session: Session) -> None:
+        await connection.write(session.greeting())
+        while session.state is not State.LOGOUT:
+            try:
+                line = await asyncio.wait_for(
+                    connection.read_command(self._literal_limit), self._idle_timeout
+                )
+            except TimeoutError:
+                await connection.write(b"* BYE Autologout; idle for too long\r\n")
+                return
+            except LiteralRefused as refused:
+                await connection.write(f"{refused.tag} NO [TOOBIG] Literal too big\r\n".encode())
+                continue
+            if line is None:
+                return
+            try:
+                command = parse_command(line)
+            except CommandError as exc:
+                await connection.write(f"{exc.tag or '*'} BAD {exc}\r\n".encode())
+                continue
+            await session.run(command)
+            connection.authenticated = session.state in (State.AUTHENTICATED, State.SELECTED)

@@ -1,0 +1,224 @@
+"""Mailboxes as IMAP sees them: list, create, delete, rename, subscribe, status.
+
+Names are stored as UTF-8 text with `/` as the hierarchy delimiter; `INBOX` is
+always spelt so (IMAP's INBOX is case-insensitive, RFC 3501 §5.1). Every change
+that other sessions must see bumps the mailbox's HIGHESTMODSEQ in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from mss.errors import InputError, NotFoundError
+from mss.store.db import Tx
+from mss.store.mailboxes import INBOX, MailboxChanged, allocate_uidvalidity
+from mss.store.models import SystemFlag, expunged_table, mailbox_table, message_table
+
+DELIMITER = "/"
+m = mailbox_table.c
+
+
+class MailboxError(InputError):
+    """A mailbox operation IMAP answers with NO; `code` is the response code (RFC 5530)."""
+
+    def __init__(self, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    id: int
+    account_id: int
+    name: str
+    special_use: str | None
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    first_recent_uid: int
+    subscribed: bool
+
+
+_COLUMNS = (
+    m.id,
+    m.account_id,
+    m.name,
+    m.special_use,
+    m.uidvalidity,
+    m.uidnext,
+    m.highestmodseq,
+    m.first_recent_uid,
+    m.subscribed,
+)
+
+
+def normalize_name(name: str) -> str:
+    """`inbox` (any case) is INBOX, and so is the start of `inbox/child`."""
+    head, sep, rest = name.partition(DELIMITER)
+    if head.upper() == INBOX:
+        return INBOX + sep + rest
+    return name
+
+
+def list_mailboxes(conn: Connection, account_id: int) -> list[MailboxInfo]:
+    rows = conn.execute(select(*_COLUMNS).where(m.account_id == account_id).order_by(m.name))
+    return [MailboxInfo(*row) for row in rows]
+
+
+def get_mailbox(conn: Connection, account_id: int, name: str) -> MailboxInfo | None:
+    row = conn.execute(
+        select(*_COLUMNS).where(m.account_id == account_id, m.name == normalize_name(name))
+    ).first()
+    return None if row is None else MailboxInfo(*row)
+
+
+def mailbox_by_id(conn: Connection, mailbox_id: int) -> MailboxInfo | None:
+    row = conn.execute(select(*_COLUMNS).where(m.id == mailbox_id)).first()
+    return None if row is None else MailboxInfo(*row)
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 400 or name.startswith(DELIMITER) or DELIMITER * 2 in name:
+        raise MailboxError("Nom de boîte invalide (invalid mailbox name)", "CANNOT")
+    if any(ord(c) < 32 or c in "*%" for c in name):
+        raise MailboxError("Nom de boîte invalide (invalid mailbox name)", "CANNOT")
+
+
+def create_mailbox(
+    tx: Tx, account_id: int, name: str, special_use: str | None = None
+) -> MailboxInfo:
+    name = normalize_name(name.rstrip(DELIMITER))
+    _check_name(name)
+    if get_mailbox(tx.conn, account_id, name) is not None:
+        raise MailboxError("Cette boîte existe déjà (mailbox exists)", "ALREADYEXISTS")
+    uidvalidity = allocate_uidvalidity(tx, account_id)
+    tx.conn.execute(
+        insert(mailbox_table).values(
+            account_id=account_id,
+            name=name,
+            special_use=special_use,
+            uidvalidity=uidvalidity,
+            subscribed=True,
+        )
+    )
+    created = get_mailbox(tx.conn, account_id, name)
+    assert created is not None
+    return created
+
+
+def _delete_messages(tx: Tx, mailbox_id: int) -> None:
+    tx.conn.execute(delete(message_table).where(message_table.c.mailbox_id == mailbox_id))
+    tx.conn.execute(delete(expunged_table).where(expunged_table.c.mailbox_id == mailbox_id))
+
+
+def delete_mailbox(tx: Tx, account_id: int, name: str) -> None:
+    """Delete a mailbox and its messages; INBOX and mailboxes with children are refused."""
+    box = get_mailbox(tx.conn, account_id, name)
+    if box is None:
+        raise MailboxError("Boîte inexistante (no such mailbox)", "NONEXISTENT")
+    if box.name == INBOX:
+        raise MailboxError("INBOX ne peut pas être supprimée (cannot delete INBOX)", "CANNOT")
+    prefix = box.name + DELIMITER
+    children = tx.conn.execute(
+        select(func.count()).where(
+            m.account_id == account_id, m.name.startswith(prefix, autoescape=True)
+        )
+    ).scalar_one()
+    if children:
+        raise MailboxError("Supprimez d'abord les sous-dossiers (mailbox has children)", "INUSE")
+    _delete_messages(tx, box.id)
+    tx.conn.execute(delete(mailbox_table).where(m.id == box.id))
+    tx.after_commit(MailboxChanged(box.id, 0, 0))
+
+
+def rename_mailbox(tx: Tx, account_id: int, old: str, new: str) -> None:
+    """Rename a mailbox and its children; renaming INBOX moves its messages (RFC 3501 §6.3.5)."""
+    box = get_mailbox(tx.conn, account_id, old)
+    if box is None:
+        raise MailboxError("Boîte inexistante (no such mailbox)", "NONEXISTENT")
+    new = normalize_name(new.rstrip(DELIMITER))
+    _check_name(new)
+    if get_mailbox(tx.conn, account_id, new) is not None:
+        raise MailboxError("Cette boîte existe déjà (mailbox exists)", "ALREADYEXISTS")
+    if new == INBOX or new.startswith(box.name + DELIMITER):
+        raise MailboxError("Renommage impossible (cannot rename there)", "CANNOT")
+    if box.name == INBOX:
+        target = create_mailbox(tx, account_id, new)
+        from mss.store.messages import copy_messages, expunge_uids, uids_of
+
+        uids = uids_of(tx.conn, box.id)
+        copy_messages(tx, box.id, list(uids), target.id)
+        expunge_uids(tx, box.id, list(uids))
+        return
+    children = tx.conn.execute(
+        select(m.id, m.name).where(
+            m.account_id == account_id, m.name.startswith(box.name + DELIMITER, autoescape=True)
+        )
+    ).all()
+    renames = [(box.id, new), *((cid, new + cname[len(box.name) :]) for cid, cname in children)]
+    for mailbox_id, name in renames:
+        uidvalidity = allocate_uidvalidity(tx, account_id)
+        # A renamed mailbox keeps its messages and UIDs; a new UIDVALIDITY tells
+        # clients that cached it under the old name to resynchronise.
+        tx.conn.execute(
+            update(mailbox_table)
+            .where(m.id == mailbox_id)
+            .values(name=name, uidvalidity=uidvalidity)
+        )
+        tx.after_commit(MailboxChanged(mailbox_id, 0, 0))
+
+
+def set_subscribed(tx: Tx, account_id: int, name: str, subscribed: bool) -> None:
+    result = tx.conn.execute(
+        update(mailbox_table)
+        .where(m.account_id == account_id, m.name == normalize_name(name))
+        .values(subscribed=subscribed)
+    )
+    if result.rowcount == 0:
+        raise MailboxError("Boîte inexistante (no such mailbox)", "NONEXISTENT")
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    messages: int
+    unseen: int
+    recent: int
+    size: int
+    first_unseen_uid: int | None
+
+
+def mailbox_status(conn: Connection, box: MailboxInfo) -> MailboxStatus:
+    msg = message_table.c
+    row = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(msg.size), 0),
+            func.count().filter((msg.flags.op("&")(SystemFlag.SEEN.value)) == 0),
+            func.count().filter(msg.uid >= box.first_recent_uid),
+            func.min(msg.uid).filter((msg.flags.op("&")(SystemFlag.SEEN.value)) == 0),
+        ).where(msg.mailbox_id == box.id)
+    ).one()
+    return MailboxStatus(
+        messages=int(row[0]),
+        size=int(row[1]),
+        unseen=int(row[2]),
+        recent=int(row[3]),
+        first_unseen_uid=None if row[4] is None else int(row[4]),
+    )
+
+
+def claim_recent(tx: Tx, mailbox_id: int) -> tuple[int, int]:
+    """Make every message up to UIDNEXT non-recent for others; return the range this
+    session sees as \\Recent: [first, uidnext) (RFC 3501 §2.3.2)."""
+    row = tx.conn.execute(select(m.first_recent_uid, m.uidnext).where(m.id == mailbox_id)).first()
+    if row is None:
+        raise NotFoundError(f"mailbox {mailbox_id} does not exist")
+    first, uidnext = int(row[0]), int(row[1])
+    if first < uidnext:
+        tx.conn.execute(
+            update(mailbox_table).where(m.id == mailbox_id).values(first_recent_uid=uidnext)
+        )
+    return first, uidnext

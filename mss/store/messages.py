@@ -1,0 +1,335 @@
+"""Messages as IMAP sees them: UIDs, flags, fetch rows, expunge, copy.
+
+Flags are a bit mask for the system flags (RFC 3501 §2.3.2) plus a
+space-separated keyword list. Every change gets a new modseq (RFC 7162) from
+the mailbox's HIGHESTMODSEQ, in the same transaction, and expunged UIDs are
+logged with theirs, so that any session (in any process) learns what changed
+since the modseq it knows.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, or_, select
+
+from mss.errors import NotFoundError
+from mss.store.db import RawStatement, Tx
+from mss.store.mailboxes import MailboxChanged
+from mss.store.models import (
+    blob_table,
+    expunged_table,
+    mailbox_table,
+    message_table,
+    relay_queue_table,
+)
+
+msg = message_table.c
+
+FLAG_BITS = {"\\seen": 1, "\\answered": 2, "\\flagged": 4, "\\deleted": 8, "\\draft": 16}
+BIT_NAMES = [(1, "\\Seen"), (2, "\\Answered"), (4, "\\Flagged"), (8, "\\Deleted"), (16, "\\Draft")]
+DELETED = 8
+SEEN = 1
+
+
+def parse_flags(flags: Iterable[str]) -> tuple[int, frozenset[str]]:
+    """Flag names to (system bits, keywords); \\Recent cannot be set and is ignored."""
+    bits = 0
+    keywords: set[str] = set()
+    for flag in flags:
+        bit = FLAG_BITS.get(flag.lower())
+        if bit is not None:
+            bits |= bit
+        elif not flag.startswith("\\"):
+            keywords.add(flag)
+    return bits, frozenset(keywords)
+
+
+def flag_names(bits: int, keywords: str | None) -> list[str]:
+    names = [name for bit, name in BIT_NAMES if bits & bit]
+    if keywords:
+        names.extend(keywords.split())
+    return names
+
+
+def _keywords_text(keywords: Iterable[str]) -> str | None:
+    return " ".join(sorted(keywords)) or None
+
+
+def _ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted UIDs as (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for uid in uids:
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], uid)
+        else:
+            runs.append((uid, uid))
+    return runs
+
+
+def uid_condition(uids: Sequence[int]) -> Any:
+    """A WHERE clause for a sorted list of UIDs: BETWEEN runs, or IN lists when scattered."""
+    runs = _ranges(uids)
+    if len(runs) <= 20:
+        return or_(*(msg.uid.between(a, b) if a != b else msg.uid == a for a, b in runs))
+    return msg.uid.in_(list(uids))
+
+
+def uids_of(conn: Connection, mailbox_id: int) -> array[int]:
+    rows = conn.execute(select(msg.uid).where(msg.mailbox_id == mailbox_id).order_by(msg.uid))
+    return array("Q", (row[0] for row in rows))
+
+
+def new_uids(conn: Connection, mailbox_id: int, after: int) -> list[int]:
+    rows = conn.execute(
+        select(msg.uid).where(msg.mailbox_id == mailbox_id, msg.uid > after).order_by(msg.uid)
+    )
+    return [row[0] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagState:
+    uid: int
+    flags: int
+    keywords: str | None
+    modseq: int
+
+    @property
+    def names(self) -> list[str]:
+        return flag_names(self.flags, self.keywords)
+
+
+def flag_changes(conn: Connection, mailbox_id: int, since: int, upto_uid: int) -> list[FlagState]:
+    """Flags of the messages (UID < upto_uid) changed after modseq `since`."""
+    rows = conn.execute(
+        select(msg.uid, msg.flags, msg.keywords, msg.modseq)
+        .where(msg.mailbox_id == mailbox_id, msg.modseq > since, msg.uid < upto_uid)
+        .order_by(msg.uid)
+    )
+    return [FlagState(*row) for row in rows]
+
+
+def expunged_since(conn: Connection, mailbox_id: int, since: int) -> list[int]:
+    e = expunged_table.c
+    rows = conn.execute(
+        select(e.uid).where(e.mailbox_id == mailbox_id, e.modseq > since).order_by(e.uid)
+    )
+    return [row[0] for row in rows]
+
+
+def rows_for(
+    conn: Connection, mailbox_id: int, uids: Sequence[int], columns: Sequence[Any]
+) -> dict[int, Any]:
+    """uid → row of `columns` (UID first) for the given sorted UIDs that still exist."""
+    if not uids:
+        return {}
+    out: dict[int, Any] = {}
+    chunk = 5000
+    for i in range(0, len(uids), chunk):
+        part = uids[i : i + chunk]
+        query = select(msg.uid, *columns).where(msg.mailbox_id == mailbox_id, uid_condition(part))
+        for row in conn.execute(query):
+            out[row[0]] = row
+    return out
+
+
+def all_rows(conn: Connection, mailbox_id: int, columns: Sequence[Any]) -> Any:
+    """Every message's `columns` (UID first), in UID order: FETCH 1:* without a filter."""
+    return conn.execute(
+        select(msg.uid, *columns).where(msg.mailbox_id == mailbox_id).order_by(msg.uid)
+    )
+
+
+# --- changes ------------------------------------------------------------------------------------
+
+_BUMP = RawStatement(
+    "UPDATE mailbox SET highestmodseq = highestmodseq + ? WHERE id = ? "
+    "RETURNING highestmodseq, uidnext"
+)
+_SET_FLAGS = RawStatement(
+    "UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?"
+)
+
+
+def _bump(tx: Tx, mailbox_id: int, count: int) -> tuple[int, int]:
+    """Reserve `count` modseqs; return the first and the mailbox's UIDNEXT."""
+    row = _BUMP.execute(tx.conn, count, mailbox_id).first()
+    if row is None:
+        raise NotFoundError(f"mailbox {mailbox_id} does not exist")
+    highest, uidnext = int(row[0]), int(row[1])
+    tx.after_commit(MailboxChanged(mailbox_id, uidnext, highest))
+    return highest - count + 1, uidnext
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    changed: list[FlagState]  # messages whose flags changed, with their new state
+    unchanged: list[FlagState]  # messages already in the asked state
+    modified: list[int]  # UIDs refused by UNCHANGEDSINCE (RFC 7162 §3.1.3)
+
+
+def store_flags(
+    tx: Tx,
+    mailbox_id: int,
+    uids: Sequence[int],
+    mode: str,
+    flags: Iterable[str],
+    unchanged_since: int | None = None,
+) -> StoreResult:
+    """STORE: `mode` is add, remove or replace."""
+    bits, keywords = parse_flags(flags)
+    rows = rows_for(tx.conn, mailbox_id, uids, [msg.flags, msg.keywords, msg.modseq])
+    changes: list[tuple[int, int, str | None]] = []
+    unchanged: list[FlagState] = []
+    modified: list[int] = []
+    for uid in uids:
+        row = rows.get(uid)
+        if row is None:
+            continue  # expunged meanwhile
+        _, old_bits, old_keywords, modseq = row
+        if unchanged_since is not None and modseq > unchanged_since:
+            modified.append(uid)
+            continue
+        current = set(old_keywords.split()) if old_keywords else set()
+        if mode == "add":
+            new_bits, new_keywords = old_bits | bits, current | keywords
+        elif mode == "remove":
+            new_bits, new_keywords = old_bits & ~bits, current - keywords
+        else:
+            new_bits, new_keywords = bits, set(keywords)
+        text = _keywords_text(new_keywords)
+        if new_bits == old_bits and text == (old_keywords or None):
+            unchanged.append(FlagState(uid, old_bits, old_keywords, modseq))
+        else:
+            changes.append((uid, new_bits, text))
+    changed: list[FlagState] = []
+    if changes:
+        first, _ = _bump(tx, mailbox_id, len(changes))
+        params = []
+        for i, (uid, new_bits, text) in enumerate(changes):
+            changed.append(FlagState(uid, new_bits, text, first + i))
+            params.append(
+                _SET_FLAGS.params(tx.conn.dialect, (new_bits, text, first + i, mailbox_id, uid))
+            )
+        tx.conn.exec_driver_sql(_SET_FLAGS.sql(tx.conn.dialect), params)
+    return StoreResult(changed, unchanged, modified)
+
+
+def deleted_uids(
+    conn: Connection, mailbox_id: int, among: Sequence[int] | None = None
+) -> list[int]:
+    query = select(msg.uid).where(msg.mailbox_id == mailbox_id, msg.flags.op("&")(DELETED) != 0)
+    if among is not None:
+        if not among:
+            return []
+        query = query.where(uid_condition(among))
+    return [row[0] for row in conn.execute(query.order_by(msg.uid))]
+
+
+def expunge_uids(tx: Tx, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    """Remove these messages; log them as expunged at a new modseq. Returns those removed."""
+    present = sorted(rows_for(tx.conn, mailbox_id, uids, []))
+    if not present:
+        return []
+    modseq, _ = _bump(tx, mailbox_id, 1)
+    for i in range(0, len(present), 5000):
+        part = present[i : i + 5000]
+        tx.conn.execute(
+            delete(message_table).where(msg.mailbox_id == mailbox_id, uid_condition(part))
+        )
+    tx.conn.execute(
+        insert(expunged_table),
+        [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in present],
+    )
+    return present
+
+
+_COPY_COLUMNS = (
+    msg.flags,
+    msg.keywords,
+    msg.internal_date,
+    msg.sent_date,
+    msg.size,
+    msg.blob_id,
+    msg.message_id,
+    msg.in_reply_to,
+    msg.refs,
+    msg.subject,
+    msg.envelope,
+    msg.body_structure,
+    msg.mss_headers,
+    msg.header_text,
+)
+
+
+def copy_messages(tx: Tx, source: int, uids: Sequence[int], target: int) -> list[tuple[int, int]]:
+    """COPY: new rows in `target` sharing the blobs; (source UID, new UID) pairs (UIDPLUS)."""
+    rows = rows_for(tx.conn, source, uids, _COPY_COLUMNS)
+    present = [uid for uid in uids if uid in rows]
+    if not present:
+        return []
+    count = len(present)
+    allocated = tx.conn.execute(
+        mailbox_table.update()
+        .where(mailbox_table.c.id == target)
+        .values(
+            uidnext=mailbox_table.c.uidnext + count,
+            highestmodseq=mailbox_table.c.highestmodseq + count,
+        )
+        .returning(mailbox_table.c.uidnext, mailbox_table.c.highestmodseq)
+    ).first()
+    if allocated is None:
+        raise NotFoundError(f"mailbox {target} does not exist")
+    first_uid = allocated.uidnext - count
+    first_modseq = allocated.highestmodseq - count + 1
+    names = [
+        "flags",
+        "keywords",
+        "internal_date",
+        "sent_date",
+        "size",
+        "blob_id",
+        "message_id",
+        "in_reply_to",
+        "refs",
+        "subject",
+        "envelope",
+        "body_structure",
+        "mss_headers",
+        "header_text",
+    ]
+    values = []
+    pairs = []
+    for i, uid in enumerate(present):
+        row = rows[uid]
+        record = dict(zip(names, row[1:], strict=True))
+        record.update(mailbox_id=target, uid=first_uid + i, modseq=first_modseq + i)
+        values.append(record)
+        pairs.append((uid, first_uid + i))
+    tx.conn.execute(insert(message_table), values)
+    tx.after_commit(MailboxChanged(target, allocated.uidnext, allocated.highestmodseq))
+    return pairs
+
+
+def collect_orphan_blobs(tx: Tx, limit: int = 1000) -> int:
+    """Delete blobs no message and no queued relay refers to any more (after expunges)."""
+    b = blob_table.c
+    orphans = tx.conn.execute(
+        select(b.id)
+        .where(
+            ~select(msg.id).where(msg.blob_id == b.id).exists(),
+            ~select(relay_queue_table.c.id).where(relay_queue_table.c.blob_id == b.id).exists(),
+        )
+        .limit(limit)
+    ).all()
+    ids = [row[0] for row in orphans]
+    if ids:
+        tx.conn.execute(delete(blob_table).where(b.id.in_(ids)))
+    return len(ids)
+
+
+def count_messages(conn: Connection, mailbox_id: int) -> int:
+    return int(conn.execute(select(func.count()).where(msg.mailbox_id == mailbox_id)).scalar_one())
