@@ -15,6 +15,7 @@ import io
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import ssl
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from mss import __version__
+from mss.bench import imap as bench_imap
 from mss.bench import smtp as bench_smtp
 from mss.bench import store as bench_store
 from mss.config import CONFIG_FILE, Settings, load_settings
@@ -41,7 +43,7 @@ from mss.delivery.reports import ReportSender
 from mss.delivery.trust import TrustSpace
 from mss.errors import InputError, MssError
 from mss.imap.server import Connection as ImapConnection
-from mss.imap.server import ImapListener
+from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import ImapConfig, MailboxBus, Session
 from mss.security import dkim
 from mss.security.auth import Credentials, LoginService
@@ -67,7 +69,7 @@ from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
 
-__all__ = ["Settings", "bench_smtp", "bench_store"]
+__all__ = ["Settings", "bench_imap", "bench_smtp", "bench_store"]
 
 log = logging.getLogger("mss")
 
@@ -530,6 +532,7 @@ class Application:
 
     async def _start_imap(self, stack: AsyncExitStack) -> None:
         assert self.store is not None and self.mail is not None
+        limit_tls_read_buffers()
         bus = MailboxBus()
         self.imap_bus = bus
         self.store.db.subscribe(
@@ -768,6 +771,10 @@ def build_mail(settings: Settings, store: Store, cpu_pool: Executor | None = Non
 
 def serve(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM, then drain and return 0."""
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # thousands of IMAP IDLE sessions need thousands of descriptors
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     async def main() -> None:
         stop = asyncio.Event()

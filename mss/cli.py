@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.bench_smtp.add_arguments(smtp)
     smtp.set_defaults(handler=lambda args: app.bench_smtp.main(args))
+    imap = bench.add_parser("imap", help="IMAP on a big mailbox, command rates, IDLE sessions")
+    app.bench_imap.add_arguments(imap)
+    imap.set_defaults(handler=lambda args: app.bench_imap.main(args))
     return parser
 
 

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from mss.bench.imapclient import RawIMAP
 from mss.store.mailboxes import Target
 
 from .harness import PASSWORD, Running
-from .imapclient import RawIMAP
 
 USER = "marie.martin@pro.mssante.test"
 

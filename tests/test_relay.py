@@ -24,7 +24,7 @@ from mss.store.models import relay_queue_table
 from mss.store.queue import list_entries
 
 from .conftest import run_mss
-from .harness import PASSWORD, Running, message, running
+from .harness import PASSWORD, PORTS, Running, message, running
 
 JEAN = "jean.dupont@pro.mssante.test"
 PAUL = "paul.durand@autre.mssante.test"
@@ -76,12 +76,12 @@ async def operators(
     to_a = dict.fromkeys(a_domains, f"127.0.0.1:{a_mx}")
     fast_retry = {"retry_base": 1, "retry_max": 2}
     a_settings: dict[str, Any] = {
-        "listen": {"mx": a_mx, "submission": 0, "submissions": 0, "https": 0},
+        "listen": {**PORTS, "mx": a_mx},
         "relay": {"routes": to_b, **fast_retry},
         "domains": {"host_patient_domain": not patients_at_b},
     }
     b_settings: dict[str, Any] = {
-        "listen": {"mx": b_mx, "submission": 0, "submissions": 0, "https": 0},
+        "listen": {**PORTS, "mx": b_mx},
         "relay": {"routes": to_a, **fast_retry},
         # until the annuaire lands, B knows A's professionals from its configuration
         "policy": {"professionals": [JEAN]},

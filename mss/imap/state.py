@@ -63,6 +63,7 @@ from mss.store.messages import (
     expunged_since,
     flag_changes,
     flag_names,
+    flag_rows,
     new_uids,
     parse_flags,
     rows_for,
@@ -127,10 +128,39 @@ class ImapConfig:
 
 
 class MailboxBus:
-    """Which sessions watch which mailbox; wakes them after a commit (or a NOTIFY)."""
+    """Which sessions watch which mailbox; wakes them after a commit (or a NOTIFY).
+
+    It also lets sessions that ask the same question at the same time (what
+    changed in mailbox M since modseq X?) share one query: a new message to a
+    mailbox watched by thousands of IDLE sessions costs one read, not thousands.
+    """
 
     def __init__(self) -> None:
         self._watchers: dict[int, set[Session]] = {}
+        self._inflight: dict[tuple[int, ...], asyncio.Future[Any]] = {}
+        # Bumped at every change of a mailbox: a read may only be shared by sessions
+        # woken by the same change (one started earlier may miss a later change).
+        self._generation: dict[int, int] = {}
+
+    def generation(self, mailbox_id: int) -> int:
+        return self._generation.get(mailbox_id, 0)
+
+    async def shared(self, key: tuple[int, ...], read: Callable[[], Any]) -> Any:
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await read()
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._inflight[key]
 
     def watch(self, mailbox_id: int, session: Session) -> None:
         self._watchers.setdefault(mailbox_id, set()).add(session)
@@ -144,6 +174,7 @@ class MailboxBus:
 
     def changed(self, mailbox_ids: Collection[int]) -> None:
         for mailbox_id in mailbox_ids:
+            self._generation[mailbox_id] = self._generation.get(mailbox_id, 0) + 1
             for session in self._watchers.get(mailbox_id, ()):
                 session.poke()
 
@@ -517,7 +548,7 @@ class Session:
         def load(conn: Connection) -> tuple[MailboxInfo | None, array[int], Any]:
             current = mailbox_by_id(conn, box.id)
             if current is None:
-                return None, array("Q"), None
+                return None, array("I"), None
             return current, uids_of(conn, box.id), mailbox_status(conn, current)
 
         current, uids, status = await self.store.read(load)
@@ -801,6 +832,9 @@ class Session:
         uids = self._resolve(command)
         if not uids:
             return
+        if {a.name for a in atts} <= {"UID", "FLAGS", "MODSEQ"}:
+            await self._fetch_flags(atts, uids, changed_since)
+            return
         sets_seen = (
             not sel.readonly and any(a.section is not None and not a.peek for a in atts)
         ) or (not sel.readonly and names & {"RFC822", "RFC822.TEXT"})
@@ -841,6 +875,42 @@ class Session:
             items = await self._fetch_items(wanted, uid, row, column_index, blob_cache)
             self._out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
             if len(self._out) >= 256:
+                await self.flush()
+
+    async def _fetch_flags(
+        self, atts: list[FetchAtt], uids: list[int], changed_since: int | None
+    ) -> None:
+        """FETCH of UID, FLAGS, MODSEQ only (what clients sync with): one query, tight loop."""
+        sel = self._sel()
+        everything = len(uids) == len(sel.uids)
+        rows = await self.store.read(
+            lambda c: flag_rows(c, sel.info.id, None if everything else uids)
+        )
+        names = [a.name for a in atts]
+        recent = sel.recent
+        rendered: dict[tuple[int, str | None, bool], bytes] = {}
+        out = self._out
+        seq_of = sel.seq_of
+        for uid, bits, keywords, modseq in rows:
+            if changed_since is not None and modseq <= changed_since:
+                continue
+            seq = seq_of(uid)
+            if seq is None:
+                continue
+            items = []
+            for name in names:
+                if name == "UID":
+                    items.append(b"UID %d" % uid)
+                elif name == "FLAGS":
+                    key = (bits, keywords, uid in recent)
+                    text = rendered.get(key)
+                    if text is None:
+                        text = rendered[key] = b"FLAGS " + self._flag_list(uid, bits, keywords)
+                    items.append(text)
+                else:
+                    items.append(b"MODSEQ (%d)" % modseq)
+            out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
+            if len(out) >= 4096:
                 await self.flush()
 
     @staticmethod
@@ -1162,7 +1232,8 @@ class Session:
                 expunged_since(conn, box_id, known),
             )
 
-        current, added, flagged, gone = await self.store.read(changes)
+        key = (box_id, known, last, self.bus.generation(box_id))
+        current, added, flagged, gone = await self.bus.shared(key, lambda: self.store.read(changes))
         if current is None:  # the mailbox was deleted under us
             self.untagged("BYE Mailbox deleted")
             return
@@ -1176,7 +1247,7 @@ class Session:
             self._flag_response(state, by_uid=True)
         sel.own_changes.clear()
         if added:
-            if not sel.readonly:
+            if not sel.readonly and current.first_recent_uid <= added[-1]:
                 first, uidnext = await self.store.write(lambda tx: claim_recent(tx, box_id))
                 sel.recent.update(u for u in added if first <= u < uidnext)
             sel.uids.extend(added)
@@ -1194,7 +1265,7 @@ class Session:
             seq = sel.seq_of(uid)
             if seq is not None:
                 self.untagged(f"{seq} EXPUNGE")
-        sel.uids = array("Q", (u for u in sel.uids if u not in gone))
+        sel.uids = array("I", (u for u in sel.uids if u not in gone))
         sel.recent.difference_update(gone)
         sel.pending_expunges = set()
 

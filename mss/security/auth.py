@@ -136,6 +136,10 @@ class LoginService:
         self._clock = clock
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[str, bytes, float]] = {}
+        # Each Argon2 check takes 19 MiB: bound how many run at once, and let
+        # simultaneous logins with the same credentials share one check.
+        self._hashing = asyncio.Semaphore(2)
+        self._inflight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
 
     @property
     def bearer_enabled(self) -> bool:
@@ -181,10 +185,25 @@ class LoginService:
             and hmac.compare_digest(cached[1], digest)
         ):
             return True
-        if not await asyncio.to_thread(verify_password, creds.password_hash, password):
-            return False
-        self._verified[creds.address] = (creds.password_hash, digest, now + self._cache_seconds)
-        return True
+        key = (creds.password_hash, digest)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            async with self._hashing:
+                ok = await asyncio.to_thread(verify_password, creds.password_hash, password)
+            future.set_result(ok)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters get it, nobody else logs it
+            raise
+        finally:
+            del self._inflight[key]
+        if ok:
+            self._verified[creds.address] = (creds.password_hash, digest, now + self._cache_seconds)
+        return ok
 
     async def with_bearer(
         self, user: str, token: str, ip: str | None, kinds: Collection[str]

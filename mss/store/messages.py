@@ -78,9 +78,19 @@ def uid_condition(uids: Sequence[int]) -> Any:
     return msg.uid.in_(list(uids))
 
 
+_UID_LIST = {
+    # One string instead of one row per message: 100,000 UIDs load in milliseconds.
+    "sqlite": "SELECT group_concat(uid) FROM (SELECT uid FROM message WHERE mailbox_id = ? "
+    "ORDER BY uid)",
+    "postgresql": "SELECT string_agg(uid::text, ',' ORDER BY uid) FROM message "
+    "WHERE mailbox_id = %s",
+}
+
+
 def uids_of(conn: Connection, mailbox_id: int) -> array[int]:
-    rows = conn.execute(select(msg.uid).where(msg.mailbox_id == mailbox_id).order_by(msg.uid))
-    return array("Q", (row[0] for row in rows))
+    """The mailbox's UIDs, sorted, as 32-bit integers (RFC 3501 §2.3.1.1)."""
+    text = conn.exec_driver_sql(_UID_LIST[conn.dialect.name], (mailbox_id,)).scalar()
+    return array("I", map(int, text.split(","))) if text else array("I")
 
 
 def new_uids(conn: Connection, mailbox_id: int, after: int) -> list[int]:
@@ -141,6 +151,19 @@ def all_rows(conn: Connection, mailbox_id: int, columns: Sequence[Any]) -> Any:
     return conn.execute(
         select(msg.uid, *columns).where(msg.mailbox_id == mailbox_id).order_by(msg.uid)
     )
+
+
+_ALL_FLAGS = RawStatement(
+    "SELECT uid, flags, keywords, modseq FROM message WHERE mailbox_id = ? ORDER BY uid"
+)
+
+
+def flag_rows(conn: Connection, mailbox_id: int, uids: Sequence[int] | None) -> list[Any]:
+    """(uid, flags, keywords, modseq) of the given sorted UIDs, or of every message."""
+    if uids is None:
+        return list(_ALL_FLAGS.execute(conn, mailbox_id).fetchall())
+    rows = rows_for(conn, mailbox_id, uids, [msg.flags, msg.keywords, msg.modseq])
+    return [tuple(rows[uid]) for uid in uids if uid in rows]
 
 
 # --- changes ------------------------------------------------------------------------------------

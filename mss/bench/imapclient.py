@@ -1,4 +1,5 @@
-"""A minimal raw IMAP client for transcript tests: lines in, lines out, literals kept."""
+"""A minimal raw IMAP client (tests, benchmarks, the stress tool): lines in, lines out,
+literals kept. Not a client library: it checks nothing but what its callers ask."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class RawIMAP:
         return await self.until(tag)
 
     async def until(self, tag: str) -> Reply:
-        lines = []
+        lines: list[bytes] = []
         while True:
             line = await self.read_line()
             if line.startswith(tag.encode() + b" "):
