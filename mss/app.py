@@ -29,6 +29,7 @@ from sqlalchemy import text
 
 from mss import __version__
 from mss.bench import imap as bench_imap
+from mss.bench import imapstress as bench_imapstress
 from mss.bench import smtp as bench_smtp
 from mss.bench import store as bench_store
 from mss.config import CONFIG_FILE, Settings, load_settings
@@ -69,7 +70,7 @@ from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
 
-__all__ = ["Settings", "bench_imap", "bench_smtp", "bench_store"]
+__all__ = ["Settings", "bench_imap", "bench_imapstress", "bench_smtp", "bench_store"]
 
 log = logging.getLogger("mss")
 
@@ -615,7 +616,7 @@ class StoreCredentials:
         self._store = store
 
     async def by_address(self, address: str) -> Credentials | None:
-        account = await self._store.read(lambda c: get_account(c, address))
+        account = await self._store.read_fast(lambda c: get_account(c, address))
         return None if account is None else _credentials(account)
 
     async def by_national_id(self, national_id: str) -> list[Credentials]:

@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     imap = bench.add_parser("imap", help="IMAP on a big mailbox, command rates, IDLE sessions")
     app.bench_imap.add_arguments(imap)
     imap.set_defaults(handler=lambda args: app.bench_imap.main(args))
+    imapstress = bench.add_parser(
+        "imapstress", help="imaptest-like concurrent stress of any IMAP server, model-checked"
+    )
+    app.bench_imapstress.add_arguments(imapstress)
+    imapstress.set_defaults(handler=lambda args: app.bench_imapstress.main(args))
     return parser
 
 

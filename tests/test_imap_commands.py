@@ -93,6 +93,13 @@ async def selected(imap: RawIMAP, mailbox: str = "INBOX") -> RawIMAP:
     return imap
 
 
+async def selected_session(mss: Running) -> RawIMAP:
+    """Another session of the same user, INBOX selected."""
+    other = await connect(mss)
+    await other.login(USER, PASSWORD)
+    return await selected(other)
+
+
 # --- connection, TLS, authentication ------------------------------------------------------
 
 
@@ -440,6 +447,33 @@ async def test_store_add_remove_replace_and_silent(imap: RawIMAP) -> None:
     assert "\\Answered" in (await imap.command("FETCH 2 FLAGS")).text()
 
 
+async def test_keyword_is_announced_in_flags_before_any_message_shows_it(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 3501 §7.2.6: FLAGS lists the keywords; a new one is announced before use."""
+    await selected(imap)
+    other = await selected_session(mailbox)
+    stored = await other.command("STORE 1 +FLAGS ($Urgent)")
+    lines = [line.decode() for line in stored.lines]
+    assert lines[0].startswith("* FLAGS (") and "$Urgent" in lines[0]
+    assert lines[1].startswith("* OK [PERMANENTFLAGS (") and "$Urgent \\*)" in lines[1]
+    assert "FETCH" in lines[2] and "$Urgent" in lines[2]
+    # the first session learns of it at its next command, FLAGS first
+    noop = [line.decode() for line in (await imap.command("NOOP")).lines]
+    flags_at = next(i for i, line in enumerate(noop) if line.startswith("* FLAGS ("))
+    fetch_at = next(i for i, line in enumerate(noop) if "FETCH" in line)
+    assert flags_at < fetch_at and "$Urgent" in noop[flags_at]
+    # APPEND with a keyword, then a new SELECT: FLAGS and PERMANENTFLAGS list both
+    assert (await other.command("APPEND INBOX ($Suivi) {12+}\r\nSubject: x\r\n")).ok
+    text = (await other.command("SELECT INBOX")).text()
+    assert "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Suivi $Urgent)" in text
+    assert (
+        "[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Suivi $Urgent \\*)]"
+        in text
+    )
+    await other.close()
+
+
 async def test_uid_store(imap: RawIMAP) -> None:
     await selected(imap)
     text = (await imap.command("UID STORE 2 +FLAGS (\\Deleted)")).text()
@@ -572,9 +606,7 @@ async def test_other_sessions_see_new_mail_flags_and_expunges(
     mailbox: Running, imap: RawIMAP
 ) -> None:
     await selected(imap)
-    other = await connect(mailbox)
-    await other.login(USER, PASSWORD)
-    await selected(other)
+    other = await selected_session(mailbox)
     await imap.command("STORE 1 +FLAGS (\\Flagged)")
     assert b"* 1 FETCH (FLAGS (\\Flagged) UID 1)\r\n" in (await other.command("NOOP")).lines
     await deliver(mailbox, SIMPLE.replace(b"simple@", b"trois@"))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mss.bench.imapclient import RawIMAP
-from mss.bench.imapstress import stress
+from mss.bench.imapstress import Options, stress
 from mss.bench.smtp import _proc_cpu, _proc_peak_rss_mb, _start_server, make_message
 
 USER = "bench@pro.mssante.test"
@@ -207,8 +207,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results: dict[str, Any] = {"fill_per_s": round(args.messages / fill_seconds, 1)}
             results.update(asyncio.run(_big_mailbox(port, tls, args.messages)))
             results["append_per_s"] = round(asyncio.run(_appends(port, tls)), 1)
-            outcome = asyncio.run(stress(port, tls, IDLER, PASSWORD, clients=10,
-                                         seconds=args.stress_seconds))  # fmt: skip
+            options = Options(port=port, tls=tls, user=IDLER, password=PASSWORD, clients=10,
+                              seconds=args.stress_seconds)  # fmt: skip
+            outcome = asyncio.run(stress(options))
             results["stress_rates"] = outcome.rates()
             results["stress_errors"] = len(outcome.errors)
             for error in outcome.errors[:10]:

@@ -55,13 +55,19 @@ class RawIMAP:
         self.greeting = b""
 
     @classmethod
-    async def connect(cls, port: int, tls: ssl.SSLContext | None) -> RawIMAP:
+    async def connect(
+        cls, port: int, tls: ssl.SSLContext | None, *, host: str = "localhost"
+    ) -> RawIMAP:
         reader, writer = await asyncio.open_connection(
-            "localhost", port, ssl=tls, server_hostname="localhost" if tls else None, limit=2**26
+            host, port, ssl=tls, server_hostname=host if tls else None, limit=2**26
         )
         client = cls(reader, writer)
         client.greeting = await client.read_line()
         return client
+
+    async def start_tls(self, tls: ssl.SSLContext | None, host: str = "localhost") -> None:
+        """After a tagged OK to STARTTLS."""
+        await self.writer.start_tls(tls or ssl.create_default_context(), server_hostname=host)
 
     async def read_line(self) -> bytes:
         line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), 30)
@@ -83,6 +89,16 @@ class RawIMAP:
         data = text.encode() if isinstance(text, str) else text
         await self.send(tag.encode() + b" " + data + b"\r\n")
         return await self.until(tag)
+
+    async def pipeline(self, commands: list[str]) -> list[Reply]:
+        """Send several commands at once (RFC 3501 §5.5), then read their replies in order.
+
+        Literals must be non-synchronizing (LITERAL+): nothing waits for a "+"."""
+        tags = [self.tag() for _ in commands]
+        await self.send(
+            b"".join(f"{tag} {text}\r\n".encode() for tag, text in zip(tags, commands, strict=True))
+        )
+        return [await self.until(tag) for tag in tags]
 
     async def until(self, tag: str) -> Reply:
         lines: list[bytes] = []

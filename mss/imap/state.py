@@ -46,6 +46,7 @@ from mss.store.folders import (
     create_mailbox,
     delete_mailbox,
     get_mailbox,
+    holds_more_than,
     list_mailboxes,
     mailbox_by_id,
     mailbox_status,
@@ -75,9 +76,14 @@ from mss.store.models import message_table
 log = logging.getLogger(__name__)
 msg = message_table.c
 
-SYSTEM_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
-IDLE_LIMIT = 2 * 3600.0  # RFC 2177 §3: clients re-issue IDLE every 29 minutes
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+IDLE_LIMIT = 2 * 3600.0
+# Reads bounded by these sizes run on the event loop (SQLite: microseconds);
+# larger ones go to a reader thread so that no session stalls the others.
+SMALL_MAILBOX = 5000  # messages: SELECT, STATUS, FETCH FLAGS of everything
+SMALL_READ = (
+    500  # messages: FETCH rows, SEARCH  # RFC 2177 §3: clients re-issue IDLE every 29 minutes
+)
 
 
 class State(Enum):
@@ -191,6 +197,7 @@ class Selected:
     modseq: int  # changes up to this modseq are known to the client
     last_uid: int  # largest UID the client has been told of
     recent: set[int] = field(default_factory=set)
+    keywords: set[str] = field(default_factory=set)  # announced to the client in FLAGS
     pending_expunges: set[int] = field(default_factory=set)
     own_changes: dict[int, int] = field(default_factory=dict)  # uid -> modseq set by us
 
@@ -296,6 +303,10 @@ class Session:
         self._out: list[bytes] = []
         self._poked = asyncio.Event()
         self._changed = False
+
+    async def _read(self, fn: Callable[[Connection], Any], *, small: bool) -> Any:
+        """Small reads run on the event loop (SQLite), big ones on a reader thread."""
+        return await (self.store.read_fast(fn) if small else self.store.read(fn))
 
     # --- output -------------------------------------------------------------------------------
 
@@ -434,7 +445,7 @@ class Session:
             raise ImapError(
                 "Identifiants invalides (authentication failed)", code="AUTHENTICATIONFAILED"
             )
-        account = await self.store.read(lambda c: get_account(c, result.identity.address))  # type: ignore[union-attr]
+        account = await self.store.read_fast(lambda c: get_account(c, result.identity.address))  # type: ignore[union-attr]
         if account is None:
             raise ImapError(
                 "Identifiants invalides (authentication failed)", code="AUTHENTICATIONFAILED"
@@ -525,7 +536,7 @@ class Session:
 
     async def _mailbox(self, raw: str, *, code: str = "NONEXISTENT") -> MailboxInfo:
         name = self._name(raw)
-        box = await self.store.read(lambda c: get_mailbox(c, self._account(), name))
+        box = await self.store.read_fast(lambda c: get_mailbox(c, self._account(), name))
         if box is None:
             raise ImapError("Boîte inexistante (no such mailbox)", code=code)
         return box
@@ -551,7 +562,8 @@ class Session:
                 return None, array("I"), None
             return current, uids_of(conn, box.id), mailbox_status(conn, current)
 
-        current, uids, status = await self.store.read(load)
+        big = await self.store.read_fast(lambda c: holds_more_than(c, box.id, SMALL_MAILBOX))
+        current, uids, status = await self._read(load, small=not big)
         if current is None:
             raise ImapError("Boîte inexistante (no such mailbox)", code="NONEXISTENT")
         first, uidnext = recent_range
@@ -566,12 +578,10 @@ class Session:
             (uids[-1] if uids else 0),
             recent,
         )
+        self.selected.keywords.update(current.keywords)
         self.bus.watch(current.id, self)
         self._changed = False
-        self.untagged(b"FLAGS " + SYSTEM_FLAGS)
-        self.untagged(
-            b"OK [PERMANENTFLAGS " + (b"()" if readonly else PERMANENT_FLAGS) + b"] Limited"
-        )
+        self._announce_flags()
         self.untagged(f"{len(uids)} EXISTS")
         self.untagged(f"{len(recent)} RECENT")
         if status.first_unseen_uid is not None:
@@ -647,7 +657,7 @@ class Session:
         if patterns == [""]:
             self.untagged(f'{keyword} (\\Noselect) "{DELIMITER}" ""')
             return
-        boxes = await self.store.read(lambda c: list_mailboxes(c, self._account()))
+        boxes = await self.store.read_fast(lambda c: list_mailboxes(c, self._account()))
         names = {b.name: b for b in boxes}
         subscribed_only = "SUBSCRIBED" in args["selection"]
         special_only = "SPECIAL-USE" in args["selection"]
@@ -682,7 +692,9 @@ class Session:
 
     async def do_STATUS(self, command: Command) -> None:
         box = await self._mailbox(command.args["mailbox"])
-        status = await self.store.read(lambda c: mailbox_status(c, box))
+        status = await self._read(
+            lambda c: mailbox_status(c, box), small=box.uidnext <= SMALL_MAILBOX
+        )
         values = {
             "MESSAGES": status.messages,
             "RECENT": status.recent,
@@ -855,7 +867,7 @@ class Session:
                 return {row[0]: row for row in all_rows(conn, sel.info.id, columns)}
             return rows_for(conn, sel.info.id, uids, columns)
 
-        rows = await self.store.read(load)
+        rows = await self._read(load, small=len(uids) <= SMALL_READ)
         blob_cache: dict[int, bytes] = {}
         column_index = {c.key: i + 1 for i, c in enumerate(columns)}
         for uid in uids:
@@ -883,8 +895,9 @@ class Session:
         """FETCH of UID, FLAGS, MODSEQ only (what clients sync with): one query, tight loop."""
         sel = self._sel()
         everything = len(uids) == len(sel.uids)
-        rows = await self.store.read(
-            lambda c: flag_rows(c, sel.info.id, None if everything else uids)
+        rows = await self._read(
+            lambda c: flag_rows(c, sel.info.id, None if everything else uids),
+            small=len(uids) <= SMALL_MAILBOX,
         )
         names = [a.name for a in atts]
         recent = sel.recent
@@ -938,10 +951,22 @@ class Session:
         return list(wanted.values())
 
     def _flag_list(self, uid: int, bits: int, keywords: str | None) -> bytes:
+        sel = self._sel()
         names = flag_names(bits, keywords)
-        if uid in self._sel().recent:
+        if keywords and not sel.keywords.issuperset(keywords.split()):
+            # RFC 3501 §7.2.6: a keyword is in FLAGS before any message shows it
+            sel.keywords.update(keywords.split())
+            self._announce_flags()
+        if uid in sel.recent:
             names.append("\\Recent")
         return r.flags(names)
+
+    def _announce_flags(self) -> None:
+        sel = self._sel()
+        names = [*SYSTEM_FLAGS, *sorted(sel.keywords)]
+        self.untagged(b"FLAGS " + r.flags(names))
+        permanent = b"()" if sel.readonly else r.flags([*names, "\\*"])
+        self.untagged(b"OK [PERMANENTFLAGS " + permanent + b"] Flags permitted")
 
     async def _fetch_items(
         self, atts: list[FetchAtt], uid: int, row: Any, col: dict[str, int], blobs: dict[int, bytes]
@@ -985,7 +1010,7 @@ class Session:
     async def _blob(self, blob_id: int, cache: dict[int, bytes]) -> bytes:
         data = cache.get(blob_id)
         if data is None:
-            data = await self.store.read(lambda c: read_blob(c, self.store.cipher, blob_id))
+            data = await self.store.read_fast(lambda c: read_blob(c, self.store.cipher, blob_id))
             cache.clear()
             cache[blob_id] = data
         return data
@@ -1172,8 +1197,9 @@ class Session:
 
             return read
 
-        found = await self.store.read(
-            lambda c: imap_search.run(c, sel.info.id, query, view, body_text(c))
+        found = await self._read(
+            lambda c: imap_search.run(c, sel.info.id, query, view, body_text(c)),
+            small=len(view) <= SMALL_READ,
         )
         numbers = (
             [uid for uid, _ in found] if by_uid else [sel.seq_of(uid) or 0 for uid, _ in found]
@@ -1233,7 +1259,9 @@ class Session:
             )
 
         key = (box_id, known, last, self.bus.generation(box_id))
-        current, added, flagged, gone = await self.bus.shared(key, lambda: self.store.read(changes))
+        current, added, flagged, gone = await self.bus.shared(
+            key, lambda: self.store.read_fast(changes)
+        )
         if current is None:  # the mailbox was deleted under us
             self.untagged("BYE Mailbox deleted")
             return

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, insert, select, update
 from mss.core.address import patient_address
 from mss.core.identity import PatientIdentity
 from mss.errors import DuplicateError, NotFoundError
-from mss.store.db import Tx
+from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import create_default_mailboxes
 from mss.store.models import AccountKind, account_table, patient_table, utcnow
 
@@ -65,9 +65,18 @@ _ACCOUNT_COLUMNS = (
 )
 
 
+_BY_ADDRESS = RawStatement(
+    "SELECT " + ", ".join(c.name for c in _ACCOUNT_COLUMNS) + " FROM account WHERE address = ?"
+)
+
+
 def get_account(conn: Connection, address: str) -> AccountRecord | None:
-    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(account_table.c.address == address)).first()
-    return None if row is None else AccountRecord(*row)
+    row = _BY_ADDRESS.first(conn, address)
+    if row is None:
+        return None
+    account_id, address_, kind, bal_type, display_name, national_id, patient_id = row[:7]
+    return AccountRecord(account_id, address_, kind, bal_type, display_name, national_id,
+                         patient_id, bool(row[7]), row[8])  # fmt: skip
 
 
 def accounts_of_national_id(conn: Connection, national_id: str) -> list[AccountRecord]:

@@ -96,6 +96,10 @@ class Store:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await self.db.read(fn)
 
+    async def read_fast(self, fn: Callable[[Connection], T]) -> T:
+        """A small, bounded read (see `Database.read_fast`)."""
+        return await self.db.read_fast(fn)
+
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.write(fn)
 

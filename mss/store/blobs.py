@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, select, update
 
 from mss.errors import StoreError
-from mss.store.db import Tx
+from mss.store.db import RawStatement, Tx
 from mss.store.models import blob_table
 
 NONCE_SIZE = 12
@@ -158,13 +158,14 @@ def insert_blob(tx: Tx, blob: EncryptedBlob) -> int:
     return insert_blobs(tx, [blob])[0]
 
 
+_READ_BLOB = RawStatement("SELECT key_id, data FROM blob WHERE id = ?")
+
+
 def read_blob(conn: Connection, cipher: BlobCipher, blob_id: int) -> bytes:
-    row = conn.execute(
-        select(blob_table.c.key_id, blob_table.c.data).where(blob_table.c.id == blob_id)
-    ).first()
+    row = _READ_BLOB.first(conn, blob_id)
     if row is None:
         raise StoreError(f"blob {blob_id} does not exist")
-    return cipher.decrypt(row.key_id, row.data)
+    return cipher.decrypt(row[0], bytes(row[1]))
 
 
 def blobs_to_reencrypt(conn: Connection, cipher: BlobCipher, limit: int) -> Sequence[int]:

@@ -9,11 +9,12 @@ transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from mss.errors import InputError, NotFoundError
-from mss.store.db import Tx
+from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import INBOX, MailboxChanged, allocate_uidvalidity
 from mss.store.models import SystemFlag, expunged_table, mailbox_table, message_table
 
@@ -40,19 +41,7 @@ class MailboxInfo:
     highestmodseq: int
     first_recent_uid: int
     subscribed: bool
-
-
-_COLUMNS = (
-    m.id,
-    m.account_id,
-    m.name,
-    m.special_use,
-    m.uidvalidity,
-    m.uidnext,
-    m.highestmodseq,
-    m.first_recent_uid,
-    m.subscribed,
-)
+    keywords: frozenset[str] = frozenset()
 
 
 def normalize_name(name: str) -> str:
@@ -63,21 +52,34 @@ def normalize_name(name: str) -> str:
     return name
 
 
+_SELECT = (
+    "SELECT id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, "
+    "first_recent_uid, subscribed, keywords FROM mailbox "
+)
+_LIST = RawStatement(_SELECT + "WHERE account_id = ? ORDER BY name")
+_BY_NAME = RawStatement(_SELECT + "WHERE account_id = ? AND name = ?")
+_BY_ID = RawStatement(_SELECT + "WHERE id = ?")
+
+
+def _info(row: Any) -> MailboxInfo:
+    box_id, account_id, name, use, validity, uidnext, modseq, recent, subscribed, words = row
+    keywords = frozenset(words.split()) if words else frozenset()
+    return MailboxInfo(box_id, account_id, name, use, validity, uidnext, modseq, recent,
+                       bool(subscribed), keywords)  # fmt: skip
+
+
 def list_mailboxes(conn: Connection, account_id: int) -> list[MailboxInfo]:
-    rows = conn.execute(select(*_COLUMNS).where(m.account_id == account_id).order_by(m.name))
-    return [MailboxInfo(*row) for row in rows]
+    return [_info(row) for row in _LIST.all(conn, account_id)]
 
 
 def get_mailbox(conn: Connection, account_id: int, name: str) -> MailboxInfo | None:
-    row = conn.execute(
-        select(*_COLUMNS).where(m.account_id == account_id, m.name == normalize_name(name))
-    ).first()
-    return None if row is None else MailboxInfo(*row)
+    row = _BY_NAME.first(conn, account_id, normalize_name(name))
+    return None if row is None else _info(row)
 
 
 def mailbox_by_id(conn: Connection, mailbox_id: int) -> MailboxInfo | None:
-    row = conn.execute(select(*_COLUMNS).where(m.id == mailbox_id)).first()
-    return None if row is None else MailboxInfo(*row)
+    row = _BY_ID.first(conn, mailbox_id)
+    return None if row is None else _info(row)
 
 
 def _check_name(name: str) -> None:
@@ -190,17 +192,17 @@ class MailboxStatus:
     first_unseen_uid: int | None
 
 
+_STATUS = RawStatement(
+    "SELECT count(*), coalesce(sum(size), 0), "
+    f"count(*) FILTER (WHERE flags & {SystemFlag.SEEN.value} = 0), "
+    "count(*) FILTER (WHERE uid >= ?), "
+    f"min(uid) FILTER (WHERE flags & {SystemFlag.SEEN.value} = 0) "
+    "FROM message WHERE mailbox_id = ?"
+)
+
+
 def mailbox_status(conn: Connection, box: MailboxInfo) -> MailboxStatus:
-    msg = message_table.c
-    row = conn.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(msg.size), 0),
-            func.count().filter((msg.flags.op("&")(SystemFlag.SEEN.value)) == 0),
-            func.count().filter(msg.uid >= box.first_recent_uid),
-            func.min(msg.uid).filter((msg.flags.op("&")(SystemFlag.SEEN.value)) == 0),
-        ).where(msg.mailbox_id == box.id)
-    ).one()
+    row = _STATUS.first(conn, box.first_recent_uid, box.id)
     return MailboxStatus(
         messages=int(row[0]),
         size=int(row[1]),
@@ -210,15 +212,27 @@ def mailbox_status(conn: Connection, box: MailboxInfo) -> MailboxStatus:
     )
 
 
+_NTH_MESSAGE = RawStatement(
+    "SELECT uid FROM message WHERE mailbox_id = ? ORDER BY uid LIMIT 1 OFFSET ?"
+)
+
+
+def holds_more_than(conn: Connection, mailbox_id: int, count: int) -> bool:
+    """Whether the mailbox holds more than `count` messages (an index walk of `count`)."""
+    return _NTH_MESSAGE.first(conn, mailbox_id, count) is not None
+
+
 def claim_recent(tx: Tx, mailbox_id: int) -> tuple[int, int]:
     """Make every message up to UIDNEXT non-recent for others; return the range this
     session sees as \\Recent: [first, uidnext) (RFC 3501 §2.3.2)."""
-    row = tx.conn.execute(select(m.first_recent_uid, m.uidnext).where(m.id == mailbox_id)).first()
+    row = _RECENT.first(tx.conn, mailbox_id)
     if row is None:
         raise NotFoundError(f"mailbox {mailbox_id} does not exist")
     first, uidnext = int(row[0]), int(row[1])
     if first < uidnext:
-        tx.conn.execute(
-            update(mailbox_table).where(m.id == mailbox_id).values(first_recent_uid=uidnext)
-        )
+        _CLAIM.run(tx.conn, uidnext, mailbox_id)
     return first, uidnext
+
+
+_RECENT = RawStatement("SELECT first_recent_uid, uidnext FROM mailbox WHERE id = ?")
+_CLAIM = RawStatement("UPDATE mailbox SET first_recent_uid = ? WHERE id = ?")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
@@ -227,6 +227,21 @@ def _allocate_uids(tx: Tx, counts: dict[int, int]) -> dict[int, tuple[int, int]]
     return allocated
 
 
+_MAILBOX_KEYWORDS = RawStatement("SELECT keywords FROM mailbox WHERE id = ?")
+_SET_MAILBOX_KEYWORDS = RawStatement("UPDATE mailbox SET keywords = ? WHERE id = ?")
+
+
+def remember_keywords(tx: Tx, mailbox_id: int, keywords: Iterable[str]) -> None:
+    """Add keywords to the mailbox's list (what SELECT announces in FLAGS)."""
+    wanted = set(keywords)
+    if not wanted:
+        return
+    current = _MAILBOX_KEYWORDS.scalar(tx.conn, mailbox_id)
+    known = set(current.split()) if current else set()
+    if not wanted <= known:
+        _SET_MAILBOX_KEYWORDS.run(tx.conn, " ".join(sorted(known | wanted)), mailbox_id)
+
+
 def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
     """Bulk write: store each item's blob once and a copy in each of its mailboxes."""
     blob_ids = insert_blobs(tx, [item.message.blob for item in items])
@@ -247,6 +262,13 @@ def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
         results.append(Delivered(blob_id, stored))
     if rows:
         tx.conn.exec_driver_sql(tx.sql(_INSERT_MESSAGE), rows)
+    keywords: dict[int, set[str]] = {}
+    for item in items:
+        for target in item.targets:
+            if target.keywords:
+                keywords.setdefault(target.mailbox_id, set()).update(target.keywords.split())
+    for box, names in keywords.items():
+        remember_keywords(tx, box, names)
     for item, delivered in zip(items, results, strict=True):
         if item.also is not None:
             item.also(tx, delivered)

@@ -18,10 +18,9 @@ from sqlalchemy import Connection, delete, func, insert, or_, select
 
 from mss.errors import NotFoundError
 from mss.store.db import RawStatement, Tx
-from mss.store.mailboxes import MailboxChanged
+from mss.store.mailboxes import MailboxChanged, remember_keywords
 from mss.store.models import (
     blob_table,
-    expunged_table,
     mailbox_table,
     message_table,
     relay_queue_table,
@@ -93,11 +92,11 @@ def uids_of(conn: Connection, mailbox_id: int) -> array[int]:
     return array("I", map(int, text.split(","))) if text else array("I")
 
 
+_NEW_UIDS = RawStatement("SELECT uid FROM message WHERE mailbox_id = ? AND uid > ? ORDER BY uid")
+
+
 def new_uids(conn: Connection, mailbox_id: int, after: int) -> list[int]:
-    rows = conn.execute(
-        select(msg.uid).where(msg.mailbox_id == mailbox_id, msg.uid > after).order_by(msg.uid)
-    )
-    return [row[0] for row in rows]
+    return [row[0] for row in _NEW_UIDS.all(conn, mailbox_id, after)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,22 +111,42 @@ class FlagState:
         return flag_names(self.flags, self.keywords)
 
 
+_FLAG_CHANGES = RawStatement(
+    "SELECT uid, flags, keywords, modseq FROM message "
+    "WHERE mailbox_id = ? AND modseq > ? AND uid < ? ORDER BY uid"
+)
+_EXPUNGED_SINCE = RawStatement(
+    "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"
+)
+
+
 def flag_changes(conn: Connection, mailbox_id: int, since: int, upto_uid: int) -> list[FlagState]:
     """Flags of the messages (UID < upto_uid) changed after modseq `since`."""
-    rows = conn.execute(
-        select(msg.uid, msg.flags, msg.keywords, msg.modseq)
-        .where(msg.mailbox_id == mailbox_id, msg.modseq > since, msg.uid < upto_uid)
-        .order_by(msg.uid)
-    )
-    return [FlagState(*row) for row in rows]
+    return [FlagState(*row) for row in _FLAG_CHANGES.all(conn, mailbox_id, since, upto_uid)]
 
 
 def expunged_since(conn: Connection, mailbox_id: int, since: int) -> list[int]:
-    e = expunged_table.c
-    rows = conn.execute(
-        select(e.uid).where(e.mailbox_id == mailbox_id, e.modseq > since).order_by(e.uid)
-    )
-    return [row[0] for row in rows]
+    return [row[0] for row in _EXPUNGED_SINCE.all(conn, mailbox_id, since)]
+
+
+def uid_sql(uids: Sequence[int]) -> tuple[str, list[int]]:
+    """A condition on `uid` for a sorted list of UIDs, with its parameters: BETWEEN runs,
+    or an IN list when they are scattered."""
+    runs = _ranges(uids)
+    if len(runs) <= 20:
+        parts, params = [], []
+        for first, last in runs:
+            if first == last:
+                parts.append("uid = ?")
+                params.append(first)
+            else:
+                parts.append("uid BETWEEN ? AND ?")
+                params.extend((first, last))
+        return "(" + " OR ".join(parts) + ")", params
+    return "uid IN (" + ",".join("?" * len(uids)) + ")", list(uids)
+
+
+_SELECTS: dict[tuple[str, ...], str] = {}
 
 
 def rows_for(
@@ -136,12 +155,17 @@ def rows_for(
     """uid → row of `columns` (UID first) for the given sorted UIDs that still exist."""
     if not uids:
         return {}
+    names = tuple(c.name for c in columns)
+    head = _SELECTS.get(names)
+    if head is None:
+        head = _SELECTS[names] = (
+            "SELECT " + ", ".join(("uid", *names)) + " FROM message WHERE mailbox_id = ? AND "
+        )
     out: dict[int, Any] = {}
     chunk = 5000
     for i in range(0, len(uids), chunk):
-        part = uids[i : i + chunk]
-        query = select(msg.uid, *columns).where(msg.mailbox_id == mailbox_id, uid_condition(part))
-        for row in conn.execute(query):
+        condition, params = uid_sql(uids[i : i + chunk])
+        for row in RawStatement(head + condition).all(conn, mailbox_id, *params):
             out[row[0]] = row
     return out
 
@@ -161,7 +185,7 @@ _ALL_FLAGS = RawStatement(
 def flag_rows(conn: Connection, mailbox_id: int, uids: Sequence[int] | None) -> list[Any]:
     """(uid, flags, keywords, modseq) of the given sorted UIDs, or of every message."""
     if uids is None:
-        return list(_ALL_FLAGS.execute(conn, mailbox_id).fetchall())
+        return _ALL_FLAGS.all(conn, mailbox_id)
     rows = rows_for(conn, mailbox_id, uids, [msg.flags, msg.keywords, msg.modseq])
     return [tuple(rows[uid]) for uid in uids if uid in rows]
 
@@ -179,7 +203,7 @@ _SET_FLAGS = RawStatement(
 
 def _bump(tx: Tx, mailbox_id: int, count: int) -> tuple[int, int]:
     """Reserve `count` modseqs; return the first and the mailbox's UIDNEXT."""
-    row = _BUMP.execute(tx.conn, count, mailbox_id).first()
+    row = _BUMP.first(tx.conn, count, mailbox_id)
     if row is None:
         raise NotFoundError(f"mailbox {mailbox_id} does not exist")
     highest, uidnext = int(row[0]), int(row[1])
@@ -230,26 +254,33 @@ def store_flags(
             changes.append((uid, new_bits, text))
     changed: list[FlagState] = []
     if changes:
+        if mode != "remove":
+            remember_keywords(tx, mailbox_id, keywords)
         first, _ = _bump(tx, mailbox_id, len(changes))
         params = []
         for i, (uid, new_bits, text) in enumerate(changes):
             changed.append(FlagState(uid, new_bits, text, first + i))
-            params.append(
-                _SET_FLAGS.params(tx.conn.dialect, (new_bits, text, first + i, mailbox_id, uid))
-            )
-        tx.conn.exec_driver_sql(_SET_FLAGS.sql(tx.conn.dialect), params)
+            params.append((new_bits, text, first + i, mailbox_id, uid))
+        _SET_FLAGS.many(tx.conn, params)
     return StoreResult(changed, unchanged, modified)
+
+
+_DELETED = f"SELECT uid FROM message WHERE mailbox_id = ? AND flags & {DELETED} != 0"
+_DELETED_ALL = RawStatement(_DELETED + " ORDER BY uid")
+_LOG_EXPUNGE = RawStatement("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)")
 
 
 def deleted_uids(
     conn: Connection, mailbox_id: int, among: Sequence[int] | None = None
 ) -> list[int]:
-    query = select(msg.uid).where(msg.mailbox_id == mailbox_id, msg.flags.op("&")(DELETED) != 0)
-    if among is not None:
-        if not among:
-            return []
-        query = query.where(uid_condition(among))
-    return [row[0] for row in conn.execute(query.order_by(msg.uid))]
+    if among is None:
+        return [row[0] for row in _DELETED_ALL.all(conn, mailbox_id)]
+    found: list[int] = []
+    for i in range(0, len(among), 5000):
+        condition, params = uid_sql(among[i : i + 5000])
+        query = RawStatement(f"{_DELETED} AND {condition} ORDER BY uid")
+        found.extend(row[0] for row in query.all(conn, mailbox_id, *params))
+    return found
 
 
 def expunge_uids(tx: Tx, mailbox_id: int, uids: Sequence[int]) -> list[int]:
@@ -259,14 +290,11 @@ def expunge_uids(tx: Tx, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         return []
     modseq, _ = _bump(tx, mailbox_id, 1)
     for i in range(0, len(present), 5000):
-        part = present[i : i + 5000]
-        tx.conn.execute(
-            delete(message_table).where(msg.mailbox_id == mailbox_id, uid_condition(part))
+        condition, params = uid_sql(present[i : i + 5000])
+        RawStatement(f"DELETE FROM message WHERE mailbox_id = ? AND {condition}").run(
+            tx.conn, mailbox_id, *params
         )
-    tx.conn.execute(
-        insert(expunged_table),
-        [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in present],
-    )
+    _LOG_EXPUNGE.many(tx.conn, [(mailbox_id, uid, modseq) for uid in present])
     return present
 
 
@@ -333,6 +361,9 @@ def copy_messages(tx: Tx, source: int, uids: Sequence[int], target: int) -> list
         values.append(record)
         pairs.append((uid, first_uid + i))
     tx.conn.execute(insert(message_table), values)
+    remember_keywords(
+        tx, target, {k for v in values if v["keywords"] for k in v["keywords"].split()}
+    )
     tx.after_commit(MailboxChanged(target, allocated.uidnext, allocated.highestmodseq))
     return pairs
 

@@ -135,6 +135,9 @@ class Mailbox(SQLModel, table=True):
         default=1, sa_column=Column(BigInteger, nullable=False, default=1)
     )
     subscribed: bool = True
+    # Every keyword (RFC 3501 §2.3.2) a message of the mailbox has had, space
+    # separated: sessions announce them in FLAGS before a FETCH uses them.
+    keywords: str | None = Field(default=None, sa_column=Column(Text))
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
