@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -456,10 +457,27 @@ def rotate_blob_key(settings: Settings) -> str:
 
 
 class Application:
-    """Every running component of one `mss serve` process."""
+    """Every running component of one `mss serve` process (or of one of its workers).
 
-    def __init__(self, settings: Settings) -> None:
+    Alone, it binds its listeners itself. As worker `worker` of `workers`, it
+    serves on the listening sockets the supervisor bound before forking (the
+    kernel hands each new connection to one worker), and learns of the other
+    workers' changes to watched mailboxes by LISTEN/NOTIFY (PostgreSQL) or by
+    looking for new commits ten times a second (SQLite).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sockets: dict[str, socket.socket] | None = None,
+        worker: int = 0,
+        workers: int = 1,
+    ) -> None:
         self.settings = settings
+        self.sockets = sockets or {}
+        self.worker = worker
+        self.workers = workers
         self.store: Store | None = None
         self.mail: Mail | None = None
         self.imap_bus: MailboxBus | None = None
@@ -498,13 +516,13 @@ class Application:
             await self._start_mail(stack)
             await self._start_imap(stack)
             await self._start_web(stack)
-            reencrypt = asyncio.create_task(self._reencrypt_loop(), name="blob-reencrypt")
-            stack.callback(reencrypt.cancel)
-            log.info(
-                "mss %s serving (%s)",
-                __version__,
-                ", ".join(f"{k} {v}" for k, v in self.ports.items()),
-            )
+            if self.worker == 0:  # background duties: one worker is enough
+                reencrypt = asyncio.create_task(self._reencrypt_loop(), name="blob-reencrypt")
+                stack.callback(reencrypt.cancel)
+            if self.workers > 1:
+                log.info("worker %d of %d ready", self.worker + 1, self.workers)
+            else:
+                log.info("mss %s serving (%s)", __version__, _describe_ports(self.ports))
             if ready is not None:
                 ready(self.ports)
             await stop.wait()
@@ -513,10 +531,10 @@ class Application:
 
     async def _start_mail(self, stack: AsyncExitStack) -> None:
         assert self.store is not None
-        cpu_pool = cpu_workers(self.settings)
+        cpu_pool = cpu_workers(self.settings) if self.workers == 1 else None
         if cpu_pool is not None:
             stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
-        mail = build_mail(self.settings, self.store, cpu_pool)
+        mail = build_mail(self.settings, self.store, cpu_pool, self.sockets)
         await mail.trust.refresh()
         self.mail = mail
         for name, coroutine in (
@@ -537,13 +555,23 @@ class Application:
         bus = MailboxBus()
         self.imap_bus = bus
         self.store.db.subscribe(
-            lambda events: bus.changed(
-                {e.mailbox_id for e in events if isinstance(e, MailboxChanged)}
+            lambda events: bus.committed(
+                {
+                    e.mailbox_id: (e.highestmodseq, e.uidnext)
+                    for e in events
+                    if isinstance(e, MailboxChanged)
+                }
             )
+        )
+        self.store.db.publish_changes(
+            lambda events: {e.mailbox_id for e in events if isinstance(e, MailboxChanged)}
         )
         listen_external = self.store.db.listen_mailboxes(bus.changed)
         if listen_external is not None:
             stack.callback(listen_external)
+        elif self.workers > 1:  # SQLite shared by several workers
+            poller = asyncio.create_task(bus.poll(self.store), name="imap-change-poll")
+            stack.callback(poller.cancel)
         config = ImapConfig(
             hostname=self.settings.server.hostname,
             allow_patients=self.settings.policy.patient_imap_login,
@@ -564,7 +592,7 @@ class Application:
                 name, self.settings.listen.host, port, session,
                 implicit_tls=(lambda: tls.current) if implicit else None,
                 starttls=None if implicit else (lambda: tls.current),
-                literal_limit=literal_limit,
+                literal_limit=literal_limit, sock=self.sockets.get(name),
             )  # fmt: skip
             await listener.start()
             stack.push_async_callback(listener.stop)
@@ -580,7 +608,10 @@ class Application:
             self.settings.path(tls.cert), self.settings.path(tls.key), min_version=tls.min_version
         )
         app = create_app(health=self.health, metrics=self.metrics, version=__version__)
-        web = WebServer(app, self.settings.listen.host, self.settings.listen.https, ctx)
+        web = WebServer(
+            app, self.settings.listen.host, self.settings.listen.https, ctx,
+            self.sockets.get("https"),
+        )  # fmt: skip
         await web.start()
         stack.push_async_callback(web.stop)
         self.ports["https"] = web.port
@@ -692,8 +723,14 @@ def _bearer_validator(settings: Settings) -> BearerValidator | None:
     )
 
 
-def build_mail(settings: Settings, store: Store, cpu_pool: Executor | None = None) -> Mail:
+def build_mail(
+    settings: Settings,
+    store: Store,
+    cpu_pool: Executor | None = None,
+    sockets: dict[str, socket.socket] | None = None,
+) -> Mail:
     """Build the mail path from the settings (listeners not started yet)."""
+    shared = sockets or {}
     config = delivery_config(settings)
     trust = TrustSpace(store, settings.domains.local)
     keys = dkim_keys(settings)
@@ -761,21 +798,38 @@ def build_mail(settings: Settings, store: Store, cpu_pool: Executor | None = Non
 
     listeners = [
         Listener("mx", listen.host, listen.mx,
-                 protocol(mx_handler, submission=False, implicit=False), None),
+                 protocol(mx_handler, submission=False, implicit=False), None,
+                 sock=shared.get("mx")),
         Listener("submission", listen.host, listen.submission,
-                 protocol(submission_handler, submission=True, implicit=False), None),
+                 protocol(submission_handler, submission=True, implicit=False), None,
+                 sock=shared.get("submission")),
         Listener("submissions", listen.host, listen.submissions,
-                 protocol(submission_handler, submission=True, implicit=True), server_tls.current),
+                 protocol(submission_handler, submission=True, implicit=True), server_tls.current,
+                 sock=shared.get("submissions")),
     ]  # fmt: skip
     return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls])
 
 
-def serve(settings: Settings) -> int:
-    """Run until SIGINT or SIGTERM, then drain and return 0."""
+LISTENERS = ("mx", "submission", "submissions", "imap", "imaps", "https")
 
+
+def _describe_ports(ports: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in ports.items())
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM, then drain and return 0.
+
+    With `server.workers` above 1 (by default: one per core), a supervisor binds
+    the listening sockets, forks the workers, restarts one that dies, and
+    passes SIGINT/SIGTERM on to them.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # thousands of IMAP IDLE sessions need thousands of descriptors
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    workers = settings.server.worker_count
+    if workers > 1:
+        return Supervisor(settings, workers).run()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -786,3 +840,120 @@ def serve(settings: Settings) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise MssError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _exit_text(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: if the supervisor dies (even by SIGKILL), its workers die with it, so
+    that nothing keeps serving, or holding the ports, behind a dead supervisor."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl
+        os._exit(1)
+
+
+class Supervisor:
+    """The parent of the worker processes: sockets, forks, restarts, signals.
+
+    It runs the migrations and binds every listening socket once, then forks
+    (before any thread or event loop exists in this process). A worker that
+    dies is started again a second later; SIGINT or SIGTERM is passed on to
+    the workers, which drain their connections and exit.
+    """
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.children: dict[int, int] = {}  # pid -> worker number
+        self.stopping = False
+
+    def run(self) -> int:
+        open_store(self.settings).db.close_sync()  # migrations, once, before the workers
+        listen = self.settings.listen
+        sockets = {name: bind_listening_socket(listen.host, getattr(listen, name))
+                   for name in LISTENERS}  # fmt: skip
+        ports = {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._stop)
+        for number in range(self.workers):
+            self._spawn(number, sockets)
+        log.info(
+            "mss %s serving (%s) with %d workers",
+            __version__, _describe_ports(ports), self.workers,
+        )  # fmt: skip
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            dead = self.children.pop(pid) if pid in self.children else None
+            if dead is None or self.stopping:
+                continue
+            log.error("worker %d exited (%s); starting it again", dead + 1, _exit_text(status))
+            time.sleep(1.0)
+            if not self.stopping:
+                self._spawn(dead, sockets)
+        for sock in sockets.values():
+            sock.close()
+        log.info("stopped")
+        return 0
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _spawn(self, number: int, sockets: dict[str, socket.socket]) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = number
+            return
+        code = 0
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            _die_with_parent(parent)
+            settings, workers = self.settings, self.workers
+
+            async def main() -> None:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                app = Application(settings, sockets=sockets, worker=number, workers=workers)
+                await app.run(stop)
+
+            asyncio.run(main())
+        except BaseException:
+            log.exception("worker %d failed", number + 1)
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)

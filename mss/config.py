@@ -29,12 +29,21 @@ class ServerSettings:
     data_dir: Path = Path(".")
     hostname: str = "mail.pro.mssante.test"
     operator_name: str = "Opérateur MSSanté de développement"
-    # Processes for CPU-heavy checks (DKIM verification): -1 = one per core beyond the first.
+    # Server processes sharing the listening sockets: 0 = one per CPU core (at most 8).
+    workers: int = 0
+    # Processes for CPU-heavy checks (DKIM verification) of a single server process:
+    # -1 = one per core beyond the first (none when several workers share the cores).
     cpu_workers: int = -1
 
     def validate(self) -> None:
         if not is_valid_domain(self.hostname) and self.hostname != "localhost":
             raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+        if not 0 <= self.workers <= 64:
+            raise ValueError("workers", "must be between 0 (one per core) and 64")
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, min(os.cpu_count() or 1, 8))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -187,14 +187,18 @@ async def running(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    workers: int = 1,
 ) -> AsyncIterator[Running]:
-    """Start every listener of the instance in `data_dir`; stop them afterwards."""
+    """Start every listener of the instance in `data_dir`; stop them afterwards.
+
+    `workers` above 1: behave as one of several processes sharing the database
+    (cross-process IMAP notifications on), as `mss serve` workers do."""
     settings = load_settings(
         data_dir / "mss.toml",
         env={"MSS_POLICY_PATIENT_SMTP_LOGIN": "true", **(env or {})},
         overrides={"listen": PORTS, **(overrides or {})},
     )
-    app = Application(settings)
+    app = Application(settings, workers=workers)
     stop = asyncio.Event()
     ready: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(app.run(stop, ready=ready.set_result))

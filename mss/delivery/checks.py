@@ -150,8 +150,8 @@ _PATIENT = RawStatement("SELECT profile_status, identity_status FROM patient WHE
 
 
 def _lookup(conn: Connection, address: str, ins: str | None) -> _Local:
-    account = _ACCOUNT.execute(conn, address).first()
-    patient = _PATIENT.execute(conn, ins).first() if ins is not None else None
+    account = _ACCOUNT.first(conn, address)
+    patient = _PATIENT.first(conn, ins) if ins is not None else None
     return _Local(
         kind=account[0] if account else None,
         disabled=bool(account[1]) if account else False,

@@ -142,8 +142,10 @@ class ImapListener:
         starttls: Callable[[], ssl.SSLContext] | None,
         literal_limit: int,
         idle_timeout: float = 30 * 60,
+        sock: socket.socket | None = None,
     ) -> None:
         self.name = name
+        self._shared = sock  # a listening socket bound by the supervisor (several workers)
         self._host = host
         self._port = port
         self._sessions = sessions
@@ -161,9 +163,15 @@ class ImapListener:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        tls = self._implicit() if self._implicit else None
+        if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
+            self._server = await asyncio.start_server(
+                self._accept, sock=self._shared.dup(), ssl=tls, limit=LINE_LIMIT + 2,
+                backlog=4096,
+            )  # fmt: skip
+            return
         self._server = await asyncio.start_server(
-            self._accept, self._host, self._port,
-            ssl=self._implicit() if self._implicit else None,
+            self._accept, self._host, self._port, ssl=tls,
             limit=LINE_LIMIT + 2, reuse_address=True, backlog=4096,
         )  # fmt: skip
         self._port = self.port

@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from mss import __version__
 from mss.core import sasl
 from mss.core.mime import Envelope, Part
+from mss.errors import MssError
 from mss.imap import responses as r
 from mss.imap import search as imap_search
 from mss.imap.parsing.commands import Command, FetchAtt, SearchKey
@@ -44,11 +45,13 @@ from mss.store.folders import (
     MailboxInfo,
     claim_recent,
     create_mailbox,
+    data_version,
     delete_mailbox,
     get_mailbox,
     holds_more_than,
     list_mailboxes,
     mailbox_by_id,
+    mailbox_marks,
     mailbox_status,
     normalize_name,
     rename_mailbox,
@@ -147,6 +150,8 @@ class MailboxBus:
         # Bumped at every change of a mailbox: a read may only be shared by sessions
         # woken by the same change (one started earlier may miss a later change).
         self._generation: dict[int, int] = {}
+        # (HIGHESTMODSEQ, UIDNEXT) last known of each mailbox (see `poll`)
+        self._marks: dict[int, tuple[int, int]] = {}
 
     def generation(self, mailbox_id: int) -> int:
         return self._generation.get(mailbox_id, 0)
@@ -178,11 +183,51 @@ class MailboxBus:
             if not watchers:
                 del self._watchers[mailbox_id]
 
-    def changed(self, mailbox_ids: Collection[int]) -> None:
-        for mailbox_id in mailbox_ids:
+    def changed(self, mailbox_ids: Collection[int] | None) -> None:
+        """Wake the sessions watching these mailboxes (None: every mailbox)."""
+        for mailbox_id in list(self._watchers) if mailbox_ids is None else mailbox_ids:
             self._generation[mailbox_id] = self._generation.get(mailbox_id, 0) + 1
             for session in self._watchers.get(mailbox_id, ()):
                 session.poke()
+
+    def committed(self, marks: dict[int, tuple[int, int]]) -> None:
+        """This process committed changes: (HIGHESTMODSEQ, UIDNEXT) of each mailbox."""
+        for mailbox_id, mark in marks.items():
+            if mark[0] or mark[1]:
+                self._marks[mailbox_id] = mark
+            else:
+                self._marks.pop(mailbox_id, None)  # deleted or renamed
+        self.changed(marks)
+
+    async def poll(self, store: Store, interval: float = 0.1) -> None:
+        """Other processes' changes on SQLite (several workers): look for them every
+        `interval` seconds, only when a commit happened since (PRAGMA data_version),
+        and only in the mailboxes this process's sessions watch."""
+        seen: list[int | None] = [None]
+
+        def look(conn: Connection, boxes: list[int]) -> dict[int, tuple[int, int]] | None:
+            version = data_version(conn)
+            if version == seen[0]:
+                return None
+            seen[0] = version
+            return mailbox_marks(conn, boxes)
+
+        while True:
+            await asyncio.sleep(interval)
+            boxes = sorted(self._watchers)
+            if not boxes:
+                continue
+            try:
+                marks = await store.read_fast(lambda c, boxes=boxes: look(c, boxes))  # type: ignore[misc]
+            except MssError:
+                log.exception("IMAP change poll failed")
+                continue
+            if marks is None:
+                continue
+            moved = [b for b in boxes if marks.get(b) != self._marks.get(b)]
+            self._marks.update(marks)
+            if moved:
+                self.changed(moved)
 
     @property
     def sessions(self) -> int:

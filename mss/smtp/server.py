@@ -356,12 +356,15 @@ class Listener:
         port: int,
         factory: ProtocolFactory,
         ssl_context: ssl.SSLContext | None,
+        *,
+        sock: socket.socket | None = None,
     ) -> None:
         self.name = name
         self._host = host
         self._port = port
         self._factory = factory
         self._ssl = ssl_context
+        self._shared = sock  # a listening socket bound by the supervisor (several workers)
         self._server: asyncio.Server | None = None
         self._connections: set[MssSMTP] = set()
         self._idle = asyncio.Event()
@@ -388,6 +391,11 @@ class Listener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
+            self._server = await loop.create_server(
+                self._make, sock=self._shared.dup(), ssl=self._ssl, backlog=1024
+            )
+            return
         self._server = await loop.create_server(
             self._make, self._host, self._port, ssl=self._ssl, reuse_address=True, backlog=1024
         )

@@ -136,20 +136,23 @@ def allocate_blob_ids(tx: Tx, count: int) -> list[int]:
     is safe across processes. PostgreSQL: the table's sequence.
     """
     if tx.dialect == "sqlite":
-        top = tx.conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM blob").scalar_one()
-        return list(range(int(top) + 1, int(top) + 1 + count))
-    rows = tx.conn.exec_driver_sql(
-        "SELECT nextval(pg_get_serial_sequence('blob', 'id')) FROM generate_series(1, %s)", (count,)
-    )
-    return [int(row[0]) for row in rows]
+        top = int(_TOP_BLOB.scalar(tx.conn))
+        return list(range(top + 1, top + 1 + count))
+    return [int(row[0]) for row in _NEXT_BLOB_IDS.all(tx.conn, count)]
+
+
+_TOP_BLOB = RawStatement("SELECT coalesce(max(id), 0) FROM blob")
+_NEXT_BLOB_IDS = RawStatement(
+    "SELECT nextval(pg_get_serial_sequence('blob', 'id')) FROM generate_series(1, ?)"
+)
+_INSERT_BLOB = RawStatement("INSERT INTO blob (id, key_id, size, data) VALUES (?, ?, ?, ?)")
 
 
 def insert_blobs(tx: Tx, blobs: Sequence[EncryptedBlob]) -> list[int]:
     """Insert encrypted blobs; return their ids in order."""
     ids = allocate_blob_ids(tx, len(blobs))
-    tx.conn.exec_driver_sql(
-        tx.sql("INSERT INTO blob (id, key_id, size, data) VALUES (?, ?, ?, ?)"),
-        [(blob_id, b.key_id, b.size, b.data) for blob_id, b in zip(ids, blobs, strict=True)],
+    _INSERT_BLOB.many(
+        tx.conn, [(i, b.key_id, b.size, b.data) for i, b in zip(ids, blobs, strict=True)]
     )
     return ids
 

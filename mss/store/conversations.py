@@ -91,9 +91,9 @@ def open_conversation(
     display_name: str | None = None,
 ) -> int:
     now = utcnow()
-    row = _OPEN.execute(
+    row = _OPEN.first(
         tx.conn, patient_ins, ConversationStatus.OPEN.value, subject, professional, now, now
-    ).first()
+    )
     assert row is not None
     conversation_id = int(row[0])
     add_participant(tx, conversation_id, professional, PROFESSIONAL, display_name)
@@ -104,15 +104,15 @@ def add_participant(
     tx: Tx, conversation_id: int, address: str, role: str, display_name: str | None = None
 ) -> None:
     """Add a participant; nothing happens if they already take part."""
-    _JOIN.execute(tx.conn, conversation_id, address, role, display_name)
+    _JOIN.run(tx.conn, conversation_id, address, role, display_name)
 
 
 def record_message(
     tx: Tx, conversation_id: int, *, message_id: str, sender: str, from_patient: bool
 ) -> None:
     now = utcnow()
-    _RECORD.execute(tx.conn, conversation_id, message_id, sender, from_patient, now)
-    _TOUCH.execute(tx.conn, now, conversation_id)
+    _RECORD.run(tx.conn, conversation_id, message_id, sender, from_patient, now)
+    _TOUCH.run(tx.conn, now, conversation_id)
 
 
 def end_conversation(tx: Tx, conversation_id: int, *, by: str) -> None:

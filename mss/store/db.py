@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,7 @@ def describe(exc: BaseException) -> str:
 
 
 T = TypeVar("T")
+NOTIFY_CHANNEL = "mss_mailbox"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -257,10 +260,19 @@ class Database:
                 self.url, pool_size=reader_threads + 2, pool_pre_ping=True
             )
         self._readers = ThreadPoolExecutor(reader_threads, thread_name_prefix="mss-reader")
+        self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if self.dialect == "sqlite":
+            database = self.write_engine.url.database
+            if database and database != ":memory:":
+                self._write_lock = _FileLock(Path(database + "-writer.lock"))
         self._loop_conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._subscribers: list[Callable[[list[object]], None]] = []
+        # Cross-process change notices (PostgreSQL NOTIFY): which mailboxes a
+        # batch's events changed, and this process's token to skip its own notices.
+        self._notice_ids: Callable[[list[object]], set[int]] | None = None
+        self.process_token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.batches = 0
         self.batched_jobs = 0
 
@@ -323,11 +335,66 @@ class Database:
             self._thread = None
         self._dispose()
 
-    def listen_mailboxes(self, callback: Callable[[set[int]], None]) -> Callable[[], None] | None:
+    def publish_changes(self, mailbox_ids: Callable[[list[object]], set[int]]) -> None:
+        """With PostgreSQL, announce the mailboxes each commit changed to other processes
+        (NOTIFY in the same transaction: delivered only if it commits)."""
+        self._notice_ids = mailbox_ids
+
+    def _notify(self, conn: Connection, events: list[object]) -> None:
+        if self.dialect != "postgresql" or self._notice_ids is None or not events:
+            return
+        ids = sorted(self._notice_ids(events))
+        for i in range(0, len(ids), 500):  # a NOTIFY payload holds at most 8000 bytes
+            payload = self.process_token + ":" + ",".join(map(str, ids[i : i + 500]))
+            conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+
+    def listen_mailboxes(
+        self, callback: Callable[[set[int] | None], None]
+    ) -> Callable[[], None] | None:
         """Across processes (PostgreSQL LISTEN/NOTIFY): call `callback(mailbox ids)` on
-        the event loop when another process commits a change to those mailboxes.
-        Returns a function that stops listening; None on SQLite (one process)."""
-        return None
+        the event loop when another process commits a change to those mailboxes, and
+        `callback(None)` after a lost connection (anything may have changed).
+        Returns a function that stops listening; None on SQLite."""
+        if self.dialect != "postgresql":
+            return None
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        conninfo = self.write_engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+
+        def deliver(ids: set[int] | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are stopping
+                loop.call_soon_threadsafe(callback, ids)
+
+        def run() -> None:
+            import psycopg
+
+            connected_before = False
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(conninfo, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        if connected_before:
+                            deliver(None)  # notices may have been lost meanwhile
+                        connected_before = True
+                        while not stop.is_set():
+                            for notice in conn.notifies(timeout=0.5):
+                                token, _, ids = notice.payload.partition(":")
+                                if token != self.process_token:
+                                    deliver({int(i) for i in ids.split(",") if i})
+                except psycopg.Error as exc:
+                    log.warning("LISTEN %s: %s; reconnecting", NOTIFY_CHANNEL, describe(exc))
+                    stop.wait(1.0)
+
+        thread = threading.Thread(target=run, name="mss-listen", daemon=True)
+        thread.start()
+
+        def close() -> None:
+            stop.set()
+            thread.join(2.0)
+
+        return close
 
     def subscribe(self, callback: Callable[[list[object]], None]) -> None:
         """Call `callback(events)` on the event loop after each commit carrying events."""
@@ -424,17 +491,18 @@ class Database:
                 first = self._queue.get()
                 if first is _STOP:
                     break
-                batch: list[_Job[Any]] = [first]
-                while len(batch) < self.batch_max:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.append(item)
-                conn = self._commit_batch(conn, batch)
+                with self._write_lock:  # what arrives while we wait joins this batch
+                    batch: list[_Job[Any]] = [first]
+                    while len(batch) < self.batch_max:
+                        try:
+                            item = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if item is _STOP:
+                            stopping = True
+                            break
+                        batch.append(item)
+                    conn = self._commit_batch(conn, batch)
         finally:
             conn.close()
 
@@ -475,6 +543,7 @@ class Database:
                     raise _JobFailed from exc
                 job.events = tx.events  # published once, with the first job of the group
                 start = end
+            self._notify(conn, [event for job in batch for event in job.events])
         except BaseException:
             trans.rollback()
             raise
@@ -486,6 +555,7 @@ class Database:
         try:
             with conn.begin():
                 result = job.run_alone(tx)
+                self._notify(conn, tx.events)
         except Exception as exc:
             job.events = []
             self._resolve([(job, None, self._translate(exc))])
@@ -533,6 +603,33 @@ class Database:
                     callback(events)
                 except Exception:
                     log.exception("commit subscriber failed")
+
+
+class _FileLock:
+    """An exclusive lock shared by the processes that write one SQLite file.
+
+    SQLite's own busy handler polls (sleeps of 1, 2, 5, 10... ms): a writer
+    waiting for another process's commit wakes late and commits small
+    batches. `flock` wakes the waiter as soon as the lock is free, and what
+    reaches the queue meanwhile joins its batch.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class _JobFailed(Exception):

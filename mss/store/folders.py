@@ -8,6 +8,7 @@ transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,6 +211,29 @@ def mailbox_status(conn: Connection, box: MailboxInfo) -> MailboxStatus:
         recent=int(row[3]),
         first_unseen_uid=None if row[4] is None else int(row[4]),
     )
+
+
+def mailbox_marks(conn: Connection, mailbox_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(HIGHESTMODSEQ, UIDNEXT) of each mailbox that exists: they change with every change."""
+    marks: dict[int, tuple[int, int]] = {}
+    for i in range(0, len(mailbox_ids), 500):
+        part = mailbox_ids[i : i + 500]
+        query = RawStatement(
+            "SELECT id, highestmodseq, uidnext FROM mailbox WHERE id IN ("
+            + ",".join("?" * len(part))
+            + ")"
+        )
+        for box, modseq, uidnext in query.all(conn, *part):
+            marks[box] = (int(modseq), int(uidnext))
+    return marks
+
+
+_DATA_VERSION = RawStatement("PRAGMA data_version")
+
+
+def data_version(conn: Connection) -> int:
+    """SQLite: a number that changes when another connection commits (any process)."""
+    return int(_DATA_VERSION.scalar(conn))
 
 
 _NTH_MESSAGE = RawStatement(

@@ -138,7 +138,7 @@ def allocate_uidvalidity(tx: Tx, account_id: int, count: int = 1) -> int:
     again gets a greater value (RFC 3501 §2.3.1.1), even within the same second.
     """
     now = int(time.time()) + count - 1
-    row = _NEXT_UIDVALIDITY.execute(tx.conn, count, now, count, now, account_id).first()
+    row = _NEXT_UIDVALIDITY.first(tx.conn, count, now, count, now, account_id)
     if row is None:
         raise NotFoundError(f"account {account_id} does not exist")
     return int(row[0]) - count + 1
@@ -187,7 +187,7 @@ class DeliveryItem:
     also: Callable[[Tx, Delivered], None] | None = None
 
 
-_INSERT_MESSAGE = (
+_INSERT_MESSAGE = RawStatement(
     "INSERT INTO message (mailbox_id, uid, modseq, flags, keywords, internal_date, sent_date, "
     "size, blob_id, message_id, in_reply_to, refs, subject, envelope, body_structure, "
     "mss_headers, header_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -208,15 +208,12 @@ def _allocate_uids(tx: Tx, counts: dict[int, int]) -> dict[int, tuple[int, int]]
         for box in boxes:
             params += [box, counts[box]]
     params += boxes
-    rows = tx.conn.exec_driver_sql(
-        tx.sql(
-            f"UPDATE mailbox SET uidnext = uidnext + CASE id {case} END, "
-            f"highestmodseq = highestmodseq + CASE id {case} END "
-            f"WHERE id IN ({', '.join('?' for _ in boxes)}) "
-            "RETURNING id, uidnext, highestmodseq"
-        ),
-        tuple(params),
-    ).all()
+    rows = RawStatement(
+        f"UPDATE mailbox SET uidnext = uidnext + CASE id {case} END, "
+        f"highestmodseq = highestmodseq + CASE id {case} END "
+        f"WHERE id IN ({', '.join('?' for _ in boxes)}) "
+        "RETURNING id, uidnext, highestmodseq"
+    ).all(tx.conn, *params)
     if len(rows) != len(boxes):
         missing = set(boxes) - {row[0] for row in rows}
         raise NotFoundError(f"mailbox {sorted(missing)[0]} does not exist")
@@ -260,8 +257,7 @@ def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
             stored.append(StoredMessage(target.mailbox_id, uid, modseq))
             rows.append(item.message.row(target, uid, modseq, item.internal_date, blob_id))
         results.append(Delivered(blob_id, stored))
-    if rows:
-        tx.conn.exec_driver_sql(tx.sql(_INSERT_MESSAGE), rows)
+    _INSERT_MESSAGE.many(tx.conn, rows)
     keywords: dict[int, set[str]] = {}
     for item in items:
         for target in item.targets:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 
 import uvicorn
@@ -17,8 +18,14 @@ from fastapi import FastAPI
 
 class WebServer:
     def __init__(
-        self, app: FastAPI, host: str, port: int, ssl_context: ssl.SSLContext | None
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._shared = sock  # a listening socket bound by the supervisor (several workers)
         self._config = uvicorn.Config(
             app,
             host=host,
@@ -45,7 +52,9 @@ class WebServer:
         self._config.ssl = self._ssl  # our context: mutual TLS and CRL checks
         self._server.lifespan = self._config.lifespan_class(self._config)
         try:
-            await self._server.startup()
+            await self._server.startup(
+                sockets=[self._shared.dup()] if self._shared is not None else None
+            )
         except SystemExit:  # uvicorn exits when it cannot bind
             raise OSError(f"cannot listen on {self._config.host}:{self._config.port}") from None
         if not self._server.started:

@@ -1,0 +1,133 @@
+"""Several `mss` processes on one database: IMAP sessions hear of the others' changes,
+and `mss serve` runs workers that share the listening sockets.
+
+Two in-process instances on the same data directory stand for two processes:
+each has its own store (connections, writer) and its own session bus, as
+separate processes have; what one commits reaches the other only through the
+database (LISTEN/NOTIFY on PostgreSQL, commit polling on SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mss.bench.imapclient import RawIMAP
+
+from .harness import PASSWORD, Running, message, running
+from .test_serve import ALL_PORTS_FREE, stop_server, wait_ready
+
+USER = "marie.martin@pro.mssante.test"
+SENDER = "jean.dupont@pro.mssante.test"
+
+
+async def _idling(server: Running) -> RawIMAP:
+    client = await RawIMAP.connect(server.ports["imaps"], server.client_tls())
+    await client.login(USER, PASSWORD)
+    assert (await client.command("SELECT INBOX")).ok
+    await client.send(b"i1 IDLE\r\n")
+    assert (await client.read_line()).startswith(b"+")
+    return client
+
+
+async def _heard_within(client: RawIMAP, pattern: bytes, seconds: float) -> float:
+    started = time.monotonic()
+    while True:
+        line = await asyncio.wait_for(client.read_line(), seconds)
+        if re.search(pattern, line):
+            return time.monotonic() - started
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_idle_session_hears_of_changes_made_by_another_process(
+    instance: Path, request: pytest.FixtureRequest, database: str
+) -> None:
+    env = {}
+    if database == "postgresql":
+        env["MSS_STORAGE_URL"] = request.getfixturevalue("postgres_url")
+    async with running(instance, env=env, workers=2) as one:
+        await one.add_pro(USER)
+        await one.add_pro(SENDER)
+        async with running(instance, env=env, workers=2) as other:
+            idler = await _idling(other)
+            # a message delivered by SMTP through the first process
+            await one.submit(SENDER, message(SENDER, USER), [USER])
+            assert await _heard_within(idler, rb"^\* 1 EXISTS", 1.0) < 1.0
+            # a flag stored through the first process's IMAP
+            writer = await RawIMAP.connect(one.ports["imaps"], one.client_tls())
+            await writer.login(USER, PASSWORD)
+            await writer.command("SELECT INBOX")
+            assert (await writer.command("STORE 1 +FLAGS (\\Flagged)")).ok
+            await _heard_within(idler, rb"^\* 1 FETCH .*\\Flagged", 1.0)
+            # and an expunge
+            await writer.command("STORE 1 +FLAGS (\\Deleted)")
+            assert (await writer.command("EXPUNGE")).ok
+            await _heard_within(idler, rb"^\* 1 EXPUNGE", 1.0)
+            await writer.close()
+            await idler.send(b"DONE\r\n")
+            assert (await idler.until("i1")).ok
+            await idler.close()
+
+
+def _serve_with_workers(instance: Path, workers: int = 2) -> subprocess.Popen[str]:
+    env = {**os.environ, **ALL_PORTS_FREE, "MSS_SERVER_WORKERS": str(workers)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mss", "serve", "--data-dir", str(instance)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children]
+
+
+@pytest.mark.slow
+def test_serve_workers_share_the_ports_and_come_back_when_killed(instance: Path) -> None:
+    server = _serve_with_workers(instance)
+    try:
+        ports = wait_ready(server)
+        log: list[str] = server.log  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while sum("ready" in line for line in log) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _workers_of(server.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        while sum("ready" in line for line in log) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any("worker 1 exited (killed by signal 9)" in line for line in log), log
+        assert len(_workers_of(server.pid)) == 2
+        # every new connection is served (by either worker)
+        for _ in range(6):
+            import socket
+
+            with socket.create_connection(("localhost", ports["imap"]), timeout=10) as sock:
+                assert sock.recv(200).startswith(b"* OK")
+        assert stop_server(server, signal.SIGTERM) == 0
+    finally:
+        server.kill()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers[1:])
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_supervisor(instance: Path) -> None:
+    server = _serve_with_workers(instance)
+    try:
+        wait_ready(server)
+        workers = _workers_of(server.pid)
+        assert len(workers) == 2
+    finally:
+        stop_server(server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
