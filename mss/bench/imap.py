@@ -26,7 +26,15 @@ from typing import Any
 
 from mss.bench.imapclient import RawIMAP
 from mss.bench.imapstress import Options, stress
-from mss.bench.smtp import _proc_cpu, _proc_peak_rss_mb, _start_server, make_message
+from mss.bench.smtp import (
+    PeakMemory,
+    _proc_cpu,
+    _proc_memory_mb,
+    _proc_peak_rss_mb,
+    _proc_pss_mb,
+    _start_server,
+    make_message,
+)
 
 USER = "bench@pro.mssante.test"
 IDLER = "idle@pro.mssante.test"
@@ -138,6 +146,8 @@ async def _idle(port: int, tls: ssl.SSLContext, count: int, server_pid: int) -> 
     """Open `count` authenticated IDLE sessions, then deliver one message to them all."""
     clients: list[RawIMAP] = []
     rss_before = _rss_mb(server_pid)
+    pss_before = _proc_pss_mb(server_pid)
+    sampler = PeakMemory(server_pid).__enter__()
     started = time.perf_counter()
     sem = asyncio.Semaphore(200)
 
@@ -153,12 +163,14 @@ async def _idle(port: int, tls: ssl.SSLContext, count: int, server_pid: int) -> 
     await asyncio.gather(*(open_one() for _ in range(count)))
     opened = time.perf_counter() - started
     rss_now = _rss_mb(server_pid)
+    pss_now = _proc_pss_mb(server_pid)
     sender = await RawIMAP.connect(port, tls)
     await sender.login(IDLER, PASSWORD)
     started = time.perf_counter()
     await sender.command("APPEND INBOX {12+}\r\nSubject: x\r\n")
     await asyncio.gather(*(c.read_line() for c in clients))
     fan_out = time.perf_counter() - started
+    sampler.__exit__()
     for client in clients:
         client.writer.close()
     await sender.close()
@@ -169,15 +181,15 @@ async def _idle(port: int, tls: ssl.SSLContext, count: int, server_pid: int) -> 
         "idle_server_rss_mb": round(rss_now, 1),
         "idle_per_connection_kb": round((rss_now - rss_before) * 1024 / count, 1),
         "idle_server_peak_rss_mb": round(_proc_peak_rss_mb(server_pid), 1),
+        "idle_server_pss_before_mb": round(pss_before, 1),
+        "idle_server_pss_mb": round(pss_now, 1),
+        "idle_server_peak_pss_mb": round(sampler.peak_mb, 1),
         "idle_wake_all_s": round(fan_out, 2),
     }
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_memory_mb(pid, "VmRSS")
 
 
 def _mss(data: Path, *args: str, stdin: str | None = None) -> None:

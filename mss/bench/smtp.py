@@ -27,6 +27,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,11 +142,73 @@ def _proc_cpu(pid: int) -> float:
     return total
 
 
+def _proc_tree(pid: int) -> list[int]:
+    """The process and its children (the workers of `mss serve`, DKIM processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [pid, *(int(c) for c in children.read_text().split())]
+    except OSError:
+        return [pid]
+
+
+def _proc_memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """Sum over the process tree of a /proc status field: VmHWM (each process's peak
+    resident memory; their sum bounds the peak of the whole) or VmRSS (now)."""
+    total = 0.0
+    for member in _proc_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith(field + ":"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
 def _proc_peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_memory_mb(pid, "VmHWM")
+
+
+def _proc_pss_mb(pid: int) -> float:
+    """Proportional set size of the process tree: pages shared by the forked
+    workers (code, libraries, the master's heap) are counted once, not per process."""
+    total = 0.0
+    for member in _proc_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+class PeakMemory:
+    """Samples the process tree's PSS on a thread (every `interval` s) and keeps the
+    highest: the real peak of the whole server, which no /proc field gives."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self._pid = pid
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+        self.peak_mb = 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, _proc_pss_mb(self._pid))
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, _proc_pss_mb(self._pid))
 
 
 def _mss(
