@@ -29,6 +29,9 @@ from pathlib import Path
 from sqlalchemy import text
 
 from mss import __version__
+from mss.annuaire import importer as annuaire_importer
+from mss.annuaire import lookup as annuaire_lookup
+from mss.bench import annuaire as bench_annuaire
 from mss.bench import imap as bench_imap
 from mss.bench import imapstress as bench_imapstress
 from mss.bench import smtp as bench_smtp
@@ -71,7 +74,10 @@ from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
 
-__all__ = ["Settings", "bench_imap", "bench_imapstress", "bench_smtp", "bench_store"]
+__all__ = [
+    "Settings", "annuaire_lookup", "bench_annuaire", "bench_imap", "bench_imapstress",
+    "bench_smtp", "bench_store",
+]  # fmt: skip
 
 log = logging.getLogger("mss")
 
@@ -133,7 +139,8 @@ max_message_size = 26214400
 patient_smtp_login = false
 patient_imap_login = false
 reply_window_days = 0
-# Professionals of other operators allowed to write to patients (until the annuaire).
+# Professional mailboxes of other operators not yet in the annuaire (allowed to write to
+# patients, like those `mss annuaire import` loads).
 professionals = []
 
 [smtp]
@@ -374,6 +381,32 @@ def set_patient_status(settings: Settings, ins: str, status: str) -> None:
         )
 
 
+# --- the annuaire ----------------------------------------------------------------------------
+
+
+def import_annuaire(
+    settings: Settings, paths: Sequence[Path], progress: annuaire_importer.Progress | None = None
+) -> list[annuaire_importer.Summary]:
+    """Import national extraction files (each kind replaces its previous extraction)."""
+    with _store(settings) as store:
+        return annuaire_importer.import_files(store.db, paths, progress)
+
+
+def search_annuaire(
+    settings: Settings, query: annuaire_lookup.Query, *, professionals: bool = False
+) -> annuaire_lookup.Page:
+    search = annuaire_lookup.search_mailboxes
+    if professionals:
+        search = annuaire_lookup.search_professionals
+    with _store(settings) as store:
+        return store.db.read_sync(lambda conn: search(conn, query))
+
+
+def annuaire_status(settings: Settings) -> list[dict[str, object]]:
+    with _store(settings) as store:
+        return store.db.read_sync(annuaire_lookup.status)
+
+
 # --- the trust space and the relay queue --------------------------------------------------
 
 
@@ -600,14 +633,18 @@ class Application:
             self.imap_listeners.append(listener)
 
     async def _start_web(self, stack: AsyncExitStack) -> None:
-        from mss.web.app import create_app
+        from mss.web.app import create_asgi
         from mss.web.server import WebServer
 
         tls = self.settings.tls
         ctx = server_context(
             self.settings.path(tls.cert), self.settings.path(tls.key), min_version=tls.min_version
         )
-        app = create_app(health=self.health, metrics=self.metrics, version=__version__)
+        assert self.store is not None
+        app = create_asgi(
+            health=self.health, metrics=self.metrics, version=__version__,
+            read=self.store.db.read_fast,
+        )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,
             self.sockets.get("https"),

@@ -8,15 +8,16 @@ malformed command line.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mss import __version__, app
-from mss.errors import ConfigError, MssError
+from mss.errors import ConfigError, InputError, MssError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -185,6 +186,109 @@ def _queue_drop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _annuaire_import(args: argparse.Namespace) -> int:
+    progress = _Progress() if sys.stderr.isatty() and not args.json else _log_progress
+    summaries = app.import_annuaire(_settings(args), args.files, progress)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in summaries], ensure_ascii=False, indent=2))
+        return 0
+    for s in summaries:
+        for reject in s.rejects:
+            print(f"rejected {reject}", file=sys.stderr)
+        if s.rejected > len(s.rejects):
+            print(f"… and {s.rejected - len(s.rejects)} more rejected lines", file=sys.stderr)
+        what = "mailboxes" if s.kind == "mssante" else "professionals"
+        print(
+            f"annuaire {s.kind}: {s.lines} lines -> {s.entries} {what} "
+            f"({s.added} added, {s.changed} changed, {s.retired} retired), "
+            f"{s.rejected} rejected, {s.seconds:.1f} s"
+        )
+    return 0
+
+
+class _Progress:
+    """A progress bar on the terminal (stderr)."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def __call__(self, done: int, total: int, lines: int) -> None:
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        elapsed = time.monotonic() - self._started
+        sys.stderr.write(f"\r[{bar:<30}] {share:4.0%} {lines:>10,} lines {elapsed:6.1f} s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _log_progress(done: int, total: int, lines: int) -> None:
+    """Without a terminal: a log line every 10 % or so."""
+    share = done / total if total else 1.0
+    step = int(share * 10)
+    if step != getattr(_log_progress, "step", -1):
+        _log_progress.step = step  # type: ignore[attr-defined]
+        print(f"import: {share:.0%} ({lines} lines)", file=sys.stderr)
+
+
+def _annuaire_search(args: argparse.Namespace) -> int:
+    query = app.annuaire_lookup.Query(
+        mailbox=args.mailbox, national_id=args.rpps or args.national_id, name=args.name,
+        family=args.family, given=args.given, profession=tuple(args.profession or ()),
+        savoir_faire=tuple(args.savoir_faire or ()), postcode=args.postcode,
+        department=args.department, mailbox_type=tuple(args.type or ()),
+        structure=args.structure, offset=(args.page - 1) * args.count, limit=args.count,
+    )  # fmt: skip
+    if query.empty:
+        raise InputError("give at least one criterion (see --help)")
+    page = app.search_annuaire(_settings(args), query, professionals=args.professionals)
+    if args.json:
+        print(json.dumps(page.as_dict(), ensure_ascii=False, indent=2))
+        return 0
+    rows = [_row(item, args.professionals) for item in page.items]
+    header = ("NATIONAL ID", "NAME", "PROFESSION", "MAILBOX", "TYPE", "POSTCODE")
+    if args.professionals:
+        header = ("NATIONAL ID", "NAME", "PROFESSION", "MAILBOXES", "ACTIVITIES", "POSTCODES")
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    for row in (header, *rows):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    last = page.offset + len(page.items)
+    print(f"{page.total} found; showing {page.offset + 1 if rows else 0}-{last} (page {args.page})")
+    return 0
+
+
+def _row(item: dict[str, Any], professionals: bool) -> tuple[str, ...]:
+    name = " ".join(v for v in (item.get("civilite"), item.get("family"), item.get("given")) if v)
+    if not professionals and not name:
+        name = item["structure"]["raison_sociale"] or ""
+        if item.get("service"):
+            name += f" ({item['service']})"
+    profession = (item.get("profession") or {}).get("label") or ""
+    if (item.get("savoir_faire") or {}).get("label"):
+        profession += f" / {item['savoir_faire']['label']}"
+    if professionals:
+        boxes = ", ".join(m["address"] for m in item["mailboxes"])
+        places = [a["postal_address"]["postcode"] for a in item["activities"]]
+        places += [m["postal_address"]["postcode"] for m in item["mailboxes"]]
+        return (item["national_id"] or "", name, profession, boxes, str(len(item["activities"])),
+                ", ".join(sorted({p for p in places if p})))  # fmt: skip
+    return (item["national_id"] or "", name, profession, item["address"], item["type"],
+            item["postal_address"]["postcode"])  # fmt: skip
+
+
+def _annuaire_status(args: argparse.Namespace) -> int:
+    for entry in app.annuaire_status(_settings(args)):
+        if not entry["imported_at"]:
+            print(f"{entry['kind']}: never imported")
+            continue
+        print(
+            f"{entry['kind']}: {entry['entries']} entries from {entry['source']} "
+            f"(imported {entry['imported_at']}: {entry['lines']} lines, {entry['added']} added, "
+            f"{entry['changed']} changed, {entry['retired']} retired, {entry['rejected']} rejected)"
+        )
+    return 0
+
+
 def _bench_store(args: argparse.Namespace) -> int:
     return app.bench_store.main(args)
 
@@ -213,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_patient_commands(commands, common)
     _add_cert_commands(commands, common)
     _add_trust_and_queue_commands(commands, common)
+    _add_annuaire_commands(commands, common)
 
     keys = commands.add_parser("keys", help="blob encryption keys").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -239,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.bench_imapstress.add_arguments(imapstress)
     imapstress.set_defaults(handler=lambda args: app.bench_imapstress.main(args))
+    annuaire = bench.add_parser(
+        "annuaire", help="import a generated 1,000,000-line extraction, then HTTP lookups"
+    )
+    app.bench_annuaire.add_arguments(annuaire)
+    annuaire.set_defaults(handler=lambda args: app.bench_annuaire.main(args))
     return parser
 
 
@@ -317,6 +427,57 @@ def _add_trust_and_queue_commands(
     qdrop = queue.add_parser("drop", parents=[common], help="give up entries without a DSN")
     qdrop.add_argument("ids", nargs="+", type=int)
     qdrop.set_defaults(handler=_queue_drop)
+
+
+def _add_annuaire_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    annuaire = commands.add_parser(
+        "annuaire", help="the national directory (Annuaire Santé extractions)"
+    ).add_subparsers(dest="annuaire", required=True, parser_class=_Parser)
+    imp = annuaire.add_parser(
+        "import", parents=[common],
+        help="import Extraction_Correspondance_MSSante_* and PS_LibreAcces_Personne_activite_* "
+        "files (.txt or .zip); each replaces the previous extraction of its kind",
+    )  # fmt: skip
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.set_defaults(handler=_annuaire_import)
+    search = annuaire.add_parser(
+        "search", parents=[common],
+        help="find mailboxes (or --professionals); criteria combine with AND",
+    )  # fmt: skip
+    search.add_argument("--mailbox", help="a mailbox address (any case)")
+    search.add_argument("--rpps", help="an RPPS number (11 digits) or a national id")
+    search.add_argument("--national-id", help="a national id (8+RPPS, 0+ADELI) or ADELI number")
+    search.add_argument("--name", help="start of a family, given or structure name (any accents)")
+    search.add_argument("--family", help="start of the family name")
+    search.add_argument("--given", help="start of the given name")
+    search.add_argument("--profession", action="append", help="profession code (10 Médecin…)")
+    search.add_argument("--savoir-faire", action="append", help="savoir-faire code (SM54…)")
+    search.add_argument("--postcode", help="a postcode, or its start")
+    search.add_argument("--department", help="a department code (75, 2A, 974…)")
+    search.add_argument("--type", action="append", choices=("PER", "ORG", "APP", "CAB"),
+                        help="mailbox type (repeatable)")  # fmt: skip
+    search.add_argument("--structure", help="a structure id (FINESS, SIRET, technical id)")
+    search.add_argument(
+        "--professionals", action="store_true",
+        help="list professionals (with their mailboxes and activities)",
+    )  # fmt: skip
+    search.add_argument("--page", type=_positive, default=1, help="page number (1)")
+    search.add_argument("--count", type=_positive, default=50, help="entries per page (50)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=_annuaire_search)
+    status = annuaire.add_parser("status", parents=[common], help="what was imported, and when")
+    status.set_defaults(handler=_annuaire_status)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _add_cert_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -8,6 +8,7 @@ patients may log in to SMTP here because the test harness turns
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -247,3 +248,35 @@ async def test_known_professional_of_another_operator_can_write_to_a_patient(ins
         assert len(await mss.inbox(PATIENT)) == 1
         [conversation] = await mss.store.read(lambda c: conversations_of_patient(c, INS))
         assert conversation.started_by == known
+
+
+async def test_professional_of_the_annuaire_can_write_to_a_patient(
+    clinic: Running, tmp_path: Path
+) -> None:
+    """DOMAIN.md §2: a mailbox of another operator published in the annuaire is a
+    professional's; one retired by the next extraction is no longer."""
+    from mss.annuaire.importer import import_files
+
+    from .test_annuaire import MSS_FILE
+
+    header = MSS_FILE.read_text(encoding="utf-8-sig").splitlines()[0]
+    sender = f"dr.house@{PEER_DOMAIN}"
+    line = (
+        f"PER|{sender}|8|10001234567|810001234567||||DR|HOUSE|Gregory|C|Civil|10|Médecin"
+        "|||O|||||||||||75001||FRANCE"
+    )
+    published = tmp_path / "Extraction_Correspondance_MSSante_1.txt"
+    published.write_text(f"{header}\n{line}\n", encoding="utf-8")
+    import_files(clinic.store.db, [published])
+    await clinic.trust(PEER_DOMAIN)
+    await _from_peer(clinic, sender, PATIENT)
+    assert len(await clinic.inbox(PATIENT)) == 1
+
+    retired = tmp_path / "Extraction_Correspondance_MSSante_2.txt"
+    other = line.replace(sender, f"dr.wilson@{PEER_DOMAIN}").replace("10001234567", "10001234568")
+    retired.write_text(f"{header}\n{other.replace('810001234567', '810001234568')}\n")
+    import_files(clinic.store.db, [retired])
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as info:
+        await _from_peer(clinic, sender, f"{OTHER_INS}@patient.mssante.fr")
+    [refused] = info.value.recipients
+    assert refused.code == 550 and "Seul un professionnel" in refused.message

@@ -1,1 +1,1 @@
-"""The annuaire: national directory extractions and lookups. Empty until issue #5 lands."""
+"""The annuaire: national directory extractions in (importer), lookups out (lookup, fhir)."""

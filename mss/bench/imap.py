@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import ssl
 import statistics
@@ -34,6 +33,7 @@ from mss.bench.smtp import (
     _proc_pss_mb,
     _start_server,
     make_message,
+    print_results,
 )
 
 USER = "bench@pro.mssante.test"
@@ -243,9 +243,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     results = run(args)
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key.ljust(width)}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    print_results(results, args.json)
     return 1 if results.get("stress_errors") else 0

@@ -128,6 +128,15 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else 0.0
 
 
+def print_results(results: dict[str, Any], json_path: str | Path | None) -> None:
+    """The figures as an aligned table on stdout, and as JSON in `json_path` if given."""
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f"{key.ljust(width)}  {value}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2))
+
+
 def _proc_cpu(pid: int) -> float:
     """CPU seconds of a process and its live children (the DKIM worker processes)."""
     ticks = os.sysconf("SC_CLK_TCK")

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
+from mss.annuaire import lookup as annuaire_lookup
 from mss.core.address import Address, InvalidAddress, ins_of_patient_address, parse_address
 from mss.core.dsn import RcptDSN
 from mss.core.ins import InvalidINS
@@ -177,7 +178,7 @@ class Checks:
             return Sender("", professional=False, patient_ins=None)
         parsed = _parse(address, "5.1.7")
         if door is Door.MX:
-            return self._remote_sender(parsed)
+            return await self._remote_sender(parsed)
         # The login service checked the account (it exists, is enabled) moments ago.
         if login is None or login.address != str(parsed):
             raise SENDER_NOT_OWNED
@@ -188,7 +189,7 @@ class Checks:
             display_name=login.display_name,
         )
 
-    def _remote_sender(self, parsed: Address) -> Sender:
+    async def _remote_sender(self, parsed: Address) -> Sender:
         if self._trust.is_local(parsed.domain):
             raise LOCAL_DOMAIN_FROM_OUTSIDE
         if not self._trust.trusted(parsed.domain):
@@ -204,10 +205,15 @@ class Checks:
                 str(parsed), professional=False, patient_ins=ins.matricule if ins else None
             )
         return Sender(
-            str(parsed),
-            professional=str(parsed) in self._config.remote_professionals,
-            patient_ins=None,
+            str(parsed), professional=await self.is_professional(str(parsed)), patient_ins=None
         )
+
+    async def is_professional(self, address: str) -> bool:
+        """A mailbox of another operator that may write to patients (DOMAIN.md §2): one
+        published in the annuaire, or one the operator listed before its publication."""
+        if address in self._config.remote_professionals:
+            return True
+        return await self._store.db.read_fast(lambda conn: annuaire_lookup.is_listed(conn, address))
 
     # --- RCPT TO --------------------------------------------------------------------------
 

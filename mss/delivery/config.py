@@ -11,7 +11,7 @@ class DeliveryConfig:
     professional_domains: tuple[str, ...]
     patient_domain: str
     host_patient_domain: bool = True
-    # Professionals of other operators allowed to write to patients (until the annuaire).
+    # Mailboxes of other operators allowed to write to patients before the annuaire lists them.
     remote_professionals: frozenset[str] = field(default_factory=frozenset)
     reply_window_days: int = 0
     max_header_size: int = 64 * 1024

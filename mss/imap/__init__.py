@@ -1,1 +1,1 @@
-"""IMAP4rev1 server over the store. Empty until issue #4 lands."""
+"""IMAP4rev1 server over the store: pure parser, one do_<command> per command, socket loop."""

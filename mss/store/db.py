@@ -469,7 +469,7 @@ class Database:
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         """One write in its own transaction, outside the writer (CLI commands)."""
         try:
-            with self.write_engine.begin() as conn:
+            with self._write_lock, self.write_engine.begin() as conn:
                 tx = Tx(conn)
                 result = fn(tx)
         except SQLAlchemyError as exc:

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from mss.store import annuaire as annuaire_tables
+
 # BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -292,3 +294,6 @@ trusted_domain_table = TrustedDomain.__table__  # type: ignore[attr-defined]
 relay_queue_table = RelayQueue.__table__  # type: ignore[attr-defined]
 expunged_table = Expunged.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
+
+# The annuaire's tables (two swappable sets per kind of extraction file).
+annuaire_tables.define(metadata)

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.types import ASGIApp
+
+from mss.web import annuaire
+from mss.web.annuaire import Reader
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsSource = Callable[[], str]
 
 
-def create_app(*, health: HealthCheck, metrics: MetricsSource, version: str) -> FastAPI:
-    app = FastAPI(title="mss", version=version, docs_url=None, redoc_url=None)
+def create_asgi(
+    *, health: HealthCheck, metrics: MetricsSource, version: str, read: Reader[Any] | None = None
+) -> ASGIApp:
+    """The app to serve: the FastAPI app behind the annuaire's fast path."""
+    app = create_app(health=health, metrics=metrics, version=version, read=read)
+    return app if read is None else annuaire.MailboxFastPath(app, read)
+
+
+def create_app(
+    *, health: HealthCheck, metrics: MetricsSource, version: str, read: Reader[Any] | None = None
+) -> FastAPI:
+    app = FastAPI(
+        title="mss",
+        version=version,
+        description="MSSanté operator: annuaire (JSON and FHIR R4), health, metrics.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    if read is not None:
+        app.include_router(annuaire.router(read))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

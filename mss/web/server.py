@@ -13,13 +13,13 @@ import socket
 import ssl
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 class WebServer:
     def __init__(
         self,
-        app: FastAPI,
+        app: ASGIApp,
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None,
@@ -31,6 +31,8 @@ class WebServer:
             host=host,
             port=port,
             lifespan="off",
+            http="httptools",  # the C parser: h11 (pure Python) costs more than the lookup
+            proxy_headers=False,  # no proxy in front by default (PROXY protocol is the plan)
             log_config=None,
             access_log=False,
             server_header=False,

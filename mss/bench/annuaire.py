@@ -1,0 +1,275 @@
+"""`mss bench annuaire`: import a generated national extraction, then time lookups.
+
+1. Writes a realistic `Extraction_Correspondance_MSSante_*.txt` of N lines
+   (1,000,000 by default) with the real 31-column header: about 85 % PER
+   mailboxes of professionals (names with accents, the TRE_G15 professions
+   in realistic proportions, RPPS and ADELI ids, savoir-faire of doctors),
+   15 % ORG/APP/CAB mailboxes of structures, 2 % of addresses repeated on a
+   second line, postcodes of every department.
+2. Imports it with `mss annuaire import` in its own process, twice (the
+   second import replaces the first: the realistic daily case), and reports
+   the time and the importing process's peak RSS; the same for a file ten
+   times smaller, to show that memory does not grow with the file.
+3. Starts `mss serve` and loads `GET /api/annuaire/mailboxes/{address}` over
+   HTTPS with 50 concurrent keep-alive connections (wrk, a C load generator,
+   installed from Debian when missing), for addresses spread over the file;
+   prints requests per second and the latency percentiles, twice: clients
+   sending back to back (saturation: the latency is mostly queueing, 50
+   requests in flight) and clients pausing 20 ms between requests (a steady
+   load of a few thousand lookups per second). Then the same through FHIR
+   (`/fhir/v2/Practitioner?mailbox-mss=…`). wrk runs on the same two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mss.annuaire.formats import MSSANTE_COLUMNS
+from mss.bench.smtp import _start_server, print_results
+
+FAMILIES = (
+    "MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURAND", "DUBOIS", "MOREAU",
+    "LAURENT", "SIMON", "MICHEL", "LEFÈVRE", "LEROY", "ROUX", "DAVID", "BERTRAND", "MOREL",
+    "FOURNIER", "GIRARD", "BONNET", "DUPONT", "LAMBERT", "FONTAINE", "ROUSSEAU", "VINCENT",
+    "MÜLLER", "LEFÈBVRE", "FAURE", "ANDRÉ", "MERCIER", "BLANC", "GUÉRIN", "BOYER", "GARNIER",
+    "CHEVALIER", "FRANÇOIS", "LEGRAND", "GAUTHIER", "GARCIA", "PERRIN", "ROBIN", "CLÉMENT",
+    "MORIN", "NICOLAS", "HENRY", "ROUSSEL", "MATHIEU", "GAUTIER", "MASSON", "N'DIAYE",
+    "LE GALL", "DE LA FONTAINE", "SANTONI", "NGUYEN", "BENOÎT", "HOARAU", "PAYET", "ÉTIENNE",
+)  # fmt: skip
+GIVENS = (
+    "Jean", "Marie", "Pierre", "Anne", "Michel", "Françoise", "Philippe", "Isabelle", "Éric",
+    "Hélène", "Nicolas", "Sophie", "François", "Céline", "Stéphane", "Nathalie", "Jérôme",
+    "Valérie", "Frédéric", "Zoé", "Loïc", "Maëlle", "Jean-Baptiste", "Marie-Ange", "Gaëlle",
+    "Noël", "Chloé", "Benoît", "Agnès", "Hervé",
+)  # fmt: skip
+# (code, label, weight, domain) — roughly the shares of MSSanté PER mailboxes
+PROFESSIONS = (
+    ("10", "Médecin", 40, "medecin"), ("60", "Infirmier", 22, "infirmier"),
+    ("21", "Pharmacien", 10, "pharmacien"), ("70", "Masseur-Kinésithérapeute", 9, "kine"),
+    ("40", "Chirurgien-Dentiste", 6, "dentiste"), ("50", "Sage-Femme", 4, "sagefemme"),
+    ("91", "Orthophoniste", 3, "orthophoniste"), ("80", "Pédicure-Podologue", 2, "podologue"),
+    ("26", "Audioprothésiste", 1, "audio"), ("28", "Opticien-Lunetier", 1, "opticien"),
+    ("92", "Orthoptiste", 1, "orthoptiste"), ("95", "Diététicien", 1, "dieteticien"),
+)  # fmt: skip
+SAVOIR_FAIRE = (
+    ("SM54", "Médecine générale"), ("SM04", "Cardiologie et maladies vasculaires"),
+    ("SM15", "Dermatologie et vénéréologie"), ("SM26", "Qualifié en médecine générale"),
+    ("SM32", "Neurologie"), ("SM40", "Pédiatrie"), ("SM42", "Psychiatrie"),
+    ("SM44", "Radio-diagnostic"), ("SM20", "Gynécologie-obstétrique"),
+)  # fmt: skip
+STREETS = ("RUE", "AV", "BD", "PL", "CHE", "ALL", "IMP", "RTE")
+STREET_NAMES = ("DE LA RÉPUBLIQUE", "VICTOR HUGO", "JEAN JAURÈS", "DES ÉCOLES", "PASTEUR",
+                "DU GÉNÉRAL DE GAULLE", "DES LILAS", "DE LA GARE", "SAINT-MICHEL")  # fmt: skip
+CITIES = (
+    "PARIS", "MARSEILLE", "LYON", "TOULOUSE", "NICE", "NANTES", "STRASBOURG", "MONTPELLIER",
+    "BORDEAUX", "LILLE", "RENNES", "REIMS", "BASTIA", "SAINT-DENIS",
+)  # fmt: skip
+DEPARTMENTS = [f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B", "971", "972", "974"]
+
+
+def _postcode(rng: random.Random) -> tuple[str, str]:
+    dep = rng.choice(DEPARTMENTS)
+    if dep == "2A":
+        return f"200{rng.randint(0, 9)}0", dep
+    if dep == "2B":
+        return f"202{rng.randint(0, 9)}0", dep
+    if len(dep) == 3:
+        return f"{dep}{rng.randint(0, 9)}0", dep
+    return f"{dep}{rng.randint(0, 9)}{rng.randint(0, 9)}0", dep
+
+
+def _ascii(text: str) -> str:
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+
+
+def generate(path: Path, lines: int, seed: int = 7) -> list[str]:
+    """Write an extraction of `lines` lines; return a sample of its addresses."""
+    rng = random.Random(seed)
+    weights = [p[2] for p in PROFESSIONS]
+    sample: list[str] = []
+    header = "|".join(h for _, h in MSSANTE_COLUMNS)
+    previous: list[str] = []
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write(header + "\r\n")
+        for n in range(lines):
+            if previous and rng.random() < 0.02:  # the same mailbox on a second line
+                fields = list(previous)
+                fields[7] = "Consultations externes"
+            else:
+                fields = _line(rng, n, weights)
+            previous = fields
+            if n % max(1, lines // 2000) == 0:
+                sample.append(fields[1])
+            out.write("|".join(fields) + "\r\n")
+    return sample
+
+
+def _line(rng: random.Random, n: int, weights: list[int]) -> list[str]:
+    postcode, dep = _postcode(rng)
+    city = rng.choice(CITIES)
+    address = [
+        "", "", str(rng.randint(1, 150)), rng.choice(("", "", "", "B", "T")), rng.choice(STREETS),
+        rng.choice(STREET_NAMES), "", f"{postcode} {city}", postcode, dep, "FRANCE",
+    ]  # fmt: skip
+    if rng.random() < 0.85:
+        code, label, _w, domain = rng.choices(PROFESSIONS, weights)[0]
+        family, given = rng.choice(FAMILIES), rng.choice(GIVENS)
+        rpps = rng.random() < 0.8 or code in ("10", "21", "40", "50")
+        identifier = f"1{n:010d}" if rpps else f"{rng.randint(1, 97):02d}{n:07d}"
+        id_type = "8" if rpps else "0"
+        sf = rng.choice(SAVOIR_FAIRE) if code == "10" else ("", "")
+        local = f"{_ascii(given)}.{_ascii(family)}.{n}"
+        return [
+            "PER", f"{local}@{domain}.mssante.fr", id_type, identifier, id_type + identifier,
+            "", "", "", "DR" if code in ("10", "40") else "", family, given, "C", "Civil", code,
+            label, sf[0], sf[1], rng.choice(("O", "N")), "", "", *address,
+        ]  # fmt: skip
+    kind = rng.choice(("ORG", "ORG", "ORG", "APP", "CAB"))
+    finess = f"{dep[:2]}{n:07d}"
+    name = f"CENTRE HOSPITALIER {rng.choice(CITIES)} {n}"
+    return [
+        kind, f"{kind.lower()}.{n}@ch-{_ascii(city)}.mssante.fr", "", "", "", "1", finess,
+        rng.choice(("Secrétariat", "Cardiologie", "Urgences", "Laboratoire", "")), "", "", "",
+        "", "", "", "", "", "", "O", name, "", *address,
+    ]  # fmt: skip
+
+
+_MEASURED = (
+    "import resource, sys\n"
+    "from mss.cli import main\n"
+    "status = main(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "sys.stderr.write(f'MAXRSS {peak}\\n')\n"
+    "sys.exit(status)\n"
+)
+
+
+def _import(data: Path, path: Path) -> tuple[float, float, dict[str, Any]]:
+    """Run `mss annuaire import` in its own process: (seconds, peak RSS MB, summary)."""
+    started = time.perf_counter()
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _MEASURED, "annuaire", "import", str(path), "--json",
+         "--data-dir", str(data)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"import failed: {result.stderr.strip()}")
+    peak_kb = int(result.stderr.rsplit("MAXRSS ", 1)[1].split()[0])
+    return seconds, peak_kb / 1024, json.loads(result.stdout)[0]
+
+
+WRK_SCRIPT = """
+local paths = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format('GET', paths[(n %% #paths) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'JSON {"requests": %%d, "errors": %%d, "non2xx": %%d, "p50_ms": %%.3f, "p90_ms": %%.3f, '
+    .. '"p99_ms": %%.3f, "max_ms": %%.3f}\\n',
+    summary.requests, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def _wrk(
+    url: str, paths: list[str], seconds: int, connections: int, think_ms: int = 0
+) -> dict[str, Any]:
+    """wrk's figures; think_ms > 0: each client waits that long between its requests
+    (a steady load below saturation), else they send back to back (saturation)."""
+    if shutil.which("wrk") is None:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        command = [*sudo, "apt-get", "install", "-y", "-qq", "wrk"]
+        subprocess.run(command, check=True, capture_output=True, env=env)  # noqa: S603
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % ",".join(json.dumps(p) for p in paths))
+        if think_ms:
+            script.write(f"delay = function() return {think_ms} end\n")
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    os.unlink(script.name)
+    stats: dict[str, Any] = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
+    stats["per_s"] = round(stats["requests"] / seconds, 1)
+    return stats
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"lines": args.lines}
+    with tempfile.TemporaryDirectory(prefix="mss-bench-annuaire-") as tmp:
+        root = Path(tmp)
+        data = root / "data"
+        subprocess.run([sys.executable, "-m", "mss", "init", "--data-dir", str(data)],  # noqa: S603
+                       capture_output=True, check=True)  # fmt: skip
+        small = root / "Extraction_Correspondance_MSSante_202611220000.txt"
+        generate(small, max(1, args.lines // 10), seed=3)
+        big = root / "Extraction_Correspondance_MSSante_202611230000.txt"
+        started = time.perf_counter()
+        sample = generate(big, args.lines)
+        results["generate_s"] = round(time.perf_counter() - started, 1)
+        results["file_mb"] = round(big.stat().st_size / 1e6, 1)
+        seconds, rss, summary = _import(data, small)
+        results["import_small_lines"] = summary["lines"]
+        results["import_small_s"] = round(seconds, 1)
+        results["import_small_peak_rss_mb"] = round(rss, 1)
+        seconds, rss, summary = _import(data, big)
+        results["import_s"] = round(seconds, 1)
+        results["import_lines_per_s"] = round(summary["lines"] / seconds)
+        results["import_peak_rss_mb"] = round(rss, 1)
+        results["import_entries"] = summary["entries"]
+        seconds, rss, summary = _import(data, big)  # replaces an identical extraction
+        results["reimport_s"] = round(seconds, 1)
+        results["reimport_changed"] = summary["changed"]
+        results["reimport_peak_rss_mb"] = round(rss, 1)
+        server, ports = _start_server(data, {})
+        try:
+            base = f"https://127.0.0.1:{ports['https']}"
+            paths = [f"/api/annuaire/mailboxes/{a}" for a in sample]
+            fhir = [f"/fhir/v2/Practitioner?mailbox-mss={a}" for a in sample if "@ch-" not in a]
+            loads = (("http_mailbox", paths, 0), ("http_mailbox_steady", paths, args.think_ms),
+                     ("fhir_practitioner", fhir, 0),
+                     ("fhir_practitioner_steady", fhir, args.think_ms))  # fmt: skip
+            for name, urls, think in loads:
+                stats = _wrk(base, urls, args.seconds, args.connections, think)
+                for key, value in stats.items():
+                    results[f"{name}_{key}"] = value
+        finally:
+            server.terminate()
+            server.wait(60)
+    return results
+
+
+def main(args: argparse.Namespace) -> int:
+    print_results(run(args), args.json)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the extraction")
+    parser.add_argument("--seconds", type=int, default=20, help="duration of each HTTP load")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--think-ms", type=int, default=20,
+        help="pause of each client between requests in the steady runs (20)",
+    )  # fmt: skip
+    parser.add_argument("--json", help="also write the results to this JSON file")
