@@ -21,6 +21,8 @@ from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import MailboxChanged, remember_keywords
 from mss.store.models import (
     blob_table,
+    deposit_outbox_table,
+    dmp_document_table,
     mailbox_table,
     message_table,
     relay_queue_table,
@@ -369,14 +371,13 @@ def copy_messages(tx: Tx, source: int, uids: Sequence[int], target: int) -> list
 
 
 def collect_orphan_blobs(tx: Tx, limit: int = 1000) -> int:
-    """Delete blobs no message and no queued relay refers to any more (after expunges)."""
+    """Delete blobs nothing refers to any more (after expunges): no message, no queued
+    relay, no DMP document, no pending deposit."""
     b = blob_table.c
+    users = (msg, relay_queue_table.c, dmp_document_table.c, deposit_outbox_table.c)
     orphans = tx.conn.execute(
         select(b.id)
-        .where(
-            ~select(msg.id).where(msg.blob_id == b.id).exists(),
-            ~select(relay_queue_table.c.id).where(relay_queue_table.c.blob_id == b.id).exists(),
-        )
+        .where(*(~select(t.id).where(t.blob_id == b.id).exists() for t in users))
         .limit(limit)
     ).all()
     ids = [row[0] for row in orphans]

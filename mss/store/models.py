@@ -282,6 +282,137 @@ class RelayQueue(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
 
 
+# --- the DMP (DOMAIN.md §5) -------------------------------------------------------------------
+
+
+class DMPRecord(SQLModel, table=True):
+    """A patient's DMP: open or closed, and the patient's oppositions."""
+
+    __tablename__ = "dmp_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ins: str = Field(max_length=15, unique=True)
+    closed: bool = False
+    oppose_bris_de_glace: bool = False
+    oppose_centre15: bool = False
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    closed_at: dt.datetime | None = None
+
+
+class DMPDocument(SQLModel, table=True):
+    """One version of a document of a DMP; a new version of the same logical document
+    (`set_id`) marks the previous one superseded and keeps it (history)."""
+
+    __tablename__ = "dmp_document"
+    __table_args__ = (
+        UniqueConstraint("record_id", "unique_id"),
+        Index("ix_dmp_document_record_class", "record_id", "class_code"),
+        Index("ix_dmp_document_record_set", "record_id", "set_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    record_id: int = Field(foreign_key="dmp_record.id")
+    unique_id: str = Field(max_length=255)
+    set_id: str = Field(max_length=255)
+    version: int = 1
+    superseded_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    title: str = Field(default="", max_length=500)
+    class_code: str = Field(default="", max_length=32)
+    type_code: str = Field(default="", max_length=64)
+    format_code: str = Field(default="", max_length=128)
+    mime_type: str = Field(default="", max_length=100)
+    confidentiality: str = Field(default="N", max_length=200)  # space-separated codes
+    masked: bool = False  # MASQUE_PS: hidden from professionals but author and MT
+    invisible_patient: bool = False
+    hidden_from_representatives: bool = False
+    author_national_id: str = Field(default="", max_length=20, index=True)
+    author_name: str = Field(default="", max_length=200)
+    author_profession: str = Field(default="", max_length=8)
+    creation_time: dt.datetime | None = None
+    service_start: dt.datetime | None = None
+    service_stop: dt.datetime | None = None
+    deposited_at: dt.datetime = Field(default_factory=utcnow)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha1: str = Field(max_length=40)
+    blob_id: int = Field(sa_column=Column(BigId, ForeignKey("blob.id"), nullable=False))
+    source: str = Field(default="api", max_length=16)  # api, mail
+    source_message_id: str | None = Field(default=None, max_length=998)
+
+
+class DMPPerson(SQLModel, table=True):
+    """A professional in a special relation to a DMP: a médecin traitant DMP
+    (`treating`), a professional the patient blocked (`blocked`)."""
+
+    __tablename__ = "dmp_person"
+    __table_args__ = (UniqueConstraint("record_id", "role", "national_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="dmp_record.id", index=True)
+    role: str = Field(max_length=16)
+    national_id: str = Field(max_length=20)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DMPAuthorization(SQLModel, table=True):
+    """A professional's authorisation to consult a DMP (consent), until `expires_at`."""
+
+    __tablename__ = "dmp_authorization"
+    __table_args__ = (UniqueConstraint("record_id", "national_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="dmp_record.id", index=True)
+    national_id: str = Field(max_length=20)
+    basis: str = Field(max_length=16)  # presumed (care team) or explicit
+    granted_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+
+
+class DMPTrace(SQLModel, table=True):
+    """An append-only, hash-chained trace of every consultation, deposit and change."""
+
+    __tablename__ = "dmp_trace"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    ins: str = Field(max_length=15, index=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    actor_kind: str = Field(max_length=16)  # professional, patient, system
+    actor: str = Field(max_length=254)
+    action: str = Field(max_length=32)
+    mode: str = Field(default="", max_length=16)
+    document_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class NotificationOutbox(SQLModel, table=True):
+    """Events to tell a patient (first access to the DMP, new document): sent later."""
+
+    __tablename__ = "notification_outbox"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    kind: str = Field(max_length=32)
+    ins: str = Field(max_length=15, index=True)
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    sent_at: dt.datetime | None = None
+
+
+class DepositOutbox(SQLModel, table=True):
+    """A message to a patient whose documents are to be deposited in the DMP: written
+    with the delivery, processed after it (a crash between loses nothing)."""
+
+    __tablename__ = "dmp_deposit_outbox"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    blob_id: int = Field(sa_column=Column(BigId, ForeignKey("blob.id"), nullable=False))
+    ins: str = Field(max_length=15)
+    sender: str = Field(max_length=254)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    done_at: dt.datetime | None = None
+    result: str | None = Field(default=None, sa_column=Column(Text))
+
+
 account_table = Account.__table__  # type: ignore[attr-defined]
 mailbox_table = Mailbox.__table__  # type: ignore[attr-defined]
 message_table = Message.__table__  # type: ignore[attr-defined]
@@ -293,6 +424,13 @@ conversation_message_table = ConversationMessage.__table__  # type: ignore[attr-
 trusted_domain_table = TrustedDomain.__table__  # type: ignore[attr-defined]
 relay_queue_table = RelayQueue.__table__  # type: ignore[attr-defined]
 expunged_table = Expunged.__table__  # type: ignore[attr-defined]
+dmp_record_table = DMPRecord.__table__  # type: ignore[attr-defined]
+dmp_document_table = DMPDocument.__table__  # type: ignore[attr-defined]
+dmp_person_table = DMPPerson.__table__  # type: ignore[attr-defined]
+dmp_authorization_table = DMPAuthorization.__table__  # type: ignore[attr-defined]
+dmp_trace_table = DMPTrace.__table__  # type: ignore[attr-defined]
+notification_outbox_table = NotificationOutbox.__table__  # type: ignore[attr-defined]
+deposit_outbox_table = DepositOutbox.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
 
 # The annuaire's tables (two swappable sets per kind of extraction file).
