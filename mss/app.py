@@ -42,6 +42,7 @@ from mss.core.identity import InvalidPatient, PatientIdentity, build_patient
 from mss.core.trust import WhitelistError, parse_whitelist
 from mss.delivery.checks import Checks
 from mss.delivery.config import DeliveryConfig
+from mss.delivery.deposits import DepositRunner
 from mss.delivery.inbound import Pipeline
 from mss.delivery.outbound import RelayRunner, mx_route
 from mss.delivery.reports import ReportSender
@@ -552,6 +553,9 @@ class Application:
             if self.worker == 0:  # background duties: one worker is enough
                 reencrypt = asyncio.create_task(self._reencrypt_loop(), name="blob-reencrypt")
                 stack.callback(reencrypt.cancel)
+                assert self.mail is not None
+                deposit = asyncio.create_task(self.mail.deposits.run(), name="dmp-deposits")
+                stack.callback(deposit.cancel)
             if self.workers > 1:
                 log.info("worker %d of %d ready", self.worker + 1, self.workers)
             else:
@@ -713,6 +717,7 @@ class Mail:
     runner: RelayRunner
     listeners: list[Listener]
     tls: list[ReloadingContext]
+    deposits: DepositRunner
 
     async def refresh_tls(self) -> bool:
         """Pick up a renewed certificate or a new CRL; True if anything changed."""
@@ -801,6 +806,10 @@ def build_mail(
         timeout=settings.relay.connect_timeout, concurrency=settings.relay.concurrency,
     )  # fmt: skip
     reports.wake_relay = runner.wake
+    deposit_runner = DepositRunner(
+        store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
+    )
+    pipeline.wake_deposits = deposit_runner.wake
     mx_handler = MXHandler(pipeline)
     submission_handler = SubmissionHandler(
         pipeline, logins, allow_patients=settings.policy.patient_smtp_login
@@ -844,7 +853,7 @@ def build_mail(
                  protocol(submission_handler, submission=True, implicit=True), server_tls.current,
                  sock=shared.get("submissions")),
     ]  # fmt: skip
-    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls])
+    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls], deposit_runner)
 
 
 LISTENERS = ("mx", "submission", "submissions", "imap", "imaps", "https")

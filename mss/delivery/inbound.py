@@ -31,11 +31,12 @@ from mss.core.mime import (
     parse_headers,
     parse_msg_ids,
 )
-from mss.delivery import policy
+from mss.delivery import deposits, policy
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
 from mss.delivery.reports import ReportSender
+from mss.dmp.mail import has_invisible_document
 from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
 from mss.security.dkim import TxtLookup, authentication_results, verify_all
@@ -60,6 +61,13 @@ FROM_NOT_OWNED = Rejection(
 HEADER_TOO_BIG = Rejection(552, "5.3.4", "En-tête trop volumineux (header section too large)")
 DKIM_FAILED = Rejection(
     550, "5.7.20", "Aucune signature DKIM valide (no passing DKIM signature found, RFC 7372)"
+)
+INVISIBLE_TO_PATIENT = Rejection(
+    550,
+    "5.7.1",
+    "Un document marqué invisible pour le patient (INVISIBLE_PATIENT) ne peut pas lui être "
+    "adressé : déposez-le dans son DMP par l'API (a document invisible to the patient cannot "
+    "be mailed to them)",
 )
 DKIM_TEMPERROR = Rejection(
     451, "4.7.5", "Vérification DKIM impossible pour l'instant (DKIM temporary error)"
@@ -97,8 +105,10 @@ class Pipeline:
         dkim_lookup: TxtLookup | None = None,
         cpu_pool: Executor | None = None,
         clock: Callable[[], float] = time.time,
+        wake_deposits: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self.wake_deposits = wake_deposits
         self.checks = checks
         self._config = config
         self._reports = reports
@@ -154,6 +164,7 @@ class Pipeline:
         local = [r for r in recipients if r.kind is RecipientKind.LOCAL and r.mailbox_id]
         remote = [r for r in recipients if r.kind is RecipientKind.REMOTE]
         conversation: list[int | None] = [None]
+        patients = await self._document_patients(sender, local, headers, final)
 
         def also(tx: Tx, delivered: Delivered) -> None:
             if facts.concerns_patient:
@@ -162,12 +173,16 @@ class Pipeline:
                     conversation[0] = policy.record(tx, facts, decided)
             if remote:
                 self._enqueue(tx, delivered.blob_id, queue_id, sender, remote, mail_dsn)
+            for ins in patients:  # the DMP deposit, done after this commit (outbox)
+                deposits.add(tx, delivered.blob_id, ins, sender.address)
 
         await self._store.deliver(
             prepared, [Target(r.mailbox_id) for r in local if r.mailbox_id], also=also
         )
         if remote:
             self._reports.wake_relay()
+        if patients:
+            self.wake_deposits()
         log.info(
             "accepted %s from %s: %d local, %d to relay (%s)",
             queue_id, sender.address or "<>", len(local), len(remote), session.door.value,
@@ -176,6 +191,21 @@ class Pipeline:
         return Accepted(queue_id, len(local), len(remote), conversation[0])
 
     # --- steps -----------------------------------------------------------------------------
+
+    async def _document_patients(
+        self, sender: Sender, local: Sequence[Recipient], headers: Headers, raw: bytes
+    ) -> list[str]:
+        """The local patients whose DMP receives this professional's attachments; refuses
+        a mail whose XDM holds a document invisible to the patient (DOMAIN.md §5)."""
+        if not sender.professional:
+            return []
+        patients = [r.patient_ins for r in local if r.patient_ins]
+        content_type = (headers.get("Content-Type") or "").lower()
+        if not patients or not content_type.startswith("multipart/"):
+            return []
+        if await asyncio.to_thread(has_invisible_document, raw):
+            raise INVISIBLE_TO_PATIENT
+        return patients
 
     def _submission_headers(self, session: SessionInfo, sender: Sender, headers: Headers) -> bytes:
         """Check From; add Message-ID and Date when missing (RFC 6409 §8)."""

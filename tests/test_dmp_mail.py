@@ -1,0 +1,139 @@
+"""Documents mailed to a patient reach the patient's DMP (outbox), with an MDN when asked.
+
+End to end over real SMTP (submission, STARTTLS): a professional sends the
+patient a mail with an `IHE_XDM.ZIP`; after the commit the deposit runner
+puts the documents in the DMP; another professional finds them under the
+rules; the MDN comes back to the sender's mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+
+import aiosmtplib
+import pytest
+from sqlalchemy import select
+
+from mss.dmp import service
+from mss.dmp.access import Mode, Professional
+from mss.dmp.service import Search, Settings
+from mss.store.models import deposit_outbox_table
+
+from .dmp_fixtures import INS, XDM, XDMDocument, cda
+from .harness import Running
+
+PRO = "jean.dupont@pro.mssante.test"
+PATIENT = f"{INS}@patient.mssante.fr"
+OTHER = Professional("810001122334", "10", "Dr DOE-MARTIN")
+SUBJECT = "XDM/1.0/DDM+Compte rendu de consultation DE VINCI Ruth 17/03/1979"
+
+
+@pytest.fixture
+async def clinic(mss: Running) -> Running:
+    await mss.add_pro(PRO, national_id="810003456789", name="Jean DUPONT")
+    await mss.add_patient(INS, family="DE VINCI", given="RUTH", birth_date="1979-03-17")
+    return mss
+
+
+def document_mail(xdm: bytes | None = None, *, mdn: bool = True, pdf: bool = True) -> bytes:
+    mail = EmailMessage(policy=default)
+    mail["From"] = PRO
+    mail["To"] = PATIENT
+    mail["Subject"] = SUBJECT
+    mail["Message-ID"] = "<cr-0001@pro.mssante.test>"
+    mail["Date"] = "Fri, 20 Nov 2026 10:30:00 +0100"
+    if mdn:
+        mail["Disposition-Notification-To"] = PRO
+    mail["X-MSS-CODECDA"] = "11488-4"
+    mail["X-MSS-INS"] = "O"
+    mail.set_content("Bonjour, veuillez trouver le compte rendu de votre consultation.")
+    if xdm is not None:
+        mail.add_attachment(xdm, maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+    if pdf:
+        mail.add_attachment(b"%PDF-1.4 rendu", maintype="application", subtype="pdf",
+                            filename="compte-rendu.pdf")  # fmt: skip
+    return mail.as_bytes()
+
+
+async def _drain(mss: Running) -> list[str]:
+    """Wait for the deposit runner to empty the outbox; return the outbox results."""
+    o = deposit_outbox_table.c
+    for _ in range(100):
+        rows = await mss.store.read(lambda c: c.execute(select(o.done_at, o.result)).all())
+        if rows and all(r.done_at is not None for r in rows):
+            return [r.result for r in rows]
+        await asyncio.sleep(0.05)
+    raise AssertionError("the deposit runner did not process the outbox")
+
+
+async def test_documents_of_a_mail_reach_the_dmp_and_an_mdn_comes_back(clinic: Running) -> None:
+    reply = await clinic.submit(PRO, document_mail(XDM([XDMDocument(cda())]).build()), [PATIENT])
+    assert reply.code == 250
+    assert await _drain(clinic) == ["deposited 1 document(s)"]
+    settings = Settings()
+    await clinic.store.write(lambda tx: service.authorize(tx, settings, INS, OTHER))
+    found = await clinic.store.write(
+        lambda tx: service.search_documents(tx, settings, INS, OTHER, Mode.NORMAL, Search())
+    )
+    [document] = found
+    assert document["unique_id"] == "1.2.250.1.999.1.1^CR-2026-0001"
+    assert document["author"]["national_id"] == "810003456789"
+    assert document["type_code"] == "11488-4"
+    [mdn] = [m for m in await clinic.inbox(PRO) if b"disposition-notification" in m]
+    parsed = message_from_bytes(mdn, policy=default)
+    assert parsed["Subject"].startswith("Accusé de traitement")
+    assert b"Disposition: automatic-action/MDN-sent-automatically; processed" in mdn
+    assert b"Original-Message-ID: <cr-0001@pro.mssante.test>" in mdn
+    assert len(await clinic.inbox(PATIENT)) == 1  # the mail itself reached the patient
+
+
+async def test_an_xdm_of_another_patient_is_refused_with_mdn_904(clinic: Running) -> None:
+    other = "188102B17295165^^^&1.2.250.1.213.1.4.10&ISO^NH"
+    xdm = XDM([XDMDocument(cda(), patient=other)], submission_patient=other).build()
+    await clinic.submit(PRO, document_mail(xdm), [PATIENT])
+    [result] = await _drain(clinic)
+    assert "904" in result
+    count = await clinic.store.read(lambda c: service.count_documents(c, INS))
+    assert count == 0
+    [mdn] = [m for m in await clinic.inbox(PRO) if b"disposition-notification" in m]
+    subject = message_from_bytes(mdn, policy=default)["Subject"]
+    assert subject.startswith("[KO Intégration système !][904] XDM/1.0/DDM")
+    assert b"processed/Error: 904^INS du document diff" in mdn
+
+
+async def test_a_mail_with_a_document_invisible_to_the_patient_is_refused(clinic: Running) -> None:
+    xdm = XDM([XDMDocument(cda(), confidentiality=("N", "INVISIBLE_PATIENT"))]).build()
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await clinic.submit(PRO, document_mail(xdm), [PATIENT])
+    assert info.value.code == 550 and "INVISIBLE_PATIENT" in info.value.message
+    assert await clinic.inbox(PATIENT) == []
+
+
+async def test_a_pdf_alone_is_deposited_with_default_metadata(clinic: Running) -> None:
+    await clinic.submit(PRO, document_mail(None, mdn=False), [PATIENT])
+    assert await _drain(clinic) == ["deposited 1 document(s)"]
+    docs = await clinic.store.write(lambda tx: service.patient_documents(tx, INS))
+    [pdf] = docs
+    assert (pdf["class_code"], pdf["type_code"], pdf["mime_type"]) == (
+        "10", "11488-4", "application/pdf",
+    )  # fmt: skip
+    assert pdf["title"] == "compte-rendu.pdf" and pdf["unique_id"].startswith("2.25.")
+
+
+async def test_a_crash_before_the_deposit_deposits_once_at_the_next_run(clinic: Running) -> None:
+    """The outbox row commits with the mail: processing it again deposits nothing twice."""
+    assert clinic.app.mail is not None
+    await clinic.submit(PRO, document_mail(XDM([XDMDocument(cda())]).build(), mdn=False), [PATIENT])
+    await _drain(clinic)
+    o = deposit_outbox_table.c
+    from sqlalchemy import update
+
+    await clinic.store.write(lambda tx: tx.conn.execute(
+        update(deposit_outbox_table).values(done_at=None, result=None)))  # fmt: skip
+    outcomes = await clinic.app.mail.deposits.process_pending()
+    assert [x.error for x in outcomes] == [None]
+    assert await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1
+    assert await clinic.store.read(lambda c: c.execute(select(o.done_at)).scalar()) is not None
