@@ -47,7 +47,9 @@ from mss.delivery.inbound import Pipeline
 from mss.delivery.outbound import RelayRunner, mx_route
 from mss.delivery.reports import ReportSender
 from mss.delivery.trust import TrustSpace
-from mss.errors import InputError, MssError
+from mss.dmp import service as dmp_service
+from mss.dmp.access import Habilitations
+from mss.errors import ConfigError, InputError, MssError
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import ImapConfig, MailboxBus, Session
@@ -143,6 +145,12 @@ reply_window_days = 0
 # Professional mailboxes of other operators not yet in the annuaire (allowed to write to
 # patients, like those `mss annuaire import` loads).
 professionals = []
+
+[dmp]
+# Lifetime of a professional's authorisation to consult a DMP.
+authorization_days = 365
+# The "matrice d'habilitation" (TOML); empty: the default shipped with mss.
+habilitations = ""
 
 [smtp]
 max_recipients = 100
@@ -638,16 +646,21 @@ class Application:
 
     async def _start_web(self, stack: AsyncExitStack) -> None:
         from mss.web.app import create_asgi
+        from mss.web.dmp import DMPGateway
         from mss.web.server import WebServer
 
         tls = self.settings.tls
         ctx = server_context(
             self.settings.path(tls.cert), self.settings.path(tls.key), min_version=tls.min_version
         )
-        assert self.store is not None
+        assert self.store is not None and self.mail is not None
+        gateway = DMPGateway(
+            store=self.store, settings=dmp_settings(self.settings), logins=self.mail.logins,
+            bearer=_bearer_validator(self.settings), patient_domain=self.settings.domains.patient,
+        )  # fmt: skip
         app = create_asgi(
             health=self.health, metrics=self.metrics, version=__version__,
-            read=self.store.db.read_fast,
+            read=self.store.db.read_fast, dmp=gateway,
         )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,
@@ -668,6 +681,15 @@ class Application:
                 continue
             if moved:
                 log.info("re-encrypted %d blobs under key %s", moved, self.store.cipher.current)
+
+
+def dmp_settings(settings: Settings) -> dmp_service.Settings:
+    path = settings.dmp.habilitations
+    try:
+        matrix = Habilitations.load(settings.path(Path(path)) if path else None)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("dmp.habilitations", f"cannot load {path}: {exc}") from None
+    return dmp_service.Settings(settings.dmp.authorization_days, matrix)
 
 
 def cpu_workers(settings: Settings) -> Executor | None:

@@ -208,14 +208,26 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DMPSettings:
+    # The lifetime of a professional's authorisation to consult (not published: ours).
+    authorization_days: int = 365
+    # The "matrice d'habilitation" (TOML); empty: the default shipped with mss.
+    habilitations: str = ""
+
+    def validate(self) -> None:
+        if self.authorization_days < 1:
+            raise ValueError("authorization_days", "must be 1 or more")
+
+
+@dataclass(frozen=True, kw_only=True)
 class PolicySettings:
     # Patients send through their space; SMTP login is for tests and special set-ups.
     patient_smtp_login: bool = False
     patient_imap_login: bool = False
     # No reply window is published (DOMAIN.md §2): 0 means none.
     reply_window_days: int = 0
-    # Professionals of other operators allowed to write to patients, until the
-    # annuaire lands (issue #5).
+    # Mailboxes of other operators allowed to write to patients before the annuaire
+    # publishes them (those of the annuaire are allowed anyway).
     professionals: tuple[str, ...] = ()
 
     def validate(self) -> None:
@@ -237,6 +249,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
     oauth: OAuthSettings = field(default_factory=OAuthSettings)
+    dmp: DMPSettings = field(default_factory=DMPSettings)
 
     @property
     def data_dir(self) -> Path:

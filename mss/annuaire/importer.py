@@ -329,6 +329,10 @@ class _Loader:
 
 
 def _ddl(statement: str, tx: Tx) -> None:
+    if tx.dialect == "sqlite":
+        # Sorts (index builds, merges) spill to temporary files, not to memory: the
+        # import's memory must not grow with the extraction (mss sets MEMORY elsewhere).
+        tx.conn.exec_driver_sql("PRAGMA temp_store = FILE")
     tx.conn.exec_driver_sql(statement)
 
 
@@ -342,6 +346,8 @@ def _count(conn: Connection, sql: str) -> int:
 
 def _compare(conn: Connection, kind: Kind, live: str, target: str, summary: Summary) -> None:
     """added / changed / retired of the new set against the live one."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA temp_store = FILE")  # EXCEPT sorts on disk
     if kind is Kind.MSSANTE:
         new, old, key = tables.mailbox_table(target), tables.mailbox_table(live), "address"
         changed = _differs("n", "o", (*tables.MAILBOX_COLUMNS, "lines"))

@@ -30,6 +30,7 @@ class DMPError(MssError):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
+        self.traced = False  # a refused access already traced (its trace must commit)
 
     @property
     def mdn_label(self) -> str:

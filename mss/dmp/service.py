@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -47,6 +47,7 @@ from mss.dmp.errors import (
     DMPPatientNotFound,
     DocumentError,
 )
+from mss.store.api import Store
 from mss.store.blobs import BlobCipher, insert_blob, read_blob
 from mss.store.db import Tx
 from mss.store.models import (
@@ -59,6 +60,7 @@ from mss.store.models import (
     patient_table,
 )
 
+T = TypeVar("T")
 d = dmp_document_table.c
 r = dmp_record_table.c
 pp = dmp_person_table.c
@@ -259,6 +261,30 @@ def deposit(
 
 
 @dataclass(frozen=True)
+class _Refused:
+    error: DMPError
+
+
+async def consult(store: Store, fn: Callable[[Tx], T]) -> T:
+    """Run a consultation in the group commit. A refusal that was traced commits (the
+    trace of a refused access must stay) and is raised after the commit; any other
+    error rolls the transaction back."""
+
+    def run(tx: Tx) -> T | _Refused:
+        try:
+            return fn(tx)
+        except DMPError as exc:
+            if exc.traced:
+                return _Refused(exc)
+            raise
+
+    result = await store.write(run)
+    if isinstance(result, _Refused):
+        raise result.error
+    return result
+
+
+@dataclass(frozen=True)
 class Search:
     class_codes: tuple[str, ...] = ()
     type_codes: tuple[str, ...] = ()
@@ -350,6 +376,7 @@ def _consult(tx: Tx, ins: str, professional: Professional, mode: Mode) -> Record
         if state is not None:  # refused accesses are traced too
             traces.append(tx, ins, Actor.PROFESSIONAL.value, professional.national_id,
                           "refused", mode=mode.value, detail={"error": exc.name})  # fmt: skip
+            exc.traced = True
         raise
 
 
@@ -414,7 +441,9 @@ def read_document(
         traces.append(tx, ins, Actor.PROFESSIONAL.value, professional.national_id, "refused",
                       mode=mode.value, document_id=document_id,
                       detail={"error": "DMPAccessForbidden"})  # fmt: skip
-        raise DMPAccessForbidden("ce document n'est pas accessible à ce professionnel")
+        refused = DMPAccessForbidden("ce document n'est pas accessible à ce professionnel")
+        refused.traced = True
+        raise refused
     _first_access(tx, ins, professional)
     traces.append(tx, ins, Actor.PROFESSIONAL.value, professional.national_id, "consult",
                   mode=mode.value, document_id=document_id)  # fmt: skip

@@ -10,17 +10,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp
 
 from mss.web import annuaire
+from mss.web import dmp as dmp_routes
 from mss.web.annuaire import Reader
+from mss.web.dmp import DMPGateway
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsSource = Callable[[], str]
 
 
 def create_asgi(
-    *, health: HealthCheck, metrics: MetricsSource, version: str, read: Reader[Any] | None = None
-) -> ASGIApp:
+    *, health: HealthCheck, metrics: MetricsSource, version: str, read: Reader[Any] | None = None,
+    dmp: DMPGateway | None = None,
+) -> ASGIApp:  # fmt: skip
     """The app to serve: the FastAPI app behind the annuaire's fast path."""
     app = create_app(health=health, metrics=metrics, version=version, read=read)
+    if dmp is not None:
+        app.include_router(dmp_routes.router(dmp))
     return app if read is None else annuaire.MailboxFastPath(app, read)
 
 

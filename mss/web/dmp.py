@@ -1,0 +1,389 @@
+"""The DMP over HTTPS: `/api/dmp/…` for professional software and for the patient.
+
+- Professionals authenticate with a bearer token (Pro Santé Connect-like JWT,
+  checked against `oauth.issuer`); the token's national id claim names them,
+  their profession comes from the annuaire. They deposit, search, read,
+  declare an authorisation, unmask, reveal, and (médecins traitants DMP)
+  block for the patient and read the traces. The access mode is the `mode`
+  query parameter: `normal` (default), `bris_de_glace`, `centre15`.
+- Patients authenticate with their mailbox address and password (HTTP Basic):
+  the service layer the patient space will call, exposed as `/api/dmp/me/…`.
+
+DMP refusals are JSON `{"error": "<DMPErrorName>", "detail": "<French text>"}`
+with 404 (patient not found), 409 (DMP closed), 403 (forbidden, no or expired
+authorisation), 422 (a document that cannot be read or deposited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
+
+from mss.annuaire import lookup as annuaire
+from mss.core.ins import InvalidINS, parse_ins
+from mss.dmp import service
+from mss.dmp.access import Actor, Mode, Professional
+from mss.dmp.errors import (
+    DMPAccessForbidden,
+    DMPAuthorizationExpired,
+    DMPAuthorizationNotFound,
+    DMPClosed,
+    DMPError,
+    DMPPatientNotFound,
+    DocumentError,
+)
+from mss.security.auth import LoginService
+from mss.security.tokens import BearerValidator, TokenError
+from mss.store.api import Store
+from mss.store.db import Tx
+
+T = TypeVar("T")
+
+STATUS = {
+    DMPPatientNotFound: 404, DMPClosed: 409, DMPAccessForbidden: 403,
+    DMPAuthorizationNotFound: 403, DMPAuthorizationExpired: 403, DocumentError: 422,
+}  # fmt: skip
+
+
+class Unauthorized(Exception):
+    def __init__(self, text: str, scheme: str) -> None:
+        super().__init__(text)
+        self.text = text
+        self.scheme = scheme
+
+
+@dataclass
+class DMPGateway:
+    """What the routes need, built by `app`."""
+
+    store: Store
+    settings: service.Settings
+    logins: LoginService
+    bearer: BearerValidator | None
+    patient_domain: str
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        return await self.store.write(fn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await self.store.read(fn)
+
+    async def professional(self, request: Request) -> Professional:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("a bearer token (Pro Santé Connect) is required", "Bearer")
+        if self.bearer is None:
+            raise Unauthorized("bearer tokens are not configured (oauth.issuer)", "Bearer")
+        try:
+            claims = await asyncio.to_thread(self.bearer.validate, token.strip())
+        except TokenError as exc:
+            raise Unauthorized(f"token refused: {exc}", "Bearer") from None
+        if not claims.national_id:
+            raise Unauthorized("the token names no national id", "Bearer")
+        found = await self.store.read(lambda c: annuaire.professional(c, claims.national_id or ""))
+        profession = (found or {}).get("profession") or {}
+        name = " ".join(x for x in ((found or {}).get("given"), (found or {}).get("family")) if x)
+        return Professional(claims.national_id, profession.get("code", ""), name)
+
+    async def patient(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized("the patient's address and password are required", "Basic")
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials", "Basic") from None
+        ip = request.client.host if request.client else None
+        result = await self.logins.with_password(user, password, ip, ["patient"])
+        if result.identity is None:
+            raise Unauthorized("wrong address or password", "Basic")
+        return result.identity.address.split("@", 1)[0].upper()
+
+
+def _error(exc: DMPError) -> JSONResponse:
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    body: dict[str, Any] = {"error": exc.name, "detail": exc.text}
+    if isinstance(exc, DocumentError):
+        body["mdn_code"] = exc.mdn_code
+    return JSONResponse(body, status_code=status)
+
+
+def _unauthorized(exc: Unauthorized) -> JSONResponse:
+    return JSONResponse(
+        {"error": "Unauthorized", "detail": exc.text},
+        status_code=401,
+        headers={"WWW-Authenticate": f'{exc.scheme} realm="mss-dmp"'},
+    )
+
+
+def _ins(value: str) -> str:
+    try:
+        return parse_ins(value).matricule
+    except InvalidINS as exc:
+        raise DMPPatientNotFound(f"INS invalide : {exc.reason}") from None
+
+
+async def _guard(call: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await call()
+    except Unauthorized as exc:
+        return _unauthorized(exc)
+    except DMPError as exc:
+        return _error(exc)
+
+
+def _new_document(body: dict[str, Any]) -> service.NewDocument:
+    try:
+        content = base64.b64decode(body["content_base64"], validate=True)
+        created = body.get("creation_time")
+        return service.NewDocument(
+            unique_id=str(body["unique_id"]), content=content,
+            mime_type=str(body.get("mime_type") or "application/octet-stream"),
+            title=str(body.get("title") or ""), class_code=str(body.get("class_code") or ""),
+            type_code=str(body.get("type_code") or ""),
+            format_code=str(body.get("format_code") or ""),
+            confidentiality=tuple(body.get("confidentiality") or ["N"]),
+            creation_time=dt.datetime.fromisoformat(created) if created else None,
+            replaces=body.get("replaces"),
+        )  # fmt: skip
+    except (KeyError, ValueError, TypeError, binascii.Error) as exc:
+        raise DocumentError(f"bad document: {exc}") from None
+
+
+def router(gateway: DMPGateway) -> APIRouter:
+    api = APIRouter(prefix="/api/dmp", tags=["dmp"])
+    g = gateway
+
+    @api.post("/patients/{ins}/authorization")
+    async def authorize(
+        ins: str, request: Request, basis: Annotated[str, Body(embed=True)] = "explicit"
+    ) -> Response:
+        """Declare the patient's consent (presumed for the care team, explicit otherwise)."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            expires = await g.write(
+                lambda tx: service.authorize(tx, g.settings, patient, who, basis)
+            )
+            return JSONResponse({"expires_at": expires.isoformat()})
+
+        return await _guard(call)
+
+    @api.get("/patients/{ins}/documents")
+    async def search(
+        ins: str,
+        request: Request,
+        mode: Mode = Mode.NORMAL,
+        class_code: Annotated[list[str] | None, Query(alias="class")] = None,
+        type_code: Annotated[list[str] | None, Query(alias="type")] = None,
+        author: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        include_superseded: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        """The documents this professional may see (class, type, author, dates)."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            query = service.Search(
+                class_codes=tuple(class_code or ()), type_codes=tuple(type_code or ()),
+                author=author, since=since, until=until,
+                include_superseded=include_superseded, limit=limit, offset=offset,
+            )  # fmt: skip
+            found = await service.consult(
+                g.store,
+                lambda tx: service.search_documents(tx, g.settings, patient, who, mode, query),
+            )
+            return JSONResponse({"documents": found})
+
+        return await _guard(call)
+
+    @api.get("/patients/{ins}/documents/{document_id}")
+    async def read(
+        ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
+    ) -> Response:
+        """A document's bytes (its metadata in the X-DMP-Document header, JSON)."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            meta, content = await service.consult(
+                g.store,
+                lambda tx: service.read_document(
+                    tx, g.settings, g.store.cipher, patient, who, mode, document_id
+                ),
+            )
+            header = base64.b64encode(json.dumps(meta).encode()).decode()
+            return Response(
+                content, media_type=meta["mime_type"], headers={"X-DMP-Document": header}
+            )
+
+        return await _guard(call)
+
+    @api.post("/patients/{ins}/documents", status_code=201)
+    async def deposit(
+        ins: str, request: Request, body: Annotated[dict[str, Any], Body()]
+    ) -> Response:
+        """Deposit documents: {"documents": [{"unique_id", "content_base64", "mime_type",
+        "title", "class_code", "type_code", "confidentiality": [...], "replaces"}]}."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            documents = [_new_document(d) for d in body.get("documents") or []]
+            if not documents:
+                raise DocumentError("no document to deposit")
+            done = await g.write(
+                lambda tx: service.deposit(tx, g.store.cipher, patient, who, documents)
+            )
+            return JSONResponse(
+                {"deposited": [{"id": d.document_id, "unique_id": d.unique_id,
+                                "version": d.version, "duplicate": d.duplicate} for d in done]},
+                status_code=201,
+            )  # fmt: skip
+
+        return await _guard(call)
+
+    @api.post("/patients/{ins}/documents/{document_id}/unmask")
+    async def pro_unmask(ins: str, document_id: int, request: Request) -> Response:
+        """Unmask: the author, or a médecin traitant DMP on the patient's request."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            await g.write(lambda tx: service.set_masked(
+                tx, patient, Actor.PROFESSIONAL, who.national_id, document_id, False))  # fmt: skip
+            return Response(status_code=204)
+
+        return await _guard(call)
+
+    @api.post("/patients/{ins}/documents/{document_id}/reveal")
+    async def reveal(
+        ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
+    ) -> Response:
+        """Make a document invisible to the patient visible to them (for good)."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            await service.consult(g.store, lambda tx: service.reveal_to_patient(
+                tx, g.settings, patient, who, mode, document_id))  # fmt: skip
+            return Response(status_code=204)
+
+        return await _guard(call)
+
+    @api.put("/patients/{ins}/blocked/{national_id}")
+    async def pro_block(ins: str, national_id: str, request: Request) -> Response:
+        """A médecin traitant DMP blocks a professional on the patient's behalf."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            await g.write(lambda tx: service.set_people(
+                tx, patient, Actor.PROFESSIONAL, who.national_id, service.BLOCKED, national_id,
+                True))  # fmt: skip
+            return Response(status_code=204)
+
+        return await _guard(call)
+
+    @api.get("/patients/{ins}/traces")
+    async def pro_traces(ins: str, request: Request) -> Response:
+        """The history of accesses (médecins traitants DMP)."""
+
+        async def call() -> Response:
+            who, patient = await g.professional(request), _ins(ins)
+            found = await g.read(lambda c: service.read_traces(
+                c, patient, Actor.PROFESSIONAL, who.national_id))  # fmt: skip
+            return JSONResponse({"traces": found})
+
+        return await _guard(call)
+
+    _patient_routes(api, g)
+    return api
+
+
+def _patient_routes(api: APIRouter, g: DMPGateway) -> None:
+    @api.get("/me/documents")
+    async def my_documents(request: Request) -> Response:
+        """The patient's documents (without those invisible to them)."""
+
+        async def call() -> Response:
+            ins = await g.patient(request)
+            return JSONResponse(
+                {"documents": await g.write(lambda tx: service.patient_documents(tx, ins))}
+            )
+
+        return await _guard(call)
+
+    @api.post("/me/documents/{document_id}/{action}")
+    async def my_mask(document_id: int, action: str, request: Request) -> Response:
+        """`mask` or `unmask` one of the patient's documents."""
+
+        async def call() -> Response:
+            ins = await g.patient(request)
+            if action not in ("mask", "unmask"):
+                raise DMPError("the action is mask or unmask")
+            await g.write(lambda tx: service.set_masked(
+                tx, ins, Actor.PATIENT, ins, document_id, action == "mask"))  # fmt: skip
+            return Response(status_code=204)
+
+        return await _guard(call)
+
+    @api.put("/me/{role}/{national_id}")
+    async def my_people_add(role: str, national_id: str, request: Request) -> Response:
+        """Name a médecin traitant DMP (`treating`) or block a professional (`blocked`)."""
+        return await _people(g, request, role, national_id, True)
+
+    @api.delete("/me/{role}/{national_id}")
+    async def my_people_remove(role: str, national_id: str, request: Request) -> Response:
+        """Remove a médecin traitant DMP or unblock a professional."""
+        return await _people(g, request, role, national_id, False)
+
+    @api.patch("/me")
+    async def my_settings(request: Request, body: Annotated[dict[str, bool], Body()]) -> Response:
+        """Close or reopen the DMP; oppose bris de glace / centre 15:
+        {"closed": bool, "oppose_bris_de_glace": bool, "oppose_centre15": bool}."""
+
+        async def call() -> Response:
+            ins = await g.patient(request)
+            known = {"closed", "oppose_bris_de_glace", "oppose_centre15"}
+            if set(body) - known:
+                raise DMPError(f"unknown settings: {', '.join(sorted(set(body) - known))}")
+            await g.write(lambda tx: service.set_record(tx, ins, **body))
+            return Response(status_code=204)
+
+        return await _guard(call)
+
+    @api.get("/me/traces")
+    async def my_traces(request: Request) -> Response:
+        """Who consulted the DMP, what was deposited or changed."""
+
+        async def call() -> Response:
+            ins = await g.patient(request)
+            found = await g.read(lambda c: service.read_traces(c, ins, Actor.PATIENT, ins))
+            return JSONResponse({"traces": found})
+
+        return await _guard(call)
+
+
+async def _people(
+    g: DMPGateway, request: Request, role: str, national_id: str, present: bool
+) -> Response:
+    async def call() -> Response:
+        ins = await g.patient(request)
+        if role not in (service.TREATING, service.BLOCKED):
+            raise DMPError("the role is 'treating' or 'blocked'")
+        await g.write(lambda tx: service.set_people(
+            tx, ins, Actor.PATIENT, ins, role, national_id, present))  # fmt: skip
+        return Response(status_code=204)
+
+    return await _guard(call)
