@@ -32,6 +32,7 @@ from mss import __version__
 from mss.annuaire import importer as annuaire_importer
 from mss.annuaire import lookup as annuaire_lookup
 from mss.bench import annuaire as bench_annuaire
+from mss.bench import dmp as bench_dmp
 from mss.bench import imap as bench_imap
 from mss.bench import imapstress as bench_imapstress
 from mss.bench import smtp as bench_smtp
@@ -48,6 +49,7 @@ from mss.delivery.outbound import RelayRunner, mx_route
 from mss.delivery.reports import ReportSender
 from mss.delivery.trust import TrustSpace
 from mss.dmp import service as dmp_service
+from mss.dmp import traces as dmp_traces
 from mss.dmp.access import Habilitations
 from mss.errors import ConfigError, InputError, MssError
 from mss.imap.server import Connection as ImapConnection
@@ -78,8 +80,8 @@ from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
 
 __all__ = [
-    "Settings", "annuaire_lookup", "bench_annuaire", "bench_imap", "bench_imapstress",
-    "bench_smtp", "bench_store",
+    "Settings", "annuaire_lookup", "bench_annuaire", "bench_dmp", "bench_imap",
+    "bench_imapstress", "bench_smtp", "bench_store",
 ]  # fmt: skip
 
 log = logging.getLogger("mss")
@@ -414,6 +416,12 @@ def search_annuaire(
 def annuaire_status(settings: Settings) -> list[dict[str, object]]:
     with _store(settings) as store:
         return store.db.read_sync(annuaire_lookup.status)
+
+
+def verify_dmp_traces(settings: Settings) -> dmp_traces.Verification:
+    """Walk the hash chain of the DMP traces."""
+    with _store(settings) as store:
+        return store.db.read_sync(dmp_traces.verify)
 
 
 # --- the trust space and the relay queue --------------------------------------------------

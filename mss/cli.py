@@ -289,6 +289,15 @@ def _annuaire_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dmp_verify_traces(args: argparse.Namespace) -> int:
+    report = app.verify_dmp_traces(_settings(args))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    state = "intact" if report.ok else f"BROKEN ({len(report.problems)} problems)"
+    print(f"{report.traces} traces, chain {state}; head {report.head}")
+    return 0 if report.ok else 1
+
+
 def _bench_store(args: argparse.Namespace) -> int:
     return app.bench_store.main(args)
 
@@ -318,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cert_commands(commands, common)
     _add_trust_and_queue_commands(commands, common)
     _add_annuaire_commands(commands, common)
+    dmp = commands.add_parser("dmp", help="the DMP (shared medical record)").add_subparsers(
+        dest="dmp", required=True, parser_class=_Parser
+    )
+    verify = dmp.add_parser(
+        "verify-traces", parents=[common],
+        help="check the hash chain of the traces (exit 1 if a trace was modified or deleted)",
+    )  # fmt: skip
+    verify.set_defaults(handler=_dmp_verify_traces)
 
     keys = commands.add_parser("keys", help="blob encryption keys").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -349,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.bench_annuaire.add_arguments(annuaire)
     annuaire.set_defaults(handler=lambda args: app.bench_annuaire.main(args))
+    dmp_bench = bench.add_parser("dmp", help="DMP deposits from mail per second, search p99")
+    app.bench_dmp.add_arguments(dmp_bench)
+    dmp_bench.set_defaults(handler=lambda args: app.bench_dmp.main(args))
     return parser
 
 

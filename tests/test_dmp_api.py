@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mss.bench.xdmgen import INS, cda
 from mss.security.tokens import jwks_of
 
-from .dmp_fixtures import INS, cda
 from .harness import PASSWORD, Running, running
 from .test_smtp_oauth import ISSUER, KEY, token
 

@@ -289,3 +289,27 @@ async def test_verify_traces_detects_a_modified_or_deleted_trace(dmp: Store) -> 
     assert any("modified" in p for p in (await dmp.read(traces.verify)).problems)
     await dmp.write(lambda tx: tx.conn.execute(delete(dmp_trace_table).where(t.id == second)))
     assert any("deleted" in p for p in (await dmp.read(traces.verify)).problems)
+
+
+async def test_cli_verify_traces_exits_1_on_a_modified_trace(instance: Any) -> None:
+    import sqlite3
+
+    from .conftest import run_mss
+
+    intact = run_mss("dmp", "verify-traces", "--data-dir", str(instance))
+    assert intact.returncode == 0 and intact.stdout.startswith("0 traces, chain intact")
+    store = Store.open(f"sqlite:///{instance / 'mss.db'}", instance / "keys" / "blob.keys")
+    store.start()
+    try:
+        patient = build_patient({"ins": INS, "family": "DE VINCI", "given": "RUTH",
+                                 "birth_date": "1979-03-17", "sex": "F"})  # fmt: skip
+        await store.write(lambda tx: add_patients(tx, [patient], "patient.mssante.fr"))
+        await deposit(store, doc(1), doc(2))
+    finally:
+        await store.close()
+    assert run_mss("dmp", "verify-traces", "--data-dir", str(instance)).returncode == 0
+    with sqlite3.connect(instance / "mss.db") as db:
+        db.execute("UPDATE dmp_trace SET action = 'consult' WHERE id = 1")
+    broken = run_mss("dmp", "verify-traces", "--data-dir", str(instance))
+    assert broken.returncode == 1 and "BROKEN" in broken.stdout
+    assert "trace 1: modified" in broken.stderr

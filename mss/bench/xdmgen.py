@@ -1,8 +1,9 @@
 """Builders of CDA documents and IHE XDM archives following the ANS structure.
 
-The patient is an ANS test identity (DOMAIN.md §6); the author a professional
-with a national id (IDNPS, OID 1.2.250.1.71.4.2.1). The builders take
-keyword overrides so that tests can break one thing at a time.
+For the tests and `mss bench dmp`. The patient is an ANS test identity
+(DOMAIN.md §6); the author a professional with a national id (IDNPS, OID
+1.2.250.1.71.4.2.1). The builders take keyword overrides so that tests can
+break one thing at a time.
 """
 
 from __future__ import annotations
