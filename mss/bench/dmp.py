@@ -33,6 +33,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, text
 
+from mss.annuaire.formats import MSSANTE_COLUMNS
 from mss.bench.smtp import _percentile, _start_server, print_results
 from mss.bench.xdmgen import INS, INS_OID, XDM, XDMDocument, cda
 from mss.security.tokens import jwks_of
@@ -145,6 +146,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for ins, sex in ((INS, "F"), (SEARCHED, "M")):
             _mss(data, "patient", "add", ins, "--family", "BANC", "--given", "ESSAI",
                  "--birth-date", "1979-03-17", "--sex", sex)  # fmt: skip
+        # the annuaire says who the doctors are (the DMP's rights go by profession)
+        header = "|".join(h for _, h in MSSANTE_COLUMNS)
+        lines = [
+            f"PER|{address}|8|{nid[1:]}|{nid}||||DR|{family}|Jean|C|Civil|10|Médecin"
+            + "|" * 14 + "75001||FRANCE"
+            for address, nid, family in ((PRO, PRO_ID, "BANC"),
+                                         ("dr.search@pro.mssante.test", DOCTOR_ID, "RECHERCHE"))
+        ]  # fmt: skip
+        extraction = Path(tmp) / "Extraction_Correspondance_MSSante_bench.txt"
+        extraction.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        _mss(data, "annuaire", "import", str(extraction))
         env = {"MSS_OAUTH_ISSUER": ISSUER, "MSS_OAUTH_JWKS_FILE": "jwks.json"}
         server, ports = _start_server(data, env)
         try:

@@ -86,14 +86,21 @@ class Habilitations:
             denied_types={k: frozenset(v.get("denied_types", ())) for k, v in entries.items()},
         )
 
-    def allows(self, profession: str, class_code: str, type_code: str) -> bool:
+    def rules(self, profession: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """(allowed classes, allowed types, denied types) of a profession."""
         key = profession if profession in self.classes else ""
-        if type_code in self.denied_types.get(key, frozenset()):
+        empty: frozenset[str] = frozenset()
+        return (
+            self.classes.get(key, empty),
+            self.types.get(key, empty),
+            self.denied_types.get(key, empty),
+        )
+
+    def allows(self, profession: str, class_code: str, type_code: str) -> bool:
+        classes, types, denied = self.rules(profession)
+        if type_code in denied:
             return False
-        if type_code in self.types.get(key, frozenset()):
-            return True
-        classes = self.classes.get(key, frozenset())
-        return "*" in classes or class_code in classes
+        return type_code in types or "*" in classes or class_code in classes
 
 
 # --- feeding and consulting ------------------------------------------------------------------

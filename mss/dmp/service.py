@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
 from mss.dmp import traces
 from mss.dmp.access import (
@@ -404,19 +404,37 @@ def search_documents(
         where.append(d.creation_time >= _utc(query.since))
     if query.until:
         where.append(d.creation_time < _utc(query.until))
+    where.append(_visible_to(professional, state, settings.habilitations))
     rows = tx.conn.execute(
         select(*DOC_COLUMNS)
         .join(dmp_record_table, r.id == d.record_id)
         .where(*where)
         .order_by(d.creation_time.desc(), d.id.desc())
-    )
-    matrix = settings.habilitations
-    visible = [row for row in rows if professional_sees(_state(row), state, professional, matrix)]
-    page = visible[query.offset : query.offset + query.limit]
+        .limit(query.limit)
+        .offset(query.offset)
+    ).all()
     _first_access(tx, ins, professional)
     traces.append(tx, ins, Actor.PROFESSIONAL.value, professional.national_id, "consult",
-                  mode=mode.value, detail={"search": True, "found": len(visible)})  # fmt: skip
-    return [document_dict(row) for row in page]
+                  mode=mode.value, detail={"search": True, "found": len(rows)})  # fmt: skip
+    return [document_dict(row) for row in rows]
+
+
+def _visible_to(professional: Professional, state: RecordState, matrix: Habilitations) -> Any:
+    """`access.professional_sees` as SQL (so that paging happens in the database):
+    the author's own documents, or those the matrix allows and, when masked, only
+    to a médecin traitant DMP."""
+    classes, types, denied = matrix.rules(professional.profession)
+    allowed: list[Any] = []
+    if "*" in classes:
+        allowed.append(true())
+    else:
+        allowed += [d.class_code.in_(sorted(classes)), d.type_code.in_(sorted(types))]
+    rule: Any = or_(*allowed)
+    if denied:
+        rule = and_(rule, d.type_code.not_in(sorted(denied)))
+    if professional.national_id not in state.treating:
+        rule = and_(rule, d.masked.is_(False))
+    return or_(d.author_national_id == professional.national_id, rule)
 
 
 def _document(conn: Connection, ins: str, document_id: int) -> Any:
