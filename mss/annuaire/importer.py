@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import itertools
 import logging
 import time
 import zipfile
@@ -28,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, cast
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, event, update
 
 from mss.annuaire.formats import BadHeader, BadLine, Kind, Layout, detect_layout
 from mss.annuaire.lookup import FLIP_LOCK
@@ -253,33 +254,37 @@ class _Loader:
         """An address on several lines becomes one mailbox: its first line, the empty
         fields filled from the next ones, `lines` their number (a few % of addresses)."""
         columns = [*tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS]
+        # one ordered pass over the address index (a few % of addresses repeat)
         repeated = RawStatement(
-            f"SELECT address FROM {self.main} WHERE address > ? GROUP BY address "
-            "HAVING count(*) > 1 ORDER BY address LIMIT 500"
-        )
-        rows_of = RawStatement(
-            f"SELECT line, {', '.join(columns)} FROM {self.main} WHERE address = ? ORDER BY line"
+            f"SELECT address FROM {self.main} GROUP BY address HAVING count(*) > 1"
         )
         keep = RawStatement(
             f"UPDATE {self.main} SET {', '.join(f'{c} = ?' for c in columns)}, lines = ? "
             "WHERE line = ?"
         )
-        drop = RawStatement(f"DELETE FROM {self.main} WHERE address = ? AND line <> ?")
+        drop = RawStatement(f"DELETE FROM {self.main} WHERE line = ?")
 
-        def merge(after: str, tx: Tx) -> str | None:
-            addresses = [r[0] for r in repeated.all(tx.conn, after)]
-            for address in addresses:
-                rows = rows_of.all(tx.conn, address)
-                merged = list(rows[0][1:])
-                for row in rows[1:]:
-                    merged = [m or v for m, v in zip(merged, row[1:], strict=True)]
-                keep.run(tx.conn, *merged, len(rows), rows[0][0])
-                drop.run(tx.conn, address, rows[0][0])
-            return addresses[-1] if addresses else None
+        def merge(addresses: list[str], tx: Tx) -> None:
+            marks = ", ".join("?" for _ in addresses)
+            rows = RawStatement(
+                f"SELECT address, line, {', '.join(columns)} FROM {self.main} "
+                f"WHERE address IN ({marks}) ORDER BY address, line"
+            ).all(tx.conn, *addresses)
+            kept: list[tuple[Any, ...]] = []
+            dropped: list[tuple[Any, ...]] = []
+            for _address, group in itertools.groupby(rows, key=lambda row: row[0]):
+                first, *others = list(group)
+                merged = list(first[2:])
+                for row in others:
+                    merged = [m or v for m, v in zip(merged, row[2:], strict=True)]
+                kept.append((*merged, 1 + len(others), first[1]))
+                dropped += [(row[1],) for row in others]
+            keep.many(tx.conn, kept)
+            drop.many(tx.conn, dropped)
 
-        after: str | None = ""
-        while after is not None:
-            after = self._db.write_sync(partial(merge, after))
+        duplicates = [r[0] for r in self._db.read_sync(lambda c: repeated.all(c))]
+        for start in range(0, len(duplicates), 500):
+            self._db.write_sync(partial(merge, duplicates[start : start + 500]))
 
     def merge_professionals(self) -> None:
         """One row per national id: its first line's values, gaps filled by the next ones.
@@ -329,11 +334,24 @@ class _Loader:
 
 
 def _ddl(statement: str, tx: Tx) -> None:
-    if tx.dialect == "sqlite":
-        # Sorts (index builds, merges) spill to temporary files, not to memory: the
-        # import's memory must not grow with the extraction (mss sets MEMORY elsewhere).
-        tx.conn.exec_driver_sql("PRAGMA temp_store = FILE")
     tx.conn.exec_driver_sql(statement)
+
+
+def _spill_sorts_to_disk(db: Database) -> None:
+    """SQLite: the import's sorts (index builds, merges, the comparison) spill to
+    temporary files, not to memory, so that its memory does not follow the size of
+    the extraction (mss keeps temp_store=MEMORY elsewhere). The pragma cannot change
+    inside a transaction: it is set on each new connection, the pooled ones dropped."""
+    if db.dialect != "sqlite":
+        return
+    for engine in (db.write_engine, db.read_engine):
+        if not event.contains(engine, "connect", _temp_store_file):
+            event.listen(engine, "connect", _temp_store_file)
+        engine.dispose()
+
+
+def _temp_store_file(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA temp_store = FILE")
 
 
 def _differs(new: str, old: str, columns: Sequence[str]) -> str:
@@ -346,8 +364,6 @@ def _count(conn: Connection, sql: str) -> int:
 
 def _compare(conn: Connection, kind: Kind, live: str, target: str, summary: Summary) -> None:
     """added / changed / retired of the new set against the live one."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("PRAGMA temp_store = FILE")  # EXCEPT sorts on disk
     if kind is Kind.MSSANTE:
         new, old, key = tables.mailbox_table(target), tables.mailbox_table(live), "address"
         changed = _differs("n", "o", (*tables.MAILBOX_COLUMNS, "lines"))
@@ -450,6 +466,7 @@ def _import_kind(
     loader = _Loader(db, kind, target)
     loader.empty()
     loader.load(_records(files, summary, progress))
+    _spill_sorts_to_disk(db)  # after the load: its statement journals stay in memory
     if not summary.lines:
         raise InputError(f"{', '.join(summary.sources)}: no data lines; the annuaire is unchanged")
     if summary.rejected == summary.lines:
