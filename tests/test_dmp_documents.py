@@ -163,3 +163,62 @@ def test_fuzz_corrupted_archives_are_read_or_refused_cleanly(flips: list[tuple[i
 def test_fuzz_random_bytes_never_crash_the_cda_reader(data: bytes) -> None:
     with contextlib.suppress(DocumentError):
         read_cda_header(data)
+
+
+ANS_STYLE_CDA = """<?xml version="1.0" encoding="UTF-8"?>
+<?xml-stylesheet type="text/xsl" href="FeuilleStyle-CDA.xsl"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xmlns:lab="urn:oid:1.3.6.1.4.1.19376.1.3.2">
+  <realmCode code="FR"/>
+  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
+  <templateId root="2.16.840.1.113883.2.8.2.1"/>
+  <templateId root="1.2.250.1.213.1.1.1.1"/>
+  <id root="1.2.250.1.213.1.1.9" extension="CRBIO-2026-000042"/>
+  <code code="11502-2" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"
+        displayName="CR d'examens biologiques"/>
+  <title>Compte rendu d'examens de biologie médicale</title>
+  <effectiveTime value="20261121083000+0100"/>
+  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
+  <languageCode code="fr-FR"/>
+  <setId root="1.2.250.1.213.1.1.9" extension="CRBIO-SET-42"/>
+  <versionNumber value="1"/>
+  <recordTarget><patientRole>
+    <id root="1.2.250.1.71.4.2.7" extension="IPP-000042"/>
+    <id root="1.2.250.1.213.1.4.8" extension="277076322082910"/>
+    <addr><city>PARIS</city></addr>
+    <patient>
+      <name><given>ALINE</given><family qualifier="BR">TCHITCHI</family></name>
+      <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+      <birthTime value="19770704"/>
+    </patient>
+  </patientRole></recordTarget>
+  <author><time value="20261121083000+0100"/><assignedAuthor>
+    <id nullFlavor="UNK"/>
+    <id root="1.2.250.1.71.4.2.1" extension="810000012345"/>
+    <code code="G15_10/SM26" displayName="Qualifié en médecine générale"
+          codeSystem="1.2.250.1.213.1.1.4.5"/>
+    <assignedPerson><name><prefix>Dr</prefix><given>Paul</given><family>BIOLOGISTE</family>
+    </name></assignedPerson>
+    <representedOrganization><name>LABORATOIRE D'ANALYSES DU CENTRE</name>
+    </representedOrganization>
+  </assignedAuthor></author>
+  <documentationOf><serviceEvent><effectiveTime><low value="20261120"/></effectiveTime>
+  </serviceEvent></documentationOf>
+  <component><structuredBody><component><section>
+    <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/><title>Biochimie</title>
+    <text>Glycémie à jeun : 5,1 mmol/l</text>
+  </section></component></structuredBody></component>
+</ClinicalDocument>
+""".encode()
+
+
+def test_cda_header_of_an_ans_style_document() -> None:
+    """The layout of the ANS example documents: a stylesheet instruction, namespace
+    prefixes, the INS after an IPP, an author with a null id before the RPPS one."""
+    header = read_cda_header(ANS_STYLE_CDA)
+    assert header.unique_id == "1.2.250.1.213.1.1.9^CRBIO-2026-000042"
+    assert header.type_code is not None and header.type_code.code == "11502-2"
+    assert header.patient is not None and header.patient.value == "277076322082910"
+    assert header.author is not None and header.author.national_id == "810000012345"
+    assert header.author.family == "BIOLOGISTE"
+    assert header.service_start is not None and header.service_stop is None

@@ -12,6 +12,7 @@ import asyncio
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -137,3 +138,38 @@ async def test_a_crash_before_the_deposit_deposits_once_at_the_next_run(clinic: 
     assert [x.error for x in outcomes] == [None]
     assert await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1
     assert await clinic.store.read(lambda c: c.execute(select(o.done_at)).scalar()) is not None
+
+
+async def test_a_professional_of_another_operator_deposits_through_the_mx(
+    clinic: Running, tmp_path: Any
+) -> None:
+    """The same path through the MX: the author's national id and profession come from
+    the annuaire, where the other operator's mailbox is published."""
+    from mss.annuaire.formats import MSSANTE_COLUMNS
+    from mss.annuaire.importer import import_files
+
+    from .test_patient_rules import PEER_DOMAIN
+
+    sender = f"dr.house@{PEER_DOMAIN}"
+    header = "|".join(h for _, h in MSSANTE_COLUMNS)
+    line = (f"PER|{sender}|8|10001234567|810001234567||||DR|HOUSE|Gregory|C|Civil|40"
+            "|Chirurgien-Dentiste" + "|" * 14 + "75001||FRANCE")  # fmt: skip
+    extraction = tmp_path / "Extraction_Correspondance_MSSante_1.txt"
+    extraction.write_text(f"{header}\n{line}\n", encoding="utf-8")
+    import_files(clinic.store.db, [extraction])
+    await clinic.trust(PEER_DOMAIN)
+    raw = document_mail(XDM([XDMDocument(cda())]).build(), mdn=False).replace(
+        PRO.encode(), sender.encode()
+    )
+    tls = clinic.client_tls(*clinic.pki.issue_operator("mx.autre.mssante.test", [PEER_DOMAIN]))
+    client = clinic.smtp("mx", tls_context=tls)
+    await client.connect()
+    try:
+        await client.starttls()
+        await client.sendmail(sender, [PATIENT], raw)
+    finally:
+        client.close()
+    assert await _drain(clinic) == ["deposited 1 document(s)"]
+    [doc] = await clinic.store.write(lambda tx: service.patient_documents(tx, INS))
+    assert doc["author"] == {"national_id": "810001234567", "name": "Gregory HOUSE",
+                             "profession": "40"}  # fmt: skip
