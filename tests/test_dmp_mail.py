@@ -173,3 +173,29 @@ async def test_a_professional_of_another_operator_deposits_through_the_mx(
     [doc] = await clinic.store.write(lambda tx: service.patient_documents(tx, INS))
     assert doc["author"] == {"national_id": "810001234567", "name": "Gregory HOUSE",
                              "profession": "40"}  # fmt: skip
+
+
+async def test_a_new_version_by_mail_replaces_the_previous_and_keeps_it(clinic: Running) -> None:
+    """An XDM whose RPLC association names an earlier document's entryUUID: version 2,
+    the first one kept as history (superseded)."""
+    first = XDMDocument(cda(), entry_uuid="urn:uuid:0b8f8a4e-1d5c-4f3e-9a77-3c2d1e0f0001")
+    await clinic.submit(PRO, document_mail(XDM([first]).build(), mdn=False), [PATIENT])
+    await _drain(clinic)
+    second = XDMDocument(
+        cda(extension="CR-2026-0001-v2"), unique_id="1.2.250.1.999.1.1^CR-2026-0001-v2",
+        entry_uuid="urn:uuid:0b8f8a4e-1d5c-4f3e-9a77-3c2d1e0f0002",
+        replaces="urn:uuid:0b8f8a4e-1d5c-4f3e-9a77-3c2d1e0f0001",
+    )  # fmt: skip
+    mail = document_mail(XDM([second]).build(), mdn=False).replace(b"cr-0001@", b"cr-0002@")
+    await clinic.submit(PRO, mail, [PATIENT])
+    await _drain(clinic)
+    settings = Settings()
+    await clinic.store.write(lambda tx: service.authorize(tx, settings, INS, OTHER))
+    everything = await clinic.store.write(lambda tx: service.search_documents(
+        tx, settings, INS, OTHER, Mode.NORMAL, Search(include_superseded=True)))  # fmt: skip
+    versions = {d["unique_id"]: (d["version"], d["superseded_by"]) for d in everything}
+    v2_id = next(d["id"] for d in everything if d["version"] == 2)
+    assert versions == {
+        "1.2.250.1.999.1.1^CR-2026-0001": (1, v2_id),
+        "1.2.250.1.999.1.1^CR-2026-0001-v2": (2, None),
+    }

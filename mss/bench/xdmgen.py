@@ -83,6 +83,8 @@ class XDMDocument:
     hash: str | None = None  # None: the right SHA-1
     size: int | None = None  # None: the right size
     title: str = "Compte rendu de consultation"
+    entry_uuid: str | None = None  # the ExtrinsicObject id (default: Document01…)
+    replaces: str | None = None  # entryUUID of the document this one replaces (RPLC)
 
 
 @dataclass
@@ -95,6 +97,12 @@ class XDM:
 
     def metadata(self) -> bytes:
         objects = "".join(_extrinsic(n, d) for n, d in enumerate(self.documents, 1))
+        objects += "".join(
+            f'<rim:Association id="as{n}" associationType="urn:ihe:iti:2007:AssociationType:RPLC"'
+            f' sourceObject="{d.entry_uuid or f"Document{n:02d}"}" targetObject="{d.replaces}"/>'
+            for n, d in enumerate(self.documents, 1)
+            if d.replaces
+        )
         return f"""<?xml version="1.0" encoding="UTF-8"?>
 <lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
     xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">
@@ -143,7 +151,7 @@ def _slot(name: str, value: str) -> str:
 
 
 def _extrinsic(n: int, d: XDMDocument) -> str:
-    obj = f"Document{n:02d}"
+    obj = d.entry_uuid or f"Document{n:02d}"
     digest = d.hash if d.hash is not None else hashlib.sha1(d.content).hexdigest()
     size = d.size if d.size is not None else len(d.content)
     confidentiality = "".join(

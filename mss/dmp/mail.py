@@ -119,7 +119,8 @@ def documents_of_mail(raw: bytes, ins: str) -> MailDocuments:
                     format_code=meta.format_code.code if meta.format_code else "",
                     confidentiality=tuple(c.code for c in meta.confidentiality) or ("N",),
                     creation_time=meta.creation_time, service_start=meta.service_start,
-                    service_stop=meta.service_stop,
+                    service_stop=meta.service_stop, entry_uuid=meta.entry_uuid,
+                    replaces=meta.replaces or None,
             )  # fmt: skip
             out.documents.append(new)
             out.authors.extend(meta.authors)

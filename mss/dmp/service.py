@@ -91,7 +91,8 @@ class NewDocument:
     creation_time: dt.datetime | None = None
     service_start: dt.datetime | None = None
     service_stop: dt.datetime | None = None
-    replaces: str | None = None  # unique id of the version this one replaces
+    replaces: str | None = None  # unique id (or XDM entryUUID) of the version it replaces
+    entry_uuid: str = ""  # the XDM ExtrinsicObject id
 
     @property
     def masked(self) -> bool:
@@ -213,7 +214,8 @@ def deposit(
         if doc.replaces:
             previous = tx.conn.execute(
                 select(d.id, d.set_id, d.version, d.author_national_id, d.superseded_by).where(
-                    d.record_id == record_id, d.unique_id == doc.replaces
+                    d.record_id == record_id,
+                    or_(d.unique_id == doc.replaces, d.entry_uuid == doc.replaces),
                 )
             ).first()
             if previous is None:
@@ -226,7 +228,8 @@ def deposit(
         blob_id = insert_blob(tx, cipher.encrypt(doc.content))
         result = tx.conn.execute(
             insert(dmp_document_table).values(
-                record_id=record_id, unique_id=doc.unique_id, set_id=set_id, version=version,
+                record_id=record_id, unique_id=doc.unique_id, entry_uuid=doc.entry_uuid[:128],
+                set_id=set_id, version=version,
                 title=doc.title[:500], class_code=doc.class_code, type_code=doc.type_code,
                 format_code=doc.format_code, mime_type=doc.mime_type,
                 confidentiality=" ".join(doc.confidentiality), masked=doc.masked,

@@ -111,6 +111,7 @@ class DocumentMetadata:
     hash: str = ""
     size: int | None = None
     uri: str = ""
+    replaces: str = ""  # entryUUID of the document this one replaces (RPLC association)
 
     @property
     def confidentiality_codes(self) -> frozenset[str]:
@@ -346,7 +347,20 @@ def _authors(element: Element, scheme: str) -> tuple[Author, ...]:
     return tuple(parse_author(_slots(c)) for c in _classifications(element, scheme))
 
 
+RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
+
+
+def _replacements(root: Element) -> dict[str, str]:
+    """New document's id → the entryUUID it replaces (RPLC associations)."""
+    return {
+        a.get("sourceObject", ""): a.get("targetObject", "")
+        for a in root.iter(f"{{{RIM}}}Association")
+        if a.get("associationType", "").endswith("RPLC") and a.get("targetObject")
+    }
+
+
 def _documents(root: Element) -> list[DocumentMetadata]:
+    replaces = _replacements(root)
     out = []
     for obj in root.iter(f"{{{RIM}}}ExtrinsicObject"):
         if obj.get("objectType") != STABLE_DOCUMENT:
@@ -380,6 +394,7 @@ def _documents(root: Element) -> list[DocumentMetadata]:
                 hash=_first(slots, "hash"),
                 size=int(size) if size.isdigit() else None,
                 uri=_first(slots, "URI"),
+                replaces=replaces.get(obj.get("id", ""), ""),
             )
         )
         if not out[-1].uri:

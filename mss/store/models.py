@@ -313,6 +313,8 @@ class DMPDocument(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     record_id: int = Field(foreign_key="dmp_record.id")
     unique_id: str = Field(max_length=255)
+    # the registry id of the document (XDM ExtrinsicObject id), that RPLC names
+    entry_uuid: str = Field(default="", max_length=128)
     set_id: str = Field(max_length=255)
     version: int = 1
     superseded_by: int | None = Field(default=None, sa_column=Column(BigInteger))
