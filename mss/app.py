@@ -658,9 +658,11 @@ class Application:
         from mss.web.server import WebServer
 
         tls = self.settings.tls
+        path = self.settings.path
         ctx = server_context(
-            self.settings.path(tls.cert), self.settings.path(tls.key), min_version=tls.min_version
-        )
+            path(tls.cert), path(tls.key), ca=path(tls.ca), crl=path(tls.crl),
+            client_cert="optional", min_version=tls.min_version,
+        )  # fmt: skip
         assert self.store is not None and self.mail is not None
         gateway = DMPGateway(
             store=self.store, settings=dmp_settings(self.settings), logins=self.mail.logins,

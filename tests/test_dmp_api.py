@@ -131,3 +131,49 @@ async def test_unknown_patient_and_bad_documents(
                             json={"documents": [{"unique_id": "x", "content_base64": "!!"}]},
                             headers=pro(DUPONT))  # fmt: skip
     assert broken.status_code == 422 and "bad document" in broken.json()["detail"]
+
+
+async def test_a_professional_certificate_is_enough_to_consult(
+    dmp_api: tuple[Running, httpx.AsyncClient],
+) -> None:
+    """No bearer token: the verified client certificate (CN = national id) names the
+    professional, as IGC-Santé cards and server certificates do."""
+    mss, web = dmp_api
+    await web.post(f"/api/dmp/patients/{INS}/documents", json={"documents": [document(1)]},
+                   headers=pro(DUPONT))  # fmt: skip
+    cert, key = mss.pki.issue_professional(LEVEQUE, "LÉVÊQUE", "Hélène")
+    async with httpx.AsyncClient(
+        base_url=f"https://localhost:{mss.ports['https']}", verify=mss.client_tls(cert, key)
+    ) as card:
+        refused = await card.get(f"/api/dmp/patients/{INS}/documents")
+        assert refused.json()["error"] == "DMPAuthorizationNotFound"  # known, not yet allowed
+        await card.post(f"/api/dmp/patients/{INS}/authorization", json={"basis": "explicit"})
+        found = await card.get(f"/api/dmp/patients/{INS}/documents")
+        assert [d["unique_id"] for d in found.json()["documents"]] == ["1.2.250.1.999.9.1"]
+    traces = (await web.get("/api/dmp/me/traces", auth=patient())).json()["traces"]
+    assert any(t["actor"] == LEVEQUE and t["action"] == "consult" for t in traces)
+
+
+async def test_a_document_mailed_to_the_patient_is_found_through_the_api(
+    dmp_api: tuple[Running, httpx.AsyncClient],
+) -> None:
+    """End to end: SMTP with an IHE_XDM.ZIP → the DMP → another professional's API search."""
+    import asyncio
+
+    from mss.bench.xdmgen import XDM, XDMDocument
+
+    from .test_dmp_mail import PRO, document_mail
+
+    mss, web = dmp_api
+    await mss.add_pro(PRO, national_id=DUPONT, name="Jean DUPONT")
+    await mss.submit(PRO, document_mail(XDM([XDMDocument(cda())]).build(), mdn=False),
+                     [PATIENT])  # fmt: skip
+    await web.post(f"/api/dmp/patients/{INS}/authorization", json={}, headers=pro(LEVEQUE))
+    for _ in range(100):
+        found = (await web.get(f"/api/dmp/patients/{INS}/documents", headers=pro(LEVEQUE))).json()
+        if found["documents"]:
+            break
+        await asyncio.sleep(0.05)
+    [document_found] = found["documents"]
+    assert document_found["unique_id"] == "1.2.250.1.999.1.1^CR-2026-0001"
+    assert document_found["author"]["national_id"] == DUPONT

@@ -43,6 +43,7 @@ from mss.dmp.errors import (
     DocumentError,
 )
 from mss.security.auth import LoginService
+from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
 from mss.store.api import Store
 from mss.store.db import Tx
@@ -79,10 +80,24 @@ class DMPGateway:
         return await self.store.read(fn)
 
     async def professional(self, request: Request) -> Professional:
+        """By bearer token, else by the verified client certificate of the connection
+        (IGC-Santé, the dev PKI here: its CN is the national id)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("a bearer token (Pro Santé Connect) is required", "Bearer")
+            der = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
+            if der is None:
+                raise Unauthorized(
+                    "a bearer token (Pro Santé Connect) or a professional's certificate "
+                    "is required", "Bearer",
+                )  # fmt: skip
+            try:
+                identity = identity_of_der(der)
+            except CertificateError as exc:
+                raise Unauthorized(f"certificate refused: {exc}", "Bearer") from None
+            if identity.kind != "professional" or not identity.national_id:
+                raise Unauthorized("the certificate is not a professional's", "Bearer")
+            return await self._named(identity.national_id)
         if self.bearer is None:
             raise Unauthorized("bearer tokens are not configured (oauth.issuer)", "Bearer")
         try:
@@ -91,10 +106,14 @@ class DMPGateway:
             raise Unauthorized(f"token refused: {exc}", "Bearer") from None
         if not claims.national_id:
             raise Unauthorized("the token names no national id", "Bearer")
-        found = await self.store.read(lambda c: annuaire.professional(c, claims.national_id or ""))
+        return await self._named(claims.national_id)
+
+    async def _named(self, national_id: str) -> Professional:
+        """The professional with this national id, their profession from the annuaire."""
+        found = await self.store.read(lambda c: annuaire.professional(c, national_id))
         profession = (found or {}).get("profession") or {}
         name = " ".join(x for x in ((found or {}).get("given"), (found or {}).get("family")) if x)
-        return Professional(claims.national_id, profession.get("code", ""), name)
+        return Professional(national_id, profession.get("code", ""), name)
 
     async def patient(self, request: Request) -> str:
         header = request.headers.get("authorization", "")

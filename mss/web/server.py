@@ -14,6 +14,21 @@ import ssl
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class PeerCertificateProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, adding the verified client certificate (DER) of
+    the TLS connection to each request's scope: `scope["extensions"]["tls"]
+    ["client_cert_der"]` (uvicorn does not pass it on itself)."""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            extensions: dict[str, object] = {"tls": {"client_cert_der": der}}
+            self.scope["extensions"] = extensions  # type: ignore[typeddict-item]
 
 
 class WebServer:
@@ -31,7 +46,7 @@ class WebServer:
             host=host,
             port=port,
             lifespan="off",
-            http="httptools",  # the C parser: h11 (pure Python) costs more than the lookup
+            http=PeerCertificateProtocol,  # httptools: h11 (pure Python) costs more than a lookup
             proxy_headers=False,  # no proxy in front by default (PROXY protocol is the plan)
             log_config=None,
             access_log=False,
