@@ -199,3 +199,24 @@ async def test_a_new_version_by_mail_replaces_the_previous_and_keeps_it(clinic: 
         "1.2.250.1.999.1.1^CR-2026-0001": (1, v2_id),
         "1.2.250.1.999.1.1^CR-2026-0001-v2": (2, None),
     }
+
+
+async def test_an_mdn_not_yet_sent_is_sent_at_the_next_run(clinic: Running) -> None:
+    """The MDN to send commits with the deposit; a crash before it left is made good."""
+    from sqlalchemy import update
+
+    assert clinic.app.mail is not None
+    await clinic.submit(PRO, document_mail(XDM([XDMDocument(cda())]).build()), [PATIENT])
+    await _drain(clinic)
+    o = deposit_outbox_table.c
+    for _ in range(100):
+        if await clinic.store.read(lambda c: c.execute(select(o.mdn_sent_at)).scalar()):
+            break
+        await asyncio.sleep(0.05)
+    await clinic.store.write(
+        lambda tx: tx.conn.execute(update(deposit_outbox_table).values(mdn_sent_at=None))
+    )  # fmt: skip (the crash)
+    await clinic.app.mail.deposits.process_pending()
+    mdns = [m for m in await clinic.inbox(PRO) if b"disposition-notification" in m]
+    assert len(mdns) == 2  # sent again, never lost (at least once)
+    assert await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1

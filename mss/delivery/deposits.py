@@ -9,8 +9,9 @@ at the next start); a crash after it cannot deposit twice, and a document
 already in the DMP (same unique id) is never stored again.
 
 When the mail asks for it (`Disposition-Notification-To`), an MDN answers
-`processed` or the error with its ANS code (delivery/mdn.py); it is sent
-after the commit, so a crash right then loses the MDN, never the deposit.
+`processed` or the error with its ANS code (delivery/mdn.py). What it will say
+commits with the deposit; it is sent after, and marked sent after that: a
+crash in between sends it again at the next run (at least once, never lost).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from mss.annuaire import lookup as annuaire
 from mss.core.mime import find_body_start, parse_headers
@@ -56,7 +57,10 @@ def add(tx: Tx, blob_id: int, ins: str, sender: str) -> None:
 
 
 def pending(conn: Connection, limit: int = 20) -> list[Any]:
-    query = select(o.id, o.blob_id, o.ins, o.sender).where(o.done_at.is_(None))
+    """Rows to deposit, and rows whose MDN is still to send."""
+    query = select(o.id, o.blob_id, o.ins, o.sender, o.done_at, o.mdn_to, o.mdn_error).where(
+        or_(o.done_at.is_(None), and_(o.mdn_to.is_not(None), o.mdn_sent_at.is_(None)))
+    )
     return list(conn.execute(query.order_by(o.id).limit(limit)).all())
 
 
@@ -112,11 +116,32 @@ class DepositRunner:
 
     async def _process(self, row: Any) -> Outcome:
         raw = await self._store.blob_bytes(row.blob_id)
-        header_end = find_body_start(raw)
-        headers = parse_headers(raw, 0, header_end)
+        headers = parse_headers(raw, 0, find_body_start(raw))
+        outcome = Outcome(row.id, 0, _parse_error(row.mdn_error))
+        mdn_to = row.mdn_to
+        if row.done_at is None:
+            outcome = await self._deposit(row, raw, headers)
+            mdn_to = requested_by(headers)
+        if mdn_to:
+            mdn = build_mdn(
+                hostname=self._hostname, final_recipient=f"{row.ins}@{self._patient_domain}",
+                to=mdn_to, original_subject=headers.get("Subject") or "",
+                original_message_id=headers.get("Message-ID"), error=outcome.error,
+            )  # fmt: skip
+            await self._reports.send(mdn_to, mdn)
+            await self._store.write(
+                lambda tx: tx.conn.execute(
+                    update(deposit_outbox_table)
+                    .where(o.id == row.id)
+                    .values(mdn_sent_at=dt.datetime.now(dt.UTC))
+                )
+            )
+        return outcome
+
+    async def _deposit(self, row: Any, raw: bytes, headers: Any) -> Outcome:
+        """Deposit and mark the row done in one transaction (with the MDN to send)."""
         author = await self._store.read(lambda c: _author(c, row.sender))
-        error: tuple[int, str] | None = None
-        deposited = 0
+        mdn_to = requested_by(headers)
         try:
             found = await asyncio.to_thread(documents_of_mail, raw, row.ins)
             message_id = headers.get("Message-ID")
@@ -126,29 +151,32 @@ class DepositRunner:
                     tx, self._store.cipher, row.ins, author, found.documents,
                     source="mail", source_message_id=message_id,
                 )  # fmt: skip
-                _mark(tx, row.id, f"deposited {len(results)} document(s)")
+                _mark(tx, row.id, f"deposited {len(results)} document(s)", mdn_to, None)
                 return len(results)
 
-            deposited = await self._store.write(deposit_and_mark)
+            return Outcome(row.id, await self._store.write(deposit_and_mark), None)
         except DMPError as exc:
             error = (exc.mdn_code, exc.mdn_label)
             text = f"{exc.name} {exc.mdn_code}: {exc}"
-            await self._store.write(lambda tx: _mark(tx, row.id, text))
+            await self._store.write(
+                lambda tx: _mark(tx, row.id, text, mdn_to, f"{error[0]}^{error[1]}")
+            )
             log.info("DMP deposit of a mail to %s refused: %s", row.ins, text)
-        mdn_to = requested_by(headers)
-        if mdn_to:
-            mdn = build_mdn(
-                hostname=self._hostname, final_recipient=f"{row.ins}@{self._patient_domain}",
-                to=mdn_to, original_subject=headers.get("Subject") or "",
-                original_message_id=headers.get("Message-ID"), error=error,
-            )  # fmt: skip
-            await self._reports.send(mdn_to, mdn)
-        return Outcome(row.id, deposited, error)
+            return Outcome(row.id, 0, error)
 
 
-def _mark(tx: Tx, outbox_id: int, result: str) -> None:
-    tx.conn.execute(
-        update(deposit_outbox_table)
-        .where(o.id == outbox_id)
-        .values(done_at=dt.datetime.now(dt.UTC), result=result[:2000])
-    )
+def _parse_error(value: str | None) -> tuple[int, str] | None:
+    if not value:
+        return None
+    code, _, label = value.partition("^")
+    return (int(code), label) if code.isdigit() else (906, label)
+
+
+def _mark(tx: Tx, outbox_id: int, result: str, mdn_to: str | None, mdn_error: str | None) -> None:
+    values = {
+        "done_at": dt.datetime.now(dt.UTC),
+        "result": result[:2000],
+        "mdn_to": mdn_to[:254] if mdn_to else None,
+        "mdn_error": mdn_error[:300] if mdn_error else None,
+    }
+    tx.conn.execute(update(deposit_outbox_table).where(o.id == outbox_id).values(**values))

@@ -413,6 +413,11 @@ class DepositOutbox(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     done_at: dt.datetime | None = None
     result: str | None = Field(default=None, sa_column=Column(Text))
+    # The MDN the mail asked for: its address, its error ("<code>^<libellé>", None:
+    # processed), and when it was sent (at least once: retried until then).
+    mdn_to: str | None = Field(default=None, max_length=254)
+    mdn_error: str | None = Field(default=None, max_length=300)
+    mdn_sent_at: dt.datetime | None = None
 
 
 account_table = Account.__table__  # type: ignore[attr-defined]
