@@ -154,16 +154,7 @@ def fold(text: str) -> str:
     return " ".join(_NON_WORD.split(text.upper())).strip()
 
 
-# An ASCII address as the extractions hold them; others go through parse_address.
-_PLAIN_ADDRESS = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-)
-
-
 def _address(text: str) -> str:
-    if len(text) <= 254 and _PLAIN_ADDRESS.fullmatch(text) and len(text.partition("@")[0]) <= 64:
-        return text.lower()
     try:
         return str(parse_address(text)).lower()
     except InvalidAddress as exc:

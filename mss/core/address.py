@@ -24,6 +24,13 @@ MAX_ADDRESS_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit minus the brackets
 # atext of RFC 5322 §3.2.3, plus any non-ASCII character (RFC 6532 §3.2).
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
 _LOCAL_RE = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+# The common case in one match: an ASCII dot-atom local part and a host name of
+# 2+ labels, nothing around them. Anything else takes the detailed checks below.
+_PLAIN_RE = re.compile(
+    r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@((?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(?!-)[A-Za-z0-9-]{1,63}(?<!-))"
+)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # CR, LF, NUL and the other controls
 _LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)")
 
 
@@ -49,7 +56,11 @@ class Address:
 
 def parse_address(text: str) -> Address:
     """Validate and normalise an address; raise `InvalidAddress` with the reason."""
-    if any(ch in text for ch in "\r\n\0") or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    plain = _PLAIN_RE.fullmatch(text)
+    if plain is not None and len(text) <= MAX_ADDRESS_LENGTH and len(plain[1]) <= MAX_LOCAL_LENGTH:
+        local, domain = plain[1], plain[2].lower()
+        return Address(local.upper() if domain == PATIENT_DOMAIN else local.lower(), domain)
+    if _CONTROL_RE.search(text):
         raise InvalidAddress(text, "control characters are not allowed")
     value = text.strip()
     if value.startswith("<") and value.endswith(">"):
