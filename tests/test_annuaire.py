@@ -57,6 +57,15 @@ def _ids(db: Database, query: Query) -> list[str]:
 # --- formats -----------------------------------------------------------------------------------
 
 
+def test_the_layouts_fill_the_tables_columns_in_their_order() -> None:
+    """A record's values go to the table columns by position: both lists must agree."""
+    from mss.annuaire.formats import MSSANTE_COLUMNS, PS_COLUMNS
+    from mss.store import annuaire as tables
+
+    assert tuple(c for c, _ in MSSANTE_COLUMNS) == tables.MAILBOX_COLUMNS
+    assert tuple(c for c, _ in PS_COLUMNS) == tables.ACTIVITY_COLUMNS
+
+
 def test_headers_are_read_by_name_whatever_their_order_accents_or_case() -> None:
     header = MSS_FILE.read_text(encoding="utf-8-sig").splitlines()[0]
     names = header.split("|")

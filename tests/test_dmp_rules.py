@@ -26,7 +26,7 @@ from mss.dmp.errors import (
 from mss.dmp.service import BLOCKED, TREATING, NewDocument, Search, Settings
 from mss.store.accounts import add_patients
 from mss.store.api import Store
-from mss.store.models import dmp_authorization_table, dmp_trace_table
+from mss.store.models import dmp_authorization_table, dmp_trace_table, utcnow
 
 INS = "279035121518989"
 MINOR = "162018885045327"
@@ -117,7 +117,7 @@ async def test_consultation_needs_an_authorisation(dmp: Store) -> None:
 
 async def test_an_expired_authorisation_is_dmp_authorization_expired(dmp: Store) -> None:
     await authorize(dmp, DOCTOR)
-    past = traces.now() - dt.timedelta(days=1)
+    past = utcnow() - dt.timedelta(days=1)
     await dmp.write(lambda tx: tx.conn.execute(
         update(dmp_authorization_table).values(expires_at=past)))  # fmt: skip
     with pytest.raises(DMPAuthorizationExpired):

@@ -137,9 +137,6 @@ PS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 PS_REQUIRED = ("Identifiant PP", "Nom d'exercice", "Prénom d'exercice", "Code profession")
 
-# Columns added by the importer to every row: search keys and the merged line count.
-KEY_COLUMNS = ("family_key", "given_key", "org_key")
-
 
 @functools.lru_cache(maxsize=1 << 16)  # names repeat: bounded memory, most lines hit
 def fold(text: str) -> str:

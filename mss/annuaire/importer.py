@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, cast
 
-from sqlalchemy import Connection, event, update
+from sqlalchemy import Connection, update
 
 from mss.annuaire.formats import BadHeader, BadLine, Kind, Layout, detect_layout
 from mss.annuaire.lookup import FLIP_LOCK
@@ -337,23 +337,6 @@ def _ddl(statement: str, tx: Tx) -> None:
     tx.conn.exec_driver_sql(statement)
 
 
-def _spill_sorts_to_disk(db: Database) -> None:
-    """SQLite: the import's sorts (index builds, merges, the comparison) spill to
-    temporary files, not to memory, so that its memory does not follow the size of
-    the extraction (mss keeps temp_store=MEMORY elsewhere). The pragma cannot change
-    inside a transaction: it is set on each new connection, the pooled ones dropped."""
-    if db.dialect != "sqlite":
-        return
-    for engine in (db.write_engine, db.read_engine):
-        if not event.contains(engine, "connect", _temp_store_file):
-            event.listen(engine, "connect", _temp_store_file)
-        engine.dispose()
-
-
-def _temp_store_file(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA temp_store = FILE")
-
-
 def _differs(new: str, old: str, columns: Sequence[str]) -> str:
     return " OR ".join(f"{new}.{c} <> {old}.{c}" for c in columns)
 
@@ -466,7 +449,9 @@ def _import_kind(
     loader = _Loader(db, kind, target)
     loader.empty()
     loader.load(_records(files, summary, progress))
-    _spill_sorts_to_disk(db)  # after the load: its statement journals stay in memory
+    # the sorts to come (indexes, merges, comparison) must not grow with the file;
+    # after the load, whose statement journals stay in memory
+    db.spill_sorts_to_disk()
     if not summary.lines:
         raise InputError(f"{', '.join(summary.sources)}: no data lines; the annuaire is unchanged")
     if summary.rejected == summary.lines:

@@ -247,11 +247,9 @@ def _ids(national_id: str, id_type: str, identifier: str) -> dict[str, str | Non
     }
 
 
-def mailbox_dict(row: Sequence[Any]) -> dict[str, Any]:
-    v = dict(zip(tables.MAILBOX_COLUMNS, row, strict=False))
+def _person_fields(v: dict[str, str]) -> dict[str, Any]:
+    """Who a mailbox line or a professional names: ids, civilité, names, profession."""
     return {
-        "address": v["address"],
-        "type": v["kind"],
         **_ids(v["national_id"], v["id_type"], v["identifier"]),
         "civilite": v["civilite"] or None,
         "family": v["family"] or None,
@@ -259,6 +257,15 @@ def mailbox_dict(row: Sequence[Any]) -> dict[str, Any]:
         "category": _code(v["category_code"], v["category_label"]),
         "profession": _code(v["profession_code"], v["profession_label"]),
         "savoir_faire": _code(v["savoir_faire_code"], v["savoir_faire_label"]),
+    }
+
+
+def mailbox_dict(row: Sequence[Any]) -> dict[str, Any]:
+    v = dict(zip(tables.MAILBOX_COLUMNS, row, strict=False))
+    return {
+        "address": v["address"],
+        "type": v["kind"],
+        **_person_fields(v),
         "service": v["service"] or None,
         "dematerialisation": v["dematerialisation"].upper() in ("O", "OUI", "Y", "TRUE", "1"),
         "structure": {
@@ -356,13 +363,7 @@ def _professionals(
         v = dict(zip(tables.PROFESSIONAL_COLUMNS, row, strict=False))
         out.append(
             {
-                **_ids(v["national_id"], v["id_type"], v["identifier"]),
-                "civilite": v["civilite"] or None,
-                "family": v["family"] or None,
-                "given": v["given"] or None,
-                "category": _code(v["category_code"], v["category_label"]),
-                "profession": _code(v["profession_code"], v["profession_label"]),
-                "savoir_faire": _code(v["savoir_faire_code"], v["savoir_faire_label"]),
+                **_person_fields(v),
                 "source": row[len(tables.PROFESSIONAL_COLUMNS)],
                 "mailboxes": mailboxes.get(v["national_id"], []),
                 "activities": activities.get(v["national_id"], []),

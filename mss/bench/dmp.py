@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, text
 
 from mss.annuaire.formats import MSSANTE_COLUMNS
+from mss.bench.imap import _mss
 from mss.bench.smtp import _percentile, _start_server, print_results
 from mss.bench.xdmgen import INS, INS_OID, XDM, XDMDocument, cda
 from mss.security.tokens import jwks_of
@@ -44,13 +45,6 @@ DOCTOR_ID = "810001122334"
 PASSWORD = "mot-de-passe-du-banc"  # noqa: S105 - a throw-away instance
 SEARCHED = "188102B17295165"  # the second ANS test identity
 ISSUER = "https://auth.bench.mss.test"
-
-
-def _mss(data: Path, *args: str, stdin: str | None = None) -> None:
-    subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "mss", *args, "--data-dir", str(data)],
-        input=stdin, capture_output=True, text=True, check=True,
-    )  # fmt: skip
 
 
 def _mail(n: int) -> bytes:

@@ -172,10 +172,6 @@ def patient_sees(doc: DocumentState, adult: bool = True) -> bool:
     return adult or not doc.hidden_from_representatives
 
 
-def representative_sees(doc: DocumentState) -> bool:
-    return not doc.invisible_patient and not doc.hidden_from_representatives
-
-
 def is_adult(birth_date: dt.date, today: dt.date) -> bool:
     before_birthday = (today.month, today.day) < (birth_date.month, birth_date.day)
     return today.year - birth_date.year - before_birthday >= MAJORITY

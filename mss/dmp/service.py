@@ -58,6 +58,7 @@ from mss.store.models import (
     dmp_record_table,
     notification_outbox_table,
     patient_table,
+    utcnow,
 )
 
 T = TypeVar("T")
@@ -347,7 +348,7 @@ def authorize(
         raise DMPError("the basis of an authorisation is 'presumed' or 'explicit'")
     check_open(record_state(tx.conn, ins), professional)
     record_id = _record_id(tx, ins)
-    expires = traces.now() + dt.timedelta(days=settings.authorization_days)
+    expires = utcnow() + dt.timedelta(days=settings.authorization_days)
     tx.conn.execute(
         delete(dmp_authorization_table).where(
             au.record_id == record_id, au.national_id == professional.national_id
@@ -356,7 +357,7 @@ def authorize(
     tx.conn.execute(
         insert(dmp_authorization_table).values(
             record_id=record_id, national_id=professional.national_id, basis=basis,
-            granted_at=traces.now(), expires_at=expires,
+            granted_at=utcnow(), expires_at=expires,
         )
     )  # fmt: skip
     traces.append(tx, ins, Actor.PROFESSIONAL.value, professional.national_id, "authorize",
@@ -374,7 +375,7 @@ def _consult(tx: Tx, ins: str, professional: Professional, mode: Mode) -> Record
             .where(r.ins == ins, au.national_id == professional.national_id)
         ).scalar()
     try:
-        return check_consult(state, professional, mode, expires, traces.now())
+        return check_consult(state, professional, mode, expires, utcnow())
     except DMPError as exc:
         if state is not None:  # refused accesses are traced too
             traces.append(tx, ins, Actor.PROFESSIONAL.value, professional.national_id,
@@ -577,7 +578,7 @@ def set_record(
     values: dict[str, Any] = {}
     if closed is not None:
         values["closed"] = closed
-        values["closed_at"] = traces.now() if closed else None
+        values["closed_at"] = utcnow() if closed else None
     if oppose_bris_de_glace is not None:
         values["oppose_bris_de_glace"] = oppose_bris_de_glace
     if oppose_centre15 is not None:

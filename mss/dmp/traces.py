@@ -21,16 +21,11 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from mss.store.db import Tx
-from mss.store.models import dmp_trace_table
+from mss.store.models import dmp_trace_table, utcnow
 
 GENESIS = "0" * 64
 CHAIN_LOCK = 7303640007
 t = dmp_trace_table.c
-
-
-def now() -> dt.datetime:
-    """Aware UTC, as the store keeps every time (hashed as ISO 8601 with +00:00)."""
-    return dt.datetime.now(dt.UTC)
 
 
 def digest(prev: str, row: dict[str, Any]) -> str:
@@ -59,7 +54,7 @@ def append(
     last = tx.conn.execute(select(t.hash).order_by(t.id.desc()).limit(1)).scalar()
     prev = last or GENESIS
     row: dict[str, Any] = {
-        "ins": ins, "at": now(), "actor_kind": actor_kind, "actor": actor, "action": action,
+        "ins": ins, "at": utcnow(), "actor_kind": actor_kind, "actor": actor, "action": action,
         "mode": mode, "document_id": document_id,
         "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
     }  # fmt: skip

@@ -19,7 +19,6 @@ import posixpath
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree
@@ -417,15 +416,3 @@ def _submission(root: Element) -> SubmissionSet:
             authors=_authors(package, SUBMISSION_AUTHOR),
         )
     return SubmissionSet()
-
-
-def summary(package: XDMPackage) -> dict[str, Any]:
-    """A JSON-ready description (logs, API answers)."""
-    return {
-        "submission": package.submission.unique_id,
-        "documents": [
-            {"unique_id": d.metadata.unique_id, "path": d.path, "size": len(d.content),
-             "type": d.metadata.type_code.code if d.metadata.type_code else None}
-            for d in package.documents
-        ],
-    }  # fmt: skip

@@ -224,6 +224,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _temp_store_file(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA temp_store = FILE")
+
+
 def _sqlite_engine(url: str, begin: str | None, pool_size: int) -> Engine:
     engine = create_engine(
         url,
@@ -294,6 +298,18 @@ class Database:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7303640001)"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, target)
+
+    def spill_sorts_to_disk(self) -> None:
+        """SQLite: sorts and temporary tables of this Database's connections go to
+        temporary files, not memory (`temp_store = FILE`; mss keeps MEMORY otherwise),
+        for bulk work whose memory must not follow the data. The pragma cannot change
+        inside a transaction: new connections get it, the pooled ones are dropped."""
+        if self.dialect != "sqlite":
+            return
+        for engine in (self.write_engine, self.read_engine):
+            if not event.contains(engine, "connect", _temp_store_file):
+                event.listen(engine, "connect", _temp_store_file)
+            engine.dispose()
 
     def current_revision(self) -> str | None:
         from alembic.migration import MigrationContext
