@@ -107,6 +107,24 @@ async def test_blocked_professional_cannot_feed_or_consult(dmp: Store) -> None:
         await authorize(dmp, DOCTOR)
 
 
+async def test_feeding_needs_a_qualified_ins(dmp: Store) -> None:
+    from mss.store.models import patient_table
+
+    not_qualified = update(patient_table).where(patient_table.c.ins == INS)
+    await dmp.write(lambda tx: tx.conn.execute(not_qualified.values(identity_status="VALI")))
+    with pytest.raises(DocumentError) as info:
+        await deposit(dmp, doc(1))
+    assert info.value.mdn_code == 905
+
+
+async def test_authorisations_govern_consultation_not_feeding(dmp: Store) -> None:
+    """A professional with no authorisation deposits (consent to feed is presumed)."""
+    [done] = await deposit(dmp, doc(1), author=NURSE)
+    assert done.version == 1
+    with pytest.raises(DMPAuthorizationNotFound):
+        await search(dmp, NURSE)
+
+
 async def test_consultation_needs_an_authorisation(dmp: Store) -> None:
     await deposit(dmp, doc(1))
     with pytest.raises(DMPAuthorizationNotFound):

@@ -22,6 +22,7 @@ from mss.dmp.errors import (
     DMPClosed,
     DMPError,
     DMPPatientNotFound,
+    IncompleteINS,
 )
 
 MAX_TREATING_DOCTORS = 7  # médecins traitants DMP (seed 000)
@@ -51,6 +52,7 @@ class RecordState:
     oppose_centre15: bool = False
     blocked: frozenset[str] = frozenset()  # national ids
     treating: frozenset[str] = frozenset()  # médecins traitants DMP
+    qualified: bool = True  # the INS identity is qualified (QUAL)
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,13 @@ class Habilitations:
 
 
 def check_feed(record: RecordState | None, author: Professional) -> RecordState:
-    """A professional may deposit: the DMP exists, is open, the author is not blocked.
-    (Consent to feed is presumed; authorisations govern consultation, not feeding.)"""
-    return check_open(record, author)
+    """A professional may deposit: the DMP exists, is open, the author is not blocked,
+    the patient's INS is qualified (DOMAIN.md §5). Consent to feed is presumed:
+    authorisations govern consultation, not feeding."""
+    record = check_open(record, author)
+    if not record.qualified:
+        raise IncompleteINS("l'identité INS de ce patient n'est pas qualifiée : pas de dépôt")
+    return record
 
 
 def check_open(record: RecordState | None, professional: Professional) -> RecordState:

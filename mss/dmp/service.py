@@ -136,7 +136,9 @@ def record_state(conn: Connection, ins: str) -> RecordState | None:
     """The DMP of a patient known here (None: unknown patient). A patient whose profile
     is closed has a closed DMP (seed 004: no feeding)."""
     patient = conn.execute(
-        select(patient_table.c.profile_status).where(patient_table.c.ins == ins)
+        select(patient_table.c.profile_status, patient_table.c.identity_status).where(
+            patient_table.c.ins == ins
+        )
     ).first()
     if patient is None:
         return None
@@ -153,6 +155,7 @@ def record_state(conn: Connection, ins: str) -> RecordState | None:
         oppose_centre15=bool(row and row.oppose_centre15),
         blocked=frozenset(n for role, n in people if role == BLOCKED),
         treating=frozenset(n for role, n in people if role == TREATING),
+        qualified=patient.identity_status == "QUAL",
     )
 
 
