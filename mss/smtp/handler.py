@@ -38,6 +38,7 @@ from mss.errors import Rejection
 from mss.security.auth import LoginResult, LoginService
 from mss.smtp.server import MssSMTP
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[str]])
@@ -184,6 +185,19 @@ class SubmissionHandler(_Handler):
         answer = await server.challenge_auth(challenge)
         return answer if isinstance(answer, bytes) else None
 
+    async def _parsed(
+        self, server: MssSMTP, args: list[str], parse: Callable[[bytes], T]
+    ) -> T | None:
+        """The client's response, parsed; None when absent or malformed (then answered)."""
+        raw = await self._response(server, args)
+        if raw is None:
+            return None
+        try:
+            return parse(raw)
+        except SaslError:
+            await server.push(codes.AUTH_MALFORMED)
+            return None
+
     async def _finish(self, server: MssSMTP, result: LoginResult) -> AuthResult:
         if result.throttled:
             return AuthResult(success=False, handled=False, message=codes.AUTH_THROTTLED)
@@ -193,13 +207,8 @@ class SubmissionHandler(_Handler):
         return AuthResult(success=True, auth_data=result.identity)
 
     async def auth_PLAIN(self, server: MssSMTP, args: list[str]) -> AuthResult:
-        raw = await self._response(server, args)
-        if raw is None:
-            return AuthResult(success=False, handled=True)
-        try:
-            creds = parse_plain(raw)
-        except SaslError:
-            await server.push(codes.AUTH_MALFORMED)
+        creds = await self._parsed(server, args, parse_plain)
+        if creds is None:
             return AuthResult(success=False, handled=True)
         if creds.authzid and creds.authzid.lower() != creds.authcid.lower():
             return AuthResult(success=False, handled=False, message=codes.AUTH_INVALID)
@@ -230,13 +239,8 @@ class SubmissionHandler(_Handler):
             return AuthResult(
                 success=False, handled=False, message=codes.AUTH_MECHANISM_UNAVAILABLE
             )
-        raw = await self._response(server, args)
-        if raw is None:
-            return AuthResult(success=False, handled=True)
-        try:
-            creds = parse(raw)
-        except SaslError:
-            await server.push(codes.AUTH_MALFORMED)
+        creds = await self._parsed(server, args, parse)
+        if creds is None:
             return AuthResult(success=False, handled=True)
         result = await self._logins.with_bearer(
             creds.user, creds.token, server.peer_ip(), self._kinds
@@ -253,13 +257,8 @@ class SubmissionHandler(_Handler):
         return await self._bearer(server, args, parse_oauthbearer)
 
     async def auth_EXTERNAL(self, server: MssSMTP, args: list[str]) -> AuthResult:
-        raw = await self._response(server, args)
-        if raw is None:
-            return AuthResult(success=False, handled=True)
-        try:
-            authzid = parse_external(raw)
-        except SaslError:
-            await server.push(codes.AUTH_MALFORMED)
+        authzid = await self._parsed(server, args, parse_external)
+        if authzid is None:
             return AuthResult(success=False, handled=True)
         result = await self._logins.with_certificate(
             server.peer_certificate, authzid, server.peer_ip(), self._kinds
