@@ -187,7 +187,7 @@ def _queue_drop(args: argparse.Namespace) -> int:
 
 
 def _annuaire_import(args: argparse.Namespace) -> int:
-    progress = _Progress() if sys.stderr.isatty() and not args.json else _log_progress
+    progress = _Progress() if sys.stderr.isatty() and not args.json else _LogProgress()
     summaries = app.import_annuaire(_settings(args), args.files, progress)
     if args.json:
         print(json.dumps([s.as_dict() for s in summaries], ensure_ascii=False, indent=2))
@@ -222,13 +222,17 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _log_progress(done: int, total: int, lines: int) -> None:
-    """Without a terminal: a log line every 10 % or so."""
-    share = done / total if total else 1.0
-    step = int(share * 10)
-    if step != getattr(_log_progress, "step", -1):
-        _log_progress.step = step  # type: ignore[attr-defined]
-        print(f"import: {share:.0%} ({lines} lines)", file=sys.stderr)
+class _LogProgress:
+    """Without a terminal: a log line every 10 %."""
+
+    def __init__(self) -> None:
+        self._step = -1
+
+    def __call__(self, done: int, total: int, lines: int) -> None:
+        share = done / total if total else 1.0
+        if int(share * 10) != self._step:
+            self._step = int(share * 10)
+            print(f"import: {share:.0%} ({lines} lines)", file=sys.stderr)
 
 
 def _annuaire_search(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ with an OperationOutcome), not silently ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -265,8 +264,3 @@ def bundle(
             for r in resources
         ],
     }  # fmt: skip
-
-
-def empty_query(query: Query) -> Query:
-    """`active=false`: nothing in the directory is inactive (retired entries are gone)."""
-    return replace(query, limit=0)

@@ -138,7 +138,7 @@ def _person(q: Query, params: list[Any], name_keys: Sequence[str]) -> list[str]:
     return where
 
 
-def _mailbox_where(q: Query, params: list[Any], mailboxes: str) -> list[str]:
+def _mailbox_where(q: Query, params: list[Any]) -> list[str]:
     where = []
     if q.mailbox:
         params.append(q.mailbox.strip().lower())
@@ -191,7 +191,7 @@ def _select(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
 def search_mailboxes(conn: Connection, q: Query) -> Page:
     table = tables.mailbox_table(live_sets(conn)["mssante"])
     params: list[Any] = []
-    where = _mailbox_where(q, params, table)
+    where = _mailbox_where(q, params)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     total = _select(conn, f"SELECT count(*) FROM {table}{clause}", params)[0][0]
     rows = _select(

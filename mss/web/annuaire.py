@@ -186,8 +186,8 @@ def _fhir_routes(api: APIRouter, read: Reader[Any]) -> None:
             query, inactive = fhir.parse_search(resource, params)
         except fhir.FhirError as exc:
             return _fhir_error(str(exc))
-        if inactive:
-            query = fhir.empty_query(query)
+        if inactive:  # nothing in the directory is inactive: retired entries are gone
+            return FhirResponse(fhir.bundle(base(request), resource, query, params, 0, []))
         if resource == "Practitioner":
             page = await read(lambda c: lookup.search_professionals(c, query))
             resources = [fhir.practitioner(p) for p in page.items]
@@ -199,8 +199,9 @@ def _fhir_routes(api: APIRouter, read: Reader[Any]) -> None:
             query = _with_types(query, ("ORG", "APP", "CAB"))
             page = await read(lambda c: lookup.search_mailboxes(c, query))
             resources = _organizations(page.items)
-        total = 0 if inactive else page.total
-        return FhirResponse(fhir.bundle(base(request), resource, query, params, total, resources))
+        return FhirResponse(
+            fhir.bundle(base(request), resource, query, params, page.total, resources)
+        )
 
     @api.get("/fhir/v2/Practitioner", tags=["fhir"], response_class=FhirResponse)
     async def practitioners(request: Request) -> FhirResponse:
