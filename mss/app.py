@@ -31,12 +31,6 @@ from sqlalchemy import text
 from mss import __version__
 from mss.annuaire import importer as annuaire_importer
 from mss.annuaire import lookup as annuaire_lookup
-from mss.bench import annuaire as bench_annuaire
-from mss.bench import dmp as bench_dmp
-from mss.bench import imap as bench_imap
-from mss.bench import imapstress as bench_imapstress
-from mss.bench import smtp as bench_smtp
-from mss.bench import store as bench_store
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import InvalidAddress, is_valid_domain, parse_address
 from mss.core.identity import InvalidPatient, PatientIdentity, build_patient
@@ -79,10 +73,7 @@ from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.trust import replace_whitelist, trusted_domains
 
-__all__ = [
-    "Settings", "annuaire_lookup", "bench_annuaire", "bench_dmp", "bench_imap",
-    "bench_imapstress", "bench_smtp", "bench_store",
-]  # fmt: skip
+__all__ = ["Settings", "annuaire_lookup"]
 
 log = logging.getLogger("mss")
 

@@ -8,6 +8,7 @@ malformed command line.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -302,8 +303,19 @@ def _dmp_verify_traces(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _bench_store(args: argparse.Namespace) -> int:
-    return app.bench_store.main(args)
+def _bench(args: argparse.Namespace) -> int:
+    """The benchmarks live in the checkout's `bench/`, outside the product: load them now."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "bench" / "cli.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        bench_cli = importlib.import_module("bench.cli")
+    except ImportError as exc:
+        raise InputError(
+            f"the benchmarks are not available here ({exc}): they live in the bench/ folder "
+            "of a checkout; run ./scripts/bench there"
+        ) from None
+    return int(bench_cli.main(args.arguments, prog="mss bench"))
 
 
 # --- the parser ----------------------------------------------------------------------------
@@ -347,32 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.set_defaults(handler=_keys_rotate)
 
     bench = commands.add_parser(
-        "bench", help="benchmarks (print a table, write JSON)"
-    ).add_subparsers(dest="bench", required=True, parser_class=_Parser)
-    store = bench.add_parser("store", help="durable deliveries per second (SQLite, PostgreSQL)")
-    app.bench_store.add_arguments(store)
-    store.set_defaults(handler=_bench_store)
-    smtp = bench.add_parser(
-        "smtp", help="SMTP messages per second, end to end (or --target another)"
+        "bench", help="benchmarks, from a checkout (print a table, write JSON)", add_help=False
     )
-    app.bench_smtp.add_arguments(smtp)
-    smtp.set_defaults(handler=lambda args: app.bench_smtp.main(args))
-    imap = bench.add_parser("imap", help="IMAP on a big mailbox, command rates, IDLE sessions")
-    app.bench_imap.add_arguments(imap)
-    imap.set_defaults(handler=lambda args: app.bench_imap.main(args))
-    imapstress = bench.add_parser(
-        "imapstress", help="imaptest-like concurrent stress of any IMAP server, model-checked"
-    )
-    app.bench_imapstress.add_arguments(imapstress)
-    imapstress.set_defaults(handler=lambda args: app.bench_imapstress.main(args))
-    annuaire = bench.add_parser(
-        "annuaire", help="import a generated 1,000,000-line extraction, then HTTP lookups"
-    )
-    app.bench_annuaire.add_arguments(annuaire)
-    annuaire.set_defaults(handler=lambda args: app.bench_annuaire.main(args))
-    dmp_bench = bench.add_parser("dmp", help="DMP deposits from mail per second, search p99")
-    app.bench_dmp.add_arguments(dmp_bench)
-    dmp_bench.set_defaults(handler=lambda args: app.bench_dmp.main(args))
+    bench.add_argument("arguments", nargs=argparse.REMAINDER, help="see `mss bench --help`")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

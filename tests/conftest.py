@@ -1,7 +1,7 @@
 """Shared fixtures: databases (SQLite and a real PostgreSQL), stores, instances.
 
 The PostgreSQL server is started once per session from Debian's binaries
-(`mss.bench.postgres.TemporaryPostgres`), unless MSS_TEST_POSTGRES_URL names one.
+(`mss.testing.postgres.TemporaryPostgres`), unless MSS_TEST_POSTGRES_URL names one.
 Each test gets its own database. With MSS_REQUIRE_POSTGRES=1 (set by
 ./scripts/test and CI) a missing PostgreSQL fails the run instead of skipping.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mss.bench.postgres import TemporaryPostgres, find_pg_bin
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
+from mss.testing.postgres import TemporaryPostgres, find_pg_bin
 
 from .harness import Running, running
 

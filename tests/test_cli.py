@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -245,3 +247,26 @@ def test_keys_rotate(instance: Path) -> None:
     result = run_mss("keys", "rotate", "--data-dir", str(instance))
     assert result.returncode == 0, result.stderr
     assert "new blob key k2" in result.stdout
+
+
+def test_the_product_imports_no_benchmark_and_no_test_fixture() -> None:
+    """A plain `pip install .` must give a working mss: its import path needs only its
+    runtime dependencies (the benchmarks and their httpx live outside it)."""
+    probe = (
+        "import sys, mss.cli, mss.app\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('bench', 'httpx', 'pytest')"
+        " or m.startswith('mss.testing'))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_mss_bench_loads_the_benchmarks_of_the_checkout() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mss", "bench", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("store", "smtp", "imap", "imapstress", "annuaire", "dmp"):
+        assert name in result.stdout

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mss.bench.xdmgen import INS, cda
 from mss.security.tokens import jwks_of
+from mss.testing.xdmgen import INS, cda
 
 from .harness import PASSWORD, Running, running
 from .test_smtp_oauth import ISSUER, KEY, token
@@ -160,7 +160,7 @@ async def test_a_document_mailed_to_the_patient_is_found_through_the_api(
     """End to end: SMTP with an IHE_XDM.ZIP → the DMP → another professional's API search."""
     import asyncio
 
-    from mss.bench.xdmgen import XDM, XDMDocument
+    from mss.testing.xdmgen import XDM, XDMDocument
 
     from .test_dmp_mail import PRO, document_mail
 

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mss.bench.xdmgen import AUTHOR_ID, INS, INS_OID, XDM, XDMDocument, cda
 from mss.dmp.cda import read_cda_header, require_ins
 from mss.dmp.errors import DocumentError, IncompleteINS, MissingINS
 from mss.dmp.xdm import Limits, read_xdm
+from mss.testing.xdmgen import AUTHOR_ID, INS, INS_OID, XDM, XDMDocument, cda
 
 
 def _xdm(*documents: XDMDocument, **kwargs: object) -> bytes:

@@ -18,11 +18,11 @@ import aiosmtplib
 import pytest
 from sqlalchemy import select
 
-from mss.bench.xdmgen import INS, XDM, XDMDocument, cda
 from mss.dmp import service
 from mss.dmp.access import Mode, Professional
 from mss.dmp.service import Search, Settings
 from mss.store.models import deposit_outbox_table
+from mss.testing.xdmgen import INS, XDM, XDMDocument, cda
 
 from .harness import Running
 

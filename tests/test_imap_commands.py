@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mss.bench.imapclient import RawIMAP
 from mss.store.mailboxes import Target
+from mss.testing.imapclient import RawIMAP
 
 from .harness import PASSWORD, Running
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mss.bench.imapstress import Options, stress
+from bench.imapstress import Options, stress
 
 from .harness import PASSWORD, Running
 

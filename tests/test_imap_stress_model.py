@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from mss.bench.imapclient import Reply
-from mss.bench.imapstress import Client, Options, Shared, View, expected_header_fields
-from mss.bench.imapwire import fetch_items, parse_values
-from mss.bench.mailsource import MailSource, generate
+from bench.imapstress import Client, Options, Shared, View, expected_header_fields
+from bench.imapwire import fetch_items, parse_values
+from bench.mailsource import MailSource, generate
+from mss.testing.imapclient import Reply
 
 
 def _view() -> View:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mss.bench.imapclient import RawIMAP
+from mss.testing.imapclient import RawIMAP
 
 from .harness import PASSWORD, Running, message, running
 from .test_serve import ALL_PORTS_FREE, stop_server, wait_ready

@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.smtp import _start_server, print_results
 from mss.annuaire.formats import MSSANTE_COLUMNS
-from mss.bench.smtp import _start_server, print_results
 
 FAMILIES = (
     "MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURAND", "DUBOIS", "MOREAU",

@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mss.bench.imapclient import RawIMAP
-from mss.bench.imapstress import Options, stress
-from mss.bench.smtp import (
+from bench.imapstress import Options, stress
+from bench.smtp import (
     PeakMemory,
     _proc_cpu,
     _proc_memory_mb,
@@ -35,6 +34,7 @@ from mss.bench.smtp import (
     make_message,
     print_results,
 )
+from mss.testing.imapclient import RawIMAP
 
 USER = "bench@pro.mssante.test"
 IDLER = "idle@pro.mssante.test"

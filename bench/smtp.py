@@ -322,7 +322,7 @@ def _stored_messages(data: Path, env: dict[str, str]) -> int:
 
 
 def bench_mss(args: argparse.Namespace) -> dict[str, Any]:
-    from mss.bench.postgres import TemporaryPostgres
+    from mss.testing.postgres import TemporaryPostgres
 
     with tempfile.TemporaryDirectory(prefix="mss-bench-smtp-") as tmp:
         root = Path(tmp)

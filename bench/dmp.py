@@ -33,11 +33,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, text
 
+from bench.imap import _mss
+from bench.smtp import _percentile, _start_server, print_results
 from mss.annuaire.formats import MSSANTE_COLUMNS
-from mss.bench.imap import _mss
-from mss.bench.smtp import _percentile, _start_server, print_results
-from mss.bench.xdmgen import INS, INS_OID, XDM, XDMDocument, cda
 from mss.security.tokens import jwks_of
+from mss.testing.xdmgen import INS, INS_OID, XDM, XDMDocument, cda
 
 PRO = "bench.dmp@pro.mssante.test"
 PRO_ID = "810003456789"

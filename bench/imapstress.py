@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mss.bench.imapclient import RawIMAP, Reply
-from mss.bench.imapwire import WireError, fetch_items, parse_values, render
-from mss.bench.mailsource import MailSource, generate, read_mbox
+from bench.imapwire import WireError, fetch_items, parse_values, render
+from bench.mailsource import MailSource, generate, read_mbox
+from mss.testing.imapclient import RawIMAP, Reply
 
 STATES = ("LOGIN", "LIST", "STATUS", "SELECT", "FETCH", "FETCH2", "STORE", "DELETE", "EXPUNGE",
           "APPEND", "LOGOUT")  # fmt: skip

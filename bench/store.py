@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mss.bench.postgres import TemporaryPostgres, find_pg_bin
 from mss.store.accounts import add_account
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
 from mss.store.db import Tx
 from mss.store.mailboxes import INBOX, Target, mailbox_id
 from mss.store.models import AccountKind, message_table
+from mss.testing.postgres import TemporaryPostgres, find_pg_bin
 
 MAILBOXES = 100
 

@@ -1,1 +1,0 @@
-"""Benchmarks behind `mss bench …`: scripts that print figures, never timed tests."""
