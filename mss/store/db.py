@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from sqlalchemy import Column, Connection, Dialect, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -51,6 +51,11 @@ def describe(exc: BaseException) -> str:
 
 
 T = TypeVar("T")
+
+# A read transaction as the rest of mss sees it: an opaque handle passed to the
+# query functions of this package (SQL lives only in mss/store), never used directly.
+Conn: TypeAlias = Connection
+
 NOTIFY_CHANNEL = "mss_mailbox"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
