@@ -530,7 +530,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "bench":  # `mss bench --help`: argparse leaves a leading option out
+        args.arguments = [*extra, *args.arguments]
     handler: Handler = args.handler
     try:
         return handler(args)
