@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 
 from mss.dmp.cda import read_cda_header, require_ins
 from mss.dmp.errors import DocumentError, INSMismatch, MissingINS
-from mss.dmp.service import INVISIBLE, NewDocument
+from mss.dmp.records import INVISIBLE, NewDocument
 from mss.dmp.xdm import Author, PatientId, read_xdm
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
