@@ -105,10 +105,8 @@ class Pipeline:
         dkim_lookup: TxtLookup | None = None,
         cpu_pool: Executor | None = None,
         clock: Callable[[], float] = time.time,
-        wake_deposits: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
-        self.wake_deposits = wake_deposits
         self.checks = checks
         self._config = config
         self._reports = reports
@@ -174,15 +172,11 @@ class Pipeline:
             if remote:
                 self._enqueue(tx, delivered.blob_id, queue_id, sender, remote, mail_dsn)
             for ins in patients:  # the DMP deposit, done after this commit (outbox)
-                deposits.add(tx, delivered.blob_id, ins, sender.address)
+                deposits.add(tx, delivered.blob_id, ins, sender.address, int(self._clock()))
 
         await self._store.deliver(
             prepared, [Target(r.mailbox_id) for r in local if r.mailbox_id], also=also
         )
-        if remote:
-            self._reports.wake_relay()
-        if patients:
-            self.wake_deposits()
         log.info(
             "accepted %s from %s: %d local, %d to relay (%s)",
             queue_id, sender.address or "<>", len(local), len(remote), session.door.value,

@@ -4,8 +4,8 @@ Each operation is one function on a transaction (`Tx`) or a read connection:
 it loads the record's state, asks the rules of `access.py`, changes the
 store, and appends a trace in the same transaction (`traces.py`), so that
 what happened and its trace commit together. Notification events (first
-access by a professional, new document) go to `notification_outbox` in that
-transaction too. The API (`web/dmp.py`) and the mail deposit (`deposit.py`)
+access by a professional, new document) go to the outbox (kind `notification`)
+in that transaction too. The API (`web/dmp.py`) and the mail deposit (`deposit.py`)
 call these; the patient space will as well.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ from mss.dmp.errors import (
     DMPPatientNotFound,
     DocumentError,
 )
+from mss.store import outbox
 from mss.store.api import Store
 from mss.store.blobs import BlobCipher, insert_blob, read_blob
 from mss.store.db import Tx
@@ -56,12 +57,13 @@ from mss.store.models import (
     dmp_document_table,
     dmp_person_table,
     dmp_record_table,
-    notification_outbox_table,
     patient_table,
     utcnow,
 )
+from mss.store.outbox import NewItem
 
 T = TypeVar("T")
+NOTIFICATION = "notification"
 d = dmp_document_table.c
 r = dmp_record_table.c
 pp = dmp_person_table.c
@@ -182,11 +184,9 @@ def _require(conn: Connection, ins: str) -> RecordState:
 
 
 def _notify(tx: Tx, kind: str, ins: str, payload: dict[str, Any]) -> None:
-    tx.conn.execute(
-        insert(notification_outbox_table).values(
-            kind=kind, ins=ins, payload=json.dumps(payload, ensure_ascii=False)
-        )
-    )
+    """A patient notification event, sent after the commit (outbox kind `notification`)."""
+    event = NewItem({"ins": ins, "event": kind, **payload})
+    outbox.add(tx, NOTIFICATION, [event], int(time.time()))
 
 
 # --- deposit -----------------------------------------------------------------------------------
