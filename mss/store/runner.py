@@ -135,8 +135,9 @@ class OutboxRunner:
     async def _purge(self, interval: float = 3600.0) -> None:
         while True:
             try:
-                now = int(self._clock())
-                purged = await self._store.write(lambda tx: outbox.purge_finished(tx, now=now))
+                purged = await self._store.write(
+                    lambda tx: outbox.purge_finished(tx, now=int(self._clock()))
+                )
                 if purged:
                     log.info("outbox: %d finished rows purged", purged)
             except MssError:
