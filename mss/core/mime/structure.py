@@ -14,11 +14,12 @@ break before a delimiter belongs to the delimiter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mss.core.mime.envelope import Envelope, build_envelope
 from mss.core.mime.headers import (
+    MAX_HEADER_FIELDS,
     Headers,
     Params,
     find_body_start,
@@ -282,4 +283,40 @@ def parse_message(raw: bytes) -> ParsedMessage:
         in_reply_to=parse_msg_ids(headers.get("In-Reply-To")),
         references=parse_msg_ids(headers.get("References")),
         subject=headers.get("Subject"),
+    )
+
+
+def with_prefix(parsed: ParsedMessage, prefix: bytes, raw: bytes) -> ParsedMessage:
+    """`parse_message(prefix + raw)` from the parse of `raw`, without parsing it again.
+
+    `prefix` is whole header lines put before the message on its way in (trace fields,
+    a Message-ID or Date added at submission); the body's offsets move by its length.
+    A message whose first line continues a header field (it would fold into the
+    prefix's last field) is parsed again whole.
+    """
+    if not prefix:
+        return parsed
+    if raw[:1] in (b" ", b"\t"):
+        return parse_message(prefix + raw)
+    fields = (parse_headers(prefix).fields + parsed.headers.fields)[:MAX_HEADER_FIELDS]
+    headers = Headers(fields)
+    ids = parse_msg_ids(headers.get("Message-ID"))
+    return ParsedMessage(
+        headers=headers,
+        envelope=build_envelope(headers),
+        body=_shifted(parsed.body, len(prefix), root=True),
+        message_id=ids[0] if ids else None,
+        in_reply_to=parse_msg_ids(headers.get("In-Reply-To")),
+        references=parse_msg_ids(headers.get("References")),
+        subject=headers.get("Subject"),
+    )
+
+
+def _shifted(part: Part, by: int, *, root: bool = False) -> Part:
+    return replace(
+        part,
+        header_start=0 if root else part.header_start + by,
+        body_start=part.body_start + by,
+        body_end=part.body_end + by,
+        children=[_shifted(child, by) for child in part.children],
     )
