@@ -37,9 +37,9 @@ from mss.core.identity import InvalidPatient, PatientIdentity, build_patient
 from mss.core.trust import WhitelistError, parse_whitelist
 from mss.delivery.checks import Checks
 from mss.delivery.config import DeliveryConfig
-from mss.delivery.deposits import DepositRunner
+from mss.delivery.deposits import DepositHandler, MdnHandler
 from mss.delivery.inbound import Pipeline
-from mss.delivery.outbound import RelayRunner, mx_route
+from mss.delivery.outbound import RelayHandler, mx_route
 from mss.delivery.reports import ReportSender
 from mss.delivery.trust import TrustSpace
 from mss.dmp import service as dmp_service
@@ -69,8 +69,9 @@ from mss.store.accounts import (
 from mss.store.api import Store
 from mss.store.blobs import create_key_file, rotate_key_file
 from mss.store.mailboxes import MailboxChanged
-from mss.store.models import AccountKind, BalType, ProfileStatus, QueueStatus
+from mss.store.models import AccountKind, BalType, ProfileStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
+from mss.store.runner import OutboxRunner
 from mss.store.trust import replace_whitelist, trusted_domains
 
 __all__ = ["Settings", "annuaire_lookup"]
@@ -438,7 +439,7 @@ def whitelist(settings: Settings) -> list[str]:
 
 def queue_entries(settings: Settings, *, everything: bool) -> list[QueueEntry]:
     with _store(settings) as store:
-        statuses = None if everything else [QueueStatus.QUEUED.value]
+        statuses = None if everything else ["queued"]
         return store.db.read_sync(lambda c: list_entries(c, statuses))
 
 
@@ -560,9 +561,6 @@ class Application:
             if self.worker == 0:  # background duties: one worker is enough
                 reencrypt = asyncio.create_task(self._reencrypt_loop(), name="blob-reencrypt")
                 stack.callback(reencrypt.cancel)
-                assert self.mail is not None
-                deposit = asyncio.create_task(self.mail.deposits.run(), name="dmp-deposits")
-                stack.callback(deposit.cancel)
             if self.workers > 1:
                 log.info("worker %d of %d ready", self.worker + 1, self.workers)
             else:
@@ -583,7 +581,7 @@ class Application:
         self.mail = mail
         for name, coroutine in (
             ("trust-refresh", mail.trust.keep_fresh()),
-            ("relay", mail.runner.run()),
+            ("outbox", mail.runner.run()),
             ("tls-refresh", mail.keep_tls_fresh()),
         ):
             task = asyncio.create_task(coroutine, name=name)
@@ -737,10 +735,9 @@ class Mail:
     trust: TrustSpace
     pipeline: Pipeline
     logins: LoginService
-    runner: RelayRunner
+    runner: OutboxRunner
     listeners: list[Listener]
     tls: list[ReloadingContext]
-    deposits: DepositRunner
 
     async def refresh_tls(self) -> bool:
         """Pick up a renewed certificate or a new CRL; True if anything changed."""
@@ -821,18 +818,19 @@ def build_mail(
         ),
         watched,
     )
-    runner = RelayRunner(
+    relay = RelayHandler(
         store, reports, dkim.DKIMSigner(keys), lambda: relay_tls.current,
         hostname=settings.server.hostname, route=settings.relay.route,
         mx_lookup=mx_route if settings.dns.enabled else None,
         retry_base=settings.relay.retry_base, retry_max=settings.relay.retry_max,
-        timeout=settings.relay.connect_timeout, concurrency=settings.relay.concurrency,
+        expire_days=settings.relay.expire_days, timeout=settings.relay.connect_timeout,
+        concurrency=settings.relay.concurrency,
     )  # fmt: skip
-    reports.wake_relay = runner.wake
-    deposit_runner = DepositRunner(
+    mdn = MdnHandler(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
-    pipeline.wake_deposits = deposit_runner.wake
+    runner = OutboxRunner(store, [relay, DepositHandler(store), mdn], owner=store.db.process_token)
+    store.db.subscribe(runner.committed)
     mx_handler = MXHandler(pipeline)
     submission_handler = SubmissionHandler(
         pipeline, logins, allow_patients=settings.policy.patient_smtp_login
@@ -876,7 +874,7 @@ def build_mail(
                  protocol(submission_handler, submission=True, implicit=True), server_tls.current,
                  sock=shared.get("submissions")),
     ]  # fmt: skip
-    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls], deposit_runner)
+    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls])
 
 
 LISTENERS = ("mx", "submission", "submissions", "imap", "imaps", "https")

@@ -1,20 +1,18 @@
-"""Events to tell a patient about (first access to their DMP, a new document), written
-in the transaction that caused them and sent later (`notification_outbox`)."""
+"""Events to tell a patient about (first access to their DMP, a new document): outbox
+rows of kind `notification`, written in the transaction that caused them, sent after."""
 
 from __future__ import annotations
 
-import json
+import time
 from typing import Any
 
-from sqlalchemy import insert
-
+from mss.store import outbox
 from mss.store.db import Tx
-from mss.store.models import notification_outbox_table
+from mss.store.outbox import NewItem
+
+NOTIFICATION = "notification"
 
 
 def add_notification(tx: Tx, kind: str, ins: str, payload: dict[str, Any]) -> None:
-    tx.conn.execute(
-        insert(notification_outbox_table).values(
-            kind=kind, ins=ins, payload=json.dumps(payload, ensure_ascii=False)
-        )
-    )
+    event = NewItem({"ins": ins, "event": kind, **payload})
+    outbox.add(tx, NOTIFICATION, [event], int(time.time()))
