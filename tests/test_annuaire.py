@@ -232,9 +232,9 @@ def test_readers_see_the_old_directory_or_the_new_one_never_a_mix(
 
 
 def test_two_imports_at_once_are_refused(db: Database) -> None:
-    from mss.annuaire import importer
+    from mss.store import annuaire_load
 
-    with importer._exclusive(db), pytest.raises(InputError, match="another annuaire import"):
+    with annuaire_load.exclusive(db), pytest.raises(InputError, match="another annuaire import"):
         import_files(db, [MSS_FILE])
 
 
