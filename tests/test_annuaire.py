@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mss.annuaire import lookup
+from mss.annuaire import fhir, lookup
 from mss.annuaire.formats import BadHeader, BadLine, Kind, detect_layout, fold
 from mss.annuaire.importer import import_files
 from mss.annuaire.lookup import Query
@@ -232,9 +232,9 @@ def test_readers_see_the_old_directory_or_the_new_one_never_a_mix(
 
 
 def test_two_imports_at_once_are_refused(db: Database) -> None:
-    from mss.annuaire import importer
+    from mss.store import annuaire_load
 
-    with importer._exclusive(db), pytest.raises(InputError, match="another annuaire import"):
+    with annuaire_load.exclusive(db), pytest.raises(InputError, match="another annuaire import"):
         import_files(db, [MSS_FILE])
 
 
@@ -313,6 +313,13 @@ def test_bad_query_values_are_input_errors() -> None:
         Query(limit=10_000)
     with pytest.raises(InputError):
         lookup.department_postcodes("Paris")
+
+
+def test_a_bad_value_in_a_fhir_search_is_a_fhir_error_not_a_crash() -> None:
+    """The FHIR API answers it with a 400 OperationOutcome (it was a 500)."""
+    with pytest.raises(fhir.FhirError, match="unknown mailbox type 'XYZ'"):
+        fhir.parse_search("PractitionerRole", [("mailbox-mss-type", "XYZ")])
+    assert issubclass(fhir.FhirError, InputError)
 
 
 # --- the CLI -----------------------------------------------------------------------------------

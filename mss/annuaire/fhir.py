@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mss.annuaire.lookup import Query
+from mss.errors import InputError
 
 PAGE = 50
 MAX_COUNT = 500
@@ -46,7 +47,7 @@ PARAMETERS = {
 }  # fmt: skip
 
 
-class FhirError(ValueError):
+class FhirError(InputError):
     """A request the FHIR API cannot answer; the text goes into an OperationOutcome."""
 
 
@@ -104,7 +105,7 @@ def parse_search(resource: str, params: Sequence[tuple[str, str]]) -> tuple[Quer
             fields["postcode"] = value
     try:
         return Query(**fields), inactive
-    except ValueError as exc:
+    except InputError as exc:  # an unknown mailbox type
         raise FhirError(str(exc)) from None
 
 

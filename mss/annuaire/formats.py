@@ -11,7 +11,7 @@ with one header line:
 Columns are found by header name (compared without accents, case or extra
 spaces), never by position; a header that lacks the columns we need is
 refused with their names. `Layout.record(fields)` turns one split line into
-a row of the tables of `schema.py`, or raises `BadLine` with the reason.
+a row of the tables of `store/annuaire.py`, or raises `BadLine` with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mss.core.address import InvalidAddress, parse_address
+from mss.errors import InputError
 
 
 class Kind(StrEnum):
@@ -30,11 +31,11 @@ class Kind(StrEnum):
     PS = "ps"  # PS_LibreAcces_Personne_activite
 
 
-class BadHeader(ValueError):
+class BadHeader(InputError):
     """The first line is not the header of a known extraction layout."""
 
 
-class BadLine(ValueError):
+class BadLine(InputError):
     """One line cannot be imported; the import goes on without it."""
 
 

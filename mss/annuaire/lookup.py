@@ -1,8 +1,11 @@
 """Lookups in the annuaire: mailboxes and professionals, as plain JSON-ready dicts.
 
-Every function takes a Connection in a read transaction (one snapshot): it
-reads which set of tables is live, then queries that set, so that a lookup
-running during an import sees the old directory or the new one, whole.
+Every function takes a read transaction (`Conn`, one snapshot) and passes it
+to `store/annuaire_queries.py`, which reads which set of tables is live, then
+queries that set, so that a lookup running during an import sees the old
+directory or the new one, whole. This module owns the query (`Query`, checked
+when made), its normalised form for the store (`criteria`) and the shaping of
+rows into dicts.
 
 Two kinds of entries:
 - a mailbox (`Extraction_Correspondance_MSSante`): address, type (PER, ORG,
@@ -22,12 +25,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
-
 from mss.annuaire.formats import MAILBOX_TYPES, fold
 from mss.errors import InputError
 from mss.store import annuaire as tables
-from mss.store.db import RawStatement
+from mss.store import annuaire_queries as queries
+from mss.store.db import Conn
 
 MAX_PAGE = 500
 
@@ -86,76 +88,6 @@ def national_id_of(value: str) -> str:
     return value
 
 
-def _prefix(column: str, text: str, params: list[Any]) -> str:
-    key = fold(text)
-    if not key:  # only punctuation: no name starts with it
-        return "1 = 0"
-    params += [key, key + "~"]  # keys hold [0-9A-Z ] only: "~" sorts after all of them
-    return f"({column} >= ? AND {column} < ?)"
-
-
-def _any_of(column: str, values: Sequence[str], params: list[Any]) -> str:
-    params += list(values)
-    return f"{column} IN ({', '.join('?' for _ in values)})"
-
-
-_LIVE = RawStatement("SELECT kind, live FROM annuaire_state")
-# PostgreSQL reads in READ COMMITTED: each statement its own snapshot. A shared
-# lock held to the end of the read transaction keeps an import from making
-# another set live meanwhile (`importer._flip` takes it exclusively).
-FLIP_LOCK = 7303640006
-_SHARE = RawStatement(f"SELECT pg_advisory_xact_lock_shared({FLIP_LOCK})")
-
-
-def live_sets(conn: Connection) -> dict[str, str]:
-    """Which set of tables is live for each kind of file, for this read transaction."""
-    if conn.dialect.name == "postgresql":
-        _SHARE.all(conn)
-    return dict(_LIVE.all(conn))
-
-
-# --- mailboxes -------------------------------------------------------------------------------
-
-_MAILBOX_COLUMNS = ", ".join(tables.MAILBOX_COLUMNS)
-
-
-def _person(q: Query, params: list[Any], name_keys: Sequence[str]) -> list[str]:
-    """The criteria on who: national id, names (`name` on any of `name_keys`), profession."""
-    where = []
-    if q.national_id:
-        params.append(national_id_of(q.national_id))
-        where.append("national_id = ?")
-    if q.name:
-        where.append(f"({' OR '.join(_prefix(k, q.name, params) for k in name_keys)})")
-    if q.family:
-        where.append(_prefix("family_key", q.family, params))
-    if q.given:
-        where.append(_prefix("given_key", q.given, params))
-    if q.profession:
-        where.append(_any_of("profession_code", q.profession, params))
-    if q.savoir_faire:
-        where.append(_any_of("savoir_faire_code", q.savoir_faire, params))
-    return where
-
-
-def _mailbox_where(q: Query, params: list[Any]) -> list[str]:
-    where = []
-    if q.mailbox:
-        params.append(q.mailbox.strip().lower())
-        where.append("address = ?")
-    where += _person(q, params, ("family_key", "given_key", "org_key"))
-    if q.postcode:
-        where.append(_postcode("postcode", q.postcode, params))
-    if q.department:
-        where.append(_department("postcode", "department", q.department, params))
-    if q.mailbox_type:
-        where.append(_any_of("kind", [k.upper() for k in q.mailbox_type], params))
-    if q.structure:
-        params.append(q.structure.strip())
-        where.append("structure_id = ?")
-    return where
-
-
 def department_postcodes(department: str) -> tuple[str, str]:
     """The postcodes of a department, as a range [low, high)."""
     d = department.strip().upper()
@@ -168,56 +100,50 @@ def department_postcodes(department: str) -> tuple[str, str]:
     return d, d + "~"
 
 
-def _department(postcode: str, column: str, value: str, params: list[Any]) -> str:
-    """A department: a range of the postcode index, or the department given by the file."""
-    low, high = department_postcodes(value)
-    params += [low, high, value.strip().upper()]
-    return f"(({postcode} >= ? AND {postcode} < ?) OR {column} = ?)"
+def _department(value: str) -> queries.Department:
+    """A department: its range of postcodes, or the department given by the file."""
+    return queries.Department(*department_postcodes(value), value.strip().upper())
 
 
-def _postcode(column: str, value: str, params: list[Any]) -> str:
-    value = value.strip()
-    if len(value) == 5:
-        params.append(value)
-        return f"{column} = ?"
-    params += [value, value + "~"]
-    return f"({column} >= ? AND {column} < ?)"
+def _key(text: str | None) -> str | None:
+    return fold(text) if text else None
 
 
-def _select(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    return RawStatement(sql).all(conn, *params)
+def _stripped(text: str | None) -> str | None:
+    return text.strip() if text else None
 
 
-def search_mailboxes(conn: Connection, q: Query) -> Page:
-    table = tables.mailbox_table(live_sets(conn)["mssante"])
-    params: list[Any] = []
-    where = _mailbox_where(q, params)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    total = _select(conn, f"SELECT count(*) FROM {table}{clause}", params)[0][0]
-    rows = _select(
-        conn,
-        f"SELECT {_MAILBOX_COLUMNS}, lines FROM {table}{clause} "
-        "ORDER BY family_key, given_key, org_key, address LIMIT ? OFFSET ?",
-        [*params, q.limit, q.offset],
-    )
-    return Page(int(total), q.offset, [mailbox_dict(r) for r in rows])
+def criteria(q: Query) -> queries.Criteria:
+    """The store's form of a query: address in lower case, names folded, ids completed."""
+    return queries.Criteria(
+        address=q.mailbox.strip().lower() if q.mailbox else None,
+        national_id=national_id_of(q.national_id) if q.national_id else None,
+        name=_key(q.name), family=_key(q.family), given=_key(q.given),
+        profession=q.profession, savoir_faire=q.savoir_faire,
+        postcode=_stripped(q.postcode),
+        department=_department(q.department) if q.department else None,
+        kinds=tuple(k.upper() for k in q.mailbox_type),
+        structure=_stripped(q.structure), offset=q.offset, limit=q.limit,
+    )  # fmt: skip
 
 
-def mailbox(conn: Connection, address: str) -> dict[str, Any] | None:
+# --- mailboxes -------------------------------------------------------------------------------
+
+
+def search_mailboxes(conn: Conn, q: Query) -> Page:
+    found = queries.search_mailboxes(conn, criteria(q))
+    return Page(found.total, q.offset, [mailbox_dict(r) for r in found.rows])
+
+
+def mailbox(conn: Conn, address: str) -> dict[str, Any] | None:
     """One mailbox by address (any case), or None."""
-    table = tables.mailbox_table(live_sets(conn)["mssante"])
-    rows = _select(
-        conn,
-        f"SELECT {_MAILBOX_COLUMNS}, lines FROM {table} WHERE address = ?",
-        [address.strip().lower()],
-    )
-    return mailbox_dict(rows[0]) if rows else None
+    row = queries.mailbox_row(conn, address.strip().lower())
+    return mailbox_dict(row) if row is not None else None
 
 
-def is_listed(conn: Connection, address: str) -> bool:
+def is_listed(conn: Conn, address: str) -> bool:
     """Whether a mailbox of the annuaire has this address (the sender check of DOMAIN.md §2)."""
-    table = tables.mailbox_table(live_sets(conn)["mssante"])
-    return bool(_select(conn, f"SELECT 1 FROM {table} WHERE address = ?", [address.lower()]))
+    return queries.has_mailbox(conn, address.lower())
 
 
 def _code(code: str, label: str) -> dict[str, str] | None:
@@ -281,105 +207,40 @@ def mailbox_dict(row: Sequence[Any]) -> dict[str, Any]:
 
 # --- professionals ---------------------------------------------------------------------------
 
-_PRO_COLUMNS = ", ".join(tables.PROFESSIONAL_COLUMNS)
 
-
-def _pro_where(q: Query, params: list[Any], sets: dict[str, str]) -> list[str]:
-    mailboxes = tables.mailbox_table(sets["mssante"])
-    activities = tables.activity_table(sets["ps"])
-    where = _person(q, params, ("family_key", "given_key"))
-    if q.mailbox:
-        params.append(q.mailbox.strip().lower())
-        where.append(f"national_id IN (SELECT national_id FROM {mailboxes} WHERE address = ?)")
-    if q.mailbox_type:
-        sub = _any_of("kind", [k.upper() for k in q.mailbox_type], params)
-        where.append(f"national_id IN (SELECT national_id FROM {mailboxes} WHERE {sub})")
-    for column, value in (("postcode", q.postcode), ("department", q.department),
-                          ("structure_id", q.structure)):  # fmt: skip
-        if not value:
-            continue
-        subs = []
-        for table in (activities, mailboxes):
-            if column == "postcode":
-                cond = _postcode("postcode", value, params)
-            elif column == "department":
-                cond = _department("postcode", "department", value, params)
-            else:
-                params.append(value.strip())
-                cond = f"{column} = ?"
-            subs.append(f"SELECT national_id FROM {table} WHERE {cond}")
-        where.append(f"national_id IN ({' UNION '.join(subs)})")
-    return where
-
-
-def search_professionals(conn: Connection, q: Query) -> Page:
+def search_professionals(conn: Conn, q: Query) -> Page:
     """Professionals matching `q`, each with its mailboxes and activities."""
-    sets = live_sets(conn)
-    ps = tables.professional_table("ps", sets["ps"])
-    mss = tables.professional_table("mssante", sets["mssante"])
-    params_ps: list[Any] = []
-    where_ps = _pro_where(q, params_ps, sets)
-    params_mss: list[Any] = []
-    where_mss = [
-        *_pro_where(q, params_mss, sets),
-        f"NOT EXISTS (SELECT 1 FROM {ps} p WHERE p.national_id = m.national_id)",
-    ]
-    clause_ps = f" WHERE {' AND '.join(where_ps)}" if where_ps else ""
-    union = (
-        f"SELECT {_PRO_COLUMNS}, 'ps' AS source FROM {ps}{clause_ps} UNION ALL "
-        f"SELECT {_PRO_COLUMNS}, 'mssante' AS source FROM {mss} m WHERE {' AND '.join(where_mss)}"
-    )
-    params = [*params_ps, *params_mss]
-    total = _select(conn, f"SELECT count(*) FROM ({union}) u", params)[0][0]
-    rows = _select(
-        conn,
-        f"SELECT * FROM ({union}) u ORDER BY family_key, given_key, national_id LIMIT ? OFFSET ?",
-        [*params, q.limit, q.offset],
-    )
-    return Page(int(total), q.offset, _professionals(conn, sets, rows))
+    found = queries.search_professionals(conn, criteria(q))
+    return Page(found.total, q.offset, _professionals(found))
 
 
-def professional(conn: Connection, national_id: str) -> dict[str, Any] | None:
+def professional(conn: Conn, national_id: str) -> dict[str, Any] | None:
     page = search_professionals(conn, Query(national_id=national_id, limit=1))
     return page.items[0] if page.items else None
 
 
-def _professionals(
-    conn: Connection, sets: dict[str, str], rows: Sequence[Sequence[Any]]
-) -> list[dict[str, Any]]:
-    ids = [r[0] for r in rows]
-    mailboxes = _by_national_id(
-        _in(conn, tables.mailbox_table(sets["mssante"]), f"{_MAILBOX_COLUMNS}, lines", ids),
-        mailbox_dict,
-        4,
-    )
-    activities = _by_national_id(
-        _in(conn, tables.activity_table(sets["ps"]), ", ".join(tables.ACTIVITY_COLUMNS), ids),
-        activity_dict,
-        2,
-    )
-    out = []
-    for row in rows:
-        v = dict(zip(tables.PROFESSIONAL_COLUMNS, row, strict=False))
-        out.append(
-            {
-                **_person_fields(v),
-                "source": row[len(tables.PROFESSIONAL_COLUMNS)],
-                "mailboxes": mailboxes.get(v["national_id"], []),
-                "activities": activities.get(v["national_id"], []),
-            }
-        )
-    return out
+_MAILBOX_NATIONAL_ID = tables.MAILBOX_COLUMNS.index("national_id")
+_ACTIVITY_NATIONAL_ID = tables.ACTIVITY_COLUMNS.index("national_id")
 
 
-def _in(conn: Connection, table: str, columns: str, ids: list[str]) -> list[Any]:
-    if not ids:
-        return []
-    marks = ", ".join("?" for _ in ids)
-    order = "address" if "address" in columns else "line"
-    return _select(
-        conn, f"SELECT {columns} FROM {table} WHERE national_id IN ({marks}) ORDER BY {order}", ids
-    )
+def _professionals(found: queries.ProfessionalRows) -> list[dict[str, Any]]:
+    mailboxes = _by_national_id(found.mailboxes, mailbox_dict, _MAILBOX_NATIONAL_ID)
+    activities = _by_national_id(found.activities, activity_dict, _ACTIVITY_NATIONAL_ID)
+    return [_professional(row, mailboxes, activities) for row in found.rows]
+
+
+def _professional(
+    row: Sequence[Any],
+    mailboxes: dict[str, list[dict[str, Any]]],
+    activities: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    v = dict(zip(tables.PROFESSIONAL_COLUMNS, row, strict=False))
+    return {
+        **_person_fields(v),
+        "source": row[len(tables.PROFESSIONAL_COLUMNS)],
+        "mailboxes": mailboxes.get(v["national_id"], []),
+        "activities": activities.get(v["national_id"], []),
+    }
 
 
 def _by_national_id(
@@ -414,13 +275,12 @@ def activity_dict(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def status(conn: Connection) -> list[dict[str, Any]]:
+def status(conn: Conn) -> list[dict[str, Any]]:
     """What each kind of extraction holds: source file, date, counts of the last import."""
-    rows = RawStatement(
-        "SELECT kind, source, imported_at, entries, lines, added, changed, retired, rejected "
-        "FROM annuaire_state ORDER BY kind"
-    ).all(conn)
-    keys = ("kind", "source", "imported_at", "entries", "lines", "added", "changed", "retired",
-            "rejected")  # fmt: skip
-    return [dict(zip(keys, (str(v) if i == 2 and v else v for i, v in enumerate(r)), strict=True))
-            for r in rows]  # fmt: skip
+    return [_state(row) for row in queries.import_states(conn)]
+
+
+def _state(row: Sequence[Any]) -> dict[str, Any]:
+    at = queries.STATE_COLUMNS.index("imported_at")
+    values = (str(v) if i == at and v else v for i, v in enumerate(row))
+    return dict(zip(queries.STATE_COLUMNS, values, strict=True))

@@ -13,14 +13,14 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mss.annuaire import fhir, lookup
 from mss.errors import InputError
+from mss.store.db import Conn
 
 T = TypeVar("T")
-Reader = Callable[[Callable[[Connection], T]], Awaitable[T]]
+Reader = Callable[[Callable[[Conn], T]], Awaitable[T]]
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
@@ -79,7 +79,29 @@ class MailboxFastPath:
 
 def router(read: Reader[Any]) -> APIRouter:
     api = APIRouter()
+    _mailbox_routes(api, read)
+    _professional_routes(api, read)
+    _status_route(api, read)
+    _capability_route(api)
+    _fhir_search_routes(api, read)
+    _fhir_read_routes(api, read)
+    return api
 
+
+async def _json_page(
+    read: Reader[Any], make_query: Callable[[], lookup.Query],
+    search: Callable[[Conn, lookup.Query], lookup.Page], page: int, count: int,
+) -> JSONResponse:  # fmt: skip
+    """One page of a JSON search; a bad criterion is a 400 naming it."""
+    try:
+        query = make_query()
+    except InputError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+    result = await read(lambda c: search(c, query))
+    return JSONResponse({**result.as_dict(), "page": page, "count": count})
+
+
+def _mailbox_routes(api: APIRouter, read: Reader[Any]) -> None:
     @api.get("/api/annuaire/mailboxes/{address}", tags=["annuaire"])
     async def get_mailbox(address: str) -> JSONResponse:
         """One MSSanté mailbox by address (any case)."""
@@ -103,19 +125,20 @@ def router(read: Reader[Any]) -> APIRouter:
         count: Annotated[int, Query(ge=1, le=lookup.MAX_PAGE)] = 50,
     ) -> JSONResponse:
         """Mailboxes matching every criterion given, by pages, ordered by name."""
-        try:
-            query = lookup.Query(
+        return await _json_page(
+            read,
+            lambda: lookup.Query(
                 mailbox=address, national_id=national_id, name=name, family=family,
                 given=given, profession=tuple(profession or ()),
                 savoir_faire=tuple(savoir_faire or ()), postcode=postcode,
                 department=department, mailbox_type=tuple(type or ()), structure=structure,
                 offset=(page - 1) * count, limit=count,
-            )  # fmt: skip
-        except InputError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-        result = await read(lambda c: lookup.search_mailboxes(c, query))
-        return JSONResponse({**result.as_dict(), "page": page, "count": count})
+            ),
+            lookup.search_mailboxes, page, count,
+        )  # fmt: skip
 
+
+def _professional_routes(api: APIRouter, read: Reader[Any]) -> None:
     @api.get("/api/annuaire/professionals/{national_id}", tags=["annuaire"])
     async def get_professional(national_id: str) -> JSONResponse:
         """A professional by national id, RPPS or ADELI, with mailboxes and activities."""
@@ -136,30 +159,32 @@ def router(read: Reader[Any]) -> APIRouter:
         count: Annotated[int, Query(ge=1, le=lookup.MAX_PAGE)] = 50,
     ) -> JSONResponse:
         """Professionals matching every criterion given, by pages."""
-        try:
-            query = lookup.Query(
+        return await _json_page(
+            read,
+            lambda: lookup.Query(
                 name=name, family=family, given=given, profession=tuple(profession or ()),
                 savoir_faire=tuple(savoir_faire or ()), postcode=postcode,
                 department=department, mailbox=address, offset=(page - 1) * count, limit=count,
-            )  # fmt: skip
-        except InputError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-        result = await read(lambda c: lookup.search_professionals(c, query))
-        return JSONResponse({**result.as_dict(), "page": page, "count": count})
+            ),
+            lookup.search_professionals, page, count,
+        )  # fmt: skip
 
+
+def _status_route(api: APIRouter, read: Reader[Any]) -> None:
     @api.get("/api/annuaire/status", tags=["annuaire"])
     async def annuaire_status() -> JSONResponse:
         """Which extractions are loaded, from which files, when."""
         return JSONResponse(await read(lookup.status))
 
-    _fhir_routes(api, read)
-    return api
+
+# --- FHIR R4 ---------------------------------------------------------------------------------
 
 
-def _fhir_routes(api: APIRouter, read: Reader[Any]) -> None:
-    def base(request: Request) -> str:
-        return str(request.base_url).rstrip("/") + "/fhir/v2"
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir/v2"
 
+
+def _capability_route(api: APIRouter) -> None:
     @api.get("/fhir/v2/metadata", tags=["fhir"], response_class=FhirResponse)
     async def capability(request: Request) -> FhirResponse:
         """The CapabilityStatement: resources and search parameters served."""
@@ -169,7 +194,7 @@ def _fhir_routes(api: APIRouter, read: Reader[Any]) -> None:
             "kind": "instance",
             "fhirVersion": "4.0.1",
             "format": ["json"],
-            "implementation": {"description": "mss annuaire", "url": base(request)},
+            "implementation": {"description": "mss annuaire", "url": _base(request)},
             "rest": [{
                 "mode": "server",
                 "resource": [
@@ -180,44 +205,66 @@ def _fhir_routes(api: APIRouter, read: Reader[Any]) -> None:
             }],
         })  # fmt: skip
 
-    async def search(request: Request, resource: str) -> FhirResponse:
-        params = list(request.query_params.multi_items())
-        try:
-            query, inactive = fhir.parse_search(resource, params)
-        except fhir.FhirError as exc:
-            return _fhir_error(str(exc))
-        if inactive:  # nothing in the directory is inactive: retired entries are gone
-            return FhirResponse(fhir.bundle(base(request), resource, query, params, 0, []))
-        if resource == "Practitioner":
-            page = await read(lambda c: lookup.search_professionals(c, query))
-            resources = [fhir.practitioner(p) for p in page.items]
-        elif resource == "PractitionerRole":
-            query = _with_types(query, ("PER", "CAB"))
-            page = await read(lambda c: lookup.search_mailboxes(c, query))
-            resources = [fhir.practitioner_role(m) for m in page.items if m["national_id"]]
-        else:
-            query = _with_types(query, ("ORG", "APP", "CAB"))
-            page = await read(lambda c: lookup.search_mailboxes(c, query))
-            resources = _organizations(page.items)
-        return FhirResponse(
-            fhir.bundle(base(request), resource, query, params, page.total, resources)
-        )
 
+# A search of one resource type: its total and its resources (one page).
+Found = tuple[int, list[dict[str, Any]]]
+
+
+async def _practitioners(read: Reader[Any], query: lookup.Query) -> Found:
+    page = await read(lambda c: lookup.search_professionals(c, query))
+    return page.total, [fhir.practitioner(p) for p in page.items]
+
+
+async def _practitioner_roles(read: Reader[Any], query: lookup.Query) -> Found:
+    typed = _with_types(query, ("PER", "CAB"))
+    page = await read(lambda c: lookup.search_mailboxes(c, typed))
+    return page.total, [fhir.practitioner_role(m) for m in page.items if m["national_id"]]
+
+
+async def _organizations_of(read: Reader[Any], query: lookup.Query) -> Found:
+    typed = _with_types(query, ("ORG", "APP", "CAB"))
+    page = await read(lambda c: lookup.search_mailboxes(c, typed))
+    return page.total, _organizations(page.items)
+
+
+_SEARCHES: dict[str, Callable[[Reader[Any], lookup.Query], Awaitable[Found]]] = {
+    "Practitioner": _practitioners,
+    "PractitionerRole": _practitioner_roles,
+    "Organization": _organizations_of,
+}
+
+
+async def _fhir_search(read: Reader[Any], request: Request, resource: str) -> FhirResponse:
+    """A searchset Bundle of `resource` for the query parameters of the request."""
+    params = list(request.query_params.multi_items())
+    try:
+        query, inactive = fhir.parse_search(resource, params)
+    except fhir.FhirError as exc:
+        return _fhir_error(str(exc))
+    if inactive:  # nothing in the directory is inactive: retired entries are gone
+        return FhirResponse(fhir.bundle(_base(request), resource, query, params, 0, []))
+    total, resources = await _SEARCHES[resource](read, query)
+    return FhirResponse(fhir.bundle(_base(request), resource, query, params, total, resources))
+
+
+def _fhir_search_routes(api: APIRouter, read: Reader[Any]) -> None:
     @api.get("/fhir/v2/Practitioner", tags=["fhir"], response_class=FhirResponse)
     async def practitioners(request: Request) -> FhirResponse:
         """Search Practitioner (national id, names, mailbox-mss, qualification-code…)."""
-        return await search(request, "Practitioner")
+        return await _fhir_search(read, request, "Practitioner")
 
     @api.get("/fhir/v2/PractitionerRole", tags=["fhir"], response_class=FhirResponse)
     async def practitioner_roles(request: Request) -> FhirResponse:
         """Search PractitionerRole (practitioner, mailbox-mss, mailbox-mss-type, role…)."""
-        return await search(request, "PractitionerRole")
+        return await _fhir_search(read, request, "PractitionerRole")
 
     @api.get("/fhir/v2/Organization", tags=["fhir"], response_class=FhirResponse)
     async def organizations(request: Request) -> FhirResponse:
         """Search Organization (identifier, name, mailbox-mss, address-postalcode…)."""
-        return await search(request, "Organization")
+        return await _fhir_search(read, request, "Organization")
 
+
+def _fhir_read_routes(api: APIRouter, read: Reader[Any]) -> None:
     @api.get("/fhir/v2/Practitioner/{resource_id}", tags=["fhir"], response_class=FhirResponse)
     async def read_practitioner(resource_id: str) -> FhirResponse:
         """One Practitioner by id (its national id)."""
