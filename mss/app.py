@@ -105,9 +105,7 @@ class Application:
             await self._start_imap(stack)
             await self._start_web(stack)
             if self.worker == 0:  # background duties: one worker is enough
-                assert self.mail is not None
                 _background(stack, self._reencrypt_loop(), "blob-reencrypt")
-                _background(stack, self.mail.deposits.run(), "dmp-deposits")
             if self.workers > 1:
                 log.info("worker %d of %d ready", self.worker + 1, self.workers)
             else:
@@ -127,7 +125,7 @@ class Application:
         await mail.trust.refresh()
         self.mail = mail
         _background(stack, mail.trust.keep_fresh(), "trust-refresh")
-        _background(stack, mail.runner.run(), "relay")
+        _background(stack, mail.runner.run(), "outbox")
         _background(stack, mail.keep_tls_fresh(), "tls-refresh")
         for listener in mail.listeners:
             await listener.start()

@@ -14,8 +14,10 @@
     │   └── …                acknowledgement code (DMPPatientNotFound, DocumentError…)
     ├── CertificateError     security.pki: a certificate mss cannot map to an
     │                        identity, issue or revoke
-    └── TokenError           security.tokens: a bearer token refused (says why,
-                             never the token)
+    ├── TokenError           security.tokens: a bearer token refused (says why,
+    │                        never the token)
+    └── Unauthorized         web.errors: an HTTP request naming nobody we know (401
+                             with the scheme of the credentials to send)
 
 Foreign errors (sqlite3, psycopg, cryptography, PyJWT…) are translated at the
 boundary that calls them (`raise StoreError(...) from exc`). The pure `core`

@@ -1,8 +1,8 @@
 """The builders of the composition root: each reads its part of the settings and
 builds a component, or the plain values a component is given.
 
-`build_mail` assembles the mail path of one process (pipeline, relay and deposit
-runners, login service, TLS contexts, the SMTP doors); `app.Application` starts it.
+`build_mail` assembles the mail path of one process (pipeline, the outbox runner and
+its handlers, login service, TLS contexts, the SMTP doors); `app.Application` starts it.
 No component reads the settings itself.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 from mss.config import Settings
 from mss.delivery.checks import Checks
 from mss.delivery.config import DeliveryConfig
-from mss.delivery.deposits import DepositRunner
+from mss.delivery.deposits import DepositHandler, MdnHandler
 from mss.delivery.inbound import Pipeline
-from mss.delivery.outbound import RelayRunner, mx_route
+from mss.delivery.outbound import RelayHandler, mx_route
 from mss.delivery.reports import ReportSender
 from mss.delivery.trust import TrustSpace
 from mss.dmp import service as dmp_service
@@ -39,6 +39,7 @@ from mss.smtp.handler import MXHandler, SubmissionHandler
 from mss.smtp.server import Listener
 from mss.store.accounts import AccountRecord, accounts_of_national_id, get_account
 from mss.store.api import Store
+from mss.store.runner import OutboxRunner
 
 log = logging.getLogger("mss")
 
@@ -68,15 +69,14 @@ def _credentials(account: AccountRecord) -> Credentials:
 
 @dataclass
 class Mail:
-    """The mail path of one process: pipeline, relay runner, listeners."""
+    """The mail path of one process: pipeline, outbox runner, listeners."""
 
     trust: TrustSpace
     pipeline: Pipeline
     logins: LoginService
-    runner: RelayRunner
+    runner: OutboxRunner
     listeners: list[Listener]
     tls: list[ReloadingContext]
-    deposits: DepositRunner
 
     async def refresh_tls(self) -> bool:
         """Pick up a renewed certificate or a new CRL; True if anything changed."""
@@ -162,16 +162,30 @@ def _tls_contexts(settings: Settings) -> tuple[ReloadingContext, ReloadingContex
     return server_tls, relay_tls
 
 
-def _relay_runner(
+def _relay_handler(
     settings: Settings, store: Store, reports: ReportSender, relay_tls: ReloadingContext
-) -> RelayRunner:
-    return RelayRunner(
+) -> RelayHandler:
+    return RelayHandler(
         store, reports, dkim.DKIMSigner(dkim_keys(settings)), lambda: relay_tls.current,
         hostname=settings.server.hostname, route=settings.relay.route,
         mx_lookup=mx_route if settings.dns.enabled else None,
         retry_base=settings.relay.retry_base, retry_max=settings.relay.retry_max,
-        timeout=settings.relay.connect_timeout, concurrency=settings.relay.concurrency,
+        expire_days=settings.relay.expire_days, timeout=settings.relay.connect_timeout,
+        concurrency=settings.relay.concurrency,
     )  # fmt: skip
+
+
+def _outbox_runner(
+    settings: Settings, store: Store, reports: ReportSender, relay_tls: ReloadingContext
+) -> OutboxRunner:
+    """One runner for every after-commit duty: relay, DMP deposits, MDNs."""
+    relay = _relay_handler(settings, store, reports, relay_tls)
+    mdn = MdnHandler(
+        store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
+    )
+    runner = OutboxRunner(store, [relay, DepositHandler(store), mdn], owner=store.db.process_token)
+    store.db.subscribe(runner.committed)
+    return runner
 
 
 def _smtp_doors(
@@ -211,11 +225,6 @@ def build_mail(
     )
     logins = LoginService(StoreCredentials(store), bearer=bearer_validator(settings))
     server_tls, relay_tls = _tls_contexts(settings)
-    runner = _relay_runner(settings, store, reports, relay_tls)
-    reports.wake_relay = runner.wake
-    deposit_runner = DepositRunner(
-        store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
-    )
-    pipeline.wake_deposits = deposit_runner.wake
+    runner = _outbox_runner(settings, store, reports, relay_tls)
     listeners = _smtp_doors(settings, pipeline, logins, server_tls, sockets or {})
-    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls], deposit_runner)
+    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls])

@@ -16,12 +16,13 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from sqlalchemy import select
+from sqlalchemy import update
 
 from mss.dmp import service
 from mss.dmp.access import Mode, Professional
 from mss.dmp.service import Search, Settings
-from mss.store.models import deposit_outbox_table
+from mss.store import outbox
+from mss.store.models import outbox_table
 from mss.testing.xdmgen import INS, XDM, XDMDocument, cda
 
 from .harness import Running
@@ -59,15 +60,21 @@ def document_mail(xdm: bytes | None = None, *, mdn: bool = True, pdf: bool = Tru
     return mail.as_bytes()
 
 
-async def _drain(mss: Running) -> list[str]:
-    """Wait for the deposit runner to empty the outbox; return the outbox results."""
-    o = deposit_outbox_table.c
-    for _ in range(100):
-        rows = await mss.store.read(lambda c: c.execute(select(o.done_at, o.result)).all())
-        if rows and all(r.done_at is not None for r in rows):
-            return [r.result for r in rows]
+async def _drain(mss: Running, kind: str = "dmp_deposit") -> list[str]:
+    """Wait for the outbox runner to finish the rows of `kind`; return their results."""
+    for _ in range(200):
+        rows = await mss.store.read(lambda c: outbox.list_items(c, kinds=[kind]))
+        if rows and all(r.status == "done" for r in rows):
+            return [r.result or "" for r in rows]
         await asyncio.sleep(0.05)
-    raise AssertionError("the deposit runner did not process the outbox")
+    raise AssertionError(f"the outbox runner did not finish the {kind} rows")
+
+
+def _again(kind: str) -> Any:
+    """The rows of `kind` as if a crash had stopped the process before their end."""
+    o = outbox_table.c
+    pending = {"status": "pending", "due_at": 0, "lease_owner": None, "result": None}
+    return lambda tx: tx.conn.execute(update(outbox_table).where(o.kind == kind).values(pending))
 
 
 async def test_documents_of_a_mail_reach_the_dmp_and_an_mdn_comes_back(clinic: Running) -> None:
@@ -129,15 +136,10 @@ async def test_a_crash_before_the_deposit_deposits_once_at_the_next_run(clinic: 
     assert clinic.app.mail is not None
     await clinic.submit(PRO, document_mail(XDM([XDMDocument(cda())]).build(), mdn=False), [PATIENT])
     await _drain(clinic)
-    o = deposit_outbox_table.c
-    from sqlalchemy import update
-
-    await clinic.store.write(lambda tx: tx.conn.execute(
-        update(deposit_outbox_table).values(done_at=None, result=None)))  # fmt: skip
-    outcomes = await clinic.app.mail.deposits.process_pending()
-    assert [x.error for x in outcomes] == [None]
+    await clinic.store.write(_again("dmp_deposit"))
+    await clinic.app.mail.runner.run_once("dmp_deposit")
+    assert await _drain(clinic) == ["deposited 1 document(s)"]  # no error
     assert await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1
-    assert await clinic.store.read(lambda c: c.execute(select(o.done_at)).scalar()) is not None
 
 
 async def test_a_professional_of_another_operator_deposits_through_the_mx(
@@ -203,20 +205,13 @@ async def test_a_new_version_by_mail_replaces_the_previous_and_keeps_it(clinic: 
 
 async def test_an_mdn_not_yet_sent_is_sent_at_the_next_run(clinic: Running) -> None:
     """The MDN to send commits with the deposit; a crash before it left is made good."""
-    from sqlalchemy import update
-
     assert clinic.app.mail is not None
     await clinic.submit(PRO, document_mail(XDM([XDMDocument(cda())]).build()), [PATIENT])
     await _drain(clinic)
-    o = deposit_outbox_table.c
-    for _ in range(100):
-        if await clinic.store.read(lambda c: c.execute(select(o.mdn_sent_at)).scalar()):
-            break
-        await asyncio.sleep(0.05)
-    await clinic.store.write(
-        lambda tx: tx.conn.execute(update(deposit_outbox_table).values(mdn_sent_at=None))
-    )  # fmt: skip (the crash)
-    await clinic.app.mail.deposits.process_pending()
+    await _drain(clinic, "mdn")
+    await clinic.store.write(_again("mdn"))  # the crash
+    await clinic.app.mail.runner.run_once("mdn")
+    await _drain(clinic, "mdn")
     mdns = [m for m in await clinic.inbox(PRO) if b"disposition-notification" in m]
     assert len(mdns) == 2  # sent again, never lost (at least once)
     assert await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1

@@ -282,15 +282,14 @@ async def test_the_same_document_deposited_twice_is_stored_once(dmp: Store) -> N
 
 
 async def test_first_access_and_new_document_are_notification_events(dmp: Store) -> None:
-    from sqlalchemy import select
-
-    from mss.store.models import notification_outbox_table as n
+    from mss.store.outbox import list_items
 
     await deposit(dmp, doc(1), doc(2, confidentiality=("INVISIBLE_PATIENT",)))
     await authorize(dmp, DOCTOR)
     await search(dmp, DOCTOR)
     await search(dmp, DOCTOR)
-    kinds = await dmp.read(lambda c: [r.kind for r in c.execute(select(n.c.kind).order_by(n.c.id))])
+    rows = await dmp.read(lambda c: list_items(c, kinds=["notification"]))
+    kinds = [r.payload["event"] for r in rows]
     assert kinds == ["new_document", "first_access"]  # not for the invisible one, once
 
 

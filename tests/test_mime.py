@@ -5,17 +5,26 @@ from __future__ import annotations
 import email
 import json
 from email import policy
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.parser import BytesParser
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mss.core.mime import Part, parse_address_list, parse_message, split_multipart
+from mss.core.mime import (
+    Part,
+    leaves,
+    parse_address_list,
+    parse_message,
+    split_multipart,
+    with_prefix,
+)
 
 SIMPLE = (
     b'From: "Dr. Jean Dupont" <jean.dupont@pro.mssante.test>\r\n'
@@ -154,13 +163,13 @@ def _build(message: Message) -> bytes:
 texts = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=200
 )
-leaves = st.one_of(
+leaf_parts = st.one_of(
     st.builds(lambda t: MIMEText(t, "plain", "utf-8"), texts),
     st.builds(lambda t: MIMEText(t, "html", "utf-8"), texts),
     st.builds(lambda b: MIMEApplication(b, Name="doc.pdf"), st.binary(max_size=300)),
 )
 trees = st.recursive(
-    leaves,
+    leaf_parts,
     lambda children: st.one_of(
         st.builds(
             lambda parts, sub: MIMEMultipart(sub, _subparts=parts),
@@ -219,3 +228,98 @@ def test_parser_never_raises_on_garbage(raw: bytes) -> None:
 def test_address_list_parser_never_raises(text: str) -> None:
     result = parse_address_list(text)
     assert result is None or all(len(a) == 4 for a in result)
+
+
+# --- one parse: the prefix put before a message, and its leaves ----------------------------
+
+prefixes = st.lists(
+    st.sampled_from(
+        [
+            b"Received: from client ([127.0.0.1])\r\n\tby mss; Sun, 6 Dec 2026 10:00:00 +0000\r\n",
+            b"Authentication-Results: mss; dkim=pass header.d=pro.mssante.test\r\n",
+            b"Message-ID: <added@mss.test>\r\n",
+            b"Date: Sun, 6 Dec 2026 10:00:00 +0000\r\n",
+        ]
+    ),
+    max_size=4,
+).map(b"".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trees, prefixes)
+def test_a_prefix_moves_the_parse_without_parsing_again(tree: Message, prefix: bytes) -> None:
+    raw = _build(tree)
+    moved = with_prefix(parse_message(raw), prefix, raw)
+    whole = parse_message(prefix + raw)
+    assert moved.headers == whole.headers
+    assert moved.envelope == whole.envelope
+    assert moved.body.to_json() == whole.body.to_json()
+    assert (moved.message_id, moved.references, moved.subject) == (
+        whole.message_id, whole.references, whole.subject,
+    )  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600), prefixes)
+def test_a_prefix_before_garbage_parses_as_the_whole(raw: bytes, prefix: bytes) -> None:
+    moved = with_prefix(parse_message(raw), prefix, raw)
+    whole = parse_message(prefix + raw)
+    assert moved.headers == whole.headers
+    assert moved.body.to_json() == whole.body.to_json()
+
+
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
+    min_size=1,
+    max_size=40,
+).filter(lambda n: n.strip() == n and '"' not in n and "\\" not in n)
+files = st.builds(
+    lambda data, name, kind: (data, name, kind),
+    st.binary(max_size=400),
+    names,
+    st.sampled_from(["application/zip", "application/pdf", "text/xml", "image/png"]),
+)
+
+
+def _mail_with(attachments: list[tuple[bytes, str, str]], text: str) -> bytes:
+    mail = EmailMessage(policy=policy.default)
+    mail["Subject"] = "pièces jointes"
+    mail.set_content(text)
+    for data, name, kind in attachments:
+        if kind == "text/xml":
+            mail.add_attachment(data.decode("latin-1"), subtype="xml", filename=name,
+                                cte="quoted-printable")  # fmt: skip
+        else:
+            maintype, subtype = kind.split("/")
+            mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return mail.as_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(files, max_size=4), texts)
+def test_leaves_match_the_standard_library(attachments: list[Any], text: str) -> None:
+    """Names (RFC 2231, 2047), types and decoded bytes as `email` reads them."""
+    raw = _mail_with(attachments, text)
+    theirs = BytesParser(policy=policy.default).parsebytes(raw)
+    expected = [
+        (i, p.get_content_type(), p.get_filename() or "", p.get_payload(decode=True))
+        for i, p in enumerate(theirs.walk())
+        if not p.is_multipart()
+    ]
+    ours = [
+        (a.index, a.content_type, a.filename, a.payload(raw))
+        for a in leaves(parse_message(raw).body)
+    ]
+    assert ours == expected
+
+
+def test_a_name_split_by_rfc_2231_continuations_is_joined() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: application/zip\r\n"
+        b"Content-Disposition: attachment; filename*0*=UTF-8''R%C3%A9sultats;\r\n"
+        b" filename*1=_IHE_XDM.ZIP\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"UEsDBA\r\n--b--\r\n"
+    )
+    [leaf] = leaves(parse_message(raw).body)
+    assert (leaf.filename, leaf.payload(raw)) == ("Résultats_IHE_XDM.ZIP", b"PK\x03\x04")

@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from mss.security.dkim import ensure_keys, public_record
 from mss.security.pki import DevPKI
-from mss.store.models import relay_queue_table
+from mss.store.models import outbox_table
 from mss.store.queue import list_entries
 
 from .conftest import run_mss
@@ -181,7 +181,7 @@ async def test_unreachable_peer_is_retried_then_bounced_at_expiry(instance: Path
 
         async def tried_once() -> bool:
             entries = await a.store.read(lambda c: list_entries(c, None))
-            return bool(entries) and entries[0].attempts == 1
+            return bool(entries) and entries[0].attempts == 1 and bool(entries[0].last_error)
 
         await eventually(tried_once)
         [entry] = await a.store.read(lambda c: list_entries(c, None))
@@ -190,11 +190,15 @@ async def test_unreachable_peer_is_retried_then_bounced_at_expiry(instance: Path
         assert "Connect" in (entry.last_error or "") or "connect" in (entry.last_error or "")
         # five days later: the queue gives up and tells the author
         await a.store.write(
-            lambda tx: tx.conn.execute(update(relay_queue_table).values(next_attempt=0, expires=0))
+            lambda tx: tx.conn.execute(update(outbox_table).values(due_at=0, expires=0))
         )
-        await runner.run_once()
-        [entry] = await a.store.read(lambda c: list_entries(c, None))
-        assert entry.status == "failed"
+        await runner.run_once("relay")
+
+        async def given_up() -> bool:
+            [entry] = await a.store.read(lambda c: list_entries(c, None))
+            return entry.status == "failed"
+
+        await eventually(given_up)
         [dsn] = await a.inbox(JEAN)
         assert b"Status: 4.4.7" in dsn
 

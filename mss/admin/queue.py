@@ -7,13 +7,12 @@ from collections.abc import Sequence
 
 from mss.config import Settings
 from mss.instance import opened_store
-from mss.store.models import QueueStatus
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 
 
 def queue_entries(settings: Settings, *, everything: bool) -> list[QueueEntry]:
     with opened_store(settings) as store:
-        statuses = None if everything else [QueueStatus.QUEUED.value]
+        statuses = None if everything else ["queued"]
         return store.db.read_sync(lambda c: list_entries(c, statuses))
 
 

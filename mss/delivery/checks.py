@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import Connection
-
 from mss.annuaire import lookup as annuaire_lookup
 from mss.core.address import Address, InvalidAddress, ins_of_patient_address, parse_address
 from mss.core.dsn import RcptDSN
@@ -22,8 +20,8 @@ from mss.delivery.config import DeliveryConfig
 from mss.delivery.trust import TrustSpace
 from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
+from mss.store.accounts import RecipientFacts, recipient_facts
 from mss.store.api import Store
-from mss.store.db import RawStatement
 from mss.store.models import AccountKind, ProfileStatus
 
 
@@ -131,38 +129,6 @@ def _parse(address: str, enhanced: str) -> Address:
         raise Rejection(553, enhanced, f"Adresse invalide (bad address): {exc.reason}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Local:
-    """What RCPT needs to know of a local address, read in one round trip."""
-
-    kind: str | None  # the account's kind; None without an account
-    disabled: bool
-    inbox: int | None
-    profile_status: str | None  # the patient's, when the address is a patient's
-    identity_status: str | None
-    patient_exists: bool
-
-
-_ACCOUNT = RawStatement(
-    "SELECT a.kind, a.disabled, m.id FROM account a "
-    "LEFT JOIN mailbox m ON m.account_id = a.id AND m.name = 'INBOX' WHERE a.address = ?"
-)
-_PATIENT = RawStatement("SELECT profile_status, identity_status FROM patient WHERE ins = ?")
-
-
-def _lookup(conn: Connection, address: str, ins: str | None) -> _Local:
-    account = _ACCOUNT.first(conn, address)
-    patient = _PATIENT.first(conn, ins) if ins is not None else None
-    return _Local(
-        kind=account[0] if account else None,
-        disabled=bool(account[1]) if account else False,
-        inbox=account[2] if account else None,
-        profile_status=patient[0] if patient else None,
-        identity_status=patient[1] if patient else None,
-        patient_exists=patient is not None,
-    )
-
-
 class Checks:
     def __init__(self, store: Store, trust: TrustSpace, config: DeliveryConfig) -> None:
         self._store = store
@@ -244,7 +210,7 @@ class Checks:
 
     async def _local_recipient(self, parsed: Address, ins: str | None, dsn: RcptDSN) -> Recipient:
         address = str(parsed)
-        local = await self._store.db.read_fast(lambda c: _lookup(c, address, ins))
+        local = await self._store.db.read_fast(lambda c: recipient_facts(c, address, ins))
         if ins is not None:
             _check_patient(local)
         elif local.kind is None or local.disabled or local.inbox is None:
@@ -272,7 +238,7 @@ class Checks:
             raise PROFESSIONALS_ONLY
 
 
-def _check_patient(local: _Local) -> None:
+def _check_patient(local: RecipientFacts) -> None:
     if not local.patient_exists:
         raise PATIENT_UNKNOWN
     if local.profile_status == ProfileStatus.OPPOSED.value:

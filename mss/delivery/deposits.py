@@ -1,70 +1,51 @@
-"""Deposit into the DMP the documents of mail sent to patients (outbox pattern).
+"""Deposit into the DMP the documents of mail sent to patients, and answer with MDNs.
 
-The pipeline writes a `dmp_deposit_outbox` row in the very transaction that
-delivers a professional's mail with attachments to a patient; this runner
-takes the rows after the commit, extracts the documents (`dmp/mail.py`) and
-deposits them (`dmp/service.py`) *in the same transaction that marks the row
-done*. A crash before that commit leaves the row pending (the deposit is done
-at the next start); a crash after it cannot deposit twice, and a document
-already in the DMP (same unique id) is never stored again.
+The pipeline adds a `dmp_deposit` outbox row in the very transaction that
+delivers a professional's mail with attachments to a patient. The runner hands
+it to `DepositHandler`, which extracts the documents (`dmp/mail.py`) and deposits
+them (`dmp/service.py`) *in the same transaction that completes the row*: a crash
+before that commit leaves the row pending (deposited at the next claim); a crash
+after it cannot deposit twice, and a document already in the DMP (same unique
+id) is never stored again.
 
-When the mail asks for it (`Disposition-Notification-To`), an MDN answers
-`processed` or the error with its ANS code (delivery/mdn.py). What it will say
-commits with the deposit; it is sent after, and marked sent after that: a
-crash in between sends it again at the next run (at least once, never lost).
+When the mail asks for it (`Disposition-Notification-To`), an `mdn` row is added
+in that transaction too, saying `processed` or the error with its ANS code;
+`MdnHandler` sends it (delivery/mdn.py) — at least once, never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
-
 from mss.annuaire import lookup as annuaire
-from mss.core.mime import find_body_start, parse_headers
+from mss.core.mime import Headers, find_body_start, parse_headers
 from mss.delivery.mdn import build_mdn, requested_by
 from mss.delivery.reports import ReportSender
 from mss.dmp import service
 from mss.dmp.access import Professional
 from mss.dmp.errors import DMPError
 from mss.dmp.mail import documents_of_mail
-from mss.errors import StoreError
+from mss.store import outbox
 from mss.store.accounts import get_account
 from mss.store.api import Store
-from mss.store.db import Tx
-from mss.store.models import deposit_outbox_table
+from mss.store.db import Conn, Tx
+from mss.store.outbox import NewItem, OutboxItem
+from mss.store.runner import Done, Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
-o = deposit_outbox_table.c
-POLL = 1.0
+DEPOSIT, MDN = "dmp_deposit", "mdn"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    outbox_id: int
-    deposited: int
-    error: tuple[int, str] | None
-
-
-def add(tx: Tx, blob_id: int, ins: str, sender: str) -> None:
+def add(tx: Tx, blob_id: int, ins: str, sender: str, now: int) -> None:
     """In the delivery transaction: the documents of this message are to be deposited."""
-    tx.conn.execute(deposit_outbox_table.insert().values(blob_id=blob_id, ins=ins, sender=sender))
+    outbox.add(tx, DEPOSIT, [NewItem({"ins": ins, "sender": sender}, blob_id=blob_id)], now)
 
 
-def pending(conn: Connection, limit: int = 20) -> list[Any]:
-    """Rows to deposit, and rows whose MDN is still to send."""
-    query = select(o.id, o.blob_id, o.ins, o.sender, o.done_at, o.mdn_to, o.mdn_error).where(
-        or_(o.done_at.is_(None), and_(o.mdn_to.is_not(None), o.mdn_sent_at.is_(None)))
-    )
-    return list(conn.execute(query.order_by(o.id).limit(limit)).all())
-
-
-def _author(conn: Connection, sender: str) -> Professional:
+def _author(conn: Conn, sender: str) -> Professional:
     """Who deposits: the national id and profession of the sender, from the local account
     or the annuaire (where professions come from); else the address itself."""
     account = get_account(conn, sender)
@@ -84,85 +65,89 @@ def _author(conn: Connection, sender: str) -> Professional:
     return Professional(national_id or sender, profession, name or sender)
 
 
-class DepositRunner:
-    def __init__(
-        self, store: Store, reports: ReportSender, *, hostname: str, patient_domain: str
+class DepositHandler:
+    """The outbox handler of kind `dmp_deposit`: one mail's documents per row."""
+
+    kind = DEPOSIT
+    policy = RetryPolicy(base=30, cap=3600, max_attempts=8, lease=300, batch=1, concurrency=2)
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
+        return [await self._deposit(item) for item in items]
+
+    async def _deposit(self, item: OutboxItem) -> Outcome:
+        assert item.blob_id is not None
+        ins, sender = item.payload["ins"], item.payload["sender"]
+        raw = await self._store.blob_bytes(item.blob_id)
+        headers = parse_headers(raw, 0, find_body_start(raw))
+        mdn_to = requested_by(headers)
+        author = await self._store.read(lambda c: _author(c, sender))
+        try:
+            found = await asyncio.to_thread(documents_of_mail, raw, ins)
+            count = await self._store.write(
+                lambda tx: self._store_documents(tx, item, author, found.documents, headers)
+            )
+        except DMPError as exc:
+            text = f"{exc.name} {exc.mdn_code}: {exc}"
+            error = f"{exc.mdn_code}^{exc.mdn_label}"
+            await self._store.write(lambda tx: self._finish(tx, item, text, mdn_to, error))
+            log.info("DMP deposit of a mail to %s refused: %s", ins, text)
+            return Done(text)
+        return Done(f"deposited {count} document(s)")
+
+    def _store_documents(
+        self, tx: Tx, item: OutboxItem, author: Professional, documents: Any, headers: Headers
+    ) -> int:
+        results = service.deposit(
+            tx, self._store.cipher, item.payload["ins"], author, documents,
+            source="mail", source_message_id=headers.get("Message-ID"),
+        )  # fmt: skip
+        self._finish(tx, item, f"deposited {len(results)} document(s)", requested_by(headers))
+        return len(results)
+
+    def _finish(
+        self, tx: Tx, item: OutboxItem, result: str, mdn_to: str | None, error: str | None = None
     ) -> None:
+        """Complete the row and, when the mail asked for it, add the MDN to send."""
+        now = int(self._clock())
+        outbox.complete(tx, item, result, now=now)
+        if mdn_to:
+            payload = {"to": mdn_to[:254], "ins": item.payload["ins"], "error": error}
+            outbox.add(tx, MDN, [NewItem(payload, blob_id=item.blob_id)], now)
+
+
+class MdnHandler:
+    """The outbox handler of kind `mdn`: the acknowledgement of a deposit (RFC 8098)."""
+
+    kind = MDN
+    policy = RetryPolicy(base=30, cap=3600, max_attempts=10, lease=120, batch=10)
+
+    def __init__(self, store: Store, reports: ReportSender, *, hostname: str,
+                 patient_domain: str) -> None:  # fmt: skip
         self._store = store
         self._reports = reports
         self._hostname = hostname
         self._patient_domain = patient_domain
-        self._wake = asyncio.Event()
 
-    def wake(self) -> None:
-        self._wake.set()
+    async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
+        return [await self._send(item) for item in items]
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.process_pending()
-            except StoreError:
-                log.exception("DMP deposits: the store failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL)
-            self._wake.clear()
-
-    async def process_pending(self) -> list[Outcome]:
-        done = []
-        while rows := await self._store.read(pending):
-            for row in rows:
-                done.append(await self._process(row))
-        return done
-
-    async def _process(self, row: Any) -> Outcome:
-        raw = await self._store.blob_bytes(row.blob_id)
+    async def _send(self, item: OutboxItem) -> Outcome:
+        assert item.blob_id is not None
+        raw = await self._store.blob_bytes(item.blob_id)
         headers = parse_headers(raw, 0, find_body_start(raw))
-        outcome = Outcome(row.id, 0, _parse_error(row.mdn_error))
-        mdn_to = row.mdn_to
-        if row.done_at is None:
-            outcome = await self._deposit(row, raw, headers)
-            mdn_to = requested_by(headers)
-        if mdn_to:
-            mdn = build_mdn(
-                hostname=self._hostname, final_recipient=f"{row.ins}@{self._patient_domain}",
-                to=mdn_to, original_subject=headers.get("Subject") or "",
-                original_message_id=headers.get("Message-ID"), error=outcome.error,
-            )  # fmt: skip
-            await self._reports.send(mdn_to, mdn)
-            await self._store.write(
-                lambda tx: tx.conn.execute(
-                    update(deposit_outbox_table)
-                    .where(o.id == row.id)
-                    .values(mdn_sent_at=dt.datetime.now(dt.UTC))
-                )
-            )
-        return outcome
-
-    async def _deposit(self, row: Any, raw: bytes, headers: Any) -> Outcome:
-        """Deposit and mark the row done in one transaction (with the MDN to send)."""
-        author = await self._store.read(lambda c: _author(c, row.sender))
-        mdn_to = requested_by(headers)
-        try:
-            found = await asyncio.to_thread(documents_of_mail, raw, row.ins)
-            message_id = headers.get("Message-ID")
-
-            def deposit_and_mark(tx: Tx) -> int:
-                results = service.deposit(
-                    tx, self._store.cipher, row.ins, author, found.documents,
-                    source="mail", source_message_id=message_id,
-                )  # fmt: skip
-                _mark(tx, row.id, f"deposited {len(results)} document(s)", mdn_to, None)
-                return len(results)
-
-            return Outcome(row.id, await self._store.write(deposit_and_mark), None)
-        except DMPError as exc:
-            error = (exc.mdn_code, exc.mdn_label)
-            text = f"{exc.name} {exc.mdn_code}: {exc}"
-            await self._store.write(
-                lambda tx: _mark(tx, row.id, text, mdn_to, f"{error[0]}^{error[1]}")
-            )
-            log.info("DMP deposit of a mail to %s refused: %s", row.ins, text)
-            return Outcome(row.id, 0, error)
+        to, ins = item.payload["to"], item.payload["ins"]
+        mdn = build_mdn(
+            hostname=self._hostname, final_recipient=f"{ins}@{self._patient_domain}",
+            to=to, original_subject=headers.get("Subject") or "",
+            original_message_id=headers.get("Message-ID"),
+            error=_parse_error(item.payload.get("error")),
+        )  # fmt: skip
+        sent = await self._reports.send(to, mdn)
+        return Done("sent" if sent else "nowhere to send it")
 
 
 def _parse_error(value: str | None) -> tuple[int, str] | None:
@@ -170,13 +155,3 @@ def _parse_error(value: str | None) -> tuple[int, str] | None:
         return None
     code, _, label = value.partition("^")
     return (int(code), label) if code.isdigit() else (906, label)
-
-
-def _mark(tx: Tx, outbox_id: int, result: str, mdn_to: str | None, mdn_error: str | None) -> None:
-    values = {
-        "done_at": dt.datetime.now(dt.UTC),
-        "result": result[:2000],
-        "mdn_to": mdn_to[:254] if mdn_to else None,
-        "mdn_error": mdn_error[:300] if mdn_error else None,
-    }
-    tx.conn.execute(update(deposit_outbox_table).where(o.id == outbox_id).values(**values))

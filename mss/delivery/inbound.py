@@ -1,12 +1,16 @@
 """The delivery pipeline: from an accepted envelope and its bytes to durable storage.
 
     identity → recipients (checks.py, at MAIL and RCPT)
-    → headers (From owned by the author, size, Message-ID/Date added at submission)
-    → conversation rules (policy.py) → DKIM verify (MX) → trace headers
-    → store: local copies + conversation record + relay queue rows, one commit
-    ─► 250 (only now) → wake the relay runner; DSN "delivered" if asked
+    → parse, once (header size checked first): headers, MIME tree, attachments
+    → named steps, each returning the delivery or raising its `Rejection`:
+      submission headers (From owned by the author; Message-ID/Date added)
+      → trace (Received; DKIM verified on the MX) → conversation facts
+      → DMP documents (XDM invisible to the patient refused)
+    → commit, one transaction: local copies, the conversation rules decided and
+      recorded (policy.py), relay rows and DMP deposit rows (the outbox)
+    ─► 250 (only now); DSN "delivered" if asked
 
-Every door (SMTP submission, the MX, the patient space later) goes through
+Every door (SMTP submission, the MX, the patient space's web replies) goes through
 `Pipeline.accept`, so the national rules hold whatever the door.
 """
 
@@ -18,18 +22,22 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.utils import format_datetime
+from typing import TypeVar
 
 from mss.core.dsn import MailDSN, RcptDSN
 from mss.core.mime import (
     Headers,
+    ParsedMessage,
     find_body_start,
     parse_address_list,
     parse_headers,
+    parse_message,
     parse_msg_ids,
+    with_prefix,
 )
 from mss.delivery import deposits, policy
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
@@ -47,6 +55,7 @@ from mss.store.mailboxes import Delivered, Target
 from mss.store.queue import QueuedRecipient, enqueue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Above this size, parsing and encryption run on a thread to keep the loop responsive.
 OFF_LOOP_SIZE = 256 * 1024
@@ -88,10 +97,44 @@ class SessionInfo:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
+    """What the transaction of one message produced."""
+
     queue_id: str
-    local: int
-    relayed: int
+    local: int  # copies in local mailboxes
+    relayed: int  # relay rows (recipients at other operators)
     conversation_id: int | None
+    deposits: int = 0  # DMP deposit rows (patients whose DMP receives the documents)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message on its way in: what the door gave, and what each step added."""
+
+    session: SessionInfo
+    sender: Sender
+    recipients: list[Recipient]
+    raw: bytes
+    mail_dsn: MailDSN | None
+    queue_id: str
+    message: ParsedMessage  # the one parse of `raw`
+    prefix: bytes = b""  # header lines put before `raw` (trace, added fields)
+    facts: policy.MessageFacts | None = None
+    patients: list[str] = field(default_factory=list)  # DMPs to feed
+
+    @property
+    def local(self) -> list[Recipient]:
+        return [r for r in self.recipients if r.kind is RecipientKind.LOCAL and r.mailbox_id]
+
+    @property
+    def remote(self) -> list[Recipient]:
+        return [r for r in self.recipients if r.kind is RecipientKind.REMOTE]
+
+    @property
+    def final(self) -> bytes:
+        return self.prefix + self.raw
+
+
+Step = Callable[[Delivery], Awaitable[Delivery]]
 
 
 class Pipeline:
@@ -105,10 +148,8 @@ class Pipeline:
         dkim_lookup: TxtLookup | None = None,
         cpu_pool: Executor | None = None,
         clock: Callable[[], float] = time.time,
-        wake_deposits: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
-        self.wake_deposits = wake_deposits
         self.checks = checks
         self._config = config
         self._reports = reports
@@ -117,6 +158,9 @@ class Pipeline:
         # (the event loop's process is bound to one by the GIL); None: a thread.
         self._cpu_pool = cpu_pool
         self._clock = clock
+        self.steps: tuple[Step, ...] = (
+            self.submission_headers, self.trace, self.conversation_facts, self.dmp_documents,
+        )  # fmt: skip
 
     async def sender(self, session: SessionInfo, address: str) -> Sender:
         return await self.checks.sender(session.door, address, session.login)
@@ -140,149 +184,146 @@ class Pipeline:
         mail_dsn: MailDSN | None = None,
     ) -> Accepted:
         """Check, store and queue one message; return once durable (then answer 250)."""
-        queue_id = secrets.token_hex(6).upper()
-        recipients = list({r.address: r for r in recipients}.values())
-        header_end = find_body_start(raw)
-        if header_end > self._config.max_header_size:
-            raise HEADER_TOO_BIG
-        headers = parse_headers(raw, 0, header_end)
-        added = self._submission_headers(session, sender, headers)
-        trace = await self._trace(session, raw, queue_id, recipients)
-        message_id = parse_msg_ids(headers.get("Message-ID") or _field(added, "Message-ID"))
-        facts = self._facts(sender, recipients, headers, message_id[0] if message_id else "")
-        now = dt.datetime.now(dt.UTC)
-        if facts.concerns_patient and (facts.replied_ids or facts.sender_patient_ins or facts.ends):
-            await self._store.read(
-                lambda c: policy.plan(c, facts, self._config.reply_window_days, now)
-            )
-        final = trace + added + raw
-        prepared = (
-            await asyncio.to_thread(self._store.prepare, final)
-            if len(final) > OFF_LOOP_SIZE
-            else self._store.prepare(final)
-        )
-        local = [r for r in recipients if r.kind is RecipientKind.LOCAL and r.mailbox_id]
-        remote = [r for r in recipients if r.kind is RecipientKind.REMOTE]
-        conversation: list[int | None] = [None]
-        patients = await self._document_patients(sender, local, headers, final)
-
-        def also(tx: Tx, delivered: Delivered) -> None:
-            if facts.concerns_patient:
-                decided = policy.plan(tx.conn, facts, self._config.reply_window_days, now)
-                if decided is not None:
-                    conversation[0] = policy.record(tx, facts, decided)
-            if remote:
-                self._enqueue(tx, delivered.blob_id, queue_id, sender, remote, mail_dsn)
-            for ins in patients:  # the DMP deposit, done after this commit (outbox)
-                deposits.add(tx, delivered.blob_id, ins, sender.address)
-
-        await self._store.deliver(
-            prepared, [Target(r.mailbox_id) for r in local if r.mailbox_id], also=also
-        )
-        if remote:
-            self._reports.wake_relay()
-        if patients:
-            self.wake_deposits()
+        delivery = await self._parse(session, sender, recipients, raw, mail_dsn)
+        for step in self.steps:
+            delivery = await step(delivery)
+        accepted = await self._commit(delivery)
         log.info(
             "accepted %s from %s: %d local, %d to relay (%s)",
-            queue_id, sender.address or "<>", len(local), len(remote), session.door.value,
+            accepted.queue_id, sender.address or "<>", accepted.local, accepted.relayed,
+            session.door.value,
         )  # fmt: skip
-        await self._success_notices(sender, local, final, mail_dsn)
-        return Accepted(queue_id, len(local), len(remote), conversation[0])
+        await self._success_notices(delivery)
+        return accepted
 
-    # --- steps -----------------------------------------------------------------------------
+    async def _parse(
+        self,
+        session: SessionInfo,
+        sender: Sender,
+        recipients: Sequence[Recipient],
+        raw: bytes,
+        mail_dsn: MailDSN | None,
+    ) -> Delivery:
+        """The one parse of the message, its header section's size checked first."""
+        if find_body_start(raw) > self._config.max_header_size:
+            raise HEADER_TOO_BIG
+        unique = list({r.address: r for r in recipients}.values())
+        message = await _off_loop(raw, parse_message)
+        queue_id = secrets.token_hex(6).upper()
+        return Delivery(session, sender, unique, raw, mail_dsn, queue_id, message)
 
-    async def _document_patients(
-        self, sender: Sender, local: Sequence[Recipient], headers: Headers, raw: bytes
-    ) -> list[str]:
-        """The local patients whose DMP receives this professional's attachments; refuses
-        a mail whose XDM holds a document invisible to the patient (DOMAIN.md §5)."""
-        if not sender.professional:
-            return []
-        patients = [r.patient_ins for r in local if r.patient_ins]
-        content_type = (headers.get("Content-Type") or "").lower()
-        if not patients or not content_type.startswith("multipart/"):
-            return []
-        if await asyncio.to_thread(has_invisible_document, raw):
-            raise INVISIBLE_TO_PATIENT
-        return patients
+    # --- steps ---------------------------------------------------------------------------
 
-    def _submission_headers(self, session: SessionInfo, sender: Sender, headers: Headers) -> bytes:
-        """Check From; add Message-ID and Date when missing (RFC 6409 §8)."""
-        if session.door is not Door.SUBMISSION:
-            return b""
-        authors = parse_address_list(headers.get("From"))
+    async def submission_headers(self, d: Delivery) -> Delivery:
+        """Submission: From owned by the author; Message-ID and Date added when missing
+        (RFC 6409 §8)."""
+        if d.session.door is not Door.SUBMISSION:
+            return d
+        authors = parse_address_list(d.message.headers.get("From"))
         mailboxes = [a for a in authors or [] if a[2] is not None]
         if not mailboxes:
             raise FROM_MISSING
         for _, _, local, domain in mailboxes:
-            if f"{local}@{domain}".lower() != sender.address.lower():
+            if f"{local}@{domain}".lower() != d.sender.address.lower():
                 raise FROM_NOT_OWNED
         added = b""
-        if headers.get("Message-ID") is None:
+        if d.message.headers.get("Message-ID") is None:
             added += f"Message-ID: <{uuid.uuid4().hex}@{self._config.hostname}>\r\n".encode()
-        if headers.get("Date") is None:
+        if d.message.headers.get("Date") is None:
             added += f"Date: {format_datetime(dt.datetime.now(dt.UTC))}\r\n".encode()
-        return added
+        return replace(d, prefix=added + d.prefix)
 
-    async def _trace(
-        self, session: SessionInfo, raw: bytes, queue_id: str, recipients: Sequence[Recipient]
-    ) -> bytes:
+    async def trace(self, d: Delivery) -> Delivery:
         """Received (RFC 5321 §4.4) and, on the MX, Authentication-Results (RFC 8601)."""
+        session = d.session
         protocol = "ESMTP" + ("S" if session.tls else "") + ("A" if session.login else "")
-        for_clause = f"\r\n\tfor <{recipients[0].address}>" if len(recipients) == 1 else ""
+        for_clause = f"\r\n\tfor <{d.recipients[0].address}>" if len(d.recipients) == 1 else ""
         received = (
             f"Received: from {_clean(session.helo)} ([{session.peer_ip or 'unknown'}])\r\n"
-            f"\tby {self._config.hostname} (mss) with {protocol} id {queue_id}{for_clause};\r\n"
+            f"\tby {self._config.hostname} (mss) with {protocol} id {d.queue_id}{for_clause};\r\n"
             f"\t{format_datetime(dt.datetime.now(dt.UTC))}\r\n"
-        )
+        ).encode()
         if session.door is not Door.MX or self._dkim_lookup is None:
-            return received.encode()
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._cpu_pool, verify_all, raw, self._dkim_lookup)
+            return replace(d, prefix=received + d.prefix)
+        results = await asyncio.get_running_loop().run_in_executor(
+            self._cpu_pool, verify_all, d.raw, self._dkim_lookup
+        )
         if self._config.reject_dkim_failures and not any(r.result == "pass" for r in results):
-            if any(r.result == "temperror" for r in results):
-                raise DKIM_TEMPERROR
-            raise DKIM_FAILED
+            raise DKIM_TEMPERROR if any(r.result == "temperror" for r in results) else DKIM_FAILED
         header = authentication_results(self._config.hostname, results)
-        return (header + "\r\n" + received).encode()
+        return replace(d, prefix=(header + "\r\n").encode() + received + d.prefix)
 
-    def _facts(
-        self, sender: Sender, recipients: Sequence[Recipient], headers: Headers, message_id: str
-    ) -> policy.MessageFacts:
-        patients = {r.patient_ins for r in recipients if r.patient_ins is not None}
-        authors = parse_address_list(headers.get("From")) or []
-        name = authors[0][0] if authors and authors[0][0] else sender.display_name
-        return policy.MessageFacts(
-            sender=sender.address,
-            sender_professional=sender.professional,
-            sender_patient_ins=sender.patient_ins,
+    async def conversation_facts(self, d: Delivery) -> Delivery:
+        """What the conversation rules need to know (decided in the transaction)."""
+        headers = parse_headers(d.prefix) if d.prefix else None
+        message_id = d.message.message_id or _first_id(headers)
+        patients = {r.patient_ins for r in d.recipients if r.patient_ins is not None}
+        authors = parse_address_list(d.message.headers.get("From")) or []
+        name = authors[0][0] if authors and authors[0][0] else d.sender.display_name
+        facts = policy.MessageFacts(
+            sender=d.sender.address,
+            sender_professional=d.sender.professional,
+            sender_patient_ins=d.sender.patient_ins,
             sender_name=name,
             patient_ins=next(iter(patients)) if patients else None,
-            professional_recipients=tuple(r.address for r in recipients if r.professional),
+            professional_recipients=tuple(r.address for r in d.recipients if r.professional),
             message_id=message_id or f"<{uuid.uuid4().hex}@{self._config.hostname}>",
-            replied_ids=policy.replied_ids(
-                parse_msg_ids(headers.get("In-Reply-To")), parse_msg_ids(headers.get("References"))
-            ),
-            subject=headers.get("Subject"),
-            ends=policy.ends_conversation(headers.get("Subject"), headers.get("X-MSS-MES")),
+            replied_ids=policy.replied_ids(d.message.in_reply_to, d.message.references),
+            subject=d.message.subject,
+            ends=policy.ends_conversation(d.message.subject, d.message.headers.get("X-MSS-MES")),
+        )
+        return replace(d, facts=facts)
+
+    async def dmp_documents(self, d: Delivery) -> Delivery:
+        """The local patients whose DMP receives this professional's attachments; refuses
+        a mail whose XDM holds a document invisible to the patient (DOMAIN.md §5)."""
+        if not d.sender.professional:
+            return d
+        patients = [r.patient_ins for r in d.local if r.patient_ins]
+        if not patients or not d.message.body.is_multipart:
+            return d
+        if await asyncio.to_thread(has_invisible_document, d.raw, d.message):
+            raise INVISIBLE_TO_PATIENT
+        return replace(d, patients=patients)
+
+    # --- the transaction ---------------------------------------------------------------------
+
+    async def _commit(self, d: Delivery) -> Accepted:
+        """One transaction: the copies, the conversation decided and recorded, the outbox."""
+        stored = with_prefix(d.message, d.prefix, d.raw)
+        final = d.final
+        prepared = await _off_loop(final, lambda raw: self._store.prepare(raw, stored))
+        produced: dict[str, int | None] = {}
+        now = dt.datetime.now(dt.UTC)
+
+        def also(tx: Tx, delivered: Delivered) -> None:
+            produced["conversation"] = self._decide(tx, d, now)
+            if d.remote:
+                self._enqueue(tx, delivered.blob_id, d)
+            for ins in d.patients:  # the DMP deposit, done after this commit (outbox)
+                deposits.add(tx, delivered.blob_id, ins, d.sender.address, int(self._clock()))
+
+        targets = [Target(r.mailbox_id) for r in d.local if r.mailbox_id]
+        await self._store.deliver(prepared, targets, also=also)
+        return Accepted(
+            d.queue_id, len(targets), len(d.remote), produced.get("conversation"), len(d.patients)
         )
 
-    def _enqueue(
-        self,
-        tx: Tx,
-        blob_id: int,
-        queue_id: str,
-        sender: Sender,
-        remote: Sequence[Recipient],
-        mail_dsn: MailDSN | None,
-    ) -> None:
+    def _decide(self, tx: Tx, d: Delivery, now: dt.datetime) -> int | None:
+        """The conversation rules, decided once, against the state of this transaction."""
+        facts = d.facts
+        if facts is None or not facts.concerns_patient:
+            return None
+        decided = policy.plan(tx.conn, facts, self._config.reply_window_days, now)
+        return None if decided is None else policy.record(tx, facts, decided)
+
+    def _enqueue(self, tx: Tx, blob_id: int, d: Delivery) -> None:
         now = int(self._clock())
         enqueue(
             tx,
             blob_id=blob_id,
-            queue_id=queue_id,
-            mail_from=sender.address,
+            queue_id=d.queue_id,
+            mail_from=d.sender.address,
             recipients=[
                 QueuedRecipient(
                     r.address,
@@ -290,36 +331,46 @@ class Pipeline:
                     notify=_notify_text(r),
                     orcpt=r.dsn.orcpt,
                 )
-                for r in remote
+                for r in d.remote
             ],
-            ret=mail_dsn.ret if mail_dsn else None,
-            envid=mail_dsn.envid if mail_dsn else None,
+            ret=d.mail_dsn.ret if d.mail_dsn else None,
+            envid=d.mail_dsn.envid if d.mail_dsn else None,
             now=now,
             expires=now + self._config.relay_expire_days * 86400,
         )
 
-    async def _success_notices(
-        self, sender: Sender, local: Sequence[Recipient], final: bytes, mail_dsn: MailDSN | None
-    ) -> None:
+    async def _success_notices(self, d: Delivery) -> None:
         """NOTIFY=SUCCESS (RFC 3461 §4.1) for recipients delivered here."""
-        wanted = [r for r in local if r.dsn.wants("SUCCESS")]
-        if not wanted or not sender.address:
+        wanted = [r for r in d.local if r.dsn.wants("SUCCESS")]
+        if not wanted or not d.sender.address:
             return
         now = dt.datetime.now(dt.UTC)
         report = build_dsn(
             reporting_mta=self._config.hostname,
-            to=sender.address,
-            original=final,
+            to=d.sender.address,
+            original=d.final,
             statuses=[
                 RecipientStatus(r.address, "delivered", "2.0.0", original_recipient=r.dsn.orcpt)
                 for r in wanted
             ],
-            ret=mail_dsn.ret if mail_dsn else None,
-            envid=mail_dsn.envid if mail_dsn else None,
+            ret=d.mail_dsn.ret if d.mail_dsn else None,
+            envid=d.mail_dsn.envid if d.mail_dsn else None,
             arrival=now,
             now=now,
         )
-        await self._reports.send(sender.address, report)
+        await self._reports.send(d.sender.address, report)
+
+
+async def _off_loop(raw: bytes, work: Callable[[bytes], T]) -> T:
+    """Parsing and encryption of a big message run on a thread (the loop stays free)."""
+    if len(raw) > OFF_LOOP_SIZE:
+        return await asyncio.to_thread(work, raw)
+    return work(raw)
+
+
+def _first_id(headers: Headers | None) -> str | None:
+    ids = parse_msg_ids(headers.get("Message-ID")) if headers is not None else []
+    return ids[0] if ids else None
 
 
 def _notify_text(recipient: Recipient) -> str | None:
@@ -327,10 +378,6 @@ def _notify_text(recipient: Recipient) -> str | None:
     if not dsn.notify_given:
         return None
     return ",".join(sorted(dsn.notify)) if dsn.notify else "NEVER"
-
-
-def _field(block: bytes, name: str) -> str | None:
-    return parse_headers(block).get(name) if block else None
 
 
 def _clean(text: str) -> str:

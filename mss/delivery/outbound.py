@@ -1,22 +1,20 @@
-"""The relay runner: sends queued mail to the other operators, with mutual TLS.
+"""The relay: sends queued mail to the other operators, with mutual TLS.
 
-Due rows of the durable queue are leased (several processes may run this on
-one PostgreSQL), grouped per message and destination domain, and sent in one
-SMTP transaction each: STARTTLS is mandatory, our operator certificate
-authenticates us, the peer's certificate must chain to the trust anchors and
-match the route's host name. Messages are DKIM-signed (RSA and Ed25519) at
-send time. Each recipient's outcome is recorded: sent; retried with
-exponential backoff on 4xx or connection trouble; failed on 5xx or once
+The outbox runner hands this handler the due `relay` rows it leased (several
+processes may run it on one PostgreSQL); they are grouped per message and
+destination domain, and sent in one SMTP transaction each: STARTTLS is
+mandatory, our operator certificate authenticates us, the peer's certificate
+must chain to the trust anchors and match the route's host name. Messages are
+DKIM-signed (RSA and Ed25519) at send time. Each recipient's outcome is recorded: sent; retried with
+backoff by the runner on 4xx or connection trouble; failed on 5xx or once
 `relay.expire_days` have passed, with a DSN (RFC 3464) to the author.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +29,9 @@ from mss.delivery.reports import ReportSender
 from mss.errors import MssError
 from mss.security.dkim import DKIMSigner
 from mss.store.api import Store
-from mss.store.db import Tx
-from mss.store.queue import QueueEntry, claim, due_ids, mark_failed, mark_retry, mark_sent
+from mss.store.outbox import OutboxItem
+from mss.store.queue import RELAY, QueueEntry, entry_of
+from mss.store.runner import Done, Failed, Outcome, Retry, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ Route = Callable[[str], tuple[str, int] | None]
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Attempt:
     entry: QueueEntry
     state: str  # sent, retry, failed
     reply: str = ""  # the peer's reply or our diagnostic
@@ -49,11 +48,15 @@ class Outcome:
     relayed_without_dsn: bool = False
 
 
-class _Temporary(Exception):
+class _Temporary(MssError):
     """The whole group must be retried later."""
 
 
-class RelayRunner:
+class RelayHandler:
+    """The outbox handler of kind `relay`: one SMTP transaction per message and domain."""
+
+    kind = RELAY
+
     def __init__(
         self,
         store: Store,
@@ -66,6 +69,7 @@ class RelayRunner:
         mx_lookup: Callable[[str], tuple[str, int] | None] | None = None,
         retry_base: int = 60,
         retry_max: int = 3600,
+        expire_days: int = 5,
         timeout: float = 30.0,
         concurrency: int = 8,
         lease: int = 600,
@@ -78,56 +82,41 @@ class RelayRunner:
         self._hostname = hostname
         self._route = route
         self._mx_lookup = mx_lookup
-        self._retry_base = retry_base
-        self._retry_max = retry_max
         self._timeout = timeout
         self._limit = asyncio.Semaphore(concurrency)
-        self._lease = lease
         self._clock = clock
-        self._wake = asyncio.Event()
+        # Expiry (relay.expire_days) ends a delivery, not the attempt count: enough
+        # attempts to reach it at the longest backoff, and a margin.
+        self.policy = RetryPolicy(
+            base=retry_base, cap=retry_max, lease=lease, batch=200,
+            max_attempts=expire_days * 86400 // max(retry_max, 1) + 30,
+        )  # fmt: skip
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self, idle: float = 5.0) -> None:
-        """Forever: send what is due, then wait for new mail or `idle` seconds."""
-        while True:
-            try:
-                while await self.run_once():
-                    pass
-            except MssError:
-                log.exception("relay runner: store error")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
-
-    async def run_once(self, limit: int = 200) -> int:
-        """Send the due rows (up to `limit`); return how many were handled."""
-        now = int(self._clock())
-        ids = await self._store.read(lambda c: due_ids(c, now, limit))
-        if not ids:
-            return 0
-        entries = await self._store.write(lambda tx: claim(tx, ids, now, self._lease))
+    async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
+        """Send the claimed rows, grouped per message, domain and sender."""
+        entries = [entry_of(item) for item in items]
         groups: dict[tuple[int, str, str], list[QueueEntry]] = {}
         for entry in entries:
             groups.setdefault((entry.blob_id, entry.domain, entry.mail_from), []).append(entry)
         results = await asyncio.gather(*(self._send_group(g) for g in groups.values()))
-        outcomes = _expire([o for group in results for o in group], int(self._clock()))
-        await self._record(outcomes)
-        await self._notify(outcomes)
-        return len(entries)
+        attempts = _expire([a for group in results for a in group], int(self._clock()))
+        await self._notify(attempts)
+        by_id = {a.entry.id: a for a in attempts}
+        for a in attempts:
+            log.info("relay %s to %s: %s %s", a.entry.queue_id, a.entry.rcpt_to, a.state, a.reply)
+        return [_outcome(by_id[entry.id]) for entry in entries]
 
     # --- one SMTP transaction --------------------------------------------------------------
 
-    async def _send_group(self, entries: list[QueueEntry]) -> list[Outcome]:
+    async def _send_group(self, entries: list[QueueEntry]) -> list[Attempt]:
         async with self._limit:
             try:
                 return await self._transaction(entries)
             except _Temporary as exc:
-                return [Outcome(e, "retry", str(exc), "4.4.1") for e in entries]
+                return [Attempt(e, "retry", str(exc), "4.4.1") for e in entries]
             except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
                 reason = f"{exc.__class__.__name__}: {exc}"
-                return [Outcome(e, "retry", reason, "4.4.1") for e in entries]
+                return [Attempt(e, "retry", reason, "4.4.1") for e in entries]
 
     async def _target(self, domain: str) -> tuple[str, int]:
         target = self._route(domain)
@@ -137,7 +126,7 @@ class RelayRunner:
             raise _Temporary(f"no route to {domain} (relay.routes, or enable DNS)")
         return target
 
-    async def _transaction(self, entries: list[QueueEntry]) -> list[Outcome]:
+    async def _transaction(self, entries: list[QueueEntry]) -> list[Attempt]:
         first = entries[0]
         invalid = _invalid_addresses(entries)
         if invalid:
@@ -163,7 +152,7 @@ class RelayRunner:
 
     async def _envelope_and_data(
         self, client: aiosmtplib.SMTP, entries: list[QueueEntry], message: bytes, host: str
-    ) -> list[Outcome]:
+    ) -> list[Attempt]:
         first = entries[0]
         dsn = client.supports_extension("dsn")
         options = []
@@ -179,7 +168,7 @@ class RelayRunner:
             await client.mail(first.mail_from, options=options)
         except aiosmtplib.SMTPSenderRefused as exc:
             return [_refused(e, exc.code, exc.message, host) for e in entries]
-        outcomes: list[Outcome] = []
+        outcomes: list[Attempt] = []
         accepted: list[QueueEntry] = []
         for entry in entries:
             try:
@@ -196,7 +185,7 @@ class RelayRunner:
         await client.quit()
         reply = f"{response.code} {response.message}"
         return outcomes + [
-            Outcome(e, "sent", reply, "2.0.0", host, relayed_without_dsn=not dsn) for e in accepted
+            Attempt(e, "sent", reply, "2.0.0", host, relayed_without_dsn=not dsn) for e in accepted
         ]
 
     def _sign(self, raw: bytes, mail_from: str) -> bytes:
@@ -211,30 +200,9 @@ class RelayRunner:
 
     # --- after the attempt ----------------------------------------------------------------------
 
-    async def _record(self, outcomes: Sequence[Outcome]) -> None:
-        now = int(self._clock())
-
-        def job(tx: Tx) -> None:
-            sent = [o.entry.id for o in outcomes if o.state == "sent"]
-            if sent:
-                mark_sent(tx, sent, now)
-            for o in outcomes:
-                if o.state == "failed":
-                    mark_failed(tx, o.entry.id, now, o.reply)
-                elif o.state == "retry":
-                    mark_retry(tx, o.entry.id, now, self._next_attempt(o.entry, now), o.reply)
-
-        await self._store.write(job)
-        for o in outcomes:
-            log.info("relay %s to %s: %s %s", o.entry.queue_id, o.entry.rcpt_to, o.state, o.reply)
-
-    def _next_attempt(self, entry: QueueEntry, now: int) -> int:
-        delay = min(self._retry_max, self._retry_base * 2 ** min(entry.attempts, 20))
-        return now + int(delay * random.uniform(0.9, 1.1))
-
-    async def _notify(self, outcomes: Sequence[Outcome]) -> None:
+    async def _notify(self, outcomes: Sequence[Attempt]) -> None:
         """DSNs to the authors: failures, and 'relayed' when success notices cannot come."""
-        by_message: dict[tuple[int, str, str], list[Outcome]] = {}
+        by_message: dict[tuple[int, str, str], list[Attempt]] = {}
         for o in outcomes:
             notify = _notify_of(o.entry)
             wanted = (o.state == "failed" and notify.wants("FAILURE")) or (
@@ -269,24 +237,32 @@ class RelayRunner:
             await self._reports.send(author, report)
 
 
-def _expire(outcomes: list[Outcome], now: int) -> list[Outcome]:
+def _outcome(attempt: Attempt) -> Outcome:
+    if attempt.state == "sent":
+        return Done(attempt.reply)
+    if attempt.state == "failed":
+        return Failed(attempt.reply)
+    return Retry(attempt.reply)
+
+
+def _expire(outcomes: list[Attempt], now: int) -> list[Attempt]:
     """A retry past the entry's expiry is a failure (status 4.4.7, RFC 3463)."""
     return [
-        Outcome(o.entry, "failed", f"expired, last error: {o.reply}", "4.4.7", o.remote)
+        Attempt(o.entry, "failed", f"expired, last error: {o.reply}", "4.4.7", o.remote)
         if o.state == "retry" and now >= o.entry.expires
         else o
         for o in outcomes
     ]
 
 
-def _refused(entry: QueueEntry, code: int, message: str, host: str) -> Outcome:
+def _refused(entry: QueueEntry, code: int, message: str, host: str) -> Attempt:
     state = "failed" if code >= 500 else "retry"
     enhanced = message.split(" ", 1)[0] if message[:1].isdigit() and "." in message[:6] else ""
     status = enhanced or ("5.0.0" if code >= 500 else "4.0.0")
-    return Outcome(entry, state, f"{code} {message}", status, host)
+    return Attempt(entry, state, f"{code} {message}", status, host)
 
 
-def _invalid_addresses(entries: list[QueueEntry]) -> list[Outcome]:
+def _invalid_addresses(entries: list[QueueEntry]) -> list[Attempt]:
     """Never hand an unchecked address to the SMTP client (no CR/LF injection)."""
     bad = []
     for entry in entries:
@@ -295,7 +271,7 @@ def _invalid_addresses(entries: list[QueueEntry]) -> list[Outcome]:
                 parse_address(entry.mail_from)
             parse_address(entry.rcpt_to)
         except InvalidAddress as exc:
-            bad.append(Outcome(entry, "failed", f"invalid address: {exc.reason}", "5.1.3"))
+            bad.append(Attempt(entry, "failed", f"invalid address: {exc.reason}", "5.1.3"))
     return bad if bad else []
 
 

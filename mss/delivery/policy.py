@@ -12,9 +12,8 @@
 - No reply time window is published: `policy.reply_window_days` (0 = none).
 
 `plan` decides (raising a `Rejection`), `record` writes the decision. Both run
-inside the delivery's transaction, so the message and its conversation record
-commit together, against the state of the conversation at that moment; the
-pipeline also calls `plan` on a read beforehand to refuse early.
+once, inside the delivery's transaction, so the message and its conversation
+record commit together, against the state of the conversation at that moment.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from sqlalchemy import Connection
 
 from mss.errors import Rejection
 from mss.store.conversations import (
@@ -38,7 +35,7 @@ from mss.store.conversations import (
     participants,
     record_message,
 )
-from mss.store.db import Tx
+from mss.store.db import Conn, Tx
 
 FIN_SUBJECT = "[FIN]"
 
@@ -102,9 +99,7 @@ def ends_conversation(subject: str | None, mss_mes: str | None) -> bool:
     return (subject or "").strip() == FIN_SUBJECT or (mss_mes or "").strip().upper() == "FIN"
 
 
-def plan(
-    conn: Connection, facts: MessageFacts, reply_window_days: int, now: dt.datetime
-) -> Plan | None:
+def plan(conn: Conn, facts: MessageFacts, reply_window_days: int, now: dt.datetime) -> Plan | None:
     """Apply the rules; None when the message concerns no patient."""
     if facts.sender_patient_ins is not None:
         return _plan_patient_reply(conn, facts, reply_window_days, now)
@@ -114,7 +109,7 @@ def plan(
 
 
 def _plan_patient_reply(
-    conn: Connection, facts: MessageFacts, reply_window_days: int, now: dt.datetime
+    conn: Conn, facts: MessageFacts, reply_window_days: int, now: dt.datetime
 ) -> Plan:
     ins = facts.sender_patient_ins
     assert ins is not None
@@ -135,7 +130,7 @@ def _plan_patient_reply(
     return Plan("patient", ins, conversation.id)
 
 
-def _plan_professional(conn: Connection, facts: MessageFacts) -> Plan:
+def _plan_professional(conn: Conn, facts: MessageFacts) -> Plan:
     ins = facts.patient_ins
     assert ins is not None
     conversation: ConversationRecord | None = None

@@ -30,13 +30,11 @@ class ReportSender:
         store: Store,
         trust: TrustSpace,
         config: DeliveryConfig,
-        wake_relay: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._trust = trust
         self._config = config
-        self.wake_relay = wake_relay
         self._clock = clock
 
     async def send(self, to: str, message: bytes) -> bool:
@@ -68,5 +66,4 @@ class ReportSender:
             )  # fmt: skip
 
         await self._store.deliver(message, [], also=queue)
-        self.wake_relay()
         return True

@@ -19,15 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
-from mss.dmp.cda import read_cda_header, require_ins
+from mss.core.mime import Headers, ParsedMessage, decode_words, leaves, parse_message
+from mss.dmp.cda import CDAHeader, read_cda_header, require_ins
 from mss.dmp.errors import DocumentError, INSMismatch, MissingINS
-from mss.dmp.service import INVISIBLE, NewDocument
-from mss.dmp.xdm import Author, PatientId, read_xdm
+from mss.dmp.records import INVISIBLE, NewDocument
+from mss.dmp.xdm import Author, DocumentMetadata, PatientId, read_xdm
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
 PDF_FORMAT = "urn:ihe:iti:xds:2017:mimeTypeSufficient"
@@ -48,20 +46,12 @@ class _Part:
     payload: bytes
 
 
-def _parts(raw: bytes) -> tuple[EmailMessage, list[_Part]]:
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
-    parts = []
-    for index, part in enumerate(message.walk()):
-        if part.is_multipart():
-            continue
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            continue
-        parts.append(
-            _Part(index, part.get_filename() or "", part.get_content_type().lower(), payload)
-        )
-    return message, parts
+def _parts(raw: bytes, parsed: ParsedMessage) -> list[_Part]:
+    """The leaves of the one parse of the message (core/mime), decoded."""
+    return [
+        _Part(leaf.index, leaf.filename, leaf.content_type, leaf.payload(raw))
+        for leaf in leaves(parsed.body)
+    ]
 
 
 def _is_xdm(part: _Part) -> bool:
@@ -75,6 +65,10 @@ def _is_xml(part: _Part) -> bool:
     )
 
 
+def _is_cda(part: _Part) -> bool:
+    return _is_xml(part) and b"ClinicalDocument" in part.payload[:4096]
+
+
 def _is_pdf(part: _Part) -> bool:
     return part.content_type == "application/pdf" or part.filename.lower().endswith(".pdf")
 
@@ -86,11 +80,10 @@ def _check_patient(patient: PatientId | None, ins: str, what: str) -> None:
         raise INSMismatch(f"{what}: INS {patient.value} is not the recipient's ({ins})")
 
 
-def has_invisible_document(raw: bytes) -> bool:
+def has_invisible_document(raw: bytes, parsed: ParsedMessage | None = None) -> bool:
     """Whether an XDM of the mail marks a document INVISIBLE_PATIENT (unreadable: no)."""
     try:
-        _message, parts = _parts(raw)
-        for part in parts:
+        for part in _parts(raw, parsed or parse_message(raw)):
             if _is_xdm(part):
                 package = read_xdm(part.payload)
                 if any(INVISIBLE in d.metadata.confidentiality_codes for d in package.documents):
@@ -100,76 +93,88 @@ def has_invisible_document(raw: bytes) -> bool:
     return False
 
 
-def documents_of_mail(raw: bytes, ins: str) -> MailDocuments:
-    """The documents to deposit into the DMP of patient `ins`; DocumentError if bad."""
-    message, parts = _parts(raw)
+def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None) -> MailDocuments:
+    """The documents to deposit into the DMP of patient `ins`; DocumentError if bad:
+    those of its XDMs, else its CDAs, else its PDFs."""
+    parsed = parsed or parse_message(raw)
+    parts = _parts(raw, parsed)
     out = MailDocuments()
-    xdms = [p for p in parts if _is_xdm(p)]
-    for part in xdms:
+    if any(_is_xdm(p) for p in parts):
+        _from_xdm(parts, ins, out)
+    elif any(_is_cda(p) for p in parts):
+        _from_cda(parts, ins, out)
+    else:
+        _from_pdf(parts, parsed.headers, out)
+    return out
+
+
+def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
+    for part in (p for p in parts if _is_xdm(p)):
         package = read_xdm(part.payload)
         _check_patient(package.submission.patient, ins, "the XDM submission set")
         for document in package.documents:
             meta = document.metadata
             _check_patient(meta.patient, ins, f"document {meta.unique_id}")
-            new = NewDocument(
-                    unique_id=meta.unique_id, content=document.content,
-                    mime_type=meta.mime_type or "application/octet-stream",
-                    title=meta.title, class_code=meta.class_code.code if meta.class_code else "",
-                    type_code=meta.type_code.code if meta.type_code else "",
-                    format_code=meta.format_code.code if meta.format_code else "",
-                    confidentiality=tuple(c.code for c in meta.confidentiality) or ("N",),
-                    creation_time=meta.creation_time, service_start=meta.service_start,
-                    service_stop=meta.service_stop, entry_uuid=meta.entry_uuid,
-                    replaces=meta.replaces or None,
-            )  # fmt: skip
-            out.documents.append(new)
+            out.documents.append(_xdm_document(meta, document.content))
             out.authors.extend(meta.authors)
-    if xdms:
-        return out
-    cdas = []
-    for part in parts:
-        if _is_xml(part) and b"ClinicalDocument" in part.payload[:4096]:
-            header = read_cda_header(part.payload)
-            patient = require_ins(header)
-            _check_patient(patient, ins, f"CDA {header.unique_id}")
-            cdas.append(part)
-            new = NewDocument(
-                    unique_id=header.unique_id, content=part.payload, mime_type="text/xml",
-                    title=header.title or part.filename, class_code=PDF_CLASS,
-                    type_code=header.type_code.code if header.type_code else "",
-                    format_code=CDA_FORMAT,
-                    confidentiality=(header.confidentiality.code,) if header.confidentiality
-                    else ("N",),
-                    creation_time=header.creation_time, service_start=header.service_start,
-                    service_stop=header.service_stop,
-            )  # fmt: skip
-            out.documents.append(new)
-            if header.author is not None:
-                out.authors.append(header.author)
-    if cdas:
-        return out
-    date = _date(message)
-    for part in parts:
-        if _is_pdf(part):
-            new = NewDocument(
-                    unique_id=_derived_id(message, part), content=part.payload,
-                    mime_type="application/pdf",
-                    title=part.filename or str(message.get("Subject", "Document")),
-                    class_code=PDF_CLASS, type_code=PDF_TYPE, format_code=PDF_FORMAT,
-                    creation_time=date,
-            )  # fmt: skip
-            out.documents.append(new)
-    return out
 
 
-def _date(message: EmailMessage) -> dt.datetime | None:
+def _xdm_document(meta: DocumentMetadata, content: bytes) -> NewDocument:
+    return NewDocument(
+        unique_id=meta.unique_id, content=content,
+        mime_type=meta.mime_type or "application/octet-stream",
+        title=meta.title, class_code=meta.class_code.code if meta.class_code else "",
+        type_code=meta.type_code.code if meta.type_code else "",
+        format_code=meta.format_code.code if meta.format_code else "",
+        confidentiality=tuple(c.code for c in meta.confidentiality) or ("N",),
+        creation_time=meta.creation_time, service_start=meta.service_start,
+        service_stop=meta.service_stop, entry_uuid=meta.entry_uuid,
+        replaces=meta.replaces or None,
+    )  # fmt: skip
+
+
+def _from_cda(parts: list[_Part], ins: str, out: MailDocuments) -> None:
+    for part in (p for p in parts if _is_cda(p)):
+        header = read_cda_header(part.payload)
+        _check_patient(require_ins(header), ins, f"CDA {header.unique_id}")
+        out.documents.append(_cda_document(header, part))
+        if header.author is not None:
+            out.authors.append(header.author)
+
+
+def _cda_document(header: CDAHeader, part: _Part) -> NewDocument:
+    confidentiality = (header.confidentiality.code,) if header.confidentiality else ("N",)
+    return NewDocument(
+        unique_id=header.unique_id, content=part.payload, mime_type="text/xml",
+        title=header.title or part.filename, class_code=PDF_CLASS,
+        type_code=header.type_code.code if header.type_code else "",
+        format_code=CDA_FORMAT, confidentiality=confidentiality,
+        creation_time=header.creation_time, service_start=header.service_start,
+        service_stop=header.service_stop,
+    )  # fmt: skip
+
+
+def _from_pdf(parts: list[_Part], headers: Headers, out: MailDocuments) -> None:
+    date = _date(headers)
+    subject = decode_words(headers.get("Subject") or "Document")
+    for part in (p for p in parts if _is_pdf(p)):
+        document = NewDocument(
+            unique_id=_derived_id(headers, part), content=part.payload,
+            mime_type="application/pdf", title=part.filename or subject,
+            class_code=PDF_CLASS, type_code=PDF_TYPE, format_code=PDF_FORMAT,
+            creation_time=date,
+        )  # fmt: skip
+        out.documents.append(document)
+
+
+def _date(headers: Headers) -> dt.datetime | None:
     try:
-        value = message.get("Date")
-        return parsedate_to_datetime(str(value)) if value else None
+        value = headers.get("Date")
+        return parsedate_to_datetime(value) if value else None
     except (TypeError, ValueError):
         return None
 
 
-def _derived_id(message: EmailMessage, part: _Part) -> str:
-    seed = f"{message.get('Message-ID', '')}|{part.index}|{part.filename}"
+def _derived_id(headers: Headers, part: _Part) -> str:
+    seed = f"{headers.get('Message-ID') or ''}|{part.index}|{part.filename}"
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, seed).int}"

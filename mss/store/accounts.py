@@ -252,3 +252,38 @@ def set_profile_status(tx: Tx, ins: str, status: str, patient_domain: str) -> No
             ),
             patient_id=patient.id,
         )
+
+
+# --- RCPT ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientFacts:
+    """What RCPT needs to know of a local address, read in one round trip."""
+
+    kind: str | None  # the account's kind; None without an account
+    disabled: bool
+    inbox: int | None
+    profile_status: str | None  # the patient's, when the address is a patient's
+    identity_status: str | None
+    patient_exists: bool
+
+
+_RCPT_ACCOUNT = RawStatement(
+    "SELECT a.kind, a.disabled, m.id FROM account a "
+    "LEFT JOIN mailbox m ON m.account_id = a.id AND m.name = 'INBOX' WHERE a.address = ?"
+)
+_RCPT_PATIENT = RawStatement("SELECT profile_status, identity_status FROM patient WHERE ins = ?")
+
+
+def recipient_facts(conn: Connection, address: str, ins: str | None) -> RecipientFacts:
+    account = _RCPT_ACCOUNT.first(conn, address)
+    patient = _RCPT_PATIENT.first(conn, ins) if ins is not None else None
+    return RecipientFacts(
+        kind=account[0] if account else None,
+        disabled=bool(account[1]) if account else False,
+        inbox=account[2] if account else None,
+        profile_status=patient[0] if patient else None,
+        identity_status=patient[1] if patient else None,
+        patient_exists=patient is not None,
+    )

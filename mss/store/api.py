@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, text
 
+from mss.core.mime import ParsedMessage
 from mss.store.blobs import (
     BlobCipher,
     blobs_to_reencrypt,
@@ -68,8 +69,9 @@ class Store:
 
     # --- delivery ------------------------------------------------------------------------
 
-    def prepare(self, raw: bytes) -> PreparedMessage:
-        return prepare_message(raw, self.cipher)
+    def prepare(self, raw: bytes, parsed: ParsedMessage | None = None) -> PreparedMessage:
+        """Encrypt `raw` and take what IMAP needs from its parse (`parsed`, else parsed now)."""
+        return prepare_message(raw, self.cipher, parsed)
 
     async def deliver(
         self,

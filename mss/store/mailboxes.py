@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select
 
-from mss.core.mime import Part, parse_message, searchable_headers
+from mss.core.mime import ParsedMessage, Part, parse_message, searchable_headers
 from mss.errors import NotFoundError
 from mss.store.blobs import BlobCipher, EncryptedBlob, insert_blobs, read_blob
 from mss.store.db import RawStatement, Tx
@@ -101,9 +101,12 @@ def _sent_date(value: str | None) -> int | None:
         return None
 
 
-def prepare_message(raw: bytes, cipher: BlobCipher) -> PreparedMessage:
-    """Parse and encrypt `raw`: the CPU part of a delivery, done outside the writer."""
-    parsed = parse_message(raw)
+def prepare_message(
+    raw: bytes, cipher: BlobCipher, parsed: ParsedMessage | None = None
+) -> PreparedMessage:
+    """Parse (unless given the parse of `raw`) and encrypt `raw`: the CPU part of a
+    delivery, done outside the writer."""
+    parsed = parsed or parse_message(raw)
     return PreparedMessage(
         blob=cipher.encrypt(raw),
         size=len(raw),

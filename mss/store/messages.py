@@ -21,11 +21,10 @@ from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import MailboxChanged, remember_keywords
 from mss.store.models import (
     blob_table,
-    deposit_outbox_table,
     dmp_document_table,
     mailbox_table,
     message_table,
-    relay_queue_table,
+    outbox_table,
 )
 
 msg = message_table.c
@@ -371,10 +370,10 @@ def copy_messages(tx: Tx, source: int, uids: Sequence[int], target: int) -> list
 
 
 def collect_orphan_blobs(tx: Tx, limit: int = 1000) -> int:
-    """Delete blobs nothing refers to any more (after expunges): no message, no queued
-    relay, no DMP document, no pending deposit."""
+    """Delete blobs nothing refers to any more (after expunges): no message, no DMP
+    document, no outbox row (relay, deposit, MDN: finished rows are purged later)."""
     b = blob_table.c
-    users = (msg, relay_queue_table.c, dmp_document_table.c, deposit_outbox_table.c)
+    users = (msg, outbox_table.c, dmp_document_table.c)
     orphans = tx.conn.execute(
         select(b.id)
         .where(*(~select(t.id).where(t.blob_id == b.id).exists() for t in users))

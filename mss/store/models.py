@@ -250,36 +250,40 @@ class TrustedDomain(SQLModel, table=True):
     imported_at: dt.datetime = Field(default_factory=utcnow)
 
 
-class QueueStatus(StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    FAILED = "failed"
-    DROPPED = "dropped"
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # to do, or being done under a lease (due_at = end of the lease)
+    DONE = "done"  # its handler finished it
+    FAILED = "failed"  # its handler gave up for good and dealt with it (e.g. a DSN)
+    DEAD = "dead"  # dead-lettered: too many attempts; `mss outbox retry` revives it
+    DROPPED = "dropped"  # an operator gave up on it
 
 
-class RelayQueue(SQLModel, table=True):
-    """One recipient of a message to relay to another operator (durable outbound queue)."""
+class Outbox(SQLModel, table=True):
+    """Work to do after a commit, written in the same transaction as its cause (outbox
+    pattern): relay a message to another operator, deposit documents in the DMP, send
+    an MDN, notify a patient. `store/outbox.py` claims, finishes and retries the rows."""
 
-    __tablename__ = "relay_queue"
-    __table_args__ = (Index("ix_relay_queue_due", "status", "next_attempt"),)
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at"),
+        Index("ix_outbox_kind", "kind", "status"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
-    blob_id: int = Field(sa_column=Column(BigId, ForeignKey("blob.id"), nullable=False, index=True))
-    queue_id: str = Field(max_length=32, index=True)
-    mail_from: str = Field(max_length=254)
-    rcpt_to: str = Field(max_length=254)
-    domain: str = Field(max_length=255)
-    notify: str | None = Field(default=None, max_length=40)
-    orcpt: str | None = Field(default=None, max_length=600)
-    ret: str | None = Field(default=None, max_length=4)
-    envid: str | None = Field(default=None, max_length=100)
-    status: str = Field(default=QueueStatus.QUEUED.value, max_length=8)
-    attempts: int = 0
-    next_attempt: int = Field(sa_column=Column(BigInteger, nullable=False))
-    expires: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(max_length=32)
+    status: str = Field(default=OutboxStatus.PENDING.value, max_length=8)
+    blob_id: int | None = Field(
+        default=None, sa_column=Column(BigId, ForeignKey("blob.id"), nullable=True, index=True)
+    )
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    attempts: int = 0  # counted when claimed: a process killed while handling it counts
+    due_at: int = Field(sa_column=Column(BigInteger, nullable=False))  # Unix seconds
+    expires: int | None = Field(default=None, sa_column=Column(BigInteger))
+    lease_owner: str | None = Field(default=None, max_length=64)
     created: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    result: str | None = Field(default=None, sa_column=Column(Text))
 
 
 # --- the DMP (DOMAIN.md §5) -------------------------------------------------------------------
@@ -387,39 +391,6 @@ class DMPTrace(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
-class NotificationOutbox(SQLModel, table=True):
-    """Events to tell a patient (first access to the DMP, new document): sent later."""
-
-    __tablename__ = "notification_outbox"
-
-    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
-    kind: str = Field(max_length=32)
-    ins: str = Field(max_length=15, index=True)
-    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    sent_at: dt.datetime | None = None
-
-
-class DepositOutbox(SQLModel, table=True):
-    """A message to a patient whose documents are to be deposited in the DMP: written
-    with the delivery, processed after it (a crash between loses nothing)."""
-
-    __tablename__ = "dmp_deposit_outbox"
-
-    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
-    blob_id: int = Field(sa_column=Column(BigId, ForeignKey("blob.id"), nullable=False))
-    ins: str = Field(max_length=15)
-    sender: str = Field(max_length=254)
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    done_at: dt.datetime | None = None
-    result: str | None = Field(default=None, sa_column=Column(Text))
-    # The MDN the mail asked for: its address, its error ("<code>^<libellé>", None:
-    # processed), and when it was sent (at least once: retried until then).
-    mdn_to: str | None = Field(default=None, max_length=254)
-    mdn_error: str | None = Field(default=None, max_length=300)
-    mdn_sent_at: dt.datetime | None = None
-
-
 account_table = Account.__table__  # type: ignore[attr-defined]
 mailbox_table = Mailbox.__table__  # type: ignore[attr-defined]
 message_table = Message.__table__  # type: ignore[attr-defined]
@@ -429,15 +400,13 @@ conversation_table = Conversation.__table__  # type: ignore[attr-defined]
 participant_table = ConversationParticipant.__table__  # type: ignore[attr-defined]
 conversation_message_table = ConversationMessage.__table__  # type: ignore[attr-defined]
 trusted_domain_table = TrustedDomain.__table__  # type: ignore[attr-defined]
-relay_queue_table = RelayQueue.__table__  # type: ignore[attr-defined]
+outbox_table = Outbox.__table__  # type: ignore[attr-defined]
 expunged_table = Expunged.__table__  # type: ignore[attr-defined]
 dmp_record_table = DMPRecord.__table__  # type: ignore[attr-defined]
 dmp_document_table = DMPDocument.__table__  # type: ignore[attr-defined]
 dmp_person_table = DMPPerson.__table__  # type: ignore[attr-defined]
 dmp_authorization_table = DMPAuthorization.__table__  # type: ignore[attr-defined]
 dmp_trace_table = DMPTrace.__table__  # type: ignore[attr-defined]
-notification_outbox_table = NotificationOutbox.__table__  # type: ignore[attr-defined]
-deposit_outbox_table = DepositOutbox.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
 
 # The annuaire's tables (two swappable sets per kind of extraction file).

@@ -1,4 +1,5 @@
-"""The FastAPI application: routes only; what they need is passed in by `app`."""
+"""The FastAPI application: routes only; what they need is passed in by `app`. Errors
+are rendered at one boundary, the handlers of `web/errors.py` registered here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp
 
-from mss.web import annuaire
+from mss.web import annuaire, errors
 from mss.web import dmp as dmp_routes
 from mss.web.annuaire import Reader
 from mss.web.dmp import DMPGateway
@@ -40,6 +41,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
+    errors.install(app)
     if read is not None:
         app.include_router(annuaire.router(read))
 

@@ -9,9 +9,10 @@
 - Patients authenticate with their mailbox address and password (HTTP Basic):
   the service layer the patient space will call, exposed as `/api/dmp/me/…`.
 
-DMP refusals are JSON `{"error": "<DMPErrorName>", "detail": "<French text>"}`
-with 404 (patient not found), 409 (DMP closed), 403 (forbidden, no or expired
-authorisation), 422 (a document that cannot be read or deposited).
+Routes raise; `web/errors.py` renders. DMP refusals are JSON `{"error":
+"<DMPErrorName>", "detail": "<French text>"}` with 404 (patient not found), 409
+(DMP closed), 403 (forbidden, no or expired authorisation), 422 (a document that
+cannot be read or deposited); missing or wrong credentials are 401.
 """
 
 from __future__ import annotations
@@ -21,46 +22,26 @@ import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection
 
 from mss.annuaire import lookup as annuaire
 from mss.core.ins import InvalidINS, parse_ins
 from mss.dmp import service
 from mss.dmp.access import Actor, Mode, Professional
-from mss.dmp.errors import (
-    DMPAccessForbidden,
-    DMPAuthorizationExpired,
-    DMPAuthorizationNotFound,
-    DMPClosed,
-    DMPError,
-    DMPPatientNotFound,
-    DocumentError,
-)
+from mss.dmp.errors import DMPError, DMPPatientNotFound, DocumentError
 from mss.security.auth import LoginService
 from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
 from mss.store.api import Store
-from mss.store.db import Tx
+from mss.store.db import Conn, Tx
+from mss.web.errors import Unauthorized
 
 T = TypeVar("T")
-
-STATUS = {
-    DMPPatientNotFound: 404, DMPClosed: 409, DMPAccessForbidden: 403,
-    DMPAuthorizationNotFound: 403, DMPAuthorizationExpired: 403, DocumentError: 422,
-}  # fmt: skip
-
-
-class Unauthorized(Exception):
-    def __init__(self, text: str, scheme: str) -> None:
-        super().__init__(text)
-        self.text = text
-        self.scheme = scheme
 
 
 @dataclass
@@ -76,7 +57,7 @@ class DMPGateway:
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await self.store.write(fn)
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(self, fn: Callable[[Conn], T]) -> T:
         return await self.store.read(fn)
 
     async def professional(self, request: Request) -> Professional:
@@ -85,28 +66,19 @@ class DMPGateway:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            der = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
-            if der is None:
-                raise Unauthorized(
-                    "a bearer token (Pro Santé Connect) or a professional's certificate "
-                    "is required", "Bearer",
-                )  # fmt: skip
-            try:
-                identity = identity_of_der(der)
-            except CertificateError as exc:
-                raise Unauthorized(f"certificate refused: {exc}", "Bearer") from None
-            if identity.kind != "professional" or not identity.national_id:
-                raise Unauthorized("the certificate is not a professional's", "Bearer")
-            return await self._named(identity.national_id)
+            return await self._named(_certified_national_id(request))
+        return await self._named(await self._token_national_id(token.strip()))
+
+    async def _token_national_id(self, token: str) -> str:
         if self.bearer is None:
             raise Unauthorized("bearer tokens are not configured (oauth.issuer)", "Bearer")
         try:
-            claims = await asyncio.to_thread(self.bearer.validate, token.strip())
+            claims = await asyncio.to_thread(self.bearer.validate, token)
         except TokenError as exc:
             raise Unauthorized(f"token refused: {exc}", "Bearer") from None
         if not claims.national_id:
             raise Unauthorized("the token names no national id", "Bearer")
-        return await self._named(claims.national_id)
+        return claims.national_id
 
     async def _named(self, national_id: str) -> Professional:
         """The professional with this national id, their profession from the annuaire."""
@@ -116,14 +88,8 @@ class DMPGateway:
         return Professional(national_id, profession.get("code", ""), name)
 
     async def patient(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
-            raise Unauthorized("the patient's address and password are required", "Basic")
-        try:
-            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("malformed Basic credentials", "Basic") from None
+        """The INS of the patient whose mailbox address and password the request carries."""
+        user, password = _basic_credentials(request)
         ip = request.client.host if request.client else None
         result = await self.logins.with_password(user, password, ip, ["patient"])
         if result.identity is None:
@@ -131,20 +97,32 @@ class DMPGateway:
         return result.identity.address.split("@", 1)[0].upper()
 
 
-def _error(exc: DMPError) -> JSONResponse:
-    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-    body: dict[str, Any] = {"error": exc.name, "detail": exc.text}
-    if isinstance(exc, DocumentError):
-        body["mdn_code"] = exc.mdn_code
-    return JSONResponse(body, status_code=status)
+def _certified_national_id(request: Request) -> str:
+    """The national id of the professional's certificate the connection was made with."""
+    der = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
+    if der is None:
+        raise Unauthorized(
+            "a bearer token (Pro Santé Connect) or a professional's certificate is required",
+            "Bearer",
+        )
+    try:
+        identity = identity_of_der(der)
+    except CertificateError as exc:
+        raise Unauthorized(f"certificate refused: {exc}", "Bearer") from None
+    if identity.kind != "professional" or not identity.national_id:
+        raise Unauthorized("the certificate is not a professional's", "Bearer")
+    return identity.national_id
 
 
-def _unauthorized(exc: Unauthorized) -> JSONResponse:
-    return JSONResponse(
-        {"error": "Unauthorized", "detail": exc.text},
-        status_code=401,
-        headers={"WWW-Authenticate": f'{exc.scheme} realm="mss-dmp"'},
-    )
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("the patient's address and password are required", "Basic")
+    try:
+        user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials", "Basic") from None
+    return user, password
 
 
 def _ins(value: str) -> str:
@@ -152,15 +130,6 @@ def _ins(value: str) -> str:
         return parse_ins(value).matricule
     except InvalidINS as exc:
         raise DMPPatientNotFound(f"INS invalide : {exc.reason}") from None
-
-
-async def _guard(call: Callable[[], Awaitable[Response]]) -> Response:
-    try:
-        return await call()
-    except Unauthorized as exc:
-        return _unauthorized(exc)
-    except DMPError as exc:
-        return _error(exc)
 
 
 def _new_document(body: dict[str, Any]) -> service.NewDocument:
@@ -183,23 +152,28 @@ def _new_document(body: dict[str, Any]) -> service.NewDocument:
 
 def router(gateway: DMPGateway) -> APIRouter:
     api = APIRouter(prefix="/api/dmp", tags=["dmp"])
-    g = gateway
+    _consent_routes(api, gateway)
+    _search_route(api, gateway)
+    _document_routes(api, gateway)
+    _document_change_routes(api, gateway)
+    _care_team_routes(api, gateway)
+    _patient_document_routes(api, gateway)
+    _patient_choice_routes(api, gateway)
+    return api
 
+
+def _consent_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.post("/patients/{ins}/authorization")
     async def authorize(
         ins: str, request: Request, basis: Annotated[str, Body(embed=True)] = "explicit"
     ) -> Response:
         """Declare the patient's consent (presumed for the care team, explicit otherwise)."""
+        who, patient = await g.professional(request), _ins(ins)
+        expires = await g.write(lambda tx: service.authorize(tx, g.settings, patient, who, basis))
+        return JSONResponse({"expires_at": expires.isoformat()})
 
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            expires = await g.write(
-                lambda tx: service.authorize(tx, g.settings, patient, who, basis)
-            )
-            return JSONResponse({"expires_at": expires.isoformat()})
 
-        return await _guard(call)
-
+def _search_route(api: APIRouter, g: DMPGateway) -> None:
     @api.get("/patients/{ins}/documents")
     async def search(
         ins: str,
@@ -215,42 +189,29 @@ def router(gateway: DMPGateway) -> APIRouter:
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Response:
         """The documents this professional may see (class, type, author, dates)."""
+        who, patient = await g.professional(request), _ins(ins)
+        query = service.Search(
+            class_codes=tuple(class_code or ()), type_codes=tuple(type_code or ()),
+            author=author, since=since, until=until,
+            include_superseded=include_superseded, limit=limit, offset=offset,
+        )  # fmt: skip
+        found = await service.consult(
+            g.store, lambda tx: service.search_documents(tx, g.settings, patient, who, mode, query)
+        )
+        return JSONResponse({"documents": found})
 
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            query = service.Search(
-                class_codes=tuple(class_code or ()), type_codes=tuple(type_code or ()),
-                author=author, since=since, until=until,
-                include_superseded=include_superseded, limit=limit, offset=offset,
-            )  # fmt: skip
-            found = await service.consult(
-                g.store,
-                lambda tx: service.search_documents(tx, g.settings, patient, who, mode, query),
-            )
-            return JSONResponse({"documents": found})
 
-        return await _guard(call)
-
+def _document_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.get("/patients/{ins}/documents/{document_id}")
     async def read(
         ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
         """A document's bytes (its metadata in the X-DMP-Document header, JSON)."""
-
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            meta, content = await service.consult(
-                g.store,
-                lambda tx: service.read_document(
-                    tx, g.settings, g.store.cipher, patient, who, mode, document_id
-                ),
-            )
-            header = base64.b64encode(json.dumps(meta).encode()).decode()
-            return Response(
-                content, media_type=meta["mime_type"], headers={"X-DMP-Document": header}
-            )
-
-        return await _guard(call)
+        who, patient = await g.professional(request), _ins(ins)
+        meta, content = await service.consult(g.store, lambda tx: service.read_document(
+            tx, g.settings, g.store.cipher, patient, who, mode, document_id))  # fmt: skip
+        header = base64.b64encode(json.dumps(meta).encode()).decode()
+        return Response(content, media_type=meta["mime_type"], headers={"X-DMP-Document": header})
 
     @api.post("/patients/{ins}/documents", status_code=201)
     async def deposit(
@@ -258,105 +219,80 @@ def router(gateway: DMPGateway) -> APIRouter:
     ) -> Response:
         """Deposit documents: {"documents": [{"unique_id", "content_base64", "mime_type",
         "title", "class_code", "type_code", "confidentiality": [...], "replaces"}]}."""
+        who, patient = await g.professional(request), _ins(ins)
+        documents = [_new_document(d) for d in body.get("documents") or []]
+        if not documents:
+            raise DocumentError("no document to deposit")
+        done = await g.write(
+            lambda tx: service.deposit(tx, g.store.cipher, patient, who, documents)
+        )
+        return JSONResponse({"deposited": [_deposited(d) for d in done]}, status_code=201)
 
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            documents = [_new_document(d) for d in body.get("documents") or []]
-            if not documents:
-                raise DocumentError("no document to deposit")
-            done = await g.write(
-                lambda tx: service.deposit(tx, g.store.cipher, patient, who, documents)
-            )
-            return JSONResponse(
-                {"deposited": [{"id": d.document_id, "unique_id": d.unique_id,
-                                "version": d.version, "duplicate": d.duplicate} for d in done]},
-                status_code=201,
-            )  # fmt: skip
 
-        return await _guard(call)
+def _deposited(done: service.Deposited) -> dict[str, Any]:
+    return {"id": done.document_id, "unique_id": done.unique_id, "version": done.version,
+            "duplicate": done.duplicate}  # fmt: skip
 
+
+def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.post("/patients/{ins}/documents/{document_id}/unmask")
     async def pro_unmask(ins: str, document_id: int, request: Request) -> Response:
         """Unmask: the author, or a médecin traitant DMP on the patient's request."""
-
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            await g.write(lambda tx: service.set_masked(
-                tx, patient, Actor.PROFESSIONAL, who.national_id, document_id, False))  # fmt: skip
-            return Response(status_code=204)
-
-        return await _guard(call)
+        who, patient = await g.professional(request), _ins(ins)
+        await g.write(lambda tx: service.set_masked(
+            tx, patient, Actor.PROFESSIONAL, who.national_id, document_id, False))  # fmt: skip
+        return Response(status_code=204)
 
     @api.post("/patients/{ins}/documents/{document_id}/reveal")
     async def reveal(
         ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
         """Make a document invisible to the patient visible to them (for good)."""
+        who, patient = await g.professional(request), _ins(ins)
+        await service.consult(g.store, lambda tx: service.reveal_to_patient(
+            tx, g.settings, patient, who, mode, document_id))  # fmt: skip
+        return Response(status_code=204)
 
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            await service.consult(g.store, lambda tx: service.reveal_to_patient(
-                tx, g.settings, patient, who, mode, document_id))  # fmt: skip
-            return Response(status_code=204)
 
-        return await _guard(call)
-
+def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.put("/patients/{ins}/blocked/{national_id}")
     async def pro_block(ins: str, national_id: str, request: Request) -> Response:
         """A médecin traitant DMP blocks a professional on the patient's behalf."""
-
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            await g.write(lambda tx: service.set_people(
-                tx, patient, Actor.PROFESSIONAL, who.national_id, service.BLOCKED, national_id,
-                True))  # fmt: skip
-            return Response(status_code=204)
-
-        return await _guard(call)
+        who, patient = await g.professional(request), _ins(ins)
+        await g.write(lambda tx: service.set_people(
+            tx, patient, Actor.PROFESSIONAL, who.national_id, service.BLOCKED, national_id,
+            True))  # fmt: skip
+        return Response(status_code=204)
 
     @api.get("/patients/{ins}/traces")
     async def pro_traces(ins: str, request: Request) -> Response:
         """The history of accesses (médecins traitants DMP)."""
-
-        async def call() -> Response:
-            who, patient = await g.professional(request), _ins(ins)
-            found = await g.read(lambda c: service.read_traces(
-                c, patient, Actor.PROFESSIONAL, who.national_id))  # fmt: skip
-            return JSONResponse({"traces": found})
-
-        return await _guard(call)
-
-    _patient_routes(api, g)
-    return api
+        who, patient = await g.professional(request), _ins(ins)
+        found = await g.read(lambda c: service.read_traces(
+            c, patient, Actor.PROFESSIONAL, who.national_id))  # fmt: skip
+        return JSONResponse({"traces": found})
 
 
-def _patient_routes(api: APIRouter, g: DMPGateway) -> None:
+def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.get("/me/documents")
     async def my_documents(request: Request) -> Response:
         """The patient's documents (without those invisible to them)."""
-
-        async def call() -> Response:
-            ins = await g.patient(request)
-            return JSONResponse(
-                {"documents": await g.write(lambda tx: service.patient_documents(tx, ins))}
-            )
-
-        return await _guard(call)
+        ins = await g.patient(request)
+        found = await g.write(lambda tx: service.patient_documents(tx, ins))
+        return JSONResponse({"documents": found})
 
     @api.post("/me/documents/{document_id}/{action}")
     async def my_mask(document_id: int, action: str, request: Request) -> Response:
         """`mask` or `unmask` one of the patient's documents."""
+        ins = await g.patient(request)
+        if action not in ("mask", "unmask"):
+            raise DMPError("the action is mask or unmask")
+        await g.write(lambda tx: service.set_masked(
+            tx, ins, Actor.PATIENT, ins, document_id, action == "mask"))  # fmt: skip
+        return Response(status_code=204)
 
-        async def call() -> Response:
-            ins = await g.patient(request)
-            if action not in ("mask", "unmask"):
-                raise DMPError("the action is mask or unmask")
-            await g.write(lambda tx: service.set_masked(
-                tx, ins, Actor.PATIENT, ins, document_id, action == "mask"))  # fmt: skip
-            return Response(status_code=204)
 
-        return await _guard(call)
-
+def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.put("/me/{role}/{national_id}")
     async def my_people_add(role: str, national_id: str, request: Request) -> Response:
         """Name a médecin traitant DMP (`treating`) or block a professional (`blocked`)."""
@@ -371,38 +307,27 @@ def _patient_routes(api: APIRouter, g: DMPGateway) -> None:
     async def my_settings(request: Request, body: Annotated[dict[str, bool], Body()]) -> Response:
         """Close or reopen the DMP; oppose bris de glace / centre 15:
         {"closed": bool, "oppose_bris_de_glace": bool, "oppose_centre15": bool}."""
-
-        async def call() -> Response:
-            ins = await g.patient(request)
-            known = {"closed", "oppose_bris_de_glace", "oppose_centre15"}
-            if set(body) - known:
-                raise DMPError(f"unknown settings: {', '.join(sorted(set(body) - known))}")
-            await g.write(lambda tx: service.set_record(tx, ins, **body))
-            return Response(status_code=204)
-
-        return await _guard(call)
+        ins = await g.patient(request)
+        unknown = set(body) - {"closed", "oppose_bris_de_glace", "oppose_centre15"}
+        if unknown:
+            raise DMPError(f"unknown settings: {', '.join(sorted(unknown))}")
+        await g.write(lambda tx: service.set_record(tx, ins, **body))
+        return Response(status_code=204)
 
     @api.get("/me/traces")
     async def my_traces(request: Request) -> Response:
         """Who consulted the DMP, what was deposited or changed."""
-
-        async def call() -> Response:
-            ins = await g.patient(request)
-            found = await g.read(lambda c: service.read_traces(c, ins, Actor.PATIENT, ins))
-            return JSONResponse({"traces": found})
-
-        return await _guard(call)
+        ins = await g.patient(request)
+        found = await g.read(lambda c: service.read_traces(c, ins, Actor.PATIENT, ins))
+        return JSONResponse({"traces": found})
 
 
 async def _people(
     g: DMPGateway, request: Request, role: str, national_id: str, present: bool
 ) -> Response:
-    async def call() -> Response:
-        ins = await g.patient(request)
-        if role not in (service.TREATING, service.BLOCKED):
-            raise DMPError("the role is 'treating' or 'blocked'")
-        await g.write(lambda tx: service.set_people(
-            tx, ins, Actor.PATIENT, ins, role, national_id, present))  # fmt: skip
-        return Response(status_code=204)
-
-    return await _guard(call)
+    ins = await g.patient(request)
+    if role not in (service.TREATING, service.BLOCKED):
+        raise DMPError("the role is 'treating' or 'blocked'")
+    await g.write(lambda tx: service.set_people(
+        tx, ins, Actor.PATIENT, ins, role, national_id, present))  # fmt: skip
+    return Response(status_code=204)

@@ -1,0 +1,103 @@
+"""The leaf parts of a message: type, file name and decoded bytes (RFC 2045 §6, 2183, 2231).
+
+Computed from the part tree of `structure.py`, so that the delivery pipeline (is a
+document of this mail invisible to the patient?) and the DMP deposit (which
+documents does it carry?) read the same parts the same way. Leaves are numbered
+in the order of a depth-first walk of every part, containers included (the order
+of the standard library's `Message.walk()`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import quopri
+from dataclasses import dataclass
+from email.utils import collapse_rfc2231_value, decode_params, unquote
+
+from mss.core.mime.headers import Params, decode_words
+from mss.core.mime.structure import Part
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    index: int  # position in a depth-first walk of every part
+    content_type: str  # "type/subtype", lower case
+    filename: str  # "" when the part names no file
+    encoding: str  # Content-Transfer-Encoding, lower case
+    start: int  # the body's offsets in the message
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def payload(self, raw: bytes) -> bytes:
+        """The decoded body (base64, quoted-printable; other encodings as they are)."""
+        return decode_body(raw[self.start : self.end], self.encoding)
+
+
+def leaves(body: Part) -> list[Attachment]:
+    """Every part that is neither a multipart nor an encapsulated message."""
+    found: list[Attachment] = []
+    _walk(body, [0], found)
+    return found
+
+
+def _walk(part: Part, counter: list[int], found: list[Attachment]) -> None:
+    index = counter[0]
+    counter[0] += 1
+    if part.children:
+        for child in part.children:
+            _walk(child, counter, found)
+        return
+    if part.is_multipart:
+        return
+    found.append(
+        Attachment(
+            index=index,
+            content_type=f"{part.maintype}/{part.subtype}",
+            filename=filename(part),
+            encoding=part.encoding,
+            start=part.body_start,
+            end=part.body_end,
+        )
+    )
+
+
+def filename(part: Part) -> str:
+    """Content-Disposition's `filename`, else Content-Type's `name`: RFC 2231 parameters
+    (charset, continuations) and RFC 2047 encoded words decoded."""
+    disposition = part.disposition[1] if part.disposition else []
+    return _param(disposition, "filename") or _param(part.params, "name")
+
+
+def _param(params: Params, name: str) -> str:
+    wanted = [(k, v) for k, v in params if k == name or k.startswith(name + "*")]
+    if not wanted:
+        return ""
+    for key, value in decode_params([("", ""), *wanted])[1:]:
+        if key == name:
+            if isinstance(value, tuple):  # (charset, language, text), as email.message does
+                value = (value[0], value[1], unquote(value[2]))
+            return decode_words(collapse_rfc2231_value(value).strip())
+    return ""
+
+
+def decode_body(body: bytes, encoding: str) -> bytes:
+    if encoding == "base64":
+        return _base64(body)
+    if encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    return body
+
+
+def _base64(body: bytes) -> bytes:
+    """Lenient, as mail readers are: line breaks and stray characters ignored, missing
+    padding added."""
+    compact = b"".join(body.split())
+    for attempt in (compact, compact + b"=" * (-len(compact) % 4)):
+        try:
+            return binascii.a2b_base64(attempt)
+        except binascii.Error:
+            continue
+    return b""

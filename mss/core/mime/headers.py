@@ -1,0 +1,224 @@
+"""Header sections (RFC 5322 §2.2, §3.6) and structured field values (RFC 2045, 2183).
+
+Values are kept raw (encoded words stay encoded, as IMAP ENVELOPE requires),
+only unfolded (RFC 5322 §2.2.3); header bytes are UTF-8 (RFC 6532), else Latin-1.
+Pure: never raises on malformed input.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_HEADER_FIELDS = 2000
+
+Params = list[tuple[str, str]]
+
+_FOLD_RE = re.compile(rb"\r?\n(?=[ \t])")
+_MSGID_RE = re.compile(r"<[^<>\s]*>")
+
+
+class Headers:
+    """Header fields in order; names compared case-insensitively."""
+
+    __slots__ = ("_index", "fields")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = fields
+        self._index: dict[str, list[str]] = {}
+        for key, value in fields:
+            self._index.setdefault(key.lower(), []).append(value)
+
+    def __repr__(self) -> str:
+        return f"Headers({self.fields!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and other.fields == self.fields
+
+    def get(self, name: str) -> str | None:
+        values = self._index.get(name.lower())
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._index.get(name.lower(), ()))
+
+
+def find_body_start(raw: bytes, start: int = 0, end: int | None = None) -> int:
+    """Offset just after the blank line ending the header section at `start`.
+
+    Returns `end` when there is no blank line (the entity is all header). An
+    entity that begins with a blank line has an empty header section.
+    """
+    end = len(raw) if end is None else end
+    if raw.startswith(b"\r\n", start) and start + 2 <= end:
+        return start + 2
+    if raw.startswith(b"\n", start) and start + 1 <= end:
+        return start + 1
+    pos = start
+    while True:
+        nl = raw.find(b"\n", pos, end)
+        if nl < 0:
+            return end
+        nxt = nl + 1
+        if raw.startswith(b"\r\n", nxt) and nxt + 2 <= end:
+            return nxt + 2
+        if raw.startswith(b"\n", nxt) and nxt + 1 <= end:
+            return nxt + 1
+        pos = nxt
+
+
+def decode_header_bytes(value: bytes) -> str:
+    """Header bytes to text: UTF-8 (RFC 6532), else Latin-1 so nothing is lost."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def parse_headers(raw: bytes, start: int = 0, end: int | None = None) -> Headers:
+    """Header fields of `raw[start:end]` (a header section), unfolded, in order."""
+    block = raw[start : len(raw) if end is None else end]
+    fields: list[tuple[str, str]] = []
+    for line in _FOLD_RE.sub(b"", block).split(b"\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name[:1] in b" \t" or b" " in name.rstrip():
+            continue
+        fields.append(
+            (name.rstrip().decode("ascii", "replace"), decode_header_bytes(value.strip()))
+        )
+        if len(fields) >= MAX_HEADER_FIELDS:
+            break
+    return Headers(fields)
+
+
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words (`=?utf-8?q?…?=`); the text unchanged if malformed."""
+    if "=?" not in value:
+        return value
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value
+
+
+def searchable_headers(headers: Headers) -> str:
+    """One `name: value` line per field, encoded words decoded, case-folded (IMAP SEARCH)."""
+    return "".join(
+        f"{name.lower()}: {decode_words(value).casefold()}\n" for name, value in headers.fields
+    )
+
+
+# --- structured header values --------------------------------------------------------
+
+
+def _skip_cfws(text: str, pos: int) -> int:
+    """Skip folding whitespace and (nested) comments, RFC 5322 §3.2.2."""
+    depth = 0
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if depth:
+            if ch == "\\":
+                pos += 1
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+        elif ch == "(":
+            depth = 1
+        elif ch not in " \t\r\n":
+            break
+        pos += 1
+    return pos
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    """A quoted-string starting at `text[pos] == '"'`: its content and the end."""
+    out: list[str] = []
+    pos += 1
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if ch == "\\" and pos + 1 < n:
+            out.append(text[pos + 1])
+            pos += 2
+            continue
+        if ch == '"':
+            return "".join(out), pos + 1
+        out.append(ch)
+        pos += 1
+    return "".join(out), pos
+
+
+_TSPECIALS = set('()<>@,;:\\"/[]?=')
+
+
+def _token(text: str, pos: int) -> tuple[str, int]:
+    start = pos
+    while pos < len(text) and text[pos] not in _TSPECIALS and text[pos] not in " \t\r\n":
+        pos += 1
+    return text[start:pos], pos
+
+
+def parse_params(text: str, pos: int) -> Params:
+    """`; attribute=value` parameters (RFC 2045 §5.1), values unquoted, kept raw otherwise."""
+    params: Params = []
+    n = len(text)
+    while pos < n:
+        pos = _skip_cfws(text, pos)
+        if pos >= n:
+            break
+        if text[pos] != ";":
+            pos += 1
+            continue
+        pos = _skip_cfws(text, pos + 1)
+        name, pos = _token(text, pos)
+        pos = _skip_cfws(text, pos)
+        if not name or pos >= n or text[pos] != "=":
+            continue
+        pos = _skip_cfws(text, pos + 1)
+        if pos < n and text[pos] == '"':
+            value, pos = _quoted(text, pos)
+        else:
+            start = pos
+            while pos < n and text[pos] not in "; \t\r\n":
+                pos += 1
+            value = text[start:pos]
+        params.append((name.lower(), value))
+    return params
+
+
+def parse_content_type(value: str | None, default: tuple[str, str]) -> tuple[str, str, Params]:
+    """`type/subtype; params` of a Content-Type (RFC 2045 §5), lower-cased type names."""
+    if value is None:
+        return default[0], default[1], []
+    pos = _skip_cfws(value, 0)
+    maintype, pos = _token(value, pos)
+    pos = _skip_cfws(value, pos)
+    subtype = ""
+    if pos < len(value) and value[pos] == "/":
+        pos = _skip_cfws(value, pos + 1)
+        subtype, pos = _token(value, pos)
+    if not maintype or not subtype:
+        # RFC 2045 §5.2: an unparsable Content-Type means text/plain us-ascii.
+        return "text", "plain", [("charset", "us-ascii")]
+    return maintype.lower(), subtype.lower(), parse_params(value, pos)
+
+
+def parse_disposition(value: str | None) -> tuple[str, Params] | None:
+    """Content-Disposition (RFC 2183): the type lower-cased and its parameters."""
+    if value is None:
+        return None
+    pos = _skip_cfws(value, 0)
+    kind, pos = _token(value, pos)
+    if not kind:
+        return None
+    return kind.lower(), parse_params(value, pos)
+
+
+def parse_msg_ids(value: str | None) -> list[str]:
+    """The `<id@host>` items of Message-ID, In-Reply-To or References (RFC 5322 §3.6.4)."""
+    if not value:
+        return []
+    return _MSGID_RE.findall(value)

@@ -1,0 +1,274 @@
+"""The outbox: work to do after a commit, durable, leased, retried, dead-lettered.
+
+Whatever must happen after a message or a document is committed — relay it to
+another operator, deposit its documents in the DMP, send an MDN, notify a patient —
+is a row of `outbox`, added in the very transaction that causes it (`add`), so
+that a crash can never lose it nor do it without its cause. The runner
+(`store/runner.py`) then:
+
+- claims due rows with a lease (`claim`): the row's `due_at` moves to the end of
+  the lease and its `attempts` grows, in one statement — `FOR UPDATE SKIP LOCKED`
+  on PostgreSQL, so several processes and machines never claim one row at once;
+  under SQLite's single writer the statement is atomic by itself. A process killed
+  while it works on a row leaves it pending: it is claimed again once the lease ends.
+- finishes each claimed row (`finish`): done, failed for good (the handler dealt
+  with it, e.g. by a DSN), retried later (exponential backoff with jitter), or
+  dead-lettered after too many attempts — never stuck, never blocking the rows
+  behind it. A handler that must finish a row in its own transaction (a DMP
+  deposit and its row commit together) calls `complete` there.
+
+Times are Unix seconds. Finished rows are kept `KEEP_FINISHED` seconds, then purged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+
+from mss.store.db import Conn, Tx
+from mss.store.models import OutboxStatus, outbox_table
+
+o = outbox_table.c
+KEEP_FINISHED = 7 * 86400
+PENDING = OutboxStatus.PENDING.value
+FINISHED = (OutboxStatus.DONE.value, OutboxStatus.FAILED.value, OutboxStatus.DROPPED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxAdded:
+    """Published after the commit that added rows of `kind` (wakes the runners)."""
+
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    kind: str
+    status: str
+    blob_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    due_at: int
+    expires: int | None
+    lease_owner: str | None
+    created: int
+    updated: int
+    last_error: str | None
+    result: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """A row to add: what to do (`payload`, JSON-able) and the blob it concerns."""
+
+    payload: dict[str, Any]
+    blob_id: int | None = None
+    expires: int | None = None
+    due_at: int | None = None  # None: now
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of one attempt: `status` PENDING (retry at `due_at`) or a final one."""
+
+    item_id: int
+    status: str
+    due_at: int = 0
+    error: str | None = None
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KindStats:
+    kind: str
+    counts: dict[str, int] = field(default_factory=dict)
+    oldest_pending: int | None = None  # `created` of the oldest pending row
+
+
+_COLUMNS = (
+    o.id, o.kind, o.status, o.blob_id, o.payload, o.attempts, o.due_at, o.expires,
+    o.lease_owner, o.created, o.updated, o.last_error, o.result,
+)  # fmt: skip
+
+
+def _item(row: Any) -> OutboxItem:
+    values = dict(row._mapping)
+    values["payload"] = json.loads(values["payload"] or "{}")
+    return OutboxItem(**values)
+
+
+# --- adding ----------------------------------------------------------------------------------
+
+
+def add(tx: Tx, kind: str, items: Sequence[NewItem], now: int) -> None:
+    """In the transaction of their cause: rows of `kind` to do after the commit."""
+    if not items:
+        return
+    tx.conn.execute(
+        insert(outbox_table),
+        [
+            {
+                "kind": kind,
+                "status": PENDING,
+                "blob_id": item.blob_id,
+                "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
+                "attempts": 0,
+                "due_at": now if item.due_at is None else item.due_at,
+                "expires": item.expires,
+                "created": now,
+                "updated": now,
+            }
+            for item in items
+        ],
+    )
+    tx.after_commit(OutboxAdded(kind))
+
+
+# --- the runner's side -------------------------------------------------------------------------
+
+
+def has_due(conn: Conn, kind: str, now: int) -> bool:
+    query = select(o.id).where(o.status == PENDING, o.due_at <= now, o.kind == kind).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def next_due(conn: Conn, kind: str) -> int | None:
+    """When the next pending row of `kind` is due (its retry or the end of its lease)."""
+    query = select(func.min(o.due_at)).where(o.status == PENDING, o.kind == kind)
+    value = conn.execute(query).scalar()
+    return None if value is None else int(value)
+
+
+def claim(tx: Tx, kind: str, *, now: int, lease: int, owner: str, limit: int) -> list[OutboxItem]:
+    """Lease up to `limit` due rows of `kind`, oldest due first; return those won."""
+    due = (
+        select(o.id)
+        .where(o.status == PENDING, o.due_at <= now, o.kind == kind)
+        .order_by(o.due_at, o.id)
+        .limit(limit)
+    )
+    if tx.dialect == "postgresql":  # other processes skip the rows this one locks
+        due = due.with_for_update(skip_locked=True)
+    won = tx.conn.execute(
+        update(outbox_table)
+        .where(o.id.in_(due.scalar_subquery()))
+        .values(due_at=now + lease, attempts=o.attempts + 1, lease_owner=owner, updated=now)
+        .returning(*_COLUMNS)
+    ).all()
+    return sorted((_item(row) for row in won), key=lambda item: (item.due_at, item.id))
+
+
+def _leased_by(item_id: int, owner: str) -> Any:
+    """Only the holder of the lease may finish a row (a lease that ran out and was
+    taken by another process is no longer ours)."""
+    return and_(o.id == item_id, o.status == PENDING, o.lease_owner == owner)
+
+
+def finish(tx: Tx, ends: Iterable[Finish], *, owner: str, now: int) -> int:
+    """Record the end of attempts; return how many rows were still ours."""
+    changed = 0
+    for end in ends:
+        values: dict[str, Any] = {"status": end.status, "lease_owner": None, "updated": now}
+        values["last_error"] = end.error[:4000] if end.error else None
+        if end.status == PENDING:
+            values["due_at"] = end.due_at
+        if end.result is not None:
+            values["result"] = end.result[:4000]
+        result = tx.conn.execute(
+            update(outbox_table).where(_leased_by(end.item_id, owner)).values(**values)
+        )
+        changed += int(result.rowcount)
+    return changed
+
+
+def complete(tx: Tx, item: OutboxItem, result: str, *, now: int) -> None:
+    """Mark a claimed row done inside the handler's own transaction (its work and its
+    end commit together: a crash cannot redo work that committed)."""
+    tx.conn.execute(
+        update(outbox_table)
+        .where(_leased_by(item.id, item.lease_owner or ""))
+        .values(
+            status=OutboxStatus.DONE.value,
+            result=result[:4000],
+            last_error=None,
+            lease_owner=None,
+            updated=now,
+        )
+    )
+
+
+# --- the operator's side ------------------------------------------------------------------------
+
+
+def list_items(
+    conn: Conn,
+    *,
+    kinds: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    ids: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> list[OutboxItem]:
+    query = select(*_COLUMNS).order_by(o.id)
+    if kinds:
+        query = query.where(o.kind.in_(list(kinds)))
+    if statuses:
+        query = query.where(o.status.in_(list(statuses)))
+    if ids is not None:
+        query = query.where(o.id.in_(list(ids)))
+    if limit is not None:
+        query = query.limit(limit)
+    return [_item(row) for row in conn.execute(query)]
+
+
+def retry(tx: Tx, *, ids: Sequence[int] | None, kinds: Sequence[str] | None, now: int) -> int:
+    """Make rows due now: pending ones wait no more, dead ones live again (attempts
+    start over). All pending and dead rows when `ids` is None."""
+    query = update(outbox_table).where(o.status.in_([PENDING, OutboxStatus.DEAD.value]))
+    if ids is not None:
+        query = query.where(o.id.in_(list(ids)))
+    if kinds:
+        query = query.where(o.kind.in_(list(kinds)))
+    values = {"status": PENDING, "due_at": now, "updated": now, "lease_owner": None}
+    waiting = query.where(o.status == PENDING, o.lease_owner.is_(None)).values(**values)
+    count = int(tx.conn.execute(waiting).rowcount)
+    revived = query.where(o.status == OutboxStatus.DEAD.value).values(attempts=0, **values)
+    count += int(tx.conn.execute(revived).rowcount)
+    for kind in kinds or ["*"]:
+        tx.after_commit(OutboxAdded(kind))
+    return count
+
+
+def drop(tx: Tx, ids: Sequence[int], *, kinds: Sequence[str] | None, now: int) -> int:
+    """Give up on pending or dead rows (an operator's decision; no DSN, no MDN)."""
+    query = update(outbox_table).where(
+        o.id.in_(list(ids)), o.status.in_([PENDING, OutboxStatus.DEAD.value])
+    )
+    if kinds:
+        query = query.where(o.kind.in_(list(kinds)))
+    values = {"status": OutboxStatus.DROPPED.value, "updated": now, "lease_owner": None}
+    return int(tx.conn.execute(query.values(last_error="dropped by admin", **values)).rowcount)
+
+
+def stats(conn: Conn) -> list[KindStats]:
+    """Rows per kind and status, and the age of the oldest pending row (metrics)."""
+    rows = conn.execute(
+        select(o.kind, o.status, func.count(), func.min(o.created)).group_by(o.kind, o.status)
+    ).all()
+    out: dict[str, KindStats] = {}
+    for kind, status, count, oldest in rows:
+        entry = out.setdefault(kind, KindStats(kind))
+        entry.counts[status] = int(count)
+        if status == PENDING:
+            out[kind] = KindStats(kind, entry.counts, int(oldest))
+    return sorted(out.values(), key=lambda s: s.kind)
+
+
+def purge_finished(tx: Tx, *, now: int, keep: int = KEEP_FINISHED) -> int:
+    """Delete rows finished more than `keep` seconds ago (dead rows stay for an operator)."""
+    query = delete(outbox_table).where(o.status.in_(FINISHED), o.updated < now - keep)
+    return int(tx.conn.execute(query).rowcount)

@@ -1,0 +1,238 @@
+"""The outbox runner: one loop per kind of work, every kind driven the same way.
+
+Each handler (relay, DMP deposit, MDN, notifications…) names its `kind` and its
+`RetryPolicy`, and handles a batch of claimed rows, returning one `Outcome` per
+row: `Done`, `Failed` (for good, dealt with by the handler), or `Retry`. The
+runner owns everything else (mox `queue/`, Postfix's queue manager): claiming with
+a lease, exponential backoff with jitter, dead-lettering after `max_attempts`
+(with one log line: a poison row never blocks the rows behind it), and waking up
+— at once after a commit that added rows (`wake`, fed by the change feed of
+every process), when the next row falls due, or at the latest every `poll` seconds.
+
+A handler that raises is a bug or an outage: its rows are retried with backoff and
+the traceback is logged. Each kind runs in its own task, so a slow relay never
+delays a DMP deposit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mss.errors import MssError
+from mss.store import outbox
+from mss.store.api import Store
+from mss.store.models import OutboxStatus
+from mss.store.outbox import Finish, OutboxAdded, OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    base: float = 30.0  # first retry after about this many seconds, then doubling
+    cap: float = 3600.0  # never more than this between tries
+    max_attempts: int = 10  # then the row is dead-lettered
+    lease: int = 300  # seconds a claimed row is ours (then another process may take it)
+    batch: int = 20  # rows handed to the handler at once
+    concurrency: int = 1  # batches of this kind handled at once
+
+    def delay(self, attempts: int) -> float:
+        """Backoff after `attempts` tries: base·2^(attempts-1), capped, ±10 % jitter."""
+        exponent = min(max(attempts - 1, 0), 30)
+        return float(min(self.cap, self.base * 2**exponent) * random.uniform(0.9, 1.1))
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Given up for good; the handler told whoever needed to know (a DSN…)."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    error: str
+
+
+Outcome = Done | Failed | Retry
+
+
+class Handler(Protocol):
+    """One kind of after-commit work."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def policy(self) -> RetryPolicy: ...
+
+    async def handle(self, items: Sequence[OutboxItem]) -> Sequence[Outcome]:
+        """One outcome per item, in order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    item: OutboxItem
+    outcome: Outcome
+    final: str  # the row's status afterwards
+
+
+class OutboxRunner:
+    def __init__(
+        self,
+        store: Store,
+        handlers: Sequence[Handler],
+        *,
+        owner: str,
+        poll: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._handlers = {h.kind: h for h in handlers}
+        self._owner = owner
+        self._poll = poll
+        self._clock = clock
+        self._wake = {kind: asyncio.Event() for kind in self._handlers}
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self._handlers)
+
+    def wake(self, kinds: Sequence[str] | None = None) -> None:
+        """New rows were committed (None or "*": of any kind, or unknown)."""
+        wanted = self._wake if kinds is None or "*" in kinds else kinds
+        for kind in wanted:
+            event = self._wake.get(kind)
+            if event is not None:
+                event.set()
+
+    def committed(self, events: Sequence[object]) -> None:
+        """After a commit of this process: wake the kinds it added rows of."""
+        kinds = [e.kind for e in events if isinstance(e, OutboxAdded)]
+        if kinds:
+            self.wake(kinds)
+
+    async def run(self) -> None:
+        """Forever: one task per kind, and the purge of old finished rows."""
+        async with asyncio.TaskGroup() as group:
+            for kind in self._handlers:
+                group.create_task(self._lane(kind), name=f"outbox-{kind}")
+            group.create_task(self._purge(), name="outbox-purge")
+
+    async def _purge(self, interval: float = 3600.0) -> None:
+        while True:
+            try:
+                purged = await self._store.write(
+                    lambda tx: outbox.purge_finished(tx, now=int(self._clock()))
+                )
+                if purged:
+                    log.info("outbox: %d finished rows purged", purged)
+            except MssError:
+                log.exception("outbox: purging finished rows failed")
+            await asyncio.sleep(interval)
+
+    async def _lane(self, kind: str) -> None:
+        while True:
+            self._wake[kind].clear()
+            try:
+                while await self.run_once(kind):
+                    pass
+                pause = await self._pause(kind)
+            except MssError:
+                log.exception("outbox %s: the store failed; trying again", kind)
+                pause = self._poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake[kind].wait(), pause)
+
+    async def _pause(self, kind: str) -> float:
+        due = await self._store.read_fast(lambda c: outbox.next_due(c, kind))
+        if due is None:
+            return self._poll
+        return min(self._poll, max(0.0, due - self._clock() + 0.05))
+
+    async def run_once(self, kind: str) -> list[Handled]:
+        """Claim the due rows of `kind` (one batch per allowed concurrent task), handle
+        them, record their outcomes; return what was handled (empty: nothing was due)."""
+        handler = self._handlers[kind]
+        policy = handler.policy
+        now = int(self._clock())
+        if not await self._store.read_fast(lambda c: outbox.has_due(c, kind, now)):
+            return []
+        items = await self._store.write(
+            lambda tx: outbox.claim(
+                tx,
+                kind,
+                now=now,
+                lease=policy.lease,
+                owner=self._owner,
+                limit=policy.batch * policy.concurrency,
+            )
+        )
+        batches = [items[i : i + policy.batch] for i in range(0, len(items), policy.batch)]
+        results = await asyncio.gather(*(self._handle(handler, b) for b in batches))
+        handled = [h for batch in results for h in batch]
+        if handled:
+            await self._record(handled)
+        return handled
+
+    async def _handle(self, handler: Handler, items: list[OutboxItem]) -> list[Handled]:
+        try:
+            outcomes = list(await handler.handle(items))
+            if len(outcomes) != len(items):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(items)} rows")
+        except Exception as exc:  # a bug or an outage: retry later, tell the operator
+            log.exception("outbox %s: the handler failed on rows %s", handler.kind,
+                          ",".join(str(i.id) for i in items))  # fmt: skip
+            outcomes = [Retry(f"{type(exc).__name__}: {exc}") for _ in items]
+        return [self._judge(handler.policy, i, o) for i, o in zip(items, outcomes, strict=True)]
+
+    def _judge(self, policy: RetryPolicy, item: OutboxItem, outcome: Outcome) -> Handled:
+        if isinstance(outcome, Done):
+            return Handled(item, outcome, OutboxStatus.DONE.value)
+        if isinstance(outcome, Failed):
+            return Handled(item, outcome, OutboxStatus.FAILED.value)
+        if item.attempts >= policy.max_attempts:
+            return Handled(item, outcome, OutboxStatus.DEAD.value)
+        return Handled(item, outcome, OutboxStatus.PENDING.value)
+
+    async def _record(self, handled: Sequence[Handled]) -> None:
+        now = int(self._clock())
+        ends = [self._finish(h, now) for h in handled]
+        await self._store.write(lambda tx: outbox.finish(tx, ends, owner=self._owner, now=now))
+        for h in handled:
+            self._log(h)
+
+    def _finish(self, handled: Handled, now: int) -> Finish:
+        item, outcome = handled.item, handled.outcome
+        if isinstance(outcome, Done):
+            return Finish(item.id, handled.final, result=outcome.result)
+        policy = self._handlers[item.kind].policy
+        due = now + int(policy.delay(item.attempts))
+        return Finish(item.id, handled.final, due_at=due, error=outcome.error)
+
+    def _log(self, handled: Handled) -> None:
+        item, outcome = handled.item, handled.outcome
+        if handled.final == OutboxStatus.DEAD.value:
+            log.error(
+                "outbox %s row %d dead-lettered after %d attempts: %s "
+                "(see `mss outbox list`; `mss outbox retry %d` to try again)",
+                item.kind, item.id, item.attempts, getattr(outcome, "error", ""), item.id,
+            )  # fmt: skip
+        elif isinstance(outcome, Retry):
+            log.info("outbox %s row %d: attempt %d failed, retrying: %s",
+                     item.kind, item.id, item.attempts, outcome.error)  # fmt: skip
+        elif isinstance(outcome, Failed):
+            log.info("outbox %s row %d failed: %s", item.kind, item.id, outcome.error)
