@@ -1,17 +1,31 @@
 """The exception tree of mss.
 
-    MssError
+    MssError                 base of every error mss raises on purpose
     ├── ConfigError          an invalid setting; names the key (stops start-up)
     ├── InputError           bad input to a command or API (one clear line)
-    │   └── DuplicateError   the thing already exists (an address, an INS)
+    │   ├── DuplicateError   the thing already exists (an address, an INS)
+    │   └── MailboxError     store.folders: an IMAP mailbox operation answered NO
     ├── NotFoundError        a named account, patient or mailbox does not exist
     ├── StoreError           the store failed in a way the caller cannot fix
-    └── Rejection            a decision with its wire reply: SMTP code, enhanced
-                             status code (RFC 3463) and a readable text
+    │   └── KeyFileError     store.blobs: the blob key file is missing or malformed
+    ├── Rejection            a decision with its wire reply: SMTP code, enhanced
+    │                        status code (RFC 3463) and a readable text
+    ├── DMPError             dmp.errors: a refusal of the DMP with its ANS name and
+    │   └── …                acknowledgement code (DMPPatientNotFound, DocumentError…)
+    ├── CertificateError     security.pki: a certificate mss cannot map to an
+    │                        identity, issue or revoke
+    ├── TokenError           security.tokens: a bearer token refused (says why,
+    │                        never the token)
+    └── Unauthorized         web.errors: an HTTP request naming nobody we know (401
+                             with the scheme of the credentials to send)
 
-Foreign errors (sqlite3, psycopg, cryptography…) are translated at the boundary
-that calls them (`raise StoreError(...) from exc`); the pure `core` package has
-its own `ValueError` subclasses that callers translate into these.
+Foreign errors (sqlite3, psycopg, cryptography, PyJWT…) are translated at the
+boundary that calls them (`raise StoreError(...) from exc`). The pure `core`
+package imports nothing of ours, so its errors stay `ValueError` subclasses
+(`InvalidAddress`, `InvalidINS`, `InvalidPatient`, `WhitelistError`, `SaslError`,
+`DSNParamError`), as do those of the other pure parsers (`imap.parsing`, the
+annuaire's file formats and FHIR parameters): their callers catch them and
+translate them into one of these, or into a protocol reply.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mss.errors import MssError
+
 ROOT = "root"
 PERSONNES = "ac-personnes"
 ORGANISATIONS = "ac-organisations"
@@ -76,8 +78,8 @@ class CertIdentity:
         return None
 
 
-class CertificateError(ValueError):
-    """A certificate that mss cannot map to an identity."""
+class CertificateError(MssError):
+    """A certificate that mss cannot map to an identity, or cannot issue or revoke."""
 
 
 def _now() -> dt.datetime:

@@ -18,10 +18,12 @@ from typing import Any
 import jwt
 from jwt import PyJWKClient, PyJWKSet
 
+from mss.errors import MssError
+
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 
 
-class TokenError(Exception):
+class TokenError(MssError):
     """The token is not acceptable; the message says why (never the token)."""
 
 

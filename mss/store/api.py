@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from mss.core.mime import ParsedMessage
 from mss.store.blobs import (
@@ -105,6 +105,10 @@ class Store:
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.write(fn)
 
+    async def ping(self) -> None:
+        """Ask the database for nothing: raises `StoreError` when it cannot answer."""
+        await self.db.read(_select_one)
+
     async def blob_bytes(self, blob_id: int) -> bytes:
         return await self.db.read(lambda conn: read_blob(conn, self.cipher, blob_id))
 
@@ -117,3 +121,7 @@ class Store:
         if not ids:
             return 0
         return await self.db.write(lambda tx: reencrypt_blobs(tx, self.cipher, ids))
+
+
+def _select_one(conn: Connection) -> None:
+    conn.execute(text("SELECT 1")).scalar()

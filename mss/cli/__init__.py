@@ -1,0 +1,50 @@
+"""The `mss` command: the parser and `main`; one module per command group holds its
+options and its handlers, which call the operation where it lives.
+
+Every command has `--help`. Bad input ends with one line on stderr
+(`mss: error: …`) and a non-zero exit status: 1 for refused input, 2 for a
+malformed command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mss import __version__
+from mss.cli import annuaire, bench, cert, dmp, init, keys, patient, pro, queue, serve, trust
+from mss.cli.base import Handler, Parser, settings_options
+from mss.errors import ConfigError, MssError
+
+# In the order `mss --help` lists them.
+GROUPS = (init, serve, pro, patient, cert, trust, queue, annuaire, dmp, keys, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="mss", description="MSSanté operator: mail, patients, DMP, annuaire.")
+    parser.add_argument("--version", action="version", version=f"mss {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    common = settings_options()
+    for group in GROUPS:
+        group.register(commands, common)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"mss: configuration error: {_one_line(exc)}", file=sys.stderr)
+    except MssError as exc:
+        print(f"mss: error: {_one_line(exc)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1

@@ -1,0 +1,118 @@
+"""An installation on disk: `mss init` creates it; commands open its settings and store.
+
+`init_instance` writes `mss.toml` from the template shipped in the package
+(`mss/data/mss.toml.in`), then the blob key, the development PKI, the DKIM keys and
+the database, each only when missing: running it again changes nothing and never
+overwrites a key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from mss.config import CONFIG_FILE, Settings, load_settings
+from mss.core.address import is_valid_domain
+from mss.errors import InputError
+from mss.security import dkim
+from mss.security.pki import DevPKI
+from mss.store.api import Store
+from mss.store.blobs import create_key_file
+
+DEFAULT_DATA_DIR = Path("mss-data")
+DEFAULT_DOMAIN = "pro.mssante.test"
+CONFIG_TEMPLATE = "data/mss.toml.in"
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    config: Path
+    created: list[str]
+    dns_records: list[str]
+
+
+def init_instance(
+    data_dir: Path, domains: Sequence[str], hostname: str | None = None
+) -> InitReport:
+    """Create a working installation in `data_dir`; idempotent, never overwrites keys."""
+    _check_domains(domains)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / CONFIG_FILE
+    created = _write_config(config, domains, hostname)
+    settings = load_settings(config)
+    if create_key_file(settings.path(settings.storage.key_file)):
+        created.append("blob encryption key")
+    created += _ensure_pki(settings)
+    records = [dkim.zone_lines(key) for key in dkim_keys(settings)]
+    Store.open(settings.storage_url, settings.path(settings.storage.key_file)).db.close_sync()
+    return InitReport(config, created, records)
+
+
+def _check_domains(domains: Sequence[str]) -> None:
+    for domain in domains:
+        if not is_valid_domain(domain):
+            raise InputError(f"--domain {domain!r} is not a domain name")
+
+
+def _write_config(config: Path, domains: Sequence[str], hostname: str | None) -> list[str]:
+    if config.exists():
+        return []
+    chosen = list(dict.fromkeys(d.lower() for d in domains)) or [DEFAULT_DOMAIN]
+    config.write_text(config_text(hostname or f"mail.{chosen[0]}", chosen))
+    return [f"configuration {config}"]
+
+
+def config_text(hostname: str, domains: Sequence[str]) -> str:
+    """The `mss.toml` that `mss init` writes: the shipped template, filled in."""
+    template = resources.files("mss").joinpath(CONFIG_TEMPLATE).read_text("utf-8")
+    domain_list = ", ".join(f'"{d}"' for d in domains)
+    return Template(template).substitute(hostname=hostname, domains=domain_list)
+
+
+def _ensure_pki(settings: Settings) -> list[str]:
+    pki = DevPKI(settings.path(settings.tls.cert).parent)
+    created = pki.ensure(settings.server.hostname, settings.domains.local)
+    return [f"PKI: {item}" for item in created]
+
+
+def dkim_keys(settings: Settings) -> list[dkim.DKIMKey]:
+    """The DKIM keys of every local domain, created when missing."""
+    config = settings.dkim
+    return [
+        key
+        for domain in settings.domains.local
+        for key in dkim.ensure_keys(
+            settings.path(config.keys_dir), domain, config.selector_rsa, config.selector_ed25519
+        )
+    ]
+
+
+def load(config: Path | None, data_dir: Path | None = None) -> Settings:
+    """The settings of `--config`, or of `mss.toml` in `--data-dir` (default ./mss-data)."""
+    path = config if config is not None else (data_dir or DEFAULT_DATA_DIR) / CONFIG_FILE
+    return load_settings(path)
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The store of the installation, migrated to the current schema (unless told not)."""
+    return Store.open(
+        settings.storage_url,
+        settings.path(settings.storage.key_file),
+        batch_max=settings.storage.batch_max,
+        reader_threads=settings.storage.reader_threads,
+        migrate=migrate,
+    )
+
+
+@contextlib.contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """The store for one admin command, closed when it is done."""
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.db.close_sync()

@@ -1,0 +1,164 @@
+"""`mss serve`: one process, or a supervisor and its workers.
+
+With `server.workers` above 1 (by default: one per core), the supervisor runs the
+migrations and binds every listening socket once, then forks the workers (before
+any thread or event loop exists in this process), starts again a worker that dies,
+and passes SIGINT/SIGTERM on to them; each worker drains its connections and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import socket
+import time
+
+from mss import __version__
+from mss.app import Application, describe_ports
+from mss.config import Settings
+from mss.errors import MssError
+from mss.instance import open_store
+
+log = logging.getLogger("mss")
+
+LISTENERS = ("mx", "submission", "submissions", "imap", "imaps", "https")
+RESTART_DELAY = 1.0  # seconds before a dead worker is started again
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM, then drain and return 0."""
+    _raise_open_files_limit()
+    workers = settings.server.worker_count
+    if workers > 1:
+        return Supervisor(settings, workers).run()
+    asyncio.run(_run_until_signalled(Application(settings)))
+    return 0
+
+
+def _raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # thousands of IMAP IDLE sessions need thousands of descriptors
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _run_until_signalled(app: Application) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.run(stop)
+
+
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise MssError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _exit_text(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: if the supervisor dies (even by SIGKILL), its workers die with it, so
+    that nothing keeps serving, or holding the ports, behind a dead supervisor."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl
+        os._exit(1)
+
+
+class Supervisor:
+    """The parent of the worker processes: sockets, forks, restarts, signals."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.children: dict[int, int] = {}  # pid -> worker number
+        self.stopping = False
+
+    def run(self) -> int:
+        open_store(self.settings).db.close_sync()  # migrations, once, before the workers
+        sockets = self._bind()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._stop)
+        for number in range(self.workers):
+            self._spawn(number, sockets)
+        ports = {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
+        log.info("mss %s serving (%s) with %d workers",
+                 __version__, describe_ports(ports), self.workers)  # fmt: skip
+        self._watch(sockets)
+        for sock in sockets.values():
+            sock.close()
+        log.info("stopped")
+        return 0
+
+    def _bind(self) -> dict[str, socket.socket]:
+        listen = self.settings.listen
+        return {name: bind_listening_socket(listen.host, getattr(listen, name))
+                for name in LISTENERS}  # fmt: skip
+
+    def _watch(self, sockets: dict[str, socket.socket]) -> None:
+        """Wait for the workers; start again one that dies, until told to stop."""
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            dead = self.children.pop(pid, None)
+            if dead is None or self.stopping:
+                continue
+            log.error("worker %d exited (%s); starting it again", dead + 1, _exit_text(status))
+            time.sleep(RESTART_DELAY)
+            if not self.stopping:
+                self._spawn(dead, sockets)
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _spawn(self, number: int, sockets: dict[str, socket.socket]) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = number
+            return
+        self._worker(parent, number, sockets)
+
+    def _worker(self, parent: int, number: int, sockets: dict[str, socket.socket]) -> None:
+        """The forked child: serve as worker `number` until signalled, then exit."""
+        code = 0
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            _die_with_parent(parent)
+            app = Application(self.settings, sockets=sockets, worker=number, workers=self.workers)
+            asyncio.run(_run_until_signalled(app))
+        except BaseException:
+            log.exception("worker %d failed", number + 1)
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
