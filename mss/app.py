@@ -68,8 +68,9 @@ from mss.store.accounts import (
 )
 from mss.store.api import Store
 from mss.store.blobs import create_key_file, rotate_key_file
-from mss.store.mailboxes import MailboxChanged
+from mss.store.changes import LocalFeed, open_feed
 from mss.store.models import AccountKind, BalType, ProfileStatus
+from mss.store.outbox import SQLOutbox
 from mss.store.queue import QueueEntry, drop, list_entries, retry_now
 from mss.store.runner import OutboxRunner
 from mss.store.trust import replace_whitelist, trusted_domains
@@ -523,6 +524,7 @@ class Application:
         self.store: Store | None = None
         self.mail: Mail | None = None
         self.imap_bus: MailboxBus | None = None
+        self.feed: LocalFeed | None = None
         self.imap_listeners: list[ImapListener] = []
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
@@ -555,6 +557,9 @@ class Application:
             self.store = open_store(self.settings)
             self.store.start()
             stack.push_async_callback(self.store.close)
+            self.feed = open_feed(self.store.db, shared=self.workers > 1)
+            await self.feed.start()
+            stack.push_async_callback(self.feed.stop)
             await self._start_mail(stack)
             await self._start_imap(stack)
             await self._start_web(stack)
@@ -576,7 +581,9 @@ class Application:
         cpu_pool = cpu_workers(self.settings) if self.workers == 1 else None
         if cpu_pool is not None:
             stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
+        assert self.feed is not None
         mail = build_mail(self.settings, self.store, cpu_pool, self.sockets)
+        self.feed.subscribe(mail.runner.on_change)
         await mail.trust.refresh()
         self.mail = mail
         for name, coroutine in (
@@ -596,24 +603,9 @@ class Application:
         limit_tls_read_buffers()
         bus = MailboxBus()
         self.imap_bus = bus
-        self.store.db.subscribe(
-            lambda events: bus.committed(
-                {
-                    e.mailbox_id: (e.highestmodseq, e.uidnext)
-                    for e in events
-                    if isinstance(e, MailboxChanged)
-                }
-            )
-        )
-        self.store.db.publish_changes(
-            lambda events: {e.mailbox_id for e in events if isinstance(e, MailboxChanged)}
-        )
-        listen_external = self.store.db.listen_mailboxes(bus.changed)
-        if listen_external is not None:
-            stack.callback(listen_external)
-        elif self.workers > 1:  # SQLite shared by several workers
-            poller = asyncio.create_task(bus.poll(self.store), name="imap-change-poll")
-            stack.callback(poller.cancel)
+        assert self.feed is not None
+        store = self.store
+        self.feed.subscribe(lambda change: bus.on_change(change, store))
         config = ImapConfig(
             hostname=self.settings.server.hostname,
             allow_patients=self.settings.policy.patient_imap_login,
@@ -679,7 +671,7 @@ class Application:
                 log.exception("blob re-encryption failed")
                 continue
             if moved:
-                log.info("re-encrypted %d blobs under key %s", moved, self.store.cipher.current)
+                log.info("re-encrypted %d blobs under key %s", moved, self.store.blobs.current_key)
 
 
 def dmp_settings(settings: Settings) -> dmp_service.Settings:
@@ -829,8 +821,9 @@ def build_mail(
     mdn = MdnHandler(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
-    runner = OutboxRunner(store, [relay, DepositHandler(store), mdn], owner=store.db.process_token)
-    store.db.subscribe(runner.committed)
+    runner = OutboxRunner(
+        SQLOutbox(store.db), [relay, DepositHandler(store), mdn], owner=store.db.process_token
+    )
     mx_handler = MXHandler(pipeline)
     submission_handler = SubmissionHandler(
         pipeline, logins, allow_patients=settings.policy.patient_smtp_login
