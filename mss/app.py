@@ -25,8 +25,10 @@ from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import ImapConfig, MailboxBus, Session
 from mss.instance import open_store
 from mss.security.tls import server_context
+from mss.store import outbox
 from mss.store.api import Store
-from mss.store.mailboxes import MailboxChanged
+from mss.store.changes import LocalFeed, open_feed
+from mss.web.metrics import outbox_lines
 from mss.wiring import Mail, bearer_validator, build_mail, cpu_workers, dmp_settings
 
 log = logging.getLogger("mss")
@@ -69,6 +71,7 @@ class Application:
         self.store: Store | None = None
         self.mail: Mail | None = None
         self.imap_bus: MailboxBus | None = None
+        self.feed: LocalFeed | None = None
         self.imap_listeners: list[ImapListener] = []
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
@@ -81,9 +84,10 @@ class Application:
             return {"database": f"error: {exc}"}
         return {"database": "ok"}
 
-    def metrics(self) -> str:
+    async def metrics(self) -> str:
         assert self.store is not None
         db = self.store.db
+        stats = await self.store.read(outbox.stats)
         lines = [
             "# TYPE mss_uptime_seconds gauge",
             f"mss_uptime_seconds {time.time() - self.started_at:.0f}",
@@ -91,6 +95,7 @@ class Application:
             f"mss_store_commit_batches_total {db.batches}",
             "# TYPE mss_store_committed_writes_total counter",
             f"mss_store_committed_writes_total {db.batched_jobs}",
+            *outbox_lines(stats, time.time()),
         ]
         return "\n".join(lines) + "\n"
 
@@ -101,6 +106,9 @@ class Application:
             self.store = open_store(self.settings)
             self.store.start()
             stack.push_async_callback(self.store.close)
+            self.feed = open_feed(self.store.db, shared=self.workers > 1)
+            await self.feed.start()
+            stack.push_async_callback(self.feed.stop)
             await self._start_mail(stack)
             await self._start_imap(stack)
             await self._start_web(stack)
@@ -121,7 +129,9 @@ class Application:
         cpu_pool = cpu_workers(self.settings) if self.workers == 1 else None
         if cpu_pool is not None:
             stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
+        assert self.feed is not None
         mail = build_mail(self.settings, self.store, cpu_pool, self.sockets)
+        self.feed.subscribe(mail.runner.on_change)
         await mail.trust.refresh()
         self.mail = mail
         _background(stack, mail.trust.keep_fresh(), "trust-refresh")
@@ -137,24 +147,9 @@ class Application:
         limit_tls_read_buffers()
         bus = MailboxBus()
         self.imap_bus = bus
-        self.store.db.subscribe(
-            lambda events: bus.committed(
-                {
-                    e.mailbox_id: (e.highestmodseq, e.uidnext)
-                    for e in events
-                    if isinstance(e, MailboxChanged)
-                }
-            )
-        )
-        self.store.db.publish_changes(
-            lambda events: {e.mailbox_id for e in events if isinstance(e, MailboxChanged)}
-        )
-        listen_external = self.store.db.listen_mailboxes(bus.changed)
-        if listen_external is not None:
-            stack.callback(listen_external)
-        elif self.workers > 1:  # SQLite shared by several workers
-            poller = asyncio.create_task(bus.poll(self.store), name="imap-change-poll")
-            stack.callback(poller.cancel)
+        assert self.feed is not None
+        store = self.store
+        self.feed.subscribe(lambda change: bus.on_change(change, store))
         config = ImapConfig(
             hostname=self.settings.server.hostname,
             allow_patients=self.settings.policy.patient_imap_login,
@@ -220,4 +215,4 @@ class Application:
                 log.exception("blob re-encryption failed")
                 continue
             if moved:
-                log.info("re-encrypted %d blobs under key %s", moved, self.store.cipher.current)
+                log.info("re-encrypted %d blobs under key %s", moved, self.store.blobs.current_key)

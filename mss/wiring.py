@@ -39,7 +39,8 @@ from mss.smtp.handler import MXHandler, SubmissionHandler
 from mss.smtp.server import Listener
 from mss.store.accounts import AccountRecord, accounts_of_national_id, get_account
 from mss.store.api import Store
-from mss.store.runner import OutboxRunner
+from mss.store.outbox import SQLOutbox
+from mss.store.runner import Handler, OutboxRunner
 
 log = logging.getLogger("mss")
 
@@ -183,9 +184,8 @@ def _outbox_runner(
     mdn = MdnHandler(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
-    runner = OutboxRunner(store, [relay, DepositHandler(store), mdn], owner=store.db.process_token)
-    store.db.subscribe(runner.committed)
-    return runner
+    handlers: list[Handler] = [relay, DepositHandler(store), mdn]
+    return OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
 
 
 def _smtp_doors(

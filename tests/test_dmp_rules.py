@@ -62,7 +62,7 @@ async def dmp(store: Store) -> Store:
 
 
 async def deposit(store: Store, *docs: NewDocument, author: Professional = AUTHOR, ins: str = INS):  # type: ignore[no-untyped-def]
-    return await store.write(lambda tx: service.deposit(tx, store.cipher, ins, author, list(docs)))
+    return await store.write(lambda tx: service.deposit(tx, store.blobs, ins, author, list(docs)))
 
 
 async def authorize(store: Store, who: Professional, ins: str = INS) -> None:

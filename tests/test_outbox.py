@@ -20,7 +20,8 @@ import pytest
 
 from mss.store import outbox
 from mss.store.api import Store
-from mss.store.outbox import NewItem, OutboxItem
+from mss.store.changes import LocalFeed
+from mss.store.outbox import NewItem, OutboxItem, SQLOutbox
 from mss.store.runner import Done, Failed, OutboxRunner, Outcome, Retry, RetryPolicy
 
 KIND = "test"
@@ -63,7 +64,7 @@ async def rows(store: Store) -> list[OutboxItem]:
 
 
 def runner(store: Store, handler: Recorder, owner: str = "w1", now: float = 2000.0) -> OutboxRunner:
-    return OutboxRunner(store, [handler], owner=owner, clock=lambda: now)
+    return OutboxRunner(SQLOutbox(store.db), [handler], owner=owner, clock=lambda: now)
 
 
 async def test_rows_are_done_once_and_keep_their_result(store: Store) -> None:
@@ -179,8 +180,8 @@ async def test_two_runners_never_handle_one_row_twice(db_url: str, key_file: Pat
 
 async def test_the_runner_wakes_after_the_commit_that_adds_rows(store: Store) -> None:
     handler = Recorder()
-    running = OutboxRunner(store, [handler], owner="w1", poll=30.0)
-    store.db.subscribe(running.committed)
+    running = OutboxRunner(SQLOutbox(store.db), [handler], owner="w1", poll=30.0)
+    LocalFeed(store.db).subscribe(running.on_change)
     task = asyncio.create_task(running.run())
     try:
         await asyncio.sleep(0.05)  # the lane looked, found nothing, sleeps up to 30 s

@@ -1,1 +1,2 @@
-"""The delivery pipeline: recipients, conversation rules, DKIM, relay. Empty until issue #3."""
+"""The delivery pipeline: sender and recipient checks, the conversation rules, the one parse
+and its named steps, and the outbox handlers of mail (relay, DMP deposits, MDNs)."""

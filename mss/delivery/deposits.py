@@ -102,7 +102,7 @@ class DepositHandler:
         self, tx: Tx, item: OutboxItem, author: Professional, documents: Any, headers: Headers
     ) -> int:
         results = service.deposit(
-            tx, self._store.cipher, item.payload["ins"], author, documents,
+            tx, self._store.blobs, item.payload["ins"], author, documents,
             source="mail", source_message_id=headers.get("Message-ID"),
         )  # fmt: skip
         self._finish(tx, item, f"deposited {len(results)} document(s)", requested_by(headers))

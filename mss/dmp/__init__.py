@@ -1,1 +1,2 @@
-"""The DMP: deposit of documents and access rules. Empty until issue #6 lands."""
+"""The DMP: documents of mail and of the API, deposit, consultation, the patient's choices,
+access rules (habilitations, masking, invisibility) and hash-chained traces."""

@@ -38,10 +38,10 @@ from mss.dmp.records import (
 )
 from mss.store import dmp as stored
 from mss.store.api import Store
-from mss.store.blobs import BlobCipher, read_blob
 from mss.store.db import Conn, Tx
 from mss.store.dmp import Search, StoredDocument, Visibility
 from mss.store.models import utcnow
+from mss.store.ports import BlobStore
 
 T = TypeVar("T")
 
@@ -156,7 +156,7 @@ def _sees(
 
 
 def read_document(
-    tx: Tx, settings: Settings, cipher: BlobCipher, ins: str, professional: Professional,
+    tx: Tx, settings: Settings, blobs: BlobStore, ins: str, professional: Professional,
     mode: Mode, document_id: int,
 ) -> tuple[dict[str, Any], bytes]:  # fmt: skip
     """One document and its bytes, for a professional allowed to see it; traced."""
@@ -167,7 +167,7 @@ def read_document(
         _refused(tx, ins, professional, mode, refused, document_id)
         raise refused
     _consulted(tx, ins, professional, mode, document_id=document_id)
-    return document_dict(doc), read_blob(tx.conn, cipher, doc.blob_id)
+    return document_dict(doc), blobs.get(tx.conn, doc.blob_id)
 
 
 def reveal_to_patient(

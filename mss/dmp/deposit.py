@@ -17,9 +17,9 @@ from mss.dmp.access import Actor, Professional, check_feed
 from mss.dmp.errors import DocumentError
 from mss.dmp.records import NewDocument, notify, record_state
 from mss.store import dmp as stored
-from mss.store.blobs import BlobCipher
 from mss.store.db import Conn, Tx
 from mss.store.dmp import Origin, Placement, Version
+from mss.store.ports import BlobStore
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,12 @@ class _Deposit:
     record_id: int
     author: Professional
     origin: Origin
-    cipher: BlobCipher
+    blobs: BlobStore
 
 
 def deposit(
     tx: Tx,
-    cipher: BlobCipher,
+    blobs: BlobStore,
     ins: str,
     author: Professional,
     documents: Sequence[NewDocument],
@@ -55,7 +55,7 @@ def deposit(
     changes nothing (a mail processed twice deposits once)."""
     state = check_feed(record_state(tx.conn, ins), author)
     record_id = stored.ensure_record(tx, state.ins)
-    call = _Deposit(ins, record_id, author, Origin(source, source_message_id), cipher)
+    call = _Deposit(ins, record_id, author, Origin(source, source_message_id), blobs)
     return [_deposit_one(tx, call, doc) for doc in documents]
 
 
@@ -67,7 +67,7 @@ def _deposit_one(tx: Tx, call: _Deposit, doc: NewDocument) -> Deposited:
     at = Placement(call.record_id, doc.unique_id, 1)
     if previous is not None:
         at = Placement(call.record_id, previous.set_id, previous.version + 1)
-    document_id = stored.add_document(tx, call.cipher, doc, call.author, at, call.origin)
+    document_id = stored.add_document(tx, call.blobs, doc, call.author, at, call.origin)
     if previous is not None:
         stored.mark_superseded(tx, previous.id, by=document_id)
     _deposited(tx, call, doc, document_id, at.version)

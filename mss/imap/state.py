@@ -38,14 +38,13 @@ from mss.security.auth import LoginIdentity, LoginResult, LoginService
 from mss.security.pki import CertIdentity
 from mss.store.accounts import get_account
 from mss.store.api import Store
-from mss.store.blobs import read_blob
+from mss.store.changes import Change
 from mss.store.folders import (
     DELIMITER,
     MailboxError,
     MailboxInfo,
     claim_recent,
     create_mailbox,
-    data_version,
     delete_mailbox,
     get_mailbox,
     holds_more_than,
@@ -150,8 +149,10 @@ class MailboxBus:
         # Bumped at every change of a mailbox: a read may only be shared by sessions
         # woken by the same change (one started earlier may miss a later change).
         self._generation: dict[int, int] = {}
-        # (HIGHESTMODSEQ, UIDNEXT) last known of each mailbox (see `poll`)
+        # (HIGHESTMODSEQ, UIDNEXT) last known of each mailbox (see `_look`)
         self._marks: dict[int, tuple[int, int]] = {}
+        self._looking: asyncio.Task[None] | None = None
+        self._look_again = False
 
     def generation(self, mailbox_id: int) -> int:
         return self._generation.get(mailbox_id, 0)
@@ -199,35 +200,41 @@ class MailboxBus:
                 self._marks.pop(mailbox_id, None)  # deleted or renamed
         self.changed(marks)
 
-    async def poll(self, store: Store, interval: float = 0.1) -> None:
-        """Other processes' changes on SQLite (several workers): look for them every
-        `interval` seconds, only when a commit happened since (PRAGMA data_version),
-        and only in the mailboxes this process's sessions watch."""
-        seen: list[int | None] = [None]
+    def on_change(self, change: Change, store: Store) -> None:
+        """From the change feed: this process's commits (with their marks), other
+        processes' (their mailboxes, or "something changed": look)."""
+        if change.marks:
+            self.committed(dict(change.marks))
+        if change.mailboxes:
+            self.changed(change.mailboxes)
+        if change.unknown:
+            self._look_again = True  # a look under way may have read before this commit
+            if self._looking is None:
+                self._looking = asyncio.create_task(self._look(store), name="imap-change-look")
 
-        def look(conn: Connection, boxes: list[int]) -> dict[int, tuple[int, int]] | None:
-            version = data_version(conn)
-            if version == seen[0]:
-                return None
-            seen[0] = version
-            return mailbox_marks(conn, boxes)
+    async def _look(self, store: Store) -> None:
+        """Wake the sessions of the watched mailboxes whose marks moved, until no
+        change came in during the last look."""
+        try:
+            while self._look_again:
+                self._look_again = False
+                await self._look_once(store)
+        finally:
+            self._looking = None
 
-        while True:
-            await asyncio.sleep(interval)
-            boxes = sorted(self._watchers)
-            if not boxes:
-                continue
-            try:
-                marks = await store.read_fast(lambda c, boxes=boxes: look(c, boxes))  # type: ignore[misc]
-            except MssError:
-                log.exception("IMAP change poll failed")
-                continue
-            if marks is None:
-                continue
-            moved = [b for b in boxes if marks.get(b) != self._marks.get(b)]
-            self._marks.update(marks)
-            if moved:
-                self.changed(moved)
+    async def _look_once(self, store: Store) -> None:
+        boxes = sorted(self._watchers)
+        if not boxes:
+            return
+        try:
+            marks = await store.read_fast(lambda c: mailbox_marks(c, boxes))
+        except MssError:
+            log.exception("IMAP: looking for other processes' changes failed")
+            return
+        moved = [b for b in boxes if marks.get(b) != self._marks.get(b)]
+        self._marks.update(marks)
+        if moved:
+            self.changed(moved)
 
     @property
     def sessions(self) -> int:
@@ -1055,9 +1062,11 @@ class Session:
     async def _blob(self, blob_id: int, cache: dict[int, bytes]) -> bytes:
         data = cache.get(blob_id)
         if data is None:
-            data = await self.store.read_fast(lambda c: read_blob(c, self.store.cipher, blob_id))
+            blobs = self.store.blobs
+            found: bytes = await self.store.read_fast(lambda c: blobs.get(c, blob_id))
             cache.clear()
-            cache[blob_id] = data
+            cache[blob_id] = found
+            return found
         return data
 
     def _body_item(self, att: FetchAtt, raw: bytes, structure: Part) -> bytes:
@@ -1233,11 +1242,11 @@ class Session:
         except ValueError as exc:
             raise bad(str(exc)) from None
         view = list(sel.uids)
-        cipher = self.store.cipher
+        blobs = self.store.blobs
 
         def body_text(conn: Connection) -> Callable[[int, str], str]:
             def read(blob_id: int, structure: str) -> str:
-                raw = read_blob(conn, cipher, blob_id)
+                raw = blobs.get(conn, blob_id)
                 return imap_search.searchable_body(raw, Part.from_json(json.loads(structure)))
 
             return read

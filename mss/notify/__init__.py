@@ -1,1 +1,2 @@
-"""Patient notifications (outbox senders). Empty until their issue lands."""
+"""Patient notifications: the DMP already writes their events to the outbox (kind
+`notification`); the channels that send them are the notifications issue's work."""

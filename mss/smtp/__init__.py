@@ -1,1 +1,1 @@
-"""SMTP listeners (aiosmtpd): submission and the operator MX. Empty until issue #3 lands."""
+"""SMTP doors (aiosmtpd): submission (587/465) and the operator MX (25); the pipeline decides."""

@@ -16,11 +16,8 @@ from sqlalchemy import Connection, text
 
 from mss.core.mime import ParsedMessage
 from mss.store.blobs import (
-    BlobCipher,
-    blobs_to_reencrypt,
+    DatabaseBlobStore,
     load_cipher,
-    read_blob,
-    reencrypt_blobs,
 )
 from mss.store.db import Database, Tx
 from mss.store.mailboxes import (
@@ -32,14 +29,15 @@ from mss.store.mailboxes import (
     message_bytes,
     prepare_message,
 )
+from mss.store.ports import BlobStore
 
 T = TypeVar("T")
 
 
 class Store:
-    def __init__(self, db: Database, cipher: BlobCipher) -> None:
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
-        self.cipher = cipher
+        self.blobs = blobs
 
     def __repr__(self) -> str:
         return f"Store({self.db!r})"
@@ -59,7 +57,7 @@ class Store:
         db = Database(url, batch_max=batch_max, reader_threads=reader_threads)
         if migrate:
             db.migrate()
-        return cls(db, cipher)
+        return cls(db, DatabaseBlobStore(db, cipher))
 
     def start(self) -> None:
         self.db.start()
@@ -71,7 +69,7 @@ class Store:
 
     def prepare(self, raw: bytes, parsed: ParsedMessage | None = None) -> PreparedMessage:
         """Encrypt `raw` and take what IMAP needs from its parse (`parsed`, else parsed now)."""
-        return prepare_message(raw, self.cipher, parsed)
+        return prepare_message(raw, self.blobs, parsed)
 
     async def deliver(
         self,
@@ -89,7 +87,7 @@ class Store:
         """
         prepared = raw if isinstance(raw, PreparedMessage) else self.prepare(raw)
         when = int(time.time()) if internal_date is None else internal_date
-        item = DeliveryItem(prepared, targets, when, also)
+        item = DeliveryItem(prepared, targets, when, self.blobs, also)
         delivered: Delivered = await self.db.write_bulk(deliver_many, item)
         return delivered
 
@@ -110,17 +108,15 @@ class Store:
         await self.db.read(_select_one)
 
     async def blob_bytes(self, blob_id: int) -> bytes:
-        return await self.db.read(lambda conn: read_blob(conn, self.cipher, blob_id))
+        return await self.db.read(lambda conn: self.blobs.get(conn, blob_id))
 
     async def message_bytes(self, box_id: int, uid: int) -> bytes:
-        return await self.db.read(lambda conn: message_bytes(conn, self.cipher, box_id, uid))
+        return await self.db.read(lambda conn: message_bytes(conn, self.blobs, box_id, uid))
 
     async def reencrypt_some(self, limit: int = 200) -> int:
         """Move up to `limit` blobs to the current key (lazy key rotation)."""
-        ids = await self.db.read(lambda conn: blobs_to_reencrypt(conn, self.cipher, limit))
-        if not ids:
-            return 0
-        return await self.db.write(lambda tx: reencrypt_blobs(tx, self.cipher, ids))
+        moved: int = await self.blobs.reencrypt_some(limit)
+        return moved
 
 
 def _select_one(conn: Connection) -> None:

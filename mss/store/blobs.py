@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, select, update
 
 from mss.errors import StoreError
-from mss.store.db import RawStatement, Tx
+from mss.store.db import Conn, Database, RawStatement, Tx
 from mss.store.models import blob_table
 
 NONCE_SIZE = 12
@@ -195,3 +195,34 @@ def reencrypt_blobs(tx: Tx, cipher: BlobCipher, blob_ids: Sequence[int]) -> int:
         )
         changed += 1
     return changed
+
+
+class DatabaseBlobStore:
+    """The `BlobStore` port in the `blob` table: a body commits with its metadata, in
+    the same transaction and the same fsync."""
+
+    def __init__(self, db: Database, cipher: BlobCipher) -> None:
+        self._db = db
+        self.cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"DatabaseBlobStore({self.cipher!r})"
+
+    @property
+    def current_key(self) -> str:
+        return self.cipher.current
+
+    def seal(self, data: bytes) -> EncryptedBlob:
+        return self.cipher.encrypt(data)
+
+    def put(self, tx: Tx, sealed: Sequence[EncryptedBlob]) -> list[int]:
+        return insert_blobs(tx, sealed)
+
+    def get(self, conn: Conn, blob_id: int) -> bytes:
+        return read_blob(conn, self.cipher, blob_id)
+
+    async def reencrypt_some(self, limit: int = 200) -> int:
+        ids = await self._db.read(lambda conn: blobs_to_reencrypt(conn, self.cipher, limit))
+        if not ids:
+            return 0
+        return await self._db.write(lambda tx: reencrypt_blobs(tx, self.cipher, ids))

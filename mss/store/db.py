@@ -56,8 +56,6 @@ T = TypeVar("T")
 # query functions of this package (SQL lives only in mss/store), never used directly.
 Conn: TypeAlias = Connection
 
-NOTIFY_CHANNEL = "mss_mailbox"
-
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -278,9 +276,8 @@ class Database:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._subscribers: list[Callable[[list[object]], None]] = []
-        # Cross-process change notices (PostgreSQL NOTIFY): which mailboxes a
-        # batch's events changed, and this process's token to skip its own notices.
-        self._notice_ids: Callable[[list[object]], set[int]] | None = None
+        self._in_commit: list[Callable[[Connection, list[object]], None]] = []
+        # Names this process (outbox leases; its own change notices, to skip them)
         self.process_token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.batches = 0
         self.batched_jobs = 0
@@ -356,66 +353,15 @@ class Database:
             self._thread = None
         self._dispose()
 
-    def publish_changes(self, mailbox_ids: Callable[[list[object]], set[int]]) -> None:
-        """With PostgreSQL, announce the mailboxes each commit changed to other processes
-        (NOTIFY in the same transaction: delivered only if it commits)."""
-        self._notice_ids = mailbox_ids
+    def in_commit(self, hook: Callable[[Connection, list[object]], None]) -> None:
+        """Call `hook(conn, events)` inside each committing transaction that carries
+        events (the change feed's NOTIFY: delivered only if the commit succeeds)."""
+        self._in_commit.append(hook)
 
-    def _notify(self, conn: Connection, events: list[object]) -> None:
-        if self.dialect != "postgresql" or self._notice_ids is None or not events:
-            return
-        ids = sorted(self._notice_ids(events))
-        for i in range(0, len(ids), 500):  # a NOTIFY payload holds at most 8000 bytes
-            payload = self.process_token + ":" + ",".join(map(str, ids[i : i + 500]))
-            conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
-
-    def listen_mailboxes(
-        self, callback: Callable[[set[int] | None], None]
-    ) -> Callable[[], None] | None:
-        """Across processes (PostgreSQL LISTEN/NOTIFY): call `callback(mailbox ids)` on
-        the event loop when another process commits a change to those mailboxes, and
-        `callback(None)` after a lost connection (anything may have changed).
-        Returns a function that stops listening; None on SQLite."""
-        if self.dialect != "postgresql":
-            return None
-        loop = asyncio.get_running_loop()
-        stop = threading.Event()
-        conninfo = self.write_engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
-
-        def deliver(ids: set[int] | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: we are stopping
-                loop.call_soon_threadsafe(callback, ids)
-
-        def run() -> None:
-            import psycopg
-
-            connected_before = False
-            while not stop.is_set():
-                try:
-                    with psycopg.connect(conninfo, autocommit=True) as conn:
-                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                        if connected_before:
-                            deliver(None)  # notices may have been lost meanwhile
-                        connected_before = True
-                        while not stop.is_set():
-                            for notice in conn.notifies(timeout=0.5):
-                                token, _, ids = notice.payload.partition(":")
-                                if token != self.process_token:
-                                    deliver({int(i) for i in ids.split(",") if i})
-                except psycopg.Error as exc:
-                    log.warning("LISTEN %s: %s; reconnecting", NOTIFY_CHANNEL, describe(exc))
-                    stop.wait(1.0)
-
-        thread = threading.Thread(target=run, name="mss-listen", daemon=True)
-        thread.start()
-
-        def close() -> None:
-            stop.set()
-            thread.join(2.0)
-
-        return close
+    def _run_in_commit(self, conn: Connection, events: list[object]) -> None:
+        if events:
+            for hook in self._in_commit:
+                hook(conn, events)
 
     def subscribe(self, callback: Callable[[list[object]], None]) -> None:
         """Call `callback(events)` on the event loop after each commit carrying events."""
@@ -564,7 +510,7 @@ class Database:
                     raise _JobFailed from exc
                 job.events = tx.events  # published once, with the first job of the group
                 start = end
-            self._notify(conn, [event for job in batch for event in job.events])
+            self._run_in_commit(conn, [event for job in batch for event in job.events])
         except BaseException:
             trans.rollback()
             raise
@@ -576,7 +522,7 @@ class Database:
         try:
             with conn.begin():
                 result = job.run_alone(tx)
-                self._notify(conn, tx.events)
+                self._run_in_commit(conn, tx.events)
         except Exception as exc:
             job.events = []
             self._resolve([(job, None, self._translate(exc))])
@@ -653,7 +599,7 @@ class _FileLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-class _JobFailed(Exception):
+class _JobFailed(MssError):
     """A write function raised inside a batch: retry the batch one job at a time."""
 
 

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
-from mss.store.blobs import BlobCipher, insert_blob
 from mss.store.db import Tx
 from mss.store.models import (
     dmp_authorization_table,
@@ -26,6 +25,7 @@ from mss.store.models import (
     patient_table,
     utcnow,
 )
+from mss.store.ports import BlobStore
 
 d = dmp_document_table.c
 r = dmp_record_table.c
@@ -397,11 +397,11 @@ class Origin:
 
 
 def add_document(
-    tx: Tx, cipher: BlobCipher, doc: DocumentContent, author: DocumentAuthor,
+    tx: Tx, blobs: BlobStore, doc: DocumentContent, author: DocumentAuthor,
     at: Placement, origin: Origin,
 ) -> int:  # fmt: skip
     """Store a document version (its bytes encrypted in a blob); return its id."""
-    blob_id = insert_blob(tx, cipher.encrypt(doc.content))
+    [blob_id] = blobs.put(tx, [blobs.seal(doc.content)])
     result = tx.conn.execute(
         insert(dmp_document_table).values(
             record_id=at.record_id, unique_id=doc.unique_id, entry_uuid=doc.entry_uuid[:128],

@@ -14,15 +14,18 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select
 
 from mss.core.mime import ParsedMessage, Part, parse_message, searchable_headers
 from mss.errors import NotFoundError
-from mss.store.blobs import BlobCipher, EncryptedBlob, insert_blobs, read_blob
+from mss.store.blobs import EncryptedBlob
 from mss.store.db import RawStatement, Tx
 from mss.store.models import account_table, mailbox_table, message_table
+
+if TYPE_CHECKING:
+    from mss.store.ports import BlobStore
 
 INBOX = "INBOX"
 # Created for every account (RFC 6154 SPECIAL-USE).
@@ -102,13 +105,13 @@ def _sent_date(value: str | None) -> int | None:
 
 
 def prepare_message(
-    raw: bytes, cipher: BlobCipher, parsed: ParsedMessage | None = None
+    raw: bytes, blobs: BlobStore, parsed: ParsedMessage | None = None
 ) -> PreparedMessage:
     """Parse (unless given the parse of `raw`) and encrypt `raw`: the CPU part of a
     delivery, done outside the writer."""
     parsed = parsed or parse_message(raw)
     return PreparedMessage(
-        blob=cipher.encrypt(raw),
+        blob=blobs.seal(raw),
         size=len(raw),
         message_id=parsed.message_id,
         in_reply_to=" ".join(parsed.in_reply_to) or None,
@@ -186,6 +189,7 @@ class DeliveryItem:
     message: PreparedMessage
     targets: Sequence[Target]
     internal_date: int
+    blobs: BlobStore  # where the message's body goes
     # Runs in the same transaction once the copies exist (conversations, queue, outbox…).
     also: Callable[[Tx, Delivered], None] | None = None
 
@@ -244,7 +248,7 @@ def remember_keywords(tx: Tx, mailbox_id: int, keywords: Iterable[str]) -> None:
 
 def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
     """Bulk write: store each item's blob once and a copy in each of its mailboxes."""
-    blob_ids = insert_blobs(tx, [item.message.blob for item in items])
+    blob_ids = items[0].blobs.put(tx, [item.message.blob for item in items])
     counts: dict[int, int] = {}
     for item in items:
         for target in item.targets:
@@ -272,13 +276,6 @@ def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
         if item.also is not None:
             item.also(tx, delivered)
     return results
-
-
-def deliver_into(
-    tx: Tx, message: PreparedMessage, targets: Sequence[Target], internal_date: int
-) -> list[StoredMessage]:
-    """Store one message (inside any write function)."""
-    return deliver_many(tx, [DeliveryItem(message, targets, internal_date)])[0].copies
 
 
 # --- reading back ------------------------------------------------------------------------
@@ -333,8 +330,8 @@ def _message_field(conn: Connection, column: Any, box_id: int, uid: int) -> Any:
     return row[0]
 
 
-def message_bytes(conn: Connection, cipher: BlobCipher, box_id: int, uid: int) -> bytes:
-    return read_blob(conn, cipher, _message_field(conn, message_table.c.blob_id, box_id, uid))
+def message_bytes(conn: Connection, blobs: BlobStore, box_id: int, uid: int) -> bytes:
+    return blobs.get(conn, _message_field(conn, message_table.c.blob_id, box_id, uid))
 
 
 def body_structure(conn: Connection, box_id: int, uid: int) -> Part:

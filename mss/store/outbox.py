@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
-from mss.store.db import Conn, Tx
+from mss.store.db import Conn, Database, Tx
 from mss.store.models import OutboxStatus, outbox_table
 
 o = outbox_table.c
@@ -272,3 +272,30 @@ def purge_finished(tx: Tx, *, now: int, keep: int = KEEP_FINISHED) -> int:
     """Delete rows finished more than `keep` seconds ago (dead rows stay for an operator)."""
     query = delete(outbox_table).where(o.status.in_(FINISHED), o.updated < now - keep)
     return int(tx.conn.execute(query).rowcount)
+
+
+class SQLOutbox:
+    """The `Outbox` port over the database (the runner's side of this module)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def has_due(self, kind: str, now: int) -> bool:
+        return await self._db.read_fast(lambda c: has_due(c, kind, now))
+
+    async def next_due(self, kind: str) -> int | None:
+        return await self._db.read_fast(lambda c: next_due(c, kind))
+
+    async def claim(
+        self, kind: str, *, now: int, lease: int, owner: str, limit: int
+    ) -> list[OutboxItem]:
+        return await self._db.write(
+            lambda tx: claim(tx, kind, now=now, lease=lease, owner=owner, limit=limit)
+        )
+
+    async def finish(self, ends: Iterable[Finish], *, owner: str, now: int) -> int:
+        done = list(ends)
+        return await self._db.write(lambda tx: finish(tx, done, owner=owner, now=now))
+
+    async def purge(self, now: int) -> int:
+        return await self._db.write(lambda tx: purge_finished(tx, now=now))

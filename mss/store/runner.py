@@ -9,9 +9,9 @@ a lease, exponential backoff with jitter, dead-lettering after `max_attempts`
 — at once after a commit that added rows (`wake`, fed by the change feed of
 every process), when the next row falls due, or at the latest every `poll` seconds.
 
-A handler that raises is a bug or an outage: its rows are retried with backoff and
-the traceback is logged. Each kind runs in its own task, so a slow relay never
-delays a DMP deposit.
+The change feed calls `on_change`. A handler that raises is a bug or an outage:
+its rows are retried with backoff and the traceback is logged. Each kind runs in
+its own task, so a slow relay never delays a DMP deposit.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mss.errors import MssError
-from mss.store import outbox
-from mss.store.api import Store
+from mss.store.changes import Change
 from mss.store.models import OutboxStatus
-from mss.store.outbox import Finish, OutboxAdded, OutboxItem
+from mss.store.outbox import Finish, OutboxItem
+from mss.store.ports import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,14 @@ class Handled:
 class OutboxRunner:
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
         handlers: Sequence[Handler],
         *,
         owner: str,
         poll: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._store = store
+        self._outbox = outbox
         self._handlers = {h.kind: h for h in handlers}
         self._owner = owner
         self._poll = poll
@@ -119,11 +119,12 @@ class OutboxRunner:
             if event is not None:
                 event.set()
 
-    def committed(self, events: Sequence[object]) -> None:
-        """After a commit of this process: wake the kinds it added rows of."""
-        kinds = [e.kind for e in events if isinstance(e, OutboxAdded)]
-        if kinds:
-            self.wake(kinds)
+    def on_change(self, change: Change) -> None:
+        """From the change feed: wake the kinds that got rows (all, if unknown)."""
+        if change.unknown:
+            self.wake()
+        elif change.outbox:
+            self.wake(list(change.outbox))
 
     async def run(self) -> None:
         """Forever: one task per kind, and the purge of old finished rows."""
@@ -135,9 +136,7 @@ class OutboxRunner:
     async def _purge(self, interval: float = 3600.0) -> None:
         while True:
             try:
-                purged = await self._store.write(
-                    lambda tx: outbox.purge_finished(tx, now=int(self._clock()))
-                )
+                purged = await self._outbox.purge(int(self._clock()))
                 if purged:
                     log.info("outbox: %d finished rows purged", purged)
             except MssError:
@@ -158,7 +157,7 @@ class OutboxRunner:
                 await asyncio.wait_for(self._wake[kind].wait(), pause)
 
     async def _pause(self, kind: str) -> float:
-        due = await self._store.read_fast(lambda c: outbox.next_due(c, kind))
+        due = await self._outbox.next_due(kind)
         if due is None:
             return self._poll
         return min(self._poll, max(0.0, due - self._clock() + 0.05))
@@ -169,18 +168,12 @@ class OutboxRunner:
         handler = self._handlers[kind]
         policy = handler.policy
         now = int(self._clock())
-        if not await self._store.read_fast(lambda c: outbox.has_due(c, kind, now)):
+        if not await self._outbox.has_due(kind, now):
             return []
-        items = await self._store.write(
-            lambda tx: outbox.claim(
-                tx,
-                kind,
-                now=now,
-                lease=policy.lease,
-                owner=self._owner,
-                limit=policy.batch * policy.concurrency,
-            )
-        )
+        items = await self._outbox.claim(
+            kind, now=now, lease=policy.lease, owner=self._owner,
+            limit=policy.batch * policy.concurrency,
+        )  # fmt: skip
         batches = [items[i : i + policy.batch] for i in range(0, len(items), policy.batch)]
         results = await asyncio.gather(*(self._handle(handler, b) for b in batches))
         handled = [h for batch in results for h in batch]
@@ -211,7 +204,7 @@ class OutboxRunner:
     async def _record(self, handled: Sequence[Handled]) -> None:
         now = int(self._clock())
         ends = [self._finish(h, now) for h in handled]
-        await self._store.write(lambda tx: outbox.finish(tx, ends, owner=self._owner, now=now))
+        await self._outbox.finish(ends, owner=self._owner, now=now)
         for h in handled:
             self._log(h)
 

@@ -1,2 +1,2 @@
-"""HTTPS front end (FastAPI): health and metrics now; annuaire, FHIR, DMP and the
-patient space as their issues land."""
+"""HTTPS front end (FastAPI): the annuaire's JSON and FHIR APIs, the DMP API, health and
+metrics; errors rendered by one set of handlers (errors.py)."""

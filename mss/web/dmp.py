@@ -209,7 +209,7 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         """A document's bytes (its metadata in the X-DMP-Document header, JSON)."""
         who, patient = await g.professional(request), _ins(ins)
         meta, content = await service.consult(g.store, lambda tx: service.read_document(
-            tx, g.settings, g.store.cipher, patient, who, mode, document_id))  # fmt: skip
+            tx, g.settings, g.store.blobs, patient, who, mode, document_id))  # fmt: skip
         header = base64.b64encode(json.dumps(meta).encode()).decode()
         return Response(content, media_type=meta["mime_type"], headers={"X-DMP-Document": header})
 
@@ -223,9 +223,7 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         documents = [_new_document(d) for d in body.get("documents") or []]
         if not documents:
             raise DocumentError("no document to deposit")
-        done = await g.write(
-            lambda tx: service.deposit(tx, g.store.cipher, patient, who, documents)
-        )
+        done = await g.write(lambda tx: service.deposit(tx, g.store.blobs, patient, who, documents))
         return JSONResponse({"deposited": [_deposited(d) for d in done]}, status_code=201)
 
 
