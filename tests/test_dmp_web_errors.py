@@ -20,12 +20,16 @@ from mss.web.app import create_app
 from mss.web.errors import Unauthorized
 
 
-async def _health() -> dict[str, str]:
+async def _metrics() -> str:
+    return ""
+
+
+def _health() -> dict[str, str]:
     return {}
 
 
 def _app() -> FastAPI:
-    app = create_app(health=_health, metrics=lambda: "", version="test")
+    app = create_app(health=_health, metrics=_metrics, version="test")
 
     @app.get("/closed")
     async def closed() -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mss.store import outbox
@@ -23,6 +25,9 @@ from mss.store.api import Store
 from mss.store.changes import LocalFeed
 from mss.store.outbox import NewItem, OutboxItem, SQLOutbox
 from mss.store.runner import Done, Failed, OutboxRunner, Outcome, Retry, RetryPolicy
+
+from .conftest import run_mss
+from .harness import Running
 
 KIND = "test"
 FAST = RetryPolicy(base=0.01, cap=0.01, max_attempts=3, lease=60, batch=10)
@@ -247,3 +252,42 @@ async def test_stats_count_rows_by_kind_and_status(store: Store) -> None:
     assert stats.oldest_pending == 900
     purged = await store.write(lambda tx: outbox.purge_finished(tx, now=10**9, keep=60))
     assert purged == 2
+
+
+def test_mss_outbox_lists_retries_and_drops_rows(instance: Path) -> None:
+    """The operator's hand on the outbox: `mss outbox list|retry|drop`."""
+    store = Store.open(f"sqlite:///{instance / 'mss.db'}", instance / "keys" / "blob.keys")
+    try:
+        store.db.write_sync(lambda tx: outbox.add(tx, KIND, [NewItem({"n": 1})] * 3, 1000))
+        [a, b, c] = store.db.read_sync(lambda conn: outbox.list_items(conn))
+        dead = outbox.Finish(b.id, "dead", error="LookupError: x-mac-klingon")
+        store.db.write_sync(lambda tx: outbox.claim(tx, KIND, now=1000, lease=9, owner="w",
+                                                    limit=3))  # fmt: skip
+        store.db.write_sync(lambda tx: outbox.finish(tx, [dead], owner="w", now=1001))
+    finally:
+        store.db.close_sync()
+    listed = run_mss("outbox", "list", "--data-dir", str(instance))
+    assert listed.returncode == 0, listed.stderr
+    assert "dead" in listed.stdout and "x-mac-klingon" in listed.stdout
+    assert "being handled by w" in listed.stdout  # the other two, leased
+    summary = run_mss("outbox", "list", "--summary", "--data-dir", str(instance))
+    assert "test: 1 dead, 2 pending" in summary.stdout
+    retried = run_mss("outbox", "retry", str(b.id), "--data-dir", str(instance))
+    assert retried.stdout.strip() == "1 rows due now"
+    dropped = run_mss("outbox", "drop", str(a.id), str(c.id), "--data-dir", str(instance))
+    assert dropped.stdout.strip() == "2 rows dropped"
+    assert (
+        run_mss("outbox", "list", "--status", "bogus", "--data-dir", str(instance)).returncode == 1
+    )
+    final = run_mss("outbox", "list", "--all", "--data-dir", str(instance)).stdout
+    statuses = {int(line.split()[0]): line.split()[2] for line in final.splitlines()[1:]}
+    assert statuses == {a.id: "dropped", b.id: "pending", c.id: "dropped"}
+
+
+async def test_metrics_show_the_outbox_depth_and_age(mss: Running) -> None:
+    await mss.store.write(lambda tx: outbox.add(tx, "notification", [NewItem({})], 1000))
+    trust = ssl.create_default_context(cafile=str(mss.data_dir / "certs" / "ca.crt"))
+    async with httpx.AsyncClient(verify=trust) as client:
+        answer = (await client.get(f"https://localhost:{mss.ports['https']}/metrics")).text
+    assert 'mss_outbox_rows{kind="notification",status="pending"} 1' in answer
+    assert 'mss_outbox_oldest_pending_seconds{kind="notification"}' in answer

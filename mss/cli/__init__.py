@@ -13,12 +13,25 @@ import sys
 from collections.abc import Sequence
 
 from mss import __version__
-from mss.cli import annuaire, bench, cert, dmp, init, keys, patient, pro, queue, serve, trust
+from mss.cli import (
+    annuaire,
+    bench,
+    cert,
+    dmp,
+    init,
+    keys,
+    outbox,
+    patient,
+    pro,
+    queue,
+    serve,
+    trust,
+)  # fmt: skip
 from mss.cli.base import Handler, Parser, settings_options
 from mss.errors import ConfigError, MssError
 
 # In the order `mss --help` lists them.
-GROUPS = (init, serve, pro, patient, cert, trust, queue, annuaire, dmp, keys, bench)
+GROUPS = (init, serve, pro, patient, cert, trust, queue, outbox, annuaire, dmp, keys, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

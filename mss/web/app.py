@@ -16,7 +16,7 @@ from mss.web.annuaire import Reader
 from mss.web.dmp import DMPGateway
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
-MetricsSource = Callable[[], str]
+MetricsSource = Callable[[], Awaitable[str]]
 
 
 def create_asgi(
@@ -57,6 +57,6 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics_endpoint() -> str:
         """Prometheus text exposition format."""
-        return metrics()
+        return await metrics()
 
     return app
