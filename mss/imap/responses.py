@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from mss.core.mime import Envelope, Part, find_body_start, parse_headers
-from mss.imap.parsing.commands import Section
+from mss.errors import MssError
+from mss.imap.parsing.fetch import Section
 
 NIL = b"NIL"
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -147,7 +148,7 @@ def body_structure(part: Part, *, extensible: bool) -> bytes:
 # --- sections ---------------------------------------------------------------------------------
 
 
-class SectionError(ValueError):
+class SectionError(MssError):
     """The section does not exist in this message."""
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, false, not_, or_, select, true
 
 from mss.core.mime import Part, decode_header_bytes, decode_words
-from mss.imap.parsing.commands import SearchKey
+from mss.imap.parsing.search import SearchKey
 from mss.imap.parsing.tokens import SeqRange
 from mss.store.messages import FLAG_BITS, uid_condition
 from mss.store.models import message_table

@@ -31,7 +31,9 @@ from mss.core.mime import Envelope, Part
 from mss.errors import MssError
 from mss.imap import responses as r
 from mss.imap import search as imap_search
-from mss.imap.parsing.commands import Command, FetchAtt, SearchKey
+from mss.imap.parsing.commands import Command
+from mss.imap.parsing.fetch import FetchAtt
+from mss.imap.parsing.search import SearchKey
 from mss.imap.parsing.tokens import SeqRange, SequenceSet
 from mss.imap.parsing.utf7 import MailboxNameError, decode, encode
 from mss.security.auth import LoginIdentity, LoginResult, LoginService
