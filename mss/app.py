@@ -20,12 +20,15 @@ from typing import Any
 from mss import __version__
 from mss.config import Settings
 from mss.errors import MssError
+from mss.imap.base import ImapConfig
+from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
-from mss.imap.state import ImapConfig, MailboxBus, Session
+from mss.imap.state import Session
 from mss.instance import open_store
 from mss.security.tls import server_context
 from mss.store.api import Store
+from mss.store.imapstore import ImapStore
 from mss.store.mailboxes import MailboxChanged
 from mss.wiring import Mail, bearer_validator, build_mail, cpu_workers, dmp_settings
 
@@ -160,7 +163,7 @@ class Application:
             allow_patients=self.settings.policy.patient_imap_login,
             max_message_size=self.settings.limits.max_message_size,
         )
-        store, logins = self.store, self.mail.logins
+        store, logins = ImapStore(self.store), self.mail.logins
 
         def session(connection: ImapConnection) -> Session:
             return Session(connection, store, logins, bus, config)
