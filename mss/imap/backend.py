@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from mss.store.folders import MailboxInfo, MailboxStatus
-from mss.store.imapstore import MailboxChanges, OpenedMailbox, SearchResult
+from mss.store.imapviews import Key, MailboxChanges, OpenedMailbox, SearchResult
 from mss.store.messages import StoreResult
-from mss.store.search import Key
 
 
 class MailboxStore(Protocol):

@@ -74,6 +74,8 @@ _AFTER_LOGIN = (
 
 
 class SessionBase:
+    """A session's state and output, shared by the command families."""
+
     def __init__(
         self,
         channel: Channel,

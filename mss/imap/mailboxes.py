@@ -23,7 +23,7 @@ from mss.imap.parsing.commands import Command
 from mss.imap.parsing.utf7 import encode
 from mss.imap.selected import Selected, SelectedView
 from mss.store.folders import DELIMITER, MailboxInfo, normalize_name
-from mss.store.imapstore import OpenedMailbox
+from mss.store.imapviews import OpenedMailbox
 from mss.store.mailboxes import INBOX
 
 SPECIAL_USES = ("\\sent", "\\drafts", "\\trash", "\\junk", "\\archive", "\\all", "\\flagged")

@@ -21,7 +21,7 @@ from mss.imap.errors import bad
 from mss.imap.parsing.commands import Command
 from mss.imap.parsing.tokens import SequenceSet
 from mss.store.folders import MailboxInfo
-from mss.store.imapstore import MailboxChanges
+from mss.store.imapviews import MailboxChanges
 from mss.store.messages import FlagState, flag_names
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")

@@ -11,9 +11,7 @@ session stalls the others. Writes go through the group-commit writer.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mss.store.accounts import get_account
@@ -35,9 +33,9 @@ from mss.store.folders import (
     rename_mailbox,
     set_subscribed,
 )
+from mss.store.imapviews import Key, MailboxChanges, OpenedMailbox, SearchResult
 from mss.store.mailboxes import Target
 from mss.store.messages import (
-    FlagState,
     StoreResult,
     all_rows,
     copy_messages,
@@ -53,7 +51,7 @@ from mss.store.messages import (
     uids_of,
 )
 from mss.store.models import message_table
-from mss.store.search import Key, body_reader, prepare, run
+from mss.store.search import body_reader, prepare, run
 
 T = TypeVar("T")
 
@@ -61,31 +59,6 @@ T = TypeVar("T")
 # larger ones go to a reader thread so that no session stalls the others.
 SMALL_MAILBOX = 5000  # messages: SELECT, STATUS, FETCH FLAGS of everything
 SMALL_READ = 500  # messages: FETCH rows, SEARCH
-
-
-@dataclass(frozen=True, slots=True)
-class OpenedMailbox:
-    """What SELECT reports, read in one snapshot."""
-
-    info: MailboxInfo
-    uids: array[int]  # sorted
-    status: MailboxStatus
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxChanges:
-    """What changed in a mailbox since a modseq; `mailbox` is None once it is deleted."""
-
-    mailbox: MailboxInfo | None
-    added: list[int]  # UIDs of new messages
-    flagged: list[FlagState]  # messages whose flags changed
-    gone: list[int]  # UIDs expunged
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    found: list[tuple[int, int]]  # (uid, modseq) of the matches, in UID order
-    max_modseq: bool  # the MODSEQ key was used: report the highest modseq (RFC 7162 §3.1.5)
 
 
 class ImapStore:

@@ -7,7 +7,7 @@ candidates by substring, Python then checks the named field exactly. BODY and
 TEXT decrypt the candidates' messages and look in their decoded text parts.
 
 The keys are the tree the IMAP parser reads (`mss.imap.parsing.search`), seen
-here through the `Key` and `Range` protocols. Sequence numbers, RECENT, NEW and
+here through the `Key` and `Range` protocols (`imapviews`). Sequence numbers, RECENT, NEW and
 OLD are turned into UID sets by the session before this module sees them.
 """
 
@@ -21,38 +21,16 @@ import quopri
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sqlalchemy import Connection, and_, false, not_, or_, select, true
 
 from mss.core.mime import Part, decode_header_bytes
 from mss.errors import InputError
 from mss.store.blobs import BlobCipher, read_blob
+from mss.store.imapviews import Key, Range
 from mss.store.messages import FLAG_BITS, uid_condition
 from mss.store.models import message_table
-
-
-@runtime_checkable
-class Key(Protocol):
-    """One search key: its `kind` (FLAG, STRING, DATE, HEADER, UID, AND, OR, NOT...)
-    and its arguments (strings, dates, numbers, `Range`s, nested keys)."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def args(self) -> tuple[Any, ...]: ...
-
-
-class Range(Protocol):
-    """`a:b` of a UID set; None stands for `*` (the largest UID in use)."""
-
-    @property
-    def start(self) -> int | None: ...
-
-    @property
-    def end(self) -> int | None: ...
-
 
 msg = message_table.c
 _ADDRESS_FIELDS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
