@@ -20,14 +20,17 @@ from typing import Any
 from mss import __version__
 from mss.config import Settings
 from mss.errors import MssError
+from mss.imap.base import ImapConfig
+from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
-from mss.imap.state import ImapConfig, MailboxBus, Session
+from mss.imap.state import Session
 from mss.instance import open_store
 from mss.security.tls import server_context
 from mss.store import outbox
 from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
+from mss.store.imapstore import ImapStore
 from mss.web.metrics import outbox_lines
 from mss.wiring import Mail, bearer_validator, build_mail, cpu_workers, dmp_settings
 
@@ -148,14 +151,13 @@ class Application:
         bus = MailboxBus()
         self.imap_bus = bus
         assert self.feed is not None
-        store = self.store
-        self.feed.subscribe(lambda change: bus.on_change(change, store))
+        store, logins = ImapStore(self.store), self.mail.logins
+        self.feed.subscribe(lambda change: bus.on_change(change, store.marks))
         config = ImapConfig(
             hostname=self.settings.server.hostname,
             allow_patients=self.settings.policy.patient_imap_login,
             max_message_size=self.settings.limits.max_message_size,
         )
-        store, logins = self.store, self.mail.logins
 
         def session(connection: ImapConnection) -> Session:
             return Session(connection, store, logins, bus, config)

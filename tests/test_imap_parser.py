@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mss.imap.parsing.commands import CommandError, FetchAtt, Section, parse_command
+from mss.imap.parsing.commands import CommandError, parse_command
+from mss.imap.parsing.fetch import FetchAtt, Section
 from mss.imap.parsing.tokens import Reader, SeqRange, literal_announcement
 from mss.imap.parsing.utf7 import MailboxNameError, decode, encode
 

@@ -11,11 +11,12 @@ import base64
 import binascii
 import datetime as dt
 import quopri
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mss.core.mime import Envelope, Part, find_body_start, parse_headers
-from mss.imap.parsing.commands import Section
+from mss.errors import MssError
+from mss.imap.parsing.fetch import Section
 
 NIL = b"NIL"
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -49,6 +50,23 @@ def plist(items: Iterable[bytes]) -> bytes:
 
 def flags(names: Iterable[str]) -> bytes:
     return b"(" + " ".join(names).encode() + b")"
+
+
+def sequence_set(numbers: Sequence[int]) -> str:
+    """1,2,3,5 → "1:3,5" (RFC 3501 §9 sequence-set, for sorted numbers)."""
+    parts: list[str] = []
+    start = prev = None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:  # type: ignore[operator]
+            prev = n
+        else:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = n
+    if start is not None:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)
 
 
 def internal_date(seconds: int) -> bytes:
@@ -147,7 +165,7 @@ def body_structure(part: Part, *, extensible: bool) -> bytes:
 # --- sections ---------------------------------------------------------------------------------
 
 
-class SectionError(ValueError):
+class SectionError(MssError):
     """The section does not exist in this message."""
 
 

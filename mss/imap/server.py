@@ -18,9 +18,11 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from mss.imap.base import State
+from mss.imap.errors import LiteralRefused, TooBig
 from mss.imap.parsing.commands import CommandError, parse_command
 from mss.imap.parsing.tokens import literal_announcement
-from mss.imap.state import Session, State
+from mss.imap.state import Session
 from mss.security.pki import CertIdentity
 from mss.security.tls import peer_identity
 
@@ -29,18 +31,6 @@ log = logging.getLogger(__name__)
 PRE_AUTH_LINE = 8 * 1024
 PRE_AUTH_LITERAL = 8 * 1024
 LINE_LIMIT = 64 * 1024
-
-
-class TooBig(Exception):
-    """A line or literal over the limit: the connection is closed with BYE."""
-
-
-class LiteralRefused(Exception):
-    """A synchronizing literal over the limit: the command is refused, nothing was sent."""
-
-    def __init__(self, tag: str) -> None:
-        super().__init__(tag)
-        self.tag = tag
 
 
 class Connection:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mss.imap.parsing.fetch import fetch_atts
+from mss.imap.parsing.search import search_keys
 from mss.imap.parsing.tokens import ParseError, Reader
 
 
@@ -19,51 +21,6 @@ class CommandError(ParseError):
     def __init__(self, tag: str | None, message: str) -> None:
         super().__init__(message)
         self.tag = tag
-
-
-# --- argument types -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """`[1.2.HEADER.FIELDS (A B)]`: part path, text specifier, header field names."""
-
-    part: tuple[int, ...] = ()
-    text: str | None = None  # HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
-    fields: tuple[str, ...] = ()
-
-    def label(self) -> str:
-        parts = [".".join(str(p) for p in self.part)] if self.part else []
-        if self.text:
-            text = self.text
-            if self.fields:
-                text += " (" + " ".join(self.fields) + ")"
-            parts.append(text)
-        return ".".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchAtt:
-    name: str  # FLAGS, UID, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE,
-    # RFC822, RFC822.HEADER, RFC822.TEXT, MODSEQ, BODY[…], BINARY[…], BINARY.SIZE[…]
-    section: Section | None = None
-    partial: tuple[int, int] | None = None
-    peek: bool = False
-
-    def label(self) -> str:
-        """The item's name in the response (RFC 3501 §7.4.2: partial shows the origin only)."""
-        if self.section is None:
-            return self.name
-        text = f"{self.name}[{self.section.label()}]"
-        if self.partial is not None:
-            text += f"<{self.partial[0]}>"
-        return text
-
-
-@dataclass(frozen=True, slots=True)
-class SearchKey:
-    kind: str
-    args: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,26 +32,6 @@ class Command:
 
 # --- helpers ----------------------------------------------------------------------------
 
-FETCH_MACROS = {
-    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
-    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
-    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
-}
-SIMPLE_FETCH = frozenset(
-    [
-        "FLAGS",
-        "UID",
-        "INTERNALDATE",
-        "RFC822.SIZE",
-        "ENVELOPE",
-        "BODY",
-        "BODYSTRUCTURE",
-        "RFC822",
-        "RFC822.HEADER",
-        "RFC822.TEXT",
-        "MODSEQ",
-    ]
-)
 STATUS_ITEMS = frozenset(
     ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"]
 )
@@ -119,164 +56,6 @@ def _list_mailbox(reader: Reader) -> str:
     if reader.pos == start:
         raise ParseError("expected a mailbox pattern")
     return data[start : reader.pos].decode("utf-8", "replace")
-
-
-def _section(reader: Reader) -> Section:
-    reader.expect(b"[")
-    part: list[int] = []
-    text: str | None = None
-    fields: list[str] = []
-    while not reader.peek_is(b"]"):
-        if reader.peek() is not None and 0x30 <= reader.peek() <= 0x39:  # type: ignore[operator]
-            part.append(reader.number(nonzero=True))
-            if not reader.maybe(b"."):
-                break
-            continue
-        word = reader.atom().upper()
-        if word not in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
-            raise ParseError(f"unknown section text {word}")
-        if word == "MIME" and not part:
-            raise ParseError("MIME needs a part number")
-        text = word
-        if word.startswith("HEADER.FIELDS"):
-            reader.space()
-            reader.expect(b"(")
-            while True:
-                fields.append(reader.astring().decode("ascii", "replace").upper())
-                if reader.maybe(b")"):
-                    break
-                reader.space()
-        break
-    reader.expect(b"]")
-    return Section(tuple(part), text, tuple(fields))
-
-
-def _partial(reader: Reader) -> tuple[int, int] | None:
-    if not reader.maybe(b"<"):
-        return None
-    start = reader.number()
-    reader.expect(b".")
-    count = reader.number(nonzero=True)
-    reader.expect(b">")
-    return start, count
-
-
-def _fetch_att(reader: Reader) -> FetchAtt:
-    name = reader.atom(stop_at_bracket=True).upper()
-    for prefix in ("BODY.PEEK", "BODY", "BINARY.PEEK", "BINARY", "BINARY.SIZE"):
-        if name == prefix and reader.peek_is(b"["):
-            section = _section(reader)
-            if prefix.startswith("BINARY") and section.text is not None:
-                raise ParseError("BINARY takes a part number only")
-            partial = None if prefix == "BINARY.SIZE" else _partial(reader)
-            base = prefix.replace(".PEEK", "")
-            return FetchAtt(base, section, partial, peek=prefix.endswith(".PEEK"))
-    if name not in SIMPLE_FETCH:
-        raise ParseError(f"unknown FETCH item {name}")
-    return FetchAtt(name)
-
-
-def _fetch_atts(reader: Reader) -> list[FetchAtt]:
-    if reader.maybe(b"("):
-        atts = []
-        while True:
-            atts.append(_fetch_att(reader))
-            if reader.maybe(b")"):
-                return atts
-            reader.space()
-    start = reader.pos
-    word = reader.atom(stop_at_bracket=True).upper()
-    if word in FETCH_MACROS:
-        return [FetchAtt(n) for n in FETCH_MACROS[word]]
-    reader.pos = start
-    return [_fetch_att(reader)]
-
-
-# --- search ------------------------------------------------------------------------------
-
-_FLAG_KEYS = {
-    "ANSWERED": ("\\Answered", True),
-    "DELETED": ("\\Deleted", True),
-    "DRAFT": ("\\Draft", True),
-    "FLAGGED": ("\\Flagged", True),
-    "SEEN": ("\\Seen", True),
-    "UNANSWERED": ("\\Answered", False),
-    "UNDELETED": ("\\Deleted", False),
-    "UNDRAFT": ("\\Draft", False),
-    "UNFLAGGED": ("\\Flagged", False),
-    "UNSEEN": ("\\Seen", False),
-}
-_STRING_KEYS = frozenset(["BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"])
-_DATE_KEYS = frozenset(["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"])
-
-
-def _search_string(reader: Reader, charset: str) -> str:
-    raw = reader.astring()
-    try:
-        return raw.decode("utf-8" if charset == "UTF-8" else "ascii")
-    except UnicodeDecodeError:
-        raise ParseError(f"search string is not {charset}") from None
-
-
-def _search_key(reader: Reader, charset: str, depth: int = 0) -> SearchKey:
-    if depth > 50:
-        raise ParseError("search keys nested too deeply")
-    if reader.maybe(b"("):
-        keys = _search_keys(reader, charset, depth + 1, closing=True)
-        return SearchKey("AND", (tuple(keys),))
-    byte = reader.peek()
-    if byte is not None and (0x30 <= byte <= 0x39 or byte == 0x2A):
-        return SearchKey("SEQ", (reader.sequence_set(),))
-    word = reader.atom().upper()
-    if word in ("ALL", "NEW", "OLD", "RECENT"):
-        return SearchKey(word)
-    if word in _FLAG_KEYS:
-        flag, positive = _FLAG_KEYS[word]
-        return SearchKey("FLAG", (flag, positive))
-    reader.space()
-    if word in _STRING_KEYS:
-        return SearchKey("STRING", (word, _search_string(reader, charset)))
-    if word in _DATE_KEYS:
-        return SearchKey("DATE", (word, reader.date()))
-    if word == "HEADER":
-        name = reader.astring().decode("ascii", "replace")
-        reader.space()
-        return SearchKey("HEADER", (name, _search_string(reader, charset)))
-    if word in ("KEYWORD", "UNKEYWORD"):
-        return SearchKey("FLAG", (reader.flag(), word == "KEYWORD"))
-    if word in ("LARGER", "SMALLER"):
-        return SearchKey(word, (reader.number(wide=True),))
-    if word in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN
-        return SearchKey(word, (reader.number(nonzero=True),))
-    if word == "UID":
-        return SearchKey("UID", (reader.sequence_set(),))
-    if word == "NOT":
-        return SearchKey("NOT", (_search_key(reader, charset, depth + 1),))
-    if word == "OR":
-        first = _search_key(reader, charset, depth + 1)
-        reader.space()
-        return SearchKey("OR", (first, _search_key(reader, charset, depth + 1)))
-    if word == "MODSEQ":  # RFC 7162 §3.1.5; the entry name and type are ignored
-        if reader.peek_is(b'"'):
-            reader.quoted()
-            reader.space()
-            reader.atom()
-            reader.space()
-        return SearchKey("MODSEQ", (reader.number(wide=True),))
-    raise ParseError(f"unknown search key {word}")
-
-
-def _search_keys(
-    reader: Reader, charset: str, depth: int = 0, closing: bool = False
-) -> list[SearchKey]:
-    keys = [_search_key(reader, charset, depth)]
-    while True:
-        if closing and reader.maybe(b")"):
-            return keys
-        if not closing and reader.at_end():
-            return keys
-        reader.space()
-        keys.append(_search_key(reader, charset, depth))
 
 
 # --- command grammars -----------------------------------------------------------------------
@@ -460,14 +239,14 @@ def _g_search(r: Reader) -> dict[str, Any]:
         if charset not in ("US-ASCII", "UTF-8"):
             r.text()  # the rest is not worth parsing: the answer is NO [BADCHARSET]
             return {"badcharset": charset}
-    return {"keys": _search_keys(r, charset), "charset": charset, "return": returns}
+    return {"keys": search_keys(r, charset), "charset": charset, "return": returns}
 
 
 def _g_fetch(r: Reader) -> dict[str, Any]:
     r.space()
     sequence = r.sequence_set()
     r.space()
-    atts = _fetch_atts(r)
+    atts = fetch_atts(r)
     changed_since = None
     vanished = False
     if r.maybe(b" ("):

@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from mss.errors import MssError
+
 ATOM_SPECIALS = frozenset(b'(){ %*"\\]')
 MAX_NUMBER = 2**32 - 1
 MAX_NUMBER64 = 2**63 - 1
@@ -25,7 +27,7 @@ _MONTHS = {
 }
 
 
-class ParseError(ValueError):
+class ParseError(MssError):
     """Malformed input: the text says what was expected."""
 
 

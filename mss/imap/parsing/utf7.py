@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 
+from mss.errors import MssError
 
-class MailboxNameError(ValueError):
+
+class MailboxNameError(MssError):
     """A name that is not valid modified UTF-7."""
 
 

@@ -1,0 +1,105 @@
+"""SEARCH keys (RFC 3501 §6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ): pure.
+
+`search_keys(reader, charset)` reads the criteria of a SEARCH command into a
+tree of `SearchKey`s: `kind` names the key (FLAG, STRING, DATE, HEADER, UID,
+SEQ, AND, OR, NOT...), `args` holds its arguments (sequence sets, dates,
+strings, nested keys). The store turns the tree into a query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mss.imap.parsing.tokens import ParseError, Reader
+
+
+@dataclass(frozen=True, slots=True)
+class SearchKey:
+    kind: str
+    args: tuple[Any, ...] = ()
+
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
+_STRING_KEYS = frozenset(["BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"])
+_DATE_KEYS = frozenset(["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"])
+
+
+def _search_string(reader: Reader, charset: str) -> str:
+    raw = reader.astring()
+    try:
+        return raw.decode("utf-8" if charset == "UTF-8" else "ascii")
+    except UnicodeDecodeError:
+        raise ParseError(f"search string is not {charset}") from None
+
+
+def _search_key(reader: Reader, charset: str, depth: int = 0) -> SearchKey:
+    if depth > 50:
+        raise ParseError("search keys nested too deeply")
+    if reader.maybe(b"("):
+        keys = search_keys(reader, charset, depth + 1, closing=True)
+        return SearchKey("AND", (tuple(keys),))
+    byte = reader.peek()
+    if byte is not None and (0x30 <= byte <= 0x39 or byte == 0x2A):
+        return SearchKey("SEQ", (reader.sequence_set(),))
+    word = reader.atom().upper()
+    if word in ("ALL", "NEW", "OLD", "RECENT"):
+        return SearchKey(word)
+    if word in _FLAG_KEYS:
+        flag, positive = _FLAG_KEYS[word]
+        return SearchKey("FLAG", (flag, positive))
+    reader.space()
+    if word in _STRING_KEYS:
+        return SearchKey("STRING", (word, _search_string(reader, charset)))
+    if word in _DATE_KEYS:
+        return SearchKey("DATE", (word, reader.date()))
+    if word == "HEADER":
+        name = reader.astring().decode("ascii", "replace")
+        reader.space()
+        return SearchKey("HEADER", (name, _search_string(reader, charset)))
+    if word in ("KEYWORD", "UNKEYWORD"):
+        return SearchKey("FLAG", (reader.flag(), word == "KEYWORD"))
+    if word in ("LARGER", "SMALLER"):
+        return SearchKey(word, (reader.number(wide=True),))
+    if word in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN
+        return SearchKey(word, (reader.number(nonzero=True),))
+    if word == "UID":
+        return SearchKey("UID", (reader.sequence_set(),))
+    if word == "NOT":
+        return SearchKey("NOT", (_search_key(reader, charset, depth + 1),))
+    if word == "OR":
+        first = _search_key(reader, charset, depth + 1)
+        reader.space()
+        return SearchKey("OR", (first, _search_key(reader, charset, depth + 1)))
+    if word == "MODSEQ":  # RFC 7162 §3.1.5; the entry name and type are ignored
+        if reader.peek_is(b'"'):
+            reader.quoted()
+            reader.space()
+            reader.atom()
+            reader.space()
+        return SearchKey("MODSEQ", (reader.number(wide=True),))
+    raise ParseError(f"unknown search key {word}")
+
+
+def search_keys(
+    reader: Reader, charset: str, depth: int = 0, closing: bool = False
+) -> list[SearchKey]:
+    keys = [_search_key(reader, charset, depth)]
+    while True:
+        if closing and reader.maybe(b")"):
+            return keys
+        if not closing and reader.at_end():
+            return keys
+        reader.space()
+        keys.append(_search_key(reader, charset, depth))

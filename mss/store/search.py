@@ -1,0 +1,315 @@
+"""IMAP SEARCH (RFC 3501 §6.4.4, RFC 7162 MODSEQ, RFC 5032 WITHIN) as SQL.
+
+Every key that the columns can answer exactly becomes SQL (flags, keywords,
+dates, sizes, UIDs, modseq). String keys on headers match `header_text` (the
+case-folded, decoded header section stored at delivery): SQL selects the
+candidates by substring, Python then checks the named field exactly. BODY and
+TEXT decrypt the candidates' messages and look in their decoded text parts.
+
+The keys are the tree the IMAP parser reads (`mss.imap.parsing.search`), seen
+here through the `Key` and `Range` protocols (`imapviews`). Sequence numbers, RECENT, NEW and
+OLD are turned into UID sets by the session before this module sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import quopri
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, false, not_, or_, select, true
+
+from mss.core.mime import Part, decode_header_bytes
+from mss.errors import InputError
+from mss.store.imapviews import Key, Range
+from mss.store.messages import FLAG_BITS, uid_condition
+from mss.store.models import message_table
+from mss.store.ports import BlobStore
+
+msg = message_table.c
+_ADDRESS_FIELDS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A search tree prepared for one mailbox."""
+
+    sql: Any  # a WHERE clause, exact when `check` is None
+    check: Callable[[dict[str, Any]], bool] | None  # exact Python test on a row, if needed
+    needs_body: bool
+    max_modseq: bool  # the MODSEQ key was used: report the highest modseq
+
+
+def _like(text: str) -> str:
+    escaped = text.casefold().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def _day_start(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+
+def _uid_ranges(ranges: Sequence[Range], largest: int) -> Any:
+    parts = []
+    for r in ranges:
+        start = largest if r.start is None else r.start
+        end = largest if r.end is None else r.end
+        low, high = min(start, end), max(start, end)
+        parts.append(msg.uid.between(low, high))
+    return or_(*parts) if parts else false()
+
+
+def _field_lines(header_text: str, name: str) -> list[str]:
+    prefix = name.lower() + ":"
+    return [line[len(prefix) :] for line in header_text.split("\n") if line.startswith(prefix)]
+
+
+class _Compiler:
+    def __init__(self, largest_uid: int) -> None:
+        self.largest_uid = largest_uid
+        self.needs_body = False
+        self.needs_python = False
+        self.max_modseq = False
+
+    def compile(self, key: Key) -> tuple[Any, Callable[[dict[str, Any]], bool]]:
+        """(SQL superset-or-exact clause, exact Python predicate) for one key."""
+        kind = key.kind
+        handler = getattr(self, f"_k_{kind.lower()}", None)
+        if handler is None:
+            raise InputError(f"search key {kind} not supported")
+        result: tuple[Any, Callable[[dict[str, Any]], bool]] = handler(*key.args)
+        return result
+
+    # exact keys: SQL and Python agree
+    def _exact(
+        self, clause: Any, test: Callable[[dict[str, Any]], bool]
+    ) -> tuple[Any, Callable[[dict[str, Any]], bool]]:
+        return clause, test
+
+    def _k_all(self) -> Any:
+        return self._exact(true(), lambda r: True)
+
+    def _k_flag(self, flag: str, positive: bool) -> Any:
+        bit = FLAG_BITS.get(flag.lower())
+        if bit is not None:
+            has = msg.flags.op("&")(bit) != 0
+            return self._exact(
+                has if positive else not_(has), lambda r: bool(r["flags"] & bit) == positive
+            )
+        if flag.startswith("\\"):  # unknown system flag: never set
+            return self._exact(false() if positive else true(), lambda r: not positive)
+        pattern = f"% {flag.replace('!', '!!').replace('%', '!%').replace('_', '!_')} %"
+        has = (" " + msg.keywords + " ").like(pattern, escape="!")
+
+        def test(r: dict[str, Any]) -> bool:
+            return (flag in (r["keywords"] or "").split()) == positive
+
+        return self._exact(has if positive else or_(msg.keywords.is_(None), not_(has)), test)
+
+    def _k_uid(self, ranges: Sequence[Range]) -> Any:
+        clause = _uid_ranges(ranges, self.largest_uid)
+        bounds = [
+            (min(a, b), max(a, b))
+            for a, b in (
+                (
+                    (self.largest_uid if r.start is None else r.start),
+                    (self.largest_uid if r.end is None else r.end),
+                )
+                for r in ranges
+            )
+        ]
+        return self._exact(clause, lambda r: any(lo <= r["uid"] <= hi for lo, hi in bounds))
+
+    def _k_date(self, which: str, day: dt.date) -> Any:
+        column, field = (
+            (msg.sent_date, "sent_date")
+            if which.startswith("SENT")
+            else (msg.internal_date, "internal_date")
+        )
+        start, end = _day_start(day), _day_start(day + dt.timedelta(days=1))
+        op = which.removeprefix("SENT")
+        if op == "BEFORE":
+            return self._exact(column < start, lambda r: r[field] is not None and r[field] < start)
+        if op == "ON":
+            return self._exact(
+                and_(column >= start, column < end),
+                lambda r: r[field] is not None and start <= r[field] < end,
+            )
+        return self._exact(column >= start, lambda r: r[field] is not None and r[field] >= start)
+
+    def _k_larger(self, size: int) -> Any:
+        return self._exact(msg.size > size, lambda r: r["size"] > size)
+
+    def _k_smaller(self, size: int) -> Any:
+        return self._exact(msg.size < size, lambda r: r["size"] < size)
+
+    def _k_older(self, seconds: int) -> Any:
+        limit = int(time.time()) - seconds
+        return self._exact(msg.internal_date <= limit, lambda r: r["internal_date"] <= limit)
+
+    def _k_younger(self, seconds: int) -> Any:
+        limit = int(time.time()) - seconds
+        return self._exact(msg.internal_date >= limit, lambda r: r["internal_date"] >= limit)
+
+    def _k_modseq(self, modseq: int) -> Any:
+        self.max_modseq = True
+        return self._exact(msg.modseq >= modseq, lambda r: r["modseq"] >= modseq)
+
+    # text keys: SQL gives candidates, Python decides
+    def _k_header(self, name: str, needle: str) -> Any:
+        self.needs_python = True
+        folded = needle.casefold()
+        field = name.lower()
+        clause = (
+            msg.header_text.like(_like(needle), escape="!")
+            if needle
+            else msg.header_text.like(f"%{field}:%")
+        )
+
+        def test(r: dict[str, Any]) -> bool:
+            return any(folded in value for value in _field_lines(r["header_text"] or "", field))
+
+        return clause, test
+
+    def _k_string(self, which: str, needle: str) -> Any:
+        if which in _ADDRESS_FIELDS:
+            return self._k_header(_ADDRESS_FIELDS[which], needle)
+        self.needs_python = True
+        self.needs_body = True
+        folded = needle.casefold()
+
+        def test(r: dict[str, Any]) -> bool:
+            body = r["body_text"]
+            if folded in body:
+                return True
+            return which == "TEXT" and folded in (r["header_text"] or "")
+
+        return true(), test
+
+    # combinations
+    def _k_and(self, keys: Sequence[Key]) -> Any:
+        compiled = [self.compile(k) for k in keys]
+        return and_(*(c[0] for c in compiled)), lambda r: all(c[1](r) for c in compiled)
+
+    def _k_or(self, first: Key, second: Key) -> Any:
+        a, b = self.compile(first), self.compile(second)
+        return or_(a[0], b[0]), lambda r: a[1](r) or b[1](r)
+
+    def _k_not(self, inner: Key) -> Any:
+        before = self.needs_python
+        clause, test = self.compile(inner)
+        # a superset under NOT would lose matches: only exact clauses are negated in SQL
+        exact = not (self.needs_python and not before) and not _contains_text_key(inner)
+        return (not_(clause) if exact else true()), (lambda r: not test(r))
+
+
+def _contains_text_key(key: Key) -> bool:
+    if key.kind in ("HEADER", "STRING"):
+        return True
+    return any(isinstance(a, Key) and _contains_text_key(a) for a in key.args) or any(
+        isinstance(a, tuple) and any(isinstance(x, Key) and _contains_text_key(x) for x in a)
+        for a in key.args
+    )
+
+
+def prepare(keys: Sequence[Key], largest_uid: int) -> Query:
+    compiler = _Compiler(largest_uid)
+    clause, test = compiler._k_and(keys)
+    return Query(
+        clause, test if compiler.needs_python else None, compiler.needs_body, compiler.max_modseq
+    )
+
+
+_ROW_COLUMNS = (
+    msg.uid,
+    msg.flags,
+    msg.keywords,
+    msg.internal_date,
+    msg.sent_date,
+    msg.size,
+    msg.modseq,
+    msg.header_text,
+    msg.blob_id,
+    msg.body_structure,
+)
+
+
+def run(
+    conn: Connection,
+    mailbox_id: int,
+    query: Query,
+    view: Sequence[int],
+    body_text: Callable[[int, str], str],
+) -> list[tuple[int, int]]:
+    """(uid, modseq) of the matching messages among `view` (sorted UIDs)."""
+    if not view:
+        return []
+    base = select(msg.uid, msg.modseq).where(msg.mailbox_id == mailbox_id, query.sql)
+    if len(view) < 50000:
+        base = base.where(uid_condition(list(view)))
+    if query.check is None:
+        rows = conn.execute(base.order_by(msg.uid))
+        visible = set(view)
+        return [(uid, modseq) for uid, modseq in rows if uid in visible]
+    found = []
+    visible = set(view)
+    rows = conn.execute(
+        select(*_ROW_COLUMNS).where(msg.mailbox_id == mailbox_id, query.sql).order_by(msg.uid)
+    )
+    for row in rows:
+        record = dict(row._mapping)
+        if record["uid"] not in visible:
+            continue
+        if query.needs_body:
+            record["body_text"] = body_text(record["blob_id"], record["body_structure"])
+        if query.check(record):
+            found.append((record["uid"], record["modseq"]))
+    return found
+
+
+def searchable_body(raw: bytes, root: Part) -> str:
+    """The text parts of a message, transfer encoding undone, case-folded."""
+    texts: list[str] = []
+
+    def walk(part: Part) -> None:
+        if part.is_message and part.children:  # an attached message: its header is text too
+            inner = part.children[0]
+            texts.append(decode_header_bytes(raw[inner.header_start : inner.body_start]).casefold())
+        if part.children:
+            for child in part.children:
+                walk(child)
+            return
+        if part.maintype != "text":
+            return
+        body = raw[part.body_start : part.body_end]
+        try:
+            if part.encoding == "base64":
+                body = base64.b64decode(b"".join(body.split()))
+            elif part.encoding == "quoted-printable":
+                body = quopri.decodestring(body)
+        except (binascii.Error, ValueError):
+            pass
+        charset = dict(part.params).get("charset", "utf-8")
+        try:
+            texts.append(body.decode(charset, "replace").casefold())
+        except LookupError:
+            texts.append(decode_header_bytes(body).casefold())
+
+    walk(root)
+    return "\n".join(texts)
+
+
+def body_reader(conn: Connection, blobs: BlobStore) -> Callable[[int, str], str]:
+    """The searchable text of a message, from its blob and its stored structure."""
+
+    def read(blob_id: int, structure: str) -> str:
+        raw = blobs.get(conn, blob_id)
+        return searchable_body(raw, Part.from_json(json.loads(structure)))
+
+    return read
