@@ -64,15 +64,38 @@ def build_dsn(
     now: dt.datetime,
 ) -> bytes:
     """A multipart/report; report-type=delivery-status message (RFC 3464 §2)."""
-    action = statuses[0].action
     boundary = f"mss-dsn-{secrets.token_hex(12)}"
-    original_subject = parse_headers(original, 0, find_body_start(original)).get("Subject")
-    subject = _SUBJECT[action] + (
-        f" : {_header_value(original_subject)}" if original_subject else ""
+    status_part = "\r\n\r\n".join(
+        [_message_fields(reporting_mta, envid, arrival), *(_fields(s, now) for s in statuses)]
     )
-    french, english = _ACTION_TEXT[action]
+    returned_type, returned = _returned(original, ret)
+    parts = [
+        f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: 8bit\r\n\r\n{_human_text(statuses)}\r\n",
+        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n{status_part}\r\n",
+        f"--{boundary}\r\nContent-Type: {returned_type}\r\n\r\n",
+    ]
+    head = _head(reporting_mta, to, _subject(statuses[0].action, original), now, boundary)
+    return (
+        head.encode()
+        + "".join(parts).encode("utf-8")
+        + returned.rstrip(b"\r\n")
+        + f"\r\n\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def _subject(action: str, original: bytes) -> str:
+    original_subject = parse_headers(original, 0, find_body_start(original)).get("Subject")
+    if not original_subject:
+        return _SUBJECT[action]
+    return f"{_SUBJECT[action]} : {_header_value(original_subject)}"
+
+
+def _human_text(statuses: list[RecipientStatus]) -> str:
+    """The explanation a person reads, in French then in English."""
+    french, english = _ACTION_TEXT[statuses[0].action]
     lines = [f"  {s.recipient} : {s.diagnostic or s.status}" for s in statuses]
-    human = "\r\n".join(
+    return "\r\n".join(
         [
             "Ceci est un message automatique du service de messagerie MSSanté.",
             "",
@@ -86,32 +109,41 @@ def build_dsn(
             "",
         ]
     )
-    per_recipient = []
-    for s in statuses:
-        fields = []
-        if s.original_recipient:
-            fields.append(f"Original-Recipient: {_header_value(s.original_recipient)}")
-        fields += [
-            f"Final-Recipient: rfc822; {s.recipient}",
-            f"Action: {s.action}",
-            f"Status: {s.status}",
-        ]
-        if s.remote_mta:
-            fields.append(f"Remote-MTA: dns; {_header_value(s.remote_mta)}")
-        if s.diagnostic:
-            fields.append(f"Diagnostic-Code: {_header_value(s.diagnostic)}")
-        fields.append(f"Last-Attempt-Date: {format_datetime(now)}")
-        per_recipient.append("\r\n".join(fields))
-    message_fields = [f"Reporting-MTA: dns; {reporting_mta}"]
+
+
+def _message_fields(reporting_mta: str, envid: str | None, arrival: dt.datetime) -> str:
+    """The per-message fields of the delivery-status part (RFC 3464 §2.2)."""
+    fields = [f"Reporting-MTA: dns; {reporting_mta}"]
     if envid:
-        message_fields.append(f"Original-Envelope-Id: {_header_value(envid)}")
-    message_fields.append(f"Arrival-Date: {format_datetime(arrival)}")
-    status_part = "\r\n\r\n".join(["\r\n".join(message_fields), *per_recipient])
+        fields.append(f"Original-Envelope-Id: {_header_value(envid)}")
+    fields.append(f"Arrival-Date: {format_datetime(arrival)}")
+    return "\r\n".join(fields)
+
+
+def _fields(s: RecipientStatus, now: dt.datetime) -> str:
+    """The per-recipient fields of the delivery-status part (RFC 3464 §2.3)."""
+    fields = []
+    if s.original_recipient:
+        fields.append(f"Original-Recipient: {_header_value(s.original_recipient)}")
+    fields += [f"Final-Recipient: rfc822; {s.recipient}", f"Action: {s.action}",
+               f"Status: {s.status}"]  # fmt: skip
+    if s.remote_mta:
+        fields.append(f"Remote-MTA: dns; {_header_value(s.remote_mta)}")
+    if s.diagnostic:
+        fields.append(f"Diagnostic-Code: {_header_value(s.diagnostic)}")
+    fields.append(f"Last-Attempt-Date: {format_datetime(now)}")
+    return "\r\n".join(fields)
+
+
+def _returned(original: bytes, ret: str | None) -> tuple[str, bytes]:
+    """The original message (RET=FULL) or its header section (RFC 3461 §4.3)."""
     if ret == "FULL":
-        returned_type, returned = "message/rfc822", original
-    else:
-        returned_type, returned = "text/rfc822-headers", original[: find_body_start(original)]
-    head = "\r\n".join(
+        return "message/rfc822", original
+    return "text/rfc822-headers", original[: find_body_start(original)]
+
+
+def _head(reporting_mta: str, to: str, subject: str, now: dt.datetime, boundary: str) -> str:
+    return "\r\n".join(
         [
             f'From: "Service de messagerie MSSanté" <MAILER-DAEMON@{reporting_mta}>',
             f"To: <{to}>",
@@ -124,16 +156,4 @@ def build_dsn(
             "",
             "",
         ]
-    )
-    parts = [
-        f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Transfer-Encoding: 8bit\r\n\r\n{human}\r\n",
-        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n{status_part}\r\n",
-        f"--{boundary}\r\nContent-Type: {returned_type}\r\n\r\n",
-    ]
-    return (
-        head.encode()
-        + "".join(parts).encode("utf-8")
-        + returned.rstrip(b"\r\n")
-        + f"\r\n\r\n--{boundary}--\r\n".encode()
     )

@@ -158,11 +158,27 @@ def _entity_from_headers(
     budget: _Budget,
 ) -> Part:
     budget.parts += 1
+    part = _part_of_headers(headers, default, start, body_start, end)
+    too_deep = depth >= MAX_DEPTH or budget.parts >= MAX_PARTS
+    boundary = dict(part.params).get("boundary")
+    if part.is_multipart and boundary and not too_deep:
+        _add_body_parts(raw, part, boundary, depth, budget)
+    elif part.maintype == "message" and part.subtype in ("rfc822", "global") and not too_deep:
+        _add_encapsulated(raw, part, depth, budget)
+    elif not part.is_multipart:
+        part.lines = _count_lines(raw, body_start, end)
+    return part
+
+
+def _part_of_headers(
+    headers: Headers, default: tuple[str, str], start: int, body_start: int, end: int
+) -> Part:
+    """The entity's own fields (RFC 2045 §5–8, RFC 2183, RFC 3282), not its children."""
     maintype, subtype, params = parse_content_type(headers.get("Content-Type"), default)
     if maintype == "text" and not any(k == "charset" for k, _ in params):
         params.append(("charset", "us-ascii"))  # RFC 2045 §5.2
     language = headers.get("Content-Language")
-    part = Part(
+    return Part(
         maintype=maintype,
         subtype=subtype,
         params=params,
@@ -178,40 +194,29 @@ def _entity_from_headers(
         body_end=end,
         lines=0,
     )
-    too_deep = depth >= MAX_DEPTH or budget.parts >= MAX_PARTS
-    boundary = dict(params).get("boundary")
-    if maintype == "multipart" and boundary and not too_deep:
-        child_default = ("message", "rfc822") if subtype == "digest" else ("text", "plain")
-        for c_start, c_end in split_multipart(
-            raw, body_start, end, boundary.encode("utf-8", "replace")
-        ):
-            part.children.append(
-                _parse_entity(raw, c_start, c_end, child_default, depth + 1, budget)
-            )
-            if budget.parts >= MAX_PARTS:
-                break
-    elif maintype == "message" and subtype in ("rfc822", "global") and not too_deep:
-        inner_body = find_body_start(raw, body_start, end)
-        inner_headers = parse_headers(raw, body_start, inner_body)
-        part.envelope = build_envelope(inner_headers)
-        part.children.append(
-            _entity_from_headers(
-                raw,
-                inner_headers,
-                body_start,
-                inner_body,
-                end,
-                ("text", "plain"),
-                depth + 1,
-                budget,
-            )
-        )
-        part.lines = _count_lines(raw, body_start, end)
-    elif maintype == "multipart":
-        part.lines = 0
-    else:
-        part.lines = _count_lines(raw, body_start, end)
-    return part
+
+
+def _add_body_parts(raw: bytes, part: Part, boundary: str, depth: int, budget: _Budget) -> None:
+    """The body parts of a multipart (a digest's default to message/rfc822, RFC 2046 §5.1.5)."""
+    child_default = ("message", "rfc822") if part.subtype == "digest" else ("text", "plain")
+    delimiter = boundary.encode("utf-8", "replace")
+    for c_start, c_end in split_multipart(raw, part.body_start, part.body_end, delimiter):
+        part.children.append(_parse_entity(raw, c_start, c_end, child_default, depth + 1, budget))
+        if budget.parts >= MAX_PARTS:
+            break
+
+
+def _add_encapsulated(raw: bytes, part: Part, depth: int, budget: _Budget) -> None:
+    """A message/rfc822 body: its envelope, and its root entity as the only child."""
+    body_start, end = part.body_start, part.body_end
+    inner_body = find_body_start(raw, body_start, end)
+    inner_headers = parse_headers(raw, body_start, inner_body)
+    part.envelope = build_envelope(inner_headers)
+    inner = _entity_from_headers(
+        raw, inner_headers, body_start, inner_body, end, ("text", "plain"), depth + 1, budget
+    )
+    part.children.append(inner)
+    part.lines = _count_lines(raw, body_start, end)
 
 
 def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
