@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from mss.store.accounts import add_account
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
-from mss.store.db import Tx
 from mss.store.mailboxes import INBOX, Target, mailbox_id
 from mss.store.models import AccountKind, message_table
+from mss.store.sql import Tx
 from mss.testing.postgres import TemporaryPostgres, find_pg_bin
 
 MAILBOXES = 100

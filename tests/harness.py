@@ -26,9 +26,9 @@ from mss.security.passwords import hash_password
 from mss.security.pki import DevPKI
 from mss.store.accounts import add_account, add_patients, set_profile_status
 from mss.store.api import Store
-from mss.store.db import Tx
 from mss.store.mailboxes import INBOX, list_messages, mailbox_id
 from mss.store.models import AccountKind
+from mss.store.sql import Tx
 from mss.store.trust import replace_whitelist
 
 PASSWORD = "mot-de-passe-de-test"

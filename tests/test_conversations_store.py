@@ -19,7 +19,7 @@ from mss.store.conversations import (
     participants,
     record_message,
 )
-from mss.store.db import Tx
+from mss.store.sql import Tx
 
 INS = "279035121518989"
 JEAN = "jean@pro.mssante.test"

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from mss.store.accounts import add_account
 from mss.store.api import Store
-from mss.store.db import Tx
 from mss.store.mailboxes import INBOX, mailbox_id
 from mss.store.models import AccountKind, message_table
+from mss.store.sql import Tx
 
 CHILD = Path(__file__).with_name("crash_child.py")
 ACKS_BEFORE_KILL = 600

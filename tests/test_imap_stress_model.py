@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from bench.imapstress import Client, Options, Shared, View, expected_header_fields
+from bench.imapmodel import Shared, View, expected_header_fields
+from bench.imapstress import Client, Options
 from bench.imapwire import fetch_items, parse_values
 from bench.mailsource import MailSource, generate
 from mss.testing.imapclient import Reply

@@ -15,7 +15,6 @@ from mss.errors import DuplicateError, StoreError
 from mss.store.accounts import add_account, add_patients, get_account, set_profile_status
 from mss.store.api import Store
 from mss.store.blobs import load_cipher, rotate_key_file
-from mss.store.db import Tx
 from mss.store.mailboxes import (
     DEFAULT_MAILBOXES,
     INBOX,
@@ -26,6 +25,7 @@ from mss.store.mailboxes import (
     mailbox_id,
 )
 from mss.store.models import AccountKind, blob_table, mailbox_table, message_table
+from mss.store.sql import Tx
 
 PATIENT_DOMAIN = "patient.mssante.fr"
 

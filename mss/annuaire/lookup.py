@@ -29,7 +29,7 @@ from mss.annuaire.formats import MAILBOX_TYPES, fold
 from mss.errors import InputError
 from mss.store import annuaire as tables
 from mss.store import annuaire_queries as queries
-from mss.store.db import Conn
+from mss.store.sql import Conn
 
 MAX_PAGE = 500
 

@@ -32,9 +32,9 @@ from mss.dmp.mail import documents_of_mail
 from mss.store import outbox
 from mss.store.accounts import get_account
 from mss.store.api import Store
-from mss.store.db import Conn, Tx
 from mss.store.outbox import NewItem, OutboxItem
 from mss.store.runner import Done, Outcome, RetryPolicy
+from mss.store.sql import Conn, Tx
 
 log = logging.getLogger(__name__)
 DEPOSIT, MDN = "dmp_deposit", "mdn"

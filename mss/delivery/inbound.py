@@ -50,9 +50,9 @@ from mss.security.auth import LoginIdentity
 from mss.security.dkim import TxtLookup, authentication_results, verify_all
 from mss.security.pki import CertIdentity
 from mss.store.api import Store
-from mss.store.db import Tx
 from mss.store.mailboxes import Delivered, Target
 from mss.store.queue import QueuedRecipient, enqueue
+from mss.store.sql import Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -35,7 +35,7 @@ from mss.store.conversations import (
     participants,
     record_message,
 )
-from mss.store.db import Conn, Tx
+from mss.store.sql import Conn, Tx
 
 FIN_SUBJECT = "[FIN]"
 

@@ -17,9 +17,9 @@ from mss.core.address import InvalidAddress, parse_address
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.trust import TrustSpace
 from mss.store.api import Store
-from mss.store.db import Tx
 from mss.store.mailboxes import Delivered, Target, inbox_ids
 from mss.store.queue import QueuedRecipient, enqueue
+from mss.store.sql import Tx
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from mss.dmp.records import (
     stored_document,
 )
 from mss.store import dmp as stored
-from mss.store.db import Tx
+from mss.store.sql import Tx
 
 PEOPLE_ACTIONS = {
     (TREATING, True): "name_treating", (TREATING, False): "remove_treating",

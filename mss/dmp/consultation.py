@@ -38,10 +38,10 @@ from mss.dmp.records import (
 )
 from mss.store import dmp as stored
 from mss.store.api import Store
-from mss.store.db import Conn, Tx
 from mss.store.dmp import Search, StoredDocument, Visibility
 from mss.store.models import utcnow
 from mss.store.ports import BlobStore
+from mss.store.sql import Conn, Tx
 
 T = TypeVar("T")
 

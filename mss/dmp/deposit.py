@@ -17,9 +17,9 @@ from mss.dmp.access import Actor, Professional, check_feed
 from mss.dmp.errors import DocumentError
 from mss.dmp.records import NewDocument, notify, record_state
 from mss.store import dmp as stored
-from mss.store.db import Conn, Tx
 from mss.store.dmp import Origin, Placement, Version
 from mss.store.ports import BlobStore
+from mss.store.sql import Conn, Tx
 
 
 @dataclass(frozen=True)

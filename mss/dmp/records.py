@@ -15,10 +15,10 @@ from typing import Any
 from mss.dmp.access import DocumentState, Habilitations, RecordState
 from mss.dmp.errors import DMPError, DMPPatientNotFound
 from mss.store import dmp as stored
-from mss.store.db import Conn, Tx
 from mss.store.dmp import StoredDocument
 from mss.store.models import ProfileStatus
 from mss.store.notifications import add_notification
+from mss.store.sql import Conn, Tx
 
 TREATING, BLOCKED = "treating", "blocked"  # the roles of a professional in a DMP
 MASKED, INVISIBLE, HIDDEN_REPR = "MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX"

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mss.store import dmp_traces as stored
-from mss.store.db import Conn, Tx
 from mss.store.models import utcnow
+from mss.store.sql import Conn, Tx
 
 GENESIS = "0" * 64
 

@@ -16,9 +16,9 @@ from sqlalchemy import Connection, insert, select, update
 from mss.core.address import patient_address
 from mss.core.identity import PatientIdentity
 from mss.errors import DuplicateError, NotFoundError
-from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import create_default_mailboxes
 from mss.store.models import AccountKind, account_table, patient_table, utcnow
+from mss.store.sql import RawStatement, Tx
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,9 @@ from sqlalchemy import update
 from mss.errors import InputError, StoreError
 from mss.store import annuaire as tables
 from mss.store.annuaire_queries import FLIP_LOCK
-from mss.store.db import Conn, Database, RawStatement, Tx
+from mss.store.db import Database
 from mss.store.models import metadata
+from mss.store.sql import Conn, RawStatement, Tx
 
 MAILBOX_ROW = ("line", *tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS)
 ACTIVITY_ROW = ("line", *tables.ACTIVITY_COLUMNS, *tables.KEY_COLUMNS)

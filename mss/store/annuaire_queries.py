@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from mss.store import annuaire as tables
-from mss.store.db import Conn, RawStatement
+from mss.store.sql import Conn, RawStatement
 
 _LIVE = RawStatement("SELECT kind, live FROM annuaire_state")
 # PostgreSQL reads in READ COMMITTED: each statement its own snapshot. A shared

@@ -19,7 +19,7 @@ from mss.store.blobs import (
     DatabaseBlobStore,
     load_cipher,
 )
-from mss.store.db import Database, Tx
+from mss.store.db import Database
 from mss.store.mailboxes import (
     Delivered,
     DeliveryItem,
@@ -30,6 +30,7 @@ from mss.store.mailboxes import (
     prepare_message,
 )
 from mss.store.ports import BlobStore
+from mss.store.sql import Tx
 
 T = TypeVar("T")
 

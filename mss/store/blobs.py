@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, select, update
 
 from mss.errors import StoreError
-from mss.store.db import Conn, Database, RawStatement, Tx
+from mss.store.db import Database
 from mss.store.models import blob_table
+from mss.store.sql import Conn, RawStatement, Tx
 
 NONCE_SIZE = 12
 KEY_SIZE = 32

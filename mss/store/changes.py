@@ -24,9 +24,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from mss.errors import MssError
-from mss.store.db import Database, RawStatement, describe
+from mss.store.db import Database
 from mss.store.mailboxes import MailboxChanged
 from mss.store.outbox import OutboxAdded
+from mss.store.sql import RawStatement, describe
 
 log = logging.getLogger(__name__)
 CHANNEL = "mss_changes"

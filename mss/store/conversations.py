@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, update
 
 from mss.errors import NotFoundError
-from mss.store.db import RawStatement, Tx
 from mss.store.models import (
     ConversationStatus,
     conversation_message_table,
@@ -24,6 +23,7 @@ from mss.store.models import (
     participant_table,
     utcnow,
 )
+from mss.store.sql import RawStatement, Tx
 
 PROFESSIONAL = "professional"
 PATIENT = "patient"

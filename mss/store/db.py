@@ -25,36 +25,24 @@ import os
 import queue
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, Connection, Dialect, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from mss.errors import MssError, StoreError
+from mss.store.sql import Tx, describe
 
 log = logging.getLogger(__name__)
 
 
-def describe(exc: BaseException) -> str:
-    """One line about a database error: the driver's message, without the SQL."""
-    orig = getattr(exc, "orig", None)
-    if orig is not None:
-        return f"{type(orig).__name__}: {str(orig).splitlines()[0] if str(orig) else ''}"
-    text_ = str(exc).splitlines()
-    return f"{type(exc).__name__}: {text_[0] if text_ else ''}"
-
-
 T = TypeVar("T")
-
-# A read transaction as the rest of mss sees it: an opaque handle passed to the
-# query functions of this package (SQL lives only in mss/store), never used directly.
-Conn: TypeAlias = Connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -73,121 +61,10 @@ def normalize_url(url: str) -> str:
     return url
 
 
-class Tx:
-    """A write transaction handed to write functions."""
-
-    __slots__ = ("conn", "dialect", "events")
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect.name
-        self.events: list[object] = []
-
-    def sql(self, statement: str) -> str:
-        """Adapt a statement written with `?` placeholders to the driver's paramstyle."""
-        return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
-
-    def after_commit(self, event: object) -> None:
-        """Publish `event` to subscribers once this transaction has committed."""
-        self.events.append(event)
-
-
 # A bulk write takes the items of consecutive jobs of one batch and returns one
 # result per item, in order: a batch of deliveries costs a few statements, not a
 # few per delivery.
 BulkWrite = Callable[[Tx, list[Any]], list[Any]]
-
-
-class RawStatement:
-    """A hot-path SQL statement written with `?`, run on the driver's own cursor.
-
-    SQLAlchemy Core costs about 250 µs to build, compile and run a small
-    SELECT, the driver about 10 µs: the statements of the IMAP and SMTP hot
-    paths are written in plain SQL (the same text for SQLite and PostgreSQL, but
-    for the placeholders) and keep each column type's bind processing (dates on
-    SQLite...). They run inside the caller's transaction: the writer's, or a
-    read's (see `Database.read` and `read_fast`).
-    """
-
-    __slots__ = ("_columns", "_processors", "_sql", "_sql_pg")
-
-    def __init__(self, sql: str, columns: Sequence[Column[Any]] = ()) -> None:
-        self._sql = sql
-        self._sql_pg = sql.replace("?", "%s")
-        self._columns = list(columns)
-        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
-
-    def sql(self, dialect: Dialect) -> str:
-        return self._sql if dialect.name == "sqlite" else self._sql_pg
-
-    def params(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
-        if not self._columns:
-            return tuple(values)
-        processors = self._processors.get(dialect.name)
-        if processors is None:
-            processors = [c.type.bind_processor(dialect) for c in self._columns]
-            self._processors[dialect.name] = processors
-        out = list(values)
-        for i, process in enumerate(processors):
-            if process is not None:
-                out[i] = process(out[i])
-        return tuple(out)
-
-    def cursor(self, conn: Connection, values: Sequence[Any]) -> Any:
-        dialect = conn.dialect
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        try:
-            cursor.execute(self.sql(dialect), self.params(dialect, values))
-        except Exception as exc:
-            cursor.close()
-            raise StoreError(f"database statement failed: {describe(exc)}") from exc
-        return cursor
-
-    def all(self, conn: Connection, *values: Any) -> list[Any]:
-        cursor = self.cursor(conn, values)
-        try:
-            return cursor.fetchall()  # type: ignore[no-any-return]
-        finally:
-            cursor.close()
-
-    def first(self, conn: Connection, *values: Any) -> Any:
-        cursor = self.cursor(conn, values)
-        try:
-            return cursor.fetchone()
-        finally:
-            cursor.close()
-
-    def scalar(self, conn: Connection, *values: Any) -> Any:
-        row = self.first(conn, *values)
-        return None if row is None else row[0]
-
-    def run(self, conn: Connection, *values: Any) -> int:
-        """Execute (INSERT, UPDATE, DELETE); return the number of rows changed."""
-        cursor = self.cursor(conn, values)
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
-
-    def many(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        dialect = conn.dialect
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(self.sql(dialect), [self.params(dialect, r) for r in rows])
-        except Exception as exc:
-            raise StoreError(f"database statement failed: {describe(exc)}") from exc
-        finally:
-            cursor.close()
-
-    def execute(self, conn: Connection, *values: Any) -> Any:
-        """Through SQLAlchemy (a `CursorResult`), for callers that want one."""
-        return conn.exec_driver_sql(self.sql(conn.dialect), self.params(conn.dialect, values))
 
 
 @dataclass(slots=True)

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
-from mss.store.db import Tx
 from mss.store.models import (
     dmp_authorization_table,
     dmp_document_table,
@@ -26,6 +25,7 @@ from mss.store.models import (
     utcnow,
 )
 from mss.store.ports import BlobStore
+from mss.store.sql import Tx
 
 d = dmp_document_table.c
 r = dmp_record_table.c

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from mss.store.db import Tx
 from mss.store.models import dmp_trace_table
+from mss.store.sql import Tx
 
 CHAIN_LOCK = 7303640007
 t = dmp_trace_table.c

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from mss.errors import InputError, NotFoundError
-from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import INBOX, MailboxChanged, allocate_uidvalidity
 from mss.store.models import SystemFlag, expunged_table, mailbox_table, message_table
+from mss.store.sql import RawStatement, Tx
 
 DELIMITER = "/"
 m = mailbox_table.c

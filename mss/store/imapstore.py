@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from mss.store.accounts import get_account
 from mss.store.api import Store
-from mss.store.db import Conn, Tx
 from mss.store.folders import (
     DELIMITER,
     MailboxInfo,
@@ -52,6 +51,7 @@ from mss.store.messages import (
 )
 from mss.store.models import message_table
 from mss.store.search import body_reader, prepare, run
+from mss.store.sql import Conn, Tx
 
 T = TypeVar("T")
 

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select
 
 from mss.errors import NotFoundError
-from mss.store.db import RawStatement, Tx
 from mss.store.mailboxes import MailboxChanged, remember_keywords
 from mss.store.models import (
     blob_table,
@@ -26,6 +25,7 @@ from mss.store.models import (
     message_table,
     outbox_table,
 )
+from mss.store.sql import RawStatement, Tx
 
 msg = message_table.c
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from mss.store import outbox
-from mss.store.db import Tx
 from mss.store.outbox import NewItem
+from mss.store.sql import Tx
 
 NOTIFICATION = "notification"
 

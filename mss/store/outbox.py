@@ -29,8 +29,9 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
-from mss.store.db import Conn, Database, Tx
+from mss.store.db import Database
 from mss.store.models import OutboxStatus, outbox_table
+from mss.store.sql import Conn, Tx
 
 o = outbox_table.c
 KEEP_FINISHED = 7 * 86400

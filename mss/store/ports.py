@@ -18,8 +18,8 @@ from typing import Protocol
 
 from mss.store.blobs import EncryptedBlob
 from mss.store.changes import Change
-from mss.store.db import Conn, Tx
 from mss.store.outbox import Finish, OutboxItem
+from mss.store.sql import Conn, Tx
 
 
 class BlobStore(Protocol):

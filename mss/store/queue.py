@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mss.store import outbox
-from mss.store.db import Conn, Tx
 from mss.store.models import OutboxStatus
 from mss.store.outbox import NewItem, OutboxItem
+from mss.store.sql import Conn, Tx
 
 RELAY = "relay"
 # the queue's words for the outbox's statuses (a dead row is a failed delivery)

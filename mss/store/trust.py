@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, delete, insert, select
 
-from mss.store.db import Tx
 from mss.store.models import trusted_domain_table, utcnow
+from mss.store.sql import Tx
 
 
 def replace_whitelist(tx: Tx, domains: Sequence[str]) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mss.annuaire import fhir, lookup
 from mss.errors import InputError
-from mss.store.db import Conn
+from mss.store.sql import Conn
 
 T = TypeVar("T")
 Reader = Callable[[Callable[[Conn], T]], Awaitable[T]]

@@ -38,7 +38,7 @@ from mss.security.auth import LoginService
 from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
 from mss.store.api import Store
-from mss.store.db import Conn, Tx
+from mss.store.sql import Conn, Tx
 from mss.web.errors import Unauthorized
 
 T = TypeVar("T")
