@@ -40,7 +40,8 @@ from mss.smtp.server import Listener
 from mss.store.accounts import AccountRecord, accounts_of_national_id, get_account
 from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
-from mss.store.runner import Handler, OutboxRunner
+from mss.store.ports import Handler
+from mss.store.runner import OutboxRunner
 
 log = logging.getLogger("mss")
 

@@ -24,7 +24,8 @@ from mss.store import outbox
 from mss.store.api import Store
 from mss.store.changes import LocalFeed
 from mss.store.outbox import NewItem, OutboxItem, SQLOutbox
-from mss.store.runner import Done, Failed, OutboxRunner, Outcome, Retry, RetryPolicy
+from mss.store.ports import Done, Failed, Outcome, Retry, RetryPolicy
+from mss.store.runner import OutboxRunner
 
 from .conftest import run_mss
 from .harness import Running

@@ -33,7 +33,7 @@ from mss.store import outbox
 from mss.store.accounts import get_account
 from mss.store.api import Store
 from mss.store.outbox import NewItem, OutboxItem
-from mss.store.runner import Done, Outcome, RetryPolicy
+from mss.store.ports import Done, Outcome, RetryPolicy
 from mss.store.sql import Conn, Tx
 
 log = logging.getLogger(__name__)

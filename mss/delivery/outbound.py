@@ -30,8 +30,8 @@ from mss.errors import MssError
 from mss.security.dkim import DKIMSigner
 from mss.store.api import Store
 from mss.store.outbox import OutboxItem
+from mss.store.ports import Done, Failed, Outcome, Retry, RetryPolicy
 from mss.store.queue import RELAY, QueueEntry, entry_of
-from mss.store.runner import Done, Failed, Outcome, Retry, RetryPolicy
 
 log = logging.getLogger(__name__)
 

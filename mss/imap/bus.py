@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
 from mss.errors import MssError
-from mss.store.changes import Change
+from mss.store.ports import Change
 
 log = logging.getLogger(__name__)
 # (HIGHESTMODSEQ, UIDNEXT) of each of these mailboxes, as committed now

@@ -17,43 +17,20 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
 
 from mss.errors import MssError
 from mss.store.db import Database
-from mss.store.mailboxes import MailboxChanged
-from mss.store.outbox import OutboxAdded
+from mss.store.ports import Change
 from mss.store.sql import RawStatement, describe
 
 log = logging.getLogger(__name__)
 CHANNEL = "mss_changes"
 _DATA_VERSION = RawStatement("PRAGMA data_version")
 _CHUNK = 400  # ids per NOTIFY: a payload holds at most 8000 bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """What committed, as far as this process can know."""
-
-    # mailboxes this process changed: id -> (HIGHESTMODSEQ, UIDNEXT); (0, 0): gone
-    marks: Mapping[int, tuple[int, int]] = field(default_factory=dict)
-    mailboxes: frozenset[int] = frozenset()  # mailboxes another process changed
-    outbox: frozenset[str] = frozenset()  # kinds of outbox rows added ("*": any)
-    unknown: bool = False  # something committed elsewhere; what is not known
-
-    @classmethod
-    def of_events(cls, events: list[object]) -> Change:
-        marks = {e.mailbox_id: (e.highestmodseq, e.uidnext) for e in events
-                 if isinstance(e, MailboxChanged)}  # fmt: skip
-        kinds = frozenset(e.kind for e in events if isinstance(e, OutboxAdded))
-        return cls(marks=marks, outbox=kinds)
-
-    def __bool__(self) -> bool:
-        return bool(self.marks or self.mailboxes or self.outbox or self.unknown)
 
 
 class LocalFeed:

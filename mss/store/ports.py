@@ -3,22 +3,26 @@
 - `BlobStore`: message and document bodies, encrypted before they are stored
   (`blobs.DatabaseBlobStore` today: they commit with their metadata in one
   transaction; an S3-compatible store is the scale-out plan).
-- `ChangeFeed`: what commits changed, in this process and in the others
+- `ChangeFeed`: what commits changed (`Change`), in this process and in the others
   (`changes.py`: in-process, PostgreSQL LISTEN/NOTIFY, SQLite `data_version`); it
   wakes IMAP sessions and the outbox runners alike.
-- `Outbox`: the runner's view of the after-commit work (`outbox.SQLOutbox`).
+- `Outbox`: the runner's view of the after-commit work (`outbox.SQLOutbox`), and
+  `Handler`, what each kind of work implements (relay, DMP deposit, MDN…), with its
+  `RetryPolicy` and its outcomes (`Done`, `Failed`, `Retry`).
 
 Only the composition root (`mss/app.py`) names the concrete classes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from mss.store.blobs import EncryptedBlob
-from mss.store.changes import Change
-from mss.store.outbox import Finish, OutboxItem
+from mss.store.mailboxes import MailboxChanged
+from mss.store.outbox import Finish, OutboxAdded, OutboxItem
 from mss.store.sql import Conn, Tx
 
 
@@ -43,6 +47,27 @@ class BlobStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What committed, as far as this process can know."""
+
+    # mailboxes this process changed: id -> (HIGHESTMODSEQ, UIDNEXT); (0, 0): gone
+    marks: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    mailboxes: frozenset[int] = frozenset()  # mailboxes another process changed
+    outbox: frozenset[str] = frozenset()  # kinds of outbox rows added ("*": any)
+    unknown: bool = False  # something committed elsewhere; what is not known
+
+    @classmethod
+    def of_events(cls, events: list[object]) -> Change:
+        marks = {e.mailbox_id: (e.highestmodseq, e.uidnext) for e in events
+                 if isinstance(e, MailboxChanged)}  # fmt: skip
+        kinds = frozenset(e.kind for e in events if isinstance(e, OutboxAdded))
+        return cls(marks=marks, outbox=kinds)
+
+    def __bool__(self) -> bool:
+        return bool(self.marks or self.mailboxes or self.outbox or self.unknown)
+
+
 class ChangeFeed(Protocol):
     def subscribe(self, callback: Callable[[Change], None]) -> None:
         """Call `callback(change)` on the event loop after changes are committed."""
@@ -65,3 +90,55 @@ class Outbox(Protocol):
     async def finish(self, ends: Iterable[Finish], *, owner: str, now: int) -> int: ...
 
     async def purge(self, now: int) -> int: ...
+
+
+# --- the outbox runner's handlers ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    base: float = 30.0  # first retry after about this many seconds, then doubling
+    cap: float = 3600.0  # never more than this between tries
+    max_attempts: int = 10  # then the row is dead-lettered
+    lease: int = 300  # seconds a claimed row is ours (then another process may take it)
+    batch: int = 20  # rows handed to the handler at once
+    concurrency: int = 1  # batches of this kind handled at once
+
+    def delay(self, attempts: int) -> float:
+        """Backoff after `attempts` tries: base·2^(attempts-1), capped, ±10 % jitter."""
+        exponent = min(max(attempts - 1, 0), 30)
+        return float(min(self.cap, self.base * 2**exponent) * random.uniform(0.9, 1.1))
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Given up for good; the handler told whoever needed to know (a DSN…)."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    error: str
+
+
+Outcome = Done | Failed | Retry
+
+
+class Handler(Protocol):
+    """One kind of after-commit work."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def policy(self) -> RetryPolicy: ...
+
+    async def handle(self, items: Sequence[OutboxItem]) -> Sequence[Outcome]:
+        """One outcome per item, in order."""
+        ...

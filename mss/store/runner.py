@@ -19,68 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from mss.errors import MssError
-from mss.store.changes import Change
 from mss.store.models import OutboxStatus
 from mss.store.outbox import Finish, OutboxItem
-from mss.store.ports import Outbox
+from mss.store.ports import Change, Done, Failed, Handler, Outbox, Outcome, Retry, RetryPolicy
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    base: float = 30.0  # first retry after about this many seconds, then doubling
-    cap: float = 3600.0  # never more than this between tries
-    max_attempts: int = 10  # then the row is dead-lettered
-    lease: int = 300  # seconds a claimed row is ours (then another process may take it)
-    batch: int = 20  # rows handed to the handler at once
-    concurrency: int = 1  # batches of this kind handled at once
-
-    def delay(self, attempts: int) -> float:
-        """Backoff after `attempts` tries: base·2^(attempts-1), capped, ±10 % jitter."""
-        exponent = min(max(attempts - 1, 0), 30)
-        return float(min(self.cap, self.base * 2**exponent) * random.uniform(0.9, 1.1))
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    result: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """Given up for good; the handler told whoever needed to know (a DSN…)."""
-
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    error: str
-
-
-Outcome = Done | Failed | Retry
-
-
-class Handler(Protocol):
-    """One kind of after-commit work."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def policy(self) -> RetryPolicy: ...
-
-    async def handle(self, items: Sequence[OutboxItem]) -> Sequence[Outcome]:
-        """One outcome per item, in order."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
