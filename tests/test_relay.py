@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import shutil
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import update
 from mss.security.dkim import ensure_keys, public_record
 from mss.security.pki import DevPKI
 from mss.store.models import outbox_table
-from mss.store.queue import list_entries
+from mss.store.queue import QueuedRecipient, enqueue, list_entries
 
 from .conftest import run_mss
 from .harness import PASSWORD, PORTS, Running, message, running
@@ -233,3 +234,53 @@ async def test_patient_hosted_by_another_operator_replies_to_a_professional(
         await eventually(at_jean)
         [answer] = await a.inbox(JEAN)
         assert "Re: Résultats".encode() in answer
+
+
+async def test_one_bad_row_never_sends_the_rest_of_its_batch_twice(
+    instance: Path, b_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row whose address does not parse fails alone (with a DSN); a group whose send
+    raises is retried alone; the rows that went out are never sent again."""
+    async with operators(instance, b_dir) as (a, b):
+        await a.add_pro(JEAN)
+        await b.add_pro(PAUL)
+        assert a.app.mail is not None
+        relay = a.app.mail.runner._handlers["relay"]
+        real = relay._transaction  # type: ignore[attr-defined]
+
+        async def flaky(entries: list[Any]) -> Any:
+            if entries[0].queue_id == "BROKEN":
+                raise RuntimeError("a bug in one group")
+            return await real(entries)
+
+        monkeypatch.setattr(relay, "_transaction", flaky)
+        now = int(time.time())
+        bad = "x\r\nDATA@autre.mssante.test"
+
+        def queue(queue_id: str, recipients: list[str]) -> Any:
+            def add(tx: Any, delivered: Any) -> None:
+                enqueue(
+                    tx, blob_id=delivered.blob_id, queue_id=queue_id, mail_from=JEAN,
+                    recipients=[QueuedRecipient(r, "autre.mssante.test") for r in recipients],
+                    ret=None, envid=None, now=now, expires=now + 3600,
+                )  # fmt: skip
+
+            return add
+
+        await a.store.deliver(message(JEAN, PAUL, "Lot"), [], also=queue("GOOD", [PAUL, bad]))
+        await a.store.deliver(message(JEAN, PAUL, "Cassé"), [], also=queue("BROKEN", [PAUL]))
+
+        async def settled() -> bool:
+            entries = await a.store.read(lambda c: list_entries(c, None))
+            return all((e.attempts >= 1 and e.last_error is not None) or e.status == "sent"
+                       for e in entries)  # fmt: skip
+
+        await eventually(settled)
+        states = {(e.queue_id, e.rcpt_to): e.status for e in
+                  await a.store.read(lambda c: list_entries(c, None))}  # fmt: skip
+        assert states == {("GOOD", PAUL): "sent", ("GOOD", bad): "failed",
+                          ("BROKEN", PAUL): "queued"}  # fmt: skip
+        await asyncio.sleep(1.0)
+        assert len(await b.inbox(PAUL)) == 1  # sent once
+        [dsn] = await a.inbox(JEAN)  # the bad address, told once
+        assert b"Status: 5.1.3" in dsn

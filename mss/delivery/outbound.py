@@ -109,14 +109,24 @@ class RelayHandler:
     # --- one SMTP transaction --------------------------------------------------------------
 
     async def _send_group(self, entries: list[QueueEntry]) -> list[Attempt]:
+        """One message to one domain: an outcome for every row, whatever goes wrong (a
+        group's trouble never reaches the other groups of the batch)."""
+        invalid = _invalid_addresses(entries)
+        bad = {a.entry.id for a in invalid}
+        valid = [e for e in entries if e.id not in bad]
+        if not valid:
+            return invalid
         async with self._limit:
             try:
-                return await self._transaction(entries)
+                return invalid + await self._transaction(valid)
             except _Temporary as exc:
-                return [Attempt(e, "retry", str(exc), "4.4.1") for e in entries]
+                reason = str(exc)
             except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
                 reason = f"{exc.__class__.__name__}: {exc}"
-                return [Attempt(e, "retry", reason, "4.4.1") for e in entries]
+            except Exception as exc:  # a bug: retried later, its traceback logged once here
+                log.exception("relay of %s to %s failed", valid[0].queue_id, valid[0].domain)
+                reason = f"{exc.__class__.__name__}: {exc}"
+        return invalid + [Attempt(e, "retry", reason, "4.4.1") for e in valid]
 
     async def _target(self, domain: str) -> tuple[str, int]:
         target = self._route(domain)
@@ -128,12 +138,13 @@ class RelayHandler:
 
     async def _transaction(self, entries: list[QueueEntry]) -> list[Attempt]:
         first = entries[0]
-        invalid = _invalid_addresses(entries)
-        if invalid:
-            return invalid
         host, port = await self._target(first.domain)
         raw = await self._store.blob_bytes(first.blob_id)
-        signed = await asyncio.to_thread(self._sign, raw, first.mail_from)
+        try:
+            signed = await asyncio.to_thread(self._sign, raw, first.mail_from)
+        except Exception as exc:  # dkimpy refuses what it cannot parse: it never will
+            reason = f"cannot DKIM-sign the message: {exc.__class__.__name__}: {exc}"
+            return [Attempt(e, "failed", reason, "5.6.0") for e in entries]
         tls = self._tls()
         client = aiosmtplib.SMTP(
             hostname=host, port=port, timeout=self._timeout, start_tls=False,
@@ -212,29 +223,33 @@ class RelayHandler:
                 action = "failed" if o.state == "failed" else "relayed"
                 by_message.setdefault((o.entry.blob_id, o.entry.mail_from, action), []).append(o)
         for (blob_id, author, action), items in by_message.items():
-            original = await self._store.blob_bytes(blob_id)
-            now = dt.datetime.now(dt.UTC)
-            report = build_dsn(
-                reporting_mta=self._hostname,
-                to=author,
-                original=original,
-                statuses=[
-                    RecipientStatus(
-                        o.entry.rcpt_to,
-                        action,
-                        o.status or "5.0.0",
-                        diagnostic=f"smtp; {o.reply}" if o.reply else None,
-                        original_recipient=o.entry.orcpt,
-                        remote_mta=o.remote,
-                    )
-                    for o in items
-                ],
-                ret=items[0].entry.ret,
-                envid=items[0].entry.envid,
-                arrival=dt.datetime.fromtimestamp(items[0].entry.created, dt.UTC),
-                now=now,
+            try:
+                await self._report(blob_id, author, action, items)
+            except Exception:  # one DSN's trouble must not make the batch's mail go again
+                log.exception("the DSN for %s to %s could not be sent", items[0].entry.queue_id,
+                              author)  # fmt: skip
+
+    async def _report(self, blob_id: int, author: str, action: str, items: list[Attempt]) -> None:
+        original = await self._store.blob_bytes(blob_id)
+        now = dt.datetime.now(dt.UTC)
+        statuses = [
+            RecipientStatus(
+                o.entry.rcpt_to,
+                action,
+                o.status or "5.0.0",
+                diagnostic=f"smtp; {o.reply}" if o.reply else None,
+                original_recipient=o.entry.orcpt,
+                remote_mta=o.remote,
             )
-            await self._reports.send(author, report)
+            for o in items
+        ]
+        first = items[0].entry
+        report = build_dsn(
+            reporting_mta=self._hostname, to=author, original=original, statuses=statuses,
+            ret=first.ret, envid=first.envid,
+            arrival=dt.datetime.fromtimestamp(first.created, dt.UTC), now=now,
+        )  # fmt: skip
+        await self._reports.send(author, report)
 
 
 def _outcome(attempt: Attempt) -> Outcome:
@@ -263,7 +278,8 @@ def _refused(entry: QueueEntry, code: int, message: str, host: str) -> Attempt:
 
 
 def _invalid_addresses(entries: list[QueueEntry]) -> list[Attempt]:
-    """Never hand an unchecked address to the SMTP client (no CR/LF injection)."""
+    """Never hand an unchecked address to the SMTP client (no CR/LF injection): the rows
+    whose addresses do not parse fail for good (the others go on)."""
     bad = []
     for entry in entries:
         try:
@@ -272,7 +288,7 @@ def _invalid_addresses(entries: list[QueueEntry]) -> list[Attempt]:
             parse_address(entry.rcpt_to)
         except InvalidAddress as exc:
             bad.append(Attempt(entry, "failed", f"invalid address: {exc.reason}", "5.1.3"))
-    return bad if bad else []
+    return bad
 
 
 def _notify_of(entry: QueueEntry) -> RcptDSN:
