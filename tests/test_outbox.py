@@ -14,6 +14,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Recorder:
         self.policy = policy
         self.delay = delay
         self.handled: list[int] = []
+        self.dead: list[int] = []
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
         await asyncio.sleep(self.delay)
@@ -50,6 +52,9 @@ class Recorder:
             raise LookupError("unknown encoding: x-mac-klingon")  # a bug, not a decision
         self.handled += [i.payload["n"] for i in items]
         return [self._outcome(i) for i in items]
+
+    async def on_dead(self, items: Sequence[OutboxItem]) -> None:
+        self.dead += [i.payload["n"] for i in items]
 
     @staticmethod
     def _outcome(item: OutboxItem) -> Outcome:
@@ -119,6 +124,7 @@ async def test_a_poison_row_is_dead_lettered_while_the_rows_behind_it_go_on(
     states = {r.payload["n"]: (r.status, r.attempts) for r in await rows(store)}
     assert states == {1: ("dead", 3), 2: ("done", 1), 3: ("done", 1)}
     assert handler.handled == [2, 3]
+    assert handler.dead == [1]  # the handler was told (a DSN, an MDN…)
     [dead] = [r for r in await rows(store) if r.status == "dead"]
     assert "LookupError: unknown encoding" in (dead.last_error or "")
     assert any("dead-lettered" in r.message for r in caplog.records)
@@ -262,9 +268,11 @@ def test_mss_outbox_lists_retries_and_drops_rows(instance: Path) -> None:
         store.db.write_sync(lambda tx: outbox.add(tx, KIND, [NewItem({"n": 1})] * 3, 1000))
         [a, b, c] = store.db.read_sync(lambda conn: outbox.list_items(conn))
         dead = outbox.Finish(b.id, "dead", error="LookupError: x-mac-klingon")
-        store.db.write_sync(lambda tx: outbox.claim(tx, KIND, now=1000, lease=9, owner="w",
-                                                    limit=3))  # fmt: skip
-        store.db.write_sync(lambda tx: outbox.finish(tx, [dead], owner="w", now=1001))
+        now = int(time.time())
+        store.db.write_sync(
+            lambda tx: outbox.claim(tx, KIND, now=now, lease=600, owner="w", limit=3)
+        )
+        store.db.write_sync(lambda tx: outbox.finish(tx, [dead], owner="w", now=now))
     finally:
         store.db.close_sync()
     listed = run_mss("outbox", "list", "--data-dir", str(instance))
@@ -292,3 +300,37 @@ async def test_metrics_show_the_outbox_depth_and_age(mss: Running) -> None:
         answer = (await client.get(f"https://localhost:{mss.ports['https']}/metrics")).text
     assert 'mss_outbox_rows{kind="notification",status="pending"} 1' in answer
     assert 'mss_outbox_oldest_pending_seconds{kind="notification"}' in answer
+
+
+async def test_a_row_that_kills_its_process_is_dead_lettered_at_the_next_claim(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claimed `max_attempts` times and never finished (each process died on it): the
+    next claim buries it instead of handing it out again, and tells the handler."""
+    await add(store, {"n": 1})
+    for attempt in range(FAST.max_attempts):  # three processes died on row 1
+        await store.write(
+            lambda tx, t=attempt: outbox.claim(tx, KIND, now=1000 + 100 * t, lease=60,
+                                               owner=f"dead{t}", limit=1)
+        )  # fmt: skip
+    await add(store, {"n": 2}, now=1500)
+    handler = Recorder()
+    await runner(store, handler, now=2000).run_once(KIND)
+    states = {r.payload["n"]: r.status for r in await rows(store)}
+    assert states == {1: "dead", 2: "done"}
+    assert handler.dead == [1] and handler.handled == [2]
+    assert any("never finished" in r.message for r in caplog.records)
+
+
+async def test_a_handler_cannot_complete_a_row_whose_lease_another_process_holds(
+    store: Store,
+) -> None:
+    await add(store, {"n": 1})
+    [mine] = await store.write(
+        lambda tx: outbox.claim(tx, KIND, now=1000, lease=10, owner="slow", limit=1)
+    )
+    await store.write(lambda tx: outbox.claim(tx, KIND, now=1011, lease=60, owner="w2", limit=1))
+    with pytest.raises(outbox.LeaseLost):
+        await store.write(lambda tx: outbox.complete(tx, mine, "late", now=1020))
+    [row] = await rows(store)
+    assert (row.status, row.lease_owner) == ("pending", "w2")

@@ -48,8 +48,10 @@ def _list(args: argparse.Namespace) -> int:
 def _print_item(item: OutboxItem) -> None:
     due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item.due_at))
     note = item.last_error or item.result or ""
-    if item.lease_owner:
+    if item.lease_owner and item.due_at > time.time():
         note = f"being handled by {item.lease_owner}" + (f"; {note}" if note else "")
+    elif item.lease_owner:
+        note = f"lease of {item.lease_owner} ran out" + (f"; {note}" if note else "")
     print(f"{item.id:>7}  {item.kind:13}  {item.status:7}  {item.attempts:>5}  {due:19}  {note}")
 
 

@@ -38,6 +38,7 @@ from mss.store.sql import Conn, Tx
 
 log = logging.getLogger(__name__)
 DEPOSIT, MDN = "dmp_deposit", "mdn"
+GAVE_UP = "Erreur technique : intégration impossible après plusieurs essais"
 
 
 def add(tx: Tx, blob_id: int, ins: str, sender: str, now: int) -> None:
@@ -98,6 +99,18 @@ class DepositHandler:
             return Done(text)
         return Done(f"deposited {count} document(s)")
 
+    async def on_dead(self, items: Sequence[OutboxItem]) -> None:
+        """Given up: the sender who asked for an MDN hears of it (906, technical error)."""
+        for item in items:
+            await self._gave_up(item)
+
+    async def _gave_up(self, item: OutboxItem) -> None:
+        assert item.blob_id is not None
+        raw = await self._store.blob_bytes(item.blob_id)
+        mdn_to = requested_by(parse_headers(raw, 0, find_body_start(raw)))
+        if mdn_to:
+            await self._store.write(lambda tx: self._add_mdn(tx, item, mdn_to, f"906^{GAVE_UP}"))
+
     def _store_documents(
         self, tx: Tx, item: OutboxItem, author: Professional, documents: Any, headers: Headers
     ) -> int:
@@ -112,11 +125,13 @@ class DepositHandler:
         self, tx: Tx, item: OutboxItem, result: str, mdn_to: str | None, error: str | None = None
     ) -> None:
         """Complete the row and, when the mail asked for it, add the MDN to send."""
-        now = int(self._clock())
-        outbox.complete(tx, item, result, now=now)
+        outbox.complete(tx, item, result, now=int(self._clock()))
         if mdn_to:
-            payload = {"to": mdn_to[:254], "ins": item.payload["ins"], "error": error}
-            outbox.add(tx, MDN, [NewItem(payload, blob_id=item.blob_id)], now)
+            self._add_mdn(tx, item, mdn_to, error)
+
+    def _add_mdn(self, tx: Tx, item: OutboxItem, mdn_to: str, error: str | None) -> None:
+        payload = {"to": mdn_to[:254], "ins": item.payload["ins"], "error": error}
+        outbox.add(tx, MDN, [NewItem(payload, blob_id=item.blob_id)], int(self._clock()))
 
 
 class MdnHandler:
@@ -134,6 +149,9 @@ class MdnHandler:
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
         return [await self._send(item) for item in items]
+
+    async def on_dead(self, items: Sequence[OutboxItem]) -> None:
+        """Nothing more to tell: the runner's log line says which MDNs were given up."""
 
     async def _send(self, item: OutboxItem) -> Outcome:
         assert item.blob_id is not None

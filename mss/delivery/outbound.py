@@ -72,7 +72,7 @@ class RelayHandler:
         expire_days: int = 5,
         timeout: float = 30.0,
         concurrency: int = 8,
-        lease: int = 600,
+        lease: int = 1800,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -87,8 +87,10 @@ class RelayHandler:
         self._clock = clock
         # Expiry (relay.expire_days) ends a delivery, not the attempt count: enough
         # attempts to reach it at the longest backoff, and a margin.
+        # A batch of 32 rows in groups of 8 connections ends well within the lease even
+        # against slow peers (each SMTP command may take `timeout` seconds).
         self.policy = RetryPolicy(
-            base=retry_base, cap=retry_max, lease=lease, batch=200,
+            base=retry_base, cap=retry_max, lease=lease, batch=32,
             max_attempts=expire_days * 86400 // max(retry_max, 1) + 30,
         )  # fmt: skip
 
@@ -105,6 +107,11 @@ class RelayHandler:
         for a in attempts:
             log.info("relay %s to %s: %s %s", a.entry.queue_id, a.entry.rcpt_to, a.state, a.reply)
         return [_outcome(by_id[entry.id]) for entry in entries]
+
+    async def on_dead(self, items: Sequence[OutboxItem]) -> None:
+        """Given up after too many attempts: a DSN to each author who wants failures."""
+        reason = "the relay gave up after too many attempts"
+        await self._notify([Attempt(entry_of(i), "failed", reason, "4.4.7") for i in items])
 
     # --- one SMTP transaction --------------------------------------------------------------
 

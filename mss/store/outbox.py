@@ -27,8 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
+from mss.errors import StoreError
 from mss.store.db import Database
 from mss.store.models import OutboxStatus, outbox_table
 from mss.store.sql import Conn, Tx
@@ -37,6 +38,10 @@ o = outbox_table.c
 KEEP_FINISHED = 7 * 86400
 PENDING = OutboxStatus.PENDING.value
 FINISHED = (OutboxStatus.DONE.value, OutboxStatus.FAILED.value, OutboxStatus.DROPPED.value)
+
+
+class LeaseLost(StoreError):
+    """A handler finished a row whose lease another process holds now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,30 @@ def claim(tx: Tx, kind: str, *, now: int, lease: int, owner: str, limit: int) ->
     return sorted((_item(row) for row in won), key=lambda item: (item.due_at, item.id))
 
 
+def bury(tx: Tx, kind: str, *, now: int, max_attempts: int) -> list[OutboxItem]:
+    """Dead-letter the due rows of `kind` that were claimed `max_attempts` times without
+    ever being finished: the process handling them kept dying (a poison row that
+    crashes its worker must not be claimed forever)."""
+    dead = tx.conn.execute(
+        update(outbox_table)
+        .where(o.status == PENDING, o.due_at <= now, o.kind == kind, o.attempts >= max_attempts)
+        .values(
+            status=OutboxStatus.DEAD.value,
+            lease_owner=None,
+            updated=now,
+            last_error=func.coalesce(o.last_error, "its lease ran out: the process died on it"),
+        )
+        .returning(*_COLUMNS)
+    ).all()
+    return [_item(row) for row in dead]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    items: list[OutboxItem]  # leased to us
+    buried: list[OutboxItem]  # dead-lettered on the way (see `bury`)
+
+
 def _leased_by(item_id: int, owner: str) -> Any:
     """Only the holder of the lease may finish a row (a lease that ran out and was
     taken by another process is no longer ours)."""
@@ -189,8 +218,9 @@ def finish(tx: Tx, ends: Iterable[Finish], *, owner: str, now: int) -> int:
 
 def complete(tx: Tx, item: OutboxItem, result: str, *, now: int) -> None:
     """Mark a claimed row done inside the handler's own transaction (its work and its
-    end commit together: a crash cannot redo work that committed)."""
-    tx.conn.execute(
+    end commit together: a crash cannot redo work that committed). A row whose lease
+    ran out and went to another process raises `LeaseLost`: the work rolls back."""
+    changed = tx.conn.execute(
         update(outbox_table)
         .where(_leased_by(item.id, item.lease_owner or ""))
         .values(
@@ -200,7 +230,9 @@ def complete(tx: Tx, item: OutboxItem, result: str, *, now: int) -> None:
             lease_owner=None,
             updated=now,
         )
-    )
+    ).rowcount
+    if not changed:
+        raise LeaseLost(f"outbox row {item.id}: its lease ran out (another process has it)")
 
 
 # --- the operator's side ------------------------------------------------------------------------
@@ -227,15 +259,17 @@ def list_items(
 
 
 def retry(tx: Tx, *, ids: Sequence[int] | None, kinds: Sequence[str] | None, now: int) -> int:
-    """Make rows due now: pending ones wait no more, dead ones live again (attempts
-    start over). All pending and dead rows when `ids` is None."""
+    """Make rows due now: pending ones wait no more (unless a live process holds their
+    lease), dead ones live again (attempts start over). All pending and dead rows
+    when `ids` is None."""
     query = update(outbox_table).where(o.status.in_([PENDING, OutboxStatus.DEAD.value]))
     if ids is not None:
         query = query.where(o.id.in_(list(ids)))
     if kinds:
         query = query.where(o.kind.in_(list(kinds)))
     values = {"status": PENDING, "due_at": now, "updated": now, "lease_owner": None}
-    waiting = query.where(o.status == PENDING, o.lease_owner.is_(None)).values(**values)
+    unleased = or_(o.lease_owner.is_(None), o.due_at <= now)  # nobody, or a dead process
+    waiting = query.where(o.status == PENDING, unleased).values(**values)
     count = int(tx.conn.execute(waiting).rowcount)
     revived = query.where(o.status == OutboxStatus.DEAD.value).values(attempts=0, **values)
     count += int(tx.conn.execute(revived).rowcount)
@@ -288,11 +322,14 @@ class SQLOutbox:
         return await self._db.read_fast(lambda c: next_due(c, kind))
 
     async def claim(
-        self, kind: str, *, now: int, lease: int, owner: str, limit: int
-    ) -> list[OutboxItem]:
-        return await self._db.write(
-            lambda tx: claim(tx, kind, now=now, lease=lease, owner=owner, limit=limit)
-        )
+        self, kind: str, *, now: int, lease: int, owner: str, limit: int, max_attempts: int
+    ) -> Claimed:
+        def both(tx: Tx) -> Claimed:
+            buried = bury(tx, kind, now=now, max_attempts=max_attempts)
+            items = claim(tx, kind, now=now, lease=lease, owner=owner, limit=limit)
+            return Claimed(items, buried)
+
+        return await self._db.write(both)
 
     async def finish(self, ends: Iterable[Finish], *, owner: str, now: int) -> int:
         done = list(ends)

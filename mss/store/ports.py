@@ -22,7 +22,7 @@ from typing import Protocol
 
 from mss.store.blobs import EncryptedBlob
 from mss.store.mailboxes import MailboxChanged
-from mss.store.outbox import Finish, OutboxAdded, OutboxItem
+from mss.store.outbox import Claimed, Finish, OutboxAdded, OutboxItem
 from mss.store.sql import Conn, Tx
 
 
@@ -84,8 +84,8 @@ class Outbox(Protocol):
     async def next_due(self, kind: str) -> int | None: ...
 
     async def claim(
-        self, kind: str, *, now: int, lease: int, owner: str, limit: int
-    ) -> list[OutboxItem]: ...
+        self, kind: str, *, now: int, lease: int, owner: str, limit: int, max_attempts: int
+    ) -> Claimed: ...
 
     async def finish(self, ends: Iterable[Finish], *, owner: str, now: int) -> int: ...
 
@@ -141,4 +141,8 @@ class Handler(Protocol):
 
     async def handle(self, items: Sequence[OutboxItem]) -> Sequence[Outcome]:
         """One outcome per item, in order."""
+        ...
+
+    async def on_dead(self, items: Sequence[OutboxItem]) -> None:
+        """The runner gave up on these rows: tell whoever waits (a DSN, an MDN…)."""
         ...

@@ -100,8 +100,8 @@ def enqueue(
 
 def list_entries(conn: Conn, statuses: Sequence[str] | None = None) -> list[QueueEntry]:
     """The relay rows, in the queue's words (`queued`, `sent`, `failed`, `dropped`)."""
-    entries = [entry_of(item) for item in outbox.list_items(conn, kinds=[RELAY])]
-    return [e for e in entries if not statuses or e.status in statuses]
+    wanted = [s for s, word in STATUS_WORDS.items() if word in statuses] if statuses else None
+    return [entry_of(item) for item in outbox.list_items(conn, kinds=[RELAY], statuses=wanted)]
 
 
 def retry_now(tx: Tx, ids: Sequence[int] | None, now: int) -> int:

@@ -98,8 +98,8 @@ class OutboxRunner:
                 while await self.run_once(kind):
                     pass
                 pause = await self._pause(kind)
-            except MssError:
-                log.exception("outbox %s: the store failed; trying again", kind)
+            except Exception:  # the lane must outlive any trouble: log it, try again later
+                log.exception("outbox %s: the runner failed; trying again", kind)
                 pause = self._poll
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake[kind].wait(), pause)
@@ -118,16 +118,38 @@ class OutboxRunner:
         now = int(self._clock())
         if not await self._outbox.has_due(kind, now):
             return []
-        items = await self._outbox.claim(
+        claimed = await self._outbox.claim(
             kind, now=now, lease=policy.lease, owner=self._owner,
-            limit=policy.batch * policy.concurrency,
+            limit=policy.batch * policy.concurrency, max_attempts=policy.max_attempts,
         )  # fmt: skip
+        if claimed.buried:
+            await self._buried(handler, claimed.buried)
+        items = claimed.items
         batches = [items[i : i + policy.batch] for i in range(0, len(items), policy.batch)]
         results = await asyncio.gather(*(self._handle(handler, b) for b in batches))
         handled = [h for batch in results for h in batch]
         if handled:
             await self._record(handled)
+            dead = [h.item for h in handled if h.final == OutboxStatus.DEAD.value]
+            if dead:
+                await self._tell(handler, dead)
         return handled
+
+    async def _buried(self, handler: Handler, items: list[OutboxItem]) -> None:
+        for item in items:
+            log.error(
+                "outbox %s row %d dead-lettered: claimed %d times, never finished (its process "
+                "died on it?); `mss outbox retry %d` to try again",
+                item.kind, item.id, item.attempts, item.id,
+            )  # fmt: skip
+        await self._tell(handler, items)
+
+    async def _tell(self, handler: Handler, items: list[OutboxItem]) -> None:
+        """The handler tells whoever waits for dead-lettered rows (a DSN, an MDN)."""
+        try:
+            await handler.on_dead(items)
+        except Exception:
+            log.exception("outbox %s: telling of dead rows failed", handler.kind)
 
     async def _handle(self, handler: Handler, items: list[OutboxItem]) -> list[Handled]:
         try:
