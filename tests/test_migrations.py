@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -78,3 +82,69 @@ def test_upgrading_a_database_of_revision_0001_keeps_its_data(db_url: str) -> No
         assert db.current_revision() == _head()
     finally:
         db.close_sync()
+
+
+def test_upgrading_to_one_outbox_carries_every_pending_row_over(db_url: str) -> None:
+    """0007: relay_queue, dmp_deposit_outbox and notification_outbox become outbox rows,
+    their times kept (PostgreSQL: whatever the server's time zone)."""
+    if db_url.startswith("postgresql"):
+        admin = db_url.replace("postgresql+psycopg://", "postgresql://")
+        name = admin.rpartition("/")[2]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Europe/Paris'")
+    db = Database(db_url)
+    created = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+    try:
+        db.migrate("0006")
+        with db.write_engine.begin() as conn:
+            _old_rows(conn, created)
+        db.migrate()
+        with db.read_engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT kind, status, blob_id, payload, due_at, expires FROM outbox ORDER BY id"
+                )
+            ).all()
+    finally:
+        db.close_sync()
+    epoch = int(created.timestamp())
+    got = [(k, s, b, json.loads(p), due, exp) for k, s, b, p, due, exp in rows]
+    assert got == [
+        ("relay", "pending", 1, {"queue_id": "Q1", "mail_from": "a@pro.mssante.test",
+         "rcpt_to": "b@autre.mssante.test", "domain": "autre.mssante.test", "notify": None,
+         "orcpt": None, "ret": None, "envid": None}, 1700, 9999),
+        ("dmp_deposit", "pending", 1, {"ins": "279035121518989", "sender": "a@pro.mssante.test"},
+         epoch, None),
+        ("dmp_deposit", "done", 1, {"ins": "279035121518989", "sender": "a@pro.mssante.test"},
+         epoch, None),
+        ("mdn", "pending", 1, {"to": "a@pro.mssante.test", "ins": "279035121518989",
+         "error": "906^x"}, epoch, None),
+        ("notification", "pending", None, {"ins": "279035121518989", "event": "new_document",
+         "document": 7}, epoch, None),
+    ]  # fmt: skip
+
+
+def _old_rows(conn: Any, created: dt.datetime) -> None:
+    """What 0006's tables held, written as mss wrote them (aware UTC datetimes)."""
+    conn.execute(text("INSERT INTO blob (id, key_id, size, data) VALUES (1, 'k1', 1, :d)"),
+                 {"d": b"x"})  # fmt: skip
+    conn.execute(
+        text(
+            "INSERT INTO relay_queue (blob_id, queue_id, mail_from, rcpt_to, domain, status, "
+            "attempts, next_attempt, expires, created, updated) VALUES (1, 'Q1', "
+            "'a@pro.mssante.test', 'b@autre.mssante.test', 'autre.mssante.test', 'queued', 2, "
+            "1700, 9999, 1600, 1650)"
+        )
+    )
+    conn.execute(
+        text("INSERT INTO dmp_deposit_outbox (blob_id, ins, sender, created_at, done_at, "
+             "mdn_to, mdn_error) VALUES (1, '279035121518989', 'a@pro.mssante.test', :c, NULL, "
+             "NULL, NULL), (1, '279035121518989', 'a@pro.mssante.test', :c, :c, "
+             "'a@pro.mssante.test', '906^x')"),
+        {"c": created},
+    )  # fmt: skip
+    conn.execute(
+        text("INSERT INTO notification_outbox (kind, ins, payload, created_at) VALUES "
+             "('new_document', '279035121518989', '{\"document\": 7}', :c)"),
+        {"c": created},
+    )  # fmt: skip

@@ -12,7 +12,6 @@ carried over, then the old tables are dropped. An MDN still to send becomes an
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -54,14 +53,14 @@ def _create_outbox() -> sa.Table:
     return table
 
 
-def _seconds(value: Any) -> int:
-    if value is None:
-        return int(dt.datetime.now(dt.UTC).timestamp())
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp())
+def _epoch(bind: sa.Connection, column: str) -> str:
+    """SQL for the Unix time of a naive timestamp column as mss wrote it: UTC on SQLite;
+    on PostgreSQL, the session's time zone (an aware UTC value stored in a column
+    without time zone is converted to it)."""
+    if bind.dialect.name == "postgresql":
+        zone = "current_setting('TimeZone')"
+        return f"CAST(EXTRACT(EPOCH FROM ({column} AT TIME ZONE {zone})) AS BIGINT)"
+    return f"CAST(strftime('%s', {column}) AS INTEGER)"
 
 
 def _relay_rows(bind: sa.Connection) -> list[dict[str, Any]]:
@@ -86,15 +85,19 @@ def _relay_rows(bind: sa.Connection) -> list[dict[str, Any]]:
 
 def _deposit_rows(bind: sa.Connection) -> list[dict[str, Any]]:
     out = []
-    for r in bind.execute(sa.text("SELECT * FROM dmp_deposit_outbox")).mappings():
-        created = _seconds(r["created_at"])
+    query = (
+        f"SELECT *, {_epoch(bind, 'created_at')} AS created_s, "
+        f"{_epoch(bind, 'done_at')} AS done_s FROM dmp_deposit_outbox"
+    )
+    for r in bind.execute(sa.text(query)).mappings():
+        created = int(r["created_s"])
         done = r["done_at"] is not None
         payload = json.dumps({"ins": r["ins"], "sender": r["sender"]})
         out.append({
             "kind": "dmp_deposit", "status": "done" if done else "pending",
             "blob_id": r["blob_id"], "payload": payload,
             "attempts": 1 if done else 0, "due_at": created, "expires": None,
-            "created": created, "updated": _seconds(r["done_at"] or r["created_at"]),
+            "created": created, "updated": int(r["done_s"] or created),
             "last_error": None, "result": r["result"],
         })  # fmt: skip
         if r["mdn_to"] and r["mdn_sent_at"] is None:
@@ -109,10 +112,10 @@ def _deposit_rows(bind: sa.Connection) -> list[dict[str, Any]]:
 
 
 def _notification_rows(bind: sa.Connection) -> list[dict[str, Any]]:
-    rows = bind.execute(sa.text("SELECT * FROM notification_outbox")).mappings()
+    query = f"SELECT *, {_epoch(bind, 'created_at')} AS created_s FROM notification_outbox"
     out = []
-    for r in rows:
-        created = _seconds(r["created_at"])
+    for r in bind.execute(sa.text(query)).mappings():
+        created = int(r["created_s"])
         payload = {"ins": r["ins"], "event": r["kind"], **json.loads(r["payload"] or "{}")}
         out.append({
             "kind": "notification", "status": "pending" if r["sent_at"] is None else "done",
