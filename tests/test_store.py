@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text, update
 
 from mss.core.identity import build_patient
 from mss.core.mime import Envelope, Part
-from mss.errors import DuplicateError, StoreError
+from mss.errors import DuplicateError, Rejection, StoreError
 from mss.store.accounts import add_account, add_patients, get_account, set_profile_status
 from mss.store.api import Store
 from mss.store.blobs import load_cipher, rotate_key_file
@@ -268,3 +268,34 @@ async def test_duplicate_patient_import_changes_nothing(store: Store) -> None:
             lambda tx: add_patients(tx, [other, build_patient(PATIENT)], PATIENT_DOMAIN)
         )
     assert await store.read(lambda c: get_account(c, f"188102B17295165@{PATIENT_DOMAIN}")) is None
+
+
+async def test_a_refused_delivery_leaves_the_rest_of_its_group_commit_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`decide` refuses one message of a group commit (the conversation rules do, for a
+    patient writing outside a conversation): it alone gets the error, the others
+    commit in the same batch (no batch re-run one write at a time), their events out."""
+    box = await new_inbox(store, "jean@pro.mssante.test")
+    alone: list[object] = []
+    real = store.db._run_alone
+    monkeypatch.setattr(store.db, "_run_alone", lambda c, j: (alone.append(j), real(c, j))[1])
+    seen: list[object] = []
+    store.db.subscribe(seen.extend)
+
+    def refuse(tx: Tx) -> None:
+        raise Rejection(550, "5.7.1", "refusé (refused)")
+
+    results = await asyncio.gather(
+        *(
+            store.deliver(message(i), [Target(box)], decide=refuse if i == 5 else None)
+            for i in range(20)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[5], Rejection)
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 5)
+    assert alone == []
+    assert await store.read(lambda c: count_messages(c, box)) == 19
+    await asyncio.sleep(0)
+    assert max(e.uidnext for e in seen if isinstance(e, MailboxChanged)) == 20

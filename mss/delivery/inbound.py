@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from email.utils import format_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mss.core.dsn import MailDSN, RcptDSN
 from mss.core.mime import (
@@ -293,29 +293,37 @@ class Pipeline:
         stored = with_prefix(d.message, d.prefix, d.raw)
         final = d.final
         prepared = await _off_loop(final, lambda raw: self._store.prepare(raw, stored))
-        produced: dict[str, int | None] = {}
+        decided: dict[str, Any] = {}
         now = dt.datetime.now(dt.UTC)
 
+        def decide(tx: Tx) -> None:  # before anything is written: may refuse this message
+            decided["plan"] = self._decide(tx, d, now)
+
         def also(tx: Tx, delivered: Delivered) -> None:
-            produced["conversation"] = self._decide(tx, d, now)
+            decided["conversation"] = self._record(tx, d, decided.get("plan"))
             if d.remote:
                 self._enqueue(tx, delivered.blob_id, d)
             for ins in d.patients:  # the DMP deposit, done after this commit (outbox)
                 deposits.add(tx, delivered.blob_id, ins, d.sender.address, int(self._clock()))
 
         targets = [Target(r.mailbox_id) for r in d.local if r.mailbox_id]
-        await self._store.deliver(prepared, targets, also=also)
+        await self._store.deliver(prepared, targets, also=also, decide=decide)
         return Accepted(
-            d.queue_id, len(targets), len(d.remote), produced.get("conversation"), len(d.patients)
+            d.queue_id, len(targets), len(d.remote), decided.get("conversation"), len(d.patients)
         )
 
-    def _decide(self, tx: Tx, d: Delivery, now: dt.datetime) -> int | None:
+    def _decide(self, tx: Tx, d: Delivery, now: dt.datetime) -> policy.Plan | None:
         """The conversation rules, decided once, against the state of this transaction."""
         facts = d.facts
         if facts is None or not facts.concerns_patient:
             return None
-        decided = policy.plan(tx.conn, facts, self._config.reply_window_days, now)
-        return None if decided is None else policy.record(tx, facts, decided)
+        return policy.plan(tx.conn, facts, self._config.reply_window_days, now)
+
+    @staticmethod
+    def _record(tx: Tx, d: Delivery, plan: policy.Plan | None) -> int | None:
+        if plan is None or d.facts is None:
+            return None
+        return policy.record(tx, d.facts, plan)
 
     def _enqueue(self, tx: Tx, blob_id: int, d: Delivery) -> None:
         now = int(self._clock())

@@ -79,16 +79,19 @@ class Store:
         *,
         internal_date: int | None = None,
         also: Callable[[Tx, Delivered], None] | None = None,
+        decide: Callable[[Tx], None] | None = None,
     ) -> Delivered:
         """Store `raw` once and a copy in every target mailbox; return once durable.
 
-        `also` runs in the same transaction after the copies are inserted (the
-        delivery pipeline records conversations and outbox events there), so the
-        message and its consequences commit together or not at all.
+        `decide` runs first in the transaction and may refuse this message alone (its
+        error is raised here, the rest of the group commit goes on); `also` runs in
+        the same transaction after the copies are inserted (the delivery pipeline
+        records conversations and outbox rows there), so the message and its
+        consequences commit together or not at all.
         """
         prepared = raw if isinstance(raw, PreparedMessage) else self.prepare(raw)
         when = int(time.time()) if internal_date is None else internal_date
-        item = DeliveryItem(prepared, targets, when, self.blobs, also)
+        item = DeliveryItem(prepared, targets, when, self.blobs, also, decide)
         delivered: Delivered = await self.db.write_bulk(deliver_many, item)
         return delivered
 

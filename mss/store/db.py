@@ -364,7 +364,7 @@ class Database:
             error = StoreError(f"database commit failed: {describe(exc)}")
             self._resolve([(job, None, error) for job in batch])
             return self._reconnect(conn)
-        self._resolve([(job, result, None) for job, result in zip(batch, results, strict=True)])
+        self._resolve([_outcome(job, result) for job, result in zip(batch, results, strict=True)])
         return conn
 
     def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[Any]:
@@ -385,7 +385,10 @@ class Database:
                         results.extend(job.bulk(tx, [j.item for j in batch[start:end]]))
                 except Exception as exc:
                     raise _JobFailed from exc
-                job.events = tx.events  # published once, with the first job of the group
+                # published once, with the first job of the group that was not refused
+                group = list(zip(batch[start:end], results[start:end], strict=True))
+                holder = next((j for j, r in group if not isinstance(r, Refused)), job)
+                holder.events = tx.events
                 start = end
             self._run_in_commit(conn, [event for job in batch for event in job.events])
         except BaseException:
@@ -405,7 +408,7 @@ class Database:
             self._resolve([(job, None, self._translate(exc))])
             return
         job.events = tx.events
-        self._resolve([(job, result, None)])
+        self._resolve([_outcome(job, result)])
 
     def _reconnect(self, conn: Connection) -> Connection:
         with contextlib.suppress(Exception):  # the connection is already broken
@@ -474,6 +477,20 @@ class _FileLock:
 
         assert self._fd is not None
         fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A bulk write's result for an item it refused without writing anything (its error
+    goes to that item's caller; the other items of the batch commit)."""
+
+    error: BaseException
+
+
+def _outcome(job: _Job[Any], result: Any) -> tuple[_Job[Any], Any, BaseException | None]:
+    if isinstance(result, Refused):
+        return job, None, result.error
+    return job, result, None
 
 
 class _JobFailed(MssError):

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import Connection, func, insert, select
 
 from mss.core.mime import ParsedMessage, Part, parse_message, searchable_headers
-from mss.errors import NotFoundError
+from mss.errors import MssError, NotFoundError
 from mss.store.blobs import EncryptedBlob
+from mss.store.db import Refused
 from mss.store.models import account_table, mailbox_table, message_table
 from mss.store.sql import RawStatement, Tx
 
@@ -192,6 +193,9 @@ class DeliveryItem:
     blobs: BlobStore  # where the message's body goes
     # Runs in the same transaction once the copies exist (conversations, queue, outbox…).
     also: Callable[[Tx, Delivered], None] | None = None
+    # Runs first, in the same transaction, before anything is written; raising an
+    # MssError refuses this item alone (the conversation rules decide here).
+    decide: Callable[[Tx], None] | None = None
 
 
 _INSERT_MESSAGE = RawStatement(
@@ -246,8 +250,25 @@ def remember_keywords(tx: Tx, mailbox_id: int, keywords: Iterable[str]) -> None:
         _SET_MAILBOX_KEYWORDS.run(tx.conn, " ".join(sorted(known | wanted)), mailbox_id)
 
 
-def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
-    """Bulk write: store each item's blob once and a copy in each of its mailboxes."""
+def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered | Refused]:
+    """Bulk write: store each item's blob once and a copy in each of its mailboxes.
+
+    Each item's `decide` runs first, before anything is written: an item it refuses
+    (a `Rejection`, e.g. a patient writing outside a conversation) is left out and
+    gets its error back, while the other items of the batch commit."""
+    refused: dict[int, Refused] = {}
+    for index, item in enumerate(items):
+        if item.decide is not None:
+            try:
+                item.decide(tx)
+            except MssError as exc:
+                refused[index] = Refused(exc)
+    live = [item for index, item in enumerate(items) if index not in refused]
+    stored = iter(_store_all(tx, live) if live else [])
+    return [refused[i] if i in refused else next(stored) for i in range(len(items))]
+
+
+def _store_all(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
     blob_ids = items[0].blobs.put(tx, [item.message.blob for item in items])
     counts: dict[int, int] = {}
     for item in items:
