@@ -9,6 +9,7 @@ rules; the MDN comes back to the sender's mailbox.
 from __future__ import annotations
 
 import asyncio
+import base64
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -117,6 +118,53 @@ async def test_a_mail_with_a_document_invisible_to_the_patient_is_refused(clinic
     with pytest.raises(aiosmtplib.SMTPDataError) as info:
         await clinic.submit(PRO, document_mail(xdm), [PATIENT])
     assert info.value.code == 550 and "INVISIBLE_PATIENT" in info.value.message
+    assert await clinic.inbox(PATIENT) == []
+
+
+def _hidden(xdm: bytes, trick: str) -> bytes:
+    """A mail whose INVISIBLE_PATIENT XDM only some readers find (the others see text)."""
+    zipped = base64.encodebytes(xdm)
+    part = (
+        b"Content-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="IHE_XDM.ZIP"\r\n\r\n' + zipped
+    )
+    head = f"From: {PRO}\r\nTo: {PATIENT}\r\nSubject: {SUBJECT}\r\nMIME-Version: 1.0\r\n"
+    if trick == "two boundaries":  # the standard library takes the first, we took the last
+        return (
+            (
+                head + 'Content-Type: multipart/mixed; boundary="A"; boundary="B"\r\n\r\n--A\r\n'
+            ).encode()
+            + part
+            + b"\r\n--A--\r\n"
+        )
+    if trick == "encoded boundary":  # RFC 2231
+        return (
+            (
+                head + "Content-Type: multipart/mixed; boundary*0=A; boundary*1=B\r\n\r\n--AB\r\n"
+            ).encode()
+            + part
+            + b"\r\n--AB--\r\n"
+        )
+    if trick == "deep":  # nested beyond MAX_DEPTH
+        opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'
+                          for i in range(60))  # fmt: skip
+        return (head + opening).encode() + part
+    # "many": more than MAX_PARTS parts before the XDM
+    filler = "".join("--B\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(5100))
+    return (head + 'Content-Type: multipart/mixed; boundary="B"\r\n\r\n' + filler
+            + "--B\r\n").encode() + part + b"\r\n--B--\r\n"  # fmt: skip
+
+
+@pytest.mark.parametrize("trick", ["two boundaries", "encoded boundary", "deep", "many"])
+async def test_a_document_invisible_to_the_patient_cannot_hide_in_the_structure(
+    clinic: Running, trick: str
+) -> None:
+    """Duplicate or RFC 2231 boundaries, nesting past the parser's depth, thousands of
+    parts: the mail to the patient is refused (fail closed), never delivered."""
+    xdm = XDM([XDMDocument(cda(), confidentiality=("N", "INVISIBLE_PATIENT"))]).build()
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await clinic.submit(PRO, _hidden(xdm, trick), [PATIENT])
+    assert info.value.code == 550
     assert await clinic.inbox(PATIENT) == []
 
 

@@ -78,6 +78,12 @@ INVISIBLE_TO_PATIENT = Rejection(
     "adressé : déposez-le dans son DMP par l'API (a document invisible to the patient cannot "
     "be mailed to them)",
 )
+UNCLEAR_TO_PATIENT = Rejection(
+    550,
+    "5.6.0",
+    "Structure du message trop profonde, trop vaste ou ambiguë pour être remise à un patient "
+    "(message structure too deep, too large or ambiguous to be delivered to a patient)",
+)
 DKIM_TEMPERROR = Rejection(
     451, "4.7.5", "Vérification DKIM impossible pour l'instant (DKIM temporary error)"
 )
@@ -280,7 +286,11 @@ class Pipeline:
         if not d.sender.professional:
             return d
         patients = [r.patient_ins for r in d.local if r.patient_ins]
-        if not patients or not d.message.body.is_multipart:
+        if not patients:
+            return d
+        if not d.message.complete:  # parts we did not see might hide such a document
+            raise UNCLEAR_TO_PATIENT
+        if not d.message.body.is_multipart:
             return d
         if await asyncio.to_thread(has_invisible_document, d.raw, d.message):
             raise INVISIBLE_TO_PATIENT

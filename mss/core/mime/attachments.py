@@ -12,9 +12,8 @@ from __future__ import annotations
 import binascii
 import quopri
 from dataclasses import dataclass
-from email.utils import collapse_rfc2231_value, decode_params, unquote
 
-from mss.core.mime.headers import Params, decode_words
+from mss.core.mime.headers import Params, decode_words, param
 from mss.core.mime.structure import Part
 
 
@@ -72,15 +71,7 @@ def filename(part: Part) -> str:
 
 
 def _param(params: Params, name: str) -> str:
-    wanted = [(k, v) for k, v in params if k == name or k.startswith(name + "*")]
-    if not wanted:
-        return ""
-    for key, value in decode_params([("", ""), *wanted])[1:]:
-        if key == name:
-            if isinstance(value, tuple):  # (charset, language, text), as email.message does
-                value = (value[0], value[1], unquote(value[2]))
-            return decode_words(collapse_rfc2231_value(value).strip())
-    return ""
+    return decode_words(param(params, name))
 
 
 def decode_body(body: bytes, encoding: str) -> bytes:

@@ -8,6 +8,7 @@ Pure: never raises on malformed input.
 from __future__ import annotations
 
 import re
+from email.utils import collapse_rfc2231_value, decode_params, unquote
 
 MAX_HEADER_FIELDS = 2000
 
@@ -20,10 +21,11 @@ _MSGID_RE = re.compile(r"<[^<>\s]*>")
 class Headers:
     """Header fields in order; names compared case-insensitively."""
 
-    __slots__ = ("_index", "fields")
+    __slots__ = ("_index", "fields", "truncated")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
+    def __init__(self, fields: list[tuple[str, str]], *, truncated: bool = False) -> None:
         self.fields = fields
+        self.truncated = truncated  # more than MAX_HEADER_FIELDS: the rest was not read
         self._index: dict[str, list[str]] = {}
         for key, value in fields:
             self._index.setdefault(key.lower(), []).append(value)
@@ -86,7 +88,7 @@ def parse_headers(raw: bytes, start: int = 0, end: int | None = None) -> Headers
             (name.rstrip().decode("ascii", "replace"), decode_header_bytes(value.strip()))
         )
         if len(fields) >= MAX_HEADER_FIELDS:
-            break
+            return Headers(fields, truncated=True)
     return Headers(fields)
 
 
@@ -187,6 +189,20 @@ def parse_params(text: str, pos: int) -> Params:
             value = text[start:pos]
         params.append((name.lower(), value))
     return params
+
+
+def param(params: Params, name: str) -> str:
+    """A parameter's value as the standard library reads it: the first occurrence wins,
+    RFC 2231 continuations and charsets decoded (`name*0*=utf-8''…`); "" if absent."""
+    wanted = [(k, v) for k, v in params if k == name or k.startswith(name + "*")]
+    if not wanted:
+        return ""
+    for key, value in decode_params([("", ""), *wanted])[1:]:
+        if key == name:
+            if isinstance(value, tuple):  # (charset, language, text), as email.message does
+                value = (value[0], value[1], unquote(value[2]))
+            return collapse_rfc2231_value(value).strip()
+    return ""
 
 
 def parse_content_type(value: str | None, default: tuple[str, str]) -> tuple[str, str, Params]:

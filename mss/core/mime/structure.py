@@ -23,6 +23,7 @@ from mss.core.mime.headers import (
     Headers,
     Params,
     find_body_start,
+    param,
     parse_content_type,
     parse_disposition,
     parse_headers,
@@ -126,13 +127,18 @@ class ParsedMessage:
     in_reply_to: list[str]
     references: list[str]
     subject: str | None
+    # False when a limit was hit (MAX_DEPTH, MAX_PARTS, MAX_HEADER_FIELDS) or the
+    # structure is ambiguous (a MIME field or a boundary twice): other readers of the
+    # message (mail clients, the standard library) may then see parts this parse did not.
+    complete: bool = True
 
 
 class _Budget:
-    __slots__ = ("parts",)
+    __slots__ = ("complete", "parts")
 
     def __init__(self) -> None:
         self.parts = 0
+        self.complete = True  # no limit hit, nothing ambiguous (see ParsedMessage)
 
 
 def _count_lines(raw: bytes, start: int, end: int) -> int:
@@ -160,7 +166,11 @@ def _entity_from_headers(
     budget.parts += 1
     part = _part_of_headers(headers, default, start, body_start, end)
     too_deep = depth >= MAX_DEPTH or budget.parts >= MAX_PARTS
-    boundary = dict(part.params).get("boundary")
+    boundary = param(part.params, "boundary")
+    if headers.truncated or _ambiguous(headers, part.params):
+        budget.complete = False
+    if too_deep and (part.is_multipart or part.maintype == "message"):
+        budget.complete = False  # what lies inside is not parsed
     if part.is_multipart and boundary and not too_deep:
         _add_body_parts(raw, part, boundary, depth, budget)
     elif part.maintype == "message" and part.subtype in ("rfc822", "global") and not too_deep:
@@ -203,6 +213,7 @@ def _add_body_parts(raw: bytes, part: Part, boundary: str, depth: int, budget: _
     for c_start, c_end in split_multipart(raw, part.body_start, part.body_end, delimiter):
         part.children.append(_parse_entity(raw, c_start, c_end, child_default, depth + 1, budget))
         if budget.parts >= MAX_PARTS:
+            budget.complete = False
             break
 
 
@@ -276,9 +287,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse a whole message (RFC 5322 + MIME); never raises on malformed input."""
     body_start = find_body_start(raw)
     headers = parse_headers(raw, 0, body_start)
-    root = _entity_from_headers(
-        raw, headers, 0, body_start, len(raw), ("text", "plain"), 0, _Budget()
-    )
+    budget = _Budget()
+    root = _entity_from_headers(raw, headers, 0, body_start, len(raw), ("text", "plain"), 0, budget)
     ids = parse_msg_ids(headers.get("Message-ID"))
     return ParsedMessage(
         headers=headers,
@@ -288,7 +298,19 @@ def parse_message(raw: bytes) -> ParsedMessage:
         in_reply_to=parse_msg_ids(headers.get("In-Reply-To")),
         references=parse_msg_ids(headers.get("References")),
         subject=headers.get("Subject"),
+        complete=budget.complete,
     )
+
+
+# Fields that say what an entity is: seen twice, readers may disagree on which counts.
+_ONCE = ("content-type", "content-transfer-encoding", "content-disposition")
+
+
+def _ambiguous(headers: Headers, params: Params) -> bool:
+    """A MIME field twice, or a boundary given twice: another reader may see other parts."""
+    if any(len(headers.get_all(name)) > 1 for name in _ONCE):
+        return True
+    return sum(1 for k, _ in params if k == "boundary" or k.startswith("boundary*")) > 1
 
 
 def with_prefix(parsed: ParsedMessage, prefix: bytes, raw: bytes) -> ParsedMessage:
@@ -314,6 +336,7 @@ def with_prefix(parsed: ParsedMessage, prefix: bytes, raw: bytes) -> ParsedMessa
         in_reply_to=parse_msg_ids(headers.get("In-Reply-To")),
         references=parse_msg_ids(headers.get("References")),
         subject=headers.get("Subject"),
+        complete=parsed.complete,
     )
 
 
