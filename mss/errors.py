@@ -1,6 +1,9 @@
 """The exception tree of mss.
 
-    MssError                 base of every error mss raises on purpose
+    MssError                 base of every error mss raises on purpose (core.errors)
+    ├── CoreValueError       core: a value its pure parsers refuse (also a ValueError):
+    │                        InvalidAddress, InvalidINS, InvalidPatient, WhitelistError,
+    │                        SaslError, DSNParamError
     ├── ConfigError          an invalid setting; names the key (stops start-up)
     ├── InputError           bad input to a command or API (one clear line)
     │   ├── DuplicateError   the thing already exists (an address, an INS)
@@ -21,18 +24,16 @@
 
 Foreign errors (sqlite3, psycopg, cryptography, PyJWT…) are translated at the
 boundary that calls them (`raise StoreError(...) from exc`). The pure `core`
-package imports nothing of ours, so its errors stay `ValueError` subclasses
-(`InvalidAddress`, `InvalidINS`, `InvalidPatient`, `WhitelistError`, `SaslError`,
-`DSNParamError`), as do those of the other pure parsers (`imap.parsing`, the
-annuaire's file formats and FHIR parameters): their callers catch them and
-translate them into one of these, or into a protocol reply.
+package imports nothing outside `core`: the root `MssError` is defined in
+`core/errors.py`, so that core's own errors (also `ValueError`s) are in the tree
+too; their callers catch them and translate them into a protocol reply.
 """
 
 from __future__ import annotations
 
+from mss.core.errors import CoreValueError, MssError
 
-class MssError(Exception):
-    """Base of every error mss raises on purpose."""
+__all__ = ["CoreValueError", "MssError"]  # the root lives in core (see its docstring)
 
 
 class ConfigError(MssError):

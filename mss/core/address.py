@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mss.core.errors import CoreValueError
 from mss.core.ins import INS, parse_ins
 
 PATIENT_DOMAIN = "patient.mssante.fr"
@@ -34,7 +35,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # CR, LF, NUL and the other contro
 _LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)")
 
 
-class InvalidAddress(ValueError):
+class InvalidAddress(CoreValueError):
     """The text is not an acceptable mail address; the message says why."""
 
     def __init__(self, text: str, reason: str) -> None:

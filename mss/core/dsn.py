@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mss.core.errors import CoreValueError
+
 _XTEXT_RE = re.compile(r"\+([0-9A-F]{2})")
 MAX_ENVID = 100  # RFC 3461 §4.4
 
 
-class DSNParamError(ValueError):
+class DSNParamError(CoreValueError):
     """A malformed DSN parameter; the message says which."""
 
 

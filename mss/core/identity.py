@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mss.core.address import InvalidAddress, parse_address
+from mss.core.errors import CoreValueError
 from mss.core.ins import INS, INS_OIDS, IdentityStatus, InvalidINS, parse_ins
 
 SEXES = ("M", "F")
@@ -26,7 +27,7 @@ _PHONE_RE = re.compile(r"\+?[0-9][0-9 .\-]{5,19}")
 MAX_NAME = 100
 
 
-class InvalidPatient(ValueError):
+class InvalidPatient(CoreValueError):
     """A patient record that cannot be accepted; the message says why."""
 
 

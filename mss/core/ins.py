@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mss.core.errors import CoreValueError
+
 INS_LENGTH = 15
 
 # OIDs of the identifier systems (DOMAIN.md §6).
@@ -34,7 +36,7 @@ _PROVISIONAL_SEX_DIGITS = frozenset("78")
 _CORSICA = {"2A": "19", "2B": "18"}
 
 
-class InvalidINS(ValueError):
+class InvalidINS(CoreValueError):
     """The text is not a valid matricule INS; the message says why, in English."""
 
     def __init__(self, text: str, reason: str) -> None:

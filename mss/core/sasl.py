@@ -10,8 +10,10 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
+from mss.core.errors import CoreValueError
 
-class SaslError(ValueError):
+
+class SaslError(CoreValueError):
     """A malformed SASL message."""
 
 

@@ -12,11 +12,12 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from mss.core.address import is_valid_domain
+from mss.core.errors import CoreValueError
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
 
 
-class WhitelistError(ValueError):
+class WhitelistError(CoreValueError):
     """The file is not a usable whitelist; the message says why."""
 
 

@@ -30,9 +30,11 @@ from typing import Any, TypeVar
 
 from mss.core.dsn import MailDSN, RcptDSN
 from mss.core.mime import (
+    Attachment,
     Headers,
     ParsedMessage,
     find_body_start,
+    leaves,
     parse_address_list,
     parse_headers,
     parse_message,
@@ -44,7 +46,7 @@ from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
 from mss.delivery.reports import ReportSender
-from mss.dmp.mail import has_invisible_document
+from mss.dmp.mail import XDMSummary, xdm_summary
 from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
 from mss.security.dkim import TxtLookup, authentication_results, verify_all
@@ -122,10 +124,12 @@ class Delivery:
     raw: bytes
     mail_dsn: MailDSN | None
     queue_id: str
-    message: ParsedMessage  # the one parse of `raw`
+    message: ParsedMessage  # the one parse of `raw`: headers, part tree
+    attachments: list[Attachment]  # its leaves: names, types, where their bytes are
     prefix: bytes = b""  # header lines put before `raw` (trace, added fields)
     facts: policy.MessageFacts | None = None
     patients: list[str] = field(default_factory=list)  # DMPs to feed
+    xdm: XDMSummary | None = None  # its XDM packages, for a mail to a patient
 
     @property
     def local(self) -> list[Recipient]:
@@ -216,7 +220,8 @@ class Pipeline:
         unique = list({r.address: r for r in recipients}.values())
         message = await _off_loop(raw, parse_message)
         queue_id = secrets.token_hex(6).upper()
-        return Delivery(session, sender, unique, raw, mail_dsn, queue_id, message)
+        attachments = leaves(message.body)
+        return Delivery(session, sender, unique, raw, mail_dsn, queue_id, message, attachments)
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -292,9 +297,10 @@ class Pipeline:
             raise UNCLEAR_TO_PATIENT
         if not d.message.body.is_multipart:
             return d
-        if await asyncio.to_thread(has_invisible_document, d.raw, d.message):
+        xdm = await asyncio.to_thread(xdm_summary, d.raw, d.attachments)
+        if xdm.invisible:
             raise INVISIBLE_TO_PATIENT
-        return replace(d, patients=patients)
+        return replace(d, patients=patients, xdm=xdm)
 
     # --- the transaction ---------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
-from mss.core.mime import Headers, ParsedMessage, decode_words, leaves, parse_message
+from mss.core.mime import Attachment, Headers, ParsedMessage, decode_words, leaves, parse_message
 from mss.dmp.cda import CDAHeader, read_cda_header, require_ins
 from mss.dmp.errors import DocumentError, INSMismatch, MissingINS
 from mss.dmp.records import INVISIBLE, NewDocument
@@ -54,7 +54,7 @@ def _parts(raw: bytes, parsed: ParsedMessage) -> list[_Part]:
     ]
 
 
-def _is_xdm(part: _Part) -> bool:
+def _is_xdm(part: _Part | Attachment) -> bool:
     name = part.filename.upper()
     return name.endswith(".ZIP") and ("XDM" in name or part.content_type == "application/zip")
 
@@ -80,17 +80,34 @@ def _check_patient(patient: PatientId | None, ins: str, what: str) -> None:
         raise INSMismatch(f"{what}: INS {patient.value} is not the recipient's ({ins})")
 
 
-def has_invisible_document(raw: bytes, parsed: ParsedMessage | None = None) -> bool:
-    """Whether an XDM of the mail marks a document INVISIBLE_PATIENT (unreadable: no)."""
-    try:
-        for part in _parts(raw, parsed or parse_message(raw)):
-            if _is_xdm(part):
-                package = read_xdm(part.payload)
-                if any(INVISIBLE in d.metadata.confidentiality_codes for d in package.documents):
-                    return True
-    except (DocumentError, ValueError, LookupError):
-        return False
-    return False
+@dataclass(frozen=True)
+class XDMSummary:
+    """What the delivery pipeline needs of a mail's XDM packages (DOMAIN.md §4–5)."""
+
+    packages: int = 0
+    documents: int = 0
+    invisible: bool = False  # a document marked INVISIBLE_PATIENT
+    unreadable: int = 0  # packages that could not be read (the deposit will say why)
+
+
+def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
+    """The XDM packages among the leaves of the one parse of the mail."""
+    packages = documents = unreadable = 0
+    invisible = False
+    for leaf in attachments:
+        if not _is_xdm(leaf):
+            continue
+        packages += 1
+        try:
+            package = read_xdm(leaf.payload(raw))
+        except (DocumentError, ValueError, LookupError):
+            unreadable += 1
+            continue
+        documents += len(package.documents)
+        invisible = invisible or any(
+            INVISIBLE in d.metadata.confidentiality_codes for d in package.documents
+        )
+    return XDMSummary(packages, documents, invisible, unreadable)
 
 
 def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None) -> MailDocuments:

@@ -173,6 +173,8 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, FetchCommands, Sea
     async def _idle_once(self, reader: asyncio.Future[bytes | None], remaining: float) -> bool:
         """Wait for the client's DONE (True) or a change to the mailbox (False)."""
         self._poked.clear()
+        if self._changed and self.selected is not None:  # poked while the changes were read
+            return False
         waiter = asyncio.ensure_future(self._poked.wait())
         either: set[asyncio.Future[Any]] = {reader, waiter}
         done, _ = await asyncio.wait(
