@@ -10,7 +10,9 @@ id) is never stored again.
 
 When the mail asks for it (`Disposition-Notification-To`), an `mdn` row is added
 in that transaction too, saying `processed` or the error with its ANS code;
-`MdnHandler` sends it (delivery/mdn.py) — at least once, never lost.
+`MdnHandler` sends it (delivery/mdn.py), at least once; one that fails ten times is
+dead-lettered with a log line (`mss outbox retry` sends it again). A deposit given
+up that way still answers the sender who asked: an MDN with error 906.
 """
 
 from __future__ import annotations

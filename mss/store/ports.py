@@ -10,7 +10,8 @@
   `Handler`, what each kind of work implements (relay, DMP deposit, MDN…), with its
   `RetryPolicy` and its outcomes (`Done`, `Failed`, `Retry`).
 
-Only the composition root (`mss/app.py`) names the concrete classes.
+Only the composition root (`mss/app.py`, `mss/wiring.py`) names the concrete classes
+(an import contract checks it).
 """
 
 from __future__ import annotations
