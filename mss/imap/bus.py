@@ -67,8 +67,13 @@ class MailboxBus:
         finally:
             del self._inflight[key]
 
-    def watch(self, mailbox_id: int, session: Watcher) -> None:
+    def watch(self, mailbox_id: int, session: Watcher, seen: tuple[int, int] | None = None) -> None:
+        """`session` watches the mailbox from now on; `seen` is the (HIGHESTMODSEQ,
+        UIDNEXT) it loaded: a change the bus already heard of since is told at once."""
         self._watchers.setdefault(mailbox_id, set()).add(session)
+        known = self._marks.get(mailbox_id)
+        if seen is not None and known is not None and known[0] > seen[0]:
+            session.poke()
 
     def unwatch(self, mailbox_id: int, session: Watcher) -> None:
         watchers = self._watchers.get(mailbox_id)

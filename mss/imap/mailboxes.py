@@ -130,8 +130,8 @@ class MailboxCommands(SelectedView):
         recent = _recent(uids, claimed)
         self.selected = Selected(current, readonly, uids, current.highestmodseq, last, recent)
         self.selected.keywords.update(current.keywords)
-        self.bus.watch(current.id, self)
         self._changed = False
+        self.bus.watch(current.id, self, (current.highestmodseq, current.uidnext))
 
     def _announce_selected(self, opened: OpenedMailbox) -> None:
         """RFC 3501 §6.3.1: the untagged responses SELECT must send."""

@@ -80,17 +80,17 @@ class SQLiteFeed(LocalFeed):
             self._task.cancel()
 
     async def _poll(self) -> None:
-        seen: int | None = None
-        while True:
-            await asyncio.sleep(self._interval)
+        seen: int | None = None  # the first look reports "something changed": what
+        while True:  # committed before it is unknown (sessions may have started since)
+            version: int | None = seen
             try:
                 version = await self._db.read_fast(lambda c: int(_DATA_VERSION.scalar(c)))
             except MssError:
                 log.exception("change feed: reading data_version failed")
-                continue
-            if seen is not None and version != seen:
+            if version != seen:
                 self.publish(Change(unknown=True))
             seen = version
+            await asyncio.sleep(self._interval)
 
 
 class PostgresFeed(LocalFeed):
