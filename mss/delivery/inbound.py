@@ -24,21 +24,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any, TypeVar
 
 from mss.core.dsn import MailDSN, RcptDSN
 from mss.core.mime import (
     Attachment,
-    Headers,
     ParsedMessage,
     find_body_start,
     leaves,
     parse_address_list,
-    parse_headers,
     parse_message,
-    parse_msg_ids,
     with_prefix,
 )
 from mss.delivery import deposits, policy
@@ -127,6 +124,7 @@ class Delivery:
     message: ParsedMessage  # the one parse of `raw`: headers, part tree
     attachments: list[Attachment]  # its leaves: names, types, where their bytes are
     prefix: bytes = b""  # header lines put before `raw` (trace, added fields)
+    message_id: str | None = None  # the Message-ID added at submission, if any
     facts: policy.MessageFacts | None = None
     patients: list[str] = field(default_factory=list)  # DMPs to feed
     xdm: XDMSummary | None = None  # its XDM packages, for a mail to a patient
@@ -144,6 +142,7 @@ class Delivery:
         return self.prefix + self.raw
 
 
+# A step returns the delivery (it may add to it) or raises its Rejection.
 Step = Callable[[Delivery], Awaitable[Delivery]]
 
 
@@ -239,10 +238,12 @@ class Pipeline:
                 raise FROM_NOT_OWNED
         added = b""
         if d.message.headers.get("Message-ID") is None:
-            added += f"Message-ID: <{uuid.uuid4().hex}@{self._config.hostname}>\r\n".encode()
+            d.message_id = f"<{uuid.uuid4().hex}@{self._config.hostname}>"
+            added += f"Message-ID: {d.message_id}\r\n".encode()
         if d.message.headers.get("Date") is None:
             added += f"Date: {format_datetime(dt.datetime.now(dt.UTC))}\r\n".encode()
-        return replace(d, prefix=added + d.prefix)
+        d.prefix = added + d.prefix
+        return d
 
     async def trace(self, d: Delivery) -> Delivery:
         """Received (RFC 5321 §4.4) and, on the MX, Authentication-Results (RFC 8601)."""
@@ -255,19 +256,20 @@ class Pipeline:
             f"\t{format_datetime(dt.datetime.now(dt.UTC))}\r\n"
         ).encode()
         if session.door is not Door.MX or self._dkim_lookup is None:
-            return replace(d, prefix=received + d.prefix)
+            d.prefix = received + d.prefix
+            return d
         results = await asyncio.get_running_loop().run_in_executor(
             self._cpu_pool, verify_all, d.raw, self._dkim_lookup
         )
         if self._config.reject_dkim_failures and not any(r.result == "pass" for r in results):
             raise DKIM_TEMPERROR if any(r.result == "temperror" for r in results) else DKIM_FAILED
         header = authentication_results(self._config.hostname, results)
-        return replace(d, prefix=(header + "\r\n").encode() + received + d.prefix)
+        d.prefix = (header + "\r\n").encode() + received + d.prefix
+        return d
 
     async def conversation_facts(self, d: Delivery) -> Delivery:
         """What the conversation rules need to know (decided in the transaction)."""
-        headers = parse_headers(d.prefix) if d.prefix else None
-        message_id = d.message.message_id or _first_id(headers)
+        message_id = d.message.message_id or d.message_id
         patients = {r.patient_ins for r in d.recipients if r.patient_ins is not None}
         authors = parse_address_list(d.message.headers.get("From")) or []
         name = authors[0][0] if authors and authors[0][0] else d.sender.display_name
@@ -283,7 +285,8 @@ class Pipeline:
             subject=d.message.subject,
             ends=policy.ends_conversation(d.message.subject, d.message.headers.get("X-MSS-MES")),
         )
-        return replace(d, facts=facts)
+        d.facts = facts
+        return d
 
     async def dmp_documents(self, d: Delivery) -> Delivery:
         """The local patients whose DMP receives this professional's attachments; refuses
@@ -300,7 +303,8 @@ class Pipeline:
         xdm = await asyncio.to_thread(xdm_summary, d.raw, d.attachments)
         if xdm.invisible:
             raise INVISIBLE_TO_PATIENT
-        return replace(d, patients=patients, xdm=xdm)
+        d.patients, d.xdm = patients, xdm
+        return d
 
     # --- the transaction ---------------------------------------------------------------------
 
@@ -390,11 +394,6 @@ async def _off_loop(raw: bytes, work: Callable[[bytes], T]) -> T:
     if len(raw) > OFF_LOOP_SIZE:
         return await asyncio.to_thread(work, raw)
     return work(raw)
-
-
-def _first_id(headers: Headers | None) -> str | None:
-    ids = parse_msg_ids(headers.get("Message-ID")) if headers is not None else []
-    return ids[0] if ids else None
 
 
 def _notify_text(recipient: Recipient) -> str | None:

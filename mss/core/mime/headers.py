@@ -40,6 +40,9 @@ class Headers:
         values = self._index.get(name.lower())
         return values[0] if values else None
 
+    def count(self, name: str) -> int:
+        return len(self._index.get(name.lower(), ()))
+
     def get_all(self, name: str) -> list[str]:
         return list(self._index.get(name.lower(), ()))
 

@@ -14,7 +14,7 @@ break before a delimiter belongs to the delimiter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from mss.core.mime.envelope import Envelope, build_envelope
@@ -308,30 +308,35 @@ _ONCE = ("content-type", "content-transfer-encoding", "content-disposition")
 
 def _ambiguous(headers: Headers, params: Params) -> bool:
     """A MIME field twice, or a boundary given twice: another reader may see other parts."""
-    if any(len(headers.get_all(name)) > 1 for name in _ONCE):
+    if any(headers.count(name) > 1 for name in _ONCE):
         return True
-    return sum(1 for k, _ in params if k == "boundary" or k.startswith("boundary*")) > 1
+    return sum(1 for k, _ in params if k.startswith("boundary")) > 1
 
 
 def with_prefix(parsed: ParsedMessage, prefix: bytes, raw: bytes) -> ParsedMessage:
     """`parse_message(prefix + raw)` from the parse of `raw`, without parsing it again.
 
     `prefix` is whole header lines put before the message on its way in (trace fields,
-    a Message-ID or Date added at submission); the body's offsets move by its length.
-    A message whose first line continues a header field (it would fold into the
-    prefix's last field) is parsed again whole.
+    a Message-ID or Date added at submission); the body's offsets move by its length,
+    in place: `parsed` describes `prefix + raw` afterwards, no longer `raw`. A message
+    whose first line continues a header field (it would fold into the prefix's last
+    field) is parsed again whole.
     """
     if not prefix:
         return parsed
     if raw[:1] in (b" ", b"\t"):
         return parse_message(prefix + raw)
-    fields = (parse_headers(prefix).fields + parsed.headers.fields)[:MAX_HEADER_FIELDS]
-    headers = Headers(fields)
+    added = parse_headers(prefix).fields
+    headers = Headers((added + parsed.headers.fields)[:MAX_HEADER_FIELDS])
+    envelope = parsed.envelope
+    if any(name.lower() in _ENVELOPE_FIELDS for name, _ in added):
+        envelope = build_envelope(headers)
+    _shift(parsed.body, len(prefix), root=True)
     ids = parse_msg_ids(headers.get("Message-ID"))
     return ParsedMessage(
         headers=headers,
-        envelope=build_envelope(headers),
-        body=_shifted(parsed.body, len(prefix), root=True),
+        envelope=envelope,
+        body=parsed.body,
         message_id=ids[0] if ids else None,
         in_reply_to=parse_msg_ids(headers.get("In-Reply-To")),
         references=parse_msg_ids(headers.get("References")),
@@ -340,11 +345,16 @@ def with_prefix(parsed: ParsedMessage, prefix: bytes, raw: bytes) -> ParsedMessa
     )
 
 
-def _shifted(part: Part, by: int, *, root: bool = False) -> Part:
-    return replace(
-        part,
-        header_start=0 if root else part.header_start + by,
-        body_start=part.body_start + by,
-        body_end=part.body_end + by,
-        children=[_shifted(child, by) for child in part.children],
-    )
+_ENVELOPE_FIELDS = frozenset(
+    ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to",
+     "message-id")
+)  # fmt: skip
+
+
+def _shift(part: Part, by: int, *, root: bool = False) -> None:
+    if not root:
+        part.header_start += by
+    part.body_start += by
+    part.body_end += by
+    for child in part.children:
+        _shift(child, by)
