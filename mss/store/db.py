@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from mss.errors import MssError, StoreError
-from mss.store.sql import Tx, describe
+from mss.store.sql import Refused, Tx, describe
 
 log = logging.getLogger(__name__)
 
@@ -477,14 +477,6 @@ class _FileLock:
 
         assert self._fd is not None
         fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A bulk write's result for an item it refused without writing anything (its error
-    goes to that item's caller; the other items of the batch commit)."""
-
-    error: BaseException
 
 
 def _outcome(job: _Job[Any], result: Any) -> tuple[_Job[Any], Any, BaseException | None]:

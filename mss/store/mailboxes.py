@@ -21,9 +21,8 @@ from sqlalchemy import Connection, func, insert, select
 from mss.core.mime import ParsedMessage, Part, parse_message, searchable_headers
 from mss.errors import MssError, NotFoundError
 from mss.store.blobs import EncryptedBlob
-from mss.store.db import Refused
 from mss.store.models import account_table, mailbox_table, message_table
-from mss.store.sql import RawStatement, Tx
+from mss.store.sql import RawStatement, Refused, Tx
 
 if TYPE_CHECKING:
     from mss.store.ports import BlobStore

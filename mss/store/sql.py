@@ -9,6 +9,7 @@ package and never runs SQL itself (an import contract checks it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from sqlalchemy import Column, Connection, Dialect
@@ -139,3 +140,11 @@ class RawStatement:
     def execute(self, conn: Connection, *values: Any) -> Any:
         """Through SQLAlchemy (a `CursorResult`), for callers that want one."""
         return conn.exec_driver_sql(self.sql(conn.dialect), self.params(conn.dialect, values))
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A bulk write's result for an item it refused without writing anything (its error
+    goes to that item's caller; the other items of the batch commit)."""
+
+    error: BaseException
