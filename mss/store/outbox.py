@@ -87,6 +87,7 @@ class Finish:
     due_at: int = 0
     error: str | None = None
     result: str | None = None
+    keep_attempts: bool = False  # a deferral: this attempt does not count
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,8 @@ def finish(tx: Tx, ends: Iterable[Finish], *, owner: str, now: int) -> int:
         values["last_error"] = end.error[:4000] if end.error else None
         if end.status == PENDING:
             values["due_at"] = end.due_at
+        if end.keep_attempts:
+            values["attempts"] = o.attempts - 1
         if end.result is not None:
             values["result"] = end.result[:4000]
         result = tx.conn.execute(

@@ -128,7 +128,16 @@ class Retry:
     error: str
 
 
-Outcome = Done | Failed | Retry
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Not yet: due again at `until` (quiet hours, a rate limit); the attempt does not
+    count towards `max_attempts`."""
+
+    until: int
+    reason: str
+
+
+Outcome = Done | Failed | Retry | Defer
 
 
 class Handler(Protocol):

@@ -26,7 +26,17 @@ from dataclasses import dataclass
 from mss.errors import MssError
 from mss.store.models import OutboxStatus
 from mss.store.outbox import Finish, OutboxItem
-from mss.store.ports import Change, Done, Failed, Handler, Outbox, Outcome, Retry, RetryPolicy
+from mss.store.ports import (
+    Change,
+    Defer,
+    Done,
+    Failed,
+    Handler,
+    Outbox,
+    Outcome,
+    Retry,
+    RetryPolicy,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +177,8 @@ class OutboxRunner:
             return Handled(item, outcome, OutboxStatus.DONE.value)
         if isinstance(outcome, Failed):
             return Handled(item, outcome, OutboxStatus.FAILED.value)
+        if isinstance(outcome, Defer):
+            return Handled(item, outcome, OutboxStatus.PENDING.value)
         if item.attempts >= policy.max_attempts:
             return Handled(item, outcome, OutboxStatus.DEAD.value)
         return Handled(item, outcome, OutboxStatus.PENDING.value)
@@ -182,6 +194,9 @@ class OutboxRunner:
         item, outcome = handled.item, handled.outcome
         if isinstance(outcome, Done):
             return Finish(item.id, handled.final, result=outcome.result)
+        if isinstance(outcome, Defer):
+            return Finish(item.id, handled.final, due_at=outcome.until, error=outcome.reason,
+                          keep_attempts=True)  # fmt: skip
         policy = self._handlers[item.kind].policy
         due = now + int(policy.delay(item.attempts))
         return Finish(item.id, handled.final, due_at=due, error=outcome.error)
@@ -194,6 +209,9 @@ class OutboxRunner:
                 "(see `mss outbox list`; `mss outbox retry %d` to try again)",
                 item.kind, item.id, item.attempts, getattr(outcome, "error", ""), item.id,
             )  # fmt: skip
+        elif isinstance(outcome, Defer):
+            log.info("outbox %s row %d deferred until %d: %s",
+                     item.kind, item.id, outcome.until, outcome.reason)  # fmt: skip
         elif isinstance(outcome, Retry):
             log.info("outbox %s row %d: attempt %d failed, retrying: %s",
                      item.kind, item.id, item.attempts, outcome.error)  # fmt: skip

@@ -1,0 +1,220 @@
+"""The notifications' tables: patients' choices, push subscriptions, failing contacts,
+the log of every notice, and the webhooks of applicative mailboxes.
+
+The log is what a patient's history shows and what `mss notify list` prints: one row
+per notice (or per event that made none: coalesced, no contact), its status kept up
+to date as the notice goes out. Destinations are masked there: the log is read by
+operators, and a phone number or an address is personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from mss.store.models import (
+    contact_status_table,
+    mailbox_webhook_table,
+    notify_log_table,
+    notify_preference_table,
+    patient_table,
+    push_subscription_table,
+)
+from mss.store.sql import Conn, Tx
+
+lg = notify_log_table.c
+ACTIVE_STATUSES = ("queued", "sent")  # what coalescing and the rate limit count
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What deciding a patient's notices needs, read at once."""
+
+    ins: str
+    profile_status: str
+    email: str | None
+    phone: str | None
+    preferences: dict[tuple[str, str], bool] = field(default_factory=dict)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)  # destinations that bounced
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    id: int
+    ins: str
+    event_id: int
+    notice_id: str
+    event: str
+    category: str
+    channel: str
+    destination: str
+    status: str
+    detail: str
+    created: int
+    at: int
+
+
+def mask(destination: str) -> str:
+    """`m***@exemple.fr`, `+336******78`: enough to tell destinations apart."""
+    if "@" in destination:
+        local, _, domain = destination.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if destination.startswith("+") and len(destination) > 6:
+        return destination[:4] + "*" * (len(destination) - 6) + destination[-2:]
+    return destination[:12] + ("…" if len(destination) > 12 else "")
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def recipient(conn: Conn, ins: str) -> Recipient | None:
+    p = patient_table.c
+    row = conn.execute(select(p.profile_status, p.email, p.phone).where(p.ins == ins)).first()
+    if row is None:
+        return None
+    email = row.email.strip().lower() if row.email else None
+    phone = row.phone.strip() if row.phone else None
+    return Recipient(
+        ins, row.profile_status, email, phone, preferences(conn, ins), subscriptions(conn, ins),
+        failing(conn, [d for d in (email, phone) if d]),
+    )  # fmt: skip
+
+
+def preferences(conn: Conn, ins: str) -> dict[tuple[str, str], bool]:
+    t = notify_preference_table.c
+    rows = conn.execute(select(t.category, t.channel, t.enabled).where(t.ins == ins))
+    return {(r.category, r.channel): bool(r.enabled) for r in rows}
+
+
+def subscriptions(conn: Conn, ins: str) -> list[Subscription]:
+    t = push_subscription_table.c
+    rows = conn.execute(
+        select(t.id, t.endpoint, t.p256dh, t.auth).where(t.ins == ins).order_by(t.id)
+    )
+    return [Subscription(r.id, r.endpoint, r.p256dh, r.auth) for r in rows]
+
+
+def subscription(conn: Conn, subscription_id: int) -> Subscription | None:
+    t = push_subscription_table.c
+    row = conn.execute(
+        select(t.id, t.endpoint, t.p256dh, t.auth).where(t.id == subscription_id)
+    ).first()
+    return None if row is None else Subscription(row.id, row.endpoint, row.p256dh, row.auth)
+
+
+def failing(conn: Conn, destinations: Sequence[str]) -> set[str]:
+    if not destinations:
+        return set()
+    t = contact_status_table.c
+    rows = conn.execute(
+        select(t.destination).where(t.destination.in_(list(destinations)), t.failing)
+    )
+    return {r.destination for r in rows}
+
+
+def active_since(conn: Conn, ins: str, since: int, category: str | None = None) -> list[int]:
+    """When notices (queued or sent) went to this patient since `since`, oldest first."""
+    query = select(lg.at).where(lg.ins == ins, lg.at >= since, lg.status.in_(ACTIVE_STATUSES))
+    if category is not None:
+        query = query.where(lg.category == category)
+    return [int(r.at) for r in conn.execute(query.order_by(lg.at))]
+
+
+def log_entries(
+    conn: Conn,
+    *,
+    ins: str | None = None,
+    statuses: Sequence[str] | None = None,
+    limit: int = 200,
+) -> list[LogEntry]:
+    query = select(*notify_log_table.c).order_by(lg.id.desc()).limit(limit)
+    if ins is not None:
+        query = query.where(lg.ins == ins)
+    if statuses:
+        query = query.where(lg.status.in_(list(statuses)))
+    return [LogEntry(**row._mapping) for row in conn.execute(query)]
+
+
+def channel_stats(conn: Conn, since: int) -> list[tuple[str, str, int, int | None]]:
+    """(channel, status, count, the slowest lag from event to notice) since `since`."""
+    rows = conn.execute(
+        select(lg.channel, lg.status, func.count(), func.max(lg.at - lg.created))
+        .where(lg.at >= since)
+        .group_by(lg.channel, lg.status)
+    )
+    return [(r[0], r[1], int(r[2]), None if r[3] is None else int(r[3])) for r in rows]
+
+
+def webhook(conn: Conn, address: str) -> tuple[str, list[str]] | None:
+    t = mailbox_webhook_table.c
+    row = conn.execute(select(t.url, t.secrets).where(t.address == address)).first()
+    return None if row is None else (row.url, row.secrets.split())
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def log(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        tx.conn.execute(insert(notify_log_table), list(rows))
+
+
+def set_status(tx: Tx, notice_id: str, status: str, detail: str, now: int) -> None:
+    tx.conn.execute(
+        update(notify_log_table)
+        .where(lg.notice_id == notice_id)
+        .values(status=status, detail=detail[:2000], at=now)
+    )
+
+
+def mark_failing(tx: Tx, destination: str, reason: str, now: int) -> None:
+    t = contact_status_table
+    tx.conn.execute(delete(t).where(t.c.destination == destination))
+    tx.conn.execute(
+        insert(t).values(destination=destination, failing=True, reason=reason[:2000], updated=now)
+    )
+
+
+def clear_failing(tx: Tx, destination: str) -> None:
+    t = contact_status_table
+    tx.conn.execute(delete(t).where(t.c.destination == destination))
+
+
+def set_preference(tx: Tx, ins: str, category: str, channel: str, enabled: bool) -> None:
+    t = notify_preference_table
+    key = (t.c.ins == ins) & (t.c.category == category) & (t.c.channel == channel)
+    tx.conn.execute(delete(t).where(key))
+    tx.conn.execute(insert(t).values(ins=ins, category=category, channel=channel, enabled=enabled))
+
+
+def add_subscription(tx: Tx, ins: str, endpoint: str, p256dh: str, auth: str, now: int) -> None:
+    t = push_subscription_table
+    tx.conn.execute(delete(t).where(t.c.endpoint == endpoint))
+    tx.conn.execute(
+        insert(t).values(ins=ins, endpoint=endpoint, p256dh=p256dh, auth=auth, created=now)
+    )
+
+
+def remove_subscription(tx: Tx, subscription_id: int) -> None:
+    t = push_subscription_table
+    tx.conn.execute(delete(t).where(t.c.id == subscription_id))
+
+
+def set_webhook(tx: Tx, address: str, url: str, secrets: Sequence[str], now: int) -> None:
+    t = mailbox_webhook_table
+    tx.conn.execute(delete(t).where(t.c.address == address))
+    tx.conn.execute(
+        insert(t).values(address=address, url=url, secrets=" ".join(secrets), created=now)
+    )
