@@ -50,6 +50,7 @@ from mss.security.dkim import TxtLookup, authentication_results, verify_all
 from mss.security.pki import CertIdentity
 from mss.store.api import Store
 from mss.store.mailboxes import Delivered, Target
+from mss.store.notifications import add_mail_webhooks, add_notification
 from mss.store.queue import QueuedRecipient, enqueue
 from mss.store.sql import Tx
 
@@ -325,6 +326,7 @@ class Pipeline:
                 self._enqueue(tx, delivered.blob_id, d)
             for ins in d.patients:  # the DMP deposit, done after this commit (outbox)
                 deposits.add(tx, delivered.blob_id, ins, d.sender.address, int(self._clock()))
+            self._events(tx, d, delivered, decided.get("plan"))
 
         targets = [Target(r.mailbox_id) for r in d.local if r.mailbox_id]
         await self._store.deliver(prepared, targets, also=also, decide=decide)
@@ -338,6 +340,20 @@ class Pipeline:
         if facts is None or not facts.concerns_patient:
             return None
         return policy.plan(tx.conn, facts, self._config.reply_window_days, now)
+
+    @staticmethod
+    def _events(tx: Tx, d: Delivery, delivered: Delivered, plan: policy.Plan | None) -> None:
+        """What to tell, after the commit: each patient of a new message (and of an
+        exchange a professional ended), each applicative mailbox that has a webhook."""
+        for r in d.local:
+            if r.patient_ins and r.patient_ins != d.sender.patient_ins:
+                add_notification(tx, "new_message", r.patient_ins)
+        if plan is not None and plan.kind == "professional" and d.facts and d.facts.ends:
+            add_notification(tx, "conversation_ended", plan.patient_ins)
+        boxes = {r.mailbox_id: r.address for r in d.local if r.professional and r.mailbox_id}
+        copies = [(boxes[c.mailbox_id], c.uid) for c in delivered.copies if c.mailbox_id in boxes]
+        if copies:
+            add_mail_webhooks(tx, copies)
 
     @staticmethod
     def _record(tx: Tx, d: Delivery, plan: policy.Plan | None) -> int | None:

@@ -18,6 +18,7 @@ from mss.core.identity import PatientIdentity
 from mss.errors import DuplicateError, NotFoundError
 from mss.store.mailboxes import create_default_mailboxes
 from mss.store.models import AccountKind, account_table, patient_table, utcnow
+from mss.store.notifications import add_notification
 from mss.store.sql import RawStatement, Tx
 
 
@@ -210,6 +211,8 @@ def add_patients(tx: Tx, identities: Sequence[PatientIdentity], patient_domain: 
         assert pk is not None
         patient_id = int(pk[0])
         ids.append(patient_id)
+        if identity.profile_status == "active":  # « Votre service … a été créé »
+            add_notification(tx, "profile_created", identity.ins.matricule)
         if identity.has_mailbox:
             add_account(
                 tx,
@@ -233,6 +236,9 @@ def set_profile_status(tx: Tx, ins: str, status: str, patient_domain: str) -> No
         .where(patient_table.c.id == patient.id)
         .values(profile_status=status, updated_at=utcnow())
     )
+    events = {"active": "profile_reopened", "closed": "profile_closed"}  # opposed: nothing
+    if status != patient.profile_status and status in events:
+        add_notification(tx, events[status], ins)
     address = f"{ins}@{patient_domain}"
     account = get_account(tx.conn, address)
     active = status == "active" and patient.identity_status == "QUAL"
