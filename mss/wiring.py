@@ -42,6 +42,7 @@ from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
 from mss.store.runner import OutboxRunner
+from mss.wiring_notify import notify_handlers
 
 log = logging.getLogger("mss")
 
@@ -180,12 +181,13 @@ def _relay_handler(
 def _outbox_runner(
     settings: Settings, store: Store, reports: ReportSender, relay_tls: ReloadingContext
 ) -> OutboxRunner:
-    """One runner for every after-commit duty: relay, DMP deposits, MDNs."""
+    """One runner for every after-commit duty: relay, DMP deposits, MDNs, notifications."""
     relay = _relay_handler(settings, store, reports, relay_tls)
     mdn = MdnHandler(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
     handlers: list[Handler] = [relay, DepositHandler(store), mdn]
+    handlers += notify_handlers(settings, store)
     return OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
 
 

@@ -294,12 +294,12 @@ def test_mss_outbox_lists_retries_and_drops_rows(instance: Path) -> None:
 
 
 async def test_metrics_show_the_outbox_depth_and_age(mss: Running) -> None:
-    await mss.store.write(lambda tx: outbox.add(tx, "notification", [NewItem({})], 1000))
+    await mss.store.write(lambda tx: outbox.add(tx, "no-handler", [NewItem({})], 1000))
     trust = ssl.create_default_context(cafile=str(mss.data_dir / "certs" / "ca.crt"))
     async with httpx.AsyncClient(verify=trust) as client:
         answer = (await client.get(f"https://localhost:{mss.ports['https']}/metrics")).text
-    assert 'mss_outbox_rows{kind="notification",status="pending"} 1' in answer
-    assert 'mss_outbox_oldest_pending_seconds{kind="notification"}' in answer
+    assert 'mss_outbox_rows{kind="no-handler",status="pending"} 1' in answer
+    assert 'mss_outbox_oldest_pending_seconds{kind="no-handler"}' in answer
 
 
 async def test_a_row_that_kills_its_process_is_dead_lettered_at_the_next_claim(

@@ -20,6 +20,7 @@ from mss.cli import (
     dmp,
     init,
     keys,
+    notify,
     outbox,
     patient,
     pro,
@@ -31,7 +32,9 @@ from mss.cli.base import Handler, Parser, settings_options
 from mss.errors import ConfigError, MssError
 
 # In the order `mss --help` lists them.
-GROUPS = (init, serve, pro, patient, cert, trust, queue, outbox, annuaire, dmp, keys, bench)
+GROUPS = (
+    init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, bench,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,243 @@
+"""Patients' notices end to end: events written with their cause, the outbox runner, the
+e-mail channel through a real smarthost (an aiosmtpd sink over STARTTLS in the test),
+and nothing about the patient's health in any notice (DOMAIN.md §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mss.dmp import service
+from mss.dmp.access import Mode, Professional
+from mss.dmp.service import NewDocument, Search, Settings
+from mss.notify.base import EVENTS, ChannelName
+from mss.notify.templates import TEXTS, render
+from mss.store import notify as notes
+
+from .harness import Running, message, running
+
+PRO = "jean.dupont@pro.mssante.test"
+INS = "279035121518989"
+PATIENT = f"{INS}@patient.mssante.fr"
+EMAIL = "ruth.devinci@exemple.fr"
+# unique strings: none of them may appear in a notice
+SECRET_SUBJECT = "Resultats-biopsie-7f3a9c"
+SECRET_SENDER = "Docteur Zebulon Quenouille"
+SECRET_TITLE = "Compte-rendu-oncologie-51e2"
+DOCTOR = Professional("810001122334", "10", SECRET_SENDER)
+
+
+class Sink:
+    """A smarthost: STARTTLS with the instance's certificate; keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.mail: list[tuple[str, list[str], bytes]] = []
+        self.refuse: set[str] = set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes) and envelope.mail_from is not None
+        self.mail.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+async def sink(instance: Path) -> AsyncIterator[tuple[Sink, int]]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(instance / "certs" / "server.crt", instance / "certs" / "server.key")
+    handler = Sink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True)  # fmt: skip
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def notify_settings(port: int, **more: Any) -> dict[str, dict[str, Any]]:
+    return {"notify": {"smarthost": f"127.0.0.1:{port}", "smarthost_tls": "starttls",
+                       "smarthost_ca": "certs/ca.crt", "space_url": "https://espace.test/",
+                       **more}}  # fmt: skip
+
+
+@pytest.fixture
+async def patient_space(instance: Path, sink: tuple[Sink, int]) -> AsyncIterator[Running]:
+    async with running(instance, overrides=notify_settings(sink[1])) as mss:
+        await mss.add_pro(PRO, national_id="810003456789", name=SECRET_SENDER)
+        await mss.add_patient(INS, email=EMAIL)
+        yield mss
+
+
+async def until(condition: Any, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def texts_of(raw: bytes) -> str:
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    body = parsed.get_body(("plain",))
+    assert body is not None
+    return f"{parsed['Subject']}\n{body.get_content()}"
+
+
+async def log_of(mss: Running, event: str) -> list[notes.LogEntry]:
+    entries = await mss.store.read(lambda c: notes.log_entries(c, ins=INS))
+    return [e for e in entries if e.event == event]
+
+
+async def test_a_message_to_a_patient_sends_one_notice_without_health_data(
+    patient_space: Running, sink: tuple[Sink, int]
+) -> None:
+    box, _ = sink
+    await until(lambda: _count(box, 1))  # the profile was created: « … a été créé »
+    mail = message(PRO, PATIENT, SECRET_SUBJECT, body="Tumeur bénigne, rien d'inquiétant.")
+    assert (await patient_space.submit(PRO, mail, [PATIENT])).code == 250
+    await until(lambda: _count(box, 2))
+    mail_from, rcpts, raw = box.mail[1]
+    assert rcpts == [EMAIL]
+    assert mail_from.startswith("bounces+") and mail_from.endswith("@mail.pro.mssante.test")
+    text = texts_of(raw)
+    assert "Vous avez reçu un nouveau message dans votre messagerie de santé" in text
+    assert "https://espace.test/" in text
+    for secret in (SECRET_SUBJECT, SECRET_SENDER, "Tumeur", "jean.dupont", PRO):
+        assert secret not in raw.decode("utf-8", "replace")
+    [entry] = await log_of(patient_space, "new_message")
+    assert (entry.status, entry.channel, entry.destination) == ("sent", "email",
+                                                                 "r***@exemple.fr")  # fmt: skip
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert parsed["X-MSS-Notification-Id"] == entry.notice_id  # the receiver drops repeats
+    assert parsed["Auto-Submitted"] == "auto-generated"
+
+
+async def test_ten_messages_in_a_minute_make_one_notice(
+    patient_space: Running, sink: tuple[Sink, int]
+) -> None:
+    box, _ = sink
+    await until(lambda: _count(box, 1))
+    for n in range(10):
+        await patient_space.submit(PRO, message(PRO, PATIENT, f"Message {n}"), [PATIENT])
+    await until(lambda: _logged(patient_space, "new_message", 10))
+    statuses = sorted(e.status for e in await log_of(patient_space, "new_message"))
+    assert statuses.count("coalesced") == 9 and statuses.count("sent") + statuses.count(
+        "queued") == 1  # fmt: skip
+    await until(lambda: _count(box, 2))
+    await asyncio.sleep(0.5)
+    assert len(box.mail) == 2  # the profile's notice and one for the ten messages
+
+
+async def test_a_deposited_document_and_a_first_consultation_notify_once_each(
+    patient_space: Running, sink: tuple[Sink, int]
+) -> None:
+    box, _ = sink
+    await until(lambda: _count(box, 1))
+    store, settings = patient_space.store, Settings()
+    document = NewDocument(
+        unique_id="1.2.250.1.999.9.1", content=b"<ClinicalDocument/>", mime_type="text/xml",
+        title=SECRET_TITLE, class_code="10", type_code="11488-4",
+        creation_time=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+    await store.write(lambda tx: service.deposit(tx, store.blobs, INS, DOCTOR, [document]))
+    await until(lambda: _count(box, 2))
+    await store.write(lambda tx: service.authorize(tx, settings, INS, DOCTOR))
+    for _ in range(2):  # the first consultation only
+        await store.write(
+            lambda tx: service.search_documents(tx, settings, INS, DOCTOR, Mode.NORMAL, Search())
+        )
+    await until(lambda: _count(box, 3))
+    await asyncio.sleep(0.5)
+    assert len(box.mail) == 3
+    document_notice, access_notice = texts_of(box.mail[1][2]), texts_of(box.mail[2][2])
+    assert "Un nouveau document a été ajouté à votre dossier médical" in document_notice
+    assert "a consulté votre dossier médical" in access_notice
+    for raw in (box.mail[1][2], box.mail[2][2]):
+        for secret in (SECRET_TITLE, SECRET_SENDER, "11488-4", "Quenouille"):
+            assert secret not in raw.decode("utf-8", "replace")
+
+
+def test_no_template_can_carry_health_data() -> None:
+    """Every event on every channel: the texts take the link, the service's name and a
+    code, nothing else (a unique string passed anywhere else would show)."""
+    for event in EVENTS:
+        for channel in ChannelName:
+            subject, text = render(event, channel, link="https://l/", service="S", code="424242")
+            assert "https://l/" in text or event == "login_code"
+            for value in (SECRET_SUBJECT, SECRET_SENDER, SECRET_TITLE):
+                assert value not in subject + text
+    assert set(TEXTS) == set(EVENTS)
+
+
+async def test_a_patient_without_contact_gets_a_clear_status(
+    instance: Path, sink: tuple[Sink, int]
+) -> None:
+    async with running(instance, overrides=notify_settings(sink[1])) as mss:
+        await mss.add_pro(PRO)
+        await mss.add_patient(INS)  # no e-mail, no phone
+        await mss.submit(PRO, message(PRO, PATIENT, "Bonjour"), [PATIENT])
+        await until(lambda: _logged(mss, "new_message", 1))
+        [entry] = await log_of(mss, "new_message")
+        assert entry.status == "no_contact"
+        assert "no e-mail address" in entry.detail and "no phone number" in entry.detail
+
+
+async def test_an_unreachable_smarthost_leaves_a_clear_status_and_retries(
+    instance: Path,
+) -> None:
+    async with running(instance, overrides=notify_settings(9)) as mss:  # nothing on port 9
+        await mss.add_patient(INS, email=EMAIL)
+        await until(lambda: _logged(mss, "profile_created", 1, status="retrying"))
+        [entry] = await log_of(mss, "profile_created")
+        assert "smarthost 127.0.0.1" in entry.detail
+
+
+async def test_an_address_refused_for_good_is_marked_failing_and_not_used_again(
+    patient_space: Running, sink: tuple[Sink, int]
+) -> None:
+    box, _ = sink
+    await until(lambda: _count(box, 1))
+    box.refuse.add(EMAIL)
+    await patient_space.submit(PRO, message(PRO, PATIENT, "Un"), [PATIENT])
+    await until(lambda: _logged(patient_space, "new_message", 1, status="failed"))
+    who = await patient_space.store.read(lambda c: notes.recipient(c, INS))
+    assert who is not None and EMAIL in who.failing
+    await patient_space.store.write(lambda tx: tx.conn.exec_driver_sql(
+        "DELETE FROM notify_log WHERE event = 'new_message'"))  # no coalescing  # fmt: skip
+    await patient_space.submit(PRO, message(PRO, PATIENT, "Deux"), [PATIENT])
+    await until(lambda: _logged(patient_space, "new_message", 1, status="no_contact"))
+
+
+async def _count(box: Sink, n: int) -> bool:
+    return len(box.mail) >= n
+
+
+async def _logged(mss: Running, event: str, n: int, *, status: str | None = None) -> bool:
+    entries = await log_of(mss, event)
+    return len([e for e in entries if status is None or e.status == status]) >= n
