@@ -134,6 +134,8 @@ class Application:
             stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
         assert self.feed is not None
         mail = build_mail(self.settings, self.store, cpu_pool, self.sockets)
+        for close in mail.closers:
+            stack.push_async_callback(close)
         self.feed.subscribe(mail.runner.on_change)
         await mail.trust.refresh()
         self.mail = mail

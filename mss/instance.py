@@ -9,6 +9,7 @@ overwrites a key.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +19,7 @@ from string import Template
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import is_valid_domain
 from mss.errors import InputError
+from mss.notify.push import generate_vapid_keys
 from mss.security import dkim
 from mss.security.pki import DevPKI
 from mss.store.api import Store
@@ -47,6 +49,7 @@ def init_instance(
     if create_key_file(settings.path(settings.storage.key_file)):
         created.append("blob encryption key")
     created += _ensure_pki(settings)
+    created += _ensure_vapid(settings)
     records = [dkim.zone_lines(key) for key in dkim_keys(settings)]
     Store.open(settings.storage_url, settings.path(settings.storage.key_file)).db.close_sync()
     return InitReport(config, created, records)
@@ -71,6 +74,21 @@ def config_text(hostname: str, domains: Sequence[str]) -> str:
     template = resources.files("mss").joinpath(CONFIG_TEMPLATE).read_text("utf-8")
     domain_list = ", ".join(f'"{d}"' for d in domains)
     return Template(template).substitute(hostname=hostname, domains=domain_list)
+
+
+def _ensure_vapid(settings: Settings) -> list[str]:
+    """The VAPID key pair of Web Push (RFC 8292): the private key (0600) and, beside it
+    (`.pub`), the public key the patient space gives browsers to subscribe with."""
+    path = settings.path(Path(settings.notify.vapid_private_key_file))
+    if path.exists():
+        return []
+    private, public = generate_vapid_keys()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(private + "\n")
+    path.with_suffix(".pub").write_text(public + "\n")
+    return ["Web Push (VAPID) keys"]
 
 
 def _ensure_pki(settings: Settings) -> list[str]:

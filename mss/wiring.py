@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
 from mss.store.runner import OutboxRunner
-from mss.wiring_notify import notify_handlers
+from mss.wiring_notify import notify_parts
 
 log = logging.getLogger("mss")
 
@@ -80,6 +81,7 @@ class Mail:
     runner: OutboxRunner
     listeners: list[Listener]
     tls: list[ReloadingContext]
+    closers: list[Callable[[], Awaitable[None]]]  # the channels' connection pools
 
     async def refresh_tls(self) -> bool:
         """Pick up a renewed certificate or a new CRL; True if anything changed."""
@@ -180,15 +182,16 @@ def _relay_handler(
 
 def _outbox_runner(
     settings: Settings, store: Store, reports: ReportSender, relay_tls: ReloadingContext
-) -> OutboxRunner:
+) -> tuple[OutboxRunner, list[Callable[[], Awaitable[None]]]]:
     """One runner for every after-commit duty: relay, DMP deposits, MDNs, notifications."""
     relay = _relay_handler(settings, store, reports, relay_tls)
     mdn = MdnHandler(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
-    handlers: list[Handler] = [relay, DepositHandler(store), mdn]
-    handlers += notify_handlers(settings, store)
-    return OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
+    notify = notify_parts(settings, store)
+    handlers: list[Handler] = [relay, DepositHandler(store), mdn, *notify.handlers]
+    runner = OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
+    return runner, notify.closers
 
 
 def _smtp_doors(
@@ -228,6 +231,6 @@ def build_mail(
     )
     logins = LoginService(StoreCredentials(store), bearer=bearer_validator(settings))
     server_tls, relay_tls = _tls_contexts(settings)
-    runner = _outbox_runner(settings, store, reports, relay_tls)
+    runner, closers = _outbox_runner(settings, store, reports, relay_tls)
     listeners = _smtp_doors(settings, pipeline, logins, server_tls, sockets or {})
-    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls])
+    return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls], closers)

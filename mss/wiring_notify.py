@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mss.config import Settings
@@ -19,7 +21,11 @@ from mss.notify.base import Channel, ChannelError, ChannelName, Notice
 from mss.notify.decide import Rules
 from mss.notify.dispatch import EventHandler, NoticeHandler, QuietHours, Texts
 from mss.notify.email import SmarthostChannel
+from mss.notify.hooks import WebhookHandler
+from mss.notify.push import PushChannel
+from mss.notify.sms import HttpSmsChannel, OvhSmsChannel
 from mss.notify.templates import render
+from mss.notify.webhooks import WebhookSender
 from mss.store.api import Store
 from mss.store.ports import Handler
 
@@ -59,16 +65,66 @@ def email_channel(settings: Settings) -> SmarthostChannel | None:
     )  # fmt: skip
 
 
+def sms_channel(settings: Settings) -> HttpSmsChannel | OvhSmsChannel | None:
+    n = settings.notify
+    try:
+        if n.sms_provider == "http":
+            return HttpSmsChannel(
+                url=n.sms_url, body_template=n.sms_body_template,
+                content_type=n.sms_content_type, headers=dict(n.sms_headers),
+                sender=n.sms_sender, timeout=n.timeout,
+            )  # fmt: skip
+        if n.sms_provider == "ovh":
+            secret = _read_secret(settings, "sms_secret_file", n.sms_secret_file)
+            return OvhSmsChannel(
+                application_key=n.sms_application_key, application_secret=secret,
+                consumer_key=n.sms_consumer_key, service_name=n.sms_service,
+                sender=n.sms_sender, base_url=n.sms_url, timeout=n.timeout,
+            )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError("notify.sms_provider", str(exc)) from None
+    return None
+
+
+def push_channel(settings: Settings) -> PushChannel | None:
+    n = settings.notify
+    path = settings.path(Path(n.vapid_private_key_file))
+    if not path.exists():
+        return None
+    subject = n.vapid_subject or f"mailto:postmaster@{settings.server.hostname}"
+    try:
+        return PushChannel(_read_secret(settings, "vapid_private_key_file", str(path)), subject,
+                           n.timeout)  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError("notify.vapid_private_key_file", str(exc)) from None
+
+
 def channels(settings: Settings) -> list[Channel]:
     """The channels the settings configure."""
-    found: list[Channel | None] = [email_channel(settings)]
+    found: list[Channel | None] = [
+        email_channel(settings), sms_channel(settings), push_channel(settings),
+    ]  # fmt: skip
     return [c for c in found if c is not None]
 
 
-def notify_handlers(settings: Settings, store: Store) -> list[Handler]:
+@dataclass
+class NotifyParts:
+    handlers: list[Handler]
+    closers: list[Callable[[], Awaitable[None]]]  # to call when the process stops
+
+
+def notify_parts(settings: Settings, store: Store) -> NotifyParts:
+    """The outbox handlers of the notifications and the webhooks, and what they hold."""
+    configured = channels(settings)
+    sender = WebhookSender(settings.notify.timeout)
+    handlers = [*notify_handlers(settings, store, configured), WebhookHandler(store, sender)]
+    closers = [sender.aclose] + [c.aclose for c in configured if hasattr(c, "aclose")]
+    return NotifyParts(handlers, closers)
+
+
+def notify_handlers(settings: Settings, store: Store, configured: list[Channel]) -> list[Handler]:
     """The event handler and one notice handler per configured channel."""
     n = settings.notify
-    configured = channels(settings)
     rules = Rules(
         coalesce_seconds=n.coalesce_minutes * 60, daily_limit=n.daily_limit,
         channels=frozenset(c.name for c in configured),

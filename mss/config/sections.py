@@ -253,7 +253,7 @@ class NotifySettings:
     sms_quiet_hours: str = "21:00-08:00"  # deferred, not dropped ("": none)
     timezone: str = "Europe/Paris"
     # Web Push (VAPID, RFC 8292): the key `mss init` made.
-    vapid_private_key_file: str = "keys/vapid.pem"
+    vapid_private_key_file: str = "keys/vapid.key"  # its public key beside it (.pub)
     vapid_subject: str = ""  # mailto: of the operator ("": mailto:postmaster@<hostname>)
     # What patients expect: one notice for a burst, a daily ceiling.
     coalesce_minutes: int = 5
