@@ -159,7 +159,9 @@ def _open_archive(data: bytes, limits: Limits) -> tuple[zipfile.ZipFile, Entries
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError,
+            NotImplementedError, RuntimeError, OSError) as exc:  # fmt: skip
+        # (NotImplementedError: a version or method zipfile does not read)
         raise DocumentError(f"not a readable zip archive: {exc}") from None
     if len(infos) > limits.max_entries:
         raise DocumentError(f"{len(infos)} entries in the archive (at most {limits.max_entries})")
