@@ -23,6 +23,7 @@ from mss.store.blobs import create_key_file
 from mss.testing.postgres import TemporaryPostgres, find_pg_bin
 
 from .harness import Running, running
+from .notifying import sink  # noqa: F401  (the smarthost of the notification tests)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(__file__).resolve().parent / "data"  # copy of ../shared/data
