@@ -181,3 +181,15 @@ async def _count(box: Sink, n: int) -> bool:
 async def _logged(mss: Running, event: str, n: int, *, status: str | None = None) -> bool:
     entries = await log_of(mss, event)
     return len([e for e in entries if status is None or e.status == status]) >= n
+
+
+def test_every_sms_is_plain_gsm_7_and_fits_in_two_segments() -> None:
+    """Letters outside GSM-7 (ç, ê…) would make an SMS a UCS-2 one: three times the price."""
+    from mss.core.gsm7 import is_gsm7, segments
+
+    link = "https://espace-sante.exemple.fr/espace/"
+    for event in EVENTS:
+        _, text = render(event, ChannelName.SMS, link=link, service="Mon espace santé",
+                         code="424242")  # fmt: skip
+        assert is_gsm7(text), (event, text)
+        assert segments(text) <= 2, (event, text)

@@ -19,12 +19,17 @@ class Text:
     subject: str  # e-mail subject
     body: str  # what it says, before the link ("{service}" and "{code}" are filled in)
     after: str = "Connectez-vous pour le consulter : {link}"
+    # the SMS's words when `body` has letters outside GSM-7 (ç, ê…: each would make the
+    # SMS a UCS-2 one, three times the price)
+    sms: str = ""
 
 
 TEXTS: dict[str, Text] = {
     "new_message": Text(
         "Nouveau message dans votre messagerie de santé",
         "Vous avez reçu un nouveau message dans votre messagerie de santé {service}.",
+        sms="Un nouveau message vous attend dans votre messagerie de santé {service}. "
+        "Connectez-vous pour le consulter : {link}",
     ),
     "conversation_ended": Text(
         "Un échange de votre messagerie de santé a pris fin",
@@ -71,6 +76,8 @@ TEXTS: dict[str, Text] = {
         "Le mot de passe de votre espace a été modifié",
         "Le mot de passe de votre espace {service} a été modifié.",
         "Si vous n'êtes pas à l'origine de ce changement, rendez-vous sur {link}",
+        sms="Le mot de passe de votre espace {service} a été modifié. Si ce n'est pas vous, "
+        "rendez-vous sur {link}",
     ),
     "new_device": Text(
         "Nouvel appareil connecté à votre espace",
@@ -86,8 +93,10 @@ def render(event: str, channel: ChannelName, *, link: str, service: str,
     whose payload is an opaque id (the page the browser opens says the rest)."""
     text = TEXTS[event]
     subject = text.subject.format(service=service)
-    body = text.body.format(service=service, code=code)
     after = text.after.format(link=link)
+    if channel is ChannelName.SMS and text.sms:
+        return subject, text.sms.format(service=service, code=code, link=link)
+    body = text.body.format(service=service, code=code)
     full = f"{body} {after}".strip() if channel is ChannelName.SMS else f"{body}\n\n{after}"
     return subject, full.strip()
 
