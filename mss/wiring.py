@@ -43,7 +43,7 @@ from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
 from mss.store.runner import OutboxRunner
-from mss.wiring_notify import notify_parts
+from mss.wiring_notify import notify_parts, return_path
 
 log = logging.getLogger("mss")
 
@@ -112,6 +112,7 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         max_header_size=settings.smtp.max_header_size,
         reject_dkim_failures=settings.dkim.on_verify_failure == "reject",
         relay_expire_days=settings.relay.expire_days,
+        notify_return_path=return_path(settings),
     )
 
 

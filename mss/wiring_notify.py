@@ -41,11 +41,12 @@ def _read_secret(settings: Settings, key: str, value: str) -> str:
 
 
 def sender(settings: Settings) -> str:
-    return settings.notify.sender or f"notifications@{settings.server.hostname}"
+    return settings.notify.sender or f"notifications@{settings.domains.professional[0]}"
 
 
 def return_path(settings: Settings) -> str:
-    return settings.notify.return_path or f"bounces@{settings.server.hostname}"
+    """Where DSNs about notices come back: a domain of ours, so that the MX reads them."""
+    return settings.notify.return_path or f"bounces@{settings.domains.professional[0]}"
 
 
 def email_channel(settings: Settings) -> SmarthostChannel | None:

@@ -193,3 +193,44 @@ def test_every_sms_is_plain_gsm_7_and_fits_in_two_segments() -> None:
                          code="424242")  # fmt: skip
         assert is_gsm7(text), (event, text)
         assert segments(text) <= 2, (event, text)
+
+
+def _dsn_for(recipient: str) -> bytes:
+    from mss.delivery.dsn import RecipientStatus, build_dsn
+
+    now = dt.datetime.now(dt.UTC)
+    original = b"From: x@y\r\nSubject: notice\r\n\r\n"
+    return build_dsn(
+        reporting_mta="relais.exemple.fr", to="bounces@pro.mssante.test", original=original,
+        statuses=[RecipientStatus(recipient, "failed", "5.1.1",
+                                  diagnostic="smtp; 550 5.1.1 user unknown")],
+        ret=None, envid=None, arrival=now, now=now,
+    )  # fmt: skip
+
+
+async def test_a_dsn_about_a_notice_marks_the_address_failing(
+    patient_space: Running, sink: tuple[Sink, int]
+) -> None:
+    """The smarthost's DSN comes back to the notice's VERP return path through the MX:
+    read (never stored), the address marked failing; a DSN naming another address, or
+    for a notice that does not exist, changes nothing."""
+    from .test_smtp_mx import PEER_DOMAIN, _peer_client
+
+    box, _ = sink
+    await until(lambda: _count(box, 1))
+    return_path = box.mail[0][0]
+    await patient_space.trust(PEER_DOMAIN)
+    client = await _peer_client(patient_space)
+    try:
+        await client.sendmail("", ["bounces+999-email-0@pro.mssante.test"],
+                              _dsn_for(EMAIL))  # fmt: skip
+        await client.sendmail("", [return_path], _dsn_for("quelquun@autre.fr"))
+        who = await patient_space.store.read(lambda c: notes.recipient(c, INS))
+        assert who is not None and not who.failing
+        await client.sendmail("", [return_path], _dsn_for(EMAIL))
+    finally:
+        await client.quit()
+    who = await patient_space.store.read(lambda c: notes.recipient(c, INS))
+    assert who is not None and who.failing == {EMAIL}
+    [entry] = await log_of(patient_space, "profile_created")
+    assert entry.status == "bounced" and "5.1.1" in entry.detail

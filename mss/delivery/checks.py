@@ -19,6 +19,7 @@ from mss.core.ins import InvalidINS
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.trust import TrustSpace
 from mss.errors import Rejection
+from mss.notify.email import bounce_token
 from mss.security.auth import LoginIdentity
 from mss.store.accounts import RecipientFacts, recipient_facts
 from mss.store.api import Store
@@ -34,6 +35,7 @@ class Door(StrEnum):
 class RecipientKind(StrEnum):
     LOCAL = "local"
     REMOTE = "remote"
+    BOUNCE = "bounce"  # a DSN about a patient's e-mail notice: read, never delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,8 @@ class Checks:
         self, door: Door, sender: Sender, address: str, dsn: RcptDSN, previous: Sequence[Recipient]
     ) -> Recipient:
         parsed = _parse(address, "5.1.3")
+        if self._is_bounce(door, sender, str(parsed)):
+            return Recipient(str(parsed), RecipientKind.BOUNCE, None, None, False, dsn)
         ins = self._patient_ins(parsed)
         if self._trust.is_local(parsed.domain):
             recipient = await self._local_recipient(parsed, ins, dsn)
@@ -200,6 +204,12 @@ class Checks:
             )
         self._patient_rules(sender, recipient, previous)
         return recipient
+
+    def _is_bounce(self, door: Door, sender: Sender, address: str) -> bool:
+        """A null sender at the MX, to a VERP address of the notices' return path."""
+        path = self._config.notify_return_path
+        return bool(door is Door.MX and not sender.address and path and
+                    bounce_token(address, path))  # fmt: skip
 
     def _patient_ins(self, parsed: Address) -> str | None:
         try:

@@ -17,6 +17,9 @@ class DeliveryConfig:
     max_header_size: int = 64 * 1024
     reject_dkim_failures: bool = False
     relay_expire_days: int = 5
+    # The return path of patients' e-mail notices: DSNs to its VERP addresses
+    # (`local+<notice>@domain`) are read, not delivered ("" : none).
+    notify_return_path: str = ""
 
     @property
     def local_domains(self) -> tuple[str, ...]:

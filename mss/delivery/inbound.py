@@ -45,6 +45,8 @@ from mss.delivery.dsn import RecipientStatus, build_dsn
 from mss.delivery.reports import ReportSender
 from mss.dmp.mail import XDMSummary, xdm_summary
 from mss.errors import Rejection
+from mss.notify import bounces
+from mss.notify.email import bounce_token
 from mss.security.auth import LoginIdentity
 from mss.security.dkim import TxtLookup, authentication_results, verify_all
 from mss.security.pki import CertIdentity
@@ -195,6 +197,10 @@ class Pipeline:
     ) -> Accepted:
         """Check, store and queue one message; return once durable (then answer 250)."""
         delivery = await self._parse(session, sender, recipients, raw, mail_dsn)
+        if any(r.kind is RecipientKind.BOUNCE for r in delivery.recipients):
+            await self._read_bounces(delivery)
+            if not delivery.recipients:
+                return Accepted(delivery.queue_id, 0, 0, None)
         for step in self.steps:
             delivery = await step(delivery)
         accepted = await self._commit(delivery)
@@ -222,6 +228,16 @@ class Pipeline:
         queue_id = secrets.token_hex(6).upper()
         attachments = leaves(message.body)
         return Delivery(session, sender, unique, raw, mail_dsn, queue_id, message, attachments)
+
+    async def _read_bounces(self, d: Delivery) -> None:
+        """DSNs about patients' notices are read (the address marked failing), never
+        stored: they leave the recipients of this delivery."""
+        tokens = [bounce_token(r.address, self._config.notify_return_path) or ""
+                  for r in d.recipients if r.kind is RecipientKind.BOUNCE]  # fmt: skip
+        d.recipients = [r for r in d.recipients if r.kind is not RecipientKind.BOUNCE]
+        marked = await bounces.record(self._store, tokens, bounces.failures(d.raw, d.attachments))
+        log.info("a DSN about notice(s) %s: %d address(es) marked failing", ",".join(tokens),
+                 marked)  # fmt: skip
 
     # --- steps ---------------------------------------------------------------------------
 

@@ -147,6 +147,11 @@ def log_entries(
     return [LogEntry(**row._mapping) for row in conn.execute(query)]
 
 
+def entry_of_notice(conn: Conn, notice_id: str) -> LogEntry | None:
+    row = conn.execute(select(*notify_log_table.c).where(lg.notice_id == notice_id)).first()
+    return None if row is None else LogEntry(**row._mapping)
+
+
 def channel_stats(conn: Conn, since: int) -> list[tuple[str, str, int, int | None]]:
     """(channel, status, count, the slowest lag from event to notice) since `since`."""
     rows = conn.execute(
