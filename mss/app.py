@@ -27,11 +27,12 @@ from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import Session
 from mss.instance import open_store
 from mss.security.tls import server_context
+from mss.store import notify as notes
 from mss.store import outbox
 from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
 from mss.store.imapstore import ImapStore
-from mss.web.metrics import outbox_lines
+from mss.web.metrics import notify_lines, outbox_lines
 from mss.wiring import Mail, bearer_validator, build_mail, cpu_workers, dmp_settings
 
 log = logging.getLogger("mss")
@@ -91,6 +92,9 @@ class Application:
         assert self.store is not None
         db = self.store.db
         stats = await self.store.read(outbox.stats)
+        day = int(time.time()) - 86400
+        notices = await self.store.read(lambda c: notes.channel_stats(c, day))
+        lags = await self.store.read(lambda c: notes.sent_lags(c, day))
         lines = [
             "# TYPE mss_uptime_seconds gauge",
             f"mss_uptime_seconds {time.time() - self.started_at:.0f}",
@@ -99,6 +103,7 @@ class Application:
             "# TYPE mss_store_committed_writes_total counter",
             f"mss_store_committed_writes_total {db.batched_jobs}",
             *outbox_lines(stats, time.time()),
+            *notify_lines(notices, lags),
         ]
         return "\n".join(lines) + "\n"
 

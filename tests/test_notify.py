@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email
+import ssl
 from collections.abc import AsyncIterator
 from email import policy
 from pathlib import Path
@@ -234,3 +235,19 @@ async def test_a_dsn_about_a_notice_marks_the_address_failing(
     assert who is not None and who.failing == {EMAIL}
     [entry] = await log_of(patient_space, "profile_created")
     assert entry.status == "bounced" and "5.1.1" in entry.detail
+
+
+async def test_metrics_count_notices_and_their_lag_by_channel(
+    patient_space: Running, sink: tuple[Sink, int]
+) -> None:
+    import httpx
+
+    box, _ = sink
+    await until(lambda: _count(box, 1))
+    await until(lambda: _logged(patient_space, "profile_created", 1, status="sent"))
+    trust = ssl.create_default_context(cafile=str(patient_space.data_dir / "certs" / "ca.crt"))
+    async with httpx.AsyncClient(verify=trust) as client:
+        url = f"https://localhost:{patient_space.ports['https']}/metrics"
+        text = (await client.get(url)).text
+    assert 'mss_notify_notices{channel="email",status="sent"} 1' in text
+    assert 'mss_notify_lag_p99_seconds{channel="email"}' in text

@@ -206,3 +206,29 @@ async def _status(mss: Running, event: str, channel: str, status: str) -> bool:
 async def _deferred(mss: Running) -> bool:
     rows = await mss.store.read(lambda c: outbox.list_items(c, kinds=["notice_sms"]))
     return bool(rows) and rows[0].last_error == "quiet hours" and rows[0].due_at > time.time()
+
+
+def test_mss_pro_webhook_sets_rotates_and_removes_a_secret(instance: Path) -> None:
+    from .conftest import run_mss
+
+    data = ["--data-dir", str(instance)]
+    added = run_mss("pro", "add", APP, "--type", "APP", *data)
+    assert added.returncode == 0, added.stderr
+    first = run_mss("pro", "webhook", APP, "https://labo.exemple.fr/hook", *data)
+    assert first.returncode == 0 and "whsec_" in first.stdout
+    rotated = run_mss("pro", "webhook", APP, "--rotate", *data)
+    new = rotated.stdout.rsplit(" ", 1)[1].strip()
+    old = first.stdout.rsplit(" ", 1)[1].strip()
+    from mss.store.api import Store
+
+    store = Store.open(f"sqlite:///{instance / 'mss.db'}", instance / "keys" / "blob.keys")
+    try:
+        assert store.db.read_sync(lambda c: notes.webhook(c, APP)) == (
+            "https://labo.exemple.fr/hook",
+            [new, old],
+        )  # both valid during the rotation
+    finally:
+        store.db.close_sync()
+    refused = run_mss("pro", "webhook", PRO, "https://x.fr/", *data)
+    assert refused.returncode == 1 and "not an applicative" in refused.stderr
+    assert run_mss("pro", "webhook", APP, "--remove", *data).returncode == 0

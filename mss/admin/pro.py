@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from mss.config import Settings
 from mss.core.address import Address, InvalidAddress, parse_address
 from mss.errors import InputError
 from mss.instance import opened_store
+from mss.notify.webhooks import new_secret
 from mss.security.passwords import hash_password
-from mss.store.accounts import add_account
+from mss.store import notify as notes
+from mss.store.accounts import add_account, get_account
 from mss.store.models import AccountKind, BalType
 
 
@@ -82,3 +86,28 @@ def national_id(rpps: str | None, adeli: str | None) -> str | None:
             raise InputError(f"--adeli {adeli!r} must be 9 characters")
         return "0" + adeli
     return None
+
+
+def set_webhook(settings: Settings, address: str, url: str | None, *, rotate: bool) -> str:
+    """An applicative mailbox's webhook (Standard Webhooks): set its URL (a new secret,
+    returned once), rotate its secret (the old one stays valid beside the new one until
+    the next rotation), or remove it (`url` None). Returns the new secret, or ""."""
+    mailbox = str(_professional_address(settings, address))
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise InputError(f"{url!r}: a webhook URL is http(s)://…")
+    with opened_store(settings) as store:
+        account = store.db.read_sync(lambda c: get_account(c, mailbox))
+        if account is None or account.bal_type != BalType.APP.value:
+            raise InputError(f"{mailbox} is not an applicative (APP) mailbox of this instance")
+        current = store.db.read_sync(lambda c: notes.webhook(c, mailbox))
+        if url is None and not rotate:
+            store.db.write_sync(lambda tx: notes.remove_webhook(tx, mailbox))
+            return ""
+        target = url or (current[0] if current else None)
+        if target is None:
+            raise InputError(f"{mailbox} has no webhook to rotate: give its URL")
+        secret = new_secret()
+        kept = current[1][:1] if (rotate and current) else []
+        now = int(time.time())
+        store.db.write_sync(lambda tx: notes.set_webhook(tx, mailbox, target, [secret, *kept], now))
+        return secret

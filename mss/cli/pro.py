@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mss.admin.pro import add_professional
+from mss.admin.pro import add_professional, set_webhook
 from mss.cli.base import Commands, Parser, group, settings
+from mss.errors import InputError
 
 
 def register(commands: Commands, common: Parser) -> None:
@@ -20,6 +21,15 @@ def register(commands: Commands, common: Parser) -> None:
     add.add_argument("--name", help="display name")
     add.add_argument("--type", default="PER", help="mailbox type: PER (default), ORG, APP, CAB")
     add.set_defaults(handler=_pro_add)
+    hook = pro.add_parser(
+        "webhook", parents=[common],
+        help="an APP mailbox's webhook on new mail (Standard Webhooks; prints the secret once)",
+    )  # fmt: skip
+    hook.add_argument("address", help="the applicative (APP) mailbox")
+    hook.add_argument("url", nargs="?", help="where to POST (https://…)")
+    hook.add_argument("--rotate", action="store_true", help="a new secret; the old one stays too")
+    hook.add_argument("--remove", action="store_true", help="no more webhook")
+    hook.set_defaults(handler=_pro_webhook)
 
 
 def _pro_add(args: argparse.Namespace) -> int:
@@ -36,4 +46,16 @@ def _pro_add(args: argparse.Namespace) -> int:
         bal_type=args.type,
     )
     print(f"added {address}")
+    return 0
+
+
+def _pro_webhook(args: argparse.Namespace) -> int:
+    if args.remove:
+        set_webhook(settings(args), args.address, None, rotate=False)
+        print(f"webhook of {args.address} removed")
+        return 0
+    if args.url is None and not args.rotate:
+        raise InputError("give the webhook's URL, --rotate or --remove")
+    secret = set_webhook(settings(args), args.address, args.url, rotate=args.rotate)
+    print(f"webhook secret (shown once; verify the webhook-signature header with it): {secret}")
     return 0

@@ -152,14 +152,27 @@ def entry_of_notice(conn: Conn, notice_id: str) -> LogEntry | None:
     return None if row is None else LogEntry(**row._mapping)
 
 
-def channel_stats(conn: Conn, since: int) -> list[tuple[str, str, int, int | None]]:
-    """(channel, status, count, the slowest lag from event to notice) since `since`."""
+def channel_stats(conn: Conn, since: int) -> list[tuple[str, str, int]]:
+    """(channel, status, count) of the notices logged since `since`."""
     rows = conn.execute(
-        select(lg.channel, lg.status, func.count(), func.max(lg.at - lg.created))
-        .where(lg.at >= since)
+        select(lg.channel, lg.status, func.count()).where(lg.at >= since)
         .group_by(lg.channel, lg.status)
+    )  # fmt: skip
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+def sent_lags(conn: Conn, since: int, limit: int = 10000) -> dict[str, list[int]]:
+    """Seconds from event to notice of the notices sent since `since`, per channel."""
+    rows = conn.execute(
+        select(lg.channel, lg.at - lg.created)
+        .where(lg.at >= since, lg.status == "sent")
+        .order_by(lg.id.desc())
+        .limit(limit)
     )
-    return [(r[0], r[1], int(r[2]), None if r[3] is None else int(r[3])) for r in rows]
+    out: dict[str, list[int]] = {}
+    for channel, lag in rows:
+        out.setdefault(channel, []).append(int(lag))
+    return out
 
 
 def webhook(conn: Conn, address: str) -> tuple[str, list[str]] | None:
@@ -215,6 +228,11 @@ def add_subscription(tx: Tx, ins: str, endpoint: str, p256dh: str, auth: str, no
 def remove_subscription(tx: Tx, subscription_id: int) -> None:
     t = push_subscription_table
     tx.conn.execute(delete(t).where(t.c.id == subscription_id))
+
+
+def remove_webhook(tx: Tx, address: str) -> None:
+    t = mailbox_webhook_table
+    tx.conn.execute(delete(t).where(t.c.address == address))
 
 
 def set_webhook(tx: Tx, address: str, url: str, secrets: Sequence[str], now: int) -> None:
