@@ -334,3 +334,25 @@ async def test_a_handler_cannot_complete_a_row_whose_lease_another_process_holds
         await store.write(lambda tx: outbox.complete(tx, mine, "late", now=1020))
     [row] = await rows(store)
     assert (row.status, row.lease_owner) == ("pending", "w2")
+
+
+async def test_the_rows_of_a_dead_process_of_this_machine_are_taken_up_at_once(
+    store: Store,
+) -> None:
+    """Killed mid-work, a process leaves leased rows: the next runner on this machine
+    makes them due at its start instead of waiting for the end of their leases."""
+    import socket
+
+    await add(store, {"n": 1}, {"n": 2})
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()  # its pid no longer runs
+    dead = f"{socket.gethostname()}:{gone.pid}:abcd"
+    await store.write(lambda tx: outbox.claim(tx, KIND, now=1000, lease=10_000, owner=dead,
+                                              limit=1))  # fmt: skip
+    alive = f"{socket.gethostname()}:{os.getpid()}:beef"
+    await store.write(lambda tx: outbox.claim(tx, KIND, now=1000, lease=10_000, owner=alive,
+                                              limit=1))  # fmt: skip
+    released = await SQLOutbox(store.db).release_orphans(2000)
+    assert released == 1
+    owners = sorted((r.lease_owner or "-", r.due_at) for r in await rows(store))
+    assert owners == [("-", 2000), (alive, 11_000)]

@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -155,7 +156,7 @@ class Database:
         self._subscribers: list[Callable[[list[object]], None]] = []
         self._in_commit: list[Callable[[Connection, list[object]], None]] = []
         # Names this process (outbox leases; its own change notices, to skip them)
-        self.process_token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.process_token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.batches = 0
         self.batched_jobs = 0
 

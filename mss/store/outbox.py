@@ -23,7 +23,9 @@ Times are Unix seconds. Finished rows are kept `KEEP_FINISHED` seconds, then pur
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import os
+import socket
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,6 +240,27 @@ def complete(tx: Tx, item: OutboxItem, result: str, *, now: int) -> None:
         raise LeaseLost(f"outbox row {item.id}: its lease ran out (another process has it)")
 
 
+def release_orphans(tx: Tx, *, host: str, alive: Callable[[int], bool], now: int) -> int:
+    """Rows leased by a process of this machine that is gone (killed, crashed): due
+    now, not at the end of their lease. Owners are `host:pid:random`."""
+    leased = tx.conn.execute(
+        select(o.id, o.lease_owner).where(o.status == PENDING, o.lease_owner.like(f"{host}:%"))
+    ).all()
+    dead = [row.id for row in leased if not alive(_pid_of(row.lease_owner))]
+    if dead:
+        tx.conn.execute(
+            update(outbox_table).where(o.id.in_(dead))
+            .values(due_at=now, lease_owner=None, updated=now)
+        )  # fmt: skip
+        tx.after_commit(OutboxAdded("*"))
+    return len(dead)
+
+
+def _pid_of(owner: str) -> int:
+    parts = owner.split(":")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+
+
 # --- the operator's side ------------------------------------------------------------------------
 
 
@@ -340,3 +363,21 @@ class SQLOutbox:
 
     async def purge(self, now: int) -> int:
         return await self._db.write(lambda tx: purge_finished(tx, now=now))
+
+    async def release_orphans(self, now: int) -> int:
+        host = socket.gethostname()
+        return await self._db.write(
+            lambda tx: release_orphans(tx, host=host, alive=_alive, now=now)
+        )
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -92,6 +92,10 @@ class Outbox(Protocol):
 
     async def purge(self, now: int) -> int: ...
 
+    async def release_orphans(self, now: int) -> int:
+        """Rows leased by a dead process of this machine: due now."""
+        ...
+
 
 # --- the outbox runner's handlers ---------------------------------------------------------
 

@@ -85,7 +85,14 @@ class OutboxRunner:
             self.wake(list(change.outbox))
 
     async def run(self) -> None:
-        """Forever: one task per kind, and the purge of old finished rows."""
+        """Forever: one task per kind, and the purge of old finished rows. First, the
+        rows a dead process of this machine held (killed mid-work) are made due."""
+        try:
+            released = await self._outbox.release_orphans(int(self._clock()))
+            if released:
+                log.info("outbox: %d rows of a dead process taken up again", released)
+        except MssError:
+            log.exception("outbox: taking up the rows of dead processes failed")
         async with asyncio.TaskGroup() as group:
             for kind in self._handlers:
                 group.create_task(self._lane(kind), name=f"outbox-{kind}")
