@@ -92,7 +92,8 @@ class EventHandler:
             return None
         category = EVENTS[event].value
         recent = notes.active_since(conn, ins, now - 86400)
-        same = notes.active_since(conn, ins, now - self._rules.coalesce_seconds, category)
+        window = self._rules.coalesce_seconds
+        same = notes.active_since(conn, ins, now - window, category) if window else []
         return decide(event, who, rules=self._rules, now=now, recent=recent,
                       recent_same=same, asked=item.payload.get("channel"))  # fmt: skip
 
