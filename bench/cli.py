@@ -14,6 +14,7 @@ BENCHMARKS = {
     "imapstress": ("imapstress", "imaptest-like concurrent stress of any IMAP server"),
     "annuaire": ("annuaire", "import a generated 1,000,000-line extraction, then lookups"),
     "dmp": ("dmp", "DMP deposits from mail per second, search p99"),
+    "notify": ("notify", "patients' notices by e-mail: events to a smarthost, rate and lag"),
 }
 
 

@@ -65,7 +65,7 @@ async def test_a_message_to_a_patient_sends_one_notice_without_health_data(
     await until(lambda: _count(box, 2))
     mail_from, rcpts, raw = box.mail[1]
     assert rcpts == [EMAIL]
-    assert mail_from.startswith("bounces+") and mail_from.endswith("@mail.pro.mssante.test")
+    assert mail_from.startswith("bounces+") and mail_from.endswith("@pro.mssante.test")
     text = texts_of(raw)
     assert "Vous avez reçu un nouveau message dans votre messagerie de santé" in text
     assert "https://espace.test/" in text

@@ -20,6 +20,7 @@ can drop the repeats that at-least-once delivery may bring after a crash.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -66,36 +67,52 @@ class EventHandler:
         self._clock = clock
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
-        return [await self._event(item) for item in items]
+        """A batch of events: decided in one read, recorded in one transaction."""
+        now = int(self._clock())
+        decisions = await self._store.read(lambda c: self._decide_all(c, items, now))
+        to_record = [(i, d) for i, d in zip(items, decisions, strict=True)
+                     if isinstance(d, Decision) and d.defer_until is None]  # fmt: skip
+        if to_record:
+            await self._store.write(lambda tx: self._record_all(tx, to_record, now))
+        return [_outcome(d) for d in decisions]
 
     async def on_dead(self, items: Sequence[OutboxItem]) -> None:
         """Nothing to tell: the runner's log line names the events given up."""
 
-    async def _event(self, item: OutboxItem) -> Outcome:
+    def _decide_all(self, conn: Any, items: Sequence[OutboxItem],
+                    now: int) -> list[Decision | Outcome]:  # fmt: skip
+        """Each event's decision; notices decided earlier in the batch count for the
+        coalescing and the daily limit of the later ones."""
+        batch: dict[tuple[str, str], list[int]] = {}
+        out: list[Decision | Outcome] = []
+        for item in items:
+            decision = self._decide_one(conn, item, now, batch)
+            if isinstance(decision, Decision) and decision.targets:
+                ins, category = item.payload["ins"], EVENTS[item.payload["event"]].value
+                batch.setdefault((ins, category), []).append(now)
+                batch.setdefault((ins, ""), []).append(now)
+            out.append(decision)
+        return out
+
+    def _decide_one(self, conn: Any, item: OutboxItem, now: int,
+                    batch: dict[tuple[str, str], list[int]]) -> Decision | Outcome:  # fmt: skip
         ins, event = item.payload.get("ins", ""), item.payload.get("event", "")
         if event not in EVENTS:
             return Failed(f"unknown event {event!r}")
-        now = int(self._clock())
-        decision = await self._store.read(lambda c: self._decide(c, item, ins, event, now))
-        if decision is None:
-            return Failed(f"no patient with INS {ins}")
-        if decision.defer_until is not None:
-            return Defer(decision.defer_until, decision.detail)
-        await self._store.write(lambda tx: self._record(tx, item, decision, now))
-        return Done(decision.status if not decision.targets else
-                    f"{len(decision.targets)} notice(s)")  # fmt: skip
-
-    def _decide(self, conn: Any, item: OutboxItem, ins: str, event: str,
-                now: int) -> Decision | None:  # fmt: skip
         who = notes.recipient(conn, ins)
         if who is None:
-            return None
+            return Failed(f"no patient with INS {ins}")
         category = EVENTS[event].value
-        recent = notes.active_since(conn, ins, now - 86400)
+        recent = notes.active_since(conn, ins, now - 86400) + batch.get((ins, ""), [])
         window = self._rules.coalesce_seconds
-        same = notes.active_since(conn, ins, now - window, category) if window else []
+        same = (notes.active_since(conn, ins, now - window, category)
+                + batch.get((ins, category), [])) if window else []  # fmt: skip
         return decide(event, who, rules=self._rules, now=now, recent=recent,
                       recent_same=same, asked=item.payload.get("channel"))  # fmt: skip
+
+    def _record_all(self, tx: Tx, decided: list[tuple[OutboxItem, Decision]], now: int) -> None:
+        for item, decision in decided:
+            self._record(tx, item, decision, now)
 
     def _record(self, tx: Tx, item: OutboxItem, decision: Decision, now: int) -> None:
         """The notices and their log lines, with the event's end: one transaction."""
@@ -120,6 +137,16 @@ class EventHandler:
         for channel, payload in rows:
             outbox.add(tx, notice_kind(channel), [NewItem(payload)], now)
         outbox.complete(tx, item, decision.status, now=now)
+
+
+def _outcome(decision: Decision | Outcome) -> Outcome:
+    if not isinstance(decision, Decision):
+        return decision
+    if decision.defer_until is not None:
+        return Defer(decision.defer_until, decision.detail)
+    if decision.targets:
+        return Done(f"{len(decision.targets)} notice(s)")
+    return Done(decision.status)
 
 
 def _log_row(item: OutboxItem, now: int) -> dict[str, Any]:
@@ -193,7 +220,13 @@ class NoticeHandler:
                                   concurrency=4)  # fmt: skip
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
-        return [await self._one(item) for item in items]
+        """The batch's notices go out at once; those sent are recorded together."""
+        outcomes = await asyncio.gather(*(self._one(item) for item in items))
+        sent = [(i, o.result) for i, o in zip(items, outcomes, strict=True)
+                if isinstance(o, Done) and o.result.startswith("sent")]  # fmt: skip
+        if sent:
+            await self._store.write(lambda tx: self._sent_all(tx, sent))
+        return list(outcomes)
 
     async def on_dead(self, items: Sequence[OutboxItem]) -> None:
         for item in items:
@@ -214,9 +247,7 @@ class NoticeHandler:
             reference = await self._channel.send(notice)
         except ChannelError as exc:
             return await self._refused(item, exc)
-        detail = f"sent{f' ({reference})' if reference else ''}"
-        await self._store.write(lambda tx: self._sent(tx, item, detail))
-        return Done(detail)
+        return Done(f"sent{f' ({reference})' if reference else ''}")
 
     async def _extra(self, item: OutboxItem) -> dict[str, str] | None:
         """A push notice needs its subscription (endpoint, keys), read when it goes."""
@@ -239,9 +270,11 @@ class NoticeHandler:
             extra=extra or {},
         )  # fmt: skip
 
-    def _sent(self, tx: Tx, item: OutboxItem, detail: str) -> None:
-        notes.set_status(tx, item.payload["notice"], "sent", detail, int(self._clock()))
-        outbox.complete(tx, item, detail, now=int(self._clock()))
+    def _sent_all(self, tx: Tx, sent: list[tuple[OutboxItem, str]]) -> None:
+        now = int(self._clock())
+        for item, detail in sent:
+            notes.set_status(tx, item.payload["notice"], "sent", detail, now)
+            outbox.complete(tx, item, detail, now=now)
 
     async def _refused(self, item: OutboxItem, exc: ChannelError) -> Outcome:
         if not exc.permanent:

@@ -13,17 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 
 from mss.store.models import (
     contact_status_table,
     mailbox_webhook_table,
     notify_log_table,
     notify_preference_table,
-    patient_table,
     push_subscription_table,
 )
-from mss.store.sql import Conn, Tx
+from mss.store.sql import Conn, RawStatement, Tx
 
 lg = notify_log_table.c
 ACTIVE_STATUSES = ("queued", "sent")  # what coalescing and the rate limit count
@@ -66,6 +65,35 @@ class LogEntry:
     at: int
 
 
+# The statements of every notice are plain SQL (see RawStatement: SQLAlchemy Core
+# costs ten times the statement).
+_PATIENT = RawStatement("SELECT profile_status, email, phone FROM patient WHERE ins = ?")
+_PREFERENCES = RawStatement(
+    "SELECT category, channel, enabled FROM notify_preference WHERE ins = ?"
+)
+_SUBSCRIPTIONS = RawStatement(
+    "SELECT id, endpoint, p256dh, auth FROM push_subscription WHERE ins = ? ORDER BY id"
+)
+_FAILING = RawStatement("SELECT destination FROM contact_status WHERE destination = ? AND failing")
+_ACTIVE = RawStatement(
+    "SELECT at FROM notify_log WHERE ins = ? AND at >= ? AND status IN ('queued', 'sent') "
+    "ORDER BY at"
+)
+_ACTIVE_IN = RawStatement(
+    "SELECT at FROM notify_log WHERE ins = ? AND at >= ? AND status IN ('queued', 'sent') "
+    "AND category = ? ORDER BY at"
+)
+_SET_STATUS = RawStatement(
+    "UPDATE notify_log SET status = ?, detail = ?, at = ? WHERE notice_id = ?"
+)
+_LOG = RawStatement(
+    "INSERT INTO notify_log (ins, event_id, notice_id, event, category, channel, destination, "
+    "status, detail, created, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LOG_FIELDS = ("ins", "event_id", "notice_id", "event", "category", "channel", "destination",
+               "status", "detail", "created", "at")  # fmt: skip
+
+
 def mask(destination: str) -> str:
     """`m***@exemple.fr`, `+336******78`: enough to tell destinations apart."""
     if "@" in destination:
@@ -80,30 +108,23 @@ def mask(destination: str) -> str:
 
 
 def recipient(conn: Conn, ins: str) -> Recipient | None:
-    p = patient_table.c
-    row = conn.execute(select(p.profile_status, p.email, p.phone).where(p.ins == ins)).first()
+    row = _PATIENT.first(conn, ins)
     if row is None:
         return None
-    email = row.email.strip().lower() if row.email else None
-    phone = row.phone.strip() if row.phone else None
+    email = row[1].strip().lower() if row[1] else None
+    phone = row[2].strip() if row[2] else None
     return Recipient(
-        ins, row.profile_status, email, phone, preferences(conn, ins), subscriptions(conn, ins),
+        ins, row[0], email, phone, preferences(conn, ins), subscriptions(conn, ins),
         failing(conn, [d for d in (email, phone) if d]),
     )  # fmt: skip
 
 
 def preferences(conn: Conn, ins: str) -> dict[tuple[str, str], bool]:
-    t = notify_preference_table.c
-    rows = conn.execute(select(t.category, t.channel, t.enabled).where(t.ins == ins))
-    return {(r.category, r.channel): bool(r.enabled) for r in rows}
+    return {(r[0], r[1]): bool(r[2]) for r in _PREFERENCES.all(conn, ins)}
 
 
 def subscriptions(conn: Conn, ins: str) -> list[Subscription]:
-    t = push_subscription_table.c
-    rows = conn.execute(
-        select(t.id, t.endpoint, t.p256dh, t.auth).where(t.ins == ins).order_by(t.id)
-    )
-    return [Subscription(r.id, r.endpoint, r.p256dh, r.auth) for r in rows]
+    return [Subscription(int(r[0]), r[1], r[2], r[3]) for r in _SUBSCRIPTIONS.all(conn, ins)]
 
 
 def subscription(conn: Conn, subscription_id: int) -> Subscription | None:
@@ -115,21 +136,14 @@ def subscription(conn: Conn, subscription_id: int) -> Subscription | None:
 
 
 def failing(conn: Conn, destinations: Sequence[str]) -> set[str]:
-    if not destinations:
-        return set()
-    t = contact_status_table.c
-    rows = conn.execute(
-        select(t.destination).where(t.destination.in_(list(destinations)), t.failing)
-    )
-    return {r.destination for r in rows}
+    return {d for d in destinations if _FAILING.first(conn, d) is not None}
 
 
 def active_since(conn: Conn, ins: str, since: int, category: str | None = None) -> list[int]:
     """When notices (queued or sent) went to this patient since `since`, oldest first."""
-    query = select(lg.at).where(lg.ins == ins, lg.at >= since, lg.status.in_(ACTIVE_STATUSES))
-    if category is not None:
-        query = query.where(lg.category == category)
-    return [int(r.at) for r in conn.execute(query.order_by(lg.at))]
+    if category is None:
+        return [int(r[0]) for r in _ACTIVE.all(conn, ins, since)]
+    return [int(r[0]) for r in _ACTIVE_IN.all(conn, ins, since, category)]
 
 
 def log_entries(
@@ -185,16 +199,11 @@ def webhook(conn: Conn, address: str) -> tuple[str, list[str]] | None:
 
 
 def log(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        tx.conn.execute(insert(notify_log_table), list(rows))
+    _LOG.many(tx.conn, [[row[f] for f in _LOG_FIELDS] for row in rows])
 
 
 def set_status(tx: Tx, notice_id: str, status: str, detail: str, now: int) -> None:
-    tx.conn.execute(
-        update(notify_log_table)
-        .where(lg.notice_id == notice_id)
-        .values(status=status, detail=detail[:2000], at=now)
-    )
+    _SET_STATUS.run(tx.conn, status, detail[:2000], now, notice_id)
 
 
 def mark_failing(tx: Tx, destination: str, reason: str, now: int) -> None:

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from mss.errors import StoreError
 from mss.store.db import Database
 from mss.store.models import OutboxStatus, outbox_table
-from mss.store.sql import Conn, Tx
+from mss.store.sql import Conn, RawStatement, Tx
 
 o = outbox_table.c
 KEEP_FINISHED = 7 * 86400
@@ -115,27 +115,22 @@ def _item(row: Any) -> OutboxItem:
 # --- adding ----------------------------------------------------------------------------------
 
 
+_INSERT = RawStatement(
+    "INSERT INTO outbox (kind, status, blob_id, payload, attempts, due_at, expires, created, "
+    "updated) VALUES (?, 'pending', ?, ?, 0, ?, ?, ?, ?)"
+)
+
+
 def add(tx: Tx, kind: str, items: Sequence[NewItem], now: int) -> None:
-    """In the transaction of their cause: rows of `kind` to do after the commit."""
+    """In the transaction of their cause: rows of `kind` to do after the commit (plain SQL:
+    the delivery of a message to a patient adds one, inside the writer)."""
     if not items:
         return
-    tx.conn.execute(
-        insert(outbox_table),
-        [
-            {
-                "kind": kind,
-                "status": PENDING,
-                "blob_id": item.blob_id,
-                "payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
-                "attempts": 0,
-                "due_at": now if item.due_at is None else item.due_at,
-                "expires": item.expires,
-                "created": now,
-                "updated": now,
-            }
-            for item in items
-        ],
-    )
+    _INSERT.many(tx.conn, [
+        (kind, item.blob_id, json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
+         now if item.due_at is None else item.due_at, item.expires, now, now)
+        for item in items
+    ])  # fmt: skip
     tx.after_commit(OutboxAdded(kind))
 
 
@@ -222,22 +217,17 @@ def finish(tx: Tx, ends: Iterable[Finish], *, owner: str, now: int) -> int:
     return changed
 
 
+_COMPLETE = RawStatement(
+    "UPDATE outbox SET status = 'done', result = ?, last_error = NULL, lease_owner = NULL, "
+    "updated = ? WHERE id = ? AND status = 'pending' AND lease_owner = ?"
+)
+
+
 def complete(tx: Tx, item: OutboxItem, result: str, *, now: int) -> None:
     """Mark a claimed row done inside the handler's own transaction (its work and its
     end commit together: a crash cannot redo work that committed). A row whose lease
     ran out and went to another process raises `LeaseLost`: the work rolls back."""
-    changed = tx.conn.execute(
-        update(outbox_table)
-        .where(_leased_by(item.id, item.lease_owner or ""))
-        .values(
-            status=OutboxStatus.DONE.value,
-            result=result[:4000],
-            last_error=None,
-            lease_owner=None,
-            updated=now,
-        )
-    ).rowcount
-    if not changed:
+    if not _COMPLETE.run(tx.conn, result[:4000], now, item.id, item.lease_owner or ""):
         raise LeaseLost(f"outbox row {item.id}: its lease ran out (another process has it)")
 
 
