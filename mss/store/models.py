@@ -329,7 +329,10 @@ class NotifyLog(SQLModel, table=True):
     `mss notify list`): queued, sent, failed, deferred, coalesced, no contact…"""
 
     __tablename__ = "notify_log"
-    __table_args__ = (Index("ix_notify_log_ins_at", "ins", "at"),)
+    __table_args__ = (
+        Index("ix_notify_log_ins_at", "ins", "at"),  # a patient's history
+        Index("ix_notify_log_active", "ins", "status", "at"),  # coalescing, daily limit
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     ins: str = Field(max_length=15)

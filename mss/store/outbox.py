@@ -137,15 +137,19 @@ def add(tx: Tx, kind: str, items: Sequence[NewItem], now: int) -> None:
 # --- the runner's side -------------------------------------------------------------------------
 
 
+_HAS_DUE = RawStatement(
+    "SELECT id FROM outbox WHERE status = 'pending' AND due_at <= ? AND kind = ? LIMIT 1"
+)
+_NEXT_DUE = RawStatement("SELECT min(due_at) FROM outbox WHERE status = 'pending' AND kind = ?")
+
+
 def has_due(conn: Conn, kind: str, now: int) -> bool:
-    query = select(o.id).where(o.status == PENDING, o.due_at <= now, o.kind == kind).limit(1)
-    return conn.execute(query).first() is not None
+    return _HAS_DUE.first(conn, now, kind) is not None
 
 
 def next_due(conn: Conn, kind: str) -> int | None:
     """When the next pending row of `kind` is due (its retry or the end of its lease)."""
-    query = select(func.min(o.due_at)).where(o.status == PENDING, o.kind == kind)
-    value = conn.execute(query).scalar()
+    value = _NEXT_DUE.scalar(conn, kind)
     return None if value is None else int(value)
 
 
@@ -198,22 +202,24 @@ def _leased_by(item_id: int, owner: str) -> Any:
     return and_(o.id == item_id, o.status == PENDING, o.lease_owner == owner)
 
 
+_FINISH = RawStatement(
+    "UPDATE outbox SET status = ?, lease_owner = NULL, updated = ?, last_error = ?, "
+    "due_at = CASE WHEN ? = 'pending' THEN ? ELSE due_at END, attempts = attempts - ?, "
+    "result = COALESCE(?, result) WHERE id = ? AND status = 'pending' AND lease_owner = ?"
+)
+
+
 def finish(tx: Tx, ends: Iterable[Finish], *, owner: str, now: int) -> int:
-    """Record the end of attempts; return how many rows were still ours."""
+    """Record the end of attempts; return how many rows were still ours (only the holder
+    of the lease may finish a row: one whose lease ran out and went to another process
+    is no longer ours)."""
     changed = 0
     for end in ends:
-        values: dict[str, Any] = {"status": end.status, "lease_owner": None, "updated": now}
-        values["last_error"] = end.error[:4000] if end.error else None
-        if end.status == PENDING:
-            values["due_at"] = end.due_at
-        if end.keep_attempts:
-            values["attempts"] = o.attempts - 1
-        if end.result is not None:
-            values["result"] = end.result[:4000]
-        result = tx.conn.execute(
-            update(outbox_table).where(_leased_by(end.item_id, owner)).values(**values)
-        )
-        changed += int(result.rowcount)
+        changed += _FINISH.run(
+            tx.conn, end.status, now, end.error[:4000] if end.error else None, end.status,
+            end.due_at, 1 if end.keep_attempts else 0,
+            end.result[:4000] if end.result is not None else None, end.item_id, owner,
+        )  # fmt: skip
     return changed
 
 

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("at", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_notify_log_ins_at", "notify_log", ["ins", "at"])
+    op.create_index("ix_notify_log_active", "notify_log", ["ins", "status", "at"])
     op.create_index("ix_notify_log_event_id", "notify_log", ["event_id"])
     op.create_index("ix_notify_log_notice_id", "notify_log", ["notice_id"])
     op.create_table(
