@@ -251,3 +251,29 @@ async def test_metrics_count_notices_and_their_lag_by_channel(
         text = (await client.get(url)).text
     assert 'mss_notify_notices{channel="email",status="sent"} 1' in text
     assert 'mss_notify_lag_p99_seconds{channel="email"}' in text
+
+
+async def test_notices_on_postgresql(
+    instance: Path, sink: tuple[Sink, int], postgres_url: str
+) -> None:
+    """The same path on PostgreSQL: a notice sent, a burst coalesced, a refused address
+    marked failing and no longer used."""
+    box, port = sink
+    env = {"MSS_STORAGE_URL": postgres_url}
+    async with running(instance, env=env, overrides=notify_settings(port)) as mss:
+        await mss.add_pro(PRO)
+        await mss.add_patient(INS, email=EMAIL)
+        await until(lambda: _count(box, 1))
+        for n in range(3):
+            await mss.submit(PRO, message(PRO, PATIENT, f"Message {n}"), [PATIENT])
+        await until(lambda: _logged(mss, "new_message", 3))
+        await until(lambda: _count(box, 2))
+        statuses = sorted(e.status for e in await log_of(mss, "new_message"))
+        assert statuses.count("coalesced") == 2
+        box.refuse.add(EMAIL)
+        await mss.store.write(lambda tx: tx.conn.exec_driver_sql(
+            "DELETE FROM notify_log WHERE event = 'new_message'"))  # fmt: skip
+        await mss.submit(PRO, message(PRO, PATIENT, "Encore"), [PATIENT])
+        await until(lambda: _logged(mss, "new_message", 1, status="failed"))
+        who = await mss.store.read(lambda c: notes.recipient(c, INS))
+        assert who is not None and who.failing == {EMAIL}
