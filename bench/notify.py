@@ -127,13 +127,18 @@ def _results(args: argparse.Namespace, sink: Sink, events: dict[int, int], start
     lags = [sink.arrived[n] - events[int(n.split("-")[0])] for n in sink.arrived
             if n.split("-")[0].isdigit() and int(n.split("-")[0]) in events]  # fmt: skip
     last = max(sink.arrived.values())
+    received = len(sink.arrived)
     return {
-        "events": args.events, "patients": args.patients, "notices_received": len(sink.arrived),
-        "repeats": sink.repeats, "notices_per_second": round(len(sink.arrived) / (last - started), 1),
-        "lag_p50_s": round(_percentile(lags, 50), 2), "lag_p99_s": round(_percentile(lags, 99), 2),
-        "server_cpu_seconds": round(cpu, 1), "server_cpu_ms_per_notice":
-        round(1000 * cpu / max(1, len(sink.arrived)), 2),
-    }  # fmt: skip
+        "events": args.events,
+        "patients": args.patients,
+        "notices_received": received,
+        "repeats": sink.repeats,
+        "notices_per_second": round(received / (last - started), 1),
+        "lag_p50_s": round(_percentile(lags, 50), 2),
+        "lag_p99_s": round(_percentile(lags, 99), 2),
+        "server_cpu_seconds": round(cpu, 1),
+        "server_cpu_ms_per_notice": round(1000 * cpu / max(1, received), 2),
+    }
 
 
 async def _until(condition: Any, seconds: float) -> None:
