@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import email
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bench.smtp import _percentile, _proc_cpu, _start_server, print_results
@@ -30,6 +28,7 @@ from mss.core.ins import control_key
 from mss.store import outbox
 from mss.store.api import Store
 from mss.store.outbox import NewItem
+from mss.testing.smarthost import smarthost
 
 
 class Sink:
@@ -94,31 +93,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _measure(data: Path, patients: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    sink, port = Sink(), _free_port()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(data / "certs" / "server.crt", data / "certs" / "server.key")
-    controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True)  # fmt: skip
-    controller.start()
+    sink = Sink()
+    with smarthost(sink, data / "certs") as port:
+        return await _run(data, patients, args, sink, port)
+
+
+async def _run(data: Path, patients: list[str], args: argparse.Namespace, sink: Sink,
+               port: int) -> dict[str, Any]:  # fmt: skip
     env = {
         "MSS_NOTIFY_SMARTHOST": f"127.0.0.1:{port}", "MSS_NOTIFY_SMARTHOST_TLS": "starttls",
         "MSS_NOTIFY_SMARTHOST_CA": "certs/ca.crt", "MSS_NOTIFY_COALESCE_MINUTES": "0",
         "MSS_NOTIFY_DAILY_LIMIT": "1000000000",
     }  # fmt: skip
+    server, _ = _start_server(data, env)
     try:
-        server, _ = _start_server(data, env)
-        try:
-            await _until(lambda: len(sink.arrived) >= len(patients), 120)  # profiles
-            sink.arrived.clear()
-            cpu0, started = _proc_cpu(server.pid), time.time()
-            events = _add_events(data, patients, args.events)
-            await _until(lambda: len(sink.arrived) >= args.events, args.timeout)
-            cpu = _proc_cpu(server.pid) - cpu0
-        finally:
-            server.terminate()
-            server.wait(60)
+        await _until(lambda: len(sink.arrived) >= len(patients), 120)  # profiles
+        sink.arrived.clear()
+        cpu0, started = _proc_cpu(server.pid), time.time()
+        events = _add_events(data, patients, args.events)
+        await _until(lambda: len(sink.arrived) >= args.events, args.timeout)
+        cpu = _proc_cpu(server.pid) - cpu0
     finally:
-        controller.stop()
+        server.terminate()
+        server.wait(60)
     return _results(args, sink, events, started, cpu)
 
 
@@ -147,14 +144,6 @@ async def _until(condition: Any, seconds: float) -> None:
         if time.time() > deadline:
             raise SystemExit("the notices did not all arrive in time")
         await asyncio.sleep(0.05)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main(args: argparse.Namespace) -> int:

@@ -4,15 +4,16 @@ the instance's certificate), the `[notify]` settings pointing at it, a patient w
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mss.testing.smarthost import smarthost
 
 
 class Sink:
@@ -37,24 +38,10 @@ class Sink:
 
 
 @pytest.fixture
-async def sink(instance: Path) -> AsyncIterator[tuple[Sink, int]]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(instance / "certs" / "server.crt", instance / "certs" / "server.key")
+def sink(instance: Path) -> Iterator[tuple[Sink, int]]:
     handler = Sink()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True)  # fmt: skip
-    controller.start()
-    try:
+    with smarthost(handler, instance / "certs") as port:
         yield handler, port
-    finally:
-        controller.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def notify_settings(port: int, **more: Any) -> dict[str, dict[str, Any]]:
@@ -69,3 +56,22 @@ async def until(condition: Any, seconds: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+Route = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@asynccontextmanager
+async def http_receiver(posts: dict[str, Route]) -> AsyncIterator[str]:
+    """An HTTP server on the loopback taking POSTs at `posts` (path → handler): the
+    SMS gateway, the push service, a webhook receiver. Yields its base URL."""
+    app = web.Application()
+    for path, handler in posts.items():
+        app.router.add_post(path, handler)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

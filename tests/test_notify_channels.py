@@ -21,7 +21,7 @@ from mss.store import outbox
 from mss.store.models import AccountKind
 
 from .harness import Running, message, running
-from .notifying import Sink, notify_settings, until
+from .notifying import Sink, http_receiver, notify_settings, until
 from .test_notify import (  # fmt: skip
     EMAIL,
     INS,
@@ -64,17 +64,9 @@ class Receivers:
 @pytest.fixture
 async def receivers() -> AsyncIterator[Receivers]:
     found = Receivers()
-    app = web.Application()
-    app.router.add_post("/sms", found.on_sms)
-    app.router.add_post("/push/{token}", found.on_push)
-    app.router.add_post("/hook", found.on_hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    found.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield found
-    await runner.cleanup()
+    posts = {"/sms": found.on_sms, "/push/{token}": found.on_push, "/hook": found.on_hook}
+    async with http_receiver(posts) as found.base:
+        yield found
 
 
 def sms_settings(receivers: Receivers, smtp_port: int, **more: Any) -> dict[str, dict[str, Any]]:

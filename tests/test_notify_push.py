@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mss.notify.base import Channel, ChannelError, ChannelName, Notice
 from mss.notify.push import PushChannel, generate_vapid_keys
 
+from .notifying import http_receiver
+
 SUBJECT = "mailto:exploitation@mss.example"
 LOCATION = "/message/4b1d"
 # unique strings: none of them may leave in a push
@@ -108,17 +110,9 @@ class PushService:
 @pytest.fixture
 async def service() -> AsyncIterator[PushService]:
     push = PushService()
-    app = web.Application()
-    app.router.add_post("/push/{token}", push.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    push.base = f"http://127.0.0.1:{port}"
-    yield push
-    push.release.set()
-    await runner.cleanup()
+    async with http_receiver({"/push/{token}": push.handle}) as push.base:
+        yield push
+        push.release.set()
 
 
 @pytest.fixture(scope="module")

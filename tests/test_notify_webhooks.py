@@ -33,6 +33,8 @@ from mss.notify.webhooks import (
     verify,
 )
 
+from .notifying import http_receiver
+
 BODY = json.dumps({"type": "mailbox.new_message", "data": {"id": "evt_1"}}).encode()
 OLD, NEW = new_secret(), new_secret()
 
@@ -88,15 +90,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     hooks = Receiver({"new": NEW, "old": OLD, "other": new_secret()})
-    app = web.Application()
-    app.router.add_post("/hook/{name}", hooks.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hooks.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield hooks
-    await runner.cleanup()
+    async with http_receiver({"/hook/{name}": hooks.handle}) as hooks.base:
+        yield hooks
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from mss.security.dkim import ensure_keys, public_record
 from mss.security.pki import DevPKI
 from mss.store.models import outbox_table
 from mss.store.queue import QueuedRecipient, enqueue, list_entries
+from mss.testing import free_port
 
 from .conftest import run_mss
 from .harness import PASSWORD, PORTS, Running, message, running
@@ -31,12 +31,6 @@ JEAN = "jean.dupont@pro.mssante.test"
 PAUL = "paul.durand@autre.mssante.test"
 INS = "279035121518989"
 PATIENT = f"{INS}@patient.mssante.fr"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _dkim_records(data_dir: Path, domains: list[str]) -> str:
@@ -66,7 +60,7 @@ def operator_b_template(instance_template: Path, tmp_path_factory: pytest.TempPa
 async def operators(
     a_dir: Path, b_dir: Path, *, patients_at_b: bool = False
 ) -> AsyncIterator[tuple[Running, Running]]:
-    a_mx, b_mx = _free_port(), _free_port()
+    a_mx, b_mx = free_port(), free_port()
     a_domains = ["pro.mssante.test", "hopital.mssante.test"] + (
         [] if patients_at_b else ["patient.mssante.fr"]
     )
@@ -169,7 +163,7 @@ async def test_permanent_failure_at_the_peer_returns_a_dsn_to_the_author(
 
 
 async def test_unreachable_peer_is_retried_then_bounced_at_expiry(instance: Path) -> None:
-    closed = _free_port()  # nothing listens there
+    closed = free_port()  # nothing listens there
     overrides = {
         "relay": {"routes": {"autre.mssante.test": f"127.0.0.1:{closed}"}, "retry_base": 60}
     }

@@ -13,10 +13,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from mss.testing import free_port
 
 
 def find_pg_bin() -> Path | None:
@@ -29,12 +30,6 @@ def find_pg_bin() -> Path | None:
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).resolve().parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TemporaryPostgres:
@@ -68,7 +63,7 @@ class TemporaryPostgres:
                 raise RuntimeError("running as root needs the 'postgres' user") from None
             self._user = "postgres"
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
-        self.port = _free_port()
+        self.port = free_port()
         self._run(
             str(self.bin / "initdb"),
             "-D",
