@@ -33,7 +33,7 @@ from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
 from mss.store.imapstore import ImapStore
 from mss.web.metrics import notify_lines, outbox_lines
-from mss.wiring import Mail, bearer_validator, build_mail, cpu_workers, dmp_settings
+from mss.wiring import Mail, bearer_validator, build_mail, build_space, cpu_workers, dmp_settings
 
 log = logging.getLogger("mss")
 
@@ -202,9 +202,10 @@ class Application:
             store=self.store, settings=dmp_settings(self.settings), logins=self.mail.logins,
             bearer=bearer_validator(self.settings), patient_domain=self.settings.domains.patient,
         )  # fmt: skip
+        space = build_space(self.settings, self.store, self.mail)
         app = create_asgi(
             health=self.health, metrics=self.metrics, version=__version__,
-            read=self.store.db.read_fast, dmp=gateway,
+            read=self.store.db.read_fast, dmp=gateway, space=space,
         )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,

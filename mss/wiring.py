@@ -19,6 +19,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from mss.config import Settings
 from mss.delivery.checks import Checks
 from mss.delivery.config import DeliveryConfig
@@ -43,7 +45,7 @@ from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
 from mss.store.runner import OutboxRunner
-from mss.wiring_notify import notify_parts, return_path
+from mss.wiring_notify import notify_parts, return_path, vapid_public_key
 
 log = logging.getLogger("mss")
 
@@ -235,3 +237,21 @@ def build_mail(
     runner, closers = _outbox_runner(settings, store, reports, relay_tls)
     listeners = _smtp_doors(settings, pipeline, logins, server_tls, sockets or {})
     return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls], closers)
+
+
+def build_space(settings: Settings, store: Store, mail: Mail) -> ASGIApp:
+    """The patient space (`/espace/`), with the values of the settings it uses."""
+    from mss.space.app import create_space
+    from mss.space.deps import SpaceDeps
+
+    space = settings.space
+    deps = SpaceDeps(
+        store=store, logins=mail.logins, patient_domain=settings.domains.patient,
+        pipeline=mail.pipeline, idle_timeout=space.idle_timeout,
+        absolute_timeout=space.absolute_timeout, code_minutes=space.code_minutes,
+        attachment_max=space.attachment_max,
+        new_message_to_professionals=settings.policy.new_message_to_professionals,
+        vapid_public_key=vapid_public_key(settings), service_name=settings.notify.service_name,
+        dmp_settings=dmp_settings(settings),
+    )  # fmt: skip
+    return create_space(deps)

@@ -158,3 +158,12 @@ def send_test_notice(settings: Settings, address: str) -> str:
     except ChannelError as exc:
         kind = "refused for good" if exc.permanent else "failed for now"
         raise InputError(f"{kind}: {exc.reason}") from None
+
+
+def vapid_public_key(settings: Settings) -> str:
+    """The public key browsers subscribe to Web Push with ("" when there is none)."""
+    path = settings.path(Path(settings.notify.vapid_private_key_file)).with_suffix(".pub")
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""

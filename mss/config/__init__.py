@@ -30,6 +30,7 @@ from mss.config.sections import (
     RelaySettings,
     ServerSettings,
     SMTPSettings,
+    SpaceSettings,
     StorageSettings,
     TLSSettings,
 )
@@ -55,6 +56,7 @@ class Settings:
     oauth: OAuthSettings = field(default_factory=OAuthSettings)
     dmp: DMPSettings = field(default_factory=DMPSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    space: SpaceSettings = field(default_factory=SpaceSettings)
 
     @property
     def data_dir(self) -> Path:

@@ -218,10 +218,29 @@ class PolicySettings:
     # Mailboxes of other operators allowed to write to patients before the annuaire
     # publishes them (those of the annuaire are allowed anyway).
     professionals: tuple[str, ...] = ()
+    # From the patient space, a new message (not a reply) to a professional who already
+    # wrote and has not ended the exchange, as Mon espace santé allows; false: replies only.
+    new_message_to_professionals: bool = True
 
     def validate(self) -> None:
         if self.reply_window_days < 0:
             raise ValueError("reply_window_days", "must be 0 (no window) or more")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpaceSettings:
+    """The patient space (`/espace/`): its sessions and what patients may send."""
+
+    idle_timeout: int = 1800  # seconds without a request before the session ends
+    absolute_timeout: int = 43200  # seconds after login, whatever the use
+    code_minutes: int = 10  # life of a one-time code (activation, login, reset)
+    attachment_max: int = 5 * 1024 * 1024  # each attachment a patient sends
+
+    def validate(self) -> None:
+        if not 60 <= self.idle_timeout <= self.absolute_timeout:
+            raise ValueError("idle_timeout", "at least 60 and at most absolute_timeout")
+        if not 1 <= self.code_minutes <= 60 or self.attachment_max < 1:
+            raise ValueError("code_minutes", "code_minutes 1 to 60, attachment_max >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)

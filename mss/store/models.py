@@ -359,6 +359,27 @@ class MailboxWebhook(SQLModel, table=True):
     created: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+# --- the patient space ------------------------------------------------------------------------
+
+
+class SpaceSession(SQLModel, table=True):
+    """A login to the patient space: the cookie's token is never stored, only its SHA-256
+    (`id`); `ins` is whose space is shown (the patient, or one a representative acts for)."""
+
+    __tablename__ = "space_session"
+
+    id: str = Field(max_length=64, primary_key=True)
+    account: str = Field(max_length=254, index=True)  # the address that logged in
+    ins: str = Field(max_length=15)
+    representative: bool = False
+    csrf: str = Field(max_length=64)
+    created: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires: int = Field(sa_column=Column(BigInteger, nullable=False))  # the absolute timeout
+    user_agent: str = Field(default="", max_length=200)
+    address: str = Field(default="", max_length=45)  # the client's IP address
+
+
 # --- the DMP (DOMAIN.md §5) -------------------------------------------------------------------
 
 
@@ -480,6 +501,7 @@ push_subscription_table = PushSubscription.__table__  # type: ignore[attr-define
 contact_status_table = ContactStatus.__table__  # type: ignore[attr-defined]
 notify_log_table = NotifyLog.__table__  # type: ignore[attr-defined]
 mailbox_webhook_table = MailboxWebhook.__table__  # type: ignore[attr-defined]
+space_session_table = SpaceSession.__table__  # type: ignore[attr-defined]
 dmp_record_table = DMPRecord.__table__  # type: ignore[attr-defined]
 dmp_document_table = DMPDocument.__table__  # type: ignore[attr-defined]
 dmp_person_table = DMPPerson.__table__  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp
 
 from mss.web import annuaire, errors
@@ -21,12 +21,20 @@ MetricsSource = Callable[[], Awaitable[str]]
 
 def create_asgi(
     *, health: HealthCheck, metrics: MetricsSource, version: str, read: Reader[Any] | None = None,
-    dmp: DMPGateway | None = None,
+    dmp: DMPGateway | None = None, space: ASGIApp | None = None,
 ) -> ASGIApp:  # fmt: skip
-    """The app to serve: the FastAPI app behind the annuaire's fast path."""
+    """The app to serve: the FastAPI app behind the annuaire's fast path, with the
+    patient space (`space`, built by the composition root) at `/espace/`."""
     app = create_app(health=health, metrics=metrics, version=version, read=read)
     if dmp is not None:
         app.include_router(dmp_routes.router(dmp))
+    if space is not None:
+        app.mount("/espace", space)
+
+        @app.get("/", include_in_schema=False)
+        async def root() -> RedirectResponse:
+            return RedirectResponse("/espace/", status_code=307)
+
     return app if read is None else annuaire.MailboxFastPath(app, read)
 
 

@@ -1,0 +1,132 @@
+"""What the pages need, built by the composition root (`SpaceDeps`), and the request
+dependencies every route uses: `viewer` (who is logged in, and whose space they see) and
+`check_csrf` (every POST)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+
+from mss.delivery.inbound import Pipeline
+from mss.security.auth import LoginService
+from mss.space.errors import BAD_CSRF, LoginRequired
+from mss.store.api import Store
+from mss.store.space import find_session, touch_session
+
+COOKIE = "mss_espace"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "x-csrf-token"
+TOUCH_EVERY = 60  # seconds: the idle clock is moved at most once a minute
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking: `account` logged in (a patient's address); `ins` is whose space is
+    shown (theirs, or, for a legal representative, the patient they act for)."""
+
+    account: str
+    ins: str
+    representative: bool
+    session_id: str
+    csrf: str
+
+
+@dataclass
+class SpaceDeps:
+    """Everything the space uses, passed in by the composition root (no settings read)."""
+
+    store: Store
+    logins: LoginService
+    patient_domain: str
+    pipeline: Pipeline | None = None
+    idle_timeout: int = 1800
+    absolute_timeout: int = 43200
+    code_minutes: int = 10
+    attachment_max: int = 5 * 1024 * 1024
+    new_message_to_professionals: bool = True
+    secure_cookies: bool = True
+    vapid_public_key: str = ""
+    service_name: str = "Mon espace santé"
+    dmp_settings: Any = None  # mss.dmp.service.Settings
+    clock: Callable[[], float] = time.time
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def address_of(self, ins: str) -> str:
+        return f"{ins}@{self.patient_domain}"
+
+
+def base_path(request: Request) -> str:
+    """Where the space is mounted (`/espace`), for links, forms and the cookie's path."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
+    """The session's cookie: HttpOnly, Secure, SameSite=Lax (the links of notices must
+    open the space logged in; every POST carries its CSRF token), the space's path only."""
+    deps = space_deps(request)
+    response.set_cookie(
+        COOKIE, token, max_age=deps.absolute_timeout, path=base_path(request) or "/",
+        secure=deps.secure_cookies, httponly=True, samesite="lax",
+    )  # fmt: skip
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(COOKIE, path=base_path(request) or "/")
+
+
+def space_deps(request: Request) -> SpaceDeps:
+    deps: SpaceDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[SpaceDeps, Depends(space_deps)]
+
+
+async def optional_viewer(request: Request, deps: Deps) -> Viewer | None:
+    """The live session of the request's cookie, if any (its idle clock moved)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    now = deps.now()
+    found = await deps.store.read(lambda c: find_session(c, token, now, deps.idle_timeout))
+    if found is None:
+        return None
+    if now - found.last_seen >= TOUCH_EVERY:
+        await deps.store.write(lambda tx: touch_session(tx, found.id, now))
+    return Viewer(found.account, found.ins, found.representative, found.id, found.csrf)
+
+
+async def viewer(current: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:
+    if current is None:
+        raise LoginRequired()
+    return current
+
+
+async def check_csrf(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Viewer:
+    """The viewer, once the POST's token (form field or htmx header) is theirs."""
+    sent = request.headers.get(CSRF_HEADER) or await _form_token(request)
+    if not sent or not hmac.compare_digest(sent.encode(), who.csrf.encode()):
+        raise BAD_CSRF
+    return who
+
+
+async def _form_token(request: Request) -> str:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return ""
+    form = await request.form()
+    value = form.get(CSRF_FIELD)
+    return value if isinstance(value, str) else ""
+
+
+Current = Annotated[Viewer, Depends(viewer)]
+Posting = Annotated[Viewer, Depends(check_csrf)]
+MaybeViewer = Annotated[Viewer | None, Depends(optional_viewer)]

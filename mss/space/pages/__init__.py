@@ -1,0 +1,11 @@
+"""The space's routes, one module per part; `routers()` lists them for `app.py`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mss.space.pages import home
+
+
+def routers() -> list[APIRouter]:
+    return [home.router]
