@@ -111,6 +111,7 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         host_patient_domain=settings.domains.host_patient_domain,
         remote_professionals=frozenset(a.lower() for a in settings.policy.professionals),
         reply_window_days=settings.policy.reply_window_days,
+        new_message_to_professionals=settings.policy.new_message_to_professionals,
         max_header_size=settings.smtp.max_header_size,
         reject_dkim_failures=settings.dkim.on_verify_failure == "reject",
         relay_expire_days=settings.relay.expire_days,

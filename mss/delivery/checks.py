@@ -29,7 +29,7 @@ from mss.store.models import AccountKind, ProfileStatus
 class Door(StrEnum):
     SUBMISSION = "submission"  # authenticated clients of this operator
     MX = "mx"  # other operators of the trust space
-    WEB = "web"  # the patient space (a later issue)
+    WEB = "web"  # the patient space: a logged-in patient's replies and new messages
 
 
 class RecipientKind(StrEnum):
@@ -74,6 +74,12 @@ SENDER_NOT_OWNED = _reject(
     "5.7.1",
     "L'adresse d'expédition n'appartient pas au compte authentifié "
     "(sender address not owned by the authenticated account)",
+)
+WEB_PATIENTS_ONLY = _reject(
+    550,
+    "5.7.1",
+    "L'espace patient n'envoie que les messages de ses patients "
+    "(the patient space sends only its patients' messages)",
 )
 NULL_SENDER_REFUSED = _reject(550, "5.7.1", "Expéditeur vide refusé ici (null sender not allowed)")
 LOCAL_DOMAIN_FROM_OUTSIDE = _reject(
@@ -141,7 +147,7 @@ class Checks:
 
     async def sender(self, door: Door, address: str, login: LoginIdentity | None) -> Sender:
         if not address:
-            if door is Door.SUBMISSION:
+            if door is not Door.MX:
                 raise NULL_SENDER_REFUSED
             return Sender("", professional=False, patient_ins=None)
         parsed = _parse(address, "5.1.7")
@@ -150,6 +156,8 @@ class Checks:
         # The login service checked the account (it exists, is enabled) moments ago.
         if login is None or login.address != str(parsed):
             raise SENDER_NOT_OWNED
+        if door is Door.WEB and login.kind != AccountKind.PATIENT.value:
+            raise WEB_PATIENTS_ONLY
         return Sender(
             str(parsed),
             professional=login.kind in (AccountKind.PROFESSIONAL, AccountKind.APPLICATIVE),

@@ -14,6 +14,8 @@ class DeliveryConfig:
     # Mailboxes of other operators allowed to write to patients before the annuaire lists them.
     remote_professionals: frozenset[str] = field(default_factory=frozenset)
     reply_window_days: int = 0
+    # A patient may write to a professional who wrote to them, not only reply (policy.py).
+    new_message_to_professionals: bool = True
     max_header_size: int = 64 * 1024
     reject_dkim_failures: bool = False
     relay_expire_days: int = 5

@@ -242,9 +242,9 @@ class Pipeline:
     # --- steps ---------------------------------------------------------------------------
 
     async def submission_headers(self, d: Delivery) -> Delivery:
-        """Submission: From owned by the author; Message-ID and Date added when missing
-        (RFC 6409 §8)."""
-        if d.session.door is not Door.SUBMISSION:
+        """Submission and the patient space: From owned by the author; Message-ID and
+        Date added when missing (RFC 6409 §8)."""
+        if d.session.door is Door.MX:
             return d
         authors = parse_address_list(d.message.headers.get("From"))
         mailboxes = [a for a in authors or [] if a[2] is not None]
@@ -355,7 +355,11 @@ class Pipeline:
         facts = d.facts
         if facts is None or not facts.concerns_patient:
             return None
-        return policy.plan(tx.conn, facts, self._config.reply_window_days, now)
+        config = self._config
+        return policy.plan(
+            tx.conn, facts, config.reply_window_days, now,
+            new_messages=config.new_message_to_professionals,
+        )  # fmt: skip
 
     @staticmethod
     def _events(tx: Tx, d: Delivery, delivered: Delivered, plan: policy.Plan | None) -> None:

@@ -10,6 +10,10 @@
   A `[FIN]` that answers no message ends every open conversation of that
   professional with that patient.
 - No reply time window is published: `policy.reply_window_days` (0 = none).
+- Besides replying, a patient may write a new message (no In-Reply-To) to one
+  professional who already wrote to them in a conversation still open, as Mon espace
+  santé allows (`policy.new_message_to_professionals`, on by default; off: replies
+  only). The message joins that professional's newest open conversation.
 
 `plan` decides (raising a `Rejection`), `record` writes the decision. Both run
 once, inside the delivery's transaction, so the message and its conversation
@@ -31,8 +35,10 @@ from mss.store.conversations import (
     find_by_message_ids,
     last_professional_message_at,
     open_conversation,
+    open_conversation_written_by,
     open_conversations_with,
     participants,
+    professionals_who_wrote,
     record_message,
 )
 from mss.store.sql import Conn, Tx
@@ -56,6 +62,19 @@ NOT_A_PARTICIPANT = Rejection(
     "5.7.1",
     "Un patient ne peut répondre qu'aux professionnels de la conversation "
     "(a patient may only reply to the professionals of the conversation)",
+)
+NOT_ELIGIBLE = Rejection(
+    550,
+    "5.7.1",
+    "Un patient ne peut que répondre, ou écrire à un professionnel qui lui a déjà écrit et "
+    "n'a pas mis fin aux échanges (a patient may only reply, or write to a professional who "
+    "already wrote to them and has not ended the exchange)",
+)
+ONE_PROFESSIONAL = Rejection(
+    550,
+    "5.7.1",
+    "Un nouveau message d'un patient ne s'adresse qu'à un seul professionnel "
+    "(a patient's new message goes to one professional)",
 )
 REPLY_WINDOW_CLOSED = Rejection(
     550,
@@ -99,9 +118,19 @@ def ends_conversation(subject: str | None, mss_mes: str | None) -> bool:
     return (subject or "").strip() == FIN_SUBJECT or (mss_mes or "").strip().upper() == "FIN"
 
 
-def plan(conn: Conn, facts: MessageFacts, reply_window_days: int, now: dt.datetime) -> Plan | None:
-    """Apply the rules; None when the message concerns no patient."""
+def plan(
+    conn: Conn,
+    facts: MessageFacts,
+    reply_window_days: int,
+    now: dt.datetime,
+    *,
+    new_messages: bool = False,
+) -> Plan | None:
+    """Apply the rules; None when the message concerns no patient. `new_messages`: a
+    patient may write to a professional who wrote to them (not only reply)."""
     if facts.sender_patient_ins is not None:
+        if not facts.replied_ids and new_messages:
+            return _plan_patient_new(conn, facts)
         return _plan_patient_reply(conn, facts, reply_window_days, now)
     if facts.patient_ins is None:
         return None
@@ -128,6 +157,23 @@ def _plan_patient_reply(
     if not facts.professional_recipients or not set(facts.professional_recipients) <= members:
         raise NOT_A_PARTICIPANT
     return Plan("patient", ins, conversation.id)
+
+
+def _plan_patient_new(conn: Conn, facts: MessageFacts) -> Plan:
+    """A patient's new message: to one professional who wrote in a conversation still open."""
+    ins = facts.sender_patient_ins
+    assert ins is not None
+    if len(facts.professional_recipients) != 1:
+        raise ONE_PROFESSIONAL if facts.professional_recipients else NOT_ELIGIBLE
+    conversation = open_conversation_written_by(conn, ins, facts.professional_recipients[0])
+    if conversation is None:
+        raise NOT_ELIGIBLE
+    return Plan("patient", ins, conversation.id)
+
+
+def may_write_to(conn: Conn, patient_ins: str) -> list[str]:
+    """The professionals a patient may write a new message to (most recent first)."""
+    return professionals_who_wrote(conn, patient_ins)
 
 
 def _plan_professional(conn: Conn, facts: MessageFacts) -> Plan:

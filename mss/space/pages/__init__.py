@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mss.space.pages import home
+from mss.space.pages import home, messages
 
 
 def routers() -> list[APIRouter]:
-    return [home.router]
+    return [home.router, messages.router]

@@ -1,0 +1,264 @@
+"""The patient's messagerie, as a service (no HTTP): their conversations, listed by the
+professionals' names and professions (the annuaire, else the local account, else the
+name they wrote under; never an address), each conversation's messages with their text,
+sanitised HTML and attachments, and marking read (`\\Seen`, as IMAP sees it).
+
+Every id (conversation, message, attachment) is looked up within the viewer's own
+patient (`viewer.ins`) and mailboxes: another patient's id is `NotFound`, exactly as an
+id that does not exist, so ids cannot be probed. Writing (replies, new messages) is
+`mail_send.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mss.annuaire import lookup as annuaire_lookup
+from mss.core.mime import Attachment
+from mss.core.mime.structure import Part
+from mss.space.deps import SpaceDeps, Viewer
+from mss.space.errors import NotFound
+from mss.space.mail_content import FILEABLE, PREVIEWABLE, content, frame_document, sniff
+from mss.store.accounts import get_account
+from mss.store.conversations import ConversationRecord, conversations_of_patient, get_conversation
+from mss.store.messages import store_flags
+from mss.store.space_mail import (
+    PatientBoxes,
+    StoredMessage,
+    conversation_messages,
+    patient_boxes,
+    patient_message,
+    professionals_of,
+    sender_names,
+    unread_counts,
+)
+from mss.store.sql import Conn
+
+UNKNOWN_NAME = "Professionnel de santé"
+FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A professional as the patient sees them: a name and a profession, never the address
+    (`address` is for the forms' values and the rules only)."""
+
+    address: str
+    name: str
+    profession: str
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    id: int
+    subject: str
+    professionals: list[Person]
+    unread: int
+    last_activity: dt.datetime
+    open: bool
+    ended_by: Person | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    id: str  # "<message id>.<part index>"
+    name: str
+    kind: str | None  # the type found in its bytes, None when unknown
+    size: int
+
+    @property
+    def previewable(self) -> bool:
+        return self.kind in PREVIEWABLE
+
+    @property
+    def fileable(self) -> bool:
+        """May go into the patient's documents (DOMAIN.md §2: pdf, txt, rtf, jpeg, tiff)."""
+        return self.kind in FILEABLE and self.size <= FILE_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """One message of a conversation, as shown."""
+
+    id: int
+    from_patient: bool
+    author: Person | None  # None: the patient (or their representative)
+    date: dt.datetime
+    subject: str
+    text: str | None
+    has_html: bool
+    files: list[FileInfo]
+    unread: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    summary: Summary
+    messages: list[Shown]
+
+
+async def boxes_of(deps: SpaceDeps, who: Viewer) -> PatientBoxes:
+    address = deps.address_of(who.ins)
+    found = await deps.store.read_fast(lambda c: patient_boxes(c, address))
+    if found is None:
+        raise NotFound()
+    return found
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+def _annuaire_person(conn: Conn, address: str) -> Person | None:
+    entry = annuaire_lookup.mailbox(conn, address)
+    if entry is None or not (entry.get("family") or entry.get("given")):
+        return None
+    name = " ".join(str(v) for v in (entry.get("civilite"), entry.get("given"),
+                                     entry.get("family")) if v)  # fmt: skip
+    profession = (entry.get("profession") or {}).get("label") or ""
+    return Person(address, name, str(profession))
+
+
+def people(conn: Conn, addresses: Sequence[str]) -> dict[str, Person]:
+    """How each professional is named: annuaire, else local account, else as they wrote."""
+    written = sender_names(conn, addresses)
+    found: dict[str, Person] = {}
+    for address in dict.fromkeys(addresses):
+        person = _annuaire_person(conn, address)
+        if person is None:
+            account = get_account(conn, address)
+            name = (account.display_name if account else None) or written.get(address)
+            person = Person(address, name or UNKNOWN_NAME, "")
+        found[address] = person
+    return found
+
+
+# --- conversations ------------------------------------------------------------------------
+
+
+def _summaries(
+    conn: Conn, conversations: list[ConversationRecord], unread: dict[int, int]
+) -> list[Summary]:
+    members = professionals_of(conn, [c.id for c in conversations])
+    enders = [c.ended_by for c in conversations if c.ended_by]
+    named = people(conn, [p.address for p in members] + enders)
+    by_conversation: dict[int, list[Person]] = {}
+    for member in members:
+        by_conversation.setdefault(member.conversation_id, []).append(named[member.address])
+    return [_summary(c, by_conversation.get(c.id, []), unread, named) for c in conversations]
+
+
+def _summary(
+    c: ConversationRecord, members: list[Person], unread: dict[int, int], named: dict[str, Person]
+) -> Summary:
+    ender = named[c.ended_by] if c.ended_by else None
+    subject = c.subject or "(sans objet)"
+    return Summary(c.id, subject, members, unread.get(c.id, 0), c.last_activity, c.open, ender)
+
+
+async def conversations(deps: SpaceDeps, who: Viewer) -> list[Summary]:
+    """The patient's conversations, most recent first, with their unread counts."""
+    boxes = await boxes_of(deps, who)
+
+    def read(conn: Conn) -> list[Summary]:
+        found = conversations_of_patient(conn, who.ins)
+        return _summaries(conn, found, unread_counts(conn, who.ins, boxes.inbox))
+
+    return await deps.store.read(read)
+
+
+def _own_conversation(conn: Conn, who: Viewer, conversation_id: int) -> ConversationRecord:
+    found = get_conversation(conn, conversation_id)
+    if found is None or found.patient_ins != who.ins:
+        raise NotFound()
+    return found
+
+
+async def conversation(deps: SpaceDeps, who: Viewer, conversation_id: int) -> Thread:
+    """One conversation of the patient's with its messages (oldest first)."""
+    boxes = await boxes_of(deps, who)
+
+    def read(conn: Conn) -> tuple[Summary, list[StoredMessage], dict[str, Person]]:
+        found = _own_conversation(conn, who, conversation_id)
+        [summary] = _summaries(conn, [found], unread_counts(conn, who.ins, boxes.inbox))
+        stored = conversation_messages(conn, who.ins, boxes.ids, conversation_id)
+        return summary, stored, people(conn, [s.sender for s in stored if not s.from_patient])
+
+    summary, stored, named = await deps.store.read(read)
+    shown = [await _shown(deps, s, named) for s in stored]
+    return Thread(summary, shown)
+
+
+async def _shown(deps: SpaceDeps, stored: StoredMessage, named: dict[str, Person]) -> Shown:
+    raw = await deps.store.blob_bytes(stored.blob_id)
+    found = content(raw, _structure(stored))
+    files = [_file_info(stored.id, raw, leaf) for leaf in found.attachments]
+    return Shown(
+        stored.id, stored.from_patient, None if stored.from_patient else named[stored.sender],
+        dt.datetime.fromtimestamp(stored.internal_date, dt.UTC), stored.subject or "",
+        found.text, found.html is not None, files, not stored.seen and not stored.from_patient,
+    )  # fmt: skip
+
+
+def _structure(stored: StoredMessage) -> Part:
+    return Part.from_json(json.loads(stored.body_structure))
+
+
+def _file_info(message_id: int, raw: bytes, leaf: Attachment) -> FileInfo:
+    data = leaf.payload(raw)
+    name = leaf.filename or f"piece-{leaf.index}"
+    return FileInfo(f"{message_id}.{leaf.index}", name, sniff(data), len(data))
+
+
+async def mark_read(deps: SpaceDeps, who: Viewer, thread: Thread) -> None:
+    """Set `\\Seen` on the conversation's unread messages (IMAP sessions see it)."""
+    boxes = await boxes_of(deps, who)
+    uids = await deps.store.read_fast(
+        lambda c: [s.uid for s in conversation_messages(c, who.ins, [boxes.inbox],
+                                                         thread.summary.id) if not s.seen]
+    )  # fmt: skip
+    if uids:
+        await deps.store.write(lambda tx: store_flags(tx, boxes.inbox, uids, "add", ["\\Seen"]))
+
+
+# --- one message, one attachment ----------------------------------------------------------
+
+
+async def own_message(deps: SpaceDeps, who: Viewer, message_id: int) -> tuple[StoredMessage, bytes]:
+    """A message of the patient's conversations and its bytes; `NotFound` otherwise."""
+    boxes = await boxes_of(deps, who)
+    found = await deps.store.read_fast(lambda c: patient_message(c, who.ins, boxes.ids, message_id))
+    if found is None:
+        raise NotFound()
+    return found, await deps.store.blob_bytes(found.blob_id)
+
+
+async def frame(deps: SpaceDeps, who: Viewer, conversation_id: int, message_id: int) -> str:
+    """The sanitised HTML of a message, as the whole document of its sandboxed frame."""
+    stored, raw = await own_message(deps, who, message_id)
+    found = content(raw, _structure(stored))
+    if stored.conversation_id != conversation_id or found.html is None:
+        raise NotFound()
+    return frame_document(found.html)
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    info: FileInfo
+    data: bytes
+    source_message_id: str | None
+
+
+async def attachment(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
+    """One attachment of the patient's messages, by its id `<message>.<part>`."""
+    message_part = file_id.split(".")
+    if len(message_part) != 2 or not all(p.isdigit() and len(p) < 12 for p in message_part):
+        raise NotFound()
+    stored, raw = await own_message(deps, who, int(message_part[0]))
+    for leaf in content(raw, _structure(stored)).attachments:
+        if leaf.index == int(message_part[1]):
+            info = _file_info(stored.id, raw, leaf)
+            return File(info, leaf.payload(raw), stored.message_id)
+    raise NotFound()

@@ -1,0 +1,168 @@
+"""What the patient space's messagerie reads: a patient's conversations with their unread
+counts and professionals, and the messages of a conversation as stored in the patient's
+own mailboxes (INBOX for what professionals sent, Sent for the patient's replies).
+
+Every query is scoped by the patient (INS and their mailboxes): an id of someone else's
+finds nothing, so the space answers 404 for it as for an id that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, select
+
+from mss.store.accounts import get_account
+from mss.store.conversations import PROFESSIONAL
+from mss.store.mailboxes import INBOX
+from mss.store.models import (
+    SystemFlag,
+    conversation_message_table,
+    conversation_table,
+    mailbox_table,
+    message_table,
+    participant_table,
+)
+
+SENT = "Sent"
+c_ = conversation_table.c
+cm = conversation_message_table.c
+m = message_table.c
+p_ = participant_table.c
+
+
+@dataclass(frozen=True, slots=True)
+class PatientBoxes:
+    """The patient's account and the mailboxes the messagerie reads."""
+
+    account_id: int
+    display_name: str | None
+    inbox: int
+    sent: int | None
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return (self.inbox,) if self.sent is None else (self.inbox, self.sent)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message of a conversation as the patient's mailbox holds it."""
+
+    id: int  # message.id: the message's id in the space's URLs
+    conversation_id: int
+    mailbox_id: int
+    uid: int
+    flags: int
+    internal_date: int
+    subject: str | None
+    message_id: str | None
+    references: str | None
+    blob_id: int
+    body_structure: str
+    sender: str
+    from_patient: bool
+
+    @property
+    def seen(self) -> bool:
+        return bool(self.flags & SystemFlag.SEEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    conversation_id: int
+    address: str
+    display_name: str | None
+
+
+def patient_boxes(conn: Connection, address: str) -> PatientBoxes | None:
+    account = get_account(conn, address)
+    if account is None or account.patient_id is None:
+        return None
+    rows = conn.execute(
+        select(mailbox_table.c.name, mailbox_table.c.id).where(
+            mailbox_table.c.account_id == account.id, mailbox_table.c.name.in_([INBOX, SENT])
+        )
+    )
+    boxes = {row.name: int(row.id) for row in rows}
+    if INBOX not in boxes:
+        return None
+    return PatientBoxes(account.id, account.display_name, boxes[INBOX], boxes.get(SENT))
+
+
+_MESSAGE_COLUMNS = (
+    m.id, cm.conversation_id, m.mailbox_id, m.uid, m.flags, m.internal_date, m.subject,
+    m.message_id, m.refs, m.blob_id, m.body_structure, cm.sender, cm.from_patient,
+)  # fmt: skip
+
+
+def _messages(patient_ins: str, boxes: Sequence[int]) -> Select[Any]:
+    return (
+        select(*_MESSAGE_COLUMNS)
+        .join(conversation_message_table, cm.message_id == m.message_id)
+        .join(conversation_table, c_.id == cm.conversation_id)
+        .where(c_.patient_ins == patient_ins, m.mailbox_id.in_(list(boxes)))
+    )
+
+
+def conversation_messages(
+    conn: Connection, patient_ins: str, boxes: Sequence[int], conversation_id: int
+) -> list[StoredMessage]:
+    """The messages of one of the patient's conversations, oldest first."""
+    rows = conn.execute(
+        _messages(patient_ins, boxes)
+        .where(cm.conversation_id == conversation_id)
+        .order_by(m.internal_date, m.id)
+    )
+    found = {row.id: StoredMessage(*row) for row in rows}
+    return list(found.values())
+
+
+def patient_message(
+    conn: Connection, patient_ins: str, boxes: Sequence[int], message_row_id: int
+) -> StoredMessage | None:
+    """One message of the patient's conversations, by its id; None if not theirs."""
+    row = conn.execute(_messages(patient_ins, boxes).where(m.id == message_row_id).limit(1)).first()
+    return None if row is None else StoredMessage(*row)
+
+
+def unread_counts(conn: Connection, patient_ins: str, inbox: int) -> dict[int, int]:
+    """Per conversation of the patient: how many of its messages in INBOX are not \\Seen."""
+    rows = conn.execute(
+        select(cm.conversation_id, func.count(func.distinct(m.id)))
+        .join(conversation_message_table, cm.message_id == m.message_id)
+        .join(conversation_table, c_.id == cm.conversation_id)
+        .where(
+            c_.patient_ins == patient_ins,
+            m.mailbox_id == inbox,
+            m.flags.op("&")(int(SystemFlag.SEEN)) == 0,
+        )
+        .group_by(cm.conversation_id)
+    )
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
+def professionals_of(conn: Connection, conversation_ids: Sequence[int]) -> list[Participant]:
+    """The professionals taking part in these conversations, with the name they gave."""
+    if not conversation_ids:
+        return []
+    rows = conn.execute(
+        select(p_.conversation_id, p_.address, p_.display_name)
+        .where(and_(p_.conversation_id.in_(list(conversation_ids)), p_.role == PROFESSIONAL))
+        .order_by(p_.conversation_id, p_.address)
+    )
+    return [Participant(*row) for row in rows]
+
+
+def sender_names(conn: Connection, addresses: Sequence[str]) -> dict[str, str]:
+    """The display name each address gave in a conversation, when it gave one."""
+    if not addresses:
+        return {}
+    rows = conn.execute(
+        select(p_.address, p_.display_name).where(
+            p_.address.in_(list(addresses)), p_.display_name.is_not(None)
+        )
+    )
+    return {row.address: row.display_name for row in rows if row.display_name}

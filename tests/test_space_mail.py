@@ -1,0 +1,165 @@
+"""The patient space's messagerie: conversations by the professionals' names, reading
+(marking `\\Seen`), replying and writing through the same pipeline as SMTP, [FIN], and the
+professional reading the patient's mail over real IMAP."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+from mss.store.models import SystemFlag
+
+from .harness import Running, running
+from .space import OTHER_INS, PATIENT_INS, patient_client
+from .space_mail import JEAN, MARIE, PATIENT, add_people, flags_of, imap_inbox, pro_writes
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def clinic(mss: Running) -> Running:
+    await add_people(mss, PATIENT_INS, OTHER_INS)
+    return mss
+
+
+def conversation_ids(page: str) -> list[int]:
+    return [int(i) for i in re.findall(r'href="/espace/messages/(\d+)"', page)]
+
+
+async def test_the_messagerie_shows_the_patients_address_and_names_never_addresses(
+    clinic: Running,
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, _):
+        listing = await client.get("/espace/messages")
+        [conversation] = conversation_ids(listing.text)
+        thread = await client.get(f"/espace/messages/{conversation}")
+    assert listing.status_code == 200 and PATIENT in listing.text
+    assert "Jean Dupont" in listing.text and JEAN not in listing.text
+    assert "Jean Dupont" in thread.text and JEAN not in thread.text
+    assert listing.headers["cache-control"] == "no-store"
+
+
+async def test_unread_is_labelled_non_lu_and_reading_sets_seen_as_imap_sees_it(
+    clinic: Running,
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, _):
+        listing = await client.get("/espace/messages")
+        assert "1 non lu" in listing.text
+        assert await flags_of(clinic, PATIENT) == [0]
+        [conversation] = conversation_ids(listing.text)
+        first = await client.get(f"/espace/messages/{conversation}")
+        assert "non lu" in first.text
+        again = await client.get("/espace/messages")
+    assert "non lu" not in again.text
+    assert all(f & SystemFlag.SEEN for f in await flags_of(clinic, PATIENT))
+
+
+async def test_a_reply_reaches_the_professional_over_imap_with_its_threading_and_from(
+    clinic: Running,
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        [conversation] = conversation_ids((await client.get("/espace/messages")).text)
+        sent = await client.post(
+            f"/espace/messages/{conversation}/repondre",
+            data={"csrf": csrf, "texte": "Merci docteur, à bientôt."},
+        )
+        assert sent.status_code == 303
+        thread = await client.get(sent.headers["location"])
+    [answer] = await imap_inbox(clinic, JEAN)
+    assert answer["In-Reply-To"] == "<m1@pro.mssante.test>"
+    assert "<m1@pro.mssante.test>" in answer["References"]
+    assert answer["From"].addresses[0].addr_spec == PATIENT
+    assert answer["From"].addresses[0].display_name == "TEST PATIENT"
+    assert answer["Subject"] == "Re: Compte rendu"
+    body = answer.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Merci docteur" in body and f"Matricule INS : {PATIENT_INS}" in body
+    assert "Merci docteur, à bientôt." in html.unescape(thread.text)
+    assert len(await flags_of(clinic, PATIENT, "Sent")) == 1
+
+
+async def test_after_fin_a_banner_no_reply_box_and_a_forged_reply_refused_in_french(
+    clinic: Running,
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    await pro_writes(clinic, JEAN, PATIENT, "<m2@pro.mssante.test>", subject="[FIN]",
+                     headers={"In-Reply-To": "<m1@pro.mssante.test>"})  # fmt: skip
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        [conversation] = conversation_ids((await client.get("/espace/messages")).text)
+        thread = await client.get(f"/espace/messages/{conversation}")
+        forged = await client.post(
+            f"/espace/messages/{conversation}/repondre", data={"csrf": csrf, "texte": "Encore"}
+        )
+    page = html.unescape(thread.text)
+    assert "Jean Dupont a mis fin à vos échanges" in page
+    assert "/repondre" not in page and "<textarea" not in page
+    assert forged.status_code == 403
+    assert "clos cette conversation" in html.unescape(forged.text)
+    assert await imap_inbox(clinic, JEAN) == []
+
+
+async def test_a_new_message_to_a_professional_who_never_wrote_is_refused(
+    clinic: Running,
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        form = await client.get("/espace/messages/nouveau")
+        forged = await client.post(
+            "/espace/messages/nouveau",
+            data={"csrf": csrf, "destinataire": MARIE, "objet": "Bonjour", "texte": "Docteur ?"},
+        )
+    assert "Jean Dupont" in form.text and "Marie Martin" not in form.text
+    assert 'name="destinataire"' in form.text and 'type="email"' not in form.text
+    assert forged.status_code == 403
+    assert "déjà écrit" in html.unescape(forged.text)
+    assert await imap_inbox(clinic, MARIE) == []
+
+
+async def test_a_new_message_to_a_professional_who_wrote_reaches_them(clinic: Running) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        sent = await client.post(
+            "/espace/messages/nouveau",
+            data={"csrf": csrf, "destinataire": JEAN, "objet": "Question", "texte": "Docteur ?"},
+        )
+    assert sent.status_code == 303, sent.text
+    [received] = await imap_inbox(clinic, JEAN)
+    assert received["Subject"] == "Question" and received["In-Reply-To"] is None
+    assert received["From"].addresses[0].addr_spec == PATIENT
+
+
+async def test_a_new_message_is_refused_when_the_policy_allows_replies_only(
+    instance: Path,
+) -> None:
+    overrides = {"policy": {"new_message_to_professionals": False}}
+    async with running(instance, overrides=overrides) as mss:
+        await add_people(mss, PATIENT_INS)
+        await pro_writes(mss, JEAN, PATIENT, "<m1@pro.mssante.test>")
+        async with patient_client(mss, PATIENT_INS) as (client, csrf):
+            listing = await client.get("/espace/messages")
+            forged = await client.post(
+                "/espace/messages/nouveau",
+                data={"csrf": csrf, "destinataire": JEAN, "objet": "Q", "texte": "Docteur ?"},
+            )
+        assert "/espace/messages/nouveau" not in listing.text
+        assert forged.status_code == 403
+        assert "ne peut que répondre" in html.unescape(forged.text)
+        assert await imap_inbox(mss, JEAN) == []
+
+
+async def test_a_representative_reads_the_minors_messages(clinic: Running) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>", body="Pour votre enfant.")
+    parent = "parent.representant@example.fr"
+    async with patient_client(clinic, PATIENT_INS, representative=True, account=parent) as (
+        client,
+        _,
+    ):
+        listing = await client.get("/espace/messages")
+        [conversation] = conversation_ids(listing.text)
+        thread = await client.get(f"/espace/messages/{conversation}")
+    assert thread.status_code == 200 and "Pour votre enfant." in thread.text
