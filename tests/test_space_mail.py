@@ -14,7 +14,17 @@ from mss.store.models import SystemFlag
 
 from .harness import Running, running
 from .space import OTHER_INS, PATIENT_INS, patient_client
-from .space_mail import JEAN, MARIE, PATIENT, add_people, flags_of, imap_inbox, pro_writes
+from .space_mail import (
+    JEAN,
+    MARIE,
+    PATIENT,
+    PDF_BYTES,
+    add_people,
+    flags_of,
+    imap_inbox,
+    multipart,
+    pro_writes,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -163,3 +173,22 @@ async def test_a_representative_reads_the_minors_messages(clinic: Running) -> No
         [conversation] = conversation_ids(listing.text)
         thread = await client.get(f"/espace/messages/{conversation}")
     assert thread.status_code == 200 and "Pour votre enfant." in thread.text
+
+
+async def test_a_received_attachment_is_filed_into_the_patients_documents(
+    clinic: Running,
+) -> None:
+    pytest.importorskip("mss.space.record", reason="the record's service merges separately")
+    raw = multipart(JEAN, PATIENT, "<d1@pro.mssante.test>", "<p>Votre bilan</p>",
+                    [("bilan sanguin.pdf", "application/pdf", PDF_BYTES)])  # fmt: skip
+    assert (await clinic.submit(JEAN, raw, [PATIENT])).code == 250
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        [conversation] = conversation_ids((await client.get("/espace/messages")).text)
+        page = (await client.get(f"/espace/messages/{conversation}")).text
+        [file_id] = set(re.findall(r'action="/espace/pieces/([\d.]+)/documents"', page))
+        filed = await client.post(f"/espace/pieces/{file_id}/documents", data={"csrf": csrf})
+        assert filed.status_code == 303, filed.text
+        after = await client.get(filed.headers["location"])
+        documents = await client.get("/espace/documents")
+    assert "ajoutée à vos documents" in html.unescape(after.text)
+    assert "bilan sanguin" in html.unescape(documents.text)

@@ -12,6 +12,7 @@ id that does not exist, so ids cannot be probed. Writing (replies, new messages)
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from mss.annuaire import lookup as annuaire_lookup
 from mss.core.mime import Attachment
 from mss.core.mime.structure import Part
 from mss.space.deps import SpaceDeps, Viewer
-from mss.space.errors import NotFound
+from mss.space.errors import NotFound, SpaceError
 from mss.space.mail_content import FILEABLE, PREVIEWABLE, content, frame_document, sniff
 from mss.store.accounts import get_account
 from mss.store.conversations import ConversationRecord, conversations_of_patient, get_conversation
@@ -248,7 +249,7 @@ async def frame(deps: SpaceDeps, who: Viewer, conversation_id: int, message_id: 
 class File:
     info: FileInfo
     data: bytes
-    source_message_id: str | None
+    conversation_id: int
 
 
 async def attachment(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
@@ -260,5 +261,30 @@ async def attachment(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
     for leaf in content(raw, _structure(stored)).attachments:
         if leaf.index == int(message_part[1]):
             info = _file_info(stored.id, raw, leaf)
-            return File(info, leaf.payload(raw), stored.message_id)
+            return File(info, leaf.payload(raw), stored.conversation_id)
     raise NotFound()
+
+
+# The type of the patient's documents a received attachment is filed under (ANS DOCPAT09).
+FILED_TYPE = "DOCPAT09"
+NOT_FILEABLE = SpaceError(
+    "Seuls les fichiers PDF, texte, RTF, JPEG ou TIFF de 5 Mo au plus peuvent être ajoutés "
+    "à vos documents.",
+    "Only PDF, text, RTF, JPEG or TIFF files up to 5 MB can be filed.",
+    status=415,
+)
+
+
+async def file_into_documents(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
+    """« Ajouter à mes documents »: a received attachment deposited in the patient's DMP as
+    their own document, by the record's service (`record.add_own_document`), the same path
+    as a document the patient adds from the Documents page."""
+    found = await attachment(deps, who, file_id)
+    if not found.info.fileable:
+        raise NOT_FILEABLE
+    # The record helper's service; looked up by name so that this module does not depend
+    # on it at import time (it merges separately): one deposit path, not two.
+    record = importlib.import_module("mss.space.record")
+    title = found.info.name.rpartition(".")[0] or found.info.name
+    await record.add_own_document(deps, who, found.data, title, FILED_TYPE)
+    return found

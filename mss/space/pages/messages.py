@@ -82,6 +82,7 @@ async def thread(request: Request, conversation: int, who: Current, deps: Deps) 
         request, "messages_thread.html", who, section="messages", thread=found,
         max_mb=deps.attachment_max // (1024 * 1024), allowed=mail_send.ALLOWED,
         sent=request.query_params.get("envoye") == "1",
+        filed=request.query_params.get("classe") == "1",
     )  # fmt: skip
 
 
@@ -136,3 +137,11 @@ async def preview(file_id: str, who: Current, deps: Deps) -> Response:
     if not found.info.previewable:
         return _file_response(found, "attachment")
     return _file_response(found, "inline")
+
+
+@router.post("/pieces/{file_id}/documents")
+async def file_document(request: Request, file_id: str, who: Posting, deps: Deps) -> Response:
+    """« Ajouter à mes documents »: the attachment joins the patient's own documents."""
+    found = await mail.file_into_documents(deps, who, file_id)
+    target = f"{base_path(request)}/messages/{found.conversation_id}?classe=1"
+    return RedirectResponse(target, status_code=303)
