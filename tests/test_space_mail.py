@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mss.annuaire.importer import import_files
+from mss.space.mail import people
 from mss.store.models import SystemFlag
 
 from .harness import Running, running
@@ -25,6 +27,7 @@ from .space_mail import (
     multipart,
     pro_writes,
 )
+from .test_annuaire import MSS_FILE, PS56
 
 pytestmark = pytest.mark.asyncio
 
@@ -192,3 +195,14 @@ async def test_a_received_attachment_is_filed_into_the_patients_documents(
         documents = await client.get("/espace/documents")
     assert "ajoutée à vos documents" in html.unescape(after.text)
     assert "bilan sanguin" in html.unescape(documents.text)
+
+
+async def test_a_professional_is_named_by_the_annuaire_with_their_profession(
+    clinic: Running,
+) -> None:
+    import_files(clinic.store.db, [MSS_FILE, PS56])
+    listed = "jean.dupont@medecin.mssante.fr"
+    found = await clinic.store.read(lambda c: people(c, [listed, JEAN, "x@pro.mssante.test"]))
+    assert found[listed].profession == "Médecin" and "Dupont" in found[listed].name.title()
+    assert found[JEAN].name == "Jean Dupont"
+    assert found["x@pro.mssante.test"].name == "Professionnel de santé"

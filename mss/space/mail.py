@@ -16,6 +16,7 @@ import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from mss.annuaire import lookup as annuaire_lookup
 from mss.core.mime import Attachment
@@ -39,6 +40,7 @@ from mss.store.space_mail import (
 from mss.store.sql import Conn
 
 UNKNOWN_NAME = "Professionnel de santé"
+PARIS = ZoneInfo("Europe/Paris")  # the times shown to patients
 FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
 
 
@@ -156,7 +158,14 @@ def _summary(
 ) -> Summary:
     ender = named[c.ended_by] if c.ended_by else None
     subject = c.subject or "(sans objet)"
-    return Summary(c.id, subject, members, unread.get(c.id, 0), c.last_activity, c.open, ender)
+    when = _paris(c.last_activity)
+    return Summary(c.id, subject, members, unread.get(c.id, 0), when, c.open, ender)
+
+
+def _paris(when: dt.datetime) -> dt.datetime:
+    """Stored times are UTC (SQLite gives them back naive)."""
+    aware = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return aware.astimezone(PARIS)
 
 
 async def conversations(deps: SpaceDeps, who: Viewer) -> list[Summary]:
@@ -198,7 +207,7 @@ async def _shown(deps: SpaceDeps, stored: StoredMessage, named: dict[str, Person
     files = [_file_info(stored.id, raw, leaf) for leaf in found.attachments]
     return Shown(
         stored.id, stored.from_patient, None if stored.from_patient else named[stored.sender],
-        dt.datetime.fromtimestamp(stored.internal_date, dt.UTC), stored.subject or "",
+        dt.datetime.fromtimestamp(stored.internal_date, PARIS), stored.subject or "",
         found.text, found.html is not None, files, not stored.seen and not stored.from_patient,
     )  # fmt: skip
 
