@@ -13,7 +13,7 @@ import pytest
 
 from mss.space.headers import MAIL_FRAME_CSP
 
-from .harness import Running
+from .harness import Running, message
 from .space import OTHER_INS, PATIENT_INS, patient_client
 from .space_mail import JEAN, PATIENT, PDF_BYTES, PNG_BYTES, add_people, imap_inbox, multipart
 
@@ -165,3 +165,26 @@ async def test_the_frame_and_files_need_a_session(clinic: Running) -> None:
         client.cookies.clear()
         anonymous = await client.get(frame_src)
     assert anonymous.status_code == 303 and "/espace/connexion" in anonymous.headers["location"]
+
+
+async def test_plain_text_mail_is_shown_escaped_and_a_reply_needs_the_csrf_token(
+    clinic: Running,
+) -> None:
+    raw = message(JEAN, PATIENT, "<b>Objet</b>", "<script>alert(1)</script>\r\n<img src=x>\r\n")
+    assert (await clinic.submit(JEAN, raw, [PATIENT])).code == 250
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        conversation, page = await _thread(client)
+        forged = await client.post(
+            f"/espace/messages/{conversation}/repondre", data={"texte": "Sans jeton"}
+        )
+        empty_file = await client.post(
+            f"/espace/messages/{conversation}/repondre",
+            data={"csrf": csrf, "texte": "Sans pièce jointe"},
+            files=[("pieces", ("", b"", "application/octet-stream"))],
+        )
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>Objet</b>" not in page and "<img src=x>" not in page
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert empty_file.status_code == 303, empty_file.text
+    [received] = await imap_inbox(clinic, JEAN)
+    assert not list(received.iter_attachments())

@@ -169,8 +169,12 @@ def _paris(when: dt.datetime) -> dt.datetime:
 
 
 async def conversations(deps: SpaceDeps, who: Viewer) -> list[Summary]:
-    """The patient's conversations, most recent first, with their unread counts."""
-    boxes = await boxes_of(deps, who)
+    """The patient's conversations, most recent first, with their unread counts (none
+    when the patient has no mailbox: a closed profile)."""
+    address = deps.address_of(who.ins)
+    boxes = await deps.store.read_fast(lambda c: patient_boxes(c, address))
+    if boxes is None:
+        return []
 
     def read(conn: Conn) -> list[Summary]:
         found = conversations_of_patient(conn, who.ins)

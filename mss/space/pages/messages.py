@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from mss.space import mail, mail_send
 from mss.space.deps import Current, Deps, Posting, base_path
@@ -22,14 +23,14 @@ PREVIEW_CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; object-src 'self'"
 )
 
-Files = Annotated[list[UploadFile] | None, File(alias="pieces")]
 
-
-async def _uploads(deps: Deps, files: list[UploadFile] | None) -> list[mail_send.Upload]:
-    """The files sent with a form (a browser sends an empty part when none is chosen);
-    each read no further than just past the limit."""
+async def _uploads(request: Request, deps: Deps) -> list[mail_send.Upload]:
+    """The files of the form's `pieces` field (a browser sends an empty part when none is
+    chosen), each read no further than just past the limit."""
     found: list[mail_send.Upload] = []
-    for upload in files or []:
+    for upload in (await request.form()).getlist("pieces"):
+        if not isinstance(upload, UploadFile):
+            continue
         data = await upload.read(deps.attachment_max + 1)
         if upload.filename or data:
             found.append(mail_send.Upload(upload.filename or "", data))
@@ -67,9 +68,8 @@ async def new_send(
     destinataire: Annotated[str, Form()],
     texte: Annotated[str, Form()],
     objet: Annotated[str, Form()] = "",
-    pieces: Files = None,
 ) -> RedirectResponse:
-    uploads = await _uploads(deps, pieces)
+    uploads = await _uploads(request, deps)
     await mail_send.new_message(deps, who, destinataire, objet, texte, uploads, _peer(request))
     return RedirectResponse(f"{base_path(request)}/messages?envoye=1", status_code=303)
 
@@ -93,9 +93,8 @@ async def reply(
     who: Posting,
     deps: Deps,
     texte: Annotated[str, Form()],
-    pieces: Files = None,
 ) -> RedirectResponse:
-    uploads = await _uploads(deps, pieces)
+    uploads = await _uploads(request, deps)
     await mail_send.reply(deps, who, conversation, texte, uploads, _peer(request))
     target = f"{base_path(request)}/messages/{conversation}?envoye=1"
     return RedirectResponse(target, status_code=303)
