@@ -183,7 +183,7 @@ async def conversations(deps: SpaceDeps, who: Viewer) -> list[Summary]:
     return await deps.store.read(read)
 
 
-def _own_conversation(conn: Conn, who: Viewer, conversation_id: int) -> ConversationRecord:
+def own_conversation(conn: Conn, who: Viewer, conversation_id: int) -> ConversationRecord:
     found = get_conversation(conn, conversation_id)
     if found is None or found.patient_ins != who.ins:
         raise NotFound()
@@ -195,7 +195,7 @@ async def conversation(deps: SpaceDeps, who: Viewer, conversation_id: int) -> Th
     boxes = await boxes_of(deps, who)
 
     def read(conn: Conn) -> tuple[Summary, list[StoredMessage], dict[str, Person]]:
-        found = _own_conversation(conn, who, conversation_id)
+        found = own_conversation(conn, who, conversation_id)
         [summary] = _summaries(conn, [found], unread_counts(conn, who.ins, boxes.inbox))
         stored = conversation_messages(conn, who.ins, boxes.ids, conversation_id)
         return summary, stored, people(conn, [s.sender for s in stored if not s.from_patient])

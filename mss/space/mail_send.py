@@ -29,12 +29,12 @@ from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import Forbidden, SpaceError
-from mss.space.mail import Person, boxes_of, conversation, people
+from mss.space.mail import Person, boxes_of, own_conversation, people
 from mss.space.mail_content import JPEG, PDF, PNG, RTF, TEXT, TIFF, safe_filename, sniff
 from mss.store.accounts import get_patient
 from mss.store.mailboxes import Target
 from mss.store.models import AccountKind, SystemFlag
-from mss.store.space_mail import conversation_messages
+from mss.store.space_mail import StoredMessage, conversation_messages
 from mss.store.sql import Conn
 
 log = logging.getLogger(__name__)
@@ -185,16 +185,18 @@ async def reply(
     peer: str | None = None,
 ) -> str:  # fmt: skip
     """Answer the conversation's last professional message, to its author."""
-    thread = await conversation(deps, who, conversation_id)  # NotFound if not theirs
     boxes = await boxes_of(deps, who)
-    stored = await deps.store.read_fast(
-        lambda c: conversation_messages(c, who.ins, boxes.ids, conversation_id)
-    )
+
+    def read(conn: Conn) -> tuple[str, list[StoredMessage]]:
+        found = own_conversation(conn, who, conversation_id)  # NotFound if not theirs
+        return found.subject or "", conversation_messages(conn, who.ins, boxes.ids, found.id)
+
+    subject, stored = await deps.store.read_fast(read)
     last = next((s for s in reversed(stored) if not s.from_patient and s.message_id), None)
     if last is None or last.message_id is None:
         raise _bad("Aucun message auquel répondre.", "Nothing to reply to.", 409)
     references = (*(last.references or "").split(), last.message_id)
-    draft = Draft([last.sender], _re(last.subject or thread.summary.subject), text, files,
+    draft = Draft([last.sender], _re(last.subject or subject), text, files,
                   last.message_id, tuple(dict.fromkeys(references)))  # fmt: skip
     return await _send(deps, who, draft, peer)
 
