@@ -206,3 +206,24 @@ async def test_a_professional_is_named_by_the_annuaire_with_their_profession(
     assert found[listed].profession == "Médecin" and "Dupont" in found[listed].name.title()
     assert found[JEAN].name == "Jean Dupont"
     assert found["x@pro.mssante.test"].name == "Professionnel de santé"
+
+
+async def test_encoded_subjects_are_shown_decoded_and_an_encoded_fin_ends_the_exchange(
+    clinic: Running,
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<e1@pro.mssante.test>",
+                     subject="=?utf-8?q?R=C3=A9sultats_d=27analyses?=")  # fmt: skip
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        listing = await client.get("/espace/messages")
+        [conversation] = conversation_ids(listing.text)
+        assert "Résultats d'analyses" in html.unescape(listing.text)
+        sent = await client.post(f"/espace/messages/{conversation}/repondre",
+                                 data={"csrf": csrf, "texte": "Merci"})  # fmt: skip
+        assert sent.status_code == 303
+        [answer] = await imap_inbox(clinic, JEAN)
+        assert answer["Subject"] == "Re: Résultats d'analyses"
+        fin = "=?utf-8?q?=5BFIN=5D?="
+        await pro_writes(clinic, JEAN, PATIENT, "<e2@pro.mssante.test>", subject=fin,
+                         headers={"In-Reply-To": "<e1@pro.mssante.test>"})  # fmt: skip
+        thread = await client.get(f"/espace/messages/{conversation}")
+    assert "a mis fin à vos échanges" in html.unescape(thread.text)

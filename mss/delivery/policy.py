@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mss.core.mime.headers import decode_words
 from mss.errors import Rejection
 from mss.store.conversations import (
     PROFESSIONAL,
@@ -114,8 +115,10 @@ class Plan:
 
 
 def ends_conversation(subject: str | None, mss_mes: str | None) -> bool:
-    """`[FIN]` subject, or `X-MSS-MES: FIN` (ANS Réf. #2 ECO.2.2.8)."""
-    return (subject or "").strip() == FIN_SUBJECT or (mss_mes or "").strip().upper() == "FIN"
+    """`[FIN]` subject (also RFC 2047-encoded), or `X-MSS-MES: FIN` (ANS Réf. #2
+    ECO.2.2.8)."""
+    by_subject = decode_words(subject or "").strip() == FIN_SUBJECT
+    return by_subject or (mss_mes or "").strip().upper() == "FIN"
 
 
 def plan(

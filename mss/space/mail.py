@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from mss.annuaire import lookup as annuaire_lookup
 from mss.core.mime import Attachment
+from mss.core.mime.headers import decode_words
 from mss.core.mime.structure import Part
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import NotFound, SpaceError
@@ -157,7 +158,7 @@ def _summary(
     c: ConversationRecord, members: list[Person], unread: dict[int, int], named: dict[str, Person]
 ) -> Summary:
     ender = named[c.ended_by] if c.ended_by else None
-    subject = c.subject or "(sans objet)"
+    subject = decode_words(c.subject or "") or "(sans objet)"
     when = _paris(c.last_activity)
     return Summary(c.id, subject, members, unread.get(c.id, 0), when, c.open, ender)
 
@@ -211,7 +212,7 @@ async def _shown(deps: SpaceDeps, stored: StoredMessage, named: dict[str, Person
     files = [_file_info(stored.id, raw, leaf) for leaf in found.attachments]
     return Shown(
         stored.id, stored.from_patient, None if stored.from_patient else named[stored.sender],
-        dt.datetime.fromtimestamp(stored.internal_date, PARIS), stored.subject or "",
+        dt.datetime.fromtimestamp(stored.internal_date, PARIS), decode_words(stored.subject or ""),
         found.text, found.html is not None, files, not stored.seen and not stored.from_patient,
     )  # fmt: skip
 

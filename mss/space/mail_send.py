@@ -22,6 +22,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
 from mss.core.dsn import RcptDSN
+from mss.core.mime.headers import decode_words
 from mss.delivery.checks import Door, Recipient
 from mss.delivery.inbound import Pipeline, SessionInfo
 from mss.delivery.policy import may_write_to
@@ -176,7 +177,8 @@ async def _keep_sent(deps: SpaceDeps, who: Viewer, raw: bytes) -> None:
         await deps.store.deliver(raw, [Target(boxes.sent, int(SystemFlag.SEEN))])
 
 
-def _re(subject: str) -> str:
+def _re(encoded: str) -> str:
+    subject = decode_words(encoded)
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
