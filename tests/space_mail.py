@@ -26,7 +26,7 @@ PNG_BYTES = base64.b64decode(
 
 
 async def add_people(mss: Running, *patients: str) -> None:
-    await mss.add_pro(JEAN, name="Jean Dupont")
+    await mss.add_pro(JEAN, name="Jean Dupont", national_id="810001234567")
     await mss.add_pro(MARIE, name="Marie Martin")
     for ins in patients:
         await mss.add_patient(ins)

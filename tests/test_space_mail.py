@@ -53,6 +53,7 @@ async def test_the_messagerie_shows_the_patients_address_and_names_never_address
     assert listing.status_code == 200 and PATIENT in listing.text
     assert "Jean Dupont" in listing.text and JEAN not in listing.text
     assert "Jean Dupont" in thread.text and JEAN not in thread.text
+    assert "identifiant national 810001234567" in thread.text
     assert listing.headers["cache-control"] == "no-store"
 
 
@@ -204,6 +205,7 @@ async def test_a_professional_is_named_by_the_annuaire_with_their_profession(
     listed = "jean.dupont@medecin.mssante.fr"
     found = await clinic.store.read(lambda c: people(c, [listed, JEAN, "x@pro.mssante.test"]))
     assert found[listed].profession == "Médecin" and "Dupont" in found[listed].name.title()
+    assert found[listed].national_id == "810003456789"
     assert found[JEAN].name == "Jean Dupont"
     assert found["x@pro.mssante.test"].name == "Professionnel de santé"
 

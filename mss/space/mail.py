@@ -47,12 +47,13 @@ FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """A professional as the patient sees them: a name and a profession, never the address
-    (`address` is for the forms' values and the rules only)."""
+    """A professional as the patient sees them: a name, a profession and a national id
+    (DOMAIN.md §2), never the address (`address` is for the forms' values and the rules)."""
 
     address: str
     name: str
     profession: str
+    national_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ def _annuaire_person(conn: Conn, address: str) -> Person | None:
     name = " ".join(str(v) for v in (entry.get("civilite"), entry.get("given"),
                                      entry.get("family")) if v)  # fmt: skip
     profession = (entry.get("profession") or {}).get("label") or ""
-    return Person(address, name, str(profession))
+    return Person(address, name, str(profession), str(entry.get("national_id") or ""))
 
 
 def people(conn: Conn, addresses: Sequence[str]) -> dict[str, Person]:
@@ -134,7 +135,8 @@ def people(conn: Conn, addresses: Sequence[str]) -> dict[str, Person]:
         if person is None:
             account = get_account(conn, address)
             name = (account.display_name if account else None) or written.get(address)
-            person = Person(address, name or UNKNOWN_NAME, "")
+            national_id = (account.national_id if account else None) or ""
+            person = Person(address, name or UNKNOWN_NAME, "", national_id)
         found[address] = person
     return found
 
