@@ -46,6 +46,8 @@ ALLOWED = {
     "txt": TEXT,
 }  # fmt: skip
 MAX_FILES = 5
+# All the files of one message: once in base64, under the 25 MB Mon espace santé accepts.
+MAX_TOTAL = 18 * 1024 * 1024
 MAX_TEXT = 20_000
 
 
@@ -146,6 +148,9 @@ async def _send(deps: SpaceDeps, who: Viewer, draft: Draft, peer: str | None) ->
     _check_text(draft.subject, draft.text)
     if len(draft.files) > MAX_FILES:
         raise _bad(f"Au plus {MAX_FILES} pièces jointes.", "Too many attachments.")
+    if sum(len(f.data) for f in draft.files) > MAX_TOTAL:
+        raise _bad(f"Les pièces jointes dépassent {MAX_TOTAL // (1024 * 1024)} Mo au total.",
+                   "Attachments too large in total.", 413)  # fmt: skip
     name = await _patient_name(deps, who)
     raw, message_id = build(deps, who, name, draft)
     try:
