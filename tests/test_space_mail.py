@@ -12,7 +12,9 @@ import pytest
 
 from mss.annuaire.importer import import_files
 from mss.space.mail import people
+from mss.store.conversations import open_conversation
 from mss.store.models import SystemFlag
+from mss.store.sql import Tx
 
 from .harness import Running, running
 from .space import OTHER_INS, PATIENT_INS, patient_client
@@ -229,3 +231,19 @@ async def test_encoded_subjects_are_shown_decoded_and_an_encoded_fin_ends_the_ex
                          headers={"In-Reply-To": "<e1@pro.mssante.test>"})  # fmt: skip
         thread = await client.get(f"/espace/messages/{conversation}")
     assert "a mis fin à vos échanges" in html.unescape(thread.text)
+
+
+async def test_the_conversations_come_by_pages_of_fifty(clinic: Running) -> None:
+    def open_many(tx: Tx) -> None:
+        for n in range(55):
+            open_conversation(tx, patient_ins=PATIENT_INS, professional=JEAN, subject=f"n°{n}")
+
+    await clinic.store.write(open_many)
+    async with patient_client(clinic, PATIENT_INS) as (client, _):
+        first = await client.get("/espace/messages")
+        second = await client.get("/espace/messages?page=2")
+        beyond = await client.get("/espace/messages?page=9")
+        bad = await client.get("/espace/messages?page=-1")
+    assert len(conversation_ids(first.text)) == 50 and "page=2" in first.text
+    assert len(conversation_ids(second.text)) == 5 and "Page 2 sur 2" in second.text
+    assert conversation_ids(beyond.text) == [] and bad.status_code == 400

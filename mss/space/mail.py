@@ -26,7 +26,7 @@ from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import NotFound, SpaceError
 from mss.space.mail_content import FILEABLE, PREVIEWABLE, content, frame_document, sniff
 from mss.store.accounts import get_account
-from mss.store.conversations import ConversationRecord, conversations_of_patient, get_conversation
+from mss.store.conversations import ConversationRecord, get_conversation, patient_conversations
 from mss.store.messages import store_flags
 from mss.store.space_mail import (
     PatientBoxes,
@@ -42,6 +42,7 @@ from mss.store.sql import Conn
 
 UNKNOWN_NAME = "Professionnel de santé"
 PARIS = ZoneInfo("Europe/Paris")  # the times shown to patients
+PER_PAGE = 50  # conversations on a page of the messagerie
 FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
 
 
@@ -171,17 +172,26 @@ def _paris(when: dt.datetime) -> dt.datetime:
     return aware.astimezone(PARIS)
 
 
-async def conversations(deps: SpaceDeps, who: Viewer) -> list[Summary]:
-    """The patient's conversations, most recent first, with their unread counts (none
-    when the patient has no mailbox: a closed profile)."""
+@dataclass(frozen=True, slots=True)
+class Listing:
+    conversations: list[Summary]
+    page: int
+    pages: int
+
+
+async def conversations(deps: SpaceDeps, who: Viewer, page: int = 1) -> Listing:
+    """A page of the patient's conversations, most recent first, with their unread counts
+    (none when the patient has no mailbox: a closed profile)."""
     address = deps.address_of(who.ins)
     boxes = await deps.store.read_fast(lambda c: patient_boxes(c, address))
     if boxes is None:
-        return []
+        return Listing([], 1, 1)
+    page = max(page, 1)
 
-    def read(conn: Conn) -> list[Summary]:
-        found = conversations_of_patient(conn, who.ins)
-        return _summaries(conn, found, unread_counts(conn, who.ins, boxes.inbox))
+    def read(conn: Conn) -> Listing:
+        found, total = patient_conversations(conn, who.ins, PER_PAGE, (page - 1) * PER_PAGE)
+        unread = unread_counts(conn, who.ins, boxes.inbox, [c.id for c in found])
+        return Listing(_summaries(conn, found, unread), page, max(1, -(-total // PER_PAGE)))
 
     return await deps.store.read(read)
 
@@ -199,7 +209,8 @@ async def conversation(deps: SpaceDeps, who: Viewer, conversation_id: int) -> Th
 
     def read(conn: Conn) -> tuple[Summary, list[StoredMessage], dict[str, Person]]:
         found = own_conversation(conn, who, conversation_id)
-        [summary] = _summaries(conn, [found], unread_counts(conn, who.ins, boxes.inbox))
+        unread = unread_counts(conn, who.ins, boxes.inbox, [found.id])
+        [summary] = _summaries(conn, [found], unread)
         stored = conversation_messages(conn, who.ins, boxes.ids, conversation_id)
         return summary, stored, people(conn, [s.sender for s in stored if not s.from_patient])
 

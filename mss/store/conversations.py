@@ -171,6 +171,22 @@ def conversations_of_patient(conn: Connection, patient_ins: str) -> list[Convers
     return [ConversationRecord(*row) for row in rows]
 
 
+def patient_conversations(
+    conn: Connection, patient_ins: str, limit: int, offset: int = 0
+) -> tuple[list[ConversationRecord], int]:
+    """One page of the patient's conversations, most recent first, and how many there are."""
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(conversation_table.c.patient_ins == patient_ins)
+        .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    count = select(func.count()).select_from(conversation_table)
+    total = conn.execute(count.where(conversation_table.c.patient_ins == patient_ins)).scalar_one()
+    return [ConversationRecord(*row) for row in rows], int(total)
+
+
 def open_conversations_with(
     conn: Connection, patient_ins: str, professional: str
 ) -> list[ConversationRecord]:

@@ -128,14 +128,19 @@ def patient_message(
     return None if row is None else StoredMessage(*row)
 
 
-def unread_counts(conn: Connection, patient_ins: str, inbox: int) -> dict[int, int]:
-    """Per conversation of the patient: how many of its messages in INBOX are not \\Seen."""
+def unread_counts(
+    conn: Connection, patient_ins: str, inbox: int, conversation_ids: Sequence[int]
+) -> dict[int, int]:
+    """Per conversation of these: how many of its messages in INBOX are not \\Seen."""
+    if not conversation_ids:
+        return {}
     rows = conn.execute(
         select(cm.conversation_id, func.count(func.distinct(m.id)))
         .join(conversation_message_table, cm.message_id == m.message_id)
         .join(conversation_table, c_.id == cm.conversation_id)
         .where(
             c_.patient_ins == patient_ins,
+            cm.conversation_id.in_(list(conversation_ids)),
             m.mailbox_id == inbox,
             m.flags.op("&")(int(SystemFlag.SEEN)) == 0,
         )

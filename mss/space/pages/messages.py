@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -37,17 +37,21 @@ async def _uploads(request: Request, deps: Deps) -> list[mail_send.Upload]:
     return found
 
 
+PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
+
+
 def _peer(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
 @router.get("/messages")
-async def inbox(request: Request, who: Current, deps: Deps) -> HTMLResponse:
-    found = await mail.conversations(deps, who)
+async def inbox(request: Request, who: Current, deps: Deps, page_: PageNumber = 1) -> HTMLResponse:
+    found = await mail.conversations(deps, who, page_)
     writable = await mail_send.writable(deps, who)
     return page(
-        request, "messages.html", who, section="messages", conversations=found,
-        can_write=bool(writable), sent=request.query_params.get("envoye") == "1",
+        request, "messages.html", who, section="messages", listing=found,
+        conversations=found.conversations, can_write=bool(writable),
+        sent=request.query_params.get("envoye") == "1",
     )  # fmt: skip
 
 
