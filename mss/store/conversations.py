@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
@@ -214,11 +213,12 @@ def last_professional_message_at(conn: Connection, conversation_id: int) -> dt.d
     return value if isinstance(value, dt.datetime) else None
 
 
-def _written_by(patient_ins: str, professional: str | None) -> Any:
-    """Open conversations of this patient with a message from a professional (`professional`
-    or any)."""
-    query = (
-        select(*_COLUMNS, conversation_message_table.c.sender)
+def open_conversation_written_by(
+    conn: Connection, patient_ins: str, professional: str
+) -> ConversationRecord | None:
+    """The newest open conversation of this patient in which `professional` wrote."""
+    row = conn.execute(
+        select(*_COLUMNS)
         .join(
             conversation_message_table,
             conversation_message_table.c.conversation_id == conversation_table.c.id,
@@ -227,23 +227,26 @@ def _written_by(patient_ins: str, professional: str | None) -> Any:
             conversation_table.c.patient_ins == patient_ins,
             conversation_table.c.status == ConversationStatus.OPEN.value,
             conversation_message_table.c.from_patient.is_(False),
+            conversation_message_table.c.sender == professional,
         )
         .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
-    )
-    if professional is not None:
-        query = query.where(conversation_message_table.c.sender == professional)
-    return query
-
-
-def open_conversation_written_by(
-    conn: Connection, patient_ins: str, professional: str
-) -> ConversationRecord | None:
-    """The newest open conversation of this patient in which `professional` wrote."""
-    row = conn.execute(_written_by(patient_ins, professional).limit(1)).first()
-    return None if row is None else ConversationRecord(*row[:-1])
+        .limit(1)
+    ).first()
+    return None if row is None else ConversationRecord(*row)
 
 
 def professionals_who_wrote(conn: Connection, patient_ins: str) -> list[str]:
     """Who wrote to this patient in a conversation still open, most recent first."""
-    senders = (row[-1] for row in conn.execute(_written_by(patient_ins, None)))
-    return list(dict.fromkeys(senders))
+    cm = conversation_message_table.c
+    rows = conn.execute(
+        select(cm.sender, func.max(cm.at).label("last"))
+        .join(conversation_table, conversation_table.c.id == cm.conversation_id)
+        .where(
+            conversation_table.c.patient_ins == patient_ins,
+            conversation_table.c.status == ConversationStatus.OPEN.value,
+            cm.from_patient.is_(False),
+        )
+        .group_by(cm.sender)
+        .order_by(func.max(cm.at).desc())
+    )
+    return [row.sender for row in rows]
