@@ -12,11 +12,13 @@ import pytest
 
 from mss.annuaire.importer import import_files
 from mss.space.mail import people
-from mss.store.conversations import open_conversation
+from mss.store.conversations import open_conversation, record_message
+from mss.store.mailboxes import Target
 from mss.store.models import SystemFlag
+from mss.store.space_mail import patient_boxes
 from mss.store.sql import Tx
 
-from .harness import Running, running
+from .harness import Running, message, running
 from .space import OTHER_INS, PATIENT_INS, patient_client
 from .space_mail import (
     JEAN,
@@ -247,3 +249,32 @@ async def test_the_conversations_come_by_pages_of_fifty(clinic: Running) -> None
     assert len(conversation_ids(first.text)) == 50 and "page=2" in first.text
     assert len(conversation_ids(second.text)) == 5 and "Page 2 sur 2" in second.text
     assert conversation_ids(beyond.text) == [] and bad.status_code == 400
+
+
+async def test_a_long_conversation_shows_its_last_twenty_messages_and_the_rest_on_demand(
+    clinic: Running,
+) -> None:
+    box = await clinic.store.read(lambda c: patient_boxes(c, PATIENT))
+    assert box is not None
+    conversation = await clinic.store.write(
+        lambda tx: open_conversation(
+            tx, patient_ins=PATIENT_INS, professional=JEAN, subject="Suivi"
+        )
+    )
+    for n in range(23):
+        msgid = f"<long{n}@pro.mssante.test>"
+
+        def record(tx: Tx, _: object, msgid: str = msgid) -> None:
+            record_message(tx, conversation, message_id=msgid, sender=JEAN, from_patient=False)
+
+        raw = message(JEAN, PATIENT, f"Point n°{n}", message_id=msgid)
+        await clinic.store.deliver(raw, [Target(box.inbox)], internal_date=1_800_000_000 + n,
+                                   also=record)  # fmt: skip
+    async with patient_client(clinic, PATIENT_INS) as (client, _):
+        last = await client.get(f"/espace/messages/{conversation}")
+        unread_after = await flags_of(clinic, PATIENT)
+        everything = await client.get(f"/espace/messages/{conversation}?tout=1")
+    assert last.text.count("<article") == 20 and "Point n°3<" in last.text
+    assert "Point n°2<" not in last.text and "Afficher les 3 messages précédents" in last.text
+    assert [bool(f & SystemFlag.SEEN) for f in unread_after] == [False] * 3 + [True] * 20
+    assert everything.text.count("<article") == 23

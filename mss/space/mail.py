@@ -43,6 +43,7 @@ from mss.store.sql import Conn
 UNKNOWN_NAME = "Professionnel de santé"
 PARIS = ZoneInfo("Europe/Paris")  # the times shown to patients
 PER_PAGE = 50  # conversations on a page of the messagerie
+SHOWN = 20  # a conversation's last messages shown, unless all are asked for
 FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
 
 
@@ -104,6 +105,8 @@ class Shown:
 class Thread:
     summary: Summary
     messages: list[Shown]
+    earlier: int  # older messages not shown
+    unseen_uids: list[int]  # INBOX uids of the messages shown that were not \\Seen
 
 
 async def boxes_of(deps: SpaceDeps, who: Viewer) -> PatientBoxes:
@@ -203,24 +206,30 @@ def own_conversation(conn: Conn, who: Viewer, conversation_id: int) -> Conversat
     return found
 
 
-async def conversation(deps: SpaceDeps, who: Viewer, conversation_id: int) -> Thread:
-    """One conversation of the patient's with its messages (oldest first)."""
+async def conversation(
+    deps: SpaceDeps, who: Viewer, conversation_id: int, *, everything: bool = False
+) -> Thread:
+    """One conversation of the patient's: its last `SHOWN` messages (all of them when
+    `everything`), oldest first, read in one transaction."""
     boxes = await boxes_of(deps, who)
+    blobs = deps.store.blobs
 
-    def read(conn: Conn) -> tuple[Summary, list[StoredMessage], dict[str, Person]]:
+    def read(conn: Conn) -> Thread:
         found = own_conversation(conn, who, conversation_id)
         unread = unread_counts(conn, who.ins, boxes.inbox, [found.id])
         [summary] = _summaries(conn, [found], unread)
         stored = conversation_messages(conn, who.ins, boxes.ids, conversation_id)
-        return summary, stored, people(conn, [s.sender for s in stored if not s.from_patient])
+        earlier = 0 if everything else max(0, len(stored) - SHOWN)
+        stored = stored[earlier:]
+        named = people(conn, [s.sender for s in stored if not s.from_patient])
+        shown = [_shown(s, blobs.get(conn, s.blob_id), named) for s in stored]
+        unseen = [s.uid for s in stored if s.mailbox_id == boxes.inbox and not s.seen]
+        return Thread(summary, shown, earlier, unseen)
 
-    summary, stored, named = await deps.store.read(read)
-    shown = [await _shown(deps, s, named) for s in stored]
-    return Thread(summary, shown)
+    return await deps.store.read(read)
 
 
-async def _shown(deps: SpaceDeps, stored: StoredMessage, named: dict[str, Person]) -> Shown:
-    raw = await deps.store.blob_bytes(stored.blob_id)
+def _shown(stored: StoredMessage, raw: bytes, named: dict[str, Person]) -> Shown:
     found = content(raw, _structure(stored))
     files = [_file_info(stored.id, raw, leaf) for leaf in found.attachments]
     return Shown(
@@ -241,12 +250,9 @@ def _file_info(message_id: int, raw: bytes, leaf: Attachment) -> FileInfo:
 
 
 async def mark_read(deps: SpaceDeps, who: Viewer, thread: Thread) -> None:
-    """Set `\\Seen` on the conversation's unread messages (IMAP sessions see it)."""
+    """Set `\\Seen` on the messages shown (IMAP sessions see it)."""
     boxes = await boxes_of(deps, who)
-    uids = await deps.store.read_fast(
-        lambda c: [s.uid for s in conversation_messages(c, who.ins, [boxes.inbox],
-                                                         thread.summary.id) if not s.seen]
-    )  # fmt: skip
+    uids = thread.unseen_uids
     if uids:
         await deps.store.write(lambda tx: store_flags(tx, boxes.inbox, uids, "add", ["\\Seen"]))
 

@@ -136,12 +136,16 @@ def unread_counts(
         return {}
     rows = conn.execute(
         select(cm.conversation_id, func.count(func.distinct(m.id)))
-        .join(conversation_message_table, cm.message_id == m.message_id)
+        .select_from(conversation_message_table)
         .join(conversation_table, c_.id == cm.conversation_id)
+        .join(message_table, m.message_id == cm.message_id)
         .where(
             c_.patient_ins == patient_ins,
             cm.conversation_id.in_(list(conversation_ids)),
-            m.mailbox_id == inbox,
+            # An expression, not the column: a planner that walked the whole INBOX by its
+            # index (SQLite does) would read every message; by Message-ID it reads the
+            # conversations' own.
+            (m.mailbox_id + 0) == inbox,
             m.flags.op("&")(int(SystemFlag.SEEN)) == 0,
         )
         .group_by(cm.conversation_id)

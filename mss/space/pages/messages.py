@@ -80,7 +80,8 @@ async def new_send(
 
 @router.get("/messages/{conversation}")
 async def thread(request: Request, conversation: int, who: Current, deps: Deps) -> HTMLResponse:
-    found = await mail.conversation(deps, who, conversation)
+    everything = request.query_params.get("tout") == "1"
+    found = await mail.conversation(deps, who, conversation, everything=everything)
     await mail.mark_read(deps, who, found)
     return page(
         request, "messages_thread.html", who, section="messages", thread=found,
