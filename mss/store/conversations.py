@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from mss.errors import NotFoundError
 from mss.store.models import (
@@ -136,16 +136,22 @@ def find_by_message_ids(
     """The conversation of this patient that contains one of `message_ids` (newest first)."""
     if not message_ids:
         return None
+    return _newest_with_message(
+        conn, patient_ins, conversation_message_table.c.message_id.in_(list(message_ids))
+    )
+
+
+def _newest_with_message(
+    conn: Connection, patient_ins: str, *conditions: ColumnElement[bool]
+) -> ConversationRecord | None:
+    """The patient's most recently active conversation with a message meeting `conditions`."""
     row = conn.execute(
         select(*_COLUMNS)
         .join(
             conversation_message_table,
             conversation_message_table.c.conversation_id == conversation_table.c.id,
         )
-        .where(
-            conversation_table.c.patient_ins == patient_ins,
-            conversation_message_table.c.message_id.in_(list(message_ids)),
-        )
+        .where(conversation_table.c.patient_ins == patient_ins, *conditions)
         .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
         .limit(1)
     ).first()
@@ -217,22 +223,13 @@ def open_conversation_written_by(
     conn: Connection, patient_ins: str, professional: str
 ) -> ConversationRecord | None:
     """The newest open conversation of this patient in which `professional` wrote."""
-    row = conn.execute(
-        select(*_COLUMNS)
-        .join(
-            conversation_message_table,
-            conversation_message_table.c.conversation_id == conversation_table.c.id,
-        )
-        .where(
-            conversation_table.c.patient_ins == patient_ins,
-            conversation_table.c.status == ConversationStatus.OPEN.value,
-            conversation_message_table.c.from_patient.is_(False),
-            conversation_message_table.c.sender == professional,
-        )
-        .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else ConversationRecord(*row)
+    return _newest_with_message(
+        conn,
+        patient_ins,
+        conversation_table.c.status == ConversationStatus.OPEN.value,
+        conversation_message_table.c.from_patient.is_(False),
+        conversation_message_table.c.sender == professional,
+    )
 
 
 def professionals_who_wrote(conn: Connection, patient_ins: str) -> list[str]:
