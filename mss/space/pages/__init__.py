@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mss.space.pages import home
+from mss.space.pages import documents, history, home
 
 
 def routers() -> list[APIRouter]:
-    return [home.router]
+    return [
+        home.router,
+        documents.router,
+        history.router,
+    ]

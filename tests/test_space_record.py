@@ -1,0 +1,167 @@
+"""The patient's documents in their space: by category, downloaded, masked from
+professionals (who then no longer find them through the DMP API), the patient's own
+documents added; what the patient may not see (INVISIBLE_PATIENT, hidden from
+representatives, another patient's) answers as a missing id on every route."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+import pytest
+
+from .harness import Running
+from .space import OTHER_INS, PATIENT_INS, patient_client, web
+from .space_record import (
+    LEVEQUE,
+    MINOR_INS,
+    PARENT,
+    PDF,
+    authorise,
+    deposit,
+    document,
+    found_by,
+    record,
+)
+
+pytestmark = pytest.mark.asyncio
+__all__ = ["record"]
+NOWHERE = 987654321
+
+
+def text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+async def upload(
+    client: httpx.AsyncClient, csrf: str, title: str, category: str, content: bytes,
+    media_type: str = "application/pdf",
+) -> httpx.Response:  # fmt: skip
+    """The form of the documents page, as a browser posts it (the declared type is the
+    browser's word: the server sniffs the bytes)."""
+    return await client.post(
+        "/espace/documents/ajouter",
+        data={"csrf": csrf, "titre": title, "categorie": category},
+        files={"fichier": ("fichier", content, media_type)},
+    )
+
+
+async def test_documents_are_listed_by_category_and_downloaded_with_their_type(
+    record: Running,
+) -> None:
+    [cr] = await deposit(record, PATIENT_INS, document(1, "Compte rendu de consultation"))
+    [rx] = await deposit(record, PATIENT_INS, document(2, "Ordonnance", class_code="42",
+                                                       type_code="57833-6"))  # fmt: skip
+    async with patient_client(record, PATIENT_INS) as (client, _):
+        listed = await client.get("/espace/documents")
+        body = await client.get(f"/espace/documents/{cr}")
+    assert listed.status_code == 200
+    shown = text(listed.text)
+    assert "Comptes rendus" in shown and "Prescriptions" in shown
+    assert "Compte rendu de consultation" in shown and "Ordonnance" in shown
+    assert listed.headers["cache-control"] == "no-store"
+    assert body.status_code == 200 and body.content.startswith(b"<?xml")
+    assert body.headers["content-type"].startswith("text/xml")
+    assert body.headers["content-disposition"].startswith("attachment;")
+    assert rx != cr
+
+
+async def test_a_masked_document_is_no_longer_found_by_a_professional_through_the_dmp_api(
+    record: Running,
+) -> None:
+    [doc] = await deposit(record, PATIENT_INS, document(1, "Bilan sensible"))
+    async with web(record) as api:
+        await authorise(api, PATIENT_INS, LEVEQUE)
+        assert await found_by(api, PATIENT_INS, LEVEQUE) == ["Bilan sensible"]
+        async with patient_client(record, PATIENT_INS) as (client, csrf):
+            masked = await client.post(f"/espace/documents/{doc}/masquer", data={"csrf": csrf})
+            assert masked.status_code == 303
+            assert "masqué aux professionnels" in text((await client.get("/espace/documents")).text)
+            assert await found_by(api, PATIENT_INS, LEVEQUE) == []
+            shown = await client.post(f"/espace/documents/{doc}/demasquer", data={"csrf": csrf})
+            assert shown.status_code == 303
+        assert await found_by(api, PATIENT_INS, LEVEQUE) == ["Bilan sensible"]
+
+
+async def test_an_invisible_document_answers_as_a_missing_one_on_every_route(
+    record: Running,
+) -> None:
+    invisible = document(2, "Annonce diagnostique", confidentiality=["N", "INVISIBLE_PATIENT"])
+    [_seen, secret] = await deposit(record, PATIENT_INS, document(1, "Visible"), invisible)
+    async with patient_client(record, PATIENT_INS) as (client, csrf):
+        listed = text((await client.get("/espace/documents")).text)
+        history = text((await client.get("/espace/historique")).text)
+        for doc in (secret, NOWHERE):
+            download = await client.get(f"/espace/documents/{doc}")
+            mask = await client.post(f"/espace/documents/{doc}/masquer", data={"csrf": csrf})
+            unmask = await client.post(f"/espace/documents/{doc}/demasquer", data={"csrf": csrf})
+            assert [download.status_code, mask.status_code, unmask.status_code] == [404] * 3
+            assert "Cette page n'existe pas." in text(download.text)
+    assert "Visible" in listed and "Annonce diagnostique" not in listed
+    assert "Visible" in history and "Annonce diagnostique" not in history
+    assert history.count("a ajouté le document") == 1  # the invisible one's trace is left out
+
+
+async def test_a_representative_does_not_see_documents_hidden_from_representatives(
+    record: Running,
+) -> None:
+    await deposit(record, MINOR_INS, document(1, "Vaccinations"),
+                  document(2, "Consultation confidentielle",
+                           confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"]))  # fmt: skip
+    hidden = (await deposit(record, MINOR_INS, document(3, "Autre confidentiel",
+              confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"])))[0]  # fmt: skip
+    async with patient_client(record, MINOR_INS, representative=True, account=PARENT) as (
+        client, csrf,
+    ):  # fmt: skip
+        listed = text((await client.get("/espace/documents")).text)
+        history = text((await client.get("/espace/historique")).text)
+        download = await client.get(f"/espace/documents/{hidden}")
+        mask = await client.post(f"/espace/documents/{hidden}/masquer", data={"csrf": csrf})
+    assert "Vaccinations" in listed and "confidentiel" not in listed.lower()
+    assert "confidentiel" not in history.lower()
+    assert download.status_code == 404 and mask.status_code == 404
+
+
+async def test_another_patients_document_ids_are_404_on_every_route(record: Running) -> None:
+    [theirs] = await deposit(record, OTHER_INS, document(1, "Pas à vous"))
+    async with patient_client(record, PATIENT_INS) as (client, csrf):
+        download = await client.get(f"/espace/documents/{theirs}")
+        mask = await client.post(f"/espace/documents/{theirs}/masquer", data={"csrf": csrf})
+        unmask = await client.post(f"/espace/documents/{theirs}/demasquer", data={"csrf": csrf})
+        listed = text((await client.get("/espace/documents")).text)
+    assert [download.status_code, mask.status_code, unmask.status_code] == [404, 404, 404]
+    assert "Pas à vous" not in listed
+    async with web(record) as api:
+        await authorise(api, OTHER_INS, LEVEQUE)
+        assert await found_by(api, OTHER_INS, LEVEQUE) == ["Pas à vous"]  # not masked
+
+
+async def test_the_patient_adds_their_own_pdf_and_a_disguised_file_is_refused(
+    record: Running,
+) -> None:
+    async with patient_client(record, PATIENT_INS) as (client, csrf):
+        added = await upload(client, csrf, "Mes directives", "DOCPAT08", PDF)
+        disguised = await upload(client, csrf, "Photo", "DOCPAT09", b"MZ\x90\x00\x03", "image/png")
+        untitled = await upload(client, csrf, " ", "DOCPAT09", b"bonjour", "text/plain")
+        listed = text((await client.get("/espace/documents")).text)
+        history = text((await client.get("/espace/historique")).text)
+    assert added.status_code == 303
+    assert "Mes documents" in listed and "Mes directives" in listed
+    assert disguised.status_code == 400 and "PDF, JPEG, PNG ou texte" in text(disguised.text)
+    assert untitled.status_code == 400 and "titre" in text(untitled.text)
+    assert "Vous avez ajouté le document « Mes directives »" in history
+
+
+async def test_a_file_above_the_limit_is_refused(record: Running) -> None:
+    big = PDF + b"0" * (5 * 1024 * 1024)
+    async with patient_client(record, PATIENT_INS) as (client, csrf):
+        refused = await upload(client, csrf, "Gros", "DOCPAT09", big)
+    assert refused.status_code == 413 and "dépasse 5 Mo" in text(refused.text)
+
+
+async def test_a_forged_mask_without_the_csrf_token_is_refused(record: Running) -> None:
+    [doc] = await deposit(record, PATIENT_INS, document(1))
+    async with patient_client(record, PATIENT_INS) as (client, _):
+        forged = await client.post(f"/espace/documents/{doc}/masquer", data={"csrf": "x"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
