@@ -40,12 +40,19 @@ async def record(instance: Path) -> AsyncIterator[Running]:
         from .test_annuaire import MSS_FILE
 
         import_files(mss.store.db, [MSS_FILE])
-        await mss.add_patient(PATIENT_INS, family="PAT-TROIS", given="DOMINIQUE",
-                              birth_date="1979-03-17", email="dominique@example.fr")  # fmt: skip
-        await mss.add_patient(OTHER_INS, family="CORSE", given="FIGATELLIX",
-                              birth_date="1988-10-01")  # fmt: skip
-        await mss.add_patient(MINOR_INS, family="MINEUR", given="LEO", birth_date="2015-03-01",
-                              sex="M")  # fmt: skip
+        await mss.add_patient(
+            PATIENT_INS,
+            family="PAT-TROIS",
+            given="DOMINIQUE",
+            birth_date="1979-03-17",
+            email="dominique@example.fr",
+        )
+        await mss.add_patient(
+            OTHER_INS, family="CORSE", given="FIGATELLIX", birth_date="1988-10-01"
+        )
+        await mss.add_patient(
+            MINOR_INS, family="MINEUR", given="LEO", birth_date="2015-03-01", sex="M"
+        )
         yield mss
 
 
@@ -55,24 +62,32 @@ def pro(national_id: str) -> dict[str, str]:
 
 def document(n: int, title: str = "", **extra: Any) -> dict[str, Any]:
     return {
-        "unique_id": f"1.2.250.1.999.7.{n}", "content_base64": base64.b64encode(cda()).decode(),
-        "mime_type": "text/xml", "title": title or f"Compte rendu {n}", "class_code": "10",
-        "type_code": "11488-4", **extra,
-    }  # fmt: skip
+        "unique_id": f"1.2.250.1.999.7.{n}",
+        "content_base64": base64.b64encode(cda()).decode(),
+        "mime_type": "text/xml",
+        "title": title or f"Compte rendu {n}",
+        "class_code": "10",
+        "type_code": "11488-4",
+        **extra,
+    }
 
 
 async def deposit(mss: Running, ins: str, *docs: dict[str, Any], by: str = DUPONT) -> list[int]:
     """Deposit through the DMP API as professional `by`; the new documents' ids."""
     async with web(mss) as client:
-        done = await client.post(f"/api/dmp/patients/{ins}/documents",
-                                 json={"documents": list(docs)}, headers=pro(by))  # fmt: skip
+        done = await client.post(
+            f"/api/dmp/patients/{ins}/documents", json={"documents": list(docs)}, headers=pro(by)
+        )
     assert done.status_code == 201, done.text
     return [d["id"] for d in done.json()["deposited"]]
 
 
 async def authorise(client: httpx.AsyncClient, ins: str, national_id: str) -> None:
-    consent = await client.post(f"/api/dmp/patients/{ins}/authorization",
-                                json={"basis": "presumed"}, headers=pro(national_id))  # fmt: skip
+    consent = await client.post(
+        f"/api/dmp/patients/{ins}/authorization",
+        json={"basis": "presumed"},
+        headers=pro(national_id),
+    )
     assert consent.status_code == 200, consent.text
 
 

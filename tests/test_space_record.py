@@ -5,11 +5,17 @@ representatives, another patient's) answers as a missing id on every route."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
+import time
 
 import httpx
 import pytest
+
+from mss.space import history
+from mss.store import notify as notes
+from mss.store.notify import mask
 
 from .harness import Running
 from .space import OTHER_INS, PATIENT_INS, patient_client, web
@@ -22,10 +28,10 @@ from .space_record import (
     deposit,
     document,
     found_by,
+    pro,
     record,
 )
 
-pytestmark = pytest.mark.asyncio
 __all__ = ["record"]
 NOWHERE = 987654321
 
@@ -35,9 +41,13 @@ def text(page: str) -> str:
 
 
 async def upload(
-    client: httpx.AsyncClient, csrf: str, title: str, category: str, content: bytes,
+    client: httpx.AsyncClient,
+    csrf: str,
+    title: str,
+    category: str,
+    content: bytes,
     media_type: str = "application/pdf",
-) -> httpx.Response:  # fmt: skip
+) -> httpx.Response:
     """The form of the documents page, as a browser posts it (the declared type is the
     browser's word: the server sniffs the bytes)."""
     return await client.post(
@@ -47,12 +57,14 @@ async def upload(
     )
 
 
+@pytest.mark.asyncio
 async def test_documents_are_listed_by_category_and_downloaded_with_their_type(
     record: Running,
 ) -> None:
     [cr] = await deposit(record, PATIENT_INS, document(1, "Compte rendu de consultation"))
-    [rx] = await deposit(record, PATIENT_INS, document(2, "Ordonnance", class_code="42",
-                                                       type_code="57833-6"))  # fmt: skip
+    [rx] = await deposit(
+        record, PATIENT_INS, document(2, "Ordonnance", class_code="42", type_code="57833-6")
+    )
     async with patient_client(record, PATIENT_INS) as (client, _):
         listed = await client.get("/espace/documents")
         body = await client.get(f"/espace/documents/{cr}")
@@ -67,6 +79,7 @@ async def test_documents_are_listed_by_category_and_downloaded_with_their_type(
     assert rx != cr
 
 
+@pytest.mark.asyncio
 async def test_a_masked_document_is_no_longer_found_by_a_professional_through_the_dmp_api(
     record: Running,
 ) -> None:
@@ -84,6 +97,7 @@ async def test_a_masked_document_is_no_longer_found_by_a_professional_through_th
         assert await found_by(api, PATIENT_INS, LEVEQUE) == ["Bilan sensible"]
 
 
+@pytest.mark.asyncio
 async def test_an_invisible_document_answers_as_a_missing_one_on_every_route(
     record: Running,
 ) -> None:
@@ -103,17 +117,33 @@ async def test_an_invisible_document_answers_as_a_missing_one_on_every_route(
     assert history.count("a ajouté le document") == 1  # the invisible one's trace is left out
 
 
+@pytest.mark.asyncio
 async def test_a_representative_does_not_see_documents_hidden_from_representatives(
     record: Running,
 ) -> None:
-    await deposit(record, MINOR_INS, document(1, "Vaccinations"),
-                  document(2, "Consultation confidentielle",
-                           confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"]))  # fmt: skip
-    hidden = (await deposit(record, MINOR_INS, document(3, "Autre confidentiel",
-              confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"])))[0]  # fmt: skip
+    await deposit(
+        record,
+        MINOR_INS,
+        document(1, "Vaccinations"),
+        document(
+            2,
+            "Consultation confidentielle",
+            confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"],
+        ),
+    )
+    hidden = (
+        await deposit(
+            record,
+            MINOR_INS,
+            document(
+                3, "Autre confidentiel", confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"]
+            ),
+        )
+    )[0]
     async with patient_client(record, MINOR_INS, representative=True, account=PARENT) as (
-        client, csrf,
-    ):  # fmt: skip
+        client,
+        csrf,
+    ):
         listed = text((await client.get("/espace/documents")).text)
         history = text((await client.get("/espace/historique")).text)
         download = await client.get(f"/espace/documents/{hidden}")
@@ -123,6 +153,7 @@ async def test_a_representative_does_not_see_documents_hidden_from_representativ
     assert download.status_code == 404 and mask.status_code == 404
 
 
+@pytest.mark.asyncio
 async def test_another_patients_document_ids_are_404_on_every_route(record: Running) -> None:
     [theirs] = await deposit(record, OTHER_INS, document(1, "Pas à vous"))
     async with patient_client(record, PATIENT_INS) as (client, csrf):
@@ -137,6 +168,7 @@ async def test_another_patients_document_ids_are_404_on_every_route(record: Runn
         assert await found_by(api, OTHER_INS, LEVEQUE) == ["Pas à vous"]  # not masked
 
 
+@pytest.mark.asyncio
 async def test_the_patient_adds_their_own_pdf_and_a_disguised_file_is_refused(
     record: Running,
 ) -> None:
@@ -153,6 +185,7 @@ async def test_the_patient_adds_their_own_pdf_and_a_disguised_file_is_refused(
     assert "Vous avez ajouté le document « Mes directives »" in history
 
 
+@pytest.mark.asyncio
 async def test_a_file_above_the_limit_is_refused(record: Running) -> None:
     big = PDF + b"0" * (5 * 1024 * 1024)
     async with patient_client(record, PATIENT_INS) as (client, csrf):
@@ -160,8 +193,55 @@ async def test_a_file_above_the_limit_is_refused(record: Running) -> None:
     assert refused.status_code == 413 and "dépasse 5 Mo" in text(refused.text)
 
 
+@pytest.mark.asyncio
 async def test_a_forged_mask_without_the_csrf_token_is_refused(record: Running) -> None:
     [doc] = await deposit(record, PATIENT_INS, document(1))
     async with patient_client(record, PATIENT_INS) as (client, _):
         forged = await client.post(f"/espace/documents/{doc}/masquer", data={"csrf": "x"})
     assert forged.status_code == 403 and "CSRF" in forged.text
+
+
+@pytest.mark.asyncio
+async def test_the_history_says_who_did_what_and_when_in_french(record: Running) -> None:
+    [doc] = await deposit(record, PATIENT_INS, document(1, "Compte rendu"))
+    async with web(record) as api:
+        await authorise(api, PATIENT_INS, LEVEQUE)
+        read = await api.get(
+            f"/api/dmp/patients/{PATIENT_INS}/documents/{doc}", headers=pro(LEVEQUE)
+        )
+        assert read.status_code == 200
+    at = int(time.time())
+    notice = {
+        "ins": PATIENT_INS,
+        "event_id": 1,
+        "notice_id": "n-1",
+        "event": "new_document",
+        "category": "documents",
+        "channel": "email",
+        "destination": mask("jean@example.fr"),
+        "status": "sent",
+        "detail": "",
+        "created": at,
+        "at": at,
+    }
+    await record.store.write(lambda tx: notes.log(tx, [notice]))
+    async with patient_client(record, PATIENT_INS) as (client, _):
+        shown = text((await client.get("/espace/historique")).text)
+    shown = " ".join(shown.split())
+    day = re.escape(history.when(dt.datetime.now(dt.UTC)).rsplit(" à ", 1)[0])  # le 6 décembre…
+    assert re.search(
+        r"Dr Jean Dupont \(Médecin\) a ajouté le document « Compte rendu » à votre "
+        rf"dossier {day} à \d+ h \d\d\.",
+        shown,
+    ), shown
+    assert "Hélène Lévêque (Infirmier) a consulté votre document « Compte rendu »" in shown
+    assert "a enregistré votre autorisation d'accès" in shown
+    assert "Notification « nouveau document » par e-mail à j***@example.fr" in shown
+    assert "jean@example.fr" not in shown
+
+
+def test_dates_are_told_in_paris_time() -> None:
+    winter = dt.datetime(2026, 12, 6, 9, 12, tzinfo=dt.UTC)
+    summer = dt.datetime(2026, 7, 1, 8, 5, tzinfo=dt.UTC)
+    assert history.when(winter) == "le 6 décembre 2026 à 10 h 12"
+    assert history.when(summer) == "le 1er juillet 2026 à 10 h 05"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mss.space.pages import documents, history, home
+from mss.space.pages import documents, history, home, settings
 
 
 def routers() -> list[APIRouter]:
@@ -12,4 +12,5 @@ def routers() -> list[APIRouter]:
         home.router,
         documents.router,
         history.router,
+        settings.router,
     ]
