@@ -245,3 +245,24 @@ def test_dates_are_told_in_paris_time() -> None:
     summer = dt.datetime(2026, 7, 1, 8, 5, tzinfo=dt.UTC)
     assert history.when(winter) == "le 6 décembre 2026 à 10 h 12"
     assert history.when(summer) == "le 1er juillet 2026 à 10 h 05"
+
+
+@pytest.mark.asyncio
+async def test_the_history_comes_by_pages_of_fifty_newest_first(record: Running) -> None:
+    at = int(time.time()) - 1000
+    rows = [
+        {"ins": PATIENT_INS, "event_id": n, "notice_id": f"n-{n}", "event": "new_message",
+         "category": "messages", "channel": "sms", "destination": mask("+33612345678"),
+         "status": "sent", "detail": "", "created": at + n * 60, "at": at + n * 60}
+        for n in range(60)
+    ]  # fmt: skip
+    await record.store.write(lambda tx: notes.log(tx, rows))
+    async with patient_client(record, PATIENT_INS) as (client, _):
+        first = (await client.get("/espace/historique")).text
+        second = (await client.get("/espace/historique", params={"numero": 2})).text
+    assert first.count("<li><time") == 50 and "numero=2" in first
+    assert 10 <= second.count("<li><time") <= 12 and "numero=1" in second
+    assert "par SMS à +336******78" in text(first)
+    assert first.index(history.when(dt.datetime.fromtimestamp(at + 59 * 60, dt.UTC))) < first.index(
+        history.when(dt.datetime.fromtimestamp(at + 20 * 60, dt.UTC))
+    )

@@ -26,7 +26,7 @@ from mss.dmp import service
 from mss.dmp.errors import DMPError
 from mss.space import history
 from mss.space.deps import SpaceDeps, Viewer
-from mss.space.record import filename_of, shown, visible_document
+from mss.space.record import filename_of, shown, today_of, visible_document
 from mss.store.space_record import messages_of
 from mss.store.sql import Conn
 
@@ -78,7 +78,7 @@ def _write(target: IO[bytes], conn: Conn, deps: SpaceDeps, viewer: Viewer,
 async def export(deps: SpaceDeps, viewer: Viewer) -> Iterator[bytes]:
     """The zip of the viewer's data, as chunks (the listing of documents is traced as
     a consultation by the patient)."""
-    today = dt.datetime.fromtimestamp(deps.now(), dt.UTC).date()
+    today = today_of(deps)
     try:
         found = await deps.store.write(lambda tx: service.patient_documents(tx, viewer.ins, today))
     except DMPError:

@@ -19,12 +19,10 @@ from zoneinfo import ZoneInfo
 
 from mss.annuaire import lookup as annuaire
 from mss.dmp import service
-from mss.dmp.access import Actor, is_adult, patient_sees
+from mss.dmp.access import Actor
 from mss.dmp.errors import DMPError
-from mss.dmp.records import document_dict, document_state
 from mss.space.deps import SpaceDeps, Viewer
-from mss.space.record import every_version, shown
-from mss.store import dmp as stored
+from mss.space.record import adult_on, every_version, sees, today_of
 from mss.store import notify as notes
 from mss.store.sql import Conn
 
@@ -36,13 +34,18 @@ MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "ao�
 MODES = {"bris_de_glace": " (accès d'urgence en bris de glace)",
          "centre15": " (accès par la régulation du centre 15)"}  # fmt: skip
 NOTICES = {
-    "new_message": "nouveau message", "conversation_ended": "fin d'échanges",
-    "new_document": "nouveau document", "first_access": "première consultation de votre dossier",
-    "profile_created": "création de votre profil", "profile_closed": "fermeture de votre profil",
-    "profile_reopened": "réouverture de votre profil", "activation_code": "code d'activation",
-    "login_code": "code de connexion", "password_changed": "mot de passe changé",
+    "new_message": "nouveau message",
+    "conversation_ended": "fin d'échanges",
+    "new_document": "nouveau document",
+    "first_access": "première consultation de votre dossier",
+    "profile_created": "création de votre profil",
+    "profile_closed": "fermeture de votre profil",
+    "profile_reopened": "réouverture de votre profil",
+    "activation_code": "code d'activation",
+    "login_code": "code de connexion",
+    "password_changed": "mot de passe changé",
     "new_device": "nouvel appareil",
-}  # fmt: skip
+}
 CHANNELS = {"email": "par e-mail", "sms": "par SMS", "push": "par notification sur votre appareil"}
 STATUSES = {
     "sent": "envoyée", "queued": "en cours d'envoi", "failed": "échec de l'envoi",
@@ -117,52 +120,57 @@ def _cased(text: str | None) -> str:
 # --- the traces -----------------------------------------------------------------------------------
 
 
+PROFESSIONAL_TEXTS = {
+    "consult": "{who} a consulté votre dossier médical{mode}",
+    "consult+doc": "{who} a consulté votre document {doc}{mode}",
+    "deposit+doc": "{who} a ajouté le document {doc} à votre dossier",
+    "authorize": "{who} a enregistré votre autorisation d'accès à votre dossier",
+    "refused": "{who} a tenté d'accéder à votre dossier{mode} : accès refusé",
+    "refused+doc": "{who} a tenté d'ouvrir le document {doc}{mode} : accès refusé",
+    "unmask+doc": "{who} a rendu le document {doc} de nouveau visible aux professionnels",
+    "reveal+doc": "{who} a rendu le document {doc} visible pour vous",
+    "block": "{who} a bloqué, à votre demande, l'accès de {other}",
+    "unblock": "{who} a débloqué l'accès de {other}",
+}
+PATIENT_TEXTS = {
+    "consult": "{who} consulté la liste des documents",
+    "consult+doc": "{who} consulté le document {doc}",
+    "deposit+doc": "{who} ajouté le document {doc}",
+    "mask+doc": "{who} masqué le document {doc} aux professionnels",
+    "unmask+doc": "{who} rendu le document {doc} de nouveau visible aux professionnels",
+    "block": "{who} bloqué l'accès de {other} à votre dossier",
+    "unblock": "{who} débloqué l'accès de {other}",
+    "name_treating": "{who} désigné {other} comme médecin traitant DMP",
+    "remove_treating": "{who} retiré {other} de vos médecins traitants DMP",
+    "settings": "{who} modifié vos paramètres : {settings}",
+}
+
+
 def trace_text(c: _Context, t: dict[str, Any]) -> str | None:
     """The sentence of one trace (None: not shown)."""
     if t["document_id"] in c.hidden:
         return None
-    if t["actor_kind"] == Actor.PATIENT.value:
-        return _patient_text(c, t)
-    return _professional_text(c, t)
+    if t["actor_kind"] != Actor.PATIENT.value:
+        return _told(c, t, PROFESSIONAL_TEXTS, c.who(t["actor"]))
+    if t["actor"] != c.viewer.ins:
+        return _told(c, t, PATIENT_TEXTS, f"Votre représentant légal ({t['actor']}) a")
+    if t["action"] == "consult" and not t["document_id"]:
+        return None  # the patient's own look at their list (every page view)
+    return _told(c, t, PATIENT_TEXTS, "Vous avez")
 
 
-def _professional_text(c: _Context, t: dict[str, Any]) -> str:
-    who, doc, mode = c.who(t["actor"]), c.title(t["document_id"]), MODES.get(t["mode"] or "", "")
-    target = (t["detail"] or {}).get("national_id", "")
-    texts = {
-        "consult": f"{who} a consulté votre document {doc}{mode}" if t["document_id"]
-        else f"{who} a consulté votre dossier médical{mode}",
-        "deposit": f"{who} a ajouté le document {doc} à votre dossier",
-        "authorize": f"{who} a enregistré votre autorisation d'accès à votre dossier",
-        "refused": f"{who} a tenté d'accéder à votre dossier{mode} : accès refusé",
-        "unmask": f"{who} a rendu le document {doc} de nouveau visible aux professionnels",
-        "reveal": f"{who} a rendu le document {doc} visible pour vous",
-        "block": f"{who} a bloqué, à votre demande, l'accès de {c.who(target)}",
-        "unblock": f"{who} a débloqué l'accès de {c.who(target)}",
-    }  # fmt: skip
-    return texts.get(t["action"], f"{who} : {t['action']}")
-
-
-def _patient_text(c: _Context, t: dict[str, Any]) -> str | None:
-    me = t["actor"] == c.viewer.ins
-    if me and t["action"] == "consult" and not t["document_id"]:
-        return None
-    who = "Vous avez" if me else f"Votre représentant légal ({t['actor']}) a"
-    doc, detail = c.title(t["document_id"]), t["detail"] or {}
-    other = c.who(detail.get("national_id", "")) if detail.get("national_id") else ""
-    texts = {
-        "consult": f"{who} consulté le document {doc}" if t["document_id"]
-        else f"{who} consulté la liste des documents",
-        "deposit": f"{who} ajouté le document {doc}",
-        "mask": f"{who} masqué le document {doc} aux professionnels",
-        "unmask": f"{who} rendu le document {doc} de nouveau visible aux professionnels",
-        "block": f"{who} bloqué l'accès de {other} à votre dossier",
-        "unblock": f"{who} débloqué l'accès de {other}",
-        "name_treating": f"{who} désigné {other} comme médecin traitant DMP",
-        "remove_treating": f"{who} retiré {other} de vos médecins traitants DMP",
-        "settings": f"{who} modifié vos paramètres : {_settings_text(detail)}",
-    }  # fmt: skip
-    return texts.get(t["action"], f"{who} agi sur votre dossier ({t['action']})")
+def _told(c: _Context, t: dict[str, Any], texts: dict[str, str], who: str) -> str:
+    """The trace's sentence from `texts`, by action (`+doc` when it names a document)."""
+    key = t["action"] + ("+doc" if t["document_id"] else "")
+    template = texts.get(key) or texts.get(t["action"])
+    if template is None:
+        return f"{who} : {t['action']}"
+    detail = t["detail"] or {}
+    other = c.who(detail["national_id"]) if detail.get("national_id") else ""
+    return template.format(
+        who=who, doc=c.title(t["document_id"]), mode=MODES.get(t["mode"] or "", ""),
+        other=other, settings=_settings_text(detail),
+    )  # fmt: skip
 
 
 def _settings_text(detail: dict[str, Any]) -> str:
@@ -217,14 +225,9 @@ def _notice_lines(conn: Conn, ins: str) -> list[Line]:
 
 
 def _context(conn: Conn, viewer: Viewer, today: dt.date) -> _Context:
-    birth = stored.patient_birth_date(conn, viewer.ins)
-    adult = birth is None or is_adult(birth, today)
+    adult = adult_on(conn, viewer.ins, today)
     versions = every_version(conn, viewer.ins)
-    hidden = {
-        d.id
-        for d in versions
-        if not patient_sees(document_state(d), adult) or not shown(document_dict(d), viewer)
-    }
+    hidden = {d.id for d in versions if not sees(d, viewer, adult)}
     titles = {d.id: d.title for d in versions if d.id not in hidden}
     return _Context(conn, viewer, titles, hidden, {})  # fmt: skip
 
@@ -239,7 +242,7 @@ def lines(conn: Conn, viewer: Viewer, today: dt.date) -> list[Line]:
 async def history(deps: SpaceDeps, viewer: Viewer, page: int = 1) -> HistoryPage:
     """One page of the history (`PAGE` lines; the first is the newest)."""
     page = max(page, 1)
-    today = dt.datetime.fromtimestamp(deps.now(), dt.UTC).date()
+    today = today_of(deps)
     found = await deps.store.read(lambda conn: lines(conn, viewer, today))
     start = (page - 1) * PAGE
     return HistoryPage(found[start : start + PAGE], page, len(found) > start + PAGE)

@@ -74,12 +74,13 @@ def actor_of(viewer: Viewer) -> str:
 # --- what the viewer sees ------------------------------------------------------------------------
 
 
-def _adult(conn: Conn, ins: str, today: dt.date) -> bool:
+def adult_on(conn: Conn, ins: str, today: dt.date) -> bool:
+    """Whether the patient is of age on `today` (unknown birth date: an adult)."""
     birth = stored.patient_birth_date(conn, ins)
     return birth is None or is_adult(birth, today)
 
 
-def _today(deps: SpaceDeps) -> dt.date:
+def today_of(deps: SpaceDeps) -> dt.date:
     return dt.datetime.fromtimestamp(deps.now(), dt.UTC).date()
 
 
@@ -89,27 +90,20 @@ def shown(doc: dict[str, Any], viewer: Viewer) -> bool:
     return not (viewer.representative and doc["hidden_from_representatives"])
 
 
+def sees(doc: StoredDocument, viewer: Viewer, adult: bool) -> bool:
+    """Whether the viewer may see this stored document (`patient_sees`, and `shown`)."""
+    return patient_sees(document_state(doc), adult) and shown(document_dict(doc), viewer)
+
+
 def visible_document(
     conn: Conn, viewer: Viewer, document_id: int, today: dt.date
 ) -> StoredDocument:
     """The viewer's document `document_id` (the current or an older version), else
     `NotFound` — the same answer for someone else's, an invisible or a missing id."""
     doc = stored.document(conn, viewer.ins, document_id)
-    if doc is None or not patient_sees(document_state(doc), _adult(conn, viewer.ins, today)):
-        raise NotFound()
-    if not shown(document_dict(doc), viewer):
+    if doc is None or not sees(doc, viewer, adult_on(conn, viewer.ins, today)):
         raise NotFound()
     return doc
-
-
-def hidden_ids(conn: Conn, viewer: Viewer, today: dt.date) -> set[int]:
-    """The ids of the documents of the viewer's DMP that they may not see (their traces
-    are not shown either)."""
-    adult = _adult(conn, viewer.ins, today)
-    return {
-        doc.id for doc in every_version(conn, viewer.ins)
-        if not patient_sees(document_state(doc), adult) or not shown(document_dict(doc), viewer)
-    }  # fmt: skip
 
 
 def every_version(conn: Conn, ins: str) -> list[StoredDocument]:
@@ -128,7 +122,7 @@ _EVERY = stored.Visibility(author="", classes=frozenset({"*"}), types=frozenset(
 async def documents(deps: SpaceDeps, viewer: Viewer) -> list[Category]:
     """The documents the viewer may see, by category (in the order of `CATEGORIES`),
     newest first in each; the consultation is traced."""
-    today = _today(deps)
+    today = today_of(deps)
     try:
         found = await deps.store.write(lambda tx: service.patient_documents(tx, viewer.ins, today))
     except DMPError:
@@ -152,7 +146,7 @@ def by_category(found: list[dict[str, Any]]) -> list[Category]:
 
 async def download(deps: SpaceDeps, viewer: Viewer, document_id: int) -> Download:
     """A document's bytes, for the viewer who may see it; traced as a consultation."""
-    today = _today(deps)
+    today = today_of(deps)
 
     def read(tx: Tx) -> Download:
         doc = visible_document(tx.conn, viewer, document_id, today)
@@ -178,7 +172,7 @@ def filename_of(doc: StoredDocument) -> str:
 async def set_masked(deps: SpaceDeps, viewer: Viewer, document_id: int, masked: bool) -> None:
     """Mask the document from professionals (but its author and the médecins traitants
     DMP), or unmask it (DOMAIN.md §5)."""
-    today = _today(deps)
+    today = today_of(deps)
 
     def change(tx: Tx) -> None:
         visible_document(tx.conn, viewer, document_id, today)
