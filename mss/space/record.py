@@ -61,9 +61,10 @@ class Download:
 
 
 def refusal(exc: DMPError) -> SpaceError:
-    """A refusal of the DMP, shown in the space (its text is French)."""
+    """A refusal of the DMP, shown in the space (its text is French; the English says
+    which rule, by the DMP error's name)."""
     text = exc.text[:1].upper() + exc.text[1:]
-    return SpaceError(f"{text}.", exc.name, status=409)
+    return SpaceError(f"{text}.", f"Refused by the DMP's rules ({exc.name}).", status=409)
 
 
 def actor_of(viewer: Viewer) -> str:

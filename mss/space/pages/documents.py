@@ -15,6 +15,8 @@ from mss.space.errors import SpaceError
 from mss.space.render import page
 
 router = APIRouter()
+# A document is the professional's file: downloaded, never run in the space's origin.
+DOCUMENT_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 DONE = {
     "masque": "Le document est masqué aux professionnels (sauf son auteur et vos médecins "
     "traitants DMP).",
@@ -42,7 +44,8 @@ async def download(document_id: int, who: Current, deps: Deps) -> Response:
         f"attachment; filename=\"{found.filename}\"; filename*=UTF-8''{quote(found.filename)}"
     )
     return Response(found.content, media_type=found.media_type, headers={
-        "Content-Disposition": disposition, "Cache-Control": "no-store"})  # fmt: skip
+        "Content-Disposition": disposition, "Cache-Control": "no-store",
+        "Content-Security-Policy": DOCUMENT_CSP})  # fmt: skip
 
 
 @router.post("/documents/{document_id}/masquer")
