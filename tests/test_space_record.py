@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from mss.space import history
+from mss.space import dates
 from mss.store import notify as notes
 from mss.store.notify import mask
 
@@ -72,6 +72,7 @@ async def test_documents_are_listed_by_category_and_downloaded_with_their_type(
     shown = text(listed.text)
     assert "Comptes rendus" in shown and "Prescriptions" in shown
     assert "Compte rendu de consultation" in shown and "Ordonnance" in shown
+    assert f"du {dates.day(dt.datetime.now(dt.UTC))}" in " ".join(shown.split())
     assert listed.headers["cache-control"] == "no-store"
     assert body.status_code == 200 and body.content.startswith(b"<?xml")
     assert body.headers["content-type"].startswith("text/xml")
@@ -229,7 +230,7 @@ async def test_the_history_says_who_did_what_and_when_in_french(record: Running)
     async with patient_client(record, PATIENT_INS) as (client, _):
         shown = text((await client.get("/espace/historique")).text)
     shown = " ".join(shown.split())
-    day = re.escape(history.when(dt.datetime.now(dt.UTC)).rsplit(" à ", 1)[0])  # le 6 décembre…
+    day = re.escape(dates.when(dt.datetime.now(dt.UTC)).rsplit(" à ", 1)[0])  # le 6 décembre…
     assert re.search(
         r"Dr Jean Dupont \(Médecin\) a ajouté le document « Compte rendu » à votre "
         rf"dossier {day} à \d+ h \d\d\.",
@@ -244,8 +245,8 @@ async def test_the_history_says_who_did_what_and_when_in_french(record: Running)
 def test_dates_are_told_in_paris_time() -> None:
     winter = dt.datetime(2026, 12, 6, 9, 12, tzinfo=dt.UTC)
     summer = dt.datetime(2026, 7, 1, 8, 5, tzinfo=dt.UTC)
-    assert history.when(winter) == "le 6 décembre 2026 à 10 h 12"
-    assert history.when(summer) == "le 1er juillet 2026 à 10 h 05"
+    assert dates.when(winter) == "le 6 décembre 2026 à 10 h 12"
+    assert dates.when(summer) == "le 1er juillet 2026 à 10 h 05"
 
 
 @pytest.mark.asyncio
@@ -264,6 +265,6 @@ async def test_the_history_comes_by_pages_of_fifty_newest_first(record: Running)
     assert first.count('<li class="entry"') == 50 and "numero=2" in first
     assert 10 <= second.count('<li class="entry"') <= 12 and "numero=1" in second
     assert "par SMS à +336******78" in text(first)
-    assert first.index(history.when(dt.datetime.fromtimestamp(at + 59 * 60, dt.UTC))) < first.index(
-        history.when(dt.datetime.fromtimestamp(at + 20 * 60, dt.UTC))
+    assert first.index(dates.when(dt.datetime.fromtimestamp(at + 59 * 60, dt.UTC))) < first.index(
+        dates.when(dt.datetime.fromtimestamp(at + 20 * 60, dt.UTC))
     )

@@ -25,6 +25,7 @@ from typing import IO
 from mss.dmp import service
 from mss.dmp.errors import DMPError
 from mss.space import history
+from mss.space.dates import PARIS
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.record import filename_of, shown, today_of, visible_document
 from mss.store.space_record import messages_of
@@ -36,7 +37,7 @@ _FOLDER = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def export_name(deps: SpaceDeps) -> str:
-    day = dt.datetime.fromtimestamp(deps.now(), history.PARIS).date()
+    day = dt.datetime.fromtimestamp(deps.now(), PARIS).date()
     return f"export-{day.isoformat()}.zip"
 
 

@@ -15,22 +15,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from mss.annuaire import lookup as annuaire
 from mss.dmp import service
 from mss.dmp.access import Actor
 from mss.dmp.errors import DMPError
+from mss.space.dates import when
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.record import adult_on, every_version, sees, today_of
 from mss.store import notify as notes
 from mss.store.sql import Conn
 
-PARIS = ZoneInfo("Europe/Paris")
 PAGE = 50
 DEPTH = 2000  # traces and notices read, newest first (beyond: the operator's tools)
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre")  # fmt: skip
 MODES = {"bris_de_glace": " (accès d'urgence en bris de glace)",
          "centre15": " (accès par la régulation du centre 15)"}  # fmt: skip
 NOTICES = {
@@ -73,13 +70,6 @@ class HistoryPage:
     lines: list[Line]
     page: int
     more: bool
-
-
-def when(at: dt.datetime) -> str:
-    """« le 6 décembre 2026 à 10 h 12 », in Paris time."""
-    local = at.astimezone(PARIS)
-    day = "1er" if local.day == 1 else str(local.day)
-    return f"le {day} {MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d}"
 
 
 @dataclass

@@ -21,6 +21,7 @@ from mss.dmp import service, traces
 from mss.dmp.access import Actor, Professional, is_adult, patient_sees
 from mss.dmp.errors import DMPError
 from mss.dmp.records import document_dict, document_state
+from mss.space.dates import day
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import NotFound, SpaceError
 from mss.store import dmp as stored
@@ -132,8 +133,11 @@ async def documents(deps: SpaceDeps, viewer: Viewer) -> list[Category]:
 
 
 def by_category(found: list[dict[str, Any]]) -> list[Category]:
+    """The documents under their category's label; each with its day in French."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for doc in found:
+        at = doc["creation_time"] or doc["deposited_at"]
+        doc["day"] = day(dt.datetime.fromisoformat(at)) if at else ""
         groups.setdefault(doc["class_code"] if doc["class_code"] in CATEGORIES else "", []).append(
             doc
         )
