@@ -20,6 +20,8 @@ from mss.dmp.service import NewDocument, Search, Settings
 from mss.notify.base import EVENTS, ChannelName
 from mss.notify.templates import TEXTS, render
 from mss.store import notify as notes
+from mss.store import outbox
+from mss.store.notifications import add_notification
 
 from .harness import Running, message, running
 from .notifying import Sink, notify_settings, until
@@ -277,3 +279,45 @@ async def test_notices_on_postgresql(
         await until(lambda: _logged(mss, "new_message", 1, status="failed"))
         who = await mss.store.read(lambda c: notes.recipient(c, INS))
         assert who is not None and who.failing == {EMAIL}
+
+
+async def test_while_a_notice_is_retrying_the_next_events_coalesce(instance: Path) -> None:
+    async with running(instance, overrides=notify_settings(9)) as mss:  # nothing on port 9
+        await mss.add_pro(PRO)
+        await mss.add_patient(INS, email=EMAIL)
+        await mss.submit(PRO, message(PRO, PATIENT, "Un"), [PATIENT])
+        await until(lambda: _logged(mss, "new_message", 1, status="retrying"))
+        for n in range(3):
+            await mss.submit(PRO, message(PRO, PATIENT, f"Encore {n}"), [PATIENT])
+        await until(lambda: _logged(mss, "new_message", 3, status="coalesced"))
+        statuses = sorted(e.status for e in await log_of(mss, "new_message"))
+        assert statuses == ["coalesced"] * 3 + ["retrying"]
+
+
+async def test_a_smarthost_down_for_too_long_does_not_mark_the_patients_address_failing(
+    instance: Path,
+) -> None:
+    from mss.notify.dispatch import NoticeHandler, Texts
+    from mss.notify.email import SmarthostChannel
+
+    async with running(instance, overrides=notify_settings(9)) as mss:
+        await mss.add_patient(INS, email=EMAIL)
+        await until(lambda: _logged(mss, "profile_created", 1, status="retrying"))
+        [item] = await mss.store.read(lambda c: outbox.list_items(c, kinds=["notice_email"]))
+        channel = SmarthostChannel(host="127.0.0.1", port=9, tls="starttls", sender="a@b.fr",
+                                   return_path="r@b.fr", hostname="h", service="S")  # fmt: skip
+        await NoticeHandler(mss.store, channel, Texts(link="https://x/")).on_dead([item])
+        who = await mss.store.read(lambda c: notes.recipient(c, INS))
+        assert who is not None and who.failing == set()
+        [entry] = await log_of(mss, "profile_created")
+        assert entry.status == "failed" and entry.detail == "gave up after retries"
+
+
+async def test_an_event_about_a_closed_profile_is_logged_on_postgresql_too(
+    instance: Path, sink: tuple[Sink, int], postgres_url: str
+) -> None:
+    env = {"MSS_STORAGE_URL": postgres_url}
+    async with running(instance, env=env, overrides=notify_settings(sink[1])) as mss:
+        await mss.add_patient(INS, email=EMAIL, status="closed")
+        await mss.store.write(lambda tx: add_notification(tx, "new_document", INS))
+        await until(lambda: _logged(mss, "new_document", 1, status="profile_closed"))

@@ -19,6 +19,7 @@ from mss.notify.webhooks import new_secret
 from mss.store import notify as notes
 from mss.store import outbox
 from mss.store.models import AccountKind
+from mss.store.notifications import add_notification
 
 from .harness import Running, message, running
 from .notifying import Sink, http_receiver, notify_settings, until
@@ -141,6 +142,23 @@ async def test_sms_wait_for_the_end_of_quiet_hours(
         await mss.add_patient(INS, phone=PHONE)
         await until(lambda: _deferred(mss))
         assert receivers.sms == []  # deferred, not dropped: the row waits for the morning
+
+
+async def test_a_login_code_is_not_held_by_the_sms_quiet_hours(
+    instance: Path, receivers: Receivers, sink: tuple[Sink, int]
+) -> None:
+    overrides = sms_settings(receivers, sink[1], sms_quiet_hours="00:00-23:59")
+    async with running(instance, overrides=overrides) as mss:
+        await mss.add_patient(INS, phone=PHONE)
+        await until(lambda: _deferred(mss))  # the profile's notice waits for the morning
+        code = {"code": "482913", "channel": "sms"}
+        await mss.store.write(lambda tx: add_notification(tx, "login_code", INS, code))
+        await until(lambda: _received(receivers, 1))
+        assert len(receivers.sms) == 1 and "482913" in receivers.sms[0]["text"]
+
+
+async def _received(receivers: Receivers, count: int) -> bool:
+    return len(receivers.sms) >= count
 
 
 async def test_a_refused_address_falls_back_to_sms(

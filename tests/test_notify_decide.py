@@ -133,3 +133,13 @@ def test_quiet_hours_within_a_day_too() -> None:
     assert quiet.until(paris(2026, 6, 10, 13, 0)) == paris(2026, 6, 10, 14, 0)
     assert quiet.until(paris(2026, 6, 10, 14, 0)) is None
     assert quiet.until(paris(2026, 6, 10, 11, 59)) is None
+
+
+def test_a_notice_never_falls_back_to_a_channel_the_patient_switched_off() -> None:
+    off = {("messages", "sms"): False}
+    decision = decide("new_message", patient(preferences=off), rules=RULES, now=NOW, recent=[],
+                      recent_same=[])  # fmt: skip
+    assert [t.channel.value for t in decision.targets] == ["email"]
+    assert decision.targets[0].fallback == ()
+    default = decide("new_message", patient(), rules=RULES, now=NOW, recent=[], recent_same=[])
+    assert default.targets[0].fallback == (("sms", PHONE),)  # said nothing: SMS stands in

@@ -39,6 +39,7 @@ class _Deposit:
     author: Professional
     origin: Origin
     blobs: BlobStore
+    actor: Actor = Actor.PROFESSIONAL
 
 
 def deposit(
@@ -56,6 +57,19 @@ def deposit(
     state = check_feed(record_state(tx.conn, ins), author)
     record_id = stored.ensure_record(tx, state.ins)
     call = _Deposit(ins, record_id, author, Origin(source, source_message_id), blobs)
+    return [_deposit_one(tx, call, doc) for doc in documents]
+
+
+def deposit_by_patient(
+    tx: Tx, blobs: BlobStore, ins: str, patient: Professional, documents: Sequence[NewDocument]
+) -> list[Deposited]:
+    """The patient adds their own documents (DOCPAT types, class 90) from their space:
+    the same path as a professional's deposit (an open DMP, a qualified INS, versions,
+    traces), traced as the patient's (`patient.national_id`: who acted, the INS or a
+    legal representative's login) and not told to the patient, who did it."""
+    state = check_feed(record_state(tx.conn, ins), patient)
+    record_id = stored.ensure_record(tx, state.ins)
+    call = _Deposit(ins, record_id, patient, Origin("space"), blobs, Actor.PATIENT)
     return [_deposit_one(tx, call, doc) for doc in documents]
 
 
@@ -92,9 +106,9 @@ def _replaced(conn: Conn, call: _Deposit, doc: NewDocument) -> Version | None:
 def _deposited(tx: Tx, call: _Deposit, doc: NewDocument, document_id: int, version: int) -> None:
     """Trace the deposit; tell the patient, unless the document is invisible to them."""
     traces.append(
-        tx, call.ins, Actor.PROFESSIONAL.value, call.author.national_id, "deposit",
+        tx, call.ins, call.actor.value, call.author.national_id, "deposit",
         document_id=document_id,
         detail={"unique_id": doc.unique_id, "version": version, "source": call.origin.source},
     )  # fmt: skip
-    if not doc.invisible_patient:
+    if call.actor is Actor.PROFESSIONAL and not doc.invisible_patient:
         notify(tx, "new_document", call.ins, {"document_id": document_id, "title": doc.title})

@@ -28,7 +28,7 @@ from mss.dmp.consultation import (
     reveal_to_patient,
     search_documents,
 )
-from mss.dmp.deposit import Deposited, deposit
+from mss.dmp.deposit import Deposited, deposit, deposit_by_patient
 from mss.dmp.records import (
     BLOCKED,
     HIDDEN_REPR,
@@ -57,6 +57,7 @@ __all__ = [
     "consult",
     "count_documents",
     "deposit",
+    "deposit_by_patient",
     "document_dict",
     "patient_documents",
     "read_document",

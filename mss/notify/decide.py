@@ -106,7 +106,10 @@ def _targets(category: Category, who: Recipient, rules: Rules, asked: str | None
     ]
     if not chosen and ChannelName.SMS in usable and _on(who, category, ChannelName.EMAIL):
         chosen = [ChannelName.SMS]  # no e-mail to use: SMS stands in for it
-    spare = [(c.value, usable[c]) for c in usable if c not in chosen]
+    # what a failed channel falls back to: never one the patient switched off for this
+    said = who.preferences
+    spare = [(c.value, usable[c]) for c in usable
+             if c not in chosen and said.get((category.value, c.value)) is not False]  # fmt: skip
     targets = [Target(c, usable[c], tuple(spare)) for c in chosen]
     if ChannelName.PUSH in rules.channels and _on(who, category, ChannelName.PUSH):
         targets += [Target(ChannelName.PUSH, str(s.id)) for s in who.subscriptions]

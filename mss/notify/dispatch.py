@@ -11,7 +11,8 @@
   it is logged `sent`; refused for good, the destination is marked failing (a push
   subscription is deleted), the log says `failed`, and the notice falls back to the
   next channel of the patient; a temporary failure retries with the runner's backoff
-  (`retrying` in the log). SMS respects quiet hours: deferred, not dropped.
+  (`retrying` in the log). SMS respects quiet hours: deferred, not dropped
+  (but for account notices: a login code must not wait for the morning).
 
 Each notice keeps its idempotency id from the first attempt to the last (the
 e-mail's Message-ID, the SMS gateway's reference, the push payload): a receiver
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mss.notify.base import EVENTS, Channel, ChannelError, ChannelName, Notice
+from mss.notify.base import EVENTS, Category, Channel, ChannelError, ChannelName, Notice
 from mss.notify.decide import Decision, Rules, Target, decide
 from mss.notify.templates import render
 from mss.store import notify as notes
@@ -233,11 +234,14 @@ class NoticeHandler:
             await self._give_up(item)
 
     async def _give_up(self, item: OutboxItem) -> None:
-        await self._store.write(lambda tx: self._failed(tx, item, "gave up after retries"))
+        """Temporary failures for too long: the channel was down, not the destination
+        wrong (it is not marked failing); the next channel is tried."""
+        reason = "gave up after retries"
+        await self._store.write(lambda tx: self._failed(tx, item, reason, blame=False))
 
     async def _one(self, item: OutboxItem) -> Outcome:
         until = self._quiet.until(self._clock()) if self._quiet else None
-        if until is not None:
+        if until is not None and EVENTS[item.payload["event"]] is not Category.ACCOUNT:
             return Defer(until, "quiet hours")
         extra = await self._extra(item)
         if extra is None:
@@ -285,13 +289,14 @@ class NoticeHandler:
         await self._store.write(lambda tx: self._failed(tx, item, exc.reason))
         return Failed(exc.reason)
 
-    def _failed(self, tx: Tx, item: OutboxItem, reason: str) -> None:
-        """Refused for good: the destination is failing, the next channel is tried."""
+    def _failed(self, tx: Tx, item: OutboxItem, reason: str, *, blame: bool = True) -> None:
+        """Refused for good: the destination is failing (`blame`), the next channel is
+        tried."""
         p, now = item.payload, int(self._clock())
         notes.set_status(tx, p["notice"], "failed", reason, now)
-        if p["channel"] == ChannelName.PUSH.value:
+        if blame and p["channel"] == ChannelName.PUSH.value:
             notes.remove_subscription(tx, int(p["destination"]))
-        else:
+        elif blame:
             notes.mark_failing(tx, p["destination"], reason, now)
         if p.get("fallback"):
             _fall_back(tx, item, now)

@@ -192,10 +192,16 @@ def _check_endpoint(endpoint: str) -> None:
         )
 
 
+def keys_are_valid(p256dh: str, auth: str) -> bool:
+    """RFC 8291 §3.2: what a browser's subscription must carry (checked when the patient's
+    space stores one, and again at each sending)."""
+    return _is_p256_point(p256dh) and _is_auth_secret(auth)
+
+
 def _check_keys(subscription: dict[str, str]) -> None:
     """RFC 8291 §3.2: `p256dh` is a point of P-256 and `auth` a 16-octet secret, both
     base64url (pywebpush does not check them all)."""
-    if not (_is_p256_point(subscription["p256dh"]) and _is_auth_secret(subscription["auth"])):
+    if not keys_are_valid(subscription["p256dh"], subscription["auth"]):
         raise ChannelError("the push subscription's keys are invalid: delete it", permanent=True)
 
 

@@ -342,7 +342,7 @@ class NotifyLog(SQLModel, table=True):
     category: str = Field(max_length=16)
     channel: str = Field(default="", max_length=8)
     destination: str = Field(default="", max_length=254)  # masked
-    status: str = Field(max_length=12)
+    status: str = Field(max_length=16)  # queued, retrying, sent, failed, profile_closed…
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created: int = Field(sa_column=Column(BigInteger, nullable=False))  # the event's
     at: int = Field(sa_column=Column(BigInteger, nullable=False))

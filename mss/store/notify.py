@@ -78,11 +78,12 @@ _FAILING = RawStatement("SELECT destination FROM contact_status WHERE destinatio
 # (no ORDER BY: SQLite would then prefer the history's index and read every line of
 # the day, where ix_notify_log_active reads only the notices queued or sent)
 _ACTIVE = RawStatement(
-    "SELECT at FROM notify_log WHERE ins = ? AND status IN ('queued', 'sent') AND at >= ?"
+    "SELECT at FROM notify_log WHERE ins = ? AND status IN ('queued', 'retrying', 'sent')"
+    " AND at >= ?"
 )
 _ACTIVE_IN = RawStatement(
-    "SELECT at FROM notify_log WHERE ins = ? AND status IN ('queued', 'sent') AND at >= ? "
-    "AND category = ?"
+    "SELECT at FROM notify_log WHERE ins = ? AND status IN ('queued', 'retrying', 'sent')"
+    " AND at >= ? AND category = ?"
 )
 _SET_STATUS = RawStatement(
     "UPDATE notify_log SET status = ?, detail = ?, at = ? WHERE notice_id = ?"
@@ -141,7 +142,7 @@ def failing(conn: Conn, destinations: Sequence[str]) -> set[str]:
 
 
 def active_since(conn: Conn, ins: str, since: int, category: str | None = None) -> list[int]:
-    """When notices (queued or sent) went to this patient since `since`, oldest first."""
+    """When notices (queued, retrying or sent) went to this patient since `since`, oldest first."""
     if category is None:
         return sorted(int(r[0]) for r in _ACTIVE.all(conn, ins, since))
     return sorted(int(r[0]) for r in _ACTIVE_IN.all(conn, ins, since, category))

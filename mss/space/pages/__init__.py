@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mss.space.pages import home, messages
+from mss.space.pages import documents, history, home, messages, settings
 
 
 def routers() -> list[APIRouter]:
-    return [home.router, messages.router]
+    return [
+        home.router,
+        documents.router,
+        history.router,
+        settings.router,
+        messages.router,
+    ]

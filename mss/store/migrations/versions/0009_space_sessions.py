@@ -1,4 +1,4 @@
-"""The patient space: its sessions
+"""The patient space: its sessions; notify_log.status wide enough for "profile_closed"
 
 Revision ID: 0009
 Revises: 0008
@@ -34,7 +34,12 @@ def upgrade() -> None:
         sa.Column("address", sa.String(45), nullable=False),
     )
     op.create_index("ix_space_session_account", "space_session", ["account"])
+    # 0008 made it 12 characters: PostgreSQL refused the log line of a closed profile
+    with op.batch_alter_table("notify_log") as table:
+        table.alter_column("status", type_=sa.String(16), existing_nullable=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notify_log") as table:
+        table.alter_column("status", type_=sa.String(12), existing_nullable=False)
     op.drop_table("space_session")
