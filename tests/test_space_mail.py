@@ -186,7 +186,6 @@ async def test_a_representative_reads_the_minors_messages(clinic: Running) -> No
 async def test_a_received_attachment_is_filed_into_the_patients_documents(
     clinic: Running,
 ) -> None:
-    pytest.importorskip("mss.space.record", reason="the record's service merges separately")
     raw = multipart(JEAN, PATIENT, "<d1@pro.mssante.test>", "<p>Votre bilan</p>",
                     [("bilan sanguin.pdf", "application/pdf", PDF_BYTES)])  # fmt: skip
     assert (await clinic.submit(JEAN, raw, [PATIENT])).code == 250

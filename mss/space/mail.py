@@ -12,16 +12,16 @@ id that does not exist, so ids cannot be probed. Writing (replies, new messages)
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from mss.annuaire import lookup as annuaire_lookup
 from mss.core.mime import Attachment
 from mss.core.mime.headers import decode_words
 from mss.core.mime.structure import Part
+from mss.space import record
+from mss.space.dates import PARIS, when
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import NotFound, SpaceError
 from mss.space.mail_content import FILEABLE, PREVIEWABLE, content, frame_document, sniff
@@ -41,7 +41,6 @@ from mss.store.space_mail import (
 from mss.store.sql import Conn
 
 UNKNOWN_NAME = "Professionnel de santé"
-PARIS = ZoneInfo("Europe/Paris")  # the times shown to patients
 PER_PAGE = 50  # conversations on a page of the messagerie
 SHOWN = 20  # a conversation's last messages shown, unless all are asked for
 FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
@@ -67,6 +66,10 @@ class Summary:
     last_activity: dt.datetime
     open: bool
     ended_by: Person | None
+
+    @property
+    def said(self) -> str:
+        return when(self.last_activity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,10 @@ class Shown:
     has_html: bool
     files: list[FileInfo]
     unread: bool
+
+    @property
+    def said(self) -> str:
+        return when(self.date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +172,13 @@ def _summary(
 ) -> Summary:
     ender = named[c.ended_by] if c.ended_by else None
     subject = decode_words(c.subject or "") or "(sans objet)"
-    when = _paris(c.last_activity)
-    return Summary(c.id, subject, members, unread.get(c.id, 0), when, c.open, ender)
+    at = _paris(c.last_activity)
+    return Summary(c.id, subject, members, unread.get(c.id, 0), at, c.open, ender)
 
 
-def _paris(when: dt.datetime) -> dt.datetime:
+def _paris(at: dt.datetime) -> dt.datetime:
     """Stored times are UTC (SQLite gives them back naive)."""
-    aware = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    aware = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
     return aware.astimezone(PARIS)
 
 
@@ -310,14 +317,11 @@ NOT_FILEABLE = SpaceError(
 
 async def file_into_documents(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
     """« Ajouter à mes documents »: a received attachment deposited in the patient's DMP as
-    their own document, by the record's service (`record.add_own_document`), the same path
-    as a document the patient adds from the Documents page."""
+    their own document by `record.add_own_document`, the one path of a document the patient
+    adds (the Documents page uses it too)."""
     found = await attachment(deps, who, file_id)
     if not found.info.fileable:
         raise NOT_FILEABLE
-    # The record helper's service; looked up by name so that this module does not depend
-    # on it at import time (it merges separately): one deposit path, not two.
-    record = importlib.import_module("mss.space.record")
     title = found.info.name.rpartition(".")[0] or found.info.name
     await record.add_own_document(deps, who, found.data, title, FILED_TYPE)
     return found
