@@ -25,6 +25,7 @@ from .space_mail import (
     MARIE,
     PATIENT,
     PDF_BYTES,
+    PNG_BYTES,
     add_people,
     flags_of,
     imap_inbox,
@@ -186,8 +187,11 @@ async def test_a_representative_reads_the_minors_messages(clinic: Running) -> No
 async def test_a_received_attachment_is_filed_into_the_patients_documents(
     clinic: Running,
 ) -> None:
-    raw = multipart(JEAN, PATIENT, "<d1@pro.mssante.test>", "<p>Votre bilan</p>",
-                    [("bilan sanguin.pdf", "application/pdf", PDF_BYTES)])  # fmt: skip
+    files = [
+        ("bilan sanguin.pdf", "application/pdf", PDF_BYTES),
+        ("photo.png", "image/png", PNG_BYTES),
+    ]
+    raw = multipart(JEAN, PATIENT, "<d1@pro.mssante.test>", "<p>Votre bilan</p>", files)
     assert (await clinic.submit(JEAN, raw, [PATIENT])).code == 250
     async with patient_client(clinic, PATIENT_INS) as (client, csrf):
         [conversation] = conversation_ids((await client.get("/espace/messages")).text)
@@ -197,8 +201,11 @@ async def test_a_received_attachment_is_filed_into_the_patients_documents(
         assert filed.status_code == 303, filed.text
         after = await client.get(filed.headers["location"])
         documents = await client.get("/espace/documents")
+        png = f"{file_id.split('.')[0]}.{int(file_id.split('.')[1]) + 1}"
+        forged = await client.post(f"/espace/pieces/{png}/documents", data={"csrf": csrf})
     assert "ajoutée à vos documents" in html.unescape(after.text)
     assert "bilan sanguin" in html.unescape(documents.text)
+    assert forged.status_code == 415 and "PDF, texte ou JPEG" in html.unescape(forged.text)
 
 
 async def test_a_professional_is_named_by_the_annuaire_with_their_profession(

@@ -36,8 +36,10 @@ _MAGIC = (
 )
 # What a browser shows inline without running anything of ours.
 PREVIEWABLE = frozenset({PDF, PNG, JPEG, GIF})
-# What a received attachment may be to go into the patient's documents (DOMAIN.md §2).
-FILEABLE = frozenset({PDF, TEXT, RTF, JPEG, TIFF})
+# What a received attachment may be to go into the patient's documents: DOMAIN.md §2
+# lists pdf, txt, rtf, jpeg, tiff; the DMP deposit of the space (`record.own_document`)
+# takes pdf, text, jpeg and png: both agree on these.
+FILEABLE = frozenset({PDF, TEXT, JPEG})
 _LINKS = ("http:", "https:", "mailto:", "#")
 
 
