@@ -3,7 +3,9 @@ French refusals, the session cookie, logout and the CSRF check every POST goes t
 
 from __future__ import annotations
 
+import asyncio
 import html
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -74,3 +76,28 @@ async def test_logout_ends_the_session_for_good(mss: Running) -> None:
         client.cookies.set("mss_espace", token or "")
         again = await client.get("/espace/")
     assert again.headers["location"] == "/espace/connexion"
+
+
+async def test_a_huge_body_is_refused_before_anything_reads_it(mss: Running) -> None:
+    reader, writer = await asyncio.open_connection(
+        "localhost", mss.ports["https"], ssl=mss.client_tls()
+    )
+    writer.write(b"POST /espace/connexion HTTP/1.1\r\nHost: localhost\r\n"
+                 b"Content-Length: 999999999\r\n\r\n")  # fmt: skip
+    status = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 413"), status
+    async with web(mss) as client:
+
+        async def stream() -> AsyncIterator[bytes]:
+            for _ in range(21):
+                yield b"a" * (1024 * 1024)
+
+        chunked = await client.post(
+            "/espace/connexion", content=stream(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+    assert chunked.status_code == 413
+    assert "trop volumineux" in html.unescape(chunked.text)
+    async with web(mss) as client:
+        assert (await client.get("/espace/static/space.css")).status_code == 200

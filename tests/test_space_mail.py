@@ -205,7 +205,9 @@ async def test_a_received_attachment_is_filed_into_the_patients_documents(
         forged = await client.post(f"/espace/pieces/{png}/documents", data={"csrf": csrf})
     assert "ajoutée à vos documents" in html.unescape(after.text)
     assert "bilan sanguin" in html.unescape(documents.text)
-    assert forged.status_code == 415 and "PDF, texte ou JPEG" in html.unescape(forged.text)
+    assert forged.status_code == 415 and "PDF, texte, RTF, JPEG ou TIFF" in html.unescape(
+        forged.text
+    )
 
 
 async def test_a_professional_is_named_by_the_annuaire_with_their_profession(

@@ -182,7 +182,9 @@ async def test_the_patient_adds_their_own_pdf_and_a_disguised_file_is_refused(
         history = text((await client.get("/espace/historique")).text)
     assert added.status_code == 303
     assert "Mes documents" in listed and "Mes directives" in listed
-    assert disguised.status_code == 400 and "PDF, JPEG, PNG ou texte" in text(disguised.text)
+    assert disguised.status_code == 400 and "PDF, JPEG, PNG, TIFF, RTF ou texte" in text(
+        disguised.text
+    )
     assert untitled.status_code == 400 and "titre" in text(untitled.text)
     assert "Vous avez ajouté le document « Mes directives »" in history
 

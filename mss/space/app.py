@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mss.space import pages
 from mss.space.deps import SpaceDeps, base_path
 from mss.space.errors import LoginRequired, NotFound, SpaceError
-from mss.space.headers import SecurityHeaders
+from mss.space.headers import BodyLimit, SecurityHeaders
 from mss.space.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -30,6 +30,7 @@ def create_space(deps: SpaceDeps) -> SecurityHeaders:
     app.add_exception_handler(SpaceError, _refusal)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit)
     return SecurityHeaders(app)
 
 

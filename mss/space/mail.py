@@ -308,8 +308,9 @@ async def attachment(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
 # The type of the patient's documents a received attachment is filed under (ANS DOCPAT09).
 FILED_TYPE = "DOCPAT09"
 NOT_FILEABLE = SpaceError(
-    "Seuls les fichiers PDF, texte ou JPEG de 5 Mo au plus peuvent être ajoutés à vos documents.",
-    "Only PDF, text or JPEG files up to 5 MB can be filed.",
+    "Seuls les fichiers PDF, texte, RTF, JPEG ou TIFF de 5 Mo au plus peuvent être ajoutés"
+    " à vos documents.",
+    "Only PDF, text, RTF, JPEG or TIFF files up to 5 MB can be filed.",
     status=415,
 )
 

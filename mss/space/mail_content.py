@@ -36,10 +36,11 @@ _MAGIC = (
 )
 # What a browser shows inline without running anything of ours.
 PREVIEWABLE = frozenset({PDF, PNG, JPEG, GIF})
-# What a received attachment may be to go into the patient's documents: DOMAIN.md §2
-# lists pdf, txt, rtf, jpeg, tiff; the DMP deposit of the space (`record.own_document`)
-# takes pdf, text, jpeg and png: both agree on these.
-FILEABLE = frozenset({PDF, TEXT, JPEG})
+# What a patient may send or add to their documents (DOMAIN.md §3: jpeg, png, pdf, rtf,
+# tif/tiff, txt), and what a received attachment may be to be filed into them (§2: pdf,
+# txt, rtf, jpeg, tiff).
+UPLOADABLE = frozenset({PDF, PNG, JPEG, TIFF, RTF, TEXT})
+FILEABLE = frozenset({PDF, TEXT, RTF, JPEG, TIFF})
 _LINKS = ("http:", "https:", "mailto:", "#")
 
 

@@ -24,6 +24,7 @@ from mss.dmp.records import document_dict, document_state
 from mss.space.dates import day
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import NotFound, SpaceError
+from mss.space.mail_content import UPLOADABLE, sniff
 from mss.store import dmp as stored
 from mss.store.dmp import StoredDocument
 from mss.store.sql import Conn, Tx
@@ -192,28 +193,6 @@ async def set_masked(deps: SpaceDeps, viewer: Viewer, document_id: int, masked: 
 # --- the patient's own documents ------------------------------------------------------------------
 
 
-SNIFFED = (
-    (b"%PDF-", "application/pdf"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
-
-
-def sniff(content: bytes) -> str | None:
-    """The type of the bytes themselves (never the browser's word): PDF, JPEG, PNG, or
-    plain UTF-8 text without control characters; None for anything else."""
-    for magic, media_type in SNIFFED:
-        if content.startswith(magic):
-            return media_type
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if any(ord(c) < 32 and c not in "\t\r\n\f" for c in text):
-        return None
-    return "text/plain"
-
-
 def refused(french: str, english: str) -> SpaceError:
     return SpaceError(french, english, status=400)
 
@@ -229,9 +208,9 @@ def own_document(
         mb = deps.attachment_max // (1024 * 1024)
         raise refused(f"Le fichier dépasse {mb} Mo.", f"The file is larger than {mb} MB.")
     media_type = sniff(content)
-    if media_type is None:
-        raise refused("Seuls les fichiers PDF, JPEG, PNG ou texte sont acceptés.",
-                      "Only PDF, JPEG, PNG or text files are accepted.")  # fmt: skip
+    if media_type not in UPLOADABLE:
+        raise refused("Seuls les fichiers PDF, JPEG, PNG, TIFF, RTF ou texte sont acceptés.",
+                      "Only PDF, JPEG, PNG, TIFF, RTF or text files are accepted.")  # fmt: skip
     title = " ".join(title.split())[:MAX_TITLE]
     if not title:
         raise refused("Donnez un titre au document.", "A title is required.")
