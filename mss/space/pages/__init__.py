@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mss.space.pages import home
+from mss.space.pages import auth, choose, devices, home
 
 
 def routers() -> list[APIRouter]:
-    return [home.router]
+    return [
+        home.router,
+        auth.router,
+        devices.router,
+        choose.router,
+    ]
