@@ -74,10 +74,13 @@ def _redirect(url: str) -> RedirectResponse:
 @router.get("/connexion", response_model=None)
 async def login_page(
     request: Request, who: MaybeViewer, suite: str = "", etat: str = ""
-) -> Response:
-    if who is not None:
-        return _redirect(safe_next(request, suite))
-    return form_page(request, "login.html", suite=suite, notice=STATES.get(etat, ""))
+) -> HTMLResponse:
+    """The form, even to a browser with a live session: a cookie planted in it must not
+    stand for the patient, who logs in anew (the old session then ends)."""
+    notice = STATES.get(etat, "")
+    if who is not None and not notice:
+        notice = "Vous êtes déjà connecté : vous pouvez vous reconnecter avec un autre compte."
+    return form_page(request, "login.html", suite=suite, notice=notice)
 
 
 @router.post("/connexion", dependencies=[FormPosting], response_model=None)
