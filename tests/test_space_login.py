@@ -331,3 +331,22 @@ async def test_every_field_of_the_login_pages_has_a_label_and_autocomplete(space
             for name in re.findall(r'<input id="([^"]+)"', page):
                 assert f'<label for="{name}"' in page, (path, name)
             assert 'autocomplete="' in page and 'lang="fr"' in page
+
+
+async def test_a_strangers_guesses_do_not_lock_the_patient_out_of_a_browser_they_used(
+    space: Space,
+) -> None:
+    await ready(space)
+    async with client_of(space) as usual:
+        await space.login(usual, PATIENT_INS, MAIL)  # this browser is now a known device
+        usual.cookies.delete("mss_espace")
+        async with client_of(space) as stranger:
+            page = await stranger.get("/espace/connexion")
+            form = {"csrf": csrf_of(page.text), "identifiant": PATIENT_INS,
+                    "mot_de_passe": "x" * 12}  # fmt: skip
+            answers = await asyncio.gather(
+                *(stranger.post("/espace/connexion", data=form) for _ in range(10))
+            )
+            assert any(a.status_code == 429 for a in answers)
+        done = await space.login(usual, PATIENT_INS, MAIL)
+    assert done.status_code == 303 and done.headers["location"] == "/espace/"

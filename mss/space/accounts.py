@@ -138,20 +138,22 @@ async def login_password(
     ins = ins_of(deps, identifier) or "-"
     now = deps.now()
     known = await deps.store.read(lambda c: guard.is_known_device(c, ins, device))
-    account, address = guard.account_key(ins), None if known else guard.ip_key(ip)
+    account = guard.account_key(ins, device if known else None)
+    address = None if known else guard.ip_key(ip)
     wait = await deps.store.write(lambda tx: guard.admit(tx, account, address, now))
     if wait:
         raise too_many(wait)
     found = await deps.store.read(lambda c: patient_login(c, ins))
     if not await _verify(found.password_hash if found else None, password) or found is None:
         raise WRONG_LOGIN
-    return await deps.store.write(lambda tx: _password_right(tx, deps, found, address, now))
+    keys = (account, address)
+    return await deps.store.write(lambda tx: _password_right(tx, deps, found, keys, now))
 
 
 def _password_right(
-    tx: Tx, deps: SpaceDeps, found: PatientLogin, ip: str | None, now: int
+    tx: Tx, deps: SpaceDeps, found: PatientLogin, keys: tuple[str, str | None], now: int
 ) -> Pending:
-    guard.succeeded(tx, guard.account_key(found.ins), ip)
+    guard.succeeded(tx, *keys)
     if not _may_log_in(found):
         raise CLOSED
     totp = guard.get_totp(tx.conn, found.ins)

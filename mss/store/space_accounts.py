@@ -232,8 +232,10 @@ _THROTTLE_REFUND = RawStatement(
 _THROTTLE_PURGE = RawStatement("DELETE FROM space_throttle WHERE since <= ? AND blocked_until <= ?")
 
 
-def account_key(ins: str) -> str:
-    return f"account:{ins}"
+def account_key(ins: str, device: str | None = None) -> str:
+    """An account's throttle; a device it already used has its own (a stranger's guesses
+    do not lock the patient out of their usual browser)."""
+    return f"account:{ins}" if not device else f"account:{ins}:{device_id(device)[:32]}"
 
 
 def ip_key(address: str) -> str:
