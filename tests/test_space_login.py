@@ -10,6 +10,7 @@ import html
 import re
 import time
 
+import httpx
 import pyotp
 
 from mss.store.space import find_session, session_id
@@ -35,6 +36,15 @@ async def ready(space: Space, ins: str = PATIENT_INS, mail: str = MAIL) -> None:
     await space.add_patient(ins, mail)
     async with client_of(space) as client:
         await space.activate(client, ins, mail)
+
+
+async def first_step(space: Space, client: httpx.AsyncClient) -> str:
+    """The password given: the login code e-mailed for the second step."""
+    seen = len(space.box.mail)
+    first = await post_form(client, "/espace/connexion", identifiant=PATIENT_INS,
+                            mot_de_passe=PASSWORD)  # fmt: skip
+    assert first.status_code == 303
+    return await space.code_for(MAIL, LOGIN, after=seen)
 
 
 async def test_activation_then_login_with_the_emailed_code_opens_the_space(space: Space) -> None:
@@ -74,10 +84,7 @@ async def test_a_wrong_password_is_refused_in_french_with_its_english_meaning(
 async def test_a_login_code_dies_after_five_wrong_tries(space: Space) -> None:
     await ready(space)
     async with client_of(space) as client:
-        seen = len(space.box.mail)
-        await post_form(client, "/espace/connexion", identifiant=PATIENT_INS,
-                        mot_de_passe=PASSWORD)  # fmt: skip
-        code = await space.code_for(MAIL, LOGIN, after=seen)
+        code = await first_step(space, client)
         wrong = "000000" if code != "000000" else "111111"
         token = csrf_of((await client.get("/espace/connexion/code")).text)
         for _ in range(MAX_CODE_ATTEMPTS):
@@ -93,11 +100,8 @@ async def test_a_login_code_dies_after_five_wrong_tries(space: Space) -> None:
 async def test_a_login_code_is_used_once(space: Space) -> None:
     await ready(space)
     async with client_of(space) as client:
-        seen = len(space.box.mail)
-        await post_form(client, "/espace/connexion", identifiant=PATIENT_INS,
-                        mot_de_passe=PASSWORD)  # fmt: skip
+        code = await first_step(space, client)
         pending = client.cookies.get("mss_connexion")
-        code = await space.code_for(MAIL, LOGIN, after=seen)
         token = csrf_of((await client.get("/espace/connexion/code")).text)
         done = await client.post("/espace/connexion/code", data={"csrf": token, "code": code})
         assert done.status_code == 303

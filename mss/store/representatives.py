@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 
 from mss.errors import DuplicateError, InputError, NotFoundError
 from mss.store.models import patient_table, space_representation_table
+from mss.store.space_patients import patient_name
 from mss.store.sql import Conn, RawStatement, Tx
 
 KINDS = ("minor", "protected_adult")
@@ -69,14 +70,9 @@ def _query(*where: object) -> object:
 def _records(conn: Conn, *where: object) -> list[Representation]:
     rows = conn.execute(_query(*where))  # type: ignore[call-overload]
     return [
-        Representation(r[0], r[1], r[2], int(r[3]), r[4], r[5], _name(r[6], r[8] or r[7]))
+        Representation(r[0], r[1], r[2], int(r[3]), r[4], r[5], patient_name(r[6], r[8] or r[7]))
         for r in rows
     ]
-
-
-def _name(given: str, family: str) -> str:
-    first = given.split()[0] if given.split() else given
-    return f"{first.title()} {family}"
 
 
 def represented_by(conn: Conn, representative_ins: str, today: dt.date) -> list[Representation]:

@@ -35,6 +35,12 @@ class PatientLogin:
         return bool(self.password_hash)
 
 
+def patient_name(given: str, family: str) -> str:
+    """How the space names a patient: « Dominique PAT-TROIS »."""
+    first = given.split()[0] if given.split() else given
+    return f"{first.title()} {family}"
+
+
 def _select() -> object:
     return select(
         _pat.c.ins, _pat.c.birth_given, _pat.c.birth_family, _pat.c.used_family,
@@ -45,8 +51,7 @@ def _select() -> object:
 
 def _record(row: tuple[object, ...]) -> PatientLogin:
     ins, given, family, used_family, birth, profile, identity, email, phone = row[:9]
-    first = str(given).split()[0] if str(given).split() else str(given)
-    name = f"{first.title()} {used_family or family}"
+    name = patient_name(str(given), str(used_family or family))
     return PatientLogin(str(ins), name, birth, str(profile), str(identity), email, phone,  # type: ignore[arg-type]
                         row[9], bool(row[10]), row[11])  # type: ignore[arg-type]  # fmt: skip
 

@@ -10,10 +10,11 @@ session token (no fixation): any session cookie the browser had is replaced and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mss.space import accounts
@@ -154,18 +155,42 @@ async def activation_page(request: Request, identifiant: str = "") -> HTMLRespon
     return form_page(request, "activation.html", identifier=identifiant)
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordForm:
+    """The fields of activation and reset: who, the code they got, the new password."""
+
+    identifier: str
+    code: str
+    password: str
+    confirmation: str
+
+
+async def password_form(
+    identifiant: Field = "", code: Field = "", mot_de_passe: Field = "", confirmation: Field = ""
+) -> PasswordForm:
+    return PasswordForm(identifiant, code, mot_de_passe, confirmation)
+
+
+Passwords = Annotated[PasswordForm, Depends(password_form)]
+
+
 @router.post("/activation", dependencies=[FormPosting], response_model=None)
-async def activation_post(
-    request: Request, deps: Deps, identifiant: Field = "", code: Field = "",
-    mot_de_passe: Field = "", confirmation: Field = "",
-) -> Response:  # fmt: skip
+async def activation_post(request: Request, deps: Deps, form: Passwords) -> Response:
+    return await _set_password(request, deps, form, "activation.html", "active")
+
+
+async def _set_password(
+    request: Request, deps: Deps, form: PasswordForm, template: str, state: str
+) -> Response:
+    """Activation (`state` "active") or reset: the code, then the new password."""
+    use = accounts.activate if state == "active" else accounts.reset
     try:
-        accounts.check_password_policy(mot_de_passe, confirmation)
-        await accounts.activate(deps, identifiant, code, mot_de_passe)
+        accounts.check_password_policy(form.password, form.confirmation)
+        await use(deps, form.identifier, form.code, form.password)
     except SpaceError as exc:
-        return form_page(request, "activation.html", status=exc.status, error=exc,
-                         identifier=identifiant)  # fmt: skip
-    return _redirect(f"{base_path(request)}/connexion?etat=active")
+        return form_page(request, template, status=exc.status, error=exc,
+                         identifier=form.identifier)  # fmt: skip
+    return _redirect(f"{base_path(request)}/connexion?etat={state}")
 
 
 @router.get("/mot-de-passe-oublie")
@@ -186,14 +211,5 @@ async def reset_page(request: Request, identifiant: str = "") -> HTMLResponse:
 
 
 @router.post("/mot-de-passe-oublie/code", dependencies=[FormPosting], response_model=None)
-async def reset_post(
-    request: Request, deps: Deps, identifiant: Field = "", code: Field = "",
-    mot_de_passe: Field = "", confirmation: Field = "",
-) -> Response:  # fmt: skip
-    try:
-        accounts.check_password_policy(mot_de_passe, confirmation)
-        await accounts.reset(deps, identifiant, code, mot_de_passe)
-    except SpaceError as exc:
-        return form_page(request, "reset.html", status=exc.status, error=exc,
-                         identifier=identifiant)  # fmt: skip
-    return _redirect(f"{base_path(request)}/connexion?etat=reinitialise")
+async def reset_post(request: Request, deps: Deps, form: Passwords) -> Response:
+    return await _set_password(request, deps, form, "reset.html", "reinitialise")
