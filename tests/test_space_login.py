@@ -9,10 +9,14 @@ import asyncio
 import html
 import re
 import time
+from urllib.parse import quote
 
 import httpx
 import pyotp
 
+from mss.security.passwords import hash_password
+from mss.store.accounts import set_password
+from mss.store.outbox import list_items
 from mss.store.space import find_session, session_id
 from mss.store.space_accounts import MAX_CODE_ATTEMPTS, get_totp
 
@@ -29,6 +33,7 @@ from .space_login import (
 
 MAIL = "dominique.pat-trois@exemple.fr"
 OTHER_MAIL = "figatellix.corse@exemple.fr"
+OTHER_ADDRESS = f"{OTHER_INS}@patient.mssante.fr"
 
 
 async def ready(space: Space, ins: str = PATIENT_INS, mail: str = MAIL) -> None:
@@ -354,3 +359,49 @@ async def test_a_strangers_guesses_do_not_lock_the_patient_out_of_a_browser_they
             assert any(a.status_code == 429 for a in answers)
         done = await space.login(usual, PATIENT_INS, MAIL)
     assert done.status_code == 303 and done.headers["location"] == "/espace/"
+
+
+async def test_a_patient_with_only_a_phone_is_sent_the_code_by_sms(space: Space) -> None:
+    await space.mss.add_patient(OTHER_INS, phone="0612345678")
+    await space.mss.store.write(lambda tx: set_password(tx, OTHER_ADDRESS, hash_password(PASSWORD)))
+    async with client_of(space) as client:
+        first = await post_form(client, "/espace/connexion", identifiant=OTHER_INS,
+                                mot_de_passe=PASSWORD)  # fmt: skip
+        assert first.status_code == 303
+        page = await client.get("/espace/connexion/code")
+    assert "par SMS" in page.text
+    events = await space.mss.store.read(lambda c: list_items(c, kinds=["notification"]))
+    [asked] = [e.payload for e in events if e.payload["event"] == "login_code"]
+    assert asked["channel"] == "sms" and len(asked["code"]) == 6 and asked["ins"] == OTHER_INS
+
+
+async def test_after_login_the_page_asked_for_opens_but_never_another_site(space: Space) -> None:
+    await ready(space)
+    for asked, landed in (("/espace/appareils", "/espace/appareils"),
+                          ("https://ailleurs.example/", "/espace/"),
+                          ("/espace//ailleurs.example", "/espace/")):  # fmt: skip
+        async with client_of(space) as client:
+            seen = len(space.box.mail)
+            await post_form(client, f"/espace/connexion?suite={quote(asked)}",
+                            identifiant=PATIENT_INS, mot_de_passe=PASSWORD,
+                            suite=asked)  # fmt: skip
+            code = await space.code_for(MAIL, LOGIN, after=seen)
+            done = await post_form(client, "/espace/connexion/code", code=code, suite=asked)
+        assert done.headers["location"] == landed, asked
+
+
+async def test_a_new_password_asks_the_current_one_and_ends_every_session(space: Space) -> None:
+    await ready(space)
+    new = "encore un autre mot de passe"
+    async with client_of(space) as phone, client_of(space) as laptop:
+        await space.login(phone, PATIENT_INS, MAIL)
+        await space.login(laptop, PATIENT_INS, MAIL)
+        token = csrf_of((await laptop.get("/espace/securite")).text)
+        form = {"csrf": token, "actuel": "pas le bon", "nouveau": new, "confirmation": new}
+        wrong = await laptop.post("/espace/securite/mot-de-passe", data=form)
+        assert wrong.status_code == 400 and "Wrong current password." in wrong.text
+        done = await laptop.post("/espace/securite/mot-de-passe", data={**form, "actuel": PASSWORD})
+        assert done.headers["location"] == "/espace/connexion?etat=reinitialise"
+        for client in (phone, laptop):
+            assert (await client.get("/espace/appareils")).status_code == 303
+        assert (await space.login(laptop, PATIENT_INS, MAIL, new)).status_code == 303

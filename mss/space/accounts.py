@@ -28,7 +28,6 @@ from mss.store.sql import Tx
 
 MIN_PASSWORD = 12
 _DUMMY_HASH = hash_password("an unused password, for timing")
-_HASHING = asyncio.Semaphore(2)
 
 WRONG_LOGIN = SpaceError(
     "Identifiant ou mot de passe incorrect.", "Wrong identifier or password.", status=400
@@ -105,13 +104,13 @@ def check_password_policy(password: str, confirmation: str | None = None) -> Non
         raise DIFFERENT_PASSWORDS
 
 
-async def _verify(stored: str | None, password: str) -> bool:
-    async with _HASHING:
+async def _verify(deps: SpaceDeps, stored: str | None, password: str) -> bool:
+    async with deps.hashing:
         return await asyncio.to_thread(verify_password, stored or _DUMMY_HASH, password)
 
 
-async def _hash(password: str) -> str:
-    async with _HASHING:
+async def _hash(deps: SpaceDeps, password: str) -> str:
+    async with deps.hashing:
         return await asyncio.to_thread(hash_password, password)
 
 
@@ -144,7 +143,7 @@ async def login_password(
     if wait:
         raise too_many(wait)
     found = await deps.store.read(lambda c: patient_login(c, ins))
-    if not await _verify(found.password_hash if found else None, password) or found is None:
+    if not await _verify(deps, found.password_hash if found else None, password) or found is None:
         raise WRONG_LOGIN
     keys = (account, address)
     return await deps.store.write(lambda tx: _password_right(tx, deps, found, keys, now))
@@ -299,7 +298,7 @@ async def _with_code(deps: SpaceDeps, identifier: str, purpose: str, code: str,
                      password: str) -> None:  # fmt: skip
     check_password_policy(password)
     ins, now = ins_of(deps, identifier), deps.now()
-    hashed = await _hash(password)
+    hashed = await _hash(deps, password)
     right = await deps.store.write(lambda tx: _set_with_code(tx, ins, purpose, code, hashed, now))
     if right is None:
         raise DEAD_CODE
@@ -339,7 +338,7 @@ async def change_password(
     session of the account ends, the page opens a new one."""
     check_password_policy(new, confirmation)
     found = await deps.store.read(lambda c: patient_login(c, ins))
-    if found is None or not await _verify(found.password_hash, current):
+    if found is None or not await _verify(deps, found.password_hash, current):
         raise SpaceError("Mot de passe actuel incorrect.", "Wrong current password.", status=400)
-    hashed = await _hash(new)
+    hashed = await _hash(deps, new)
     await deps.store.write(lambda tx: _new_password(tx, found, hashed))

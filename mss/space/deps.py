@@ -4,6 +4,7 @@ dependencies every route uses: `viewer` (who is logged in, and whose space they 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import secrets
@@ -59,6 +60,8 @@ class SpaceDeps:
     service_name: str = "Mon espace santé"
     dmp_settings: Any = None  # mss.dmp.service.Settings
     clock: Callable[[], float] = time.time
+    # Argon2id checks at once (19 MiB each), off the event loop: the space's own bound
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> int:
