@@ -405,3 +405,17 @@ async def test_a_new_password_asks_the_current_one_and_ends_every_session(space:
         for client in (phone, laptop):
             assert (await client.get("/espace/appareils")).status_code == 303
         assert (await space.login(laptop, PATIENT_INS, MAIL, new)).status_code == 303
+
+
+async def test_reset_codes_are_sent_once_a_minute_at_most(space: Space) -> None:
+    await ready(space)
+    async with client_of(space) as client:
+        for _ in range(3):
+            await post_form(client, "/espace/mot-de-passe-oublie", identifiant=PATIENT_INS)
+        await space.code_for(MAIL, LOGIN)
+        await asyncio.sleep(0.5)
+        assert sum(bool(LOGIN.search(text_of(m[2]))) for m in space.box.mail) == 1
+        space.clock.offset += 61
+        seen = len(space.box.mail)
+        await post_form(client, "/espace/mot-de-passe-oublie", identifiant=PATIENT_INS)
+        await space.code_for(MAIL, LOGIN, after=seen)

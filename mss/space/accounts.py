@@ -27,6 +27,7 @@ from mss.store.space_patients import PatientLogin, patient_login
 from mss.store.sql import Tx
 
 MIN_PASSWORD = 12
+RESET_EVERY = 60  # seconds between two reset codes of one account
 _DUMMY_HASH = hash_password("an unused password, for timing")
 
 WRONG_LOGIN = SpaceError(
@@ -283,8 +284,10 @@ def _issue_reset(tx: Tx, deps: SpaceDeps, ins: str, now: int) -> None:
         return
     if not (found.email or found.phone):
         return
-    method = _code_channel(found)
-    lifetime = deps.code_minutes * 60
+    method, lifetime = _code_channel(found), deps.code_minutes * 60
+    last = guard.latest_code(tx.conn, ins, "reset")
+    if last is not None and last.expires - lifetime > now - RESET_EVERY:
+        return  # one code a minute at most: nobody floods the patient's phone
     issued = guard.issue_code(tx, ins, "reset", method=method, now=now, lifetime=lifetime)
     add_notification(tx, "login_code", ins, {"code": issued.code, "channel": method})
 
