@@ -9,6 +9,7 @@ import asyncio
 import html
 import re
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -20,7 +21,8 @@ from mss.store.outbox import list_items
 from mss.store.space import find_session, session_id
 from mss.store.space_accounts import MAX_CODE_ATTEMPTS, get_totp
 
-from .space import OTHER_INS, PATIENT_INS, csrf_of
+from .harness import running
+from .space import OTHER_INS, PATIENT_INS, csrf_of, web
 from .space_login import (
     LOGIN,
     PASSWORD,
@@ -419,3 +421,22 @@ async def test_reset_codes_are_sent_once_a_minute_at_most(space: Space) -> None:
         seen = len(space.box.mail)
         await post_form(client, "/espace/mot-de-passe-oublie", identifiant=PATIENT_INS)
         await space.code_for(MAIL, LOGIN, after=seen)
+
+
+async def test_the_throttle_holds_across_servers_sharing_the_store(instance: Path) -> None:
+    """Two servers on one store (as the workers of `mss serve` are): the throttle is in
+    the store, so 20 parallel guesses split between them are still checked 3 times."""
+    async with running(instance) as one, running(instance) as two:
+        await one.add_patient(PATIENT_INS, password=PASSWORD)
+        async with web(one) as first, web(two) as second:
+            forms = []
+            for client in (first, second):
+                page = await client.get("/espace/connexion")
+                forms.append({"csrf": csrf_of(page.text), "identifiant": PATIENT_INS,
+                              "mot_de_passe": "mauvais mot de passe"})  # fmt: skip
+            answers = await asyncio.gather(*(
+                client.post("/espace/connexion", data=form)
+                for _ in range(10) for client, form in ((first, forms[0]), (second, forms[1]))
+            ))  # fmt: skip
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(400) <= 3 and statuses.count(429) >= 17, statuses

@@ -112,3 +112,14 @@ async def test_a_link_to_a_minor_ends_on_their_eighteenth_birthday(store: Store)
     assert await store.read(lambda c: may_act_for(c, INS, CHILD, eve))
     assert not await store.read(lambda c: may_act_for(c, INS, CHILD, birthday))
     assert await store.read(lambda c: represented_by(c, INS, birthday)) == []
+
+
+async def test_dead_codes_and_quiet_throttle_rows_are_purged(store: Store) -> None:
+    await store.write(
+        lambda tx: guard.issue_code(tx, INS, "reset", method="email", now=NOW, lifetime=600)
+    )
+    await store.write(lambda tx: guard.admit(tx, guard.account_key(INS), None, NOW))
+    assert await store.write(lambda tx: guard.purge_space(tx, NOW + 60, 1800)) == 0
+    later = NOW + guard.ACCOUNT_MEMORY + 1
+    assert await store.write(lambda tx: guard.purge_space(tx, later, 1800)) == 2
+    assert await store.read(lambda c: guard.latest_code(c, INS, "reset")) is None

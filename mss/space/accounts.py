@@ -27,6 +27,7 @@ from mss.store.space_patients import PatientLogin, patient_login
 from mss.store.sql import Tx
 
 MIN_PASSWORD = 12
+PURGE_EVERY = 300  # seconds between two purges of dead codes and sessions
 RESET_EVERY = 60  # seconds between two reset codes of one account
 _DUMMY_HASH = hash_password("an unused password, for timing")
 
@@ -147,7 +148,16 @@ async def login_password(
     if not await _verify(deps, found.password_hash if found else None, password) or found is None:
         raise WRONG_LOGIN
     keys = (account, address)
-    return await deps.store.write(lambda tx: _password_right(tx, deps, found, keys, now))
+    pending = await deps.store.write(lambda tx: _password_right(tx, deps, found, keys, now))
+    await _purge(deps, now)
+    return pending
+
+
+async def _purge(deps: SpaceDeps, now: int) -> None:
+    """Every few minutes, at a login: no background task needed, each worker does it."""
+    if now - deps.purged >= PURGE_EVERY:
+        deps.purged = now
+        await deps.store.write(lambda tx: guard.purge_space(tx, now, deps.idle_timeout))
 
 
 def _password_right(

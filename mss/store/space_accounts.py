@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from mss.store.notifications import add_notification
+from mss.store.space import purge_sessions
 from mss.store.sql import Conn, RawStatement, Tx
 
 MAX_CODE_ATTEMPTS = 5
@@ -284,3 +285,8 @@ def succeeded(tx: Tx, account: str, ip: str | None) -> None:
 
 def purge_throttle(tx: Tx, now: int) -> int:
     return _THROTTLE_PURGE.run(tx.conn, now - ACCOUNT_MEMORY, now)
+
+
+def purge_space(tx: Tx, now: int, idle: int) -> int:
+    """Forget what is over: dead codes, quiet throttle rows, ended sessions."""
+    return purge_codes(tx, now) + purge_throttle(tx, now) + purge_sessions(tx, now, idle)
