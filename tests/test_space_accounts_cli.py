@@ -118,3 +118,25 @@ def test_representatives_are_linked_listed_and_unlinked(instance: Path) -> None:
     assert mss(instance, "patient", "representatives", CHILD)[1].split()[-1] == "ended"
     code, _, err = mss(instance, "patient", "unrepresent", PATIENT_INS, CHILD)
     assert code == 1 and "does not represent" in err
+
+
+def test_an_account_whose_profile_is_closed_is_not_enabled(instance: Path) -> None:
+    add(instance, PATIENT_INS)
+    assert mss(instance, "patient", "status", PATIENT_INS, "closed")[0] == 0
+    code, _, err = mss(instance, "patient", "enable", PATIENT_INS)
+    assert code == 1 and "reopen it first" in err
+
+
+def test_an_import_issues_an_activation_code_to_each_patient_with_an_account(
+    instance: Path,
+) -> None:
+    rows = [f"{PATIENT_INS},PAT-TROIS,DOMINIQUE,1979-03-28,F,active",
+            f"{OTHER_INS},CORSE,FIGATELLIX,1988-10-12,M,opposed"]  # fmt: skip
+    csv_file = instance / "patients.csv"
+    csv_file.write_text("ins,family,given,birth_date,sex,status\n" + "\n".join(rows) + "\n")
+    code, out, err = mss(instance, "patient", "import", str(csv_file), "--print-codes")
+    assert code == 0, err
+    [summary, line] = out.splitlines()
+    assert summary == "imported 2 patients (1 with a mailbox)"
+    ins, activation = line.split()
+    assert ins == PATIENT_INS and len(activation) == 8 and activation.isdigit()

@@ -109,10 +109,16 @@ def set_patient_password(settings: Settings, ins: str, password: str) -> None:
 
 
 def set_patient_disabled(settings: Settings, ins: str, disabled: bool) -> None:
-    """Switch a patient's account off (its sessions end at once) or on again."""
+    """Switch a patient's account off (its sessions end at once; like a closed profile,
+    mail to it is refused too) or on again (only with an active profile)."""
     found = _account(settings, ins)
     address = found.address
     assert address is not None
+    if not disabled and found.profile_status != "active":
+        raise InputError(
+            f"the profile of {found.ins} is {found.profile_status}: reopen it first "
+            f"(mss patient status {found.ins} active)"
+        )
 
     def job(tx: Tx) -> None:
         set_account_disabled(tx, address, disabled)
