@@ -440,3 +440,24 @@ async def test_the_throttle_holds_across_servers_sharing_the_store(instance: Pat
             ))  # fmt: skip
     statuses = [a.status_code for a in answers]
     assert statuses.count(400) <= 3 and statuses.count(429) >= 17, statuses
+
+
+async def test_turning_totp_off_asks_for_the_password(space: Space) -> None:
+    await ready(space)
+    async with client_of(space) as client:
+        await space.login(client, PATIENT_INS, MAIL)
+        token = csrf_of((await client.get("/espace/securite")).text)
+        await client.post("/espace/securite/totp", data={"csrf": token})
+        state = await space.mss.store.read(lambda c: get_totp(c, PATIENT_INS))
+        assert state is not None
+        code = pyotp.TOTP(state.secret).at(space.clock())
+        await client.post("/espace/securite/totp/confirmer", data={"csrf": token, "code": code})
+        page = await client.get("/espace/securite")
+        assert "Ne plus utiliser l'application" in html.unescape(page.text)
+        refused = await client.post("/espace/securite/totp/retirer",
+                                    data={"csrf": token, "actuel": "pas le bon"})  # fmt: skip
+        assert refused.status_code == 400 and "Wrong current password." in refused.text
+        done = await client.post("/espace/securite/totp/retirer",
+                                 data={"csrf": token, "actuel": PASSWORD})  # fmt: skip
+        assert done.status_code == 303
+    assert await space.mss.store.read(lambda c: get_totp(c, PATIENT_INS)) is None

@@ -270,7 +270,9 @@ async def confirm_totp(deps: SpaceDeps, ins: str, code: str) -> bool:
     return await deps.store.write(lambda tx: _totp_step(tx, ins, code, now))
 
 
-async def remove_totp(deps: SpaceDeps, ins: str) -> None:
+async def remove_totp(deps: SpaceDeps, ins: str, password: str) -> None:
+    """Back to codes by e-mail or SMS: the password is asked first."""
+    await current_password(deps, ins, password)
     await deps.store.write(lambda tx: guard.remove_totp(tx, ins))
 
 
@@ -348,10 +350,21 @@ async def change_password(
     deps: SpaceDeps, ins: str, current: str, new: str, confirmation: str
 ) -> None:
     """The logged-in patient's new password (the current one asked first); every
-    session of the account ends, the page opens a new one."""
+    session of the account ends, this one too."""
     check_password_policy(new, confirmation)
-    found = await deps.store.read(lambda c: patient_login(c, ins))
-    if found is None or not await _verify(deps, found.password_hash, current):
-        raise SpaceError("Mot de passe actuel incorrect.", "Wrong current password.", status=400)
+    found = await current_password(deps, ins, current)
     hashed = await _hash(deps, new)
     await deps.store.write(lambda tx: _new_password(tx, found, hashed))
+
+
+async def current_password(deps: SpaceDeps, ins: str, password: str) -> PatientLogin:
+    """The logged-in patient's password, asked again before a change of their security;
+    throttled as a login is (a stolen session cannot guess it)."""
+    now, key = deps.now(), guard.account_key(ins)
+    if wait := await deps.store.write(lambda tx: guard.admit(tx, key, None, now)):
+        raise too_many(wait)
+    found = await deps.store.read(lambda c: patient_login(c, ins))
+    if found is None or not await _verify(deps, found.password_hash, password):
+        raise SpaceError("Mot de passe actuel incorrect.", "Wrong current password.", status=400)
+    await deps.store.write(lambda tx: guard.succeeded(tx, key, None))
+    return found

@@ -74,16 +74,26 @@ async def totp_confirm(
 ) -> HTMLResponse | RedirectResponse:
     if await accounts.confirm_totp(deps, own_ins(who), code):
         return _redirect(f"{base_path(request)}/securite")
-    state = await accounts.totp_state(deps, own_ins(who))
-    error = SpaceError("Code incorrect.", "Wrong code.", status=400)
-    return page(request, "security.html", who, section="parametres", totp=state,
-                error=error, status=400)  # fmt: skip
+    return await _security_error(request, who, deps, accounts.WRONG_CODE)
 
 
-@router.post("/securite/totp/retirer")
-async def totp_remove(request: Request, who: Posting, deps: Deps) -> RedirectResponse:
-    await accounts.remove_totp(deps, own_ins(who))
+@router.post("/securite/totp/retirer", response_model=None)
+async def totp_remove(
+    request: Request, who: Posting, deps: Deps, actuel: Field = ""
+) -> HTMLResponse | RedirectResponse:
+    try:
+        await accounts.remove_totp(deps, own_ins(who), actuel)
+    except SpaceError as exc:
+        return await _security_error(request, who, deps, exc)
     return _redirect(f"{base_path(request)}/securite")
+
+
+async def _security_error(
+    request: Request, who: Viewer, deps: Deps, error: SpaceError
+) -> HTMLResponse:
+    state = await accounts.totp_state(deps, own_ins(who))
+    return page(request, "security.html", who, section="parametres", totp=state,
+                error=error, status=error.status)  # fmt: skip
 
 
 @router.post("/securite/mot-de-passe", response_model=None)
@@ -95,9 +105,7 @@ async def change_password(
     try:
         await accounts.change_password(deps, own_ins(who), actuel, nouveau, confirmation)
     except SpaceError as exc:
-        state = await accounts.totp_state(deps, own_ins(who))
-        return page(request, "security.html", who, section="parametres", totp=state,
-                    error=exc, status=exc.status)  # fmt: skip
+        return await _security_error(request, who, deps, exc)
     response = _redirect(f"{base_path(request)}/connexion?etat=reinitialise")
     clear_session_cookie(response, request)
     return response
