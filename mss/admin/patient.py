@@ -1,15 +1,19 @@
 """Patients: `mss patient add|import|status`.
 
 A patient with an active profile and a qualified identity gets a mailbox on the
-patient domain (`store.accounts.add_patients` decides); an import is one
-transaction, all rows or none.
+patient domain (`store.accounts.add_patients` decides) and, in the same transaction, an
+activation code for their space (sent by the notifications; returned for the operator
+who prints it for a patient without contact); an import is one transaction, all rows or
+none.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mss.config import Settings
@@ -18,6 +22,8 @@ from mss.errors import InputError
 from mss.instance import opened_store
 from mss.store.accounts import add_patients, get_patient, set_profile_status
 from mss.store.models import ProfileStatus
+from mss.store.space_accounts import issue_activation
+from mss.store.sql import Tx
 
 PATIENT_CSV_REQUIRED = ("ins", "family", "given", "birth_date", "sex")
 PATIENT_CSV_OPTIONAL = (
@@ -37,16 +43,37 @@ class ImportReport:
     imported: int
     with_mailbox: int
     ignored_columns: list[str]
+    codes: dict[str, str] = field(default_factory=dict)  # INS → activation code
 
 
-def add_patient(settings: Settings, values: dict[str, str | None]) -> PatientIdentity:
+@dataclass(frozen=True, slots=True)
+class AddedPatient:
+    identity: PatientIdentity
+    code: str | None  # the activation code, when the patient got an account
+
+
+def _add_with_codes(
+    tx: Tx, identities: Sequence[PatientIdentity], patient_domain: str
+) -> dict[str, str]:
+    add_patients(tx, identities, patient_domain)
+    now = int(time.time())
+    return {
+        i.ins.matricule: issue_activation(tx, i.ins.matricule, now)
+        for i in identities
+        if i.has_mailbox
+    }
+
+
+def add_patient(settings: Settings, values: dict[str, str | None]) -> AddedPatient:
     try:
         identity = build_patient(values)
     except InvalidPatient as exc:
         raise InputError(str(exc)) from None
     with opened_store(settings) as store:
-        store.db.write_sync(lambda tx: add_patients(tx, [identity], settings.domains.patient))
-    return identity
+        codes = store.db.write_sync(
+            lambda tx: _add_with_codes(tx, [identity], settings.domains.patient)
+        )
+    return AddedPatient(identity, codes.get(identity.ins.matricule))
 
 
 def read_patient_csv(data: str) -> tuple[list[PatientIdentity], list[str]]:
@@ -84,8 +111,10 @@ def import_patients(settings: Settings, path: Path) -> ImportReport:
         raise InputError(f"cannot read {path}: {exc}") from None
     identities, ignored = read_patient_csv(data)
     with opened_store(settings) as store:
-        store.db.write_sync(lambda tx: add_patients(tx, identities, settings.domains.patient))
-    return ImportReport(len(identities), sum(i.has_mailbox for i in identities), ignored)
+        codes = store.db.write_sync(
+            lambda tx: _add_with_codes(tx, identities, settings.domains.patient)
+        )
+    return ImportReport(len(identities), sum(i.has_mailbox for i in identities), ignored, codes)
 
 
 def set_patient_status(settings: Settings, ins: str, status: str) -> None:

@@ -1,4 +1,5 @@
-"""`mss patient add|import|status`: patients and their mailboxes."""
+"""`mss patient add|import|status`: patients and their mailboxes (the space accounts'
+commands are in `cli/patient_accounts.py`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from mss.admin.patient import add_patient, import_patients, set_patient_status
+from mss.cli import patient_accounts
 from mss.cli.base import Commands, Parser, group, settings
 
 PATIENT_FIELDS = (
@@ -22,6 +24,9 @@ def register(commands: Commands, common: Parser) -> None:
         "import", parents=[common], help="import a CSV of patients (all or none)"
     )
     imp.add_argument("file", type=Path, help="CSV with header ins,family,given,birth_date,sex,…")
+    imp.add_argument(
+        "--print-codes", action="store_true", help="print each patient's activation code"
+    )
     imp.set_defaults(handler=_patient_import)
     status = patient.add_parser(
         "status", parents=[common], help="close, oppose or reopen a profile"
@@ -29,6 +34,7 @@ def register(commands: Commands, common: Parser) -> None:
     status.add_argument("ins")
     status.add_argument("status", help="active, closed or opposed")
     status.set_defaults(handler=_patient_status)
+    patient_accounts.register(patient, common)
 
 
 def _add_add(patient: Commands, common: Parser) -> None:
@@ -46,13 +52,20 @@ def _add_add(patient: Commands, common: Parser) -> None:
     add.add_argument("--status", default="active", help="active (default), closed, opposed")
     add.add_argument("--identity-status", default="QUAL", help="PROV, RECUP, VALI, QUAL (default)")
     add.add_argument("--oid", help="identifier system OID (default: NIR, or NIA if provisional)")
+    add.add_argument(
+        "--print-code", action="store_true",
+        help="print the space activation code (for a patient without e-mail or phone)",
+    )  # fmt: skip
     add.set_defaults(handler=_patient_add)
 
 
 def _patient_add(args: argparse.Namespace) -> int:
-    identity = add_patient(settings(args), {name: getattr(args, name) for name in PATIENT_FIELDS})
+    added = add_patient(settings(args), {name: getattr(args, name) for name in PATIENT_FIELDS})
+    identity = added.identity
     mailbox = "with a mailbox" if identity.has_mailbox else "without a mailbox"
     print(f"added patient {identity.ins} ({identity.profile_status}, {mailbox})")
+    if args.print_code and added.code:
+        print(f"activation code: {added.code}")
     return 0
 
 
@@ -61,6 +74,9 @@ def _patient_import(args: argparse.Namespace) -> int:
     if report.ignored_columns:
         print(f"ignored columns: {', '.join(report.ignored_columns)}", file=sys.stderr)
     print(f"imported {report.imported} patients ({report.with_mailbox} with a mailbox)")
+    if args.print_codes:
+        for ins, code in report.codes.items():
+            print(f"{ins} {code}")
     return 0
 
 

@@ -68,7 +68,7 @@ TEXTS: dict[str, Text] = {
     ),
     "login_code": Text(
         "Votre code de connexion {service}",
-        "Votre code de connexion {service} : {code}. Il est valable 10 minutes. "
+        "Votre code de connexion {service} : {code}. Il n'est valable que quelques minutes. "
         "Ne le communiquez à personne.",
         "",
     ),

@@ -4,7 +4,10 @@ dependencies every route uses: `viewer` (who is logged in, and whose space they 
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hmac
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +19,12 @@ from mss.delivery.inbound import Pipeline
 from mss.security.auth import LoginService
 from mss.space.errors import BAD_CSRF, LoginRequired
 from mss.store.api import Store
-from mss.store.space import find_session, touch_session
+from mss.store.representatives import may_act_for
+from mss.store.space import SessionRecord, find_session, touch_session
+from mss.store.sql import Conn
 
 COOKIE = "mss_espace"
+FORM_COOKIE = "mss_formulaire"  # the CSRF token of the forms shown before login
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 TOUCH_EVERY = 60  # seconds: the idle clock is moved at most once a minute
@@ -54,6 +60,9 @@ class SpaceDeps:
     service_name: str = "Mon espace santé"
     dmp_settings: Any = None  # mss.dmp.service.Settings
     clock: Callable[[], float] = time.time
+    # Argon2id checks at once (19 MiB each), off the event loop: the space's own bound
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    purged: int = 0  # when the space last forgot its dead codes and sessions
     extra: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> int:
@@ -96,12 +105,24 @@ async def optional_viewer(request: Request, deps: Deps) -> Viewer | None:
     if not token:
         return None
     now = deps.now()
-    found = await deps.store.read(lambda c: find_session(c, token, now, deps.idle_timeout))
+    found = await deps.store.read(lambda c: _live_session(c, token, now, deps.idle_timeout))
     if found is None:
         return None
     if now - found.last_seen >= TOUCH_EVERY:
         await deps.store.write(lambda tx: touch_session(tx, found.id, now))
     return Viewer(found.account, found.ins, found.representative, found.id, found.csrf)
+
+
+def _live_session(conn: Conn, token: str, now: int, idle: int) -> SessionRecord | None:
+    """The session, unless it shows a patient its representative no longer acts for (the
+    link ended, the minor came of age): checked at every request, only for such sessions
+    (one indexed query)."""
+    found = find_session(conn, token, now, idle)
+    if found is None or not found.representative:
+        return found
+    day = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    representative = found.account.partition("@")[0]
+    return found if may_act_for(conn, representative, found.ins, day) else None
 
 
 async def viewer(current: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:
@@ -130,3 +151,30 @@ async def _form_token(request: Request) -> str:
 Current = Annotated[Viewer, Depends(viewer)]
 Posting = Annotated[Viewer, Depends(check_csrf)]
 MaybeViewer = Annotated[Viewer | None, Depends(optional_viewer)]
+
+
+# --- forms before login (login, activation, reset): a double-submit CSRF token ---------------
+
+
+def form_token(request: Request) -> str:
+    """The token the anonymous forms carry: the browser's form cookie, or a new one."""
+    return request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32)
+
+
+def set_form_cookie(response: Response, request: Request, token: str) -> None:
+    secure = space_deps(request).secure_cookies
+    response.set_cookie(
+        FORM_COOKIE, token, path=base_path(request) or "/", secure=secure, httponly=True,
+        samesite="strict",
+    )  # fmt: skip
+
+
+async def check_form_csrf(request: Request) -> None:
+    """An anonymous POST: its `csrf` field must equal the form cookie (SameSite=Strict)."""
+    cookie = request.cookies.get(FORM_COOKIE, "")
+    sent = await _form_token(request)
+    if not cookie or not sent or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        raise BAD_CSRF
+
+
+FormPosting = Depends(check_form_csrf)

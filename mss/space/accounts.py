@@ -1,0 +1,370 @@
+"""Patients' accounts in the space (a service, no HTTP): activation with the code the
+operator's `mss patient add` issued, the two-step login (password, then a one-time code
+by e-mail or SMS, or TOTP once enrolled), the throttle (in the store, shared by every
+worker), password change and reset through the code channel, TOTP enrolment.
+
+Refusals are `SpaceError`s with a French text and its English meaning; the pages render
+them. Passwords are checked with Argon2id off the event loop, two at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+from dataclasses import dataclass
+
+import pyotp
+
+from mss.security.passwords import hash_password, verify_password
+from mss.space.deps import SpaceDeps
+from mss.space.errors import SpaceError
+from mss.store import space_accounts as guard
+from mss.store.accounts import set_password
+from mss.store.notifications import add_notification
+from mss.store.space import NewSession, create_session, end_sessions_of
+from mss.store.space_patients import PatientLogin, patient_login
+from mss.store.sql import Tx
+
+MIN_PASSWORD = 12
+PURGE_EVERY = 300  # seconds between two purges of dead codes and sessions
+RESET_EVERY = 60  # seconds between two reset codes of one account
+_DUMMY_HASH = hash_password("an unused password, for timing")
+
+WRONG_LOGIN = SpaceError(
+    "Identifiant ou mot de passe incorrect.", "Wrong identifier or password.", status=400
+)
+CLOSED = SpaceError(
+    "Ce compte est désactivé ou ce profil est fermé : la connexion n'est pas possible. "
+    "Contactez votre établissement.",
+    "This account is disabled or this profile is closed: no login.",
+    status=403,
+)
+NO_CHANNEL = SpaceError(
+    "Aucune adresse e-mail ni aucun téléphone connus pour vous envoyer un code : "
+    "contactez votre établissement.",
+    "No e-mail address nor phone number to send a code to.",
+    status=400,
+)
+DEAD_CODE = SpaceError(
+    "Ce code n'est plus valable (expiré, déjà utilisé ou essayé trop de fois) : "
+    "recommencez pour en recevoir un nouveau.",
+    "This code is no longer valid (expired, used, or tried too many times).",
+    status=400,
+)
+WRONG_CODE = SpaceError("Code incorrect.", "Wrong code.", status=400)
+SHORT_PASSWORD = SpaceError(
+    f"Le mot de passe doit compter au moins {MIN_PASSWORD} caractères.",
+    f"The password must have at least {MIN_PASSWORD} characters.",
+    status=400,
+)
+DIFFERENT_PASSWORDS = SpaceError(
+    "Les deux mots de passe ne sont pas identiques.", "The two passwords differ.", status=400
+)
+
+
+def too_many(wait: int) -> SpaceError:
+    minutes = max(1, (wait + 59) // 60)
+    return SpaceError(
+        f"Trop de tentatives : réessayez dans {minutes} minute{'s' if minutes > 1 else ''}.",
+        f"Too many attempts: try again in {minutes} minute(s).",
+        status=429,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """After the password: the token of the second step and how the code comes."""
+
+    token: str
+    method: str  # email, sms, totp
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    session: NewSession
+    device_cookie: str
+
+
+def ins_of(deps: SpaceDeps, identifier: str) -> str:
+    """The INS an identifier names: the INS itself or the patient's address."""
+    text = identifier.strip()
+    local, at, domain = text.rpartition("@")
+    if at and domain.lower() == deps.patient_domain.lower():
+        text = local
+    return text.upper()[:15] if text.isalnum() else ""
+
+
+def today(deps: SpaceDeps) -> dt.date:
+    return dt.datetime.fromtimestamp(deps.now(), dt.UTC).date()
+
+
+def check_password_policy(password: str, confirmation: str | None = None) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise SHORT_PASSWORD
+    if confirmation is not None and not hmac.compare_digest(password, confirmation):
+        raise DIFFERENT_PASSWORDS
+
+
+async def _verify(deps: SpaceDeps, stored: str | None, password: str) -> bool:
+    async with deps.hashing:
+        return await asyncio.to_thread(verify_password, stored or _DUMMY_HASH, password)
+
+
+async def _hash(deps: SpaceDeps, password: str) -> str:
+    async with deps.hashing:
+        return await asyncio.to_thread(hash_password, password)
+
+
+def _may_log_in(found: PatientLogin) -> bool:
+    return found.address is not None and not found.disabled and found.profile_status == "active"
+
+
+def _code_channel(found: PatientLogin) -> str:
+    if found.email:
+        return "email"
+    if found.phone:
+        return "sms"
+    raise NO_CHANNEL
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+async def login_password(
+    deps: SpaceDeps, identifier: str, password: str, *, ip: str, device: str | None
+) -> Pending:
+    """Step 1: the throttle admits the attempt (counted before the check), the password
+    is checked; then a code is sent (or TOTP asked) and the second step is pending."""
+    ins = ins_of(deps, identifier) or "-"
+    now = deps.now()
+    known = await deps.store.read(lambda c: guard.is_known_device(c, ins, device))
+    account = guard.account_key(ins, device if known else None)
+    address = None if known else guard.ip_key(ip)
+    wait = await deps.store.write(lambda tx: guard.admit(tx, account, address, now))
+    if wait:
+        raise too_many(wait)
+    found = await deps.store.read(lambda c: patient_login(c, ins))
+    if not await _verify(deps, found.password_hash if found else None, password) or found is None:
+        raise WRONG_LOGIN
+    keys = (account, address)
+    pending = await deps.store.write(lambda tx: _password_right(tx, deps, found, keys, now))
+    await _purge(deps, now)
+    return pending
+
+
+async def _purge(deps: SpaceDeps, now: int) -> None:
+    """Every few minutes, at a login: no background task needed, each worker does it."""
+    if now - deps.purged >= PURGE_EVERY:
+        deps.purged = now
+        await deps.store.write(lambda tx: guard.purge_space(tx, now, deps.idle_timeout))
+
+
+def _password_right(
+    tx: Tx, deps: SpaceDeps, found: PatientLogin, keys: tuple[str, str | None], now: int
+) -> Pending:
+    guard.succeeded(tx, *keys)
+    if not _may_log_in(found):
+        raise CLOSED
+    totp = guard.get_totp(tx.conn, found.ins)
+    method = "totp" if totp is not None and totp.confirmed else _code_channel(found)
+    issued = guard.issue_code(
+        tx, found.ins, "login", method=method, now=now, lifetime=deps.code_minutes * 60
+    )
+    if method != "totp":
+        add_notification(tx, "login_code", found.ins, {"code": issued.code, "channel": method})
+    return Pending(issued.token, method)
+
+
+async def pending_method(deps: SpaceDeps, token: str) -> str | None:
+    """How the code of a pending login comes (None: no such login, or it is over)."""
+    now = deps.now()
+    found = await deps.store.read(lambda c: guard.pending_code(c, token, now))
+    return None if found is None else found.method
+
+
+async def login_code(
+    deps: SpaceDeps, token: str, code: str, *, user_agent: str, ip: str, device: str | None
+) -> LoggedIn:
+    """Step 2: the code (five tries at most, once), then a new session and device."""
+    now = deps.now()
+    done = await deps.store.write(
+        lambda tx: _second_step(tx, deps, token, code, now, user_agent, ip, device)
+    )
+    if done is None:  # raised here, once the try is counted
+        raise WRONG_CODE
+    return done
+
+
+def _second_step(
+    tx: Tx, deps: SpaceDeps, token: str, code: str, now: int, user_agent: str, ip: str,
+    device: str | None,
+) -> LoggedIn | None:  # fmt: skip
+    """None: a wrong code (its try counted)."""
+    pending = guard.pending_code(tx.conn, token, now)
+    if pending is None:
+        raise DEAD_CODE
+    if pending.method == "totp":
+        right = guard.count_attempt(tx, pending.id, now) and _totp_step(tx, pending.ins, code, now)
+        right = right and guard.consume(tx, pending.id)
+    else:
+        right = guard.try_code(tx, pending, code, now)
+    if not right:
+        return None
+    return _open(tx, deps, pending.ins, now, user_agent, ip, device)
+
+
+def _open(
+    tx: Tx, deps: SpaceDeps, ins: str, now: int, user_agent: str, ip: str, device: str | None
+) -> LoggedIn:
+    found = patient_login(tx.conn, ins)
+    if found is None or found.address is None or not _may_log_in(found):
+        raise CLOSED
+    cookie, new_device = guard.remember_device(tx, ins, device, now)
+    if new_device:
+        add_notification(tx, "new_device", ins)
+    session = create_session(
+        tx, account=found.address, ins=ins, representative=False, now=now,
+        lifetime=deps.absolute_timeout, user_agent=user_agent, address=ip,
+    )  # fmt: skip
+    return LoggedIn(session, cookie)
+
+
+# --- TOTP -------------------------------------------------------------------------------------
+
+STEP = 30
+
+
+def _totp_step(tx: Tx, ins: str, code: str, now: int) -> bool:
+    """The code is that of the step before, now or after, and that step was not used."""
+    found = guard.get_totp(tx.conn, ins)
+    if found is None:
+        return False
+    totp, current = pyotp.TOTP(found.secret), now // STEP
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+            return guard.use_totp_step(tx, ins, step)
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrolment:
+    secret: str
+    uri: str
+
+
+async def start_totp(deps: SpaceDeps, ins: str, label: str) -> TotpEnrolment:
+    secret = pyotp.random_base32()
+    await deps.store.write(lambda tx: guard.start_totp(tx, ins, secret))
+    uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=deps.service_name)
+    return TotpEnrolment(secret, uri)
+
+
+async def totp_state(deps: SpaceDeps, ins: str) -> guard.TotpRecord | None:
+    return await deps.store.read(lambda c: guard.get_totp(c, ins))
+
+
+async def confirm_totp(deps: SpaceDeps, ins: str, code: str) -> bool:
+    """The first code confirms the enrolment (and its step cannot be used again)."""
+    now = deps.now()
+    return await deps.store.write(lambda tx: _totp_step(tx, ins, code, now))
+
+
+async def remove_totp(deps: SpaceDeps, ins: str, password: str) -> None:
+    """Back to codes by e-mail or SMS: the password is asked first."""
+    await current_password(deps, ins, password)
+    await deps.store.write(lambda tx: guard.remove_totp(tx, ins))
+
+
+# --- activation, change, reset ----------------------------------------------------------------
+
+
+async def activate(deps: SpaceDeps, identifier: str, code: str, password: str) -> None:
+    """The activation code the operator issued, and the patient's first password."""
+    await _with_code(deps, identifier, "activation", code, password)
+
+
+async def request_reset(deps: SpaceDeps, identifier: str) -> None:
+    """A reset code by the code channel; says nothing of whether the account exists."""
+    ins, now = ins_of(deps, identifier), deps.now()
+    await deps.store.write(lambda tx: _issue_reset(tx, deps, ins, now))
+
+
+def _issue_reset(tx: Tx, deps: SpaceDeps, ins: str, now: int) -> None:
+    found = patient_login(tx.conn, ins) if ins else None
+    if found is None or not found.activated or not _may_log_in(found):
+        return
+    if not (found.email or found.phone):
+        return
+    method, lifetime = _code_channel(found), deps.code_minutes * 60
+    last = guard.latest_code(tx.conn, ins, "reset")
+    if last is not None and last.expires - lifetime > now - RESET_EVERY:
+        return  # one code a minute at most: nobody floods the patient's phone
+    issued = guard.issue_code(tx, ins, "reset", method=method, now=now, lifetime=lifetime)
+    add_notification(tx, "login_code", ins, {"code": issued.code, "channel": method})
+
+
+async def reset(deps: SpaceDeps, identifier: str, code: str, password: str) -> None:
+    """The reset code and a new password: every session of the account ends."""
+    await _with_code(deps, identifier, "reset", code, password)
+
+
+async def _with_code(deps: SpaceDeps, identifier: str, purpose: str, code: str,
+                     password: str) -> None:  # fmt: skip
+    check_password_policy(password)
+    ins, now = ins_of(deps, identifier), deps.now()
+    hashed = await _hash(deps, password)
+    right = await deps.store.write(lambda tx: _set_with_code(tx, ins, purpose, code, hashed, now))
+    if right is None:
+        raise DEAD_CODE
+    if not right:
+        raise WRONG_CODE
+
+
+def _set_with_code(tx: Tx, ins: str, purpose: str, code: str, hashed: str,
+                   now: int) -> bool | None:  # fmt: skip
+    """None: no live code; False: a wrong one (the try is counted); True: done."""
+    found = patient_login(tx.conn, ins) if ins else None
+    pending = guard.latest_code(tx.conn, ins, purpose) if found else None
+    if found is None or found.address is None or pending is None or pending.expires <= now:
+        return None
+    if found.disabled:
+        raise CLOSED
+    if pending.attempts >= guard.MAX_CODE_ATTEMPTS:
+        return None
+    if not guard.try_code(tx, pending, code, now):
+        return False
+    _new_password(tx, found, hashed)
+    return True
+
+
+def _new_password(tx: Tx, found: PatientLogin, hashed: str) -> None:
+    assert found.address is not None
+    set_password(tx, found.address, hashed)
+    end_sessions_of(tx, found.address)
+    if found.activated:
+        add_notification(tx, "password_changed", found.ins)
+
+
+async def change_password(
+    deps: SpaceDeps, ins: str, current: str, new: str, confirmation: str
+) -> None:
+    """The logged-in patient's new password (the current one asked first); every
+    session of the account ends, this one too."""
+    check_password_policy(new, confirmation)
+    found = await current_password(deps, ins, current)
+    hashed = await _hash(deps, new)
+    await deps.store.write(lambda tx: _new_password(tx, found, hashed))
+
+
+async def current_password(deps: SpaceDeps, ins: str, password: str) -> PatientLogin:
+    """The logged-in patient's password, asked again before a change of their security;
+    throttled as a login is (a stolen session cannot guess it)."""
+    now, key = deps.now(), guard.account_key(ins)
+    if wait := await deps.store.write(lambda tx: guard.admit(tx, key, None, now)):
+        raise too_many(wait)
+    found = await deps.store.read(lambda c: patient_login(c, ins))
+    if found is None or not await _verify(deps, found.password_hash, password):
+        raise SpaceError("Mot de passe actuel incorrect.", "Wrong current password.", status=400)
+    await deps.store.write(lambda tx: guard.succeeded(tx, key, None))
+    return found

@@ -1,0 +1,38 @@
+"""`/choisir`: a legal representative chooses whose space they see — their own, or that
+of a patient they act for today (a link not ended, a minor not yet of age)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from mss.space import accounts
+from mss.space.deps import Current, Deps, Posting, base_path
+from mss.space.errors import NotFound
+from mss.space.pages.devices import own_ins
+from mss.space.render import page
+from mss.store.representatives import may_act_for, represented_by
+from mss.store.space import switch_session
+
+router = APIRouter()
+
+
+@router.get("/choisir")
+async def choose(request: Request, who: Current, deps: Deps) -> HTMLResponse:
+    day = accounts.today(deps)
+    links = await deps.store.read(lambda c: represented_by(c, own_ins(who), day))
+    return page(request, "choose.html", who, own=own_ins(who), links=links)
+
+
+@router.post("/choisir")
+async def chosen(
+    request: Request, who: Posting, deps: Deps, ins: Annotated[str, Form()] = ""
+) -> RedirectResponse:
+    """Show `ins`'s space in this session; 404 for a patient not represented today."""
+    own, day = own_ins(who), accounts.today(deps)
+    if ins != own and not await deps.store.read(lambda c: may_act_for(c, own, ins, day)):
+        raise NotFound()
+    await deps.store.write(lambda tx: switch_session(tx, who.session_id, ins, ins != own))
+    return RedirectResponse(f"{base_path(request)}/", status_code=303)
