@@ -4,6 +4,7 @@ tests whose subject is not the login itself (`tests/test_space_login.py` logs in
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from mss.store.representatives import add_representation
 from mss.store.space import NewSession, create_session
 
 from .harness import Running
@@ -48,6 +50,20 @@ async def patient_client(
     async with web(mss) as client:
         client.cookies.set("mss_espace", opened.token)
         yield client, opened.record.csrf
+
+
+@asynccontextmanager
+async def representative_client(
+    mss: Running, parent_ins: str, ins: str, kind: str = "minor"
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The patient `parent_ins` linked as `ins`'s legal representative (`kind`), logged in
+    to `ins`'s space as the session a choice on /espace/choisir makes."""
+    now = int(time.time())
+    today = dt.date.today()
+    await mss.store.write(lambda tx: add_representation(tx, parent_ins, ins, kind, now, today))
+    account = f"{parent_ins}@patient.mssante.fr"
+    async with patient_client(mss, ins, account=account, representative=True) as opened:
+        yield opened
 
 
 def csrf_of(html: str) -> str:

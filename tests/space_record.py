@@ -24,7 +24,6 @@ DUPONT = "810003456789"  # Dr Jean Dupont, médecin
 LEVEQUE = "0131234567"  # Hélène Lévêque, infirmière (ADELI 131234567)
 MARTIN = "810007654321"  # Sophie Martin, pharmacienne
 MINOR_INS = "115037505612391"  # born in March 2015: a minor, with a legal representative
-PARENT = "parent.representant@example.fr"
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 
 

@@ -90,12 +90,13 @@ async def test_a_huge_body_is_refused_before_anything_reads_it(mss: Running) -> 
     async with web(mss) as client:
 
         async def stream() -> AsyncIterator[bytes]:
+            yield b'--b\r\nContent-Disposition: form-data; name="f"; filename="x.pdf"\r\n\r\n'
             for _ in range(21):
                 yield b"a" * (1024 * 1024)
 
         chunked = await client.post(
             "/espace/connexion", content=stream(),
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers={"content-type": "multipart/form-data; boundary=b"},
         )  # fmt: skip
     assert chunked.status_code == 413
     assert "trop volumineux" in html.unescape(chunked.text)

@@ -19,7 +19,7 @@ from mss.store.space_mail import patient_boxes
 from mss.store.sql import Tx
 
 from .harness import Running, message, running
-from .space import OTHER_INS, PATIENT_INS, patient_client
+from .space import OTHER_INS, PATIENT_INS, patient_client, representative_client
 from .space_mail import (
     JEAN,
     MARIE,
@@ -171,10 +171,10 @@ async def test_a_new_message_is_refused_when_the_policy_allows_replies_only(
         assert await imap_inbox(mss, JEAN) == []
 
 
-async def test_a_representative_reads_the_minors_messages(clinic: Running) -> None:
+async def test_a_representative_reads_the_represented_patients_messages(clinic: Running) -> None:
+    """OTHER_INS, a patient of the clinic, is PATIENT_INS's legal representative."""
     await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>", body="Pour votre enfant.")
-    parent = "parent.representant@example.fr"
-    async with patient_client(clinic, PATIENT_INS, representative=True, account=parent) as (
+    async with representative_client(clinic, OTHER_INS, PATIENT_INS, "protected_adult") as (
         client,
         _,
     ):

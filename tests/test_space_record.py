@@ -18,11 +18,10 @@ from mss.store import notify as notes
 from mss.store.notify import mask
 
 from .harness import Running
-from .space import OTHER_INS, PATIENT_INS, patient_client, web
+from .space import OTHER_INS, PATIENT_INS, patient_client, representative_client, web
 from .space_record import (
     LEVEQUE,
     MINOR_INS,
-    PARENT,
     PDF,
     authorise,
     deposit,
@@ -142,7 +141,7 @@ async def test_a_representative_does_not_see_documents_hidden_from_representativ
             ),
         )
     )[0]
-    async with patient_client(record, MINOR_INS, representative=True, account=PARENT) as (
+    async with representative_client(record, OTHER_INS, MINOR_INS) as (
         client,
         csrf,
     ):

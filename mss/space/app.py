@@ -50,6 +50,8 @@ def _error_page(request: Request, exc: SpaceError) -> HTMLResponse:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if isinstance(exc.__cause__, SpaceError):  # raised while FastAPI read the form (413)
+        return _error_page(request, exc.__cause__)
     if exc.status_code == 404:
         return _error_page(request, NotFound())
     if exc.status_code == 405:
