@@ -18,6 +18,7 @@ from fastapi import Depends, Request, Response
 from mss.delivery.inbound import Pipeline
 from mss.security.auth import LoginService
 from mss.space.errors import BAD_CSRF, LoginRequired
+from mss.store.accounts import get_patient
 from mss.store.api import Store
 from mss.store.representatives import may_act_for
 from mss.store.space import SessionRecord, find_session, touch_session
@@ -40,6 +41,7 @@ class Viewer:
     representative: bool
     session_id: str
     csrf: str
+    name: str = ""  # for a representative: the name of the patient they act for
 
 
 @dataclass
@@ -105,24 +107,28 @@ async def optional_viewer(request: Request, deps: Deps) -> Viewer | None:
     if not token:
         return None
     now = deps.now()
-    found = await deps.store.read(lambda c: _live_session(c, token, now, deps.idle_timeout))
-    if found is None:
+    live = await deps.store.read(lambda c: _live_session(c, token, now, deps.idle_timeout))
+    if live is None:
         return None
+    found, name = live
     if now - found.last_seen >= TOUCH_EVERY:
         await deps.store.write(lambda tx: touch_session(tx, found.id, now))
-    return Viewer(found.account, found.ins, found.representative, found.id, found.csrf)
+    return Viewer(found.account, found.ins, found.representative, found.id, found.csrf, name)
 
 
-def _live_session(conn: Conn, token: str, now: int, idle: int) -> SessionRecord | None:
+def _live_session(conn: Conn, token: str, now: int, idle: int) -> tuple[SessionRecord, str] | None:
     """The session, unless it shows a patient its representative no longer acts for (the
     link ended, the minor came of age): checked at every request, only for such sessions
-    (one indexed query)."""
+    (one indexed query, and the represented patient's name for the page's header)."""
     found = find_session(conn, token, now, idle)
     if found is None or not found.representative:
-        return found
+        return None if found is None else (found, "")
     day = dt.datetime.fromtimestamp(now, dt.UTC).date()
     representative = found.account.partition("@")[0]
-    return found if may_act_for(conn, representative, found.ins, day) else None
+    if not may_act_for(conn, representative, found.ins, day):
+        return None
+    patient = get_patient(conn, found.ins)
+    return found, patient.name if patient else ""
 
 
 async def viewer(current: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:

@@ -107,7 +107,7 @@ async def _patient_name(deps: SpaceDeps, who: Viewer) -> str:
     found = await deps.store.read_fast(lambda c: get_patient(c, who.ins))
     if found is None:
         return who.ins
-    return f"{found.used_given or found.birth_given} {found.used_family or found.birth_family}"
+    return found.name
 
 
 def build(deps: SpaceDeps, who: Viewer, name: str, draft: Draft) -> tuple[bytes, str]:

@@ -52,6 +52,11 @@ class PatientRecord:
     email: str | None
     phone: str | None
 
+    @property
+    def name(self) -> str:
+        """The name the patient uses: used first name and family name, else birth ones."""
+        return f"{self.used_given or self.birth_given} {self.used_family or self.birth_family}"
+
 
 _ACCOUNT_COLUMNS = (
     account_table.c.id,

@@ -36,7 +36,7 @@ async def devices(request: Request, who: Current, deps: Deps) -> HTMLResponse:
     now = deps.now()
     sessions = await deps.store.read(lambda c: sessions_of(c, who.account, now))
     rows = [(s, when(s.last_seen)) for s in sessions]
-    return page(request, "devices.html", who, section="parametres", sessions=rows)
+    return page(request, "devices.html", who, section="appareils", sessions=rows)
 
 
 def when(seconds: int) -> str:
@@ -59,13 +59,13 @@ async def revoke(request: Request, sid: str, who: Posting, deps: Deps) -> Redire
 @router.get("/securite")
 async def security(request: Request, who: Current, deps: Deps) -> HTMLResponse:
     state = await accounts.totp_state(deps, own_ins(who))
-    return page(request, "security.html", who, section="parametres", totp=state)
+    return page(request, "security.html", who, section="appareils", totp=state)
 
 
 @router.post("/securite/totp")
 async def totp_start(request: Request, who: Posting, deps: Deps) -> HTMLResponse:
     enrolment = await accounts.start_totp(deps, own_ins(who), who.account)
-    return page(request, "totp.html", who, section="parametres", enrolment=enrolment)
+    return page(request, "totp.html", who, section="appareils", enrolment=enrolment)
 
 
 @router.post("/securite/totp/confirmer", response_model=None)
@@ -92,7 +92,7 @@ async def _security_error(
     request: Request, who: Viewer, deps: Deps, error: SpaceError
 ) -> HTMLResponse:
     state = await accounts.totp_state(deps, own_ins(who))
-    return page(request, "security.html", who, section="parametres", totp=state,
+    return page(request, "security.html", who, section="appareils", totp=state,
                 error=error, status=error.status)  # fmt: skip
 
 
