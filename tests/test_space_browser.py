@@ -1,0 +1,132 @@
+"""The patient space in a real browser (Debian's Chromium): its pages pass the
+accessibility gate (axe-core: no serious or critical violation), its CSP holds in the
+browser, and the gate itself fails on a bad page.
+
+Journeys go here too: open a session with `login_in_browser(page, mss, ins)` (or log in
+for real through /espace/connexion), drive the page, then `await assert_accessible(page)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+
+from . import browser
+from .browser import AXE, NotAccessible, assert_accessible, login_in_browser, space_url
+from .harness import Running
+from .space import PATIENT_INS
+
+# the browser's fixtures; `mss` replaces conftest's (the same server, in the browser's loop)
+chromium, context, page, mss = browser.chromium, browser.context, browser.page, browser.mss
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+BAD_PAGE = """<!doctype html><html><head><title>Mauvaise page</title></head><body>
+<main><h1>Formulaire</h1><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+<form><input type="text" name="nom"><button></button></form></main></body></html>"""
+GOOD_PAGE = """<!doctype html><html lang="fr"><head><title>Bonne page</title></head><body>
+<main><h1>Formulaire</h1><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="Logo">
+<form><label for="nom">Nom</label><input id="nom" type="text" name="nom">
+<button type="submit">Envoyer</button></form></main></body></html>"""
+
+# The pages every patient reaches once logged in; those not built yet answer 404 and are
+# left out of the sweep (each page helper's own tests check that its page exists).
+SPACE_PAGES = ("/messages", "/documents", "/historique", "/parametres")
+
+
+async def test_the_accessibility_gate_fails_on_an_image_without_alt_and_an_unlabelled_field(
+    page: Page,
+) -> None:
+    await page.set_content(BAD_PAGE)
+    with pytest.raises(NotAccessible) as raised:
+        await assert_accessible(page)
+    report = str(raised.value)
+    assert "image-alt" in report and "label" in report and "button-name" in report
+    assert "[critical]" in report
+
+
+async def test_the_accessibility_gate_passes_a_page_with_alt_texts_and_labels(
+    page: Page,
+) -> None:
+    await page.set_content(GOOD_PAGE)
+    await assert_accessible(page)
+
+
+async def test_the_vendored_axe_core_is_a_4_x_release_with_its_licence() -> None:
+    head = AXE.read_text(encoding="utf-8")[:200]
+    assert head.startswith("/*! axe v4.")
+    assert (AXE.parent / "axe-LICENSE.txt").read_text().startswith("Mozilla Public License")
+
+
+async def test_the_browser_verifies_certificates_and_trusts_only_the_instance_key(
+    mss: Running, page: Page
+) -> None:
+    answer = await page.goto(space_url(mss, "/nulle-part"))
+    assert answer is not None and answer.status == 404
+    cert, key = mss.pki.issue_server("other-server", "localhost", [])  # same CA, other key
+    async with https_server(cert, key) as port:
+        with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+            await page.goto(f"https://localhost:{port}/")
+
+
+@asynccontextmanager
+async def https_server(cert: Path, key: Path) -> AsyncIterator[int]:
+    """A one-page HTTPS server on loopback with the given certificate."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await reader.readline()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=tls)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def test_the_french_404_page_is_accessible(mss: Running, page: Page) -> None:
+    answer = await page.goto(space_url(mss, "/nulle-part"))
+    assert answer is not None and answer.status == 404
+    assert await page.locator("html").get_attribute("lang") == "fr"
+    await assert_accessible(page)
+
+
+async def test_the_login_page_is_accessible(mss: Running, page: Page) -> None:
+    answer = await page.goto(space_url(mss, "/"))
+    assert answer is not None and "/espace/connexion" in page.url
+    await assert_accessible(page)
+
+
+async def test_the_space_csp_blocks_inline_scripts_in_the_browser(mss: Running, page: Page) -> None:
+    await page.goto(space_url(mss, "/nulle-part"))
+    with pytest.raises(PlaywrightError):
+        await page.add_script_tag(content="window.injected = true;")
+    assert await page.evaluate("typeof window.injected") == "undefined"
+
+
+async def test_a_logged_in_patient_lands_on_the_messagerie_in_the_browser(
+    mss: Running, page: Page
+) -> None:
+    await mss.add_patient(PATIENT_INS)
+    await login_in_browser(page, mss, PATIENT_INS)
+    await page.goto(space_url(mss, "/"))
+    assert page.url.endswith("/espace/messages")
+
+
+async def test_every_page_of_a_logged_in_patient_is_accessible(mss: Running, page: Page) -> None:
+    await mss.add_patient(PATIENT_INS)
+    await login_in_browser(page, mss, PATIENT_INS)
+    for path in SPACE_PAGES:
+        answer = await page.goto(space_url(mss, path))
+        assert answer is not None and answer.status in (200, 404), (path, answer)
+        await assert_accessible(page)  # a page not built yet: the 404 of a logged-in viewer
