@@ -105,10 +105,8 @@ async def chromium(instance_template: Path) -> AsyncIterator[Browser]:
             )  # fmt: skip
         except Exception as error:  # the binary is there but does not start
             unavailable(f"{executable} did not start: {str(error)[:300]}")
-        try:
+        async with browser:
             yield browser
-        finally:
-            await browser.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -121,11 +119,8 @@ async def mss(instance: Path) -> AsyncIterator[Running]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def context(chromium: Browser) -> AsyncIterator[BrowserContext]:
     """A fresh browser profile (no cookies), French, certificates verified."""
-    opened = await chromium.new_context(locale="fr-FR", ignore_https_errors=False)
-    try:
+    async with await chromium.new_context(locale="fr-FR", ignore_https_errors=False) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
