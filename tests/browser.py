@@ -144,6 +144,20 @@ async def login_in_browser(page: Page, mss: Running, ins: str, **kwargs: Any) ->
     return opened.record.csrf
 
 
+def console_errors(page: Page) -> list[str]:
+    """From now on, the page's console errors and uncaught exceptions (a CSP refusal is
+    one); a failed load of the page itself (its 404, say) is not counted."""
+    errors: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    return errors
+
+
 # --- accessibility -----------------------------------------------------------------------
 
 
@@ -181,6 +195,24 @@ async def axe_violations(page: Page) -> list[Violation]:
         await page.evaluate(AXE.read_text(encoding="utf-8"))
     found = await page.evaluate(_RUN_AXE)
     return [Violation(**item) for item in found]
+
+
+_FOCUSED = """() => {
+  const e = document.activeElement;
+  if (!e || e === document.body) return '';
+  const name = e.getAttribute('aria-label') || e.innerText || e.value || e.name || '';
+  return `${e.tagName.toLowerCase()}:${name.trim().replace(/\\s+/g, ' ').slice(0, 60)}`;
+}"""
+
+
+async def tab_order(page: Page, count: int) -> list[str]:
+    """What the keyboard reaches with `count` presses of Tab from the top of the page,
+    as `tag:name` (the focus order a keyboard user follows)."""
+    reached = []
+    for _ in range(count):
+        await page.keyboard.press("Tab")
+        reached.append(await page.evaluate(_FOCUSED))
+    return reached
 
 
 async def assert_accessible(page: Page) -> None:

@@ -20,7 +20,15 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from . import browser
-from .browser import AXE, NotAccessible, assert_accessible, login_in_browser, space_url
+from .browser import (
+    AXE,
+    NotAccessible,
+    assert_accessible,
+    console_errors,
+    login_in_browser,
+    space_url,
+    tab_order,
+)
 from .harness import Running
 from .space import PATIENT_INS
 
@@ -108,10 +116,13 @@ async def test_the_login_page_is_accessible(mss: Running, page: Page) -> None:
 
 
 async def test_the_space_csp_blocks_inline_scripts_in_the_browser(mss: Running, page: Page) -> None:
+    errors = console_errors(page)
     await page.goto(space_url(mss, "/nulle-part"))
+    assert errors == []
     with pytest.raises(PlaywrightError):
         await page.add_script_tag(content="window.injected = true;")
     assert await page.evaluate("typeof window.injected") == "undefined"
+    assert any("Content Security Policy" in error for error in errors), errors
 
 
 async def test_a_logged_in_patient_lands_on_the_messagerie_in_the_browser(
@@ -123,10 +134,28 @@ async def test_a_logged_in_patient_lands_on_the_messagerie_in_the_browser(
     assert page.url.endswith("/espace/messages")
 
 
-async def test_every_page_of_a_logged_in_patient_is_accessible(mss: Running, page: Page) -> None:
+async def test_every_page_of_a_logged_in_patient_is_accessible_and_within_its_csp(
+    mss: Running, page: Page
+) -> None:
     await mss.add_patient(PATIENT_INS)
     await login_in_browser(page, mss, PATIENT_INS)
+    errors = console_errors(page)
     for path in SPACE_PAGES:
         answer = await page.goto(space_url(mss, path))
         assert answer is not None and answer.status in (200, 404), (path, answer)
         await assert_accessible(page)  # a page not built yet: the 404 of a logged-in viewer
+        assert errors == [], (path, errors)  # no CSP refusal, no script error
+
+
+async def test_the_keyboard_reaches_the_skip_link_first_and_it_leads_to_the_content(
+    mss: Running, page: Page
+) -> None:
+    await mss.add_patient(PATIENT_INS)
+    await login_in_browser(page, mss, PATIENT_INS)
+    await page.goto(space_url(mss, "/nulle-part"))
+    order = await tab_order(page, 2)
+    assert order[0] == "a:Aller au contenu", order
+    assert order[1].startswith("a:Mon espace santé"), order  # the header's link home
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "contenu"
