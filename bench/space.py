@@ -185,7 +185,8 @@ def _sessions(
     each (round robin if there are more clients than patients)."""
     now = int(time.time())
     owners = [BIG_INS] * min(args.big_clients, args.clients)
-    owners += [others[n % len(others)] for n in range(args.clients - len(owners))]
+    pool = others or [BIG_INS]
+    owners += [pool[n % len(pool)] for n in range(args.clients - len(owners))]
     clients = []
     for ins in owners:
         new = create_session(tx, account=f"{ins}@{DOMAIN}", ins=ins, representative=False,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ from .browser import (
     login_in_browser,
     space_url,
     tab_order,
+    unavailable,
 )
 from .harness import Running
 from .space import PATIENT_INS
@@ -44,6 +47,7 @@ GOOD_PAGE = """<!doctype html><html lang="fr"><head><title>Bonne page</title></h
 <form><label for="nom">Nom</label><input id="nom" type="text" name="nom">
 <button type="submit">Envoyer</button></form></main></body></html>"""
 
+REPO = Path(__file__).resolve().parent.parent
 # The pages every patient reaches once logged in; those not built yet answer 404 and are
 # left out of the sweep (each page helper's own tests check that its page exists).
 SPACE_PAGES = ("/messages", "/documents", "/historique", "/parametres")
@@ -159,3 +163,21 @@ async def test_the_keyboard_reaches_the_skip_link_first_and_it_leads_to_the_cont
     await page.keyboard.press("Shift+Tab")
     await page.keyboard.press("Enter")
     assert await page.evaluate("document.activeElement.id") == "contenu"
+
+
+async def test_the_screenshots_script_pictures_every_main_page(tmp_path: Path) -> None:
+    """`./scripts/screenshots DIR` (tests/screenshots.py) on a throw-away instance."""
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "tests.screenshots", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    if done.returncode and "Chromium is not installed" in done.stderr:
+        unavailable("no chromium binary")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "4 messages" in done.stdout and " 0 DMP documents" not in done.stdout, done.stdout
+    names = ("connexion", "messages", "conversation", "documents", "historique", "parametres")
+    assert [n for n in names if not is_png(tmp_path / f"{n}.png")] == []
+
+
+def is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
