@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from .harness import Running, running
-from .space import open_session
+from .space import PATIENT_INS, open_session
 
 VENDOR = Path(__file__).resolve().parent / "vendor"
 AXE = VENDOR / "axe.min.js"
@@ -126,6 +126,14 @@ async def context(chromium: Browser) -> AsyncIterator[BrowserContext]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def page(context: BrowserContext) -> AsyncIterator[Page]:
     yield await context.new_page()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def patient_page(mss: Running, page: Page) -> Page:
+    """A page whose browser holds a session of PATIENT_INS (the patient added)."""
+    await mss.add_patient(PATIENT_INS)
+    await login_in_browser(page, mss, PATIENT_INS)
+    return page
 
 
 def space_url(mss: Running, path: str = "/") -> str:

@@ -2,8 +2,10 @@
 accessibility gate (axe-core: no serious or critical violation), its CSP holds in the
 browser, and the gate itself fails on a bad page.
 
-Journeys go here too: open a session with `login_in_browser(page, mss, ins)` (or log in
-for real through /espace/connexion), drive the page, then `await assert_accessible(page)`.
+Journeys go here too: take `patient_page` (PATIENT_INS logged in), or open a session with
+`login_in_browser(page, mss, ins)` for another patient (or log in for real through
+/espace/connexion), drive the page, then `await assert_accessible(page)`; `console_errors`
+catches CSP refusals and script errors, `tab_order` the keyboard's focus order.
 """
 
 from __future__ import annotations
@@ -27,16 +29,15 @@ from .browser import (
     NotAccessible,
     assert_accessible,
     console_errors,
-    login_in_browser,
     space_url,
     tab_order,
     unavailable,
 )
 from .harness import Running
-from .space import PATIENT_INS
 
 # the browser's fixtures; `mss` replaces conftest's (the same server, in the browser's loop)
 chromium, context, page, mss = browser.chromium, browser.context, browser.page, browser.mss
+patient_page = browser.patient_page
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 BAD_PAGE = """<!doctype html><html><head><title>Mauvaise page</title></head><body>
@@ -130,39 +131,33 @@ async def test_the_space_csp_blocks_inline_scripts_in_the_browser(mss: Running, 
 
 
 async def test_a_logged_in_patient_lands_on_the_messagerie_in_the_browser(
-    mss: Running, page: Page
+    mss: Running, patient_page: Page
 ) -> None:
-    await mss.add_patient(PATIENT_INS)
-    await login_in_browser(page, mss, PATIENT_INS)
-    await page.goto(space_url(mss, "/"))
-    assert page.url.endswith("/espace/messages")
+    await patient_page.goto(space_url(mss, "/"))
+    assert patient_page.url.endswith("/espace/messages")
 
 
 async def test_every_page_of_a_logged_in_patient_is_accessible_and_within_its_csp(
-    mss: Running, page: Page
+    mss: Running, patient_page: Page
 ) -> None:
-    await mss.add_patient(PATIENT_INS)
-    await login_in_browser(page, mss, PATIENT_INS)
-    errors = console_errors(page)
+    errors = console_errors(patient_page)
     for path in SPACE_PAGES:
-        answer = await page.goto(space_url(mss, path))
+        answer = await patient_page.goto(space_url(mss, path))
         assert answer is not None and answer.status in (200, 404), (path, answer)
-        await assert_accessible(page)  # a page not built yet: the 404 of a logged-in viewer
+        await assert_accessible(patient_page)  # a page not built yet: the 404 of a logged-in viewer
         assert errors == [], (path, errors)  # no CSP refusal, no script error
 
 
 async def test_the_keyboard_reaches_the_skip_link_first_and_it_leads_to_the_content(
-    mss: Running, page: Page
+    mss: Running, patient_page: Page
 ) -> None:
-    await mss.add_patient(PATIENT_INS)
-    await login_in_browser(page, mss, PATIENT_INS)
-    await page.goto(space_url(mss, "/nulle-part"))
-    order = await tab_order(page, 2)
+    await patient_page.goto(space_url(mss, "/nulle-part"))
+    order = await tab_order(patient_page, 2)
     assert order[0] == "a:Aller au contenu", order
     assert order[1].startswith("a:Mon espace santé"), order  # the header's link home
-    await page.keyboard.press("Shift+Tab")
-    await page.keyboard.press("Enter")
-    assert await page.evaluate("document.activeElement.id") == "contenu"
+    await patient_page.keyboard.press("Shift+Tab")
+    await patient_page.keyboard.press("Enter")
+    assert await patient_page.evaluate("document.activeElement.id") == "contenu"
 
 
 async def test_the_screenshots_script_pictures_every_main_page(tmp_path: Path) -> None:
