@@ -80,6 +80,12 @@ def spki_hash(cert: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
+def browser_env() -> dict[str, str]:
+    """Chromium's environment: its own words (a file field's button…) in French, where
+    Debian's chromium-l10n is installed."""
+    return {**os.environ, "LANGUAGE": "fr"}
+
+
 def launch_args(certs: Path) -> list[str]:
     """Chromium's flags: quiet, and trusting the instance's server key only."""
     return [*QUIET, f"--ignore-certificate-errors-spki-list={spki_hash(certs / 'server.crt')}"]
@@ -100,7 +106,7 @@ async def chromium(instance_template: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         try:
             browser = await playwright.chromium.launch(
-                executable_path=executable, headless=True,
+                executable_path=executable, headless=True, env=browser_env(),
                 args=launch_args(instance_template / "certs"),
             )  # fmt: skip
         except Exception as error:  # the binary is there but does not start

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,21 +27,22 @@ from mss.store.conversations import conversations_of_patient
 from mss.store.dmp import count_documents
 from mss.testing.xdmgen import INS, XDM, XDMDocument, cda
 
-from .browser import chromium_path, launch_args, login_in_browser, space_url
+from .browser import browser_env, chromium_path, launch_args, login_in_browser, space_url
 from .harness import Running, running
 
 REPO = Path(__file__).resolve().parent.parent
 DOCTOR = "jean.dupont@pro.mssante.test"
 NURSE = "claire.martin@hopital.mssante.test"
 PATIENT = f"{INS}@patient.mssante.fr"
-PAGES = (  # file name, path under /espace (None: the conversation found on the list)
+WITH_PDF, WITH_HTML = "Votre ordonnance", "Préparation de votre examen"
+PAGES = (  # file name, path under /espace or the subject of a conversation of the list
     ("messages", "/messages"),
-    ("conversation", None),
+    ("conversation", WITH_PDF),
+    ("conversation-html", WITH_HTML),
     ("documents", "/documents"),
     ("historique", "/historique"),
     ("parametres", "/parametres"),
 )
-_CONVERSATION_LINK = re.compile(r'href="(/espace/messages/(?!nouveau)[^"/?#]+)"')
 
 
 def mail(sender: str, subject: str, text: str, message_id: str) -> EmailMessage:
@@ -55,7 +55,7 @@ def mail(sender: str, subject: str, text: str, message_id: str) -> EmailMessage:
 
 
 def with_pdf() -> bytes:
-    message = mail(DOCTOR, "Votre ordonnance", "Bonjour Madame,\n\nVoici votre ordonnance.\n\n"
+    message = mail(DOCTOR, WITH_PDF, "Bonjour Madame,\n\nVoici votre ordonnance.\n\n"
                    "Bien cordialement,\nDr Jean Dupont", "ordonnance-1")  # fmt: skip
     message.add_attachment(b"%PDF-1.4\n% ordonnance de demonstration\n", maintype="application",
                            subtype="pdf", filename="ordonnance.pdf")  # fmt: skip
@@ -63,7 +63,7 @@ def with_pdf() -> bytes:
 
 
 def html_mail() -> bytes:
-    message = mail(NURSE, "Préparation de votre examen", "Bonjour,\n\nÀ jeun la veille.\n",
+    message = mail(NURSE, WITH_HTML, "Bonjour,\n\nÀ jeun la veille.\n",
                    "examen-1")  # fmt: skip
     message.add_alternative(
         "<p>Bonjour,</p><p>Merci de venir <strong>à jeun</strong> le jour de l'examen.</p>"
@@ -91,11 +91,11 @@ async def fill(mss: Running) -> None:
     await mss.add_pro(DOCTOR, national_id="810003456789", name="Jean DUPONT")
     await mss.add_pro(NURSE, national_id="810003456790", name="Claire MARTIN")
     await mss.add_patient(INS, family="DE VINCI", given="RUTH", birth_date="1979-03-17")
-    await mss.submit(DOCTOR, with_pdf(), [PATIENT])
-    await mss.submit(NURSE, html_mail(), [PATIENT], mail_from=NURSE)
     await mss.submit(DOCTOR, document_mail(1, "11488-4", "Compte rendu de consultation"),
                      [PATIENT])  # fmt: skip
     await mss.submit(DOCTOR, document_mail(2, "11502-2", "Résultats de biologie"), [PATIENT])
+    await mss.submit(NURSE, html_mail(), [PATIENT], mail_from=NURSE)
+    await mss.submit(DOCTOR, with_pdf(), [PATIENT])  # the newest: first on the list
     await deposited(mss)
     conversations = await mss.store.read(lambda c: conversations_of_patient(c, INS))
     documents = await mss.store.read(lambda c: count_documents(c, INS))
@@ -113,13 +113,15 @@ async def deposited(mss: Running) -> None:
     print("screenshots: the DMP deposits did not finish in time", file=sys.stderr)
 
 
-async def conversation_path(page: Page, mss: Running) -> str:
-    """The first conversation linked from the messages list (else the newest one's id)."""
-    found = _CONVERSATION_LINK.search(await page.content())
-    if found:
-        return found.group(1).removeprefix("/espace")
+async def conversation_path(page: Page, mss: Running, subject: str) -> str:
+    """The conversation of `subject` as the messages list links it (else by its id)."""
+    await page.goto(space_url(mss, "/messages"))
+    link = page.get_by_role("link", name=subject, exact=True)
+    if await link.count():
+        return (await link.first.get_attribute("href") or "").removeprefix("/espace")
     conversations = await mss.store.read(lambda c: conversations_of_patient(c, INS))
-    return f"/messages/{conversations[0].id}" if conversations else "/messages/1"
+    ids = [c.id for c in conversations if c.subject == subject]
+    return f"/messages/{ids[0] if ids else 1}"
 
 
 async def shoot(page: Page, url: str, target: Path) -> int:
@@ -135,7 +137,7 @@ async def take(mss: Running, out: Path) -> dict[str, int]:
     statuses: dict[str, int] = {}
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=executable, args=launch_args(mss.data_dir / "certs")
+            executable_path=executable, env=browser_env(), args=launch_args(mss.data_dir / "certs")
         )
         context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 860})
         page = await context.new_page()
@@ -143,7 +145,7 @@ async def take(mss: Running, out: Path) -> dict[str, int]:
                                             out / "connexion.png")  # fmt: skip
         await login_in_browser(page, mss, INS)
         for name, path in PAGES:
-            where = path or await conversation_path(page, mss)
+            where = path if path.startswith("/") else await conversation_path(page, mss, path)
             statuses[name] = await shoot(page, space_url(mss, where), out / f"{name}.png")
         await browser.close()
     return statuses

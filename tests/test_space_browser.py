@@ -170,7 +170,8 @@ async def test_the_screenshots_script_pictures_every_main_page(tmp_path: Path) -
         unavailable("no chromium binary")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "4 messages" in done.stdout and " 0 DMP documents" not in done.stdout, done.stdout
-    names = ("connexion", "messages", "conversation", "documents", "historique", "parametres")
+    names = ("connexion", "messages", "conversation", "conversation-html", "documents",
+             "historique", "parametres")  # fmt: skip
     assert [n for n in names if not is_png(tmp_path / f"{n}.png")] == []
 
 
