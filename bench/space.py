@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from bench.dmp import PASSWORD, PRO, _mail, _send
+from bench.dmp import PASSWORD, PRO, PRO_ID, _mail, _send
 from bench.notify import _patients_csv
 from bench.smtp import _percentile, _proc_cpu, _start_server, print_results
 from mss.config import load_settings
@@ -97,7 +97,8 @@ def _prepare(root: Path, args: argparse.Namespace, env: dict[str, str]) -> tuple
          "--birth-date", "1979-03-17", "--sex", "F")  # fmt: skip
     others = _patients_csv(root / "patients.csv", args.patients - 1)
     _mss(data, env, "patient", "import", str(root / "patients.csv"))
-    _mss(data, env, "pro", "add", PRO, "--password-stdin", stdin=PASSWORD + "\n")
+    _mss(data, env, "pro", "add", PRO, "--rpps", PRO_ID[1:], "--password-stdin",
+         stdin=PASSWORD + "\n")  # fmt: skip
     return data, others
 
 
@@ -210,6 +211,8 @@ async def _documents(data: Path, env: dict[str, str], port: int, count: int) -> 
             await asyncio.sleep(0.05)
     finally:
         store.db.close_sync()
+    if found < count:
+        print(f"bench space: only {found} of {count} documents deposited", file=sys.stderr)
     return int(found)
 
 
