@@ -29,11 +29,14 @@ from .browser import (
     NotAccessible,
     assert_accessible,
     console_errors,
+    login_in_browser,
     space_url,
     tab_order,
     unavailable,
 )
 from .harness import Running
+from .screenshots import fill
+from .space import PATIENT_INS
 
 # the browser's fixtures; `mss` replaces conftest's (the same server, in the browser's loop)
 chromium, context, page, mss = browser.chromium, browser.context, browser.page, browser.mss
@@ -177,3 +180,44 @@ async def test_the_screenshots_script_pictures_every_main_page(tmp_path: Path) -
 
 def is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_every_page_a_patient_reaches_by_links_is_accessible_and_within_its_csp(
+    mss: Running, page: Page
+) -> None:
+    """The demo patient of the screenshots (mail with a PDF, an HTML mail, DMP documents);
+    from the messagerie, every page of the space a link leads to (up to 40)."""
+    await fill(mss)
+    await login_in_browser(page, mss, PATIENT_INS)
+    errors = console_errors(page)
+    visited = await crawl(page, space_url(mss, "/messages"), limit=40)
+    assert visited, "no page answered"
+    assert errors == [], errors
+
+
+async def crawl(page: Page, start: str, *, limit: int) -> list[str]:
+    """Visit the space's pages linked from `start`, breadth first; check each HTML page;
+    return the paths checked. Files (attachments, documents) are not pages: left out."""
+    queue, seen, checked = [start], {start}, []
+    origin = start.split("/espace/")[0]
+    while queue and len(checked) < limit:
+        url = queue.pop(0)
+        try:
+            answer = await page.goto(url)
+        except PlaywrightError as error:  # a link to a file starts a download
+            if "Download is starting" in str(error):
+                continue
+            raise
+        if answer is None or "text/html" not in answer.headers.get("content-type", ""):
+            continue
+        await assert_accessible(page)
+        checked.append(url.removeprefix(origin))
+        for href in await page.eval_on_selector_all("a[href^='/espace/']", LINKS):
+            target = origin + href.split("#")[0]
+            if target not in seen:
+                seen.add(target)
+                queue.append(target)
+    return checked
+
+
+LINKS = "links => links.filter(a => !a.hasAttribute('download')).map(a => a.getAttribute('href'))"
