@@ -117,10 +117,14 @@ async def test_the_french_404_page_is_accessible(mss: Running, page: Page) -> No
     await assert_accessible(page)
 
 
-async def test_the_login_page_is_accessible(mss: Running, page: Page) -> None:
+async def test_the_login_page_and_the_pages_it_links_are_accessible(
+    mss: Running, page: Page
+) -> None:
     answer = await page.goto(space_url(mss, "/"))
     assert answer is not None and "/espace/connexion" in page.url
-    await assert_accessible(page)
+    errors = console_errors(page)
+    await crawl(page, page.url, limit=10)  # activation, forgotten password… once they exist
+    assert errors == [], errors
 
 
 async def test_the_space_csp_blocks_inline_scripts_in_the_browser(mss: Running, page: Page) -> None:
