@@ -31,6 +31,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,9 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"Chromium is not available: {reason}")
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def chromium(instance_template: Path) -> AsyncIterator[Browser]:
-    """One headless Chromium for the session (Debian's binary, nothing downloaded)."""
+@asynccontextmanager
+async def launched(certs: Path) -> AsyncIterator[Browser]:
+    """A headless Chromium (Debian's binary, nothing downloaded) trusting `certs`' key."""
     executable = chromium_path()
     if executable is None:
         unavailable("no chromium binary (apt-get install chromium)")
@@ -107,12 +108,30 @@ async def chromium(instance_template: Path) -> AsyncIterator[Browser]:
         try:
             browser = await playwright.chromium.launch(
                 executable_path=executable, headless=True, env=browser_env(),
-                args=launch_args(instance_template / "certs"),
+                args=launch_args(certs),
             )  # fmt: skip
         except Exception as error:  # the binary is there but does not start
             unavailable(f"{executable} did not start: {str(error)[:300]}")
         async with browser:
             yield browser
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium(instance_template: Path) -> AsyncIterator[Browser]:
+    """One browser for the session."""
+    async with launched(instance_template / "certs") as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture
+async def own_page(instance_template: Path) -> AsyncIterator[Page]:
+    """A page in a browser of its own, started in the test's event loop: for tests whose
+    server comes from the other fixtures (`record`, `space`…), which run in that loop."""
+    async with (
+        launched(instance_template / "certs") as browser,
+        await browser.new_context(locale="fr-FR") as opened,
+    ):
+        yield await opened.new_page()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
