@@ -26,12 +26,13 @@ pytest.importorskip("mss.space.pages.messages", reason="the messagerie (space-ma
 from mss.store.space_accounts import issue_activation
 
 from . import browser
-from .browser import assert_accessible, console_errors, space_url
+from .browser import assert_accessible, console_errors, login_in_browser, space_url
 from .harness import Running, running
 from .notifying import Sink, notify_settings
 from .space import PATIENT_INS
 from .space_login import ACTIVATION, LOGIN, PASSWORD, Space
-from .space_mail import JEAN, MARIE, PATIENT, imap_inbox, pro_writes
+from .space_mail import JEAN, MARIE, PATIENT, imap_inbox, multipart, pro_writes
+from .test_space_mail_security import CRAFTED
 
 chromium, context, page = browser.chromium, browser.context, browser.page
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -65,6 +66,13 @@ async def post_from_the_page(page: Page, url: str, **fields: str) -> tuple[int, 
     csrf = await page.locator("input[name=csrf]").first.input_value()
     answer: list[Any] = await page.evaluate(_POST, [url, {"csrf": csrf, **fields}])
     return int(answer[0]), str(answer[1])
+
+
+async def refused(page: Page, url: str, words: str, **fields: str) -> None:
+    """Such a POST is refused with 403 and a French text saying `words`."""
+    status, text = await post_from_the_page(page, url, **fields)
+    assert status == 403, (status, text[:500])
+    assert words in html.unescape(text), text[:2000]
 
 
 _POST = """async ([url, fields]) => {
@@ -132,9 +140,7 @@ async def test_after_fin_the_banner_no_reply_box_and_a_forged_reply_refused_in_f
     await page.get_by_text("Jean Dupont a mis fin à vos échanges").wait_for()
     assert await page.get_by_label("Votre réponse").count() == 0
     await assert_accessible(page)
-    status, text = await post_from_the_page(page, f"{thread}/repondre", texte="Encore")
-    assert status == 403
-    assert "clos cette conversation" in html.unescape(text)
+    await refused(page, f"{thread}/repondre", "clos cette conversation", texte="Encore")
     assert await imap_inbox(clinic, JEAN) == []
 
 
@@ -146,10 +152,30 @@ async def test_a_forged_new_message_to_a_professional_who_never_wrote_is_refused
     await assert_accessible(page)
     choices = await page.get_by_label("Professionnel").locator("option").all_inner_texts()
     assert any("Jean Dupont" in c for c in choices) and not any("Marie" in c for c in choices)
-    status, text = await post_from_the_page(
-        page, space_url(clinic, "/messages/nouveau"), destinataire=MARIE, objet="Bonjour",
-        texte="Docteur ?",
-    )  # fmt: skip
-    assert status == 403
-    assert "déjà écrit" in html.unescape(text)
+    await refused(page, space_url(clinic, "/messages/nouveau"), "déjà écrit",
+                  destinataire=MARIE, objet="Bonjour", texte="Docteur ?")  # fmt: skip
     assert await imap_inbox(clinic, MARIE) == []
+
+
+async def test_a_crafted_html_mail_runs_no_script_and_fetches_nothing_remote_in_the_browser(
+    clinic: Running, page: Page
+) -> None:
+    """The mail's scripts, event handlers, `javascript:` link and remote images: nothing
+    runs (no dialog, nothing set on the page) and nothing leaves for another host."""
+    home, asked, dialogs = space_url(clinic, "/"), [], []
+    page.context.on("request", lambda request: asked.append(request.url))
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    page.set_default_timeout(10_000)
+    await clinic.submit(JEAN, multipart(JEAN, PATIENT, FIRST, CRAFTED, []), [PATIENT])
+    await login_in_browser(page, clinic, PATIENT_INS)
+    await page.goto(space_url(clinic, "/messages"))
+    await page.get_by_role("link", name="Résultats").click()
+    mail = page.frame_locator("iframe.mail")
+    await mail.get_by_text("Bonjour").wait_for()
+    await mail.get_by_text("Bonjour").hover()  # the onmouseover, had it survived
+    if await mail.get_by_role("link", name="lien").count():
+        await mail.get_by_role("link", name="lien").click()
+    await assert_accessible(page)
+    assert await page.locator("iframe.mail").get_attribute("sandbox") == ""  # no allow-scripts
+    assert dialogs == []
+    assert [url for url in asked if not url.startswith(home)] == []
