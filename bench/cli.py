@@ -15,6 +15,7 @@ BENCHMARKS = {
     "annuaire": ("annuaire", "import a generated 1,000,000-line extraction, then lookups"),
     "dmp": ("dmp", "DMP deposits from mail per second, search p99"),
     "notify": ("notify", "patients' notices by e-mail: events to a smarthost, rate and lag"),
+    "space": ("space", "the patient space's pages, 200 patients browsing (p99 vs 100 ms)"),
 }
 
 
