@@ -13,6 +13,7 @@ import base64
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -26,7 +27,7 @@ from mss.store import outbox
 from mss.store.models import outbox_table
 from mss.testing.xdmgen import INS, XDM, XDMDocument, cda
 
-from .harness import Running
+from .harness import Running, running
 
 PRO = "jean.dupont@pro.mssante.test"
 PATIENT = f"{INS}@patient.mssante.fr"
@@ -305,3 +306,16 @@ async def test_a_poison_deposit_does_not_stop_the_deposits_behind_it(
         await asyncio.sleep(0.05)
     assert rows[0].status == "dead"
     assert any("dead-lettered" in r.message for r in caplog.records)
+
+
+async def test_a_mailbox_without_a_national_id_deposits_on_postgresql_too(
+    instance: Path, postgres_url: str
+) -> None:
+    """Its address names the author (longer than a national id: PostgreSQL refused it)."""
+    async with running(instance, env={"MSS_STORAGE_URL": postgres_url}) as mss:
+        await mss.add_pro(PRO, name="Jean DUPONT")  # no RPPS
+        await mss.add_patient(INS, family="DE VINCI", given="RUTH", birth_date="1979-03-17")
+        await mss.submit(PRO, document_mail(None, mdn=False), [PATIENT])
+        assert await _drain(mss) == ["deposited 1 document(s)"]
+        [pdf] = await mss.store.write(lambda tx: service.patient_documents(tx, INS))
+    assert pdf["author"]["national_id"] == PRO

@@ -496,7 +496,8 @@ class DMPDocument(SQLModel, table=True):
     masked: bool = False  # MASQUE_PS: hidden from professionals but author and MT
     invisible_patient: bool = False
     hidden_from_representatives: bool = False
-    author_national_id: str = Field(default="", max_length=20, index=True)
+    # the national id of the author, else the address that deposited (a mailbox without one)
+    author_national_id: str = Field(default="", max_length=254, index=True)
     author_name: str = Field(default="", max_length=200)
     author_profession: str = Field(default="", max_length=8)
     creation_time: dt.datetime | None = None
