@@ -137,9 +137,10 @@ def _annuaire_person(conn: Conn, address: str) -> Person | None:
     return Person(address, name, str(profession), str(entry.get("national_id") or ""))
 
 
-def people(conn: Conn, addresses: Sequence[str]) -> dict[str, Person]:
-    """How each professional is named: annuaire, else local account, else as they wrote."""
-    written = sender_names(conn, addresses)
+def people(conn: Conn, addresses: Sequence[str], ins: str) -> dict[str, Person]:
+    """How each professional is named: annuaire, else local account, else as they wrote
+    to this patient."""
+    written = sender_names(conn, addresses, ins)
     found: dict[str, Person] = {}
     for address in dict.fromkeys(addresses):
         person = _annuaire_person(conn, address)
@@ -160,7 +161,8 @@ def _summaries(
 ) -> list[Summary]:
     members = professionals_of(conn, [c.id for c in conversations])
     enders = [c.ended_by for c in conversations if c.ended_by]
-    named = people(conn, [p.address for p in members] + enders)
+    ins = conversations[0].patient_ins if conversations else ""
+    named = people(conn, [p.address for p in members] + enders, ins)
     by_conversation: dict[int, list[Person]] = {}
     for member in members:
         by_conversation.setdefault(member.conversation_id, []).append(named[member.address])
@@ -228,7 +230,7 @@ async def conversation(
         stored = conversation_messages(conn, who.ins, boxes.ids, conversation_id)
         earlier = 0 if everything else max(0, len(stored) - SHOWN)
         stored = stored[earlier:]
-        named = people(conn, [s.sender for s in stored if not s.from_patient])
+        named = people(conn, [s.sender for s in stored if not s.from_patient], who.ins)
         shown = [_shown(s, blobs.get(conn, s.blob_id), named) for s in stored]
         unseen = [s.uid for s in stored if s.mailbox_id == boxes.inbox and not s.seen]
         return Thread(summary, shown, earlier, unseen)

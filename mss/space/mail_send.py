@@ -215,7 +215,7 @@ async def writable(deps: SpaceDeps, who: Viewer) -> list[Person]:
 
     def read(conn: Conn) -> list[Person]:
         addresses = may_write_to(conn, who.ins)
-        named = people(conn, addresses)
+        named = people(conn, addresses, who.ins)
         return [named[a] for a in addresses]
 
     return await deps.store.read(read)

@@ -165,13 +165,16 @@ def professionals_of(conn: Connection, conversation_ids: Sequence[int]) -> list[
     return [Participant(*row) for row in rows]
 
 
-def sender_names(conn: Connection, addresses: Sequence[str]) -> dict[str, str]:
-    """The display name each address gave in a conversation, when it gave one."""
+def sender_names(conn: Connection, addresses: Sequence[str], ins: str) -> dict[str, str]:
+    """The display name each address gave in a conversation with this patient, when it
+    gave one (only this patient's conversations: a professional is in thousands)."""
     if not addresses:
         return {}
+    theirs = select(conversation_table.c.id).where(conversation_table.c.patient_ins == ins)
     rows = conn.execute(
         select(p_.address, p_.display_name).where(
-            p_.address.in_(list(addresses)), p_.display_name.is_not(None)
+            p_.conversation_id.in_(theirs), p_.address.in_(list(addresses)),
+            p_.display_name.is_not(None),
         )
-    )
+    )  # fmt: skip
     return {row.address: row.display_name for row in rows if row.display_name}
