@@ -215,7 +215,9 @@ async def test_a_professional_is_named_by_the_annuaire_with_their_profession(
 ) -> None:
     import_files(clinic.store.db, [MSS_FILE, PS56])
     listed = "jean.dupont@medecin.mssante.fr"
-    found = await clinic.store.read(lambda c: people(c, [listed, JEAN, "x@pro.mssante.test"]))
+    found = await clinic.store.read(
+        lambda c: people(c, [listed, JEAN, "x@pro.mssante.test"], PATIENT_INS)
+    )
     assert found[listed].profession == "Médecin" and "Dupont" in found[listed].name.title()
     assert found[listed].national_id == "810003456789"
     assert found[JEAN].name == "Jean Dupont"
