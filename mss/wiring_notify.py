@@ -95,7 +95,7 @@ def push_channel(settings: Settings) -> PushChannel | None:
     subject = n.vapid_subject or f"mailto:postmaster@{settings.server.hostname}"
     try:
         return PushChannel(_read_secret(settings, "vapid_private_key_file", str(path)), subject,
-                           n.timeout)  # fmt: skip
+                           n.timeout, private_networks=n.push_private_networks)  # fmt: skip
     except ValueError as exc:
         raise ConfigError("notify.vapid_private_key_file", str(exc)) from None
 

@@ -47,7 +47,7 @@ def sink(instance: Path) -> Iterator[tuple[Sink, int]]:
 def notify_settings(port: int, **more: Any) -> dict[str, dict[str, Any]]:
     return {"notify": {"smarthost": f"127.0.0.1:{port}", "smarthost_tls": "starttls",
                        "smarthost_ca": "certs/ca.crt", "space_url": "https://espace.test/",
-                       **more}}  # fmt: skip
+                       "push_private_networks": True, **more}}  # fmt: skip
 
 
 async def until(condition: Any, seconds: float = 10.0) -> None:

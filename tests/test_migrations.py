@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from mss.store.db import MIGRATIONS_DIR, Database
 from mss.store.models import metadata
@@ -148,3 +150,54 @@ def _old_rows(conn: Any, created: dt.datetime) -> None:
              "('new_document', '279035121518989', '{\"document\": 7}', :c)"),
         {"c": created},
     )  # fmt: skip
+
+
+def test_0012_a_push_endpoint_is_unique_per_patient_and_notices_keep_their_document(
+    db_url: str,
+) -> None:
+    """0012: one browser may be subscribed for two patients (not twice for one); the
+    subscriptions of 0011 are kept; a notice's log line may name its document."""
+    insert = text(
+        "INSERT INTO push_subscription (id, ins, endpoint, p256dh, auth, created)"
+        " VALUES (:id, :ins, 'https://push.example/one-browser', 'k', 'a', 1)"
+    )
+    db = Database(db_url)
+    try:
+        db.migrate("0011")
+        with db.write_engine.begin() as conn:
+            conn.execute(insert, {"id": 1, "ins": "279035121518989"})
+        db.migrate()
+        with db.write_engine.begin() as conn:
+            conn.execute(insert, {"id": 2, "ins": "115037505612391"})
+            conn.execute(
+                text(
+                    "INSERT INTO notify_log (ins, event_id, notice_id, event, category,"
+                    " channel, destination, status, detail, created, at, document_id) VALUES"
+                    " ('1', 1, 'n1', 'new_document', 'documents', '', '', 'sent', '', 1, 1, 7)"
+                )
+            )
+        with pytest.raises(IntegrityError), db.write_engine.begin() as conn:
+            conn.execute(insert, {"id": 3, "ins": "279035121518989"})
+        with db.read_engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, ins FROM push_subscription ORDER BY id")).all()
+            logged = conn.execute(text("SELECT document_id FROM notify_log")).scalar_one()
+        assert [tuple(r) for r in rows] == [(1, "279035121518989"), (2, "115037505612391")]
+        assert logged == 7
+        _downgrade(db, "0011")  # one subscription of an endpoint kept: it is unique again
+        with db.read_engine.connect() as conn:
+            kept = conn.execute(text("SELECT id FROM push_subscription")).scalars().all()
+        assert kept == [1]
+        db.migrate()
+        assert db.current_revision() == _head()
+    finally:
+        db.close_sync()
+
+
+def _downgrade(db: Database, target: str) -> None:
+    from alembic import command
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.write_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, target)

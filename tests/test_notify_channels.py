@@ -15,6 +15,8 @@ import pytest
 import standardwebhooks
 from aiohttp import web
 
+from mss.notify.base import ChannelError
+from mss.notify.push import generate_vapid_keys
 from mss.notify.webhooks import new_secret
 from mss.store import notify as notes
 from mss.store import outbox
@@ -242,3 +244,54 @@ def test_mss_pro_webhook_sets_rotates_and_removes_a_secret(instance: Path) -> No
     refused = run_mss("pro", "webhook", PRO, "https://x.fr/", *data)
     assert refused.returncode == 1 and "not an applicative" in refused.stderr
     assert run_mss("pro", "webhook", APP, "--remove", *data).returncode == 0
+
+
+# --- Web Push: the endpoint is checked again where the server connects --------------------------
+
+
+async def test_a_push_endpoint_cannot_redirect_the_server_inside_its_network() -> None:
+    """A push service answering 307 to an internal URL: the redirect is not followed
+    (a permanent failure), whatever `push_private_networks` says."""
+    from .test_notify_push import channel, make_notice
+
+    reached: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.Response(status=201)
+
+    async with http_receiver({"/admin/action": internal}) as inside:
+
+        async def public(request: web.Request) -> web.Response:
+            return web.Response(status=307, headers={"Location": f"{inside}/admin/action"})
+
+        async with http_receiver({"/push/{token}": public}) as outside:
+            notice = make_notice(Browser().subscription(f"{outside}/push/abc"))
+            with pytest.raises(ChannelError) as refused:
+                await channel(generate_vapid_keys()).send(notice)
+    assert reached == [] and refused.value.permanent and "307" in str(refused.value)
+
+
+async def test_without_push_private_networks_a_loopback_push_service_is_refused() -> None:
+    """`[notify] push_private_networks = false` (the default): an endpoint whose host is
+    a loopback address, or a name resolving to one (what DNS rebinding gives at
+    sending), is refused for good, and nothing reaches it."""
+    from mss.notify.push import PushChannel
+
+    from .test_notify_push import SUBJECT, make_notice
+
+    reached: list[str] = []
+
+    async def service(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.Response(status=201)
+
+    push = PushChannel(generate_vapid_keys()[0], SUBJECT, 5.0)
+    async with http_receiver({"/push/{token}": service}) as base:
+        port = base.rpartition(":")[2]
+        for host in ("127.0.0.1", "localhost", "[::ffff:127.0.0.1]"):
+            notice = make_notice(Browser().subscription(f"http://{host}:{port}/push/abc"))
+            with pytest.raises(ChannelError) as refused:
+                await push.send(notice)
+            assert refused.value.permanent and "not a public address" in str(refused.value)
+    assert reached == []

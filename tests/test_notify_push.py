@@ -135,7 +135,7 @@ def make_notice(subscription: dict[str, str]) -> Notice:
 
 
 def channel(vapid: tuple[str, str], timeout: float = 5.0) -> PushChannel:
-    return PushChannel(vapid[0], SUBJECT, timeout)
+    return PushChannel(vapid[0], SUBJECT, timeout, private_networks=True)
 
 
 def verify_vapid(authorization: str, public_key: str, origin: str) -> dict[str, Any]:
@@ -202,7 +202,7 @@ async def test_push_accepts_a_pem_vapid_key(service: PushService) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    push = PushChannel(pem, SUBJECT, 5.0)
+    push = PushChannel(pem, SUBJECT, 5.0, private_networks=True)
     browser = Browser()
 
     await push.send(make_notice(browser.subscription(service.endpoint())))

@@ -269,3 +269,96 @@ async def test_the_history_comes_by_pages_of_fifty_newest_first(record: Running)
     assert first.index(dates.when(dt.datetime.fromtimestamp(at + 59 * 60, dt.UTC))) < first.index(
         dates.when(dt.datetime.fromtimestamp(at + 20 * 60, dt.UTC))
     )
+
+
+HUGE = "9" * 25  # beyond a 64-bit integer
+
+
+async def test_document_ids_beyond_64_bits_or_not_numbers_are_404_not_500(
+    record: Running,
+) -> None:
+    async with patient_client(record, PATIENT_INS) as (client, csrf):
+        answers = {
+            f"GET {doc}": (await client.get(f"/espace/documents/{doc}")).status_code
+            for doc in (HUGE, str(2**63), "-1", "x")
+        }
+        for action in ("masquer", "demasquer"):
+            got = await client.post(f"/espace/documents/{HUGE}/{action}", data={"csrf": csrf})
+            answers[f"POST {action}"] = got.status_code
+    assert set(answers.values()) == {404}, answers
+
+
+async def test_a_declared_type_that_is_no_header_value_is_never_sent_back(
+    record: Running,
+) -> None:
+    """The depositor's MIME type (API, XDM METADATA) becomes the download's
+    Content-Type: a non-Latin-1 parameter or a line break must not break it."""
+    docs = await deposit(
+        record, PATIENT_INS,
+        document(1, "Bilan", mime_type="text/plain; x=€"),
+        document(2, "Bilan 2", mime_type="text/plain\r\nSet-Cookie: a=b"),
+        document(3, "Bilan 3", mime_type="Text/Plain; charset=utf-8"),
+    )  # fmt: skip
+    async with patient_client(record, PATIENT_INS) as (client, _csrf):
+        got = [await client.get(f"/espace/documents/{doc}") for doc in docs]
+    assert [r.status_code for r in got] == [200, 200, 200]
+    kinds = [r.headers["content-type"].split(";")[0] for r in got]  # (Starlette adds a charset)
+    assert kinds == ["text/plain", "application/octet-stream", "text/plain"]
+    assert all("set-cookie" not in r.headers for r in got)
+
+
+async def test_a_representative_is_not_told_of_a_document_hidden_from_representatives(
+    record: Running,
+) -> None:
+    """The history lists the notices sent to the patient: a notice « nouveau document »
+    of a document hidden from legal representatives is not shown to them (the history
+    is no oracle); the notices of the documents they see are."""
+    from .notifying import until
+
+    [hidden, seen] = await deposit(
+        record, MINOR_INS,
+        document(1, "Consultation confidentielle",
+                 confidentiality=["N", "INVISIBLE_REPRESENTANTS_LEGAUX"]),
+        document(2, "Vaccins"),
+    )  # fmt: skip
+
+    async def logged() -> bool:
+        found = await record.store.read(lambda c: notes.log_entries(c, ins=MINOR_INS))
+        return {e.document_id for e in found if e.event == "new_document"} == {hidden, seen}
+
+    await until(logged)
+    entries = await record.store.read(lambda c: notes.log_entries(c, ins=MINOR_INS))
+    async with representative_client(record, OTHER_INS, MINOR_INS) as (client, _csrf):
+        history = html.unescape((await client.get("/espace/historique")).text)
+        listed = html.unescape((await client.get("/espace/documents")).text)
+    assert "Consultation confidentielle" not in listed
+    told = [e for e in entries if e.event == "new_document" and e.document_id == seen]
+    assert history.count("nouveau document") == len(told) > 0
+
+
+async def test_what_a_representative_does_is_traced_as_the_representatives(
+    record: Running,
+) -> None:
+    """A document a representative adds, the document they mask, the professional they
+    block, the oppositions and notification preferences they set: each is traced with
+    the representative's login, never as the patient's own act (« Vous avez … »)."""
+    [doc] = await deposit(record, MINOR_INS, document(1, "Vaccins"))
+    async with representative_client(record, OTHER_INS, MINOR_INS) as (client, csrf):
+        added = await upload(client, csrf, "Carnet de vaccination", "DOCPAT06", PDF)
+        posts = [
+            (f"/espace/documents/{doc}/masquer", {}),
+            ("/espace/parametres/professionnels/bloquer", {"professionnel": LEVEQUE}),
+            ("/espace/parametres/oppositions", {"bris_de_glace": "1"}),
+            ("/espace/parametres/notifications", {"choix": "messages:email"}),
+        ]
+        done = [(await client.post(p, data={"csrf": csrf, **d})).status_code for p, d in posts]
+    assert added.status_code == 303 and done == [303] * 4, (added.text, done)
+    async with patient_client(record, MINOR_INS) as (client, _csrf):
+        history = " ".join(text((await client.get("/espace/historique")).text).split())
+    assert "Vous avez" not in history, history
+    for did in ("ajouté le document", "masqué le document", "bloqué l'accès",
+                "modifié vos paramètres", "modifié vos préférences de notification"):  # fmt: skip
+        assert f"Votre représentant légal ({OTHER_INS}@patient.mssante.fr) a {did}" in history, (
+            did,
+            history,
+        )

@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mss.space.choices import check_endpoint, public
+from mss.core.netaddr import public
+from mss.space.choices import check_endpoint
 from mss.space.errors import SpaceError
 from mss.store import notify as notes
 from mss.store.accounts import get_patient
@@ -304,3 +305,56 @@ async def test_the_settings_pages_need_a_session(record: Running) -> None:
     ) as client:
         page = await client.get("/espace/parametres/export")
     assert page.status_code == 303 and "/espace/connexion" in page.headers["location"]
+
+
+async def test_a_browser_subscribed_for_one_patient_keeps_its_subscription_for_another(
+    record: Running,
+) -> None:
+    """One browser (one endpoint) subscribed in a parent's own space and, as legal
+    representative, in their child's: both subscriptions stay; subscribing again in
+    one space replaces that space's only."""
+    from .space import representative_client
+    from .space_record import MINOR_INS
+
+    endpoint = "https://93.184.215.14/push/v1/one-browser"
+    path, body = "/espace/parametres/notifications/push", {"endpoint": endpoint, "keys": keys()}
+    async with patient_client(record, OTHER_INS) as (client, csrf):
+        own = await client.post(path, json=body, headers={"X-CSRF-Token": csrf})
+    async with representative_client(record, OTHER_INS, MINOR_INS) as (client, csrf):
+        child = [await client.post(path, json=body, headers={"X-CSRF-Token": csrf})
+                 for _ in range(2)]  # fmt: skip
+    assert [own.status_code] + [r.status_code for r in child] == [204, 204, 204]
+    for ins in (OTHER_INS, MINOR_INS):
+        found = await record.store.read(lambda c, ins=ins: notes.subscriptions(c, ins))
+        assert [s.endpoint for s in found] == [endpoint], ins
+
+
+async def test_the_export_folders_never_climb_out_nor_merge_two_mailboxes(
+    record: Running,
+) -> None:
+    """Mailbox names become the zip's folders: `..` (a valid IMAP name) never climbs
+    out of `messages/`, and two mailboxes whose names clean alike (`a/b`, `a_b`) keep
+    their own folders."""
+    from mss.store.accounts import get_account
+    from mss.store.folders import create_mailbox
+    from mss.store.mailboxes import Target
+
+    address = f"{PATIENT_INS}@patient.mssante.fr"
+    names = ["..", ".", "a/b", "a_b", "Envoyés"]
+
+    def make(tx: object) -> list[int]:
+        account = get_account(tx.conn, address)  # type: ignore[attr-defined]
+        assert account is not None
+        return [create_mailbox(tx, account.id, n).id for n in names]  # type: ignore[arg-type]
+
+    boxes = await record.store.write(make)
+    for box, name in zip(boxes, names, strict=True):
+        raw = message("a@pro.mssante.test", address, f"Classé {name}", "Texte.\r\n")
+        await record.store.deliver(raw, [Target(box)])
+    async with patient_client(record, PATIENT_INS) as (client, _):
+        got = await client.get("/espace/parametres/export")
+    paths = [n for n in zipfile.ZipFile(io.BytesIO(got.content)).namelist()
+             if n.startswith("messages/")]  # fmt: skip
+    folders = [p.split("/") for p in paths]
+    assert all(len(f) == 3 and f[1] not in ("", ".", "..") for f in folders), paths
+    assert len({f[1] for f in folders}) == len(folders) == len(names), paths

@@ -274,6 +274,9 @@ class NotifySettings:
     # Web Push (VAPID, RFC 8292): the key `mss init` made.
     vapid_private_key_file: str = "keys/vapid.key"  # its public key beside it (.pub)
     vapid_subject: str = ""  # mailto: of the operator ("": mailto:postmaster@<hostname>)
+    # Push services on private addresses (loopback, LAN): tests only, never in production
+    # (a patient's endpoint could make the server reach inside its network).
+    push_private_networks: bool = False
     # What patients expect: one notice for a burst, a daily ceiling.
     coalesce_minutes: int = 5
     daily_limit: int = 20

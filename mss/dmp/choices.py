@@ -37,14 +37,18 @@ PEOPLE_ACTIONS = {
 }  # fmt: skip
 
 
-def patient_documents(tx: Tx, ins: str, today: dt.date | None = None) -> list[dict[str, Any]]:
-    """The patient's documents, without those invisible to them; traced."""
+def patient_documents(
+    tx: Tx, ins: str, today: dt.date | None = None, actor_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The patient's documents, without those invisible to them; traced as looked at by
+    `actor_id` (the patient, by default, or their legal representative's login)."""
     require_record(tx.conn, ins)
     birth = stored.patient_birth_date(tx.conn, ins)
     adult = birth is None or is_adult(birth, today or dt.date.today())
     found = stored.current_documents(tx.conn, ins)
     out = [document_dict(doc) for doc in found if patient_sees(document_state(doc), adult)]
-    traces.append(tx, ins, Actor.PATIENT.value, ins, "consult", detail={"found": len(out)})
+    traces.append(tx, ins, Actor.PATIENT.value, actor_id or ins, "consult",
+                  detail={"found": len(out)})  # fmt: skip
     return out
 
 
@@ -96,10 +100,11 @@ def _check_people(
 
 
 def set_record(
-    tx: Tx, ins: str, *, closed: bool | None = None, oppose_bris_de_glace: bool | None = None,
-    oppose_centre15: bool | None = None,
+    tx: Tx, ins: str, actor_id: str | None = None, /, *, closed: bool | None = None,
+    oppose_bris_de_glace: bool | None = None, oppose_centre15: bool | None = None,
 ) -> None:  # fmt: skip
-    """The patient closes/reopens the DMP, sets or lifts the oppositions."""
+    """The patient closes/reopens the DMP, sets or lifts the oppositions; traced as done
+    by `actor_id` (the patient, by default, or their legal representative's login)."""
     require_record(tx.conn, ins)
     record_id = stored.ensure_record(tx, ins)
     asked = {"closed": closed, "oppose_bris_de_glace": oppose_bris_de_glace,
@@ -108,4 +113,4 @@ def set_record(
     if not changes:
         return
     stored.update_record(tx, record_id, **changes)
-    traces.append(tx, ins, Actor.PATIENT.value, ins, "settings", detail=changes)
+    traces.append(tx, ins, Actor.PATIENT.value, actor_id or ins, "settings", detail=changes)

@@ -10,12 +10,12 @@ Each document stored is traced, and told to the patient unless invisible to them
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mss.dmp import traces
 from mss.dmp.access import Actor, Professional, check_feed
 from mss.dmp.errors import DocumentError
-from mss.dmp.records import NewDocument, notify, record_state
+from mss.dmp.records import NewDocument, media_type, notify, record_state
 from mss.store import dmp as stored
 from mss.store.dmp import Origin, Placement, Version
 from mss.store.ports import BlobStore
@@ -74,6 +74,7 @@ def deposit_by_patient(
 
 
 def _deposit_one(tx: Tx, call: _Deposit, doc: NewDocument) -> Deposited:
+    doc = replace(doc, mime_type=media_type(doc.mime_type))  # sent back as a Content-Type
     existing = stored.version_of(tx.conn, call.record_id, doc.unique_id)
     if existing is not None:
         return Deposited(existing.id, doc.unique_id, existing.version, True)

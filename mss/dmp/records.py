@@ -9,6 +9,7 @@ Pure but for the store functions it names; the operations themselves are in
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,27 @@ from mss.store.sql import Conn, Tx
 
 TREATING, BLOCKED = "treating", "blocked"  # the roles of a professional in a DMP
 MASKED, INVISIBLE, HIDDEN_REPR = "MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX"
+
+
+# RFC 6838 §4.2 names, RFC 9110 §8.3.1 parameters (a token, or a quoted printable ASCII)
+_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_WORD = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_PARAMETER = rf"[ \t]*;[ \t]*{_WORD}=(?:{_WORD}|\"[ !#-\[\]-~]*\")"
+_MEDIA_TYPE = re.compile(rf"(?P<type>{_NAME}/{_NAME})(?P<parameters>(?:{_PARAMETER})*)")
+OCTET_STREAM = "application/octet-stream"
+
+
+def media_type(declared: str | None) -> str:
+    """The media type a depositor declared, as a header may carry it: `type/subtype`
+    (lower case) with its parameters if they are well formed, the bare `type/subtype`
+    if only they are not, else `application/octet-stream` (a line break, a non-ASCII
+    character or no `/` is never sent back as a Content-Type)."""
+    text = (declared or "").strip()
+    found = _MEDIA_TYPE.fullmatch(text)
+    if found is not None:
+        return found["type"].lower() + found["parameters"]
+    bare = _MEDIA_TYPE.fullmatch(text.split(";", 1)[0].strip())
+    return bare["type"].lower() if bare is not None else OCTET_STREAM
 
 
 @dataclass(frozen=True)

@@ -155,8 +155,14 @@ def _log_row(item: OutboxItem, now: int) -> dict[str, Any]:
     return {
         "ins": item.payload["ins"], "event_id": item.id, "event": event,
         "category": EVENTS[event].value, "channel": "", "destination": "", "detail": "",
-        "created": item.created, "at": now,
+        "created": item.created, "at": now, "document_id": _document_of(item.payload),
     }  # fmt: skip
+
+
+def _document_of(payload: dict[str, Any]) -> int | None:
+    """The document an event is about (`new_document`), kept in its log lines."""
+    found = payload.get("document_id")
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 def _notice_payload(item: OutboxItem, notice_id: str, target: Target) -> dict[str, Any]:
@@ -165,6 +171,7 @@ def _notice_payload(item: OutboxItem, notice_id: str, target: Target) -> dict[st
         "event": item.payload["event"], "channel": target.channel.value,
         "destination": target.destination, "code": item.payload.get("code", ""),
         "fallback": [list(f) for f in target.fallback], "created": item.created,
+        "document_id": _document_of(item.payload),
     }  # fmt: skip
 
 
@@ -313,6 +320,7 @@ def _fall_back(tx: Tx, item: OutboxItem, now: int) -> None:
         "category": EVENTS[p["event"]].value, "channel": channel,
         "destination": notes.mask(destination), "status": "queued",
         "detail": f"fallback after {p['channel']}", "created": p["created"], "at": now,
+        "document_id": _document_of(p),
     }  # fmt: skip
     notes.log(tx, [line])
     outbox.add(tx, notice_kind(channel), [NewItem(payload)], now)

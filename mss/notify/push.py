@@ -13,12 +13,21 @@ A push service's answer (RFC 8030 §5, §8.3) maps onto the channel's errors: 20
 sent; 404/410 the subscription is gone (the caller deletes it); 400, 413 and any other
 4xx but 408/429 will never take this notice (permanent); 408, 429, 5xx, time-outs and
 connection errors are temporary.
+
+The endpoint is a URL a patient's browser gave: the space checked that its host was
+public when it was subscribed (`mss.space.choices.check_endpoint`), and the sending
+checks again, where it connects: no redirect is followed (a 3xx is a permanent
+failure) and the connection goes only to a public address (`PublicResolver`; an IP
+in the URL is checked before), whatever DNS answers now (DNS rebinding). A test
+instance whose push services listen on the loopback turns this off
+(`[notify] push_private_networks`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +39,7 @@ from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
 from py_vapid.utils import b64urlencode  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
 
+from mss.core.netaddr import is_address, public
 from mss.notify.base import ChannelError, ChannelName, Notice
 
 TTL_SECONDS = 86_400  # RFC 8030 §5.2: kept one day for a browser that is offline
@@ -42,6 +52,39 @@ TEMPORARY = frozenset({408, 429})  # RFC 8030 §8.3 (429 Too Many Requests): try
 SUBSCRIPTION_KEYS = ("endpoint", "p256dh", "auth")
 AUTH_SECRET_BYTES = 16  # RFC 8291 §3.2
 UNCOMPRESSED_POINT_BYTES = 65  # RFC 8291 §3.1 (X9.62 uncompressed form)
+
+
+class NotPublic(OSError):
+    """The push service's host resolves to an address that is not on the Internet."""
+
+
+class PublicResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, refusing a host any of whose addresses is not public: the
+    connection is made to an address checked here, at sending (DNS rebinding)."""
+
+    def __init__(self) -> None:
+        self._resolver = aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self._resolver.resolve(host, port, family)
+        if not all(public(str(one["host"])) for one in found):
+            raise NotPublic(f"{host} is not a public address")
+        return found
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+class _NoRedirects:
+    """The session pywebpush posts with, never following a redirect."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def post(self, url: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self._session.post(url, allow_redirects=False, **kwargs)
 
 
 def generate_vapid_keys() -> tuple[str, str]:
@@ -79,15 +122,21 @@ class PushChannel:
 
     `vapid_private_key`: PEM or base64url raw (as `generate_vapid_keys` gives it);
     `vapid_subject`: the operator's contact, "mailto:…" or an https URL (RFC 8292 §2.1);
-    `timeout`: seconds for the whole request. Raises `ValueError` for a key or subject
-    py-vapid refuses, at construction rather than at the first notice."""
+    `timeout`: seconds for the whole request; `private_networks`: push services may be
+    on private addresses (the loopback of tests: never in production). Raises
+    `ValueError` for a key or subject py-vapid refuses, at construction rather than at
+    the first notice."""
 
     name = ChannelName.PUSH
 
-    def __init__(self, vapid_private_key: str, vapid_subject: str, timeout: float) -> None:
+    def __init__(
+        self, vapid_private_key: str, vapid_subject: str, timeout: float,
+        *, private_networks: bool = False,
+    ) -> None:  # fmt: skip
         self._vapid = _load_vapid_key(vapid_private_key)
         self._subject = vapid_subject
         self._timeout = timeout
+        self._private_networks = private_networks
         self._check_subject()
 
     def __repr__(self) -> str:
@@ -109,6 +158,8 @@ class PushChannel:
     async def send(self, notice: Notice) -> str:
         """Push `{"id": notice.id}`; return the push service's `Location` ("" if none)."""
         subscription = _subscription(notice)
+        if not self._private_networks:
+            _check_literal(subscription["endpoint"])
         try:
             response = await self._post(subscription, _payload(notice))
         except (
@@ -131,6 +182,9 @@ class PushChannel:
             return ChannelError(reason, permanent=False)
         if isinstance(exc, VapidException):  # RFC 8292 §2: an `aud` py-vapid cannot sign
             return ChannelError(f"no VAPID token for {origin}: {exc}", permanent=True)
+        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, NotPublic):
+            return ChannelError(f"the push service {origin} is not a public address: delete it",
+                                permanent=True)  # fmt: skip
         if isinstance(exc, aiohttp.InvalidURL):
             return ChannelError("the push subscription's endpoint is not a URL", permanent=True)
         if isinstance(exc, aiohttp.ClientError):
@@ -140,16 +194,24 @@ class PushChannel:
         return ChannelError("the push subscription's keys are invalid: delete it", permanent=True)
 
     async def _post(self, subscription: dict[str, str], payload: str) -> Any:
-        return await webpush_async(
-            subscription_info=_subscription_info(subscription),
-            data=payload,
-            vapid_private_key=self._vapid,
-            vapid_claims=self._claims(subscription["endpoint"]),
-            content_encoding=ENCODING,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            ttl=TTL_SECONDS,
-            headers={"Urgency": URGENCY},
-        )
+        resolver = None if self._private_networks else PublicResolver()
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        try:
+            async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+                return await webpush_async(
+                    subscription_info=_subscription_info(subscription),
+                    data=payload,
+                    vapid_private_key=self._vapid,
+                    vapid_claims=self._claims(subscription["endpoint"]),
+                    content_encoding=ENCODING,
+                    timeout=aiohttp.ClientTimeout(total=self._timeout),
+                    ttl=TTL_SECONDS,
+                    headers={"Urgency": URGENCY},
+                    aiohttp_session=_NoRedirects(session),
+                )
+        finally:
+            if resolver is not None:
+                await resolver.close()
 
     def _claims(self, endpoint: str) -> dict[str, str | int]:
         # RFC 8292 §2: `aud` is the origin of the push resource; a new dict each time
@@ -189,6 +251,17 @@ def _check_endpoint(endpoint: str) -> None:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ChannelError(
             "the push subscription's endpoint is not a URL: delete it", permanent=True
+        )
+
+
+def _check_literal(endpoint: str) -> None:
+    """An endpoint whose host is an IP address (no name for `PublicResolver` to check):
+    a public one only."""
+    host = urlsplit(endpoint).hostname or ""
+    if is_address(host) and not public(host):
+        raise ChannelError(
+            f"the push service {_origin(endpoint)} is not a public address: delete it",
+            permanent=True,
         )
 
 

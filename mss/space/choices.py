@@ -7,20 +7,21 @@ No HTTP here. The DMP's choices go through `mss.dmp.service` (checked and traced
 there); preferences and subscriptions through the notifications' store. A push
 endpoint is a URL the server will later POST to: it must be https and its host must
 resolve only to public addresses (no loopback, private, link-local, reserved…), or a
-patient could make the server reach inside its own network (SSRF).
+patient could make the server reach inside its own network (SSRF); the sending checks
+the address again (`mss.notify.push`: DNS may answer otherwise then).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mss.annuaire import lookup as annuaire
-from mss.dmp import service
+from mss.core.netaddr import public
+from mss.dmp import service, traces
 from mss.dmp.access import MAX_TREATING_DOCTORS, Actor
 from mss.dmp.errors import DMPError
 from mss.errors import InputError
@@ -155,7 +156,8 @@ async def set_oppositions(deps: SpaceDeps, viewer: Viewer, bris: bool, centre15:
     """Oppose (or not) emergency access: bris de glace, centre 15 (DOMAIN.md §5)."""
     try:
         await deps.store.write(lambda tx: service.set_record(
-            tx, viewer.ins, oppose_bris_de_glace=bris, oppose_centre15=centre15))  # fmt: skip
+            tx, viewer.ins, actor_of(viewer), oppose_bris_de_glace=bris,
+            oppose_centre15=centre15))  # fmt: skip
     except DMPError as exc:
         raise refusal(exc) from None
 
@@ -164,13 +166,18 @@ async def set_oppositions(deps: SpaceDeps, viewer: Viewer, bris: bool, centre15:
 
 
 async def set_preferences(deps: SpaceDeps, viewer: Viewer, on: set[tuple[str, str]]) -> None:
-    """Each (category, channel) the patient may choose: on if in `on`, else off."""
+    """Each (category, channel) the patient may choose: on if in `on`, else off; traced
+    as the viewer's change (the patient's, or their legal representative's)."""
 
     def write(tx: Tx) -> None:
+        chosen = []
         for category in CATEGORIES:
             for channel in CHANNELS:
                 wanted = (category.value, channel.value) in on
                 notes.set_preference(tx, viewer.ins, category.value, channel.value, wanted)
+                chosen += [f"{category.value}:{channel.value}"] if wanted else []
+        traces.append(tx, viewer.ins, Actor.PATIENT.value, actor_of(viewer), "preferences",
+                      detail={"on": chosen})  # fmt: skip
 
     await deps.store.write(write)
 
@@ -182,15 +189,6 @@ def _bad_subscription(french: str, english: str) -> SpaceError:
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
-
-
-def public(address: str) -> bool:
-    """An address on the Internet: not loopback, private, link-local, reserved,
-    multicast, shared (CGNAT) nor unspecified — IPv4 inside IPv6 checked as IPv4."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 async def check_endpoint(endpoint: str, resolve: Resolver = system_resolver) -> None:

@@ -27,13 +27,13 @@ from mss.dmp.errors import DMPError
 from mss.space import history
 from mss.space.dates import PARIS
 from mss.space.deps import SpaceDeps, Viewer
-from mss.space.record import filename_of, shown, today_of, visible_document
+from mss.space.record import actor_of, filename_of, shown, today_of, visible_document
 from mss.store.space_record import messages_of
 from mss.store.sql import Conn
 
 CHUNK = 64 * 1024
 SPOOL = 8 * 1024 * 1024  # beyond this the zip goes to disk
-_FOLDER = re.compile(r"[^A-Za-z0-9._-]+")
+_FOLDER = re.compile(r"[^A-Za-z0-9_-]+")  # no dot: never `.` nor `..` in a zip's path
 
 
 def export_name(deps: SpaceDeps) -> str:
@@ -41,9 +41,30 @@ def export_name(deps: SpaceDeps) -> str:
     return f"export-{day.isoformat()}.zip"
 
 
+class _Folders:
+    """A safe folder name for each mailbox (letters, digits, `_` and `-`), unique: a
+    mailbox whose cleaned name another one has already got gets a counter after it."""
+
+    def __init__(self) -> None:
+        self._of: dict[str, str] = {}
+        self._taken: set[str] = set()
+
+    def __call__(self, mailbox: str) -> str:
+        if mailbox not in self._of:
+            base = _FOLDER.sub("_", mailbox) or "_"
+            folder, n = base, 1
+            while folder in self._taken:
+                n += 1
+                folder = f"{base}-{n}"
+            self._taken.add(folder)
+            self._of[mailbox] = folder
+        return self._of[mailbox]
+
+
 def _messages(zf: zipfile.ZipFile, conn: Conn, deps: SpaceDeps, viewer: Viewer) -> None:
+    folder_of = _Folders()
     for found in messages_of(conn, deps.address_of(viewer.ins)):
-        folder = _FOLDER.sub("_", found.mailbox) or "INBOX"
+        folder = folder_of(found.mailbox)
         zf.writestr(f"messages/{folder}/{found.uid}.eml", deps.store.blobs.get(conn, found.blob_id))
 
 
@@ -81,7 +102,9 @@ async def export(deps: SpaceDeps, viewer: Viewer) -> Iterator[bytes]:
     a consultation by the patient)."""
     today = today_of(deps)
     try:
-        found = await deps.store.write(lambda tx: service.patient_documents(tx, viewer.ins, today))
+        found = await deps.store.write(
+            lambda tx: service.patient_documents(tx, viewer.ins, today, actor_of(viewer))
+        )
     except DMPError:
         found = []
     listed = [d for d in found if shown(d, viewer)]

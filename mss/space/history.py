@@ -4,8 +4,9 @@ them (the notifications' log), merged newest first, told in plain French with wh
 (the professional's name and profession, from the annuaire or the document), what and
 when (Europe/Paris time), by pages.
 
-The traces of a document the viewer may not see (invisible to the patient, or hidden
-from a representative who is looking) are left out: the history is no oracle. The
+The traces and the notices of a document the viewer may not see (invisible to the
+patient, or hidden from a representative who is looking) are left out: the history is
+no oracle. The
 patient's own look at the list of their documents is left out too (every page view
 would be one line); their downloads, and anything a representative does, are shown.
 """
@@ -133,6 +134,7 @@ PATIENT_TEXTS = {
     "name_treating": "{who} désigné {other} comme médecin traitant DMP",
     "remove_treating": "{who} retiré {other} de vos médecins traitants DMP",
     "settings": "{who} modifié vos paramètres : {settings}",
+    "preferences": "{who} modifié vos préférences de notification",
 }
 
 
@@ -204,10 +206,20 @@ def notice_text(entry: notes.LogEntry) -> str:
     return f"{head} {when(at)} : {status}."
 
 
-def _notice_lines(conn: Conn, ins: str) -> list[Line]:
+def notice_shown(c: _Context, entry: notes.LogEntry) -> bool:
+    """Whether the viewer may read this notice: not one about a document they may not
+    see; for a legal representative, not a `new_document` notice whose document is
+    unknown (logged before its document was kept with it)."""
+    if entry.document_id is not None:
+        return entry.document_id in c.titles  # a document the viewer sees
+    return not (c.viewer.representative and entry.event == "new_document")
+
+
+def _notice_lines(c: _Context) -> list[Line]:
     return [
         Line(dt.datetime.fromtimestamp(e.created or e.at, dt.UTC), "notification", notice_text(e))
-        for e in notes.log_entries(conn, ins=ins, limit=DEPTH)
+        for e in notes.log_entries(c.conn, ins=c.viewer.ins, limit=DEPTH)
+        if notice_shown(c, e)
     ]
 
 
@@ -225,7 +237,7 @@ def _context(conn: Conn, viewer: Viewer, today: dt.date) -> _Context:
 def lines(conn: Conn, viewer: Viewer, today: dt.date) -> list[Line]:
     """The whole history the viewer may read, newest first."""
     c = _context(conn, viewer, today)
-    merged = _trace_lines(c) + _notice_lines(conn, viewer.ins)
+    merged = _trace_lines(c) + _notice_lines(c)
     return sorted(merged, key=lambda line: line.at, reverse=True)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from mss.dmp import service, traces
 from mss.dmp.access import Actor, Professional, is_adult, patient_sees
 from mss.dmp.errors import DMPError
-from mss.dmp.records import document_dict, document_state
+from mss.dmp.records import document_dict, document_state, media_type
 from mss.space.dates import day
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.errors import NotFound, SpaceError
@@ -67,6 +67,16 @@ def refusal(exc: DMPError) -> SpaceError:
     which rule, by the DMP error's name)."""
     text = exc.text[:1].upper() + exc.text[1:]
     return SpaceError(f"{text}.", f"Refused by the DMP's rules ({exc.name}).", status=409)
+
+
+MAX_ID = 2**63 - 1  # a BIGINT: a larger id names nothing (and would overflow the driver)
+
+
+def id_of(text: str) -> int:
+    """An id from a URL's path: digits within a BIGINT, else `NotFound` (never a 500)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > MAX_ID:
+        raise NotFound()
+    return int(text)
 
 
 def actor_of(viewer: Viewer) -> str:
@@ -127,7 +137,9 @@ async def documents(deps: SpaceDeps, viewer: Viewer) -> list[Category]:
     newest first in each; the consultation is traced."""
     today = today_of(deps)
     try:
-        found = await deps.store.write(lambda tx: service.patient_documents(tx, viewer.ins, today))
+        found = await deps.store.write(
+            lambda tx: service.patient_documents(tx, viewer.ins, today, actor_of(viewer))
+        )
     except DMPError:
         found = []
     return by_category([d for d in found if shown(d, viewer)])
@@ -159,7 +171,7 @@ async def download(deps: SpaceDeps, viewer: Viewer, document_id: int) -> Downloa
         content = deps.store.blobs.get(tx.conn, doc.blob_id)
         traces.append(tx, viewer.ins, Actor.PATIENT.value, actor_of(viewer), "consult",
                       document_id=doc.id)  # fmt: skip
-        return Download(content, doc.mime_type or "application/octet-stream", filename_of(doc))
+        return Download(content, media_type(doc.mime_type), filename_of(doc))
 
     return await deps.store.write(read)
 
@@ -226,9 +238,10 @@ def own_document(
 async def add_own_document(
     deps: SpaceDeps, viewer: Viewer, content: bytes, title: str, type_code: str
 ) -> int:
-    """Add the patient's own document to their DMP; its id."""
+    """Add the patient's own document to their DMP (traced as the viewer's: the patient
+    or their legal representative); its id."""
     doc = own_document(deps, content, title, type_code)
-    patient = Professional(viewer.ins, "", "")
+    patient = Professional(actor_of(viewer), "", "")
     try:
         [done] = await deps.store.write(
             lambda tx: service.deposit_by_patient(tx, deps.store.blobs, viewer.ins, patient, [doc])

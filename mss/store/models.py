@@ -304,10 +304,14 @@ class PushSubscription(SQLModel, table=True):
     """A browser's Web Push subscription (RFC 8030/8291) for a patient's space."""
 
     __tablename__ = "push_subscription"
+    # one browser may be subscribed in several spaces (a parent's, their child's)
+    __table_args__ = (
+        UniqueConstraint("ins", "endpoint", name="uq_push_subscription_ins_endpoint"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ins: str = Field(max_length=15, index=True)
-    endpoint: str = Field(max_length=1000, unique=True)
+    endpoint: str = Field(max_length=1000)
     p256dh: str = Field(max_length=200)
     auth: str = Field(max_length=100)
     created: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -346,6 +350,8 @@ class NotifyLog(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created: int = Field(sa_column=Column(BigInteger, nullable=False))  # the event's
     at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # the document a notice is about (new_document): the history hides what one may not see
+    document_id: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class MailboxWebhook(SQLModel, table=True):

@@ -63,6 +63,7 @@ class LogEntry:
     detail: str
     created: int
     at: int
+    document_id: int | None = None  # what a `new_document` notice is about
 
 
 # The statements of every notice are plain SQL (see RawStatement: SQLAlchemy Core
@@ -90,7 +91,7 @@ _SET_STATUS = RawStatement(
 )
 _LOG = RawStatement(
     "INSERT INTO notify_log (ins, event_id, notice_id, event, category, channel, destination, "
-    "status, detail, created, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "status, detail, created, at, document_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOG_FIELDS = ("ins", "event_id", "notice_id", "event", "category", "channel", "destination",
                "status", "detail", "created", "at")  # fmt: skip
@@ -201,7 +202,7 @@ def webhook(conn: Conn, address: str) -> tuple[str, list[str]] | None:
 
 
 def log(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
-    _LOG.many(tx.conn, [[row[f] for f in _LOG_FIELDS] for row in rows])
+    _LOG.many(tx.conn, [[*(row[f] for f in _LOG_FIELDS), row.get("document_id")] for row in rows])
 
 
 def set_status(tx: Tx, notice_id: str, status: str, detail: str, now: int) -> None:
@@ -229,8 +230,10 @@ def set_preference(tx: Tx, ins: str, category: str, channel: str, enabled: bool)
 
 
 def add_subscription(tx: Tx, ins: str, endpoint: str, p256dh: str, auth: str, now: int) -> None:
+    """The patient's subscription of this browser (replacing their own of the same
+    endpoint; another patient's subscription of the same browser is theirs: kept)."""
     t = push_subscription_table
-    tx.conn.execute(delete(t).where(t.c.endpoint == endpoint))
+    tx.conn.execute(delete(t).where((t.c.ins == ins) & (t.c.endpoint == endpoint)))
     tx.conn.execute(
         insert(t).values(ins=ins, endpoint=endpoint, p256dh=p256dh, auth=auth, created=now)
     )

@@ -38,8 +38,8 @@ async def documents(request: Request, who: Current, deps: Deps, fait: str = "") 
 
 
 @router.get("/documents/{document_id}")
-async def download(document_id: int, who: Current, deps: Deps) -> Response:
-    found = await record.download(deps, who, document_id)
+async def download(document_id: str, who: Current, deps: Deps) -> Response:
+    found = await record.download(deps, who, record.id_of(document_id))
     disposition = (
         f"attachment; filename=\"{found.filename}\"; filename*=UTF-8''{quote(found.filename)}"
     )
@@ -49,14 +49,14 @@ async def download(document_id: int, who: Current, deps: Deps) -> Response:
 
 
 @router.post("/documents/{document_id}/masquer")
-async def mask(request: Request, document_id: int, who: Posting, deps: Deps) -> Response:
-    await record.set_masked(deps, who, document_id, True)
+async def mask(request: Request, document_id: str, who: Posting, deps: Deps) -> Response:
+    await record.set_masked(deps, who, record.id_of(document_id), True)
     return _back(request, "masque")
 
 
 @router.post("/documents/{document_id}/demasquer")
-async def unmask(request: Request, document_id: int, who: Posting, deps: Deps) -> Response:
-    await record.set_masked(deps, who, document_id, False)
+async def unmask(request: Request, document_id: str, who: Posting, deps: Deps) -> Response:
+    await record.set_masked(deps, who, record.id_of(document_id), False)
     return _back(request, "visible")
 
 
