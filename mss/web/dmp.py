@@ -34,6 +34,7 @@ from mss.core.ins import InvalidINS, parse_ins
 from mss.dmp import service
 from mss.dmp.access import Actor, Mode, Professional
 from mss.dmp.errors import DMPError, DMPPatientNotFound, DocumentError
+from mss.dmp.records import media_type
 from mss.security.auth import LoginService
 from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
@@ -211,7 +212,8 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         meta, content = await service.consult(g.store, lambda tx: service.read_document(
             tx, g.settings, g.store.blobs, patient, who, mode, document_id))  # fmt: skip
         header = base64.b64encode(json.dumps(meta).encode()).decode()
-        return Response(content, media_type=meta["mime_type"], headers={"X-DMP-Document": header})
+        kind = media_type(meta["mime_type"])  # also for what was stored before it was checked
+        return Response(content, media_type=kind, headers={"X-DMP-Document": header})
 
     @api.post("/patients/{ins}/documents", status_code=201)
     async def deposit(
