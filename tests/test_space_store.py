@@ -87,20 +87,60 @@ async def test_parallel_attempts_on_one_account_pass_the_throttle_three_times_at
     assert await store.write(lambda tx: guard.admit(tx, account, None, NOW + 6)) > 0  # 10 s now
 
 
-async def test_one_ip_counts_only_its_failures(store: Store) -> None:
+async def test_one_ip_failing_too_often_is_slowed_down_never_refused(store: Store) -> None:
     ip = guard.ip_key("10.0.0.1")
     for n in range(guard.IP_LIMIT + 20):  # many patients behind one NAT, all logging in well
         key = guard.account_key(f"P{n}")
         assert await store.write(lambda tx, key=key: guard.admit(tx, key, ip, NOW)) == 0  # type: ignore[misc]
-        await store.write(lambda tx, key=key: guard.succeeded(tx, key, ip))  # type: ignore[misc]
+        await store.write(lambda tx, key=key: guard.right_password(tx, key, ip))  # type: ignore[misc]
+    assert not await store.read(lambda c: guard.ip_slowed(c, ip, NOW))
     for n in range(guard.IP_LIMIT):  # then as many failures, on as many accounts
         key = guard.account_key(f"F{n}")
         assert await store.write(lambda tx, key=key: guard.admit(tx, key, ip, NOW)) == 0  # type: ignore[misc]
+    assert await store.read(lambda c: guard.ip_slowed(c, ip, NOW))
     other = guard.account_key("someone")
-    assert await store.write(lambda tx: guard.admit(tx, other, ip, NOW)) > 0
-    assert await store.write(lambda tx: guard.admit(tx, other, None, NOW)) == 0  # known device
+    assert await store.write(lambda tx: guard.admit(tx, other, ip, NOW)) == 0  # slowed, admitted
     later = NOW + guard.IP_WINDOW + 1
     assert await store.write(lambda tx: guard.admit(tx, guard.account_key("x"), ip, later)) == 0
+    assert not await store.read(lambda c: guard.ip_slowed(c, ip, later))
+
+
+async def test_wrong_second_step_codes_hold_the_account_back_until_a_login_succeeds(
+    store: Store,
+) -> None:
+    account = guard.account_key(INS)
+    assert await store.write(lambda tx: guard.admit(tx, account, None, NOW)) == 0
+    await store.write(lambda tx: guard.right_password(tx, account, None))  # not a reset
+    for _ in range(guard.FREE_FAILURES):
+        await store.write(lambda tx: guard.failed(tx, account, NOW))
+    assert await store.write(lambda tx: guard.admit(tx, account, None, NOW)) > 0
+    await store.write(lambda tx: guard.succeeded(tx, account, None))  # the second step, right
+    assert await store.write(lambda tx: guard.admit(tx, account, None, NOW)) == 0
+
+
+async def test_wrong_reset_codes_are_counted_across_codes_for_any_identifier(store: Store) -> None:
+    for _ in range(guard.CODE_FAILURES):
+        assert await store.write(lambda tx: guard.admit_code(tx, "UNKNOWN", "10.0.0.2", NOW)) == 0
+    assert await store.write(lambda tx: guard.admit_code(tx, "UNKNOWN", "10.0.0.2", NOW)) > 0
+    assert await store.read(lambda c: guard.codes_held(c, "UNKNOWN", NOW)) > 0
+    day = NOW + guard.ACCOUNT_MEMORY + 1
+    assert await store.read(lambda c: guard.codes_held(c, "UNKNOWN", day)) == 0
+
+
+async def test_one_address_guessing_codes_for_many_identifiers_is_held_back(store: Store) -> None:
+    for n in range(guard.CODE_IP_FAILURES):
+        ins = f"P{n}"
+        assert (
+            await store.write(lambda tx, ins=ins: guard.admit_code(tx, ins, "10.0.0.3", NOW)) == 0
+        )  # type: ignore[misc]
+    assert await store.write(lambda tx: guard.admit_code(tx, "OTHER", "10.0.0.3", NOW)) > 0
+    assert await store.write(lambda tx: guard.admit_code(tx, "OTHER", "10.0.0.4", NOW)) == 0
+
+
+async def test_five_login_codes_an_hour_at_most(store: Store) -> None:
+    waits = [await store.write(lambda tx: guard.code_issue(tx, INS, NOW)) for _ in range(6)]
+    assert waits[:5] == [0] * 5 and waits[5] > 0
+    assert await store.write(lambda tx: guard.code_issue(tx, INS, NOW + guard.HOUR + 1)) == 0
 
 
 async def test_a_link_to_a_minor_ends_on_their_eighteenth_birthday(store: Store) -> None:

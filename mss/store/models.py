@@ -16,6 +16,7 @@ from enum import IntFlag, StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -109,7 +111,12 @@ class Account(SQLModel, table=True):
     # National id of the professional: "8" + RPPS or "0" + ADELI (DOMAIN.md §7).
     national_id: str | None = Field(default=None, max_length=20, index=True)
     patient_id: int | None = Field(default=None, foreign_key="patient.id", unique=True)
+    # What every door checks: the operator's switch, or (a patient's) a profile not active
     disabled: bool = False
+    # `mss patient disable`: the operator's alone (reopening a profile does not undo it)
+    operator_disabled: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     created_at: dt.datetime = Field(default_factory=utcnow)
     # UIDVALIDITY of the account's last created mailbox: a re-created name must get a
     # greater one (RFC 3501 §2.3.1.1).
@@ -415,6 +422,8 @@ class SpaceTotp(SQLModel, table=True):
     secret: str = Field(max_length=64)
     confirmed: bool = False
     last_step: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # a new enrolment started while `secret` is in use: replaces it once confirmed
+    pending_secret: str | None = Field(default=None, max_length=64)
 
 
 class SpaceDevice(SQLModel, table=True):

@@ -122,11 +122,19 @@ def consume(tx: Tx, row_id: str) -> bool:
 
 def try_code(tx: Tx, record: CodeRecord, code: str, now: int) -> bool:
     """Count the try, compare the hash, and use the code if it matches (single use)."""
-    if not count_attempt(tx, record.id, now) or not record.code_hash:
+    return check_code(tx, record, code, now) and consume(tx, record.id)
+
+
+def check_code(tx: Tx, record: CodeRecord, code: str, now: int, *, counted: bool = True) -> bool:
+    """Compare the hash, the try counted against the code's five unless not `counted`
+    (then the caller's throttle bounds the guesses); the code is not used yet."""
+    if counted and not count_attempt(tx, record.id, now):
         return False
-    if not secrets.compare_digest(record.code_hash, _hash(record.id, code.strip())):
-        return False
-    return consume(tx, record.id)
+    return bool(record.code_hash) and matches(record, code)
+
+
+def matches(record: CodeRecord, code: str) -> bool:
+    return secrets.compare_digest(record.code_hash, _hash(record.id, code.strip()))
 
 
 def purge_codes(tx: Tx, now: int) -> int:
@@ -135,10 +143,20 @@ def purge_codes(tx: Tx, now: int) -> int:
 
 # --- TOTP -------------------------------------------------------------------------------------
 
-_TOTP_GET = RawStatement("SELECT secret, confirmed, last_step FROM space_totp WHERE ins = ?")
+_TOTP_GET = RawStatement(
+    "SELECT secret, confirmed, last_step, pending_secret FROM space_totp WHERE ins = ?"
+)
+_TOTP_PEND = RawStatement(
+    "UPDATE space_totp SET pending_secret = ? WHERE ins = ? AND confirmed = ?"
+)
+_TOTP_SWAP = RawStatement(
+    "UPDATE space_totp SET secret = pending_secret, pending_secret = NULL, last_step = ?"
+    " WHERE ins = ? AND pending_secret = ?"
+)
 _TOTP_DELETE = RawStatement("DELETE FROM space_totp WHERE ins = ?")
 _TOTP_INSERT = RawStatement(
-    "INSERT INTO space_totp (ins, secret, confirmed, last_step) VALUES (?, ?, ?, 0)"
+    "INSERT INTO space_totp (ins, secret, confirmed, last_step, pending_secret)"
+    " VALUES (?, ?, ?, 0, NULL)"
 )
 _TOTP_STEP = RawStatement(
     "UPDATE space_totp SET last_step = ?, confirmed = ? WHERE ins = ? AND last_step < ?"
@@ -150,17 +168,26 @@ class TotpRecord:
     secret: str
     confirmed: bool
     last_step: int
+    pending: str | None = None  # a new secret started while `secret` is in use
 
 
 def get_totp(conn: Conn, ins: str) -> TotpRecord | None:
     row = _TOTP_GET.first(conn, ins)
-    return None if row is None else TotpRecord(row[0], bool(row[1]), int(row[2]))
+    return None if row is None else TotpRecord(row[0], bool(row[1]), int(row[2]), row[3])
 
 
 def start_totp(tx: Tx, ins: str, secret: str) -> None:
-    """A new secret, not in use until a first code confirms it (replaces any other)."""
+    """A new secret, not in use until a first code confirms it: a confirmed one stays in
+    service until then (the new one waits beside it); an unconfirmed one is replaced."""
+    if _TOTP_PEND.run(tx.conn, secret, ins, True) == 1:
+        return
     _TOTP_DELETE.run(tx.conn, ins)
     _TOTP_INSERT.run(tx.conn, ins, secret, False)
+
+
+def confirm_pending_totp(tx: Tx, ins: str, secret: str, step: int) -> bool:
+    """The pending secret replaces the one in service (its time step `step` used)."""
+    return _TOTP_SWAP.run(tx.conn, step, ins, secret) == 1
 
 
 def use_totp_step(tx: Tx, ins: str, step: int) -> bool:
@@ -207,7 +234,7 @@ FREE_FAILURES = 3  # an account's failures before the back-off starts
 BACKOFF_BASE = 5  # seconds, doubled at each further failure
 BACKOFF_MAX = 900
 ACCOUNT_MEMORY = 86400  # an account's failures are forgotten a day after the first
-IP_LIMIT = 50  # failed logins of one IP address in IP_WINDOW
+IP_LIMIT = 50  # failed logins of one IP address in IP_WINDOW: then it is slowed down
 IP_WINDOW = 900
 
 _THROTTLE_ENSURE = RawStatement(
@@ -222,8 +249,12 @@ _THROTTLE_CHARGE = RawStatement(
     "UPDATE space_throttle SET failures = failures + 1 WHERE key = ? AND blocked_until <= ?"
     " AND failures < ? RETURNING failures"
 )
+_THROTTLE_ADD = RawStatement(
+    "UPDATE space_throttle SET failures = failures + 1 WHERE key = ? RETURNING failures"
+)
 _THROTTLE_BLOCK = RawStatement("UPDATE space_throttle SET blocked_until = ? WHERE key = ?")
 _THROTTLE_WAIT = RawStatement("SELECT blocked_until, since FROM space_throttle WHERE key = ?")
+_THROTTLE_READ = RawStatement("SELECT failures, since FROM space_throttle WHERE key = ?")
 _THROTTLE_RESET = RawStatement(
     "UPDATE space_throttle SET failures = 0, blocked_until = 0 WHERE key = ?"
 )
@@ -253,14 +284,29 @@ def backoff(failures: int) -> int:
 def admit(tx: Tx, account: str, ip: str | None, now: int) -> int:
     """Count this attempt as a failure BEFORE the password is checked (so parallel
     attempts cannot all pass), then 0 if it may go on, else the seconds to wait.
-    `ip` None: the IP limit does not apply (a device this account already used)."""
+    The IP's failures are counted too (`ip` None: a device this account already used),
+    never to refuse: a shared address (a hospital's NAT) is slowed, not locked out."""
     wait = _charge(tx, account, now, ACCOUNT_MEMORY, 10**9)
-    if wait:
-        return wait
-    if ip is not None and (wait := _charge(tx, ip, now, IP_WINDOW, IP_LIMIT)):
-        _THROTTLE_REFUND.run(tx.conn, account)
-        return wait
-    return 0
+    if not wait and ip is not None:
+        _charge(tx, ip, now, IP_WINDOW, 10**9)
+    return wait
+
+
+def failed(tx: Tx, account: str, now: int) -> None:
+    """A second-step code (or TOTP) tried: a failure of the account, as a wrong password
+    is (counted even while it is held back; the code has its own five tries), undone by
+    `succeeded`. The account's next login waits its back-off."""
+    _THROTTLE_ENSURE.run(tx.conn, account, now)
+    _THROTTLE_FORGET.run(tx.conn, now, account, now - ACCOUNT_MEMORY)
+    failures = int(_THROTTLE_ADD.scalar(tx.conn, account) or 0)
+    if delay := backoff(failures):
+        _THROTTLE_BLOCK.run(tx.conn, now + delay, account)
+
+
+def ip_slowed(conn: Conn, ip: str, now: int) -> bool:
+    """The address failed IP_LIMIT times in IP_WINDOW: its attempts are slowed down."""
+    row = _THROTTLE_READ.first(conn, ip)
+    return row is not None and int(row[0]) >= IP_LIMIT and int(row[1]) > now - IP_WINDOW
 
 
 def _charge(tx: Tx, key: str, now: int, memory: int, limit: int) -> int:
@@ -276,11 +322,58 @@ def _charge(tx: Tx, key: str, now: int, memory: int, limit: int) -> int:
     return 0
 
 
+def right_password(tx: Tx, account: str, ip: str | None) -> None:
+    """A right password: its attempt was no failure (refunded), but the account starts
+    afresh only once the second step succeeds (its wrong codes count)."""
+    _THROTTLE_REFUND.run(tx.conn, account)
+    if ip is not None:
+        _THROTTLE_REFUND.run(tx.conn, ip)
+
+
 def succeeded(tx: Tx, account: str, ip: str | None) -> None:
-    """A right password: the account starts afresh, and the IP is not charged for it."""
+    """A login done (or a password asked again, right): the account starts afresh, and
+    the IP is not charged for it."""
     _THROTTLE_RESET.run(tx.conn, account)
     if ip is not None:
         _THROTTLE_REFUND.run(tx.conn, ip)
+
+
+# --- codes by the code channel: issued per hour, guessed per day -------------------------------
+
+CODES_PER_HOUR = 5  # login codes sent to one patient in an hour
+CODE_FAILURES = 10  # wrong reset / activation codes of one identifier in a day
+CODE_IP_FAILURES = 30  # wrong reset / activation codes from one address in an hour
+HOUR = 3600
+
+
+def code_issue(tx: Tx, ins: str, now: int) -> int:
+    """One more code sent to `ins`: 0, or the seconds until the hour's quota allows it."""
+    return _charge(tx, f"issued:{ins}", now, HOUR, CODES_PER_HOUR)
+
+
+def admit_code(tx: Tx, ins: str, ip: str, now: int) -> int:
+    """A reset or activation code tried for `ins` from `ip`: counted as a failure before
+    the check (cumulative across codes: a new code does not start afresh); 0, or the
+    seconds to wait. The identifier's count is kept for any identifier, known or not."""
+    if wait := _charge(tx, f"codes:{ins}", now, ACCOUNT_MEMORY, CODE_FAILURES):
+        return wait
+    if wait := _charge(tx, f"codes-ip:{ip}", now, HOUR, CODE_IP_FAILURES):
+        _THROTTLE_REFUND.run(tx.conn, f"codes:{ins}")
+    return wait
+
+
+def code_right(tx: Tx, ins: str, ip: str) -> None:
+    """A right code: its try was no failure."""
+    _THROTTLE_REFUND.run(tx.conn, f"codes:{ins}")
+    _THROTTLE_REFUND.run(tx.conn, f"codes-ip:{ip}")
+
+
+def codes_held(conn: Conn, ins: str, now: int) -> int:
+    """Seconds until `ins` may be sent a reset code again (its day of wrong codes)."""
+    row = _THROTTLE_READ.first(conn, f"codes:{ins}")
+    if row is None or int(row[0]) < CODE_FAILURES or int(row[1]) <= now - ACCOUNT_MEMORY:
+        return 0
+    return int(row[1]) + ACCOUNT_MEMORY - now
 
 
 def purge_throttle(tx: Tx, now: int) -> int:

@@ -186,7 +186,7 @@ async def _set_password(
     use = accounts.activate if state == "active" else accounts.reset
     try:
         accounts.check_password_policy(form.password, form.confirmation)
-        await use(deps, form.identifier, form.code, form.password)
+        await use(deps, form.identifier, form.code, form.password, ip=_client(request))
     except SpaceError as exc:
         return form_page(request, template, status=exc.status, error=exc,
                          identifier=form.identifier)  # fmt: skip
@@ -200,7 +200,10 @@ async def forgotten_page(request: Request) -> HTMLResponse:
 
 @router.post("/mot-de-passe-oublie", dependencies=[FormPosting])
 async def forgotten_post(request: Request, deps: Deps, identifiant: Field = "") -> Response:
-    await accounts.request_reset(deps, identifiant)
+    try:
+        await accounts.request_reset(deps, identifiant)
+    except SpaceError as exc:
+        return form_page(request, "forgotten.html", status=exc.status, error=exc)
     target = f"{base_path(request)}/mot-de-passe-oublie/code?identifiant={quote(identifiant)}"
     return _redirect(target)
 

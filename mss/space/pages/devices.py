@@ -63,8 +63,14 @@ async def security(request: Request, who: Current, deps: Deps) -> HTMLResponse:
 
 
 @router.post("/securite/totp")
-async def totp_start(request: Request, who: Posting, deps: Deps) -> HTMLResponse:
-    enrolment = await accounts.start_totp(deps, own_ins(who), who.account)
+async def totp_start(
+    request: Request, who: Posting, deps: Deps, actuel: Field = ""
+) -> HTMLResponse:
+    """A new key to enrol (the password asked while another is in service)."""
+    try:
+        enrolment = await accounts.start_totp(deps, own_ins(who), who.account, actuel)
+    except SpaceError as exc:
+        return await _security_error(request, who, deps, exc)
     return page(request, "totp.html", who, section="appareils", enrolment=enrolment)
 
 
