@@ -25,7 +25,7 @@ from mss.store.representatives import (
     end_representation,
     representatives_of,
 )
-from mss.store.space import end_sessions_of
+from mss.store.space import end_sessions_about, end_sessions_of
 from mss.store.space_accounts import issue_activation
 from mss.store.space_patients import (
     PatientLogin,
@@ -122,8 +122,8 @@ def set_patient_disabled(settings: Settings, ins: str, disabled: bool) -> None:
 
     def job(tx: Tx) -> None:
         set_account_disabled(tx, address, disabled)
-        if disabled:
-            end_sessions_of(tx, address)
+        if disabled:  # theirs, and their representatives' showing them
+            end_sessions_about(tx, address, found.ins)
 
     with opened_store(settings) as store:
         store.db.write_sync(job)

@@ -75,6 +75,12 @@ SENDER_NOT_OWNED = _reject(
     "L'adresse d'expédition n'appartient pas au compte authentifié "
     "(sender address not owned by the authenticated account)",
 )
+WEB_SENDER_CLOSED = _reject(
+    550,
+    "5.7.1",
+    "Ce compte est désactivé ou ce profil est fermé : il n'envoie pas de message "
+    "(account disabled or profile closed)",
+)
 WEB_PATIENTS_ONLY = _reject(
     550,
     "5.7.1",
@@ -153,17 +159,30 @@ class Checks:
         parsed = _parse(address, "5.1.7")
         if door is Door.MX:
             return await self._remote_sender(parsed)
-        # The login service checked the account (it exists, is enabled) moments ago.
+        # SMTP: the login service checked the account (it exists, is enabled) moments ago;
+        # the web door builds its login itself, so the account is checked here.
         if login is None or login.address != str(parsed):
             raise SENDER_NOT_OWNED
         if door is Door.WEB and login.kind != AccountKind.PATIENT.value:
             raise WEB_PATIENTS_ONLY
+        if door is Door.WEB:
+            await self._web_sender_usable(parsed)
         return Sender(
             str(parsed),
             professional=login.kind in (AccountKind.PROFESSIONAL, AccountKind.APPLICATIVE),
             patient_ins=parsed.local if login.kind == AccountKind.PATIENT.value else None,
             display_name=login.display_name,
         )
+
+    async def _web_sender_usable(self, parsed: Address) -> None:
+        """A patient writing from the space: an account not disabled (by the operator, or
+        with its profile) and a profile active, checked at every message."""
+        address = str(parsed)
+        facts = await self._store.db.read_fast(
+            lambda conn: recipient_facts(conn, address, parsed.local)
+        )
+        if facts.disabled or facts.profile_status != ProfileStatus.ACTIVE.value:
+            raise WEB_SENDER_CLOSED
 
     async def _remote_sender(self, parsed: Address) -> Sender:
         if self._trust.is_local(parsed.domain):

@@ -234,5 +234,7 @@ async def set_profile(deps: SpaceDeps, viewer: Viewer, open_: bool) -> None:
     the operator's (`mss patient status INS active`)."""
     status = ProfileStatus.ACTIVE if open_ else ProfileStatus.CLOSED
     await deps.store.write(
-        lambda tx: set_profile_status(tx, viewer.ins, status.value, deps.patient_domain)
+        lambda tx: set_profile_status(
+            tx, viewer.ins, status.value, deps.patient_domain, by_patient=True
+        )
     )

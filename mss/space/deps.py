@@ -17,11 +17,12 @@ from fastapi import Depends, Request, Response
 
 from mss.delivery.inbound import Pipeline
 from mss.security.auth import LoginService
-from mss.space.errors import BAD_CSRF, LoginRequired
+from mss.space.errors import BAD_CSRF, LoginRequired, SpaceError
 from mss.store.accounts import get_patient
 from mss.store.api import Store
 from mss.store.representatives import may_act_for
 from mss.store.space import SessionRecord, find_session, touch_session
+from mss.store.space_patients import patient_login
 from mss.store.sql import Conn
 
 COOKIE = "mss_espace"
@@ -42,6 +43,7 @@ class Viewer:
     session_id: str
     csrf: str
     name: str = ""  # for a representative: the name of the patient they act for
+    closed: bool = False  # the patient's own profile is closed: only its reopening is open
 
 
 @dataclass
@@ -110,30 +112,57 @@ async def optional_viewer(request: Request, deps: Deps) -> Viewer | None:
     live = await deps.store.read(lambda c: _live_session(c, token, now, deps.idle_timeout))
     if live is None:
         return None
-    found, name = live
+    found, name, closed = live
     if now - found.last_seen >= TOUCH_EVERY:
         await deps.store.write(lambda tx: touch_session(tx, found.id, now))
-    return Viewer(found.account, found.ins, found.representative, found.id, found.csrf, name)
+    return Viewer(
+        found.account, found.ins, found.representative, found.id, found.csrf, name, closed
+    )
 
 
-def _live_session(conn: Conn, token: str, now: int, idle: int) -> tuple[SessionRecord, str] | None:
-    """The session, unless it shows a patient its representative no longer acts for (the
-    link ended, the minor came of age): checked at every request, only for such sessions
-    (one indexed query, and the represented patient's name for the page's header)."""
+Live = tuple[SessionRecord, str, bool]  # the session, the represented name, profile closed
+
+
+def _live_session(conn: Conn, token: str, now: int, idle: int) -> Live | None:
+    """The session, checked at every request (indexed queries): none if the patient it
+    shows is switched off by the operator; a representative's, none either if that
+    patient's profile is not active or they no longer act for them (the link ended, the
+    minor came of age); the patient's own on a profile not active (they closed it, this
+    session stayed open) is marked closed: only reopening it and logging out remain."""
     found = find_session(conn, token, now, idle)
-    if found is None or not found.representative:
-        return None if found is None else (found, "")
+    shown = None if found is None else patient_login(conn, found.ins)
+    if found is None or shown is None or shown.address is None or shown.operator_disabled:
+        return None
+    closed = shown.disabled or shown.profile_status != "active"
+    if not found.representative:
+        return found, "", closed
+    if closed:
+        return None
     day = dt.datetime.fromtimestamp(now, dt.UTC).date()
     representative = found.account.partition("@")[0]
     if not may_act_for(conn, representative, found.ins, day):
         return None
     patient = get_patient(conn, found.ins)
-    return found, patient.name if patient else ""
+    return found, patient.name if patient else "", False
 
 
-async def viewer(current: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:
+# What a closed profile still shows its patient's session: the settings, to reopen it
+OPEN_WHEN_CLOSED = frozenset({"/parametres", "/parametres/profil/rouvrir", "/deconnexion"})
+PROFILE_CLOSED = SpaceError(
+    "Votre profil est fermé : vous pouvez le rouvrir depuis les Paramètres.",
+    "Your profile is closed: you may reopen it from the settings.",
+    status=403,
+)
+
+
+async def viewer(
+    request: Request, current: Annotated[Viewer | None, Depends(optional_viewer)]
+) -> Viewer:
     if current is None:
         raise LoginRequired()
+    route = getattr(request.scope.get("route"), "path", "")
+    if current.closed and route not in OPEN_WHEN_CLOSED:
+        raise PROFILE_CLOSED
     return current
 
 

@@ -19,6 +19,7 @@ from mss.errors import DuplicateError, NotFoundError
 from mss.store.mailboxes import create_default_mailboxes
 from mss.store.models import AccountKind, account_table, patient_table, utcnow
 from mss.store.notifications import add_notification
+from mss.store.space import end_sessions_about
 from mss.store.sql import RawStatement, Tx
 
 
@@ -231,8 +232,14 @@ def add_patients(tx: Tx, identities: Sequence[PatientIdentity], patient_domain: 
     return ids
 
 
-def set_profile_status(tx: Tx, ins: str, status: str, patient_domain: str) -> None:
-    """Close, oppose or reopen a patient's profile; the account follows."""
+def set_profile_status(
+    tx: Tx, ins: str, status: str, patient_domain: str, *, by_patient: bool = False
+) -> None:
+    """Close, oppose or reopen a patient's profile; the account follows (disabled while
+    the profile is not active, and while the operator keeps it switched off: reopening
+    never undoes `mss patient disable`). The operator's closure or opposition ends every
+    session of the patient and every one showing them (afterwards, reopening is the
+    operator's); the patient's own (`by_patient`) keeps their sessions, to reopen."""
     patient = get_patient(tx.conn, ins)
     if patient is None:
         raise NotFoundError(f"no patient with INS {ins}")
@@ -245,13 +252,19 @@ def set_profile_status(tx: Tx, ins: str, status: str, patient_domain: str) -> No
     if status != patient.profile_status and status in events:
         add_notification(tx, events[status], ins)
     address = f"{ins}@{patient_domain}"
-    account = get_account(tx.conn, address)
     active = status == "active" and patient.identity_status == "QUAL"
+    if not active and not by_patient:
+        end_sessions_about(tx, address, ins)
+    _account_follows(tx, patient, address, active)
+
+
+def _account_follows(tx: Tx, patient: PatientRecord, address: str, active: bool) -> None:
+    account = get_account(tx.conn, address)
     if account is not None:
         tx.conn.execute(
             update(account_table)
             .where(account_table.c.id == account.id)
-            .values(disabled=not active)
+            .values(disabled=account_table.c.operator_disabled if active else True)
         )
     elif active:
         add_account(

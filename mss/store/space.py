@@ -20,6 +20,7 @@ _SWITCH = RawStatement("UPDATE space_session SET ins = ?, representative = ? WHE
 _DELETE = RawStatement("DELETE FROM space_session WHERE id = ?")
 _DELETE_OF = RawStatement("DELETE FROM space_session WHERE id = ? AND account = ?")
 _DELETE_ALL = RawStatement("DELETE FROM space_session WHERE account = ?")
+_DELETE_SHOWING = RawStatement("DELETE FROM space_session WHERE account = ? OR ins = ?")
 _OF = RawStatement(
     f"SELECT {_COLUMNS} FROM space_session WHERE account = ? AND expires > ?"
     " ORDER BY last_seen DESC"
@@ -109,6 +110,12 @@ def revoke_session(tx: Tx, account: str, sid: str) -> bool:
 def end_sessions_of(tx: Tx, account: str) -> int:
     """End every session of `account` (a new password, a disabled account)."""
     return _DELETE_ALL.run(tx.conn, account)
+
+
+def end_sessions_about(tx: Tx, account: str, ins: str) -> int:
+    """End every session of the patient's `account` and every session showing `ins`
+    (their representatives'): the operator disabled the account or closed the profile."""
+    return _DELETE_SHOWING.run(tx.conn, account, ins)
 
 
 def sessions_of(conn: Conn, account: str, now: int) -> list[SessionRecord]:

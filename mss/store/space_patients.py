@@ -27,8 +27,9 @@ class PatientLogin:
     email: str | None
     phone: str | None
     address: str | None  # the account's, None without an account
-    disabled: bool
+    disabled: bool  # what every door checks: the operator's switch or a closed profile
     password_hash: str | None = field(default=None, repr=False)
+    operator_disabled: bool = False  # `mss patient disable`, the operator's alone
 
     @property
     def activated(self) -> bool:
@@ -46,6 +47,7 @@ def _select() -> object:
         _pat.c.ins, _pat.c.birth_given, _pat.c.birth_family, _pat.c.used_family,
         _pat.c.birth_date, _pat.c.profile_status, _pat.c.identity_status, _pat.c.email,
         _pat.c.phone, _acc.c.address, _acc.c.disabled, _acc.c.password_hash,
+        _acc.c.operator_disabled,
     ).select_from(_pat.outerjoin(_acc, _acc.c.patient_id == _pat.c.id))  # fmt: skip
 
 
@@ -53,7 +55,7 @@ def _record(row: tuple[object, ...]) -> PatientLogin:
     ins, given, family, used_family, birth, profile, identity, email, phone = row[:9]
     name = patient_name(str(given), str(used_family or family))
     return PatientLogin(str(ins), name, birth, str(profile), str(identity), email, phone,  # type: ignore[arg-type]
-                        row[9], bool(row[10]), row[11])  # type: ignore[arg-type]  # fmt: skip
+                        row[9], bool(row[10]), row[11], bool(row[12]))  # type: ignore[arg-type]  # fmt: skip
 
 
 def patient_login(conn: Conn, ins: str) -> PatientLogin | None:
@@ -67,8 +69,18 @@ def list_patient_logins(conn: Conn) -> list[PatientLogin]:
 
 
 def set_account_disabled(tx: Tx, address: str, disabled: bool) -> None:
+    """The operator's switch (`mss patient disable|enable`): switched on again, the
+    account stays disabled while its patient's profile is not active."""
+    row = tx.conn.execute(
+        select(_pat.c.profile_status, _pat.c.identity_status)
+        .select_from(_acc.outerjoin(_pat, _acc.c.patient_id == _pat.c.id))
+        .where(_acc.c.address == address)
+    ).first()
+    closed = row is not None and row[0] is not None and (row[0], row[1]) != ("active", "QUAL")
     done = tx.conn.execute(
-        update(_acc).where(_acc.c.address == address).values(disabled=disabled)
+        update(_acc)
+        .where(_acc.c.address == address)
+        .values(operator_disabled=disabled, disabled=disabled or closed)
     ).rowcount
     if not done:
         raise NotFoundError(f"no account {address}")
