@@ -134,3 +134,16 @@ async def test_a_representative_session_without_a_live_link_is_refused_at_each_r
         )  # fmt: skip
         async with logged_in(space, opened) as client:
             assert (await client.get("/espace/appareils")).status_code == status, ins
+
+
+async def test_a_representative_cannot_choose_a_space_whose_profile_is_closed(
+    space: Space,
+) -> None:
+    await family(space, years_ago(10))
+    await space.mss.set_patient_status(CHILD, "closed")
+    opened = await parent_session(space)
+    async with logged_in(space, opened) as client:
+        refused = await choose(client, CHILD)
+        assert refused.status_code == 403
+        still = await client.get("/espace/appareils")  # their own space, still open
+    assert still.status_code == 200 and "Vous agissez pour le compte de" not in still.text
