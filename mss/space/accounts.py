@@ -71,21 +71,30 @@ DIFFERENT_PASSWORDS = SpaceError(
 )
 
 
+def _within(wait: int, unit: int, word: str) -> str:
+    """« 3 minutes », « 1 heure »: a wait rounded up to `unit` seconds."""
+    count = max(1, (wait + unit - 1) // unit)
+    return f"{count} {word}{'s' if count > 1 else ''}"
+
+
 def too_many(wait: int) -> SpaceError:
-    minutes = max(1, (wait + 59) // 60)
-    return SpaceError(
-        f"Trop de tentatives : réessayez dans {minutes} minute{'s' if minutes > 1 else ''}.",
-        f"Too many attempts: try again in {minutes} minute(s).",
-        status=429,
-    )
+    minutes = _within(wait, 60, "minute")
+    return SpaceError(f"Trop de tentatives : réessayez dans {minutes}.",
+                      f"Too many attempts: try again in {minutes}.", status=429)  # fmt: skip
 
 
 def too_many_codes(wait: int) -> SpaceError:
-    minutes = max(1, (wait + 59) // 60)
+    minutes = _within(wait, 60, "minute")
+    return SpaceError(f"Trop de codes envoyés : un nouveau code dans {minutes}.",
+                      f"Too many codes sent: a new one in {minutes}.", status=429)  # fmt: skip
+
+
+def no_code_today(wait: int) -> SpaceError:
+    hours = _within(wait, 3600, "heure")
     return SpaceError(
-        f"Trop de codes envoyés : vous pourrez en recevoir un nouveau dans {minutes} minute"
-        f"{'s' if minutes > 1 else ''}.",
-        f"Too many codes sent: a new one in {minutes} minute(s).",
+        f"Trop de codes incorrects pour cet identifiant : aucun nouveau code avant {hours}. "
+        "Contactez votre établissement si besoin.",
+        "Too many wrong codes for this identifier: no new code for a while (hours).",
         status=429,
     )
 
@@ -360,16 +369,6 @@ async def request_reset(deps: SpaceDeps, identifier: str) -> None:
     if wait := await deps.store.read(lambda c: guard.codes_held(c, ins or "-", now)):
         raise no_code_today(wait)
     await deps.store.write(lambda tx: _issue_reset(tx, deps, ins, now))
-
-
-def no_code_today(wait: int) -> SpaceError:
-    hours = max(1, (wait + 3599) // 3600)
-    return SpaceError(
-        f"Trop de codes incorrects pour cet identifiant : aucun nouveau code avant {hours} "
-        f"heure{'s' if hours > 1 else ''}. Contactez votre établissement si besoin.",
-        f"Too many wrong codes for this identifier: no new code for {hours} hour(s).",
-        status=429,
-    )
 
 
 def _issue_reset(tx: Tx, deps: SpaceDeps, ins: str, now: int) -> None:
