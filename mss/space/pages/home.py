@@ -13,7 +13,7 @@ router = APIRouter()
 
 @router.get("/")
 async def home(request: Request, who: MaybeViewer) -> RedirectResponse:
-    target = "messages" if who is not None else "connexion"
+    target = "connexion" if who is None else "parametres" if who.closed else "messages"
     return RedirectResponse(f"{base_path(request)}/{target}", status_code=303)
 
 
