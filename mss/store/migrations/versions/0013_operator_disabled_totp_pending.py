@@ -1,7 +1,7 @@
 """The operator's switch apart from the profile; a TOTP enrolment kept until confirmed
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06
 
 `account.operator_disabled`: `mss patient disable` (the operator's), kept apart from the
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
