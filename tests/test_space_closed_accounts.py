@@ -138,6 +138,8 @@ async def test_a_closed_profile_shows_its_patient_the_settings_only_to_reopen_it
         assert (await client.get("/espace/messages")).status_code == 403
         assert (await client.get("/espace/documents")).status_code == 403
         assert (await client.get("/espace/parametres")).status_code == 200
+        export = await client.get("/espace/parametres/export")
+        assert export.status_code == 200 and export.content.startswith(b"PK")
         home = await client.get("/espace/")
         assert home.headers["location"] == "/espace/parametres"
         reopened = await client.post("/espace/parametres/profil/rouvrir", data={"csrf": csrf})

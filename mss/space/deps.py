@@ -146,8 +146,11 @@ def _live_session(conn: Conn, token: str, now: int, idle: int) -> Live | None:
     return found, patient.name if patient else "", False
 
 
-# What a closed profile still shows its patient's session: the settings, to reopen it
-OPEN_WHEN_CLOSED = frozenset({"/parametres", "/parametres/profil/rouvrir", "/deconnexion"})
+# What a closed profile still shows its patient's session: the settings, to reopen it,
+# and the export of their own data (theirs to take away)
+OPEN_WHEN_CLOSED = frozenset(
+    {"/parametres", "/parametres/profil/rouvrir", "/parametres/export", "/deconnexion"}
+)
 PROFILE_CLOSED = SpaceError(
     "Votre profil est fermé : vous pouvez le rouvrir depuis les Paramètres.",
     "Your profile is closed: you may reopen it from the settings.",
