@@ -29,9 +29,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from mss.store import annuaire as annuaire_tables
-
-# BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from mss.store.sql import BigId
 
 
 def utcnow() -> dt.datetime:
@@ -293,179 +291,6 @@ class Outbox(SQLModel, table=True):
     result: str | None = Field(default=None, sa_column=Column(Text))
 
 
-# --- notifications (DOMAIN.md §8) ------------------------------------------------------------
-
-
-class NotifyPreference(SQLModel, table=True):
-    """A patient's choice for one category of notices on one channel (absent: default)."""
-
-    __tablename__ = "notify_preference"
-
-    ins: str = Field(max_length=15, primary_key=True)
-    category: str = Field(max_length=16, primary_key=True)
-    channel: str = Field(max_length=8, primary_key=True)
-    enabled: bool = True
-
-
-class PushSubscription(SQLModel, table=True):
-    """A browser's Web Push subscription (RFC 8030/8291) for a patient's space."""
-
-    __tablename__ = "push_subscription"
-    # one browser may be subscribed in several spaces (a parent's, their child's)
-    __table_args__ = (
-        UniqueConstraint("ins", "endpoint", name="uq_push_subscription_ins_endpoint"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    ins: str = Field(max_length=15, index=True)
-    endpoint: str = Field(max_length=1000)
-    p256dh: str = Field(max_length=200)
-    auth: str = Field(max_length=100)
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class ContactStatus(SQLModel, table=True):
-    """An e-mail address or phone number that bounced or was refused for good."""
-
-    __tablename__ = "contact_status"
-
-    destination: str = Field(max_length=254, primary_key=True)
-    failing: bool = True
-    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    updated: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class NotifyLog(SQLModel, table=True):
-    """What became of each notice to a patient (their history shows it; so does
-    `mss notify list`): queued, sent, failed, deferred, coalesced, no contact…"""
-
-    __tablename__ = "notify_log"
-    __table_args__ = (
-        Index("ix_notify_log_ins_at", "ins", "at"),  # a patient's history
-        Index("ix_notify_log_active", "ins", "status", "at"),  # coalescing, daily limit
-    )
-
-    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
-    ins: str = Field(max_length=15)
-    event_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
-    notice_id: str = Field(max_length=64, index=True)
-    event: str = Field(max_length=32)
-    category: str = Field(max_length=16)
-    channel: str = Field(default="", max_length=8)
-    destination: str = Field(default="", max_length=254)  # masked
-    status: str = Field(max_length=16)  # queued, retrying, sent, failed, profile_closed…
-    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))  # the event's
-    at: int = Field(sa_column=Column(BigInteger, nullable=False))
-    # the document a notice is about (new_document): the history hides what one may not see
-    document_id: int | None = Field(default=None, sa_column=Column(BigInteger))
-
-
-class MailboxWebhook(SQLModel, table=True):
-    """An applicative (APP) mailbox's webhook, called on new mail (Standard Webhooks)."""
-
-    __tablename__ = "mailbox_webhook"
-
-    address: str = Field(max_length=254, primary_key=True)
-    url: str = Field(max_length=1000)
-    secrets: str = Field(sa_column=Column(Text, nullable=False))  # space-separated, newest first
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-# --- the patient space ------------------------------------------------------------------------
-
-
-class SpaceSession(SQLModel, table=True):
-    """A login to the patient space: the cookie's token is never stored, only its SHA-256
-    (`id`); `ins` is whose space is shown (the patient, or one a representative acts for)."""
-
-    __tablename__ = "space_session"
-
-    id: str = Field(max_length=64, primary_key=True)
-    account: str = Field(max_length=254, index=True)  # the address that logged in
-    ins: str = Field(max_length=15)
-    representative: bool = False
-    csrf: str = Field(max_length=64)
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
-    expires: int = Field(sa_column=Column(BigInteger, nullable=False))  # the absolute timeout
-    user_agent: str = Field(default="", max_length=200)
-    address: str = Field(default="", max_length=45)  # the client's IP address
-
-
-class SpaceCode(SQLModel, table=True):
-    """A one-time code (activation, login, reset): only its hash is kept; it dies when
-    used, expired or after five wrong tries. `id` is the SHA-256 of the pending token the
-    browser holds between the two steps of a login (random for the other purposes)."""
-
-    __tablename__ = "space_code"
-    __table_args__ = (Index("ix_space_code_ins_purpose", "ins", "purpose"),)
-
-    id: str = Field(max_length=64, primary_key=True)
-    ins: str = Field(max_length=15)
-    purpose: str = Field(max_length=12)  # activation, login, reset
-    method: str = Field(max_length=8)  # email, sms, totp, print
-    code_hash: str = Field(max_length=64)  # empty for a TOTP login
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-    expires: int = Field(sa_column=Column(BigInteger, nullable=False))
-    attempts: int = 0
-    used: bool = False
-
-
-class SpaceTotp(SQLModel, table=True):
-    """A patient's TOTP secret (RFC 6238): in use once a first code confirmed it;
-    `last_step` refuses a replay of the same time step."""
-
-    __tablename__ = "space_totp"
-
-    ins: str = Field(max_length=15, primary_key=True)
-    secret: str = Field(max_length=64)
-    confirmed: bool = False
-    last_step: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    # a new enrolment started while `secret` is in use: replaces it once confirmed
-    pending_secret: str | None = Field(default=None, max_length=64)
-
-
-class SpaceDevice(SQLModel, table=True):
-    """A browser that logged in to a patient's space (the SHA-256 of its long-lived
-    device cookie): an unknown one brings the `new_device` notice."""
-
-    __tablename__ = "space_device"
-
-    id: str = Field(max_length=64, primary_key=True)
-    ins: str = Field(max_length=15, index=True)
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class SpaceThrottle(SQLModel, table=True):
-    """Failed logins of one key (`account:<INS>` or `ip:<address>`), shared by every
-    worker process: `failures` in the window started at `since`, `blocked_until` the
-    back-off."""
-
-    __tablename__ = "space_throttle"
-
-    key: str = Field(max_length=300, primary_key=True)
-    failures: int = 0
-    since: int = Field(sa_column=Column(BigInteger, nullable=False))
-    blocked_until: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-
-
-class SpaceRepresentation(SQLModel, table=True):
-    """A legal representative (a patient with their own INS and space) acting for another
-    patient: a minor (until they come of age) or a protected adult; `ended` once unlinked."""
-
-    __tablename__ = "space_representation"
-    __table_args__ = (Index("ix_space_representation_pair", "representative_ins", "ins"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    representative_ins: str = Field(max_length=15)
-    ins: str = Field(max_length=15, index=True)
-    kind: str = Field(max_length=16)  # minor, protected_adult
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-    ended: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-
-
 # --- the DMP (DOMAIN.md §5) -------------------------------------------------------------------
 
 
@@ -583,12 +408,6 @@ conversation_message_table = ConversationMessage.__table__  # type: ignore[attr-
 trusted_domain_table = TrustedDomain.__table__  # type: ignore[attr-defined]
 outbox_table = Outbox.__table__  # type: ignore[attr-defined]
 expunged_table = Expunged.__table__  # type: ignore[attr-defined]
-notify_preference_table = NotifyPreference.__table__  # type: ignore[attr-defined]
-push_subscription_table = PushSubscription.__table__  # type: ignore[attr-defined]
-contact_status_table = ContactStatus.__table__  # type: ignore[attr-defined]
-notify_log_table = NotifyLog.__table__  # type: ignore[attr-defined]
-mailbox_webhook_table = MailboxWebhook.__table__  # type: ignore[attr-defined]
-space_session_table = SpaceSession.__table__  # type: ignore[attr-defined]
 dmp_record_table = DMPRecord.__table__  # type: ignore[attr-defined]
 dmp_document_table = DMPDocument.__table__  # type: ignore[attr-defined]
 dmp_person_table = DMPPerson.__table__  # type: ignore[attr-defined]
@@ -598,4 +417,22 @@ metadata = SQLModel.metadata
 
 # The annuaire's tables (two swappable sets per kind of extraction file).
 annuaire_tables.define(metadata)
-space_representation_table = SpaceRepresentation.__table__  # type: ignore[attr-defined]
+# The notifications' and the patient space's tables, in their own modules (registered in
+# the same metadata).
+from mss.store.notify_tables import (  # noqa: E402
+    contact_status_table as contact_status_table,
+)
+from mss.store.notify_tables import (  # noqa: E402
+    mailbox_webhook_table as mailbox_webhook_table,
+)
+from mss.store.notify_tables import notify_log_table as notify_log_table  # noqa: E402
+from mss.store.notify_tables import (  # noqa: E402
+    notify_preference_table as notify_preference_table,
+)
+from mss.store.notify_tables import (  # noqa: E402
+    push_subscription_table as push_subscription_table,
+)
+from mss.store.space_tables import (  # noqa: E402
+    space_representation_table as space_representation_table,
+)
+from mss.store.space_tables import space_session_table as space_session_table  # noqa: E402

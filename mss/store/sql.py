@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from sqlalchemy import Column, Connection, Dialect
+from sqlalchemy import BigInteger, Column, Connection, Dialect, Integer
 
 from mss.errors import StoreError
 
@@ -25,6 +25,9 @@ def describe(exc: BaseException) -> str:
     text_ = str(exc).splitlines()
     return f"{type(exc).__name__}: {text_[0] if text_ else ''}"
 
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 # A read transaction as the rest of mss sees it: an opaque handle passed to the
 # query functions of this package (SQL lives only in mss/store), never used directly.
