@@ -368,7 +368,7 @@ class Pipeline:
         for r in d.local:
             if r.patient_ins and r.patient_ins != d.sender.patient_ins:
                 add_notification(tx, "new_message", r.patient_ins)
-        if plan is not None and plan.kind == "professional" and d.facts and d.facts.ends:
+        if plan is not None and plan.kind == "professional" and plan.ends:
             add_notification(tx, "conversation_ended", plan.patient_ins)
         boxes = {r.mailbox_id: r.address for r in d.local if r.professional and r.mailbox_id}
         copies = [(boxes[c.mailbox_id], c.uid) for c in delivered.copies if c.mailbox_id in boxes]
