@@ -27,6 +27,7 @@ from mss.dmp.errors import DMPError
 from mss.space import history
 from mss.space.dates import PARIS
 from mss.space.deps import SpaceDeps, Viewer
+from mss.space.mail import hidden_from_viewer
 from mss.space.record import filename_of, shown, today_of, visible_document
 from mss.store.space_record import messages_of
 from mss.store.sql import Conn
@@ -42,7 +43,10 @@ def export_name(deps: SpaceDeps) -> str:
 
 
 def _messages(zf: zipfile.ZipFile, conn: Conn, deps: SpaceDeps, viewer: Viewer) -> None:
+    hidden = hidden_from_viewer(conn, viewer, deps.address_of(viewer.ins))
     for found in messages_of(conn, deps.address_of(viewer.ins)):
+        if found.blob_id in hidden:
+            continue
         folder = _FOLDER.sub("_", found.mailbox) or "INBOX"
         zf.writestr(f"messages/{folder}/{found.uid}.eml", deps.store.blobs.get(conn, found.blob_id))
 

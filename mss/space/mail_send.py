@@ -225,8 +225,9 @@ async def reply(
     boxes = await boxes_of(deps, who)
 
     def read(conn: Conn) -> tuple[str, list[StoredMessage]]:
-        found = own_conversation(conn, who, conversation_id)  # NotFound if not theirs
-        return found.subject or "", conversation_messages(conn, who.ins, boxes.ids, found.id)
+        found = own_conversation(conn, who, conversation_id, boxes)  # NotFound if not theirs
+        stored = conversation_messages(conn, who.ins, boxes, found.id, who.representative)
+        return found.subject or "", stored
 
     subject, stored = await deps.store.read_fast(read)
     last = next((s for s in reversed(stored) if not s.from_patient and s.message_id), None)
