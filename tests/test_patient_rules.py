@@ -143,6 +143,42 @@ async def test_fin_without_reference_ends_every_open_conversation_with_that_pati
     assert conversations and not any(c.open for c in conversations)
 
 
+async def test_only_a_professional_who_took_part_may_end_the_conversation(
+    clinic: Running,
+) -> None:
+    """« Only a professional taking part in the conversation can end it » (§2): another's
+    [FIN] answering it joins them to it and ends nothing; once in it, they may end it."""
+    await _pro_writes(clinic, JEAN, [PATIENT], "<suivi-1@pro.mssante.test>")
+    await _pro_writes(clinic, MARIE, [PATIENT], "<fin-1@pro.mssante.test>", subject="[FIN]",
+                      headers={"In-Reply-To": "<suivi-1@pro.mssante.test>"})  # fmt: skip
+    [conversation] = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
+    assert conversation.open
+    assert (await _patient_replies(clinic, [JEAN], "<suivi-1@pro.mssante.test>")).code == 250
+    await _pro_writes(clinic, MARIE, [PATIENT], "<fin-2@pro.mssante.test>", subject="[FIN]",
+                      headers={"In-Reply-To": "<fin-1@pro.mssante.test>"})  # fmt: skip
+    [conversation] = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
+    assert not conversation.open and conversation.ended_by == MARIE
+
+
+async def test_a_message_id_another_sender_used_with_this_patient_is_refused(
+    clinic: Running,
+) -> None:
+    """Messages are found again by their Message-ID: a professional reusing another's (or
+    the patient's) would have their words shown as the other's."""
+    await _pro_writes(clinic, JEAN, [PATIENT], "<rdv-1@pro.mssante.test>")
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _pro_writes(clinic, MARIE, [PATIENT], "<rdv-1@pro.mssante.test>", subject="Autre")
+    assert "Message-ID" in _refused(info, "5.7.1")
+    reply = message(PATIENT, JEAN, "Re: Compte rendu", message_id="<p-1@patient.mssante.fr>",
+                    headers={"In-Reply-To": "<rdv-1@pro.mssante.test>"})  # fmt: skip
+    assert (await clinic.submit(PATIENT, reply, [JEAN])).code == 250
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await _pro_writes(clinic, JEAN, [PATIENT], "<p-1@patient.mssante.fr>")
+    _refused(info, "5.7.1")
+    await _pro_writes(clinic, JEAN, [PATIENT], "<rdv-1@pro.mssante.test>")  # sent again: taken
+    await _pro_writes(clinic, MARIE, [OTHER_PATIENT], "<rdv-1@pro.mssante.test>")  # another one
+
+
 async def test_professional_writing_again_after_fin_opens_a_new_conversation(
     clinic: Running,
 ) -> None:

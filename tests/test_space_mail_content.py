@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import pytest
 
+from mss.core.mime import parse_message
+from mss.core.mime.headers import param
 from mss.space.errors import SpaceError
-from mss.space.mail_content import PDF, PNG, TEXT, TIFF, disposition, safe_filename, sanitise, sniff
-from mss.space.mail_send import Upload, check_file
+from mss.space.mail_content import (
+    PDF,
+    PNG,
+    TEXT,
+    TIFF,
+    content,
+    disposition,
+    safe_filename,
+    sanitise,
+    sniff,
+)
+from mss.space.mail_send import Upload, check_file, one_line
 
 from .space_mail import PDF_BYTES, PNG_BYTES
 
@@ -88,3 +100,29 @@ def test_a_patients_file_is_refused_by_type_content_or_size(
 )  # fmt: skip
 def test_a_patients_file_of_an_accepted_type_passes(name: str, data: bytes) -> None:
     assert check_file(Upload(name, data), limit=1024)[0] == name
+
+
+ODD_CHARSETS = ["undefined", "idna", "punycode", "rot13", "x-inconnu", "utf-8"]
+
+
+@pytest.mark.parametrize("charset", ODD_CHARSETS)
+def test_a_text_in_any_charset_is_read_never_a_crash(charset: str) -> None:
+    """`undefined`, `idna`, `punycode` raise even with errors="replace": read as UTF-8."""
+    raw = (
+        f"Subject: x\r\nContent-Type: text/plain; charset={charset}\r\n\r\nBonjour \xe9"
+    ).encode()
+    parsed = parse_message(raw)
+    assert (content(raw, parsed.body).text or "").startswith("Bonjour")
+
+
+@pytest.mark.parametrize("charset", ODD_CHARSETS)
+def test_a_file_name_in_any_charset_is_read_never_a_crash(charset: str) -> None:
+    assert param([("filename*", f"{charset}''bilan%C3%A9.pdf")], "filename").startswith("bilan")
+    continued = [("filename*0*", f"{charset}''bilan%E9"), ("filename*1", ".pdf")]
+    assert param(continued, "filename").startswith("bilan")
+
+
+@pytest.mark.parametrize("breaking", ["\r\n", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e",
+                                      "\x85", "\u2028", "\u2029", "\x00", "\t"])  # fmt: skip
+def test_a_header_value_from_elsewhere_is_put_on_one_line(breaking: str) -> None:
+    assert one_line(f"Résultats{breaking}Bcc: x@y") == "Résultats Bcc: x@y"

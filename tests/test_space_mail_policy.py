@@ -9,11 +9,13 @@ import re
 
 import aiosmtplib
 import pytest
+from sqlalchemy import update
 
 from mss.delivery.checks import Door
 from mss.delivery.inbound import SessionInfo
 from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
+from mss.store.models import account_table
 
 from .harness import PASSWORD, Running, message
 from .space import PATIENT_INS, patient_client
@@ -101,3 +103,69 @@ async def test_smtp_submission_and_the_space_get_the_same_answer(clinic: Running
         )
     french = html.unescape(re.search(r'role="alert">([^<]+)<', refused.text).group(1))  # type: ignore[union-attr]
     assert french in smtp_text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("objet", "Bonjour\r\nBcc: espion@pro.mssante.test"),
+        ("objet", "Bonjour\nBcc: espion@pro.mssante.test"),
+        ("objet", "Bonjour\rdocteur"),
+        ("objet", "Bonjour\u2028docteur"),  # every separator str.splitlines knows
+        ("objet", "Bonjour\u2029docteur"),
+        ("objet", "Bonjour\x85docteur"),
+        ("objet", "Bonjour\x0bdocteur"),
+        ("objet", "Bonjour\x0cdocteur"),
+        ("objet", "Bonjour\x1cdocteur"),
+        ("objet", "Bonjour\x00docteur"),
+        ("destinataire", f"{JEAN}\r\nBcc: espion@pro.mssante.test"),
+        ("destinataire", f"{JEAN}\u2028"),
+    ],
+)
+async def test_a_new_message_with_a_line_break_in_a_field_is_refused_not_a_crash(
+    clinic: Running, field: str, value: str
+) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    form = {"destinataire": JEAN, "objet": "Question", "texte": "Bonjour docteur", field: value}
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        sent = await client.post("/espace/messages/nouveau", data={"csrf": csrf, **form})
+    assert sent.status_code == 400, sent.text
+    assert "sur une ligne" in html.unescape(sent.text)
+    assert await imap_inbox(clinic, JEAN) == []
+
+
+async def test_a_reply_to_a_professional_whose_subject_encodes_a_line_break_works(
+    clinic: Running,
+) -> None:
+    """`=?utf-8?q?...=0D=0A...?=` decodes to a line break: the « Re: » subject built from it
+    is put on one line (and cut to a patient's subject length)."""
+    encoded = "=?utf-8?q?R=C3=A9sultats=0D=0ABcc=3A_x=40pro=2Emssante=2Etest?="
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>", subject=encoded)
+    await pro_writes(clinic, MARIE, PATIENT, "<m2@pro.mssante.test>", subject="Long " * 60)
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        listing = (await client.get("/espace/messages")).text
+        replies = [
+            await client.post(f"/espace/messages/{c}/repondre",
+                              data={"csrf": csrf, "texte": "Merci docteur"})
+            for c in re.findall(r'href="/espace/messages/(\d+)"', listing)
+        ]  # fmt: skip
+    assert [r.status_code for r in replies] == [303, 303], [r.text[-500:] for r in replies]
+    [received] = await imap_inbox(clinic, JEAN)
+    assert received["Subject"] == "Re: Résultats Bcc: x@pro.mssante.test"
+    assert received["Bcc"] is None
+
+
+async def test_a_patient_whose_name_holds_a_line_break_can_still_write(clinic: Running) -> None:
+    await pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    named = update(account_table).where(account_table.c.address == PATIENT)
+    await clinic.store.write(
+        lambda tx: tx.conn.execute(named.values(display_name="Léa\r\nBcc: x@pro.mssante.test"))
+    )
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        sent = await client.post(
+            "/espace/messages/nouveau",
+            data={"csrf": csrf, "destinataire": JEAN, "objet": "Question", "texte": "Docteur ?"},
+        )
+    assert sent.status_code == 303, html.unescape(sent.text)[-800:]
+    [received] = await imap_inbox(clinic, JEAN)
+    assert received["Bcc"] is None and "Léa Bcc" in str(received["From"])

@@ -8,11 +8,15 @@ from __future__ import annotations
 import html
 import re
 
+import aiosmtplib
 import httpx
 import pytest
 
 from mss.space.headers import MAIL_FRAME_CSP
+from mss.store.mailboxes import Target
+from mss.store.space_mail import patient_boxes
 
+from . import space_mail
 from .harness import Running, message
 from .space import OTHER_INS, PATIENT_INS, patient_client
 from .space_mail import JEAN, PATIENT, PDF_BYTES, PNG_BYTES, add_people, imap_inbox, multipart
@@ -188,3 +192,82 @@ async def test_plain_text_mail_is_shown_escaped_and_a_reply_needs_the_csrf_token
     assert empty_file.status_code == 303, empty_file.text
     [received] = await imap_inbox(clinic, JEAN)
     assert not list(received.iter_attachments())
+
+
+HUGE = "9" * 25  # beyond a 64-bit integer
+
+
+async def test_ids_beyond_64_bits_are_404_not_500(clinic: Running) -> None:
+    await space_mail.pro_writes(clinic, JEAN, PATIENT, "<m1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        conversation, _ = await _thread(client)
+        answers = [
+            await client.get(f"/espace/messages/{HUGE}"),
+            await client.get(f"/espace/messages/{conversation}/cadre/{HUGE}"),
+            await client.get(f"/espace/messages/{HUGE}/cadre/1"),
+            await client.get(f"/espace/messages/{-1}"),
+            await client.post(f"/espace/messages/{HUGE}/repondre",
+                              data={"csrf": csrf, "texte": "x"}),
+            await client.get(f"/espace/pieces/{HUGE}.1"),
+        ]  # fmt: skip
+    assert [a.status_code for a in answers] == [404] * len(answers)
+
+
+async def test_a_professional_cannot_put_words_in_another_professionals_thread(
+    clinic: Running,
+) -> None:
+    """Reusing a Message-ID of another professional's (any sender picks its own) is refused:
+    the conversation shows only what its professionals wrote."""
+    writes = space_mail.pro_writes
+    rdv = "<rdv-1@pro.mssante.test>"
+    await writes(clinic, JEAN, PATIENT, rdv, "Rendez-vous", "Votre rendez-vous est confirmé.\r\n")
+    dose = "Doublez la dose de votre traitement.\r\n"
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await writes(clinic, space_mail.MARIE, PATIENT, rdv, "Autre", dose)
+    assert info.value.code == 550 and "Message-ID" in info.value.message
+    async with patient_client(clinic, PATIENT_INS) as (client, _):
+        _, page = await _thread(client)
+    page = html.unescape(page)
+    assert "Votre rendez-vous est confirmé." in page and "Doublez la dose" not in page
+
+
+async def test_a_message_in_the_inbox_never_shows_as_the_patients_reply(clinic: Running) -> None:
+    """The patient's messages are read from their Sent mailbox only: a message that reached
+    the INBOX with the Message-ID of the patient's reply (stored before the delivery refused
+    such reuse, or put there by another path) is not shown as the patient's words."""
+    await space_mail.pro_writes(clinic, JEAN, PATIENT, "<q1@pro.mssante.test>")
+    async with patient_client(clinic, PATIENT_INS) as (client, csrf):
+        conversation, _ = await _thread(client)
+        sent = await client.post(f"/espace/messages/{conversation}/repondre",
+                                 data={"csrf": csrf, "texte": "Merci docteur"})  # fmt: skip
+        assert sent.status_code == 303
+        [reply] = await imap_inbox(clinic, JEAN)
+        forged = message(JEAN, PATIENT, "Re: Compte rendu", "J'arrête mon traitement.\r\n",
+                         message_id=reply["Message-ID"])  # fmt: skip
+        boxes = await clinic.store.read(lambda c: patient_boxes(c, PATIENT))
+        assert boxes is not None
+        await clinic.store.deliver(forged, [Target(boxes.inbox)])
+        _, page = await _thread(client)
+    page = html.unescape(page)
+    assert "Merci docteur" in page and "J'arrête mon traitement." not in page
+
+
+@pytest.mark.parametrize("charset", ["undefined", "idna", "punycode", "rot13"])
+async def test_a_text_part_or_file_name_in_an_odd_charset_is_shown_not_a_crash(
+    clinic: Running, charset: str
+) -> None:
+    """Codecs such as `undefined`, `idna`, `punycode` raise even with errors="replace": the
+    text and the file names are then read as UTF-8, and the conversation page shows."""
+    raw = multipart(JEAN, PATIENT, "<odd@pro.mssante.test>", "<p>Bonjour \xe9</p>",
+                    [("x.pdf", "application/pdf", PDF_BYTES)])  # fmt: skip
+    raw = raw.replace(b"text/html; charset=utf-8", f"text/plain; charset={charset}".encode())
+    raw = raw.replace(b'filename="x.pdf"', f"filename*={charset}''bilan%E9.pdf".encode())
+    assert (await clinic.submit(JEAN, raw, [PATIENT])).code == 250
+    async with patient_client(clinic, PATIENT_INS) as (client, _):
+        listing = await client.get("/espace/messages")
+        [conversation] = _ids(listing.text, r'href="/espace/messages/(\d+)"')
+        thread = await client.get(f"/espace/messages/{conversation}")
+        [file_id] = set(_ids(thread.text, r'href="/espace/pieces/([\d.]+)"'))
+        download = await client.get(f"/espace/pieces/{file_id}")
+    assert thread.status_code == 200 and "Bonjour" in thread.text
+    assert download.status_code == 200 and "bilan" in download.headers["content-disposition"]

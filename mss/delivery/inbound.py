@@ -5,7 +5,8 @@
     → named steps, each returning the delivery or raising its `Rejection`:
       submission headers (From owned by the author; Message-ID/Date added)
       → trace (Received; DKIM verified on the MX) → conversation facts
-      → DMP documents (XDM invisible to the patient refused)
+      → DMP documents (XDM invisible to the patient refused; hidden from the legal
+        representatives: the patient's copy marked `HIDDEN_FROM_REPRESENTATIVES`)
     → commit, one transaction: local copies, the conversation rules decided and
       recorded (policy.py), relay rows and DMP deposit rows (the outbox)
     ─► 250 (only now); DSN "delivered" if asked
@@ -54,6 +55,7 @@ from mss.store.api import Store
 from mss.store.mailboxes import Delivered, Target
 from mss.store.notifications import add_mail_webhooks, add_notification
 from mss.store.queue import QueuedRecipient, enqueue
+from mss.store.space_mail import HIDDEN_FROM_REPRESENTATIVES
 from mss.store.sql import Tx
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,15 @@ class Delivery:
     @property
     def final(self) -> bytes:
         return self.prefix + self.raw
+
+
+def _target(r: Recipient, xdm: XDMSummary | None) -> Target:
+    """A local copy; a patient's is marked when its XDM holds a document hidden from the
+    legal representatives (the patient space hides it from them, DOMAIN.md §5)."""
+    assert r.mailbox_id is not None
+    if r.patient_ins and xdm is not None and xdm.hidden_from_representatives:
+        return Target(r.mailbox_id, 0, HIDDEN_FROM_REPRESENTATIVES)
+    return Target(r.mailbox_id)
 
 
 # A step returns the delivery (it may add to it) or raises its Rejection.
@@ -344,7 +355,7 @@ class Pipeline:
                 deposits.add(tx, delivered.blob_id, ins, d.sender.address, int(self._clock()))
             self._events(tx, d, delivered, decided.get("plan"))
 
-        targets = [Target(r.mailbox_id) for r in d.local if r.mailbox_id]
+        targets = [_target(r, d.xdm) for r in d.local if r.mailbox_id]
         await self._store.deliver(prepared, targets, also=also, decide=decide)
         return Accepted(
             d.queue_id, len(targets), len(d.remote), decided.get("conversation"), len(d.patients)
@@ -368,7 +379,7 @@ class Pipeline:
         for r in d.local:
             if r.patient_ins and r.patient_ins != d.sender.patient_ins:
                 add_notification(tx, "new_message", r.patient_ins)
-        if plan is not None and plan.kind == "professional" and d.facts and d.facts.ends:
+        if plan is not None and plan.kind == "professional" and plan.ends:
             add_notification(tx, "conversation_ended", plan.patient_ins)
         boxes = {r.mailbox_id: r.address for r in d.local if r.professional and r.mailbox_id}
         copies = [(boxes[c.mailbox_id], c.uid) for c in delivered.copies if c.mailbox_id in boxes]

@@ -7,8 +7,13 @@
   professionals.
 - A professional ends a conversation with the subject `[FIN]` or the header
   `X-MSS-MES: FIN` (ANS Réf. #2 ECO.2.2.8); the patient can no longer reply in it.
-  A `[FIN]` that answers no message ends every open conversation of that
-  professional with that patient.
+  Only a professional who took part in it before this message may end it: another's
+  `[FIN]` answering it joins them to it and ends nothing (DOMAIN.md §2). A `[FIN]` that
+  answers no message ends every open conversation of that professional with that
+  patient.
+- A message whose Message-ID another sender already used in the patient's
+  conversations is refused: messages are found by their Message-ID, and one
+  professional's must never show as another's (or as the patient's).
 - No reply time window is published: `policy.reply_window_days` (0 = none).
 - Besides replying, a patient may write a new message (no In-Reply-To) to one
   professional who already wrote to them in a conversation still open, as Mon espace
@@ -35,6 +40,7 @@ from mss.store.conversations import (
     end_conversation,
     find_by_message_ids,
     last_professional_message_at,
+    message_id_used_by_another,
     open_conversation,
     open_conversation_written_by,
     open_conversations_with,
@@ -77,6 +83,12 @@ ONE_PROFESSIONAL = Rejection(
     "Un nouveau message d'un patient ne s'adresse qu'à un seul professionnel "
     "(a patient's new message goes to one professional)",
 )
+MESSAGE_ID_TAKEN = Rejection(
+    550,
+    "5.7.1",
+    "Ce Message-ID est déjà celui d'un message d'un autre expéditeur dans les échanges de ce "
+    "patient (this Message-ID is already another sender's in this patient's conversations)",
+)
 REPLY_WINDOW_CLOSED = Rejection(
     550,
     "5.7.1",
@@ -112,6 +124,12 @@ class Plan:
     patient_ins: str
     conversation_id: int | None
     end_ids: tuple[int, ...] = field(default=())  # conversations to end ([FIN])
+    ends_opened: bool = False  # a [FIN] answering nothing open: its new conversation ends
+
+    @property
+    def ends(self) -> bool:
+        """Whether this message ends a conversation."""
+        return bool(self.end_ids) or self.ends_opened
 
 
 def ends_conversation(subject: str | None, mss_mes: str | None) -> bool:
@@ -131,6 +149,9 @@ def plan(
 ) -> Plan | None:
     """Apply the rules; None when the message concerns no patient. `new_messages`: a
     patient may write to a professional who wrote to them (not only reply)."""
+    ins = facts.sender_patient_ins or facts.patient_ins
+    if ins is not None and message_id_used_by_another(conn, ins, facts.message_id, facts.sender):
+        raise MESSAGE_ID_TAKEN
     if facts.sender_patient_ins is not None:
         if not facts.replied_ids and new_messages:
             return _plan_patient_new(conn, facts)
@@ -187,13 +208,14 @@ def _plan_professional(conn: Conn, facts: MessageFacts) -> Plan:
         conversation = find_by_message_ids(conn, ins, facts.replied_ids)
     if conversation is not None and not conversation.open:
         conversation = None  # an ended conversation stays ended: this opens a new one
-    end_ids: tuple[int, ...] = ()
-    if facts.ends:
-        if conversation is not None:
-            end_ids = (conversation.id,)
-        else:
-            end_ids = tuple(c.id for c in open_conversations_with(conn, ins, facts.sender))
-    return Plan("professional", ins, conversation.id if conversation else None, end_ids)
+    if not facts.ends:
+        return Plan("professional", ins, conversation.id if conversation else None)
+    if conversation is None:
+        mine = tuple(c.id for c in open_conversations_with(conn, ins, facts.sender))
+        return Plan("professional", ins, None, mine, ends_opened=not mine)
+    if facts.sender in participants(conn, conversation.id, PROFESSIONAL):
+        return Plan("professional", ins, conversation.id, (conversation.id,))
+    return Plan("professional", ins, conversation.id)  # joins it; ends nothing
 
 
 def record(tx: Tx, facts: MessageFacts, decided: Plan) -> int | None:
@@ -206,7 +228,7 @@ def record(tx: Tx, facts: MessageFacts, decided: Plan) -> int | None:
         )  # fmt: skip
         return decided.conversation_id
     conversation_id = decided.conversation_id
-    if conversation_id is None and not (facts.ends and decided.end_ids):
+    if conversation_id is None and not decided.end_ids:
         conversation_id = open_conversation(
             tx, patient_ins=decided.patient_ins, professional=facts.sender, subject=facts.subject,
             display_name=facts.sender_name,
@@ -219,7 +241,7 @@ def record(tx: Tx, facts: MessageFacts, decided: Plan) -> int | None:
         )  # fmt: skip
     for ended in decided.end_ids:
         end_conversation(tx, ended, by=facts.sender)
-    if facts.ends and conversation_id is not None and conversation_id not in decided.end_ids:
+    if decided.ends_opened and conversation_id is not None:
         end_conversation(tx, conversation_id, by=facts.sender)
     return conversation_id
 

@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from mss.core.mime import Attachment, Headers, ParsedMessage, decode_words, leaves, parse_message
 from mss.dmp.cda import CDAHeader, read_cda_header, require_ins
 from mss.dmp.errors import DocumentError, INSMismatch, MissingINS
-from mss.dmp.records import INVISIBLE, NewDocument
+from mss.dmp.records import HIDDEN_REPR, INVISIBLE, NewDocument
 from mss.dmp.xdm import Author, DocumentMetadata, PatientId, read_xdm
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
@@ -88,12 +88,14 @@ class XDMSummary:
     documents: int = 0
     invisible: bool = False  # a document marked INVISIBLE_PATIENT
     unreadable: int = 0  # packages that could not be read (the deposit will say why)
+    # A document marked INVISIBLE_REPRESENTANTS_LEGAUX: the mail is the minor's alone.
+    hidden_from_representatives: bool = False
 
 
 def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
     """The XDM packages among the leaves of the one parse of the mail."""
     packages = documents = unreadable = 0
-    invisible = False
+    invisible = hidden = False
     for leaf in attachments:
         if not _is_xdm(leaf):
             continue
@@ -104,10 +106,12 @@ def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
             unreadable += 1
             continue
         documents += len(package.documents)
-        invisible = invisible or any(
-            INVISIBLE in d.metadata.confidentiality_codes for d in package.documents
-        )
-    return XDMSummary(packages, documents, invisible, unreadable)
+        codes = {c for d in package.documents for c in d.metadata.confidentiality_codes}
+        invisible = invisible or INVISIBLE in codes
+        hidden = hidden or HIDDEN_REPR in codes
+    return XDMSummary(
+        packages, documents, invisible, unreadable, hidden_from_representatives=hidden
+    )
 
 
 def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None) -> MailDocuments:

@@ -27,6 +27,7 @@ from mss.dmp.errors import DMPError
 from mss.space import history
 from mss.space.dates import PARIS
 from mss.space.deps import SpaceDeps, Viewer
+from mss.space.mail import hidden_from_viewer
 from mss.space.record import actor_of, filename_of, shown, today_of, visible_document
 from mss.store.space_record import messages_of
 from mss.store.sql import Conn
@@ -63,7 +64,10 @@ class _Folders:
 
 def _messages(zf: zipfile.ZipFile, conn: Conn, deps: SpaceDeps, viewer: Viewer) -> None:
     folder_of = _Folders()
+    hidden = hidden_from_viewer(conn, viewer, deps.address_of(viewer.ins))
     for found in messages_of(conn, deps.address_of(viewer.ins)):
+        if found.blob_id in hidden:
+            continue
         folder = folder_of(found.mailbox)
         zf.writestr(f"messages/{folder}/{found.uid}.eml", deps.store.blobs.get(conn, found.blob_id))
 

@@ -32,6 +32,9 @@ from mss.store.space_mail import (
     PatientBoxes,
     StoredMessage,
     conversation_messages,
+    hidden_blobs,
+    hidden_conversations,
+    is_hidden_conversation,
     patient_boxes,
     patient_message,
     professionals_of,
@@ -44,6 +47,7 @@ UNKNOWN_NAME = "Professionnel de santé"
 PER_PAGE = 50  # conversations on a page of the messagerie
 SHOWN = 20  # a conversation's last messages shown, unless all are asked for
 FILE_MAX = 5 * 1024 * 1024  # what may be filed into the patient's documents
+MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,17 +204,42 @@ async def conversations(deps: SpaceDeps, who: Viewer, page: int = 1) -> Listing:
         return Listing([], 1, 1)
     page = max(page, 1)
 
+    hidden = hidden_conversations(who.ins, boxes.inbox) if who.representative else None
+
     def read(conn: Conn) -> Listing:
-        found, total = patient_conversations(conn, who.ins, PER_PAGE, (page - 1) * PER_PAGE)
+        found, total = patient_conversations(
+            conn, who.ins, PER_PAGE, (page - 1) * PER_PAGE, excluding=hidden
+        )
         unread = unread_counts(conn, who.ins, boxes.inbox, [c.id for c in found])
         return Listing(_summaries(conn, found, unread), page, max(1, -(-total // PER_PAGE)))
 
     return await deps.store.read(read)
 
 
-def own_conversation(conn: Conn, who: Viewer, conversation_id: int) -> ConversationRecord:
-    found = get_conversation(conn, conversation_id)
+def row_id(value: int) -> int:
+    """An id from a URL, as a row id: beyond a signed 64-bit integer no row has it, and the
+    database would overflow on it (404, as for any id that is not the viewer's)."""
+    if not 1 <= value <= MAX_ROW_ID:
+        raise NotFound()
+    return value
+
+
+def hidden_from_viewer(conn: Conn, who: Viewer, address: str) -> set[int]:
+    """The blobs of the patient's messages (mailbox `address`) the viewer may not have:
+    for a legal representative, those of conversations hidden from them (the export)."""
+    boxes = patient_boxes(conn, address) if who.representative else None
+    return set() if boxes is None else hidden_blobs(conn, who.ins, boxes)
+
+
+def own_conversation(
+    conn: Conn, who: Viewer, conversation_id: int, boxes: PatientBoxes
+) -> ConversationRecord:
+    """The viewer's conversation; `NotFound` if not the patient's, or hidden from the
+    representative who is viewing (INVISIBLE_REPRESENTANTS_LEGAUX, DOMAIN.md §5)."""
+    found = get_conversation(conn, row_id(conversation_id))
     if found is None or found.patient_ins != who.ins:
+        raise NotFound()
+    if who.representative and is_hidden_conversation(conn, who.ins, boxes.inbox, found.id):
         raise NotFound()
     return found
 
@@ -224,10 +253,10 @@ async def conversation(
     blobs = deps.store.blobs
 
     def read(conn: Conn) -> Thread:
-        found = own_conversation(conn, who, conversation_id)
+        found = own_conversation(conn, who, conversation_id, boxes)
         unread = unread_counts(conn, who.ins, boxes.inbox, [found.id])
         [summary] = _summaries(conn, [found], unread)
-        stored = conversation_messages(conn, who.ins, boxes.ids, conversation_id)
+        stored = conversation_messages(conn, who.ins, boxes, found.id, who.representative)
         earlier = 0 if everything else max(0, len(stored) - SHOWN)
         stored = stored[earlier:]
         named = people(conn, [s.sender for s in stored if not s.from_patient], who.ins)
@@ -272,7 +301,10 @@ async def mark_read(deps: SpaceDeps, who: Viewer, thread: Thread) -> None:
 async def own_message(deps: SpaceDeps, who: Viewer, message_id: int) -> tuple[StoredMessage, bytes]:
     """A message of the patient's conversations and its bytes; `NotFound` otherwise."""
     boxes = await boxes_of(deps, who)
-    found = await deps.store.read_fast(lambda c: patient_message(c, who.ins, boxes.ids, message_id))
+    row_id(message_id)
+    found = await deps.store.read_fast(
+        lambda c: patient_message(c, who.ins, boxes, message_id, who.representative)
+    )
     if found is None:
         raise NotFound()
     return found, await deps.store.blob_bytes(found.blob_id)

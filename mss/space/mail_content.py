@@ -123,10 +123,14 @@ def _charset(part: Part) -> str:
 
 
 def _decode(raw: bytes, leaf: Attachment, charset: str) -> str:
+    """The part's text in its charset; UTF-8 (errors replaced) when the charset is unknown
+    (LookupError) or a codec that fails even with errors="replace" (`undefined`, `idna`,
+    `punycode`: UnicodeError, a ValueError)."""
+    payload = leaf.payload(raw)
     try:
-        return leaf.payload(raw).decode(charset, errors="replace")
-    except LookupError:
-        return leaf.payload(raw).decode("utf-8", errors="replace")
+        return payload.decode(charset, errors="replace")
+    except (LookupError, ValueError):
+        return payload.decode("utf-8", errors="replace")
 
 
 def _parts_by_index(body: Part) -> dict[int, Part]:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from mss.core.dsn import RcptDSN
 from mss.core.mime.headers import decode_words
@@ -49,6 +51,7 @@ MAX_FILES = 5
 # All the files of one message: once in base64, under the 25 MB Mon espace santé accepts.
 MAX_TOTAL = 18 * 1024 * 1024
 MAX_TEXT = 20_000
+MAX_SUBJECT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +96,33 @@ def check_file(upload: Upload, limit: int) -> tuple[str, str]:
     return name, ALLOWED[extension]
 
 
+# What may not stand in a header field: every line break `str.splitlines` knows (CR, LF,
+# VT, FF, FS, GS, RS, NEL, U+2028, U+2029) and every other control character.
+_BREAKS = frozenset({"Cc", "Zl", "Zp"})
+BROKEN_FIELD = _bad(
+    "L'objet et le destinataire tiennent sur une ligne, sans caractère de contrôle.",
+    "The subject and recipient are one line, without control characters.",
+)
+
+
+def one_line(value: str) -> str:
+    """`value` with each line break or control character replaced by a space (for a field
+    that comes from elsewhere: a professional's subject, a name)."""
+    cleaned = "".join(" " if unicodedata.category(ch) in _BREAKS else ch for ch in value)
+    return " ".join(cleaned.split())
+
+
+def _typed_line(value: str) -> str:
+    """A field the patient typed, refused (400) when it holds a line break or control."""
+    if any(unicodedata.category(ch) in _BREAKS for ch in value):
+        raise BROKEN_FIELD
+    return value.strip()
+
+
 def _check_text(subject: str, text: str) -> None:
     if not text.strip():
         raise _bad("Le message est vide.", "Empty message.")
-    if len(text) > MAX_TEXT or len(subject) > 200:
+    if len(text) > MAX_TEXT or len(subject) > MAX_SUBJECT:
         raise _bad("Le message est trop long.", "Message too long.")
 
 
@@ -114,14 +140,16 @@ def build(deps: SpaceDeps, who: Viewer, name: str, draft: Draft) -> tuple[bytes,
     """The RFC 5322 message and its Message-ID."""
     message = EmailMessage(policy=SMTP)
     message_id = f"<{uuid.uuid4().hex}@{deps.patient_domain}>"
-    message["From"] = formataddr((name, deps.address_of(who.ins)))
-    message["To"] = ", ".join(draft.to)
-    message["Subject"] = draft.subject
+    # An Address, not a formatted string: a non-ASCII name with `:`, `@`, `,`… would be
+    # encoded only in part and the From field would no longer parse as one mailbox.
+    message["From"] = Address(display_name=one_line(name), addr_spec=deps.address_of(who.ins))
+    message["To"] = ", ".join(one_line(to) for to in draft.to)
+    message["Subject"] = one_line(draft.subject)
     message["Date"] = format_datetime(dt.datetime.fromtimestamp(deps.now(), dt.UTC))
     message["Message-ID"] = message_id
     if draft.in_reply_to:
-        message["In-Reply-To"] = draft.in_reply_to
-        message["References"] = " ".join(draft.references)
+        message["In-Reply-To"] = one_line(draft.in_reply_to)
+        message["References"] = one_line(" ".join(draft.references))
     signature = f"\n\n--\n{name}\nMatricule INS : {who.ins}\n"
     message.set_content(draft.text.replace("\r\n", "\n") + signature)
     for upload in draft.files:
@@ -183,8 +211,10 @@ async def _keep_sent(deps: SpaceDeps, who: Viewer, raw: bytes) -> None:
 
 
 def _re(encoded: str) -> str:
-    subject = decode_words(encoded)
-    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    """« Re: » and the professional's subject, decoded, on one line (it may encode line
+    breaks), no longer than a patient's subject may be."""
+    subject = one_line(decode_words(encoded))
+    return (subject if subject.lower().startswith("re:") else f"Re: {subject}")[:MAX_SUBJECT]
 
 
 async def reply(
@@ -195,8 +225,9 @@ async def reply(
     boxes = await boxes_of(deps, who)
 
     def read(conn: Conn) -> tuple[str, list[StoredMessage]]:
-        found = own_conversation(conn, who, conversation_id)  # NotFound if not theirs
-        return found.subject or "", conversation_messages(conn, who.ins, boxes.ids, found.id)
+        found = own_conversation(conn, who, conversation_id, boxes)  # NotFound if not theirs
+        stored = conversation_messages(conn, who.ins, boxes, found.id, who.representative)
+        return found.subject or "", stored
 
     subject, stored = await deps.store.read_fast(read)
     last = next((s for s in reversed(stored) if not s.from_patient and s.message_id), None)
@@ -226,7 +257,8 @@ async def new_message(
     peer: str | None = None,
 ) -> str:  # fmt: skip
     """A new message to one professional; the policy decides whether they may be written to."""
-    if not to.strip():
+    to, subject = _typed_line(to), _typed_line(subject)
+    if not to:
         raise _bad("Choisissez un professionnel.", "Choose a professional.")
-    draft = Draft([to.strip()], subject.strip() or "(sans objet)", text, files)
+    draft = Draft([to], subject or "(sans objet)", text, files)
     return await _send(deps, who, draft, peer)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, select, update
 
 from mss.errors import NotFoundError
 from mss.store.models import (
@@ -141,6 +142,24 @@ def find_by_message_ids(
     )
 
 
+def message_id_used_by_another(
+    conn: Connection, patient_ins: str, message_id: str, sender: str
+) -> bool:
+    """Whether a message of this patient's conversations already has this Message-ID and
+    another sender (a professional reusing another's Message-ID, or the patient's)."""
+    row = conn.execute(
+        select(m_.id)
+        .join(conversation_table, conversation_table.c.id == m_.conversation_id)
+        .where(
+            conversation_table.c.patient_ins == patient_ins,
+            m_.message_id == message_id,
+            m_.sender != sender,
+        )
+        .limit(1)
+    ).first()
+    return row is not None
+
+
 def _newest_with_message(
     conn: Connection, patient_ins: str, *conditions: ColumnElement[bool]
 ) -> ConversationRecord | None:
@@ -177,18 +196,23 @@ def conversations_of_patient(conn: Connection, patient_ins: str) -> list[Convers
 
 
 def patient_conversations(
-    conn: Connection, patient_ins: str, limit: int, offset: int = 0
-) -> tuple[list[ConversationRecord], int]:
-    """One page of the patient's conversations, most recent first, and how many there are."""
+    conn: Connection, patient_ins: str, limit: int, offset: int = 0,
+    excluding: Select[Any] | None = None,
+) -> tuple[list[ConversationRecord], int]:  # fmt: skip
+    """One page of the patient's conversations, most recent first, and how many there are
+    (without those whose ids `excluding` selects)."""
+    mine = conversation_table.c.patient_ins == patient_ins
+    if excluding is not None:
+        mine = and_(mine, conversation_table.c.id.not_in(excluding))
     rows = conn.execute(
         select(*_COLUMNS)
-        .where(conversation_table.c.patient_ins == patient_ins)
+        .where(mine)
         .order_by(conversation_table.c.last_activity.desc(), conversation_table.c.id.desc())
         .limit(limit)
         .offset(offset)
     )
     count = select(func.count()).select_from(conversation_table)
-    total = conn.execute(count.where(conversation_table.c.patient_ins == patient_ins)).scalar_one()
+    total = conn.execute(count.where(mine)).scalar_one()
     return [ConversationRecord(*row) for row in rows], int(total)
 
 

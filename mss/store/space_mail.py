@@ -4,6 +4,17 @@ own mailboxes (INBOX for what professionals sent, Sent for the patient's replies
 
 Every query is scoped by the patient (INS and their mailboxes): an id of someone else's
 finds nothing, so the space answers 404 for it as for an id that does not exist.
+
+A conversation's message is found in the mailbox by its Message-ID, a professional's in
+INBOX only and the patient's in Sent only (a professional cannot make their message pass
+for the patient's); the delivery refuses a Message-ID that another sender already used in
+the patient's conversations (`delivery/policy.py`), so one professional's message cannot
+show inside another's conversation.
+
+A mail whose XDM holds a document hidden from the legal representatives
+(INVISIBLE_REPRESENTANTS_LEGAUX, DOMAIN.md §5) is stored in the patient's INBOX with the
+keyword `HIDDEN_FROM_REPRESENTATIVES`; its conversation (every message, attachment, frame
+and export entry) is hidden from a representative viewing the patient's space.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, or_, select
 
 from mss.store.accounts import get_account
 from mss.store.conversations import PROFESSIONAL
@@ -27,6 +38,9 @@ from mss.store.models import (
 )
 
 SENT = "Sent"
+# The keyword of a patient's message whose XDM holds a document hidden from the legal
+# representatives (set at delivery, `delivery/inbound.py`).
+HIDDEN_FROM_REPRESENTATIVES = "$MSSInvisibleRepresentants"
 c_ = conversation_table.c
 cm = conversation_message_table.c
 m = message_table.c
@@ -98,21 +112,55 @@ _MESSAGE_COLUMNS = (
 )  # fmt: skip
 
 
-def _messages(patient_ins: str, boxes: Sequence[int]) -> Select[Any]:
+def _in_its_mailbox(boxes: PatientBoxes) -> ColumnElement[bool]:
+    """The stored copy of a conversation message: a professional's in INBOX, the
+    patient's in Sent, with its Message-ID."""
+    professional = and_(cm.from_patient.is_(False), m.mailbox_id == boxes.inbox)
+    if boxes.sent is None:
+        return and_(cm.message_id == m.message_id, professional)
+    patient = and_(cm.from_patient.is_(True), m.mailbox_id == boxes.sent)
+    return and_(cm.message_id == m.message_id, or_(professional, patient))
+
+
+def _is_hidden() -> ColumnElement[bool]:
+    keywords = literal(" ") + func.coalesce(m.keywords, "") + literal(" ")
+    return keywords.like(f"% {HIDDEN_FROM_REPRESENTATIVES} %")
+
+
+def hidden_conversations(patient_ins: str, inbox: int) -> Select[Any]:
+    """The ids of the patient's conversations hidden from their legal representatives: those
+    with a message marked `HIDDEN_FROM_REPRESENTATIVES` in the patient's INBOX."""
     return (
-        select(*_MESSAGE_COLUMNS)
+        select(cm.conversation_id)
+        .select_from(message_table)
         .join(conversation_message_table, cm.message_id == m.message_id)
         .join(conversation_table, c_.id == cm.conversation_id)
-        .where(c_.patient_ins == patient_ins, m.mailbox_id.in_(list(boxes)))
+        .where(m.mailbox_id == inbox, c_.patient_ins == patient_ins, _is_hidden())
     )
 
 
+def _messages(patient_ins: str, boxes: PatientBoxes, representative: bool) -> Select[Any]:
+    query = (
+        select(*_MESSAGE_COLUMNS)
+        .join(conversation_message_table, _in_its_mailbox(boxes))
+        .join(conversation_table, c_.id == cm.conversation_id)
+        .where(c_.patient_ins == patient_ins, m.mailbox_id.in_(list(boxes.ids)))
+    )
+    if representative:
+        query = query.where(
+            cm.conversation_id.not_in(hidden_conversations(patient_ins, boxes.inbox))
+        )
+    return query
+
+
 def conversation_messages(
-    conn: Connection, patient_ins: str, boxes: Sequence[int], conversation_id: int
-) -> list[StoredMessage]:
-    """The messages of one of the patient's conversations, oldest first."""
+    conn: Connection, patient_ins: str, boxes: PatientBoxes, conversation_id: int,
+    representative: bool = False,
+) -> list[StoredMessage]:  # fmt: skip
+    """The messages of one of the patient's conversations, oldest first (none of a
+    conversation hidden from a `representative`)."""
     rows = conn.execute(
-        _messages(patient_ins, boxes)
+        _messages(patient_ins, boxes, representative)
         .where(cm.conversation_id == conversation_id)
         .order_by(m.internal_date, m.id)
     )
@@ -121,11 +169,34 @@ def conversation_messages(
 
 
 def patient_message(
-    conn: Connection, patient_ins: str, boxes: Sequence[int], message_row_id: int
-) -> StoredMessage | None:
-    """One message of the patient's conversations, by its id; None if not theirs."""
-    row = conn.execute(_messages(patient_ins, boxes).where(m.id == message_row_id).limit(1)).first()
+    conn: Connection, patient_ins: str, boxes: PatientBoxes, message_row_id: int,
+    representative: bool = False,
+) -> StoredMessage | None:  # fmt: skip
+    """One message of the patient's conversations, by its id; None if not theirs (or, for
+    a `representative`, in a conversation hidden from them)."""
+    query = _messages(patient_ins, boxes, representative).where(m.id == message_row_id)
+    row = conn.execute(query.limit(1)).first()
     return None if row is None else StoredMessage(*row)
+
+
+def is_hidden_conversation(
+    conn: Connection, patient_ins: str, inbox: int, conversation_id: int
+) -> bool:
+    """Whether this conversation of the patient's is hidden from their representatives."""
+    query = hidden_conversations(patient_ins, inbox).where(cm.conversation_id == conversation_id)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def hidden_blobs(conn: Connection, patient_ins: str, boxes: PatientBoxes) -> set[int]:
+    """The blobs of the patient's messages (INBOX and Sent) that belong to a conversation
+    hidden from their representatives: what a representative's export leaves out."""
+    hidden = hidden_conversations(patient_ins, boxes.inbox)
+    rows = conn.execute(
+        select(m.blob_id)
+        .join(conversation_message_table, _in_its_mailbox(boxes))
+        .where(m.mailbox_id.in_(list(boxes.ids)), cm.conversation_id.in_(hidden))
+    )
+    return {int(row.blob_id) for row in rows}
 
 
 def unread_counts(
@@ -141,6 +212,7 @@ def unread_counts(
         .join(message_table, m.message_id == cm.message_id)
         .where(
             c_.patient_ins == patient_ins,
+            cm.from_patient.is_(False),
             cm.conversation_id.in_(list(conversation_ids)),
             # An expression, not the column: a planner that walked the whole INBOX by its
             # index (SQLite does) would read every message; by Message-ID it reads the

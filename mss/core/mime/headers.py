@@ -204,8 +204,18 @@ def param(params: Params, name: str) -> str:
         if key == name:
             if isinstance(value, tuple):  # (charset, language, text), as email.message does
                 value = (value[0], value[1], unquote(value[2]))
-            return collapse_rfc2231_value(value).strip()
+            return _collapse(value).strip()
     return ""
+
+
+def _collapse(value: str | tuple[str | None, str | None, str]) -> str:
+    """An RFC 2231 value as text; UTF-8 (errors replaced) when its charset is unknown or
+    fails even with errors="replace" (`undefined`, `idna`, `punycode`)."""
+    try:
+        return collapse_rfc2231_value(value)
+    except (LookupError, ValueError):
+        assert isinstance(value, tuple)
+        return collapse_rfc2231_value(("utf-8", value[1], value[2]))
 
 
 def parse_content_type(value: str | None, default: tuple[str, str]) -> tuple[str, str, Params]:
