@@ -362,3 +362,16 @@ async def test_what_a_representative_does_is_traced_as_the_representatives(
             did,
             history,
         )
+
+
+async def test_the_history_names_a_professional_of_this_operator_absent_from_the_annuaire(
+    mss: Running,
+) -> None:
+    from mss.space.history import professional_name
+
+    await mss.add_pro("jean.dupont@pro.mssante.test", national_id="810009999999",
+                      name="Jean DUPONT")  # fmt: skip
+    named = await mss.store.read(lambda c: professional_name(c, "810009999999"))
+    unknown = await mss.store.read(lambda c: professional_name(c, "810001111111"))
+    assert named == "Jean DUPONT"
+    assert unknown == "Le professionnel n° 810001111111"

@@ -25,6 +25,7 @@ from mss.space.dates import when
 from mss.space.deps import SpaceDeps, Viewer
 from mss.space.record import adult_on, every_version, sees, today_of
 from mss.store import notify as notes
+from mss.store.accounts import accounts_of_national_id
 from mss.store.sql import Conn
 
 PAGE = 50
@@ -93,11 +94,14 @@ class _Context:
 
 
 def professional_name(conn: Conn, national_id: str) -> str:
-    """« Dr Jean Dupont (Médecin) », from the annuaire; else the national id."""
+    """« Dr Jean Dupont (Médecin) », from the annuaire; else the name of this operator's
+    account with that national id; else the national id."""
     found = annuaire.professional(conn, national_id) or {}
     name = " ".join(_cased(found.get(k)) for k in ("given", "family") if found.get(k))
     if not name:
-        return f"Le professionnel n° {national_id}"
+        local = [a.display_name for a in accounts_of_national_id(conn, national_id)]
+        named = next((n for n in local if n), "")
+        return named or f"Le professionnel n° {national_id}"
     profession = (found.get("profession") or {}).get("label") or ""
     prefix = "Dr " if (found.get("civilite") or "").upper() == "DR" else ""
     return f"{prefix}{name}" + (f" ({profession})" if profession else "")
