@@ -22,7 +22,7 @@ from mss.store.accounts import get_patient
 from mss.store.api import Store
 from mss.store.representatives import may_act_for
 from mss.store.space import SessionRecord, find_session, touch_session
-from mss.store.space_patients import patient_login
+from mss.store.space_patients import session_facts
 from mss.store.sql import Conn
 
 COOKIE = "mss_espace"
@@ -130,7 +130,7 @@ def _live_session(conn: Conn, token: str, now: int, idle: int) -> Live | None:
     minor came of age); the patient's own on a profile not active (they closed it, this
     session stayed open) is marked closed: only reopening it and logging out remain."""
     found = find_session(conn, token, now, idle)
-    shown = None if found is None else patient_login(conn, found.ins)
+    shown = None if found is None else session_facts(conn, found.ins)
     if found is None or shown is None or shown.address is None or shown.operator_disabled:
         return None
     closed = shown.disabled or shown.profile_status != "active"

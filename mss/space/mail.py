@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mss.annuaire import lookup as annuaire_lookup
 from mss.core.mime import Attachment
@@ -144,16 +144,19 @@ def _annuaire_person(conn: Conn, address: str) -> Person | None:
 def people(conn: Conn, addresses: Sequence[str], ins: str) -> dict[str, Person]:
     """How each professional is named: annuaire, else local account, else as they wrote
     to this patient."""
-    written = sender_names(conn, addresses, ins)
     found: dict[str, Person] = {}
     for address in dict.fromkeys(addresses):
         person = _annuaire_person(conn, address)
         if person is None:
             account = get_account(conn, address)
-            name = (account.display_name if account else None) or written.get(address)
+            name = account.display_name if account else None
             national_id = (account.national_id if account else None) or ""
-            person = Person(address, name or UNKNOWN_NAME, "", national_id)
+            person = Person(address, name or "", "", national_id)
         found[address] = person
+    unnamed = [a for a, p in found.items() if not p.name]
+    written = sender_names(conn, unnamed, ins)  # only for those named nowhere else
+    for address in unnamed:
+        found[address] = replace(found[address], name=written.get(address) or UNKNOWN_NAME)
     return found
 
 

@@ -32,10 +32,10 @@ from mss.store.models import (
     SystemFlag,
     conversation_message_table,
     conversation_table,
-    mailbox_table,
     message_table,
     participant_table,
 )
+from mss.store.sql import RawStatement
 
 SENT = "Sent"
 # The keyword of a patient's message whose XDM holds a document hidden from the legal
@@ -91,16 +91,14 @@ class Participant:
     display_name: str | None
 
 
+_BOXES = RawStatement("SELECT name, id FROM mailbox WHERE account_id = ? AND name IN (?, ?)")
+
+
 def patient_boxes(conn: Connection, address: str) -> PatientBoxes | None:
     account = get_account(conn, address)
     if account is None or account.patient_id is None:
         return None
-    rows = conn.execute(
-        select(mailbox_table.c.name, mailbox_table.c.id).where(
-            mailbox_table.c.account_id == account.id, mailbox_table.c.name.in_([INBOX, SENT])
-        )
-    )
-    boxes = {row.name: int(row.id) for row in rows}
+    boxes = {str(name): int(id_) for name, id_ in _BOXES.all(conn, account.id, INBOX, SENT)}
     if INBOX not in boxes:
         return None
     return PatientBoxes(account.id, account.display_name, boxes[INBOX], boxes.get(SENT))

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from mss.errors import NotFoundError
 from mss.store.models import account_table, patient_table
-from mss.store.sql import Conn, Tx
+from mss.store.sql import Conn, RawStatement, Tx
 
 _acc = account_table
 _pat = patient_table
@@ -56,6 +56,30 @@ def _record(row: tuple[object, ...]) -> PatientLogin:
     name = patient_name(str(given), str(used_family or family))
     return PatientLogin(str(ins), name, birth, str(profile), str(identity), email, phone,  # type: ignore[arg-type]
                         row[9], bool(row[10]), row[11], bool(row[12]))  # type: ignore[arg-type]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """What every request of a session checks of the patient it shows."""
+
+    address: str | None
+    disabled: bool
+    operator_disabled: bool
+    profile_status: str
+
+
+_SESSION_FACTS = RawStatement(
+    "SELECT a.address, a.disabled, a.operator_disabled, p.profile_status FROM patient p"
+    " LEFT JOIN account a ON a.patient_id = p.id WHERE p.ins = ?"
+)
+
+
+def session_facts(conn: Conn, ins: str) -> SessionFacts | None:
+    """`patient_login`'s few columns, read on every request (a plain statement)."""
+    row = _SESSION_FACTS.first(conn, ins)
+    if row is None:
+        return None
+    return SessionFacts(row[0], bool(row[1]), bool(row[2]), str(row[3]))
 
 
 def patient_login(conn: Conn, ins: str) -> PatientLogin | None:
