@@ -79,6 +79,7 @@ class Application:
         self.imap_listeners: list[ImapListener] = []
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
+        self.space: Any = None  # the patient space's ASGI app, once HTTPS is up
 
     async def health(self) -> dict[str, str]:
         assert self.store is not None
@@ -202,7 +203,7 @@ class Application:
             store=self.store, settings=dmp_settings(self.settings), logins=self.mail.logins,
             bearer=bearer_validator(self.settings), patient_domain=self.settings.domains.patient,
         )  # fmt: skip
-        space = build_space(self.settings, self.store, self.mail)
+        space = self.space = build_space(self.settings, self.store, self.mail)
         app = create_asgi(
             health=self.health, metrics=self.metrics, version=__version__,
             read=self.store.db.read_fast, dmp=gateway, space=space,

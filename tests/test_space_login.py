@@ -143,6 +143,7 @@ async def test_an_idle_session_ends_and_the_page_asks_to_log_in_again(space: Spa
         await space.login(client, PATIENT_INS, MAIL)
         space.clock.offset = space.deps.idle_timeout - 5
         assert (await client.get("/espace/appareils")).status_code == 200  # used: kept alive
+        await asyncio.gather(*space.deps.background)  # the idle clock moved after the page
         space.clock.offset += space.deps.idle_timeout - 5
         assert (await client.get("/espace/appareils")).status_code == 200
         space.clock.offset += space.deps.idle_timeout + 1
@@ -159,6 +160,7 @@ async def test_a_session_ends_at_its_absolute_timeout_even_when_used(space: Spac
         while space.clock.offset + step < space.deps.absolute_timeout:
             space.clock.offset += step
             assert (await client.get("/espace/appareils")).status_code == 200
+            await asyncio.gather(*space.deps.background)  # the idle clock moved after it
         space.clock.offset = space.deps.absolute_timeout + 1
         assert (await client.get("/espace/appareils")).status_code == 303
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -24,6 +25,8 @@ from mss.store.representatives import may_act_for
 from mss.store.space import SessionRecord, find_session, touch_session
 from mss.store.space_patients import session_facts
 from mss.store.sql import Conn
+
+log = logging.getLogger(__name__)
 
 COOKIE = "mss_espace"
 FORM_COOKIE = "mss_formulaire"  # the CSRF token of the forms shown before login
@@ -68,12 +71,25 @@ class SpaceDeps:
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     purged: int = 0  # when the space last forgot its dead codes and sessions
     extra: dict[str, Any] = field(default_factory=dict)
+    background: set[asyncio.Task[object]] = field(default_factory=set)
 
     def now(self) -> int:
         return int(self.clock())
 
     def address_of(self, ins: str) -> str:
         return f"{ins}@{self.patient_domain}"
+
+    def in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` without making the page wait for it (the idle clock of a session:
+        a page need not wait for a commit to show); a failure is logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a background write of the space failed: %s", task.exception())
 
 
 def base_path(request: Request) -> str:
@@ -114,7 +130,7 @@ async def optional_viewer(request: Request, deps: Deps) -> Viewer | None:
         return None
     found, name, closed = live
     if now - found.last_seen >= TOUCH_EVERY:
-        await deps.store.write(lambda tx: touch_session(tx, found.id, now))
+        deps.in_background(deps.store.write(lambda tx: touch_session(tx, found.id, now)))
     return Viewer(
         found.account, found.ins, found.representative, found.id, found.csrf, name, closed
     )

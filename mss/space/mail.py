@@ -291,11 +291,14 @@ def _file_info(message_id: int, raw: bytes, leaf: Attachment) -> FileInfo:
 
 
 async def mark_read(deps: SpaceDeps, who: Viewer, thread: Thread) -> None:
-    """Set `\\Seen` on the messages shown (IMAP sessions see it)."""
+    """Set `\\Seen` on the messages shown (IMAP sessions see it), without making the page
+    wait for the commit (the page shows them read already)."""
     boxes = await boxes_of(deps, who)
     uids = thread.unseen_uids
     if uids:
-        await deps.store.write(lambda tx: store_flags(tx, boxes.inbox, uids, "add", ["\\Seen"]))
+        deps.in_background(
+            deps.store.write(lambda tx: store_flags(tx, boxes.inbox, uids, "add", ["\\Seen"]))
+        )
 
 
 # --- one message, one attachment ----------------------------------------------------------
