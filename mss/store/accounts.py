@@ -55,8 +55,15 @@ class PatientRecord:
 
     @property
     def name(self) -> str:
-        """The name the patient uses: used first name and family name, else birth ones."""
-        return f"{self.used_given or self.birth_given} {self.used_family or self.birth_family}"
+        """The name the patient uses (`patient_name`): used names, else birth ones."""
+        return patient_name(self.used_given or self.birth_given,
+                            self.used_family or self.birth_family)  # fmt: skip
+
+
+def patient_name(given: str, family: str) -> str:
+    """How mss names a patient to people: « Dominique PAT-TROIS » (the first given name)."""
+    first = given.split()[0] if given.split() else given
+    return f"{first.title()} {family}"
 
 
 _ACCOUNT_COLUMNS = (

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 
 from mss.errors import DuplicateError, InputError, NotFoundError
+from mss.store.accounts import patient_name
 from mss.store.models import patient_table, space_representation_table
-from mss.store.space_patients import patient_name
 from mss.store.sql import Conn, RawStatement, Tx
 
 KINDS = ("minor", "protected_adult")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 
 from mss.errors import NotFoundError
+from mss.store.accounts import patient_name
 from mss.store.models import account_table, patient_table
 from mss.store.sql import Conn, RawStatement, Tx
 
@@ -34,12 +35,6 @@ class PatientLogin:
     @property
     def activated(self) -> bool:
         return bool(self.password_hash)
-
-
-def patient_name(given: str, family: str) -> str:
-    """How the space names a patient: « Dominique PAT-TROIS »."""
-    first = given.split()[0] if given.split() else given
-    return f"{first.title()} {family}"
 
 
 def _select() -> object:
