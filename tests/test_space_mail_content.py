@@ -8,9 +8,13 @@ import pytest
 from mss.core.mime import parse_message
 from mss.core.mime.headers import param
 from mss.space.errors import SpaceError
+from mss.space.mail import FileInfo
 from mss.space.mail_content import (
+    GIF,
+    JPEG,
     PDF,
     PNG,
+    RTF,
     TEXT,
     TIFF,
     content,
@@ -126,3 +130,19 @@ def test_a_file_name_in_any_charset_is_read_never_a_crash(charset: str) -> None:
                                       "\x85", "\u2028", "\u2029", "\x00", "\t"])  # fmt: skip
 def test_a_header_value_from_elsewhere_is_put_on_one_line(breaking: str) -> None:
     assert one_line(f"Résultats{breaking}Bcc: x@y") == "Résultats Bcc: x@y"
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "fileable"),
+    [
+        (PDF, 1000, True), (TEXT, 1000, True), (JPEG, 1000, True), (TIFF, 1000, True),
+        (RTF, 1000, True), (PNG, 1000, False), (GIF, 1000, False), (None, 1000, False),
+        (PDF, 5 * 1024 * 1024, True), (PDF, 5 * 1024 * 1024 + 1, False),
+    ],
+)  # fmt: skip
+def test_a_received_attachment_is_filed_only_as_pdf_txt_rtf_jpeg_tiff_of_5_mb_at_most(
+    kind: str | None, size: int, fileable: bool
+) -> None:
+    """DOMAIN.md §2: filing into the patient's documents takes pdf, txt, rtf, jpg/jpeg,
+    tif/tiff, at most 5 MB."""
+    assert FileInfo("1.2", "piece", kind, size).fileable is fileable
