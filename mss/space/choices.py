@@ -213,8 +213,7 @@ async def check_endpoint(endpoint: str, resolve: Resolver = system_resolver) -> 
 
 async def subscribe(deps: SpaceDeps, viewer: Viewer, endpoint: str, p256dh: str, auth: str) -> None:
     """Store a browser's Web Push subscription, once checked (endpoint and keys)."""
-    resolver: Resolver = deps.extra.get("resolver", system_resolver)
-    await check_endpoint(endpoint, resolver)
+    await check_endpoint(endpoint)
     if not keys_are_valid(p256dh, auth):
         raise _bad_subscription("Les clés de l'abonnement sont invalides.",
                                 "Invalid subscription keys.")  # fmt: skip

@@ -70,7 +70,6 @@ class SpaceDeps:
     # Argon2id checks at once (19 MiB each), off the event loop: the space's own bound
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     purged: int = 0  # when the space last forgot its dead codes and sessions
-    extra: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[object]] = field(default_factory=set)
 
     def now(self) -> int:
