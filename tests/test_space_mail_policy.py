@@ -80,9 +80,11 @@ async def test_after_fin_a_professional_may_no_longer_be_written_to_until_they_w
     async with patient_client(clinic, PATIENT_INS) as (client, csrf):
         form = await client.get("/espace/messages/nouveau")
         assert "Jean Dupont" not in form.text
+        assert "Nouveau message</a>" not in (await client.get("/espace/messages")).text
         assert await _web_new(client, csrf, JEAN) == 403
         await pro_writes(clinic, JEAN, PATIENT, "<m3@pro.mssante.test>", subject="Reprise")
         assert "Jean Dupont" in (await client.get("/espace/messages/nouveau")).text
+        assert "Nouveau message</a>" in (await client.get("/espace/messages")).text
         assert await _web_new(client, csrf, JEAN) == 303
     [received] = await imap_inbox(clinic, JEAN)
     assert received["Subject"] == "Question"

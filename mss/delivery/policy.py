@@ -47,6 +47,7 @@ from mss.store.conversations import (
     participants,
     professionals_who_wrote,
     record_message,
+    someone_wrote,
 )
 from mss.store.sql import Conn, Tx
 
@@ -198,6 +199,11 @@ def _plan_patient_new(conn: Conn, facts: MessageFacts) -> Plan:
 def may_write_to(conn: Conn, patient_ins: str) -> list[str]:
     """The professionals a patient may write a new message to (most recent first)."""
     return professionals_who_wrote(conn, patient_ins)
+
+
+def may_write_to_someone(conn: Conn, patient_ins: str) -> bool:
+    """Whether `may_write_to` names anyone, without naming them all."""
+    return someone_wrote(conn, patient_ins)
 
 
 def _plan_professional(conn: Conn, facts: MessageFacts) -> Plan:

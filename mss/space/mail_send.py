@@ -27,7 +27,7 @@ from mss.core.dsn import RcptDSN
 from mss.core.mime.headers import decode_words
 from mss.delivery.checks import Door, Recipient
 from mss.delivery.inbound import Pipeline, SessionInfo
-from mss.delivery.policy import may_write_to
+from mss.delivery.policy import may_write_to, may_write_to_someone
 from mss.errors import Rejection
 from mss.security.auth import LoginIdentity
 from mss.space.deps import SpaceDeps, Viewer
@@ -250,6 +250,13 @@ async def writable(deps: SpaceDeps, who: Viewer) -> list[Person]:
         return [named[a] for a in addresses]
 
     return await deps.store.read(read)
+
+
+async def can_write(deps: SpaceDeps, who: Viewer) -> bool:
+    """Whether `writable` names anyone (the messagerie's « Nouveau message » button)."""
+    if not deps.new_message_to_professionals:
+        return False
+    return await deps.store.read_fast(lambda conn: may_write_to_someone(conn, who.ins))
 
 
 async def new_message(

@@ -256,6 +256,23 @@ def open_conversation_written_by(
     )
 
 
+def someone_wrote(conn: Connection, patient_ins: str) -> bool:
+    """Whether a professional wrote to this patient in a conversation still open (the
+    first row found; `professionals_who_wrote` reads them all)."""
+    cm = conversation_message_table.c
+    found = conn.execute(
+        select(cm.id)
+        .join(conversation_table, conversation_table.c.id == cm.conversation_id)
+        .where(
+            conversation_table.c.patient_ins == patient_ins,
+            conversation_table.c.status == ConversationStatus.OPEN.value,
+            cm.from_patient.is_(False),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def professionals_who_wrote(conn: Connection, patient_ins: str) -> list[str]:
     """Who wrote to this patient in a conversation still open, most recent first."""
     cm = conversation_message_table.c

@@ -47,10 +47,10 @@ def _peer(request: Request) -> str | None:
 @router.get("/messages")
 async def inbox(request: Request, who: Current, deps: Deps, page_: PageNumber = 1) -> HTMLResponse:
     found = await mail.conversations(deps, who, page_)
-    writable = await mail_send.writable(deps, who)
+    can_write = await mail_send.can_write(deps, who)
     return page(
         request, "messages.html", who, section="messages", listing=found,
-        conversations=found.conversations, can_write=bool(writable),
+        conversations=found.conversations, can_write=can_write,
         sent=request.query_params.get("envoye") == "1",
     )  # fmt: skip
 
