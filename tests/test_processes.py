@@ -77,6 +77,39 @@ async def test_idle_session_hears_of_changes_made_by_another_process(
             await idler.close()
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_change_committed_in_another_process_is_told_at_the_next_command(
+    instance: Path, request: pytest.FixtureRequest, database: str
+) -> None:
+    """Issue 13: what another worker committed before a command is told at its end (an
+    APPEND, a flag, an expunge), not at the change feed's next look."""
+    env = {}
+    if database == "postgresql":
+        env["MSS_STORAGE_URL"] = request.getfixturevalue("postgres_url")
+    async with running(instance, env=env, workers=2) as one:
+        await one.add_pro(USER)
+        async with running(instance, env=env, workers=2) as other:
+            writer = await RawIMAP.connect(one.ports["imaps"], one.client_tls())
+            reader = await RawIMAP.connect(other.ports["imaps"], other.client_tls())
+            for client in (writer, reader):
+                await client.login(USER, PASSWORD)
+                assert (await client.command("SELECT INBOX")).ok
+            for n in range(1, 11):
+                raw = message(SENDER, USER, message_id=f"<m{n}@pro.mssante.test>")
+                appended = await writer.command(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+                assert appended.ok
+                assert b"* %d EXISTS\r\n" % n in (await reader.command("NOOP")).lines
+                assert (await writer.command(f"STORE {n} +FLAGS (\\Flagged)")).ok
+                told = (await reader.command("CHECK")).lines
+                assert any(re.match(rb"\* %d FETCH .*\\Flagged" % n, line) for line in told)
+            assert (await writer.command("STORE 1:* +FLAGS (\\Deleted)")).ok
+            assert (await writer.command("EXPUNGE")).ok
+            told = (await reader.command("NOOP")).lines
+            assert sorted(told) == sorted(b"* %d EXPUNGE\r\n" % n for n in range(1, 11))
+            await writer.close()
+            await reader.close()
+
+
 def _serve_with_workers(instance: Path, workers: int = 2) -> subprocess.Popen[str]:
     env = {**os.environ, **ALL_PORTS_FREE, "MSS_SERVER_WORKERS": str(workers)}
     return subprocess.Popen(

@@ -103,10 +103,18 @@ class SelectedView(SessionBase):
         sel = self.selected
         if sel is None:
             return
-        if self._changed or sel.pending_expunges:
+        if self._changed or sel.pending_expunges or await self._moved(sel):
             await self._refresh(sel)
         if expunges:
             self._announce_expunges()
+
+    async def _moved(self, sel: Selected) -> bool:
+        """Whether the mailbox changed since the client last heard, as committed now: a
+        change another process committed before this command is told at its end, not
+        at the change feed's next look (one indexed read of the mailbox's row)."""
+        marks = await self.store.marks([sel.info.id])
+        mark = marks.get(sel.info.id)
+        return mark is None or mark[0] != sel.modseq
 
     async def _refresh(self, sel: Selected) -> None:
         self._changed = False
