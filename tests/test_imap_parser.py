@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -63,6 +64,9 @@ def test_dates() -> None:
         b"a APPEND INBOX",
         b'a ID ("k")',
         b"a SEARCH " + b"(" * 60 + b"ALL",
+        b'a LIST (IMAPTEST) "" ""',
+        b'a LIST (RECURSIVEMATCH) "" %',
+        b'a LIST "" % RETURN (BOGUS)',
     ],
 )
 def test_malformed_commands_are_command_errors(line: bytes) -> None:
@@ -83,10 +87,11 @@ def test_garbage_never_crashes_the_parser(data: bytes) -> None:
 
 
 COMMAND_WORDS = [b"FETCH", b"SEARCH", b"STORE", b"UID", b"LIST", b"SELECT", b"APPEND", b"LOGIN",
-                 b"STATUS", b"COPY", b"AUTHENTICATE", b"ID", b"ENABLE"]  # fmt: skip
+                 b"STATUS", b"COPY", b"AUTHENTICATE", b"ID", b"ENABLE", b"LSUB"]  # fmt: skip
 TOKENS = [b"1", b"*", b":", b",", b"(", b")", b"[", b"]", b"<", b">", b".", b'"x"', b"{3}\r\nabc",
           b"BODY", b"HEADER.FIELDS", b"FLAGS", b"\\Seen", b"NOT", b"OR", b"ALL", b"INBOX",
-          b" "]  # fmt: skip
+          b" ", b"%", b'""', b"RETURN", b"return", b"SUBSCRIBED", b"RECURSIVEMATCH", b"REMOTE",
+          b"CHILDREN", b"SPECIAL-USE", b"\xff"]  # fmt: skip
 
 
 @settings(max_examples=3000, deadline=200)
@@ -98,6 +103,8 @@ def test_near_miss_commands_never_crash_the_parser(word: bytes, tokens: list[byt
     except CommandError as error:
         message = str(error)
         assert message, "a BAD must carry a readable text"
+        assert not re.search(r"(?<![A-Za-z0-9])b['\"]", message), "no Python repr in a BAD"
+        assert message.isprintable()
     else:
         assert command.tag == "t1"
 

@@ -193,6 +193,43 @@ def test_0012_a_push_endpoint_is_unique_per_patient_and_notices_keep_their_docum
         db.close_sync()
 
 
+def test_0014_subscriptions_leave_the_mailbox_rows_and_are_kept(db_url: str) -> None:
+    """0014: the mailboxes subscribed so far stay subscribed (now rows of `subscription`),
+    those that were not stay not; a downgrade puts the flag back."""
+    db = Database(db_url)
+    try:
+        db.migrate("0013")
+        with db.write_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO account (id, address, kind, disabled, created_at) VALUES"
+                    " (5, 'marie@pro.mssante.test', 'professional', false, '2026-01-01')"
+                )
+            )
+            for box_id, name, subscribed in ((1, "INBOX", True), (2, "Vieux", False)):
+                conn.execute(
+                    text(
+                        "INSERT INTO mailbox (id, account_id, name, uidvalidity, uidnext,"
+                        " highestmodseq, first_recent_uid, subscribed, created_at) VALUES"
+                        " (:id, 5, :name, 1, 1, 1, 1, :subscribed, '2026-01-01')"
+                    ),
+                    {"id": box_id, "name": name, "subscribed": subscribed},
+                )
+        db.migrate()
+        with db.read_engine.connect() as conn:
+            rows = conn.execute(text("SELECT account_id, name FROM subscription")).all()
+            columns = {c["name"] for c in inspect(conn).get_columns("mailbox")}
+        assert [tuple(r) for r in rows] == [(5, "INBOX")]
+        assert "subscribed" not in columns
+        _downgrade(db, "0013")
+        with db.read_engine.connect() as conn:
+            flags = conn.execute(text("SELECT name, subscribed FROM mailbox ORDER BY id")).all()
+        assert [(n, bool(s)) for n, s in flags] == [("INBOX", True), ("Vieux", False)]
+        db.migrate()
+    finally:
+        db.close_sync()
+
+
 def _downgrade(db: Database, target: str) -> None:
     from alembic import command
 

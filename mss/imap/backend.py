@@ -50,6 +50,9 @@ class MailboxStore(Protocol):
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
         """SUBSCRIBE or UNSUBSCRIBE."""
 
+    async def subscriptions(self, account_id: int) -> set[str]:
+        """The names the account subscribed to, whether their mailboxes exist or not."""
+
     # --- the selected mailbox ---------------------------------------------------------------
 
     async def claim_recent(self, mailbox_id: int) -> tuple[int, int]:

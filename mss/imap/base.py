@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mss.imap.backend import MailboxStore
 from mss.imap.bus import MailboxBus
-from mss.imap.errors import bad, no_such_mailbox
+from mss.imap.errors import ImapError, no_such_mailbox
 from mss.imap.parsing.utf7 import MailboxNameError, decode
 from mss.security.auth import LoginIdentity, LoginService
 from mss.security.pki import CertIdentity
@@ -142,10 +142,13 @@ class SessionBase:
 
     @staticmethod
     def _name(raw: str) -> str:
+        """A mailbox name from the wire; one that is not modified UTF-7 names no mailbox
+        (a valid command about an impossible name: NO, RFC 3501 §5.1.3)."""
         try:
             return decode(raw)
         except MailboxNameError as exc:
-            raise bad(str(exc)) from None
+            raise ImapError(f"Nom de boîte invalide (invalid mailbox name: {exc})",
+                            code="CANNOT") from None  # fmt: skip
 
     def _account(self) -> int:
         assert self.account_id is not None

@@ -10,21 +10,17 @@ answered NO with its response code).
 from __future__ import annotations
 
 import bisect
-import re
 from array import array
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from mss.imap import responses as r
 from mss.imap.base import State
 from mss.imap.errors import ImapError, no_such_mailbox
+from mss.imap.listing import ListOptions, listing, matcher
 from mss.imap.parsing.commands import Command
-from mss.imap.parsing.utf7 import encode
+from mss.imap.parsing.utf7 import MailboxNameError, decode, encode
 from mss.imap.selected import Selected, SelectedView
-from mss.store.folders import DELIMITER, MailboxInfo, normalize_name
+from mss.store.folders import DELIMITER, normalize_name
 from mss.store.imapviews import OpenedMailbox
-from mss.store.mailboxes import INBOX
 
 SPECIAL_USES = ("\\sent", "\\drafts", "\\trash", "\\junk", "\\archive", "\\all", "\\flagged")
 
@@ -37,68 +33,13 @@ def _recent(uids: array[int], claimed: tuple[int, int]) -> set[int]:
     return {u for u in uids[bisect.bisect_left(uids, first) :] if u < uidnext}
 
 
-def _matcher(pattern: str) -> Callable[[str], bool]:
-    """LIST wildcards: `*` matches anything, `%` anything but the delimiter."""
-    regex = "".join(
-        ".*" if ch == "*" else f"[^{re.escape(DELIMITER)}]*" if ch == "%" else re.escape(ch)
-        for ch in pattern
-    )
-    compiled = re.compile(regex + r"\Z")
-
-    def match(name: str) -> bool:
-        return bool(compiled.match(name))
-
-    return match
-
-
-def _candidates(names: Mapping[str, MailboxInfo]) -> list[str]:
-    """Every mailbox and the implied parents of deeper names, INBOX first."""
-    candidates = set(names)
-    for name in names:
-        parts = name.split(DELIMITER)
-        candidates.update(DELIMITER.join(parts[:i]) for i in range(1, len(parts)))
-    return sorted(candidates, key=lambda n: (n != INBOX, n))
-
-
-@dataclass(frozen=True, slots=True)
-class _ListOptions:
-    """What LIST's selection and return options (RFC 5258 §3) ask for; LSUB's own."""
-
-    lsub: bool
-    subscribed_only: bool
-    special_only: bool
-    want_special: bool
-
-    @classmethod
-    def of(cls, args: dict[str, Any], *, lsub: bool) -> _ListOptions:
-        return cls(
-            lsub=lsub,
-            subscribed_only="SUBSCRIBED" in args["selection"],
-            special_only="SPECIAL-USE" in args["selection"],
-            want_special="SPECIAL-USE" in args["return"] or not args["return"],
-        )
-
-
-def _attributes(
-    name: str, names: Mapping[str, MailboxInfo], options: _ListOptions
-) -> list[str] | None:
-    """The name attributes LIST shows for `name`, or None when it is not listed."""
-    box = names.get(name)
-    if (options.lsub or options.subscribed_only) and (box is None or not box.subscribed):
+def _pattern(raw: str) -> str | None:
+    """A LIST pattern, decoded; None for one that is not modified UTF-7 (it matches no
+    name: LIST answers OK with nothing, as for any pattern matching nothing)."""
+    try:
+        return decode(raw)
+    except MailboxNameError:
         return None
-    if options.special_only and (box is None or not box.special_use):
-        return None
-    attributes = []
-    if box is None:
-        attributes.append("\\Noselect")  # an implied parent of deeper names
-    has_children = any(other.startswith(name + DELIMITER) for other in names)
-    if not options.lsub:
-        attributes.append("\\HasChildren" if has_children else "\\HasNoChildren")
-        if options.subscribed_only and box is not None:
-            attributes.append("\\Subscribed")
-    if box is not None and box.special_use and options.want_special:
-        attributes.append(box.special_use)
-    return attributes
 
 
 class MailboxCommands(SelectedView):
@@ -119,6 +60,8 @@ class MailboxCommands(SelectedView):
         opened = await self.store.open(box.id)
         if opened is None:
             raise no_such_mailbox()
+        if readonly:  # EXAMINE shows what is \Recent and leaves it so (RFC 3501 §6.3.2)
+            claimed = (opened.info.first_recent_uid, opened.info.uidnext)
         self._enter(opened, readonly, claimed)
         self._announce_selected(opened)
         self.state = State.SELECTED
@@ -188,24 +131,22 @@ class MailboxCommands(SelectedView):
     async def _list(self, command: Command, *, lsub: bool) -> None:
         args = command.args
         reference = self._name(args["reference"])
-        patterns = [self._name(p) for p in args["patterns"]]
+        patterns = [p for p in map(_pattern, args["patterns"]) if p is not None]
         keyword = "LSUB" if lsub else "LIST"
         if patterns == [""]:  # RFC 3501 §6.3.8: the delimiter and the root
             self.untagged(f'{keyword} (\\Noselect) "{DELIMITER}" ""')
             return
-        boxes = await self.store.mailboxes(self._account())
-        names = {b.name: b for b in boxes}
-        options = _ListOptions.of(args, lsub=lsub)
-        matchers = [_matcher(normalize_name(reference + p)) for p in patterns]
-        for name in _candidates(names):
-            if not any(m(name) for m in matchers):
-                continue
-            attributes = _attributes(name, names, options)
-            if attributes is not None:
-                self.untagged(
-                    f'{keyword} ({" ".join(attributes)}) "{DELIMITER}" '.encode()
-                    + r.astring(encode(name))
-                )
+        account = self._account()
+        boxes = {b.name: b for b in await self.store.mailboxes(account)}
+        subscribed = await self.store.subscriptions(account)
+        options = (
+            ListOptions(lsub=True) if lsub else ListOptions.of(args["selection"], args["return"])
+        )
+        matchers = [matcher(normalize_name(reference + p)) for p in patterns]
+        for found in listing(boxes, subscribed, matchers, options):
+            line = f'{keyword} ({" ".join(found.attributes)}) "{DELIMITER}" '.encode()
+            line += r.astring(encode(found.name))
+            self.untagged(line + (b' ("CHILDINFO" ("SUBSCRIBED"))' if found.childinfo else b""))
 
     async def do_STATUS(self, command: Command) -> None:
         box = await self._mailbox(command.args["mailbox"])

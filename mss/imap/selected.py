@@ -150,7 +150,9 @@ class SelectedView(SessionBase):
         sel.own_changes.clear()
 
     async def _announce_new(self, sel: Selected, added: list[int], current: MailboxInfo) -> None:
-        if not sel.readonly and current.first_recent_uid <= added[-1]:
+        if sel.readonly:  # seen as \Recent, left so for the session that will claim it
+            sel.recent.update(u for u in added if u >= current.first_recent_uid)
+        elif current.first_recent_uid <= added[-1]:
             first, uidnext = await self.store.claim_recent(sel.info.id)
             sel.recent.update(u for u in added if first <= u < uidnext)
         sel.uids.extend(added)

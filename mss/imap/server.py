@@ -28,7 +28,7 @@ from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
 
-PRE_AUTH_LINE = 8 * 1024
+PRE_AUTH_LINE = 40 * 1024  # RFC 2971's largest ID (30 pairs of 30 + 1,024 octets) fits
 PRE_AUTH_LITERAL = 8 * 1024
 LINE_LIMIT = 64 * 1024
 

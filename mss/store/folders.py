@@ -41,7 +41,6 @@ class MailboxInfo:
     uidnext: int
     highestmodseq: int
     first_recent_uid: int
-    subscribed: bool
     keywords: frozenset[str] = frozenset()
 
 
@@ -55,7 +54,7 @@ def normalize_name(name: str) -> str:
 
 _SELECT = (
     "SELECT id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, "
-    "first_recent_uid, subscribed, keywords FROM mailbox "
+    "first_recent_uid, keywords FROM mailbox "
 )
 _LIST = RawStatement(_SELECT + "WHERE account_id = ? ORDER BY name")
 _BY_NAME = RawStatement(_SELECT + "WHERE account_id = ? AND name = ?")
@@ -63,10 +62,10 @@ _BY_ID = RawStatement(_SELECT + "WHERE id = ?")
 
 
 def _info(row: Any) -> MailboxInfo:
-    box_id, account_id, name, use, validity, uidnext, modseq, recent, subscribed, words = row
+    box_id, account_id, name, use, validity, uidnext, modseq, recent, words = row
     keywords = frozenset(words.split()) if words else frozenset()
     return MailboxInfo(box_id, account_id, name, use, validity, uidnext, modseq, recent,
-                       bool(subscribed), keywords)  # fmt: skip
+                       keywords)  # fmt: skip
 
 
 def list_mailboxes(conn: Connection, account_id: int) -> list[MailboxInfo]:
@@ -104,7 +103,6 @@ def create_mailbox(
             name=name,
             special_use=special_use,
             uidvalidity=uidvalidity,
-            subscribed=True,
         )
     )
     created = get_mailbox(tx.conn, account_id, name)
@@ -161,6 +159,7 @@ def rename_mailbox(tx: Tx, account_id: int, old: str, new: str) -> None:
             m.account_id == account_id, m.name.startswith(box.name + DELIMITER, autoescape=True)
         )
     ).all()
+    _rename_subscriptions(tx, account_id, box.name, new)
     renames = [(box.id, new), *((cid, new + cname[len(box.name) :]) for cid, cname in children)]
     for mailbox_id, name in renames:
         uidvalidity = allocate_uidvalidity(tx, account_id)
@@ -175,13 +174,42 @@ def rename_mailbox(tx: Tx, account_id: int, old: str, new: str) -> None:
 
 
 def set_subscribed(tx: Tx, account_id: int, name: str, subscribed: bool) -> None:
-    result = tx.conn.execute(
-        update(mailbox_table)
-        .where(m.account_id == account_id, m.name == normalize_name(name))
-        .values(subscribed=subscribed)
-    )
-    if result.rowcount == 0:
-        raise MailboxError("Boîte inexistante (no such mailbox)", "NONEXISTENT")
+    """Subscribe to a name or not (RFC 3501 §6.3.6): a name may be subscribed whether or
+    not its mailbox exists; asking twice changes nothing."""
+    name = normalize_name(name.rstrip(DELIMITER))
+    _check_name(name)
+    if subscribed:
+        _SUBSCRIBE.run(tx.conn, account_id, name)
+    else:
+        _UNSUBSCRIBE.run(tx.conn, account_id, name)
+
+
+def subscriptions(conn: Connection, account_id: int) -> set[str]:
+    """The names the account subscribed to, existing or not."""
+    return {str(row[0]) for row in _SUBSCRIPTIONS.all(conn, account_id)}
+
+
+def _rename_subscriptions(tx: Tx, account_id: int, old: str, new: str) -> None:
+    """A renamed mailbox's subscriptions (its children's too) follow it."""
+    prefix = old + DELIMITER
+    under = [str(row[0]) for row in _SUBSCRIBED_UNDER.all(tx.conn, account_id, len(prefix), prefix)]
+    for name in [old, *under]:
+        renamed = new + name[len(old) :]
+        _UNSUBSCRIBE.run(tx.conn, account_id, renamed)  # a subscription the new name had
+        _RENAME_SUBSCRIPTION.run(tx.conn, renamed, account_id, name)
+
+
+_SUBSCRIBE = RawStatement(
+    "INSERT INTO subscription (account_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
+)
+_UNSUBSCRIBE = RawStatement("DELETE FROM subscription WHERE account_id = ? AND name = ?")
+_SUBSCRIPTIONS = RawStatement("SELECT name FROM subscription WHERE account_id = ?")
+_SUBSCRIBED_UNDER = RawStatement(
+    "SELECT name FROM subscription WHERE account_id = ? AND substr(name, 1, ?) = ?"
+)
+_RENAME_SUBSCRIPTION = RawStatement(
+    "UPDATE subscription SET name = ? WHERE account_id = ? AND name = ?"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from mss.store.folders import (
     mailbox_status,
     rename_mailbox,
     set_subscribed,
+    subscriptions,
 )
 from mss.store.imapviews import Key, MailboxChanges, OpenedMailbox, SearchResult
 from mss.store.mailboxes import Target
@@ -104,6 +105,9 @@ class ImapStore:
 
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
         await self._store.write(lambda tx: set_subscribed(tx, account_id, name, subscribed))
+
+    async def subscriptions(self, account_id: int) -> set[str]:
+        return await self._store.read_fast(lambda c: subscriptions(c, account_id))
 
     # --- the selected mailbox ---------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, func, insert, select
 from mss.core.mime import ParsedMessage, Part, parse_message, searchable_headers
 from mss.errors import MssError, NotFoundError
 from mss.store.blobs import EncryptedBlob
-from mss.store.models import account_table, mailbox_table, message_table
+from mss.store.models import account_table, mailbox_table, message_table, subscription_table
 from mss.store.sql import RawStatement, Refused, Tx
 
 if TYPE_CHECKING:
@@ -158,6 +158,10 @@ def create_default_mailboxes(tx: Tx, account_id: int) -> None:
             {"account_id": account_id, "name": name, "special_use": use, "uidvalidity": first + i}
             for i, (name, use) in enumerate(DEFAULT_MAILBOXES)
         ],
+    )
+    tx.conn.execute(
+        insert(subscription_table),
+        [{"account_id": account_id, "name": name} for name, _use in DEFAULT_MAILBOXES],
     )
 
 

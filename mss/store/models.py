@@ -141,7 +141,6 @@ class Mailbox(SQLModel, table=True):
     first_recent_uid: int = Field(
         default=1, sa_column=Column(BigInteger, nullable=False, default=1)
     )
-    subscribed: bool = True
     # Every keyword (RFC 3501 §2.3.2) a message of the mailbox has had, space
     # separated: sessions announce them in FLAGS before a FETCH uses them.
     keywords: str | None = Field(default=None, sa_column=Column(Text))
@@ -157,6 +156,16 @@ class Blob(SQLModel, table=True):
     key_id: str = Field(max_length=40)
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Subscription(SQLModel, table=True):
+    """A name an IMAP user subscribed to (RFC 3501 §6.3.6), apart from the mailboxes: a
+    name stays subscribed when its mailbox is deleted (LIST shows it `\\NonExistent`)."""
+
+    __tablename__ = "subscription"
+
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    name: str = Field(max_length=500, primary_key=True)
 
 
 class Message(SQLModel, table=True):
@@ -399,6 +408,7 @@ class DMPTrace(SQLModel, table=True):
 
 account_table = Account.__table__  # type: ignore[attr-defined]
 mailbox_table = Mailbox.__table__  # type: ignore[attr-defined]
+subscription_table = Subscription.__table__  # type: ignore[attr-defined]
 message_table = Message.__table__  # type: ignore[attr-defined]
 blob_table = Blob.__table__  # type: ignore[attr-defined]
 patient_table = Patient.__table__  # type: ignore[attr-defined]

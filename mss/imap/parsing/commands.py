@@ -163,6 +163,20 @@ def _g_rename(r: Reader) -> dict[str, Any]:
     return {"mailbox": old, "new": _mailbox(r)}
 
 
+# RFC 5258 §3 (and RFC 6154 SPECIAL-USE): what LIST may select by and return
+LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
+
+
+def _list_options(selection: list[str], returns: list[str]) -> None:
+    unknown = [o for o in selection if o not in LIST_SELECTION]
+    unknown += [o for o in returns if o not in LIST_RETURN]
+    if unknown:
+        raise ParseError(f"unknown LIST option {unknown[0]}")
+    if "RECURSIVEMATCH" in selection and not set(selection) - {"RECURSIVEMATCH", "REMOTE"}:
+        raise ParseError("RECURSIVEMATCH needs another selection option (RFC 5258 §3)")
+
+
 def _g_list(r: Reader) -> dict[str, Any]:
     r.space()
     selection: list[str] = []
@@ -180,8 +194,9 @@ def _g_list(r: Reader) -> dict[str, Any]:
     else:
         patterns.append(_list_mailbox(r))
     returns: list[str] = []
-    if r.maybe(b" RETURN "):
+    if r.maybe_word(b" RETURN "):
         returns = [x.upper() for x in r.list_of()]
+    _list_options(selection, returns)
     return {"reference": reference, "patterns": patterns, "selection": selection, "return": returns}
 
 

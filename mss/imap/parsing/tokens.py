@@ -31,6 +31,13 @@ class ParseError(MssError):
     """Malformed input: the text says what was expected."""
 
 
+def shown(data: bytes) -> str:
+    """A piece of the client's input, quoted for an error text: printable ASCII only (no
+    Python repr, no control character that could end the response line)."""
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in data)
+    return f'"{text}"'
+
+
 @dataclass(frozen=True, slots=True)
 class SeqRange:
     """`a:b` of a sequence set; None stands for `*` (the largest number in use)."""
@@ -69,7 +76,7 @@ class Reader:
     def expect(self, text: bytes) -> None:
         if not self.data.startswith(text, self.pos):
             found = self.data[self.pos : self.pos + 10]
-            raise ParseError(f"expected {text.decode()!r}, found {found!r}")
+            raise ParseError(f"expected {shown(text)}, found {shown(found)}")
         self.pos += len(text)
 
     def space(self) -> None:
@@ -81,10 +88,17 @@ class Reader:
             return True
         return False
 
+    def maybe_word(self, word: bytes) -> bool:
+        """`maybe` for a keyword, in any case (`word` upper case)."""
+        if self.data[self.pos : self.pos + len(word)].upper() == word:
+            self.pos += len(word)
+            return True
+        return False
+
     def end(self) -> None:
         if not self.at_end():
             raise ParseError(
-                f"unexpected {self.data[self.pos : self.pos + 20]!r} at end of command"
+                f"unexpected {shown(self.data[self.pos : self.pos + 20])} at end of command"
             )
 
     # --- atoms and strings ----------------------------------------------------------------
@@ -100,7 +114,7 @@ class Reader:
                 break
             self.pos += 1
         if self.pos == start:
-            raise ParseError(f"expected an atom, found {data[self.pos : self.pos + 10]!r}")
+            raise ParseError(f"expected an atom, found {shown(data[self.pos : self.pos + 10])}")
         return data[start : self.pos].decode("ascii", "replace")
 
     def quoted(self) -> bytes:
@@ -248,13 +262,14 @@ class Reader:
         end = self.data.find(b'"', self.pos)
         if end < 0:
             raise ParseError("unterminated date-time")
-        text = self.data[self.pos : end].decode("ascii", "replace")
+        raw = self.data[self.pos : end]
+        text = raw.decode("ascii", "replace")
         self.pos = end + 1
         match = re.fullmatch(
             r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})", text
         )
         if match is None or match.group(2).lower() not in _MONTHS:
-            raise ParseError(f"bad date-time {text!r}")
+            raise ParseError(f"bad date-time {shown(raw)}")
         day, mon, year, hh, mm, ss, sign, zh, zm = match.groups()
         offset = dt.timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == "-" else 1)
         try:
@@ -263,7 +278,7 @@ class Reader:
                 tzinfo=dt.timezone(offset),
             )  # fmt: skip
         except ValueError:
-            raise ParseError(f"impossible date-time {text!r}") from None
+            raise ParseError(f"impossible date-time {shown(raw)}") from None
 
 
 def literal_announcement(line: bytes) -> tuple[int, bool, bool] | None:
