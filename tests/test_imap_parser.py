@@ -91,7 +91,8 @@ COMMAND_WORDS = [b"FETCH", b"SEARCH", b"STORE", b"UID", b"LIST", b"SELECT", b"AP
 TOKENS = [b"1", b"*", b":", b",", b"(", b")", b"[", b"]", b"<", b">", b".", b'"x"', b"{3}\r\nabc",
           b"BODY", b"HEADER.FIELDS", b"FLAGS", b"\\Seen", b"NOT", b"OR", b"ALL", b"INBOX",
           b" ", b"%", b'""', b"RETURN", b"return", b"SUBSCRIBED", b"RECURSIVEMATCH", b"REMOTE",
-          b"CHILDREN", b"SPECIAL-USE", b"\xff"]  # fmt: skip
+          b"CHILDREN", b"SPECIAL-USE", b"\xff", b"QRESYNC", b"VANISHED", b"CHANGEDSINCE",
+          b"CONDSTORE", b"1:*"]  # fmt: skip
 
 
 @settings(max_examples=3000, deadline=200)

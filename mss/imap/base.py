@@ -67,6 +67,7 @@ _AFTER_LOGIN = (
     "UNSELECT",
     "BINARY",
     "CONDSTORE",
+    "QRESYNC",
     "ESEARCH",
     "WITHIN",
     "LIST-EXTENDED",
@@ -94,6 +95,7 @@ class SessionBase:
         self.account_id: int | None = None
         self.selected: Selected | None = None
         self.condstore = False
+        self.qresync = False  # ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED, SELECT (QRESYNC …)
         self._out: list[bytes] = []
         self._poked = asyncio.Event()
         self._changed = False

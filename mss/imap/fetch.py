@@ -15,7 +15,7 @@ from typing import Any
 
 from mss.core.mime import Envelope, Part
 from mss.imap import responses as r
-from mss.imap.errors import ImapError
+from mss.imap.errors import ImapError, bad
 from mss.imap.parsing.commands import Command
 from mss.imap.parsing.fetch import FetchAtt
 from mss.imap.selected import SelectedView
@@ -61,6 +61,10 @@ class FetchCommands(SelectedView):
     async def _fetch(self, command: Command, *, by_uid: bool) -> None:
         atts: list[FetchAtt] = list(command.args["atts"])
         changed_since = command.args["changed_since"]
+        if command.args["vanished"]:
+            if not (by_uid and self.qresync and changed_since is not None):
+                raise bad("VANISHED : UID FETCH, CHANGEDSINCE et ENABLE QRESYNC (RFC 7162)")
+            await self.vanished_earlier(command.args["sequence"], changed_since)
         names = {a.name for a in atts}
         self._complete(atts, names, by_uid=by_uid, changed_since=changed_since)
         uids = self._resolve(command)

@@ -14,12 +14,13 @@ from array import array
 
 from mss.imap import responses as r
 from mss.imap.base import State
-from mss.imap.errors import ImapError, no_such_mailbox
+from mss.imap.errors import ImapError, bad, no_such_mailbox
 from mss.imap.listing import ListOptions, listing, matcher
 from mss.imap.parsing.commands import Command
+from mss.imap.parsing.tokens import SequenceSet
 from mss.imap.parsing.utf7 import MailboxNameError, decode, encode
-from mss.imap.selected import Selected, SelectedView
-from mss.store.folders import DELIMITER, normalize_name
+from mss.imap.selected import Selected, SelectedView, in_uid_set
+from mss.store.folders import DELIMITER, MailboxInfo, normalize_name
 from mss.store.imapviews import OpenedMailbox
 
 SPECIAL_USES = ("\\sent", "\\drafts", "\\trash", "\\junk", "\\archive", "\\all", "\\flagged")
@@ -52,6 +53,9 @@ class MailboxCommands(SelectedView):
         return await self._select(command, readonly=True)
 
     async def _select(self, command: Command, *, readonly: bool) -> str:
+        resync = command.args.get("qresync")
+        if resync is not None and not self.qresync:
+            raise bad("QRESYNC demande d'abord ENABLE QRESYNC (ENABLE QRESYNC first, RFC 7162)")
         self._deselect()
         if command.args.get("condstore"):
             self.condstore = True
@@ -65,6 +69,8 @@ class MailboxCommands(SelectedView):
         self._enter(opened, readonly, claimed)
         self._announce_selected(opened)
         self.state = State.SELECTED
+        if resync is not None:
+            await self._resync(opened.info, *resync)
         return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {command.name} completed"
 
     def _enter(self, opened: OpenedMailbox, readonly: bool, claimed: tuple[int, int]) -> None:
@@ -90,6 +96,24 @@ class MailboxCommands(SelectedView):
         self.untagged(f"OK [UIDVALIDITY {current.uidvalidity}] UIDs valid")
         self.untagged(f"OK [UIDNEXT {current.uidnext}] Predicted next UID")
         self.untagged(f"OK [HIGHESTMODSEQ {current.highestmodseq}] Highest")
+
+    async def _resync(
+        self, box: MailboxInfo, uidvalidity: int, modseq: int, known: SequenceSet | None
+    ) -> None:
+        """SELECT (QRESYNC (…)): what the client missed since `modseq`, if its UIDVALIDITY
+        is current: VANISHED (EARLIER) for the UIDs expunged (of those it knows, when it
+        says), then the flags of every message changed (RFC 7162 §3.2.5)."""
+        sel = self._sel()
+        if uidvalidity != box.uidvalidity:
+            return
+        changes = await self.store.changes(box.id, modseq, sel.last_uid)
+        gone = sorted(set(changes.gone))
+        if known is not None:
+            gone = in_uid_set(known, gone, sel.last_uid)
+        if gone:
+            self.untagged(f"VANISHED (EARLIER) {r.sequence_set(gone)}")
+        for state in changes.flagged:
+            self._flag_response(state, by_uid=True)
 
     # --- CREATE, DELETE, RENAME, SUBSCRIBE ------------------------------------------------
 

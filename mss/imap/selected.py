@@ -36,6 +36,12 @@ def _seq_set(ranges: SequenceSet, largest: int) -> list[tuple[int, int]]:
     return out
 
 
+def in_uid_set(ranges: SequenceSet, uids: list[int], largest: int) -> list[int]:
+    """Those of `uids` that a UID set names (`*` standing for `largest`)."""
+    spans = _seq_set(ranges, max(largest, *uids, 0))
+    return [uid for uid in uids if any(lo <= uid <= hi for lo, hi in spans)]
+
+
 @dataclass
 class Selected:
     info: MailboxInfo
@@ -139,6 +145,15 @@ class SelectedView(SessionBase):
         )
         return changes
 
+    async def vanished_earlier(self, ranges: SequenceSet, since: int) -> None:
+        """UID FETCH … (CHANGEDSINCE n VANISHED): the UIDs of the set expunged since
+        modseq `since` (RFC 7162 §3.2.6), before the FETCH responses."""
+        sel = self._sel()
+        changes = await self.store.changes(sel.info.id, since, sel.last_uid)
+        gone = in_uid_set(ranges, sorted(set(changes.gone)), sel.last_uid)
+        if gone:
+            self.untagged(f"VANISHED (EARLIER) {r.sequence_set(gone)}")
+
     def _announce_flag_changes(self, sel: Selected, flagged: list[FlagState]) -> None:
         """Other sessions' flag changes (ours were answered by STORE already)."""
         for state in flagged:
@@ -165,10 +180,15 @@ class SelectedView(SessionBase):
         if sel is None or not sel.pending_expunges:
             return
         gone = sel.pending_expunges
-        for uid in sorted(gone, reverse=True):  # descending: each number is still valid
-            seq = sel.seq_of(uid)
-            if seq is not None:
-                self.untagged(f"{seq} EXPUNGE")
+        if self.qresync:  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE, by UID
+            shown = [uid for uid in gone if sel.seq_of(uid) is not None]
+            if shown:
+                self.untagged(f"VANISHED {r.sequence_set(sorted(shown))}")
+        else:
+            for uid in sorted(gone, reverse=True):  # descending: each number is still valid
+                seq = sel.seq_of(uid)
+                if seq is not None:
+                    self.untagged(f"{seq} EXPUNGE")
         sel.forget(gone)
 
     # --- flags ----------------------------------------------------------------------------

@@ -153,6 +153,9 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, FetchCommands, Sea
             if capability == "CONDSTORE":  # RFC 7162 §3.1
                 self.condstore = True
                 enabled.append(capability)
+            elif capability == "QRESYNC":  # RFC 7162 §3.2.3: CONDSTORE with it
+                self.condstore = self.qresync = True
+                enabled.append(capability)
         self.untagged("ENABLED" + "".join(f" {c}" for c in enabled))
 
     # --- IDLE (RFC 2177) --------------------------------------------------------------------
