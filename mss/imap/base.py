@@ -68,6 +68,7 @@ _AFTER_LOGIN = (
     "BINARY",
     "CONDSTORE",
     "QRESYNC",
+    "NOTIFY",
     "ESEARCH",
     "WITHIN",
     "LIST-EXTENDED",
@@ -99,6 +100,8 @@ class SessionBase:
         self._out: list[bytes] = []
         self._poked = asyncio.Event()
         self._changed = False
+        # A command's answer and NOTIFY's news take turns on the connection
+        self.turn = asyncio.Lock()
 
     # --- output -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Sequence
 
 from mss.imap import responses as r
 from mss.imap.base import State
@@ -124,16 +125,22 @@ class MailboxCommands(SelectedView):
         if len(uses) != len(asked):
             raise ImapError("unknown special use", code="USEATTR")
         await self.store.create(self._account(), name, uses[0] if uses else None)
+        await self.renotify()
 
     async def do_DELETE(self, command: Command) -> None:
         name = self._name(command.args["mailbox"])
         if self.selected is not None and self.selected.info.name == name:
             self._deselect()
         await self.store.delete(self._account(), name)
+        await self.renotify()
 
     async def do_RENAME(self, command: Command) -> None:
         old, new = self._name(command.args["mailbox"]), self._name(command.args["new"])
         await self.store.rename(self._account(), old, new)
+        await self.renotify()
+
+    async def renotify(self) -> None:
+        """The account's mailboxes changed: NOTIFY's set is resolved again (`notify`)."""
 
     async def do_SUBSCRIBE(self, command: Command) -> None:
         await self.store.subscribe(self._account(), self._name(command.args["mailbox"]), True)
@@ -174,6 +181,10 @@ class MailboxCommands(SelectedView):
 
     async def do_STATUS(self, command: Command) -> None:
         box = await self._mailbox(command.args["mailbox"])
+        await self.status_response(box, command.args["items"])
+
+    async def status_response(self, box: MailboxInfo, items: Sequence[str]) -> None:
+        """`* STATUS name (item value …)` of these items (STATUS, and NOTIFY's)."""
         status = await self.store.status(box)
         values = {
             "MESSAGES": status.messages,
@@ -184,5 +195,5 @@ class MailboxCommands(SelectedView):
             "HIGHESTMODSEQ": box.highestmodseq,
             "SIZE": status.size,
         }
-        items = " ".join(f"{item} {values[item]}" for item in command.args["items"])
-        self.untagged(b"STATUS " + r.astring(encode(box.name)) + f" ({items})".encode())
+        said = " ".join(f"{item} {values[item]}" for item in items)
+        self.untagged(b"STATUS " + r.astring(encode(box.name)) + f" ({said})".encode())

@@ -22,8 +22,8 @@ from mss.imap.auth import AuthCommands
 from mss.imap.base import State
 from mss.imap.errors import AlreadyAnswered, ImapError, bad
 from mss.imap.fetch import FetchCommands
-from mss.imap.mailboxes import MailboxCommands
 from mss.imap.messages import MessageCommands
+from mss.imap.notify import NotifyCommands
 from mss.imap.parsing.commands import Command
 from mss.imap.search import SearchCommands
 from mss.store.folders import MailboxError
@@ -39,6 +39,7 @@ COMMANDS: dict[str, frozenset[State]] = {
     "NOOP": _ANY,
     "LOGOUT": _ANY,
     "ID": _ANY,
+    "NOTIFY": _AUTH,
     "STARTTLS": frozenset({State.NOT_AUTHENTICATED}),
     "AUTHENTICATE": frozenset({State.NOT_AUTHENTICATED}),
     "LOGIN": frozenset({State.NOT_AUTHENTICATED}),
@@ -78,7 +79,7 @@ NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH"})
 Handler = Callable[[Command], Awaitable[str | None]]
 
 
-class Session(AuthCommands, MailboxCommands, MessageCommands, FetchCommands, SearchCommands):
+class Session(AuthCommands, NotifyCommands, MessageCommands, FetchCommands, SearchCommands):
     """One client's session; the server feeds it parsed commands (`run`)."""
 
     def greeting(self) -> bytes:
@@ -88,6 +89,10 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, FetchCommands, Sea
     # --- dispatch ---------------------------------------------------------------------------
 
     async def run(self, command: Command) -> None:
+        async with self.turn:
+            await self._run(command)
+
+    async def _run(self, command: Command) -> None:
         try:
             ok = await self._dispatch(command)
             self._out.append(f"{command.tag} OK {ok or command.name + ' completed'}\r\n".encode())
@@ -180,9 +185,13 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, FetchCommands, Sea
             return False
         waiter = asyncio.ensure_future(self._poked.wait())
         either: set[asyncio.Future[Any]] = {reader, waiter}
-        done, _ = await asyncio.wait(
-            either, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
-        )
+        self.turn.release()  # NOTIFY's news may go out while IDLE waits
+        try:
+            done, _ = await asyncio.wait(
+                either, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            await self.turn.acquire()
         waiter.cancel()
         if reader in done:
             line = reader.result()

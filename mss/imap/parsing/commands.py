@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mss.imap.parsing.fetch import fetch_atts
+from mss.imap.parsing.notify import g_notify
 from mss.imap.parsing.search import search_keys
 from mss.imap.parsing.tokens import ParseError, Reader
 
@@ -377,6 +378,7 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "MOVE": _g_copy,
     "ENABLE": _g_enable,
     "ID": _g_id,
+    "NOTIFY": g_notify,
     "UID EXPUNGE": _g_expunge_uid,
     **{name: (lambda r: {}) for name in NO_ARGS},
 }
