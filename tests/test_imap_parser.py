@@ -37,7 +37,7 @@ def test_uid_commands() -> None:
 
 def test_dates() -> None:
     cmd = parse_command(b'x APPEND INBOX " 5-Jan-2026 08:00:00 -0500" {1}\r\nx')
-    assert cmd.args["date"] == dt.datetime(2026, 1, 5, 13, 0, tzinfo=dt.UTC)
+    assert cmd.args["messages"][0].date == dt.datetime(2026, 1, 5, 13, 0, tzinfo=dt.UTC)
     assert parse_command(b'x SEARCH SINCE "1-Feb-2026"').args["keys"][0].args[1] == dt.date(
         2026, 2, 1
     )
@@ -94,7 +94,8 @@ TOKENS = [b"1", b"*", b":", b",", b"(", b")", b"[", b"]", b"<", b">", b".", b'"x
           b" ", b"%", b'""', b"RETURN", b"return", b"SUBSCRIBED", b"RECURSIVEMATCH", b"REMOTE",
           b"CHILDREN", b"SPECIAL-USE", b"\xff", b"QRESYNC", b"VANISHED", b"CHANGEDSINCE",
           b"CONDSTORE", b"1:*", b"SET", b"NONE", b"STATUS", b"PERSONAL", b"SUBTREE",
-          b"MessageNew", b"FlagChange", b"SELECTED"]  # fmt: skip
+          b"MessageNew", b"FlagChange", b"SELECTED", b"CATENATE", b"TEXT", b"URL",
+          b'"/INBOX/;UID=1"', b"~{2}\r\nab", b"{0}\r\n"]  # fmt: skip
 
 
 @settings(max_examples=3000, deadline=200)

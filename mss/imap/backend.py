@@ -71,6 +71,12 @@ class MailboxStore(Protocol):
     ) -> int:
         """APPEND: store the message durably; its UID."""
 
+    async def append_many(
+        self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
+    ) -> list[int]:
+        """MULTIAPPEND: (message, flags, internal date) stored all together or not at all;
+        their UIDs."""
+
     async def flag_rows(
         self, mailbox_id: int, uids: Sequence[int], *, everything: bool
     ) -> list[Any]:

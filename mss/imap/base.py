@@ -69,6 +69,8 @@ _AFTER_LOGIN = (
     "CONDSTORE",
     "QRESYNC",
     "NOTIFY",
+    "MULTIAPPEND",
+    "CATENATE",
     "ESEARCH",
     "WITHIN",
     "LIST-EXTENDED",

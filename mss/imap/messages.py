@@ -1,6 +1,6 @@
-"""Message commands: APPEND, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT, CHECK
-(RFC 3501 §6.3.11, §6.4; RFC 4315 UIDPLUS; RFC 6851 MOVE; RFC 3691 UNSELECT;
-RFC 7162 CONDSTORE).
+"""Message commands: STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT, CHECK (RFC 3501
+§6.4; RFC 4315 UIDPLUS; RFC 6851 MOVE; RFC 3691 UNSELECT; RFC 7162 CONDSTORE); APPEND
+is `appending`.
 
 Every change is one write of the store (a new modseq in the same transaction);
 the session then answers with what it changed and remembers its own flag
@@ -9,27 +9,14 @@ changes so that they are not announced twice.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from mss.imap import responses as r
-from mss.imap.errors import ImapError, read_only
+from mss.imap.errors import read_only
 from mss.imap.parsing.commands import Command
 from mss.imap.selected import SelectedView
 from mss.store.messages import StoreResult
 
 
 class MessageCommands(SelectedView):
-    async def do_APPEND(self, command: Command) -> str:
-        args = command.args
-        box = await self._mailbox(args["mailbox"], code="TRYCREATE")
-        message: bytes = args["message"]
-        if len(message) > self.config.max_message_size:
-            raise ImapError("Message trop volumineux (message too big)", code="TOOBIG")
-        date: dt.datetime | None = args["date"]
-        when = int(date.timestamp()) if date else None
-        uid = await self.store.append(box.id, message, args["flags"], when)
-        return f"[APPENDUID {box.uidvalidity} {uid}] APPEND completed"
-
     async def do_CHECK(self, command: Command) -> None:
         return None
 

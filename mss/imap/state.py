@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mss import __version__
+from mss.imap.appending import AppendCommands
 from mss.imap.auth import AuthCommands
 from mss.imap.base import State
 from mss.imap.errors import AlreadyAnswered, ImapError, bad
@@ -79,7 +80,9 @@ NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH"})
 Handler = Callable[[Command], Awaitable[str | None]]
 
 
-class Session(AuthCommands, NotifyCommands, MessageCommands, FetchCommands, SearchCommands):
+class Session(
+    AuthCommands, NotifyCommands, AppendCommands, MessageCommands, FetchCommands, SearchCommands
+):
     """One client's session; the server feeds it parsed commands (`run`)."""
 
     def greeting(self) -> bytes:

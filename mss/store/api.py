@@ -95,6 +95,16 @@ class Store:
         delivered: Delivered = await self.db.write_bulk(deliver_many, item)
         return delivered
 
+    async def deliver_together(
+        self, messages: Sequence[tuple[bytes, Sequence[Target], int | None]]
+    ) -> list[Delivered]:
+        """Store several messages in one transaction: all of them, or none (MULTIAPPEND)."""
+        now = int(time.time())
+        items = [DeliveryItem(self.prepare(raw), targets, now if when is None else when,
+                              self.blobs) for raw, targets, when in messages]  # fmt: skip
+        stored = await self.db.write(lambda tx: deliver_many(tx, items))
+        return [d for d in stored if isinstance(d, Delivered)]
+
     # --- generic access ------------------------------------------------------------------
 
     async def read(self, fn: Callable[[Connection], T]) -> T:

@@ -131,6 +131,17 @@ class ImapStore:
         delivered = await self._store.deliver(message, [target], internal_date=internal_date)
         return delivered.copies[0].uid
 
+    async def append_many(
+        self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
+    ) -> list[int]:
+        together = []
+        for raw, flags, when in messages:
+            bits, keywords = parse_flags(flags)
+            together.append((raw, [Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)],
+                             when))  # fmt: skip
+        delivered = await self._store.deliver_together(together)
+        return [d.copies[0].uid for d in delivered]
+
     async def flag_rows(
         self, mailbox_id: int, uids: Sequence[int], *, everything: bool
     ) -> list[Any]:

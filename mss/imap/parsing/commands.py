@@ -7,11 +7,11 @@ stripped) into a `Command` with typed arguments, or raises `CommandError`
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mss.imap.parsing.append import g_append
 from mss.imap.parsing.fetch import fetch_atts
 from mss.imap.parsing.notify import g_notify
 from mss.imap.parsing.search import search_keys
@@ -226,19 +226,7 @@ def _g_status(r: Reader) -> dict[str, Any]:
 
 def _g_append(r: Reader) -> dict[str, Any]:
     r.space()
-    mailbox = _mailbox(r)
-    r.space()
-    flags: list[str] = []
-    date: dt.datetime | None = None
-    if r.peek_is(b"("):
-        flags = r.list_of("flag")
-        r.space()
-    if r.peek_is(b'"'):
-        date = r.date_time()
-        r.space()
-    binary = r.peek_is(b"~")
-    message = r.literal(binary=True)
-    return {"mailbox": mailbox, "flags": flags, "date": date, "message": message, "binary": binary}
+    return g_append(r, _mailbox(r))
 
 
 def _g_search(r: Reader) -> dict[str, Any]:

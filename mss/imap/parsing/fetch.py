@@ -138,3 +138,11 @@ def fetch_atts(reader: Reader) -> list[FetchAtt]:
         return [FetchAtt(n) for n in FETCH_MACROS[word]]
     reader.pos = start
     return [_fetch_att(reader)]
+
+
+def parse_section(text: str) -> Section:
+    """A section as an IMAP URL writes it (`;section=1.HEADER`, RFC 5092), without brackets."""
+    reader = Reader(b"[" + text.encode("utf-8", "replace").upper() + b"]")
+    found = _section(reader)
+    reader.end()
+    return found

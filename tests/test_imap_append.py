@@ -1,0 +1,90 @@
+"""APPEND with MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469): several messages stored
+together or not at all; messages built from text and IMAP URLs (RFC 5092) of what the
+account already holds. Over real IMAPS."""
+
+from __future__ import annotations
+
+import re
+
+from mss.testing.imapclient import RawIMAP
+
+from .test_imap_commands import imap, mailbox
+
+__all__ = ["imap", "mailbox"]  # fixtures shared with test_imap_commands.py
+
+ONE = b"From: a@pro.mssante.test\r\nSubject: un\r\n\r\nPremier.\r\n"
+TWO = b"From: b@pro.mssante.test\r\nSubject: deux\r\n\r\nSecond.\r\n"
+
+
+def _lit(data: bytes) -> bytes:
+    return b"{%d+}\r\n" % len(data) + data
+
+
+async def _count(imap: RawIMAP) -> int:
+    line = (await imap.command("STATUS INBOX (MESSAGES)")).lines[0]
+    found = re.search(rb"MESSAGES (\d+)", line)
+    assert found
+    return int(found.group(1))
+
+
+async def _body(imap: RawIMAP, uid: int) -> bytes:
+    assert (await imap.command("EXAMINE INBOX")).ok
+    reply = await imap.command(f"UID FETCH {uid} BODY.PEEK[]")
+    assert reply.ok
+    return re.sub(rb"^.*?\{\d+\}\r\n", b"", reply.lines[0], count=1, flags=re.S)[:-3]
+
+
+async def _validity(imap: RawIMAP) -> int:
+    line = (await imap.command("STATUS INBOX (UIDVALIDITY)")).lines[0]
+    found = re.search(rb"UIDVALIDITY (\d+)", line)
+    assert found
+    return int(found.group(1))
+
+
+async def test_multiappend_stores_every_message_and_says_their_uids(imap: RawIMAP) -> None:
+    reply = await imap.command(b"APPEND INBOX (\\Seen) " + _lit(ONE) + b" " + _lit(TWO))
+    assert reply.ok
+    assert re.search(rb"\[APPENDUID \d+ 3:4\]", reply.tagged)
+    assert await _body(imap, 3) == ONE and await _body(imap, 4) == TWO
+    flags = (await imap.command("UID FETCH 3:4 FLAGS")).text()
+    assert flags.count("\\Seen") == 1  # the flags are the first message's own
+
+
+async def test_multiappend_is_all_or_nothing(imap: RawIMAP) -> None:
+    before = await _count(imap)
+    bad = b' CATENATE (URL "/INBOX/;UID=99")'
+    reply = await imap.command(b"APPEND INBOX " + _lit(ONE) + bad)
+    assert reply.response.startswith(b'NO [BADURL "/INBOX/;UID=99"]')
+    assert await _count(imap) == before
+
+
+async def test_catenate_builds_a_message_from_text_and_urls(imap: RawIMAP) -> None:
+    assert (await imap.command(b"APPEND INBOX " + _lit(ONE))).ok  # UID 3
+    validity = await _validity(imap)
+    head = f'URL "/INBOX;UIDVALIDITY={validity}/;UID=3/;SECTION=HEADER"'.encode()
+    body = b'URL "/inbox/;uid=3/;section=TEXT/;partial=0.4"'
+    reply = await imap.command(b"APPEND INBOX CATENATE (" + head + b" TEXT " + _lit(b"Ajout: ")
+                               + b" " + body + b")")  # fmt: skip
+    assert reply.ok
+    assert await _body(imap, 4) == ONE[: ONE.index(b"\r\n\r\n") + 4] + b"Ajout: Prem"
+
+
+async def test_catenate_urls_that_name_nothing_are_badurl(imap: RawIMAP) -> None:
+    assert (await imap.command(b"APPEND INBOX " + _lit(ONE))).ok
+    before = await _count(imap)
+    urls = [
+        '"/INBOX;UIDVALIDITY=1/;UID=3"',
+        '"/Nulle-part/;UID=1"',
+        '"/INBOX/;UID=3/;SECTION=9"',
+        '"imap://ailleurs/INBOX/;UID=3"',
+        '"/../INBOX/;UID=3"',
+        '"/INBOX/;UID=3\\"x"',
+    ]
+    for url in urls:
+        reply = await imap.command(f"APPEND INBOX CATENATE (URL {url} TEXT {{1+}}\r\nx)".encode())
+        assert reply.response.startswith(b"NO [BADURL "), (url, reply.tagged)
+        assert reply.tagged.count(b'"') == 2  # the URL quoted once, nothing of it breaks out
+    assert (await imap.command("APPEND INBOX CATENATE (TEXT {0+}\r\n)")).status == "NO"  # empty
+    assert await _count(imap) == before
+    assert (await imap.command("APPEND INBOX CATENATE ()")).status == "BAD"
+    assert (await imap.command("APPEND INBOX CATENATE (FOO x)")).status == "BAD"
