@@ -170,17 +170,24 @@ class SectionError(MssError):
 
 
 def find_part(root: Part, path: tuple[int, ...]) -> Part:
-    """The part a section path names (RFC 3501 §6.4.5 part numbering)."""
-    part = root
-    for number in path:
-        if part.is_message and part.children:
-            part = part.children[0]  # into the encapsulated message
+    """The part a section path names (RFC 3501 §6.4.5 part numbering).
+
+    A multipart's numbers name its children; the body of a message that is not
+    multipart is its part 1. A message/rfc822 part is a message: the numbers after
+    its own name the parts of the encapsulated message (BODY[2.1] is the body of a
+    single-part message in part 2, or its first part when it is multipart).
+    """
+    part, is_message_body = root, True
+    for depth, number in enumerate(path):
+        if depth and part.is_message and part.children:
+            part, is_message_body = part.children[0], True  # into the encapsulated message
         if part.is_multipart:
             if not 1 <= number <= len(part.children):
                 raise SectionError(f"no part {number}")
             part = part.children[number - 1]
-        elif number != 1:
+        elif number != 1 or not is_message_body:
             raise SectionError(f"no part {number} in a single-part body")
+        is_message_body = False
     return part
 
 
