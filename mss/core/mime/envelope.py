@@ -60,12 +60,15 @@ class Envelope:
         )
 
 
-def _phrase_or_local(text: str, pos: int, stops: str) -> tuple[str, int]:
-    """Read words (atoms, quoted strings) until one of `stops`; comments dropped."""
+def _phrase_or_local(
+    text: str, pos: int, stops: str, comments: list[str] | None = None
+) -> tuple[str, int]:
+    """Read words (atoms, quoted strings) until one of `stops`; comments skipped (their
+    text appended to `comments` when given)."""
     words: list[str] = []
     n = len(text)
     while True:
-        pos = _skip_cfws(text, pos)
+        pos = _skip_cfws(text, pos, comments)
         if pos >= n or text[pos] in stops:
             return " ".join(words), pos
         if text[pos] == '"':
@@ -107,11 +110,31 @@ def _split_addr_spec(spec: str) -> tuple[str | None, str, str]:
     return local.strip(), at, host.strip()
 
 
+def _addr_spec(
+    value: str, pos: int, local: str, comments: list[str]
+) -> tuple[EnvAddress | None, int]:
+    """A bare addr-spec whose local part was read; its display name is its last comment.
+
+    `user@domain (Real Name)` names Real Name, as Dovecot and most readers show it
+    (RFC 5322 §3.4 leaves a comment's meaning open; obs-local-part keeps its dots).
+    """
+    local = local.replace(" ", "")
+    domain = ""
+    if pos < len(value) and value[pos] == "@":
+        domain, pos = _phrase_or_local(value, pos + 1, ",;", comments)
+        domain = domain.replace(" ", "")
+    if not (local or domain):
+        return None, pos
+    name = comments[-1].strip() if comments else ""
+    return (name or None, None, local or None, domain or None), pos
+
+
 def parse_address_list(value: str | None) -> list[EnvAddress] | None:
     """An address-list header as IMAP envelope addresses (RFC 3501 §7.4.2).
 
     Groups become a start marker (None, None, name, None) and an end marker
-    (None, None, None, None). Returns None for a missing or empty header.
+    (None, None, None, None). A bare `user@domain (Real Name)` is named by its
+    comment. Returns None for a missing or empty header.
     """
     if value is None:
         return None
@@ -132,7 +155,8 @@ def parse_address_list(value: str | None) -> list[EnvAddress] | None:
                 in_group = False
             pos += 1
             continue
-        phrase, pos = _phrase_or_local(value, pos, ",;:<@")
+        comments: list[str] = []
+        phrase, pos = _phrase_or_local(value, pos, ",;:<@", comments)
         if pos < n and value[pos] == ":" and not in_group:
             result.append((None, None, phrase, None))
             in_group = True
@@ -142,14 +166,9 @@ def parse_address_list(value: str | None) -> list[EnvAddress] | None:
             route, local, host, pos = _angle_addr(value, pos + 1)
             result.append((phrase or None, route, local, host))
             continue
-        # A bare addr-spec: the phrase read so far is its local part.
-        local = phrase.replace(" ", "")
-        domain = ""
-        if pos < n and value[pos] == "@":
-            domain, pos = _phrase_or_local(value, pos + 1, ",;")
-            domain = domain.replace(" ", "")
-        if local or domain:
-            result.append((None, None, local or None, domain or None))
+        address, pos = _addr_spec(value, pos, phrase, comments)
+        if address is not None:
+            result.append(address)
         elif pos < n and value[pos] not in ",;":
             pos += 1
     if in_group:
