@@ -237,7 +237,7 @@ class FetchCommands(SelectedView):
             return f"BINARY.SIZE[{att.section.label()}] {len(data)}".encode()
         data = r.partial(data, att.partial)
         if name == "BINARY" and b"\0" in data:
-            return att.label().encode() + b" ~" + r.literal(data)
+            return att.label().encode() + b" " + r.literal8(data)  # RFC 3516 §4.2
         return att.label().encode() + b" " + r.literal(data)
 
     @staticmethod

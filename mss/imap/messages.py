@@ -1,6 +1,6 @@
 """Message commands: APPEND, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT, CHECK
 (RFC 3501 §6.3.11, §6.4; RFC 4315 UIDPLUS; RFC 6851 MOVE; RFC 3691 UNSELECT;
-RFC 7162 CONDSTORE).
+RFC 7162 CONDSTORE; RFC 3516 literal8 APPEND, whose binary parts are stored in base64).
 
 Every change is one write of the store (a new modseq in the same transaction);
 the session then answers with what it changed and remembers its own flag
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mss.core.mime import binary_as_base64
 from mss.imap import responses as r
 from mss.imap.errors import ImapError, read_only
 from mss.imap.parsing.commands import Command
@@ -23,6 +24,8 @@ class MessageCommands(SelectedView):
         args = command.args
         box = await self._mailbox(args["mailbox"], code="TRYCREATE")
         message: bytes = args["message"]
+        if args["binary"] or b"\0" in message:
+            message = binary_as_base64(message)  # RFC 3516 §4.4: fetchable with no NUL
         if len(message) > self.config.max_message_size:
             raise ImapError("Message trop volumineux (message too big)", code="TOOBIG")
         date: dt.datetime | None = args["date"]

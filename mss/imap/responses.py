@@ -7,14 +7,18 @@ Strings go out quoted when they are printable ASCII, as literals otherwise
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import quopri
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mss.core.mime import Envelope, Part, find_body_start, parse_headers
+from mss.core.mime import (
+    Envelope,
+    Part,
+    UnknownEncoding,
+    decode_strict,
+    find_body_start,
+    parse_headers,
+)
 from mss.errors import MssError
 from mss.imap.parsing.fetch import Section
 
@@ -33,7 +37,14 @@ def string(value: str | bytes | None) -> bytes:
 
 
 def literal(data: bytes) -> bytes:
-    return b"{%d}\r\n" % len(data) + data
+    """A literal: RFC 3501 §9 CHAR8 excludes NUL, so a NUL byte goes out as 0x80 (as
+    Dovecot sends it), the length unchanged; only BINARY sends NULs, as `literal8`."""
+    return b"{%d}\r\n" % len(data) + data.replace(b"\0", b"\x80")
+
+
+def literal8(data: bytes) -> bytes:
+    """RFC 3516 §4.2 literal8 `~{n}`: the only form that may carry NUL bytes."""
+    return b"~{%d}\r\n" % len(data) + data
 
 
 def astring(value: str) -> bytes:
@@ -248,15 +259,10 @@ def partial(data: bytes, window: tuple[int, int] | None) -> bytes:
 
 def decode_part(raw: bytes, part: Part) -> bytes:
     """BINARY (RFC 3516): the part's body with its transfer encoding undone."""
-    body = raw[part.body_start : part.body_end]
-    if part.encoding == "base64":
-        try:
-            return base64.b64decode(b"".join(body.split()), validate=False)
-        except (binascii.Error, ValueError):
-            raise SectionError("undecodable base64") from None
-    if part.encoding == "quoted-printable":
-        return quopri.decodestring(body)
-    return body
+    try:
+        return decode_strict(raw[part.body_start : part.body_end], part.encoding)
+    except UnknownEncoding:
+        raise SectionError("unknown Content-Transfer-Encoding") from None
 
 
 def header_block(raw: bytes) -> bytes:
