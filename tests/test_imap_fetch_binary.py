@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from mss.imap.parsing.commands import CommandError, parse_command
 from mss.testing.imapclient import RawIMAP
 
-from .harness import PASSWORD, Running
-from .test_imap_commands import USER, connect, deliver, selected
+from .harness import Running
+from .test_imap_fetch_sections import selected_with
 
 
 def mixed(*parts: bytes) -> bytes:
@@ -46,11 +46,7 @@ ENCODINGS = mixed(
 
 @pytest.fixture
 async def imap(mss: Running) -> AsyncIterator[RawIMAP]:
-    await mss.add_pro(USER)
-    await deliver(mss, ENCODINGS)
-    client = await connect(mss)
-    await client.login(USER, PASSWORD)
-    await selected(client)
+    client = await selected_with(mss, ENCODINGS)
     yield client
     await client.close()
 

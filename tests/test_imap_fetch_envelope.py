@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from mss.core.mime import parse_address_list
 from mss.testing.imapclient import RawIMAP
 
-from .harness import PASSWORD, Running
-from .test_imap_commands import USER, connect, deliver, selected
+from .harness import Running
+from .test_imap_fetch_sections import selected_with
 
 DATE = b"Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n"
 COMMENT = (
@@ -34,12 +34,7 @@ OBSOLETE = (
 
 @pytest.fixture
 async def imap(mss: Running) -> AsyncIterator[RawIMAP]:
-    await mss.add_pro(USER)
-    for raw in (COMMENT, EMPTY_SENDER, OBSOLETE):
-        await deliver(mss, raw)
-    client = await connect(mss)
-    await client.login(USER, PASSWORD)
-    await selected(client)
+    client = await selected_with(mss, COMMENT, EMPTY_SENDER, OBSOLETE)
     yield client
     await client.close()
 

@@ -55,14 +55,19 @@ MIXED = (
 )
 
 
-@pytest.fixture
-async def imap(mss: Running) -> AsyncIterator[RawIMAP]:
+async def selected_with(mss: Running, *messages: bytes) -> RawIMAP:
+    """A session of a new user whose INBOX holds these messages, selected."""
     await mss.add_pro(USER)
-    for raw in (RFC822, TWICE, MIXED):
+    for raw in messages:
         await deliver(mss, raw)
     client = await connect(mss)
     await client.login(USER, PASSWORD)
-    await selected(client)
+    return await selected(client)
+
+
+@pytest.fixture
+async def imap(mss: Running) -> AsyncIterator[RawIMAP]:
+    client = await selected_with(mss, RFC822, TWICE, MIXED)
     yield client
     await client.close()
 
