@@ -31,10 +31,16 @@ OBSOLETE = (
     b"\r\nbody\r\n"
 )
 
+DOMAINLESS = (
+    DATE + b"From: root\r\n"
+    b'To: <user-to (comment)@ (comment) domain.org>, "john doe"@x.org, <>\r\n'
+    b"\r\nbody\r\n"
+)
+
 
 @pytest.fixture
 async def imap(mss: Running) -> AsyncIterator[RawIMAP]:
-    client = await selected_with(mss, COMMENT, EMPTY_SENDER, OBSOLETE)
+    client = await selected_with(mss, COMMENT, EMPTY_SENDER, OBSOLETE, DOMAINLESS)
     yield client
     await client.close()
 
@@ -72,6 +78,16 @@ async def test_routes_and_obsolete_forms(imap: RawIMAP) -> None:
     assert '((NIL NIL "a" "b.org") (NIL NIL "c" "d.org"))' in text
 
 
+async def test_an_address_without_domain_is_no_group_marker(imap: RawIMAP) -> None:
+    # RFC 3501 §7.4.2: a NIL host marks a group; Dovecot fills in MISSING_DOMAIN
+    text = await envelope(imap, 4)
+    assert '((NIL NIL "root" "MISSING_DOMAIN")) ' in text
+    assert (
+        '((NIL NIL "user-to" "domain.org") (NIL NIL "john doe" "x.org") '
+        '(NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN"))'
+    ) in text
+
+
 def test_only_the_last_comment_of_an_addr_spec_names_it() -> None:
     assert parse_address_list("user(first)@domain (second)") == [("second", None, "user", "domain")]
     assert parse_address_list("Name (comment) <a@b>") == [("Name", None, "a", "b")]
@@ -84,3 +100,7 @@ def test_only_the_last_comment_of_an_addr_spec_names_it() -> None:
 def test_address_lists_near_the_grammar_never_raise(pieces: list[str]) -> None:
     result = parse_address_list("".join(pieces))
     assert result is None or all(len(a) == 4 for a in result)
+    # filled, as in an ENVELOPE: only group markers have a NIL host, and they pair up
+    markers = [a for a in parse_address_list("".join(pieces), fill=True) or [] if a[3] is None]
+    opening = [a[2] is not None for a in markers]
+    assert opening == [True, False] * (len(opening) // 2)
