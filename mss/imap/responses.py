@@ -2,7 +2,8 @@
 
 Everything here is pure: stored JSON and message bytes in, response bytes out.
 Strings go out quoted when they are printable ASCII, as literals otherwise
-(8-bit headers, CR/LF), so no client ever receives an invalid quoted string.
+(8-bit headers, CR/LF), so no client ever receives an invalid quoted string; no
+literal carries a NUL byte, only BINARY's literal8 (RFC 3516 §4.2).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def string(value: str | bytes | None) -> bytes:
 def literal(data: bytes) -> bytes:
     """A literal: RFC 3501 §9 CHAR8 excludes NUL, so a NUL byte goes out as 0x80 (as
     Dovecot sends it), the length unchanged; only BINARY sends NULs, as `literal8`."""
-    return b"{%d}\r\n" % len(data) + data.replace(b"\0", b"\x80")
+    if b"\0" in data:
+        data = data.replace(b"\0", b"\x80")
+    return b"{%d}\r\n" % len(data) + data
 
 
 def literal8(data: bytes) -> bytes:

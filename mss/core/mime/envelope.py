@@ -1,4 +1,9 @@
-"""The IMAP ENVELOPE (RFC 3501 §7.4.2): address lists parsed, other values raw."""
+"""The IMAP ENVELOPE (RFC 3501 §7.4.2): address lists parsed, other values raw.
+
+Address lists are read as RFC 5322 §3.4 writes them, obsolete forms of §4.4 included
+(routes, spaced dots, empty list elements), and as Dovecot reads the rest: a bare
+address is named by its comment, `user@domain (Real Name)`.
+"""
 
 from __future__ import annotations
 
