@@ -72,6 +72,11 @@ async def test_binary_partial_is_a_window_of_the_decoded_content(imap: RawIMAP) 
         assert b"BINARY[1]<%d> {%d}\r\n%s)" % (start, len(window), window) in data
 
 
+async def test_binary_size_does_not_set_seen_binary_does(imap: RawIMAP) -> None:
+    assert b"\\Seen" not in await fetch(imap, "BINARY.SIZE[2]")
+    assert b"FLAGS (\\Seen \\Recent)" in await fetch(imap, "BINARY[2]")
+
+
 async def test_binary_undoes_base64_whatever_the_white_space(imap: RawIMAP) -> None:
     data = await fetch(imap, "BINARY.PEEK[2] BINARY.SIZE[2]")
     assert b"BINARY[2] {11}\r\nhello world" in data and b"BINARY.SIZE[2] 11" in data
