@@ -3,7 +3,7 @@
 Everything here is pure: stored JSON and message bytes in, response bytes out.
 Strings go out quoted when they are printable ASCII, as literals otherwise
 (8-bit headers, CR/LF), so no client ever receives an invalid quoted string; no
-literal carries a NUL byte, only BINARY's literal8 (RFC 3516 §4.2).
+literal carries a NUL byte, only BINARY's literal8 (RFC 3516).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def literal(data: bytes) -> bytes:
 
 
 def literal8(data: bytes) -> bytes:
-    """RFC 3516 §4.2 literal8 `~{n}`: the only form that may carry NUL bytes."""
+    """RFC 3516 literal8 `~{n}`: the only form that may carry NUL bytes."""
     return b"~{%d}\r\n" % len(data) + data
 
 

@@ -25,7 +25,7 @@ _CTE_FIELD_RE = re.compile(rb"(?im)^content-transfer-encoding[ \t]*:.*(?:\r?\n[ 
 
 
 class UnknownEncoding(ValueError):
-    """A Content-Transfer-Encoding this server cannot undo (RFC 3516 §4.3 UNKNOWN-CTE)."""
+    """A Content-Transfer-Encoding this server cannot undo (RFC 3516 UNKNOWN-CTE)."""
 
 
 def decode_quoted_printable(body: bytes) -> bytes:
@@ -82,7 +82,7 @@ def decode_body(body: bytes, encoding: str) -> bytes:
 
 
 def decode_strict(body: bytes, encoding: str) -> bytes:
-    """The content of a body for IMAP BINARY: an unknown encoding raises (RFC 3516 §4.3)."""
+    """The content of a body for IMAP BINARY: an unknown one raises (RFC 3516 UNKNOWN-CTE)."""
     if encoding in IDENTITY_ENCODINGS:
         return body
     if encoding == "base64":
