@@ -69,7 +69,7 @@ def test_address_groups_and_comments() -> None:
     assert parsed == [
         (None, None, "Équipe", None),
         ("Dupont, Jean", None, "jean", "a.test"),
-        (None, None, "marie", "b.test"),
+        ("secrétariat", None, "marie", "b.test"),  # a bare address is named by its comment
         (None, None, None, None),
         (None, None, "undisclosed-recipients", None),
         (None, None, None, None),

@@ -1,4 +1,6 @@
-"""APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469).
+"""APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469); a
+message sent as literal8 (RFC 3516), or holding NUL, has its binary parts stored in
+base64.
 
 Every message of one APPEND is stored in one transaction: all of them or none. A
 CATENATE message is made of literal text and IMAP URLs (RFC 5092, this account's own
@@ -14,6 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from mss.core.mime import binary_as_base64
 from mss.core.mime.structure import Part
 from mss.imap import responses as r
 from mss.imap.errors import ImapError
@@ -81,6 +84,8 @@ class AppendCommands(SelectedView):
             out += part if isinstance(part, bytes) else await self._resolve_url(part)
             if len(out) > self.config.max_message_size:
                 raise ImapError("Message trop volumineux (message too big)", code="TOOBIG")
+        if message.binary or b"\0" in out:
+            return binary_as_base64(bytes(out))  # RFC 3516 §4.4: fetchable with no NUL
         return bytes(out)
 
     async def _resolve_url(self, url: Url) -> bytes:

@@ -45,10 +45,11 @@ def _fields(atts: list[FetchAtt]) -> list[str]:
 
 
 def _sets_seen(atts: list[FetchAtt], names: set[str]) -> bool:
-    """RFC 3501 §6.4.5: BODY[...] (not .PEEK), RFC822 and RFC822.TEXT set \\Seen."""
-    return any(a.section is not None and not a.peek for a in atts) or bool(
-        names & {"RFC822", "RFC822.TEXT"}
-    )
+    """RFC 3501 §6.4.5: BODY[...] (not .PEEK), RFC822 and RFC822.TEXT set \\Seen; so does
+    BINARY[...] (RFC 3516), not BINARY.SIZE, which reads no content (nor in Dovecot)."""
+    return any(
+        a.section is not None and not a.peek and a.name != "BINARY.SIZE" for a in atts
+    ) or bool(names & {"RFC822", "RFC822.TEXT"})
 
 
 class FetchCommands(SelectedView):
@@ -241,7 +242,7 @@ class FetchCommands(SelectedView):
             return f"BINARY.SIZE[{att.section.label()}] {len(data)}".encode()
         data = r.partial(data, att.partial)
         if name == "BINARY" and b"\0" in data:
-            return att.label().encode() + b" ~" + r.literal(data)
+            return att.label().encode() + b" " + r.literal8(data)  # RFC 3516: NUL in literal8 only
         return att.label().encode() + b" " + r.literal(data)
 
     @staticmethod

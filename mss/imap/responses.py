@@ -2,19 +2,24 @@
 
 Everything here is pure: stored JSON and message bytes in, response bytes out.
 Strings go out quoted when they are printable ASCII, as literals otherwise
-(8-bit headers, CR/LF), so no client ever receives an invalid quoted string.
+(8-bit headers, CR/LF), so no client ever receives an invalid quoted string; no
+literal carries a NUL byte, only BINARY's literal8 (RFC 3516).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import quopri
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mss.core.mime import Envelope, Part, find_body_start, parse_headers
+from mss.core.mime import (
+    Envelope,
+    Part,
+    UnknownEncoding,
+    decode_strict,
+    find_body_start,
+    parse_headers,
+)
 from mss.errors import MssError
 from mss.imap.parsing.fetch import Section
 
@@ -33,7 +38,16 @@ def string(value: str | bytes | None) -> bytes:
 
 
 def literal(data: bytes) -> bytes:
+    """A literal: RFC 3501 §9 CHAR8 excludes NUL, so a NUL byte goes out as 0x80 (as
+    Dovecot sends it), the length unchanged; only BINARY sends NULs, as `literal8`."""
+    if b"\0" in data:
+        data = data.replace(b"\0", b"\x80")
     return b"{%d}\r\n" % len(data) + data
+
+
+def literal8(data: bytes) -> bytes:
+    """RFC 3516 literal8 `~{n}`: the only form that may carry NUL bytes."""
+    return b"~{%d}\r\n" % len(data) + data
 
 
 def astring(value: str) -> bytes:
@@ -170,17 +184,24 @@ class SectionError(MssError):
 
 
 def find_part(root: Part, path: tuple[int, ...]) -> Part:
-    """The part a section path names (RFC 3501 §6.4.5 part numbering)."""
-    part = root
-    for number in path:
-        if part.is_message and part.children:
-            part = part.children[0]  # into the encapsulated message
+    """The part a section path names (RFC 3501 §6.4.5 part numbering).
+
+    A multipart's numbers name its children; the body of a message that is not
+    multipart is its part 1. A message/rfc822 part is a message: the numbers after
+    its own name the parts of the encapsulated message (BODY[2.1] is the body of a
+    single-part message in part 2, or its first part when it is multipart).
+    """
+    part, is_message_body = root, True
+    for depth, number in enumerate(path):
+        if depth and part.is_message and part.children:
+            part, is_message_body = part.children[0], True  # into the encapsulated message
         if part.is_multipart:
             if not 1 <= number <= len(part.children):
                 raise SectionError(f"no part {number}")
             part = part.children[number - 1]
-        elif number != 1:
+        elif number != 1 or not is_message_body:
             raise SectionError(f"no part {number} in a single-part body")
+        is_message_body = False
     return part
 
 
@@ -241,15 +262,10 @@ def partial(data: bytes, window: tuple[int, int] | None) -> bytes:
 
 def decode_part(raw: bytes, part: Part) -> bytes:
     """BINARY (RFC 3516): the part's body with its transfer encoding undone."""
-    body = raw[part.body_start : part.body_end]
-    if part.encoding == "base64":
-        try:
-            return base64.b64decode(b"".join(body.split()), validate=False)
-        except (binascii.Error, ValueError):
-            raise SectionError("undecodable base64") from None
-    if part.encoding == "quoted-printable":
-        return quopri.decodestring(body)
-    return body
+    try:
+        return decode_strict(raw[part.body_start : part.body_end], part.encoding)
+    except UnknownEncoding:
+        raise SectionError("unknown Content-Transfer-Encoding") from None
 
 
 def header_block(raw: bytes) -> bytes:

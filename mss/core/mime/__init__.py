@@ -3,7 +3,8 @@
 - `headers`: header sections and structured values (Content-Type, Message-ID…);
 - `envelope`: address lists and the IMAP ENVELOPE;
 - `structure`: the part tree (BODYSTRUCTURE and offsets) and `parse_message`;
-- `attachments`: the leaf parts of a message with their names and decoded bytes.
+- `attachments`: the leaf parts of a message with their names and decoded bytes;
+- `transfer`: Content-Transfer-Encodings undone, binary parts re-encoded.
 
 The names most callers need are importable from `mss.core.mime` itself.
 """
@@ -33,6 +34,12 @@ from mss.core.mime.structure import (
     split_multipart,
     with_prefix,
 )
+from mss.core.mime.transfer import (
+    UnknownEncoding,
+    binary_as_base64,
+    decode_body,
+    decode_strict,
+)
 
 __all__ = [
     "MAX_DEPTH",
@@ -45,8 +52,12 @@ __all__ = [
     "Params",
     "ParsedMessage",
     "Part",
+    "UnknownEncoding",
+    "binary_as_base64",
     "build_envelope",
+    "decode_body",
     "decode_header_bytes",
+    "decode_strict",
     "decode_words",
     "find_body_start",
     "leaves",

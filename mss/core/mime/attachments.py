@@ -9,12 +9,11 @@ of the standard library's `Message.walk()`).
 
 from __future__ import annotations
 
-import binascii
-import quopri
 from dataclasses import dataclass
 
 from mss.core.mime.headers import Params, decode_words, param
 from mss.core.mime.structure import Part
+from mss.core.mime.transfer import decode_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +71,3 @@ def filename(part: Part) -> str:
 
 def _param(params: Params, name: str) -> str:
     return decode_words(param(params, name))
-
-
-def decode_body(body: bytes, encoding: str) -> bytes:
-    if encoding == "base64":
-        return _base64(body)
-    if encoding == "quoted-printable":
-        return quopri.decodestring(body)
-    return body
-
-
-def _base64(body: bytes) -> bytes:
-    """Lenient, as mail readers are: line breaks and stray characters ignored, missing
-    padding added."""
-    compact = b"".join(body.split())
-    for attempt in (compact, compact + b"=" * (-len(compact) % 4)):
-        try:
-            return binascii.a2b_base64(attempt)
-        except binascii.Error:
-            continue
-    return b""

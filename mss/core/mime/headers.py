@@ -117,19 +117,29 @@ def searchable_headers(headers: Headers) -> str:
 # --- structured header values --------------------------------------------------------
 
 
-def _skip_cfws(text: str, pos: int) -> int:
-    """Skip folding whitespace and (nested) comments, RFC 5322 §3.2.2."""
+def _skip_cfws(text: str, pos: int, comments: list[str] | None = None) -> int:
+    """Skip folding whitespace and (nested) comments, RFC 5322 §3.2.2; the text of each
+    outermost comment (quoted-pairs undone) is appended to `comments` when given."""
     depth = 0
     n = len(text)
+    inside: list[str] = []
     while pos < n:
         ch = text[pos]
         if depth:
-            if ch == "\\":
+            if ch == "\\" and pos + 1 < n:
                 pos += 1
+                ch = text[pos]
             elif ch == "(":
                 depth += 1
             elif ch == ")":
                 depth -= 1
+                if not depth:
+                    if comments is not None:
+                        comments.append("".join(inside))
+                    inside.clear()
+                    pos += 1
+                    continue
+            inside.append(ch)
         elif ch == "(":
             depth = 1
         elif ch not in " \t\r\n":
