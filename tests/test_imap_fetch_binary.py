@@ -196,5 +196,5 @@ def test_binary_grammar() -> None:
     for bad in (b"t FETCH 1 BINARY[1.TEXT]", b"t FETCH 1 BINARY.SIZE[1]<0.1>"):
         with pytest.raises(CommandError):
             parse_command(bad)
-    appended = parse_command(b"t APPEND INBOX ~{3}\r\na\x00c").args
-    assert appended["binary"] and appended["message"] == b"a\x00c"
+    [appended] = parse_command(b"t APPEND INBOX ~{3}\r\na\x00c").args["messages"]
+    assert appended.binary and appended.parts == (b"a\x00c",)
