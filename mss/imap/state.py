@@ -26,7 +26,7 @@ from mss.imap.fetch import FetchCommands
 from mss.imap.messages import MessageCommands
 from mss.imap.notify import NotifyCommands
 from mss.imap.parsing.commands import Command
-from mss.imap.search import SearchCommands
+from mss.imap.thread_command import ThreadCommands
 from mss.store.folders import MailboxError
 
 log = logging.getLogger(__name__)
@@ -69,19 +69,21 @@ COMMANDS: dict[str, frozenset[State]] = {
     "MOVE": _SEL,
     "UID FETCH": _SEL,
     "UID SEARCH": _SEL,
+    "THREAD": _SEL,
+    "UID THREAD": _SEL,
     "UID STORE": _SEL,
     "UID COPY": _SEL,
     "UID MOVE": _SEL,
     "UID EXPUNGE": _SEL,
 }
 # RFC 3501 §7.4.1: no EXPUNGE response while answering these.
-NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH"})
+NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH", "THREAD"})
 
 Handler = Callable[[Command], Awaitable[str | None]]
 
 
 class Session(
-    AuthCommands, NotifyCommands, AppendCommands, MessageCommands, FetchCommands, SearchCommands
+    AuthCommands, NotifyCommands, AppendCommands, MessageCommands, FetchCommands, ThreadCommands
 ):
     """One client's session; the server feeds it parsed commands (`run`)."""
 

@@ -15,6 +15,7 @@ from mss.imap.parsing.append import g_append
 from mss.imap.parsing.fetch import fetch_atts
 from mss.imap.parsing.notify import g_notify
 from mss.imap.parsing.search import search_keys
+from mss.imap.parsing.thread import g_thread
 from mss.imap.parsing.tokens import ParseError, Reader
 
 
@@ -367,10 +368,11 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "ENABLE": _g_enable,
     "ID": _g_id,
     "NOTIFY": g_notify,
+    "THREAD": g_thread,
     "UID EXPUNGE": _g_expunge_uid,
     **{name: (lambda r: {}) for name in NO_ARGS},
 }
-UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE"])
+UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE", "THREAD"])
 
 
 def parse_tag(reader: Reader) -> str:
