@@ -1,0 +1,158 @@
+"""What SEARCH reads in a header field (RFC 3501 §6.4.4): pure, never raises.
+
+- `sent_day`: the date of a Date: field in the field's own time zone, the date that
+  SENTBEFORE, SENTON and SENTSINCE compare (as Dovecot does: a message written at
+  23:00 +0200 was sent that day, whatever the day in UTC).
+- `address_text`: an address list (From, To, Cc, Bcc) written out as the client reads
+  it, `Name <local@domain>` for each mailbox and `group: ...;` for a group, so that
+  FROM/TO/CC/BCC match the display name and the address alike, whatever the form
+  the header used: the comment form `local@domain (Name)` (the comment is the name,
+  RFC 5322 §3.4 and the obsolete RFC 822 form), comments and spaces inside the
+  addr-spec (RFC 5322 §4.4) dropped, quoted names unquoted.
+
+The values are those of the stored searchable header text (`header_text`): encoded
+words already decoded (RFC 2047), case-folded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from email.utils import parsedate_tz
+
+_ATOM = re.compile(r'[^\s"(,;:<>@]+')
+_SPECIALS = ",;:<>@"
+
+
+def sent_day(value: str) -> dt.date | None:
+    """The day of a Date: value in its own zone (RFC 5322 §3.3), None if unreadable."""
+    try:
+        parsed = parsedate_tz(value)
+        return None if parsed is None else dt.date(parsed[0], parsed[1], parsed[2])
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+
+
+def _comment(text: str, pos: int) -> tuple[str, int]:
+    """A (nested) comment starting at `text[pos] == '('`: its text and the end."""
+    out: list[str] = []
+    depth = 0
+    while pos < len(text):
+        ch = text[pos]
+        pos += 1
+        if ch == "\\" and pos < len(text):
+            out.append(text[pos])
+            pos += 1
+            continue
+        if ch == "(":
+            depth += 1
+            if depth == 1:
+                continue
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        out.append(ch)
+    return " ".join("".join(out).split()), pos
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    """A quoted-string starting at `text[pos] == '"'`: its content and the end."""
+    out: list[str] = []
+    pos += 1
+    while pos < len(text):
+        ch = text[pos]
+        if ch == "\\" and pos + 1 < len(text):
+            out.append(text[pos + 1])
+            pos += 2
+            continue
+        if ch == '"':
+            return "".join(out), pos + 1
+        out.append(ch)
+        pos += 1
+    return "".join(out), pos
+
+
+def _tokens(text: str) -> Iterator[tuple[str, str]]:
+    """(kind, text): kind is "w" (atom or quoted string), "(" (a comment) or a special."""
+    pos = 0
+    while pos < len(text):
+        ch = text[pos]
+        if ch.isspace():
+            pos += 1
+        elif ch == "(":
+            comment, pos = _comment(text, pos)
+            yield "(", comment
+        elif ch == '"':
+            word, pos = _quoted(text, pos)
+            yield "w", word
+        elif ch in _SPECIALS:
+            pos += 1
+            yield ch, ch
+        else:
+            match = _ATOM.match(text, pos)
+            assert match is not None  # `ch` is neither a space nor a special
+            pos = match.end()
+            yield "w", match.group()
+
+
+class _Writer:
+    """Collects the tokens of one mailbox at a time and writes them out."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.words: list[str] = []  # the phrase, or a bare addr-spec
+        self.comment = ""  # the last comment: the name of `local@domain (Name)`
+        self.spec: list[str] | None = None  # inside or after `<...>`
+        self.in_angle = False
+        self.in_group = False
+
+    def token(self, kind: str, text: str) -> None:
+        if self.in_angle:
+            self._angle(kind, text)
+        elif kind == "(":
+            self.comment = text
+        elif kind == "<":
+            self.in_angle, self.spec = True, []
+        elif kind == ":" and not self.in_group and self.spec is None:
+            self.out.append(" ".join(self.words) + ":")
+            self.words, self.in_group = [], True
+        elif kind in ",;":
+            self.mailbox()
+            if kind == ";" and self.in_group:
+                self.out.append(";")
+                self.in_group = False
+        elif self.spec is None:
+            self.words.append(text)
+
+    def _angle(self, kind: str, text: str) -> None:
+        assert self.spec is not None
+        if kind == ">":
+            self.in_angle = False
+        elif kind == ":":  # the end of an obsolete route (RFC 5322 §4.4): dropped
+            self.spec.clear()
+        elif kind != "(":
+            self.spec.append(text)
+
+    def mailbox(self) -> None:
+        if self.spec is not None:
+            name, spec = " ".join(self.words), "".join(self.spec)
+        else:
+            name, spec = "", "".join(self.words)
+        name = name or self.comment
+        if spec or name:
+            self.out.append(f"{name} <{spec}>" if name else spec)
+        self.words, self.comment, self.spec, self.in_angle = [], "", None, False
+
+    def text(self) -> str:
+        self.mailbox()
+        return ", ".join(self.out).replace(":, ", ": ").replace(", ;", ";")
+
+
+def address_text(value: str) -> str:
+    """An address list as `Name <local@domain>, group: a, b;` (see the module's doc)."""
+    writer = _Writer()
+    for kind, text in _tokens(value):
+        writer.token(kind, text)
+    return writer.text()
