@@ -32,6 +32,38 @@ def _uid_ranges(uids: Sequence[int]) -> tuple[SeqRange, ...]:
     return tuple(ranges)
 
 
+def esearch(
+    tag: str,
+    returns: Sequence[str],
+    matches: Sequence[tuple[int, int]],
+    *,
+    by_uid: bool,
+    modseq: bool,
+) -> str:
+    """RFC 4731 §3.1 ESEARCH of (number, modseq) matches: MIN, MAX, ALL, COUNT; with the
+    MODSEQ key, the highest modseq of the messages returned (RFC 4731 §3.2): of MIN or
+    MAX alone, else of every match."""
+    parts = [f'(TAG "{tag}")'] + (["UID"] if by_uid else [])
+    returned: list[tuple[int, int]] = []
+    if matches:
+        low, high = min(matches), max(matches)
+        if "MIN" in returns:
+            parts.append(f"MIN {low[0]}")
+            returned.append(low)
+        if "MAX" in returns:
+            parts.append(f"MAX {high[0]}")
+            returned.append(high)
+        if "ALL" in returns:
+            parts.append(f"ALL {r.sequence_set(sorted(n for n, _ in matches))}")
+    if "COUNT" in returns:
+        parts.append(f"COUNT {len(matches)}")
+    if "ALL" in returns or "COUNT" in returns:
+        returned = list(matches)
+    if modseq and returned:
+        parts.append(f"MODSEQ {max(m for _, m in returned)}")
+    return "ESEARCH " + " ".join(parts)
+
+
 class SearchCommands(SelectedView):
     async def do_SEARCH(self, command: Command) -> None:
         await self._search(command, by_uid=False)
@@ -40,6 +72,21 @@ class SearchCommands(SelectedView):
         await self._search(command, by_uid=True)
 
     async def _search(self, command: Command, *, by_uid: bool) -> None:
+        matches, modseq = await self._matches(command, by_uid=by_uid)
+        returns = command.args["return"]
+        if returns is not None:
+            self.untagged(esearch(command.tag, returns, matches, by_uid=by_uid, modseq=modseq))
+            return
+        text = "SEARCH" + "".join(f" {n}" for n, _ in matches)
+        if modseq and matches:  # RFC 7162 §3.1.5
+            text += f" (MODSEQ {max(m for _, m in matches)})"
+        self.untagged(text)
+
+    async def _matches(
+        self, command: Command, *, by_uid: bool
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """(number or UID, modseq) of the matching messages, in UID order, and whether the
+        MODSEQ key was used (which enables CONDSTORE, RFC 7162 §3.1)."""
         sel = self._sel()
         if "badcharset" in command.args:
             raise ImapError("charset not supported", code="BADCHARSET (US-ASCII UTF-8)")
@@ -48,19 +95,12 @@ class SearchCommands(SelectedView):
             result = await self.store.search(sel.info.id, keys, list(sel.uids))
         except InputError as exc:
             raise bad(str(exc)) from None
-        found = result.found
-        numbers = (
-            [uid for uid, _ in found] if by_uid else [sel.seq_of(uid) or 0 for uid, _ in found]
-        )
-        numbers = [n for n in numbers if n]
-        returns = command.args.get("return")
-        if returns is not None:
-            self._esearch(command.tag, returns, numbers, by_uid)
-            return
-        text = "SEARCH" + "".join(f" {n}" for n in numbers)
-        if result.max_modseq and found:
-            text += f" (MODSEQ {max(m for _, m in found)})"
-        self.untagged(text)
+        if result.max_modseq:
+            self.condstore = True
+        if by_uid:
+            return list(result.found), result.max_modseq
+        numbered = ((sel.seq_of(uid), modseq) for uid, modseq in result.found)
+        return [(n, m) for n, m in numbered if n], result.max_modseq
 
     def _uid_keys(self, key: SearchKey) -> SearchKey:
         """Sequence numbers, RECENT, NEW, OLD become UID keys over the session's view."""
@@ -82,18 +122,3 @@ class SearchCommands(SelectedView):
         if kind == "NOT":
             return SearchKey("NOT", (self._uid_keys(key.args[0]),))
         return key
-
-    def _esearch(self, tag: str, returns: list[str], numbers: list[int], by_uid: bool) -> None:
-        """RFC 4731 ESEARCH: MIN, MAX, COUNT, ALL (ALL when nothing is asked)."""
-        wanted = returns or ["ALL"]
-        parts = [f'(TAG "{tag}")'] + (["UID"] if by_uid else [])
-        if numbers:
-            if "MIN" in wanted:
-                parts.append(f"MIN {min(numbers)}")
-            if "MAX" in wanted:
-                parts.append(f"MAX {max(numbers)}")
-            if "ALL" in wanted:
-                parts.append(f"ALL {r.sequence_set(sorted(numbers))}")
-        if "COUNT" in wanted:
-            parts.append(f"COUNT {len(numbers)}")
-        self.untagged("ESEARCH " + " ".join(parts))

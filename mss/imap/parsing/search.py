@@ -1,9 +1,12 @@
-"""SEARCH keys (RFC 3501 §6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ): pure.
+"""SEARCH, SORT and THREAD arguments (RFC 3501 §6.4.4, RFC 4731 ESEARCH, RFC 5256 SORT
+and THREAD, RFC 5267 ESORT, RFC 5032 WITHIN, RFC 7162 MODSEQ): pure.
 
 `search_keys(reader, charset)` reads the criteria of a SEARCH command into a
 tree of `SearchKey`s: `kind` names the key (FLAG, STRING, DATE, HEADER, UID,
 SEQ, AND, OR, NOT...), `args` holds its arguments (sequence sets, dates,
-strings, nested keys). The store turns the tree into a query.
+strings, nested keys). The store turns the tree into a query. `search_args`,
+`sort_args` and `thread_args` read whole commands: the result options of
+`RETURN (...)`, the charset, the sort criteria or the threading algorithm.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ _FLAG_KEYS = {
 }
 _STRING_KEYS = frozenset(["BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"])
 _DATE_KEYS = frozenset(["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"])
+# RFC 4731 §3.1 search-return-opt (SAVE needs SEARCHRES, RFC 5182, not offered)
+RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+CHARSETS = ("US-ASCII", "UTF-8")
 
 
 def _search_string(reader: Reader, charset: str) -> str:
@@ -103,3 +109,39 @@ def search_keys(
             return keys
         reader.space()
         keys.append(_search_key(reader, charset, depth))
+
+
+# --- whole commands ------------------------------------------------------------------------
+
+
+def return_options(reader: Reader) -> tuple[str, ...] | None:
+    """RFC 4731 §3.1 `RETURN (opt ...) `: None when absent, `()` means ALL."""
+    if not reader.maybe_word(b"RETURN "):
+        return None
+    options = [word.upper() for word in reader.list_of()]
+    reader.space()
+    unknown = [word for word in options if word not in RETURN_OPTIONS]
+    if unknown:
+        raise ParseError(f"unknown RETURN option {unknown[0]}")
+    return tuple(o for o in RETURN_OPTIONS if o in options) or ("ALL",)
+
+
+def _charset(reader: Reader) -> str:
+    charset = reader.astring().decode("ascii", "replace").upper()
+    reader.space()
+    return charset
+
+
+def _keys_or_badcharset(reader: Reader, charset: str) -> dict[str, Any]:
+    if charset not in CHARSETS:
+        reader.text()  # the rest is not worth parsing: the answer is NO [BADCHARSET]
+        return {"badcharset": charset}
+    return {"keys": search_keys(reader, charset), "charset": charset}
+
+
+def search_args(reader: Reader) -> dict[str, Any]:
+    """`SEARCH [RETURN (...)] [CHARSET c] keys` (RFC 3501 §6.4.4, RFC 4731 §3.1)."""
+    reader.space()
+    returns = return_options(reader)
+    charset = _charset(reader) if reader.maybe_word(b"CHARSET ") else "US-ASCII"
+    return {"return": returns, **_keys_or_badcharset(reader, charset)}

@@ -1,0 +1,63 @@
+"""The grammars of SEARCH, SORT and THREAD on their own (RFC 3501 §6.4.4, RFC 4731 RETURN,
+RFC 5256 SORT and THREAD, RFC 5267 ESORT): cases, then fuzzing near the grammar (a BAD
+with a readable text or a command, never a crash, never a Python repr)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mss.imap.parsing.commands import CommandError, parse_command
+
+
+def test_search_return_options_in_any_case_and_order() -> None:
+    args = parse_command(b"a search return (count Min) charset utf-8 ALL").args
+    assert args["return"] == ("MIN", "COUNT") and args["charset"] == "UTF-8"
+    assert parse_command(b"a SEARCH RETURN () 1:*").args["return"] == ("ALL",)
+    assert parse_command(b"a UID SEARCH ALL").args["return"] is None
+
+
+def test_search_with_an_unknown_charset_keeps_it_for_the_no() -> None:
+    assert parse_command(b"a SEARCH CHARSET KOI8-R FROM x").args == {
+        "return": None,
+        "badcharset": "KOI8-R",
+    }
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"a SEARCH RETURN (SAVE) ALL",  # SEARCHRES is not offered
+        b"a SEARCH RETURN (MIN",
+        b"a SEARCH RETURN ALL",
+        b"a SEARCH RETURN (MIN)",
+        b"a SEARCH CHARSET",
+    ],
+)
+def test_malformed_search_commands_are_bad(line: bytes) -> None:
+    with pytest.raises(CommandError) as error:
+        parse_command(line)
+    assert "b'" not in str(error.value)
+
+
+COMMANDS = [b"SEARCH", b"UID SEARCH", b"SORT", b"UID SORT", b"THREAD", b"UID THREAD"]
+TOKENS = [b"RETURN", b"(", b")", b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"PARTIAL",
+          b"CHARSET", b"UTF-8", b"US-ASCII", b"KOI8-R", b"REVERSE", b"ARRIVAL", b"DATE", b"SIZE",
+          b"SUBJECT", b"FROM", b"TO", b"CC", b"DISPLAYFROM", b"ORDEREDSUBJECT", b"REFERENCES",
+          b"NOT", b"OR", b"MODSEQ", b'"/flags/\\\\seen"', b"1", b"1:*", b"$", b"{1}\r\nx",
+          b'"x"', b" ", b" ", b" "]  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=200)
+@given(st.sampled_from(COMMANDS), st.lists(st.sampled_from(TOKENS), max_size=20))
+def test_near_miss_search_sort_thread_never_crash_the_parser(
+    command: bytes, tokens: list[bytes]
+) -> None:
+    try:
+        parsed = parse_command(b"t1 " + command + b" " + b"".join(tokens))
+    except CommandError as error:
+        message = str(error)
+        assert message and "b'" not in message, "a BAD must carry a readable text"
+    else:
+        assert parsed.tag == "t1"
