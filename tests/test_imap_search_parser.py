@@ -25,9 +25,31 @@ def test_search_with_an_unknown_charset_keeps_it_for_the_no() -> None:
     }
 
 
+def test_sort_criteria_reverse_applies_to_the_next_key() -> None:
+    args = parse_command(b"a UID SORT RETURN (ALL) (reverse DATE subject) utf-8 1:*").args
+    assert args["criteria"] == (("DATE", True), ("SUBJECT", False))
+    assert args["return"] == ("ALL",) and args["charset"] == "UTF-8"
+    assert parse_command(b"a SORT (DISPLAYFROM) US-ASCII ALL").args["return"] is None
+
+
+def test_thread_algorithm_and_charset() -> None:
+    args = parse_command(b"a UID THREAD references US-ASCII SUBJECT x").args
+    assert args["algorithm"] == "REFERENCES" and args["charset"] == "US-ASCII"
+    assert parse_command(b"a THREAD ORDEREDSUBJECT KOI8-R ALL").args["badcharset"] == "KOI8-R"
+
+
 @pytest.mark.parametrize(
     "line",
     [
+        b"a SORT (ARRIVAL) ALL",  # the charset is required
+        b"a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+        b"a SORT (DATE REVERSE) UTF-8 ALL",
+        b"a SORT () UTF-8 ALL",
+        b"a SORT (WEIGHT) UTF-8 ALL",
+        b"a SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL",
+        b"a THREAD UTF-8 ALL",
+        b"a THREAD REFS UTF-8 ALL",
+        b"a THREAD REFERENCES",
         b"a SEARCH RETURN (SAVE) ALL",  # SEARCHRES is not offered
         b"a SEARCH RETURN (MIN",
         b"a SEARCH RETURN ALL",

@@ -9,14 +9,16 @@ as message numbers or UIDs, or as an ESEARCH summary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mss.errors import InputError
-from mss.imap import responses as r
 from mss.imap.errors import ImapError, bad
 from mss.imap.parsing.commands import Command
 from mss.imap.parsing.search import SearchKey
 from mss.imap.parsing.tokens import SeqRange
 from mss.imap.selected import SelectedView
+
+Record = dict[str, Any]  # a match's uid, modseq and the columns asked (SORT, THREAD)
 
 
 def _uid_ranges(uids: Sequence[int]) -> tuple[SeqRange, ...]:
@@ -32,6 +34,28 @@ def _uid_ranges(uids: Sequence[int]) -> tuple[SeqRange, ...]:
     return tuple(ranges)
 
 
+def ordered_set(numbers: Sequence[int]) -> str:
+    """Numbers in the order given as a sequence-set, runs of successive numbers as `a:b`
+    (RFC 5267 §3.2: an ESORT ALL keeps the sort order)."""
+    parts: list[str] = []
+    start = 0
+    for i, number in enumerate(numbers):
+        if i + 1 == len(numbers) or numbers[i + 1] != number + 1:
+            first = numbers[start]
+            parts.append(str(first) if first == number else f"{first}:{number}")
+            start = i + 1
+    return ",".join(parts)
+
+
+def listed(word: str, matches: Sequence[tuple[int, int]], *, modseq: bool) -> str:
+    """`SEARCH 1 2 3` or `SORT 3 1 2`, with the MODSEQ key the highest modseq of the
+    matches (RFC 7162 §3.1.5)."""
+    text = word + "".join(f" {n}" for n, _ in matches)
+    if modseq and matches:
+        text += f" (MODSEQ {max(m for _, m in matches)})"
+    return text
+
+
 def esearch(
     tag: str,
     returns: Sequence[str],
@@ -40,21 +64,21 @@ def esearch(
     by_uid: bool,
     modseq: bool,
 ) -> str:
-    """RFC 4731 §3.1 ESEARCH of (number, modseq) matches: MIN, MAX, ALL, COUNT; with the
-    MODSEQ key, the highest modseq of the messages returned (RFC 4731 §3.2): of MIN or
-    MAX alone, else of every match."""
+    """RFC 4731 §3.1 ESEARCH of (number, modseq) matches in their order (UID order for
+    SEARCH, the sort order for SORT, RFC 5267 §3.2): MIN and MAX are the first and the
+    last. With the MODSEQ key, the highest modseq of the messages returned (RFC 4731
+    §3.2): of MIN or MAX alone, else of every match."""
     parts = [f'(TAG "{tag}")'] + (["UID"] if by_uid else [])
     returned: list[tuple[int, int]] = []
     if matches:
-        low, high = min(matches), max(matches)
         if "MIN" in returns:
-            parts.append(f"MIN {low[0]}")
-            returned.append(low)
+            parts.append(f"MIN {matches[0][0]}")
+            returned.append(matches[0])
         if "MAX" in returns:
-            parts.append(f"MAX {high[0]}")
-            returned.append(high)
+            parts.append(f"MAX {matches[-1][0]}")
+            returned.append(matches[-1])
         if "ALL" in returns:
-            parts.append(f"ALL {r.sequence_set(sorted(n for n, _ in matches))}")
+            parts.append(f"ALL {ordered_set([n for n, _ in matches])}")
     if "COUNT" in returns:
         parts.append(f"COUNT {len(matches)}")
     if "ALL" in returns or "COUNT" in returns:
@@ -77,10 +101,7 @@ class SearchCommands(SelectedView):
         if returns is not None:
             self.untagged(esearch(command.tag, returns, matches, by_uid=by_uid, modseq=modseq))
             return
-        text = "SEARCH" + "".join(f" {n}" for n, _ in matches)
-        if modseq and matches:  # RFC 7162 §3.1.5
-            text += f" (MODSEQ {max(m for _, m in matches)})"
-        self.untagged(text)
+        self.untagged(listed("SEARCH", matches, modseq=modseq))
 
     async def _matches(
         self, command: Command, *, by_uid: bool
@@ -97,10 +118,15 @@ class SearchCommands(SelectedView):
             raise bad(str(exc)) from None
         if result.max_modseq:
             self.condstore = True
+        return self._numbered(result.found, by_uid=by_uid), result.max_modseq
+
+    def _numbered(self, found: Sequence[tuple[int, int]], *, by_uid: bool) -> list[tuple[int, int]]:
+        """(uid, modseq) pairs as (message number, modseq), unless answering by UID."""
         if by_uid:
-            return list(result.found), result.max_modseq
-        numbered = ((sel.seq_of(uid), modseq) for uid, modseq in result.found)
-        return [(n, m) for n, m in numbered if n], result.max_modseq
+            return list(found)
+        sel = self._sel()
+        numbered = ((sel.seq_of(uid), modseq) for uid, modseq in found)
+        return [(n, m) for n, m in numbered if n]
 
     def _uid_keys(self, key: SearchKey) -> SearchKey:
         """Sequence numbers, RECENT, NEW, OLD become UID keys over the session's view."""
@@ -122,3 +148,19 @@ class SearchCommands(SelectedView):
         if kind == "NOT":
             return SearchKey("NOT", (self._uid_keys(key.args[0]),))
         return key
+
+    async def _records(
+        self, found: Sequence[tuple[int, int]], fields: Sequence[str]
+    ) -> list[Record]:
+        """The `fields` of the matches still in the store, in UID order."""
+        sel = self._sel()
+        uids = [uid for uid, _ in found]
+        everything = len(uids) == len(sel.uids)
+        rows = await self.store.fetch_rows(sel.info.id, uids, fields, everything=everything)
+        names = ("uid", *fields)
+        records = []
+        for uid, modseq in found:
+            row = rows.get(uid)
+            if row is not None:  # expunged by another session meanwhile: left out
+                records.append({**dict(zip(names, row, strict=True)), "modseq": modseq})
+        return records

@@ -26,7 +26,8 @@ from mss.imap.fetch import FetchCommands
 from mss.imap.messages import MessageCommands
 from mss.imap.notify import NotifyCommands
 from mss.imap.parsing.commands import Command
-from mss.imap.search import SearchCommands
+from mss.imap.sort import SortCommands
+from mss.imap.thread import ThreadCommands
 from mss.store.folders import MailboxError
 
 log = logging.getLogger(__name__)
@@ -69,19 +70,29 @@ COMMANDS: dict[str, frozenset[State]] = {
     "MOVE": _SEL,
     "UID FETCH": _SEL,
     "UID SEARCH": _SEL,
+    "SORT": _SEL,
+    "UID SORT": _SEL,
+    "THREAD": _SEL,
+    "UID THREAD": _SEL,
     "UID STORE": _SEL,
     "UID COPY": _SEL,
     "UID MOVE": _SEL,
     "UID EXPUNGE": _SEL,
 }
 # RFC 3501 §7.4.1: no EXPUNGE response while answering these.
-NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH"})
+NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 Handler = Callable[[Command], Awaitable[str | None]]
 
 
 class Session(
-    AuthCommands, NotifyCommands, AppendCommands, MessageCommands, FetchCommands, SearchCommands
+    AuthCommands,
+    NotifyCommands,
+    AppendCommands,
+    MessageCommands,
+    FetchCommands,
+    SortCommands,
+    ThreadCommands,
 ):
     """One client's session; the server feeds it parsed commands (`run`)."""
 

@@ -31,7 +31,7 @@ from mss.store.imapviews import Key, Range
 from mss.store.messages import FLAG_BITS, uid_condition
 from mss.store.models import message_table
 from mss.store.ports import BlobStore
-from mss.store.search_fields import address_text, sent_day
+from mss.store.search_fields import address_text, field_values, sent_day
 
 msg = message_table.c
 _ADDRESS_FIELDS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc"}
@@ -76,11 +76,6 @@ def _uid_ranges(ranges: Sequence[Range], largest: int) -> Any:
         low, high = min(start, end), max(start, end)
         parts.append(msg.uid.between(low, high))
     return or_(*parts) if parts else false()
-
-
-def _field_lines(header_text: str, name: str) -> list[str]:
-    prefix = name.lower() + ":"
-    return [line[len(prefix) :] for line in header_text.split("\n") if line.startswith(prefix)]
 
 
 class _Compiler:
@@ -171,7 +166,7 @@ class _Compiler:
         def test(r: dict[str, Any]) -> bool:
             if r["sent_date"] is None:
                 return False
-            values = _field_lines(r["header_text"] or "", "date")
+            values = field_values(r["header_text"] or "", "date")
             sent = sent_day(values[0]) if values else None
             return sent is not None and compare(sent, day)
 
@@ -207,7 +202,7 @@ class _Compiler:
         )
 
         def test(r: dict[str, Any]) -> bool:
-            return any(folded in value for value in _field_lines(r["header_text"] or "", field))
+            return any(folded in value for value in field_values(r["header_text"] or "", field))
 
         return clause, test
 
@@ -227,7 +222,7 @@ class _Compiler:
             )
 
         def test(r: dict[str, Any]) -> bool:
-            values = _field_lines(r["header_text"] or "", field)
+            values = field_values(r["header_text"] or "", field)
             return any(folded in address_text(value) for value in values)
 
         return present, test

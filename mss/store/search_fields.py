@@ -10,8 +10,12 @@
   RFC 5322 §3.4 and the obsolete RFC 822 form), comments and spaces inside the
   addr-spec (RFC 5322 §4.4) dropped, quoted names unquoted.
 
-The values are those of the stored searchable header text (`header_text`): encoded
-words already decoded (RFC 2047), case-folded.
+- `addresses`: the same list as entries (mailbox, group start or end), which SORT reads
+  for FROM, TO, CC and DISPLAYFROM (RFC 5256 §3, RFC 5957).
+
+The values are those of the stored searchable header text (`header_text`, one
+`name: value` line per field, `field_values` reads them): encoded words already
+decoded (RFC 2047), case-folded.
 """
 
 from __future__ import annotations
@@ -20,9 +24,16 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from email.utils import parsedate_tz
+from typing import NamedTuple
 
 _ATOM = re.compile(r'[^\s"(,;:<>@]+')
 _SPECIALS = ",;:<>@"
+
+
+def field_values(header_text: str, name: str) -> list[str]:
+    """The values of the fields named `name` (lower case) in a searchable header text."""
+    prefix = name + ":"
+    return [line[len(prefix) :] for line in header_text.split("\n") if line.startswith(prefix)]
 
 
 def sent_day(value: str) -> dt.date | None:
@@ -97,11 +108,24 @@ def _tokens(text: str) -> Iterator[tuple[str, str]]:
             yield "w", match.group()
 
 
-class _Writer:
-    """Collects the tokens of one mailbox at a time and writes them out."""
+class Entry(NamedTuple):
+    """One element of an address list: a mailbox (`name` may be empty), or a group's
+    start (`name` is the group's) or end (`kind` "end")."""
+
+    kind: str  # "mailbox", "group" or "end"
+    name: str = ""
+    spec: str = ""  # local@domain of a mailbox
+
+    @property
+    def local(self) -> str:
+        return self.spec.rpartition("@")[0] if "@" in self.spec else self.spec
+
+
+class _Reader:
+    """Collects the tokens of one mailbox at a time into entries."""
 
     def __init__(self) -> None:
-        self.out: list[str] = []
+        self.entries: list[Entry] = []
         self.words: list[str] = []  # the phrase, or a bare addr-spec
         self.comment = ""  # the last comment: the name of `local@domain (Name)`
         self.spec: list[str] | None = None  # inside or after `<...>`
@@ -116,12 +140,12 @@ class _Writer:
         elif kind == "<":
             self.in_angle, self.spec = True, []
         elif kind == ":" and not self.in_group and self.spec is None:
-            self.out.append(" ".join(self.words) + ":")
+            self.entries.append(Entry("group", " ".join(self.words)))
             self.words, self.in_group = [], True
         elif kind in ",;":
             self.mailbox()
             if kind == ";" and self.in_group:
-                self.out.append(";")
+                self.entries.append(Entry("end"))
                 self.in_group = False
         elif self.spec is None:
             self.words.append(text)
@@ -142,17 +166,28 @@ class _Writer:
             name, spec = "", "".join(self.words)
         name = name or self.comment
         if spec or name:
-            self.out.append(f"{name} <{spec}>" if name else spec)
+            self.entries.append(Entry("mailbox", name, spec))
         self.words, self.comment, self.spec, self.in_angle = [], "", None, False
 
-    def text(self) -> str:
-        self.mailbox()
-        return ", ".join(self.out).replace(":, ", ": ").replace(", ;", ";")
+
+def addresses(value: str) -> list[Entry]:
+    """The mailboxes and groups of an address list, whatever its form (module doc)."""
+    reader = _Reader()
+    for kind, text in _tokens(value):
+        reader.token(kind, text)
+    reader.mailbox()
+    return reader.entries
+
+
+def _written(entry: Entry) -> str:
+    if entry.kind == "group":
+        return f"{entry.name}:"
+    if entry.kind == "end":
+        return ";"
+    return f"{entry.name} <{entry.spec}>" if entry.name else entry.spec
 
 
 def address_text(value: str) -> str:
     """An address list as `Name <local@domain>, group: a, b;` (see the module's doc)."""
-    writer = _Writer()
-    for kind, text in _tokens(value):
-        writer.token(kind, text)
-    return writer.text()
+    text = ", ".join(_written(entry) for entry in addresses(value))
+    return text.replace(":, ", ": ").replace(", ;", ";")

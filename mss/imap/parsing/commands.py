@@ -14,7 +14,7 @@ from typing import Any
 from mss.imap.parsing.append import g_append
 from mss.imap.parsing.fetch import fetch_atts
 from mss.imap.parsing.notify import g_notify
-from mss.imap.parsing.search import search_args
+from mss.imap.parsing.search import search_args, sort_args, thread_args
 from mss.imap.parsing.tokens import ParseError, Reader
 
 
@@ -343,6 +343,8 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "STATUS": _g_status,
     "APPEND": _g_append,
     "SEARCH": search_args,
+    "SORT": sort_args,  # RFC 5256
+    "THREAD": thread_args,
     "FETCH": _g_fetch,
     "STORE": _g_store,
     "COPY": _g_copy,
@@ -353,7 +355,7 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "UID EXPUNGE": _g_expunge_uid,
     **{name: (lambda r: {}) for name in NO_ARGS},
 }
-UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE"])
+UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE", "SORT", "THREAD"])
 
 
 def parse_tag(reader: Reader) -> str:

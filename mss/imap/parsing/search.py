@@ -145,3 +145,46 @@ def search_args(reader: Reader) -> dict[str, Any]:
     returns = return_options(reader)
     charset = _charset(reader) if reader.maybe_word(b"CHARSET ") else "US-ASCII"
     return {"return": returns, **_keys_or_badcharset(reader, charset)}
+
+
+# RFC 5256 §3 sort-key, RFC 5957 DISPLAYFROM and DISPLAYTO
+SORT_KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO")
+THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+
+
+def _sort_criteria(reader: Reader) -> tuple[tuple[str, bool], ...]:
+    """`(sort-criterion ...)`, each `[REVERSE] key`: (key, reversed) pairs."""
+    criteria: list[tuple[str, bool]] = []
+    reverse = False
+    for word in (w.upper() for w in reader.list_of()):
+        if word == "REVERSE" and not reverse:
+            reverse = True
+            continue
+        if word not in SORT_KEYS:
+            raise ParseError(f"unknown sort key {word}")
+        criteria.append((word, reverse))
+        reverse = False
+    if reverse or not criteria:
+        raise ParseError("sort criteria end with a sort key: (REVERSE DATE)")
+    return tuple(criteria)
+
+
+def sort_args(reader: Reader) -> dict[str, Any]:
+    """`SORT [RETURN (...)] (criteria) charset keys` (RFC 5256 §3, RFC 5267 §3.2)."""
+    reader.space()
+    returns = return_options(reader)
+    criteria = _sort_criteria(reader)
+    reader.space()
+    charset = _charset(reader)
+    return {"return": returns, "criteria": criteria, **_keys_or_badcharset(reader, charset)}
+
+
+def thread_args(reader: Reader) -> dict[str, Any]:
+    """`THREAD algorithm charset keys` (RFC 5256 §3)."""
+    reader.space()
+    algorithm = reader.atom().upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise ParseError(f"unknown threading algorithm {algorithm}")
+    reader.space()
+    charset = _charset(reader)
+    return {"algorithm": algorithm, **_keys_or_badcharset(reader, charset)}
