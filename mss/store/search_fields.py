@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from email.utils import parsedate_tz
 from typing import NamedTuple
 
+from mss.core.mime.headers import _quoted  # the quoted-string of RFC 5322 §3.2.4
+
 _ATOM = re.compile(r'[^\s"(,;:<>@]+')
 _SPECIALS = ",;:<>@"
 
@@ -66,23 +68,6 @@ def _comment(text: str, pos: int) -> tuple[str, int]:
                 break
         out.append(ch)
     return " ".join("".join(out).split()), pos
-
-
-def _quoted(text: str, pos: int) -> tuple[str, int]:
-    """A quoted-string starting at `text[pos] == '"'`: its content and the end."""
-    out: list[str] = []
-    pos += 1
-    while pos < len(text):
-        ch = text[pos]
-        if ch == "\\" and pos + 1 < len(text):
-            out.append(text[pos + 1])
-            pos += 2
-            continue
-        if ch == '"':
-            return "".join(out), pos + 1
-        out.append(ch)
-        pos += 1
-    return "".join(out), pos
 
 
 def _tokens(text: str) -> Iterator[tuple[str, str]]:
