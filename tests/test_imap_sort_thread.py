@@ -86,6 +86,14 @@ def test_references_sorts_siblings_by_sent_date_then_number() -> None:
     assert _threads(records) == "(1 (3)(4)(2))"
 
 
+def test_references_follows_a_chain_deeper_than_python_recursion() -> None:
+    depth = 5000
+    records = [_record(1, "m1")] + [
+        _record(n, f"m{n}", irt=f"m{n - 1}") for n in range(2, depth + 1)
+    ]
+    assert _threads(records) == "(" + " ".join(str(n) for n in range(1, depth + 1)) + ")"
+
+
 def test_ordered_subject_groups_by_base_subject_and_date() -> None:
     records = [
         _record(1, subject="a", sent=10),

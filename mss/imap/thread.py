@@ -90,19 +90,36 @@ def _link_messages(records: Sequence[Record]) -> list[Node]:
     return list(roots.values())
 
 
-def _prune(nodes: list[Node], *, at_root: bool) -> list[Node]:
-    """Step 4: empty dummies go; a dummy's children take its place, except a dummy at the
-    root with several children."""
+def _preorder(roots: Sequence[Node]) -> list[Node]:
+    """Every node under `roots`, parents before children (no recursion: a reply chain
+    may be thousands of messages deep)."""
+    order: list[Node] = []
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(reversed(node.children))
+    return order
+
+
+def _promote(parent: Node | None, nodes: list[Node], *, at_root: bool) -> list[Node]:
     kept: list[Node] = []
     for node in nodes:
-        node.children = _prune(node.children, at_root=False)
         if node.record is None and (not at_root or len(node.children) <= 1):
             for child in node.children:
-                child.parent = node.parent
+                child.parent = parent
             kept.extend(node.children)
-            continue
-        kept.append(node)
+        else:
+            kept.append(node)
     return kept
+
+
+def _prune(roots: list[Node]) -> list[Node]:
+    """Step 4: empty dummies go; a dummy's children take its place, except a dummy at the
+    root with several children. Children first, so promoted children are pruned already."""
+    for node in reversed(_preorder(roots)):
+        node.children = _promote(node, node.children, at_root=False)
+    return _promote(None, roots, at_root=True)
 
 
 def _subject(node: Node) -> tuple[str, bool]:
@@ -147,16 +164,22 @@ def _merge_subjects(roots: list[Node]) -> list[Node]:
     return [n for n in merged if n.parent is None]
 
 
-def _sort_siblings(nodes: list[Node]) -> None:
-    """Step 6: siblings by sent date, then by message number; a dummy by its first child."""
-    for node in nodes:
-        _sort_siblings(node.children)
-    nodes.sort(key=lambda n: (sent_or_arrival(n.first()), n.first()["uid"]))
+def _sort_siblings(roots: list[Node]) -> None:
+    """Step 6: siblings by sent date, then by message number; a dummy by its first child
+    (its children sorted first)."""
+
+    def key(node: Node) -> tuple[int, int]:
+        first = node.first()
+        return sent_or_arrival(first), first["uid"]
+
+    for node in reversed(_preorder(roots)):
+        node.children.sort(key=key)
+    roots.sort(key=key)
 
 
 def references(records: Sequence[Record]) -> list[Node]:
     """RFC 5256 §4 REFERENCES: the threads of `records` (in UID order)."""
-    roots = _prune(_link_messages(records), at_root=True)
+    roots = _prune(_link_messages(records))
     roots = _merge_subjects(roots)
     _sort_siblings(roots)
     return roots
@@ -193,21 +216,30 @@ ALGORITHMS: dict[str, Callable[[Sequence[Record]], list[Node]]] = {
 # --- the response -----------------------------------------------------------------------
 
 
-def _members(node: Node, number: Callable[[Record], int]) -> str:
-    """thread-members / thread-nested (RFC 5256 §5): a chain of single children written
-    flat, several children each in its own parentheses."""
-    if node.record is None:
-        return "".join(f"({_members(c, number)})" for c in node.children)
-    text = str(number(node.record))
-    if len(node.children) == 1:
-        return f"{text} {_members(node.children[0], number)}"
-    if node.children:
-        return text + " " + "".join(f"({_members(c, number)})" for c in node.children)
-    return text
-
-
 def thread_list(threads: Sequence[Node], number: Callable[[Record], int]) -> str:
-    return "".join(f"({_members(t, number)})" for t in threads)
+    """RFC 5256 §5 thread-list: a chain of single children written flat, several children
+    each in its own parentheses, a dummy as its children's lists (written without
+    recursion: a chain may be thousands deep)."""
+    out: list[str] = []
+    stack: list[str | Node] = []
+    for thread in reversed(threads):
+        stack += [")", thread, "("]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        nested: list[str | Node] = []
+        for child in item.children:
+            nested += ["(", child, ")"]
+        if item.record is not None:
+            out.append(str(number(item.record)))
+            if len(item.children) == 1:
+                nested = [" ", item.children[0]]
+            elif item.children:
+                nested.insert(0, " ")
+        stack += reversed(nested)
+    return "".join(out)
 
 
 class ThreadCommands(SearchCommands):
