@@ -21,8 +21,15 @@ def test_search_return_options_in_any_case_and_order() -> None:
 def test_search_with_an_unknown_charset_keeps_it_for_the_no() -> None:
     assert parse_command(b"a SEARCH CHARSET KOI8-R FROM x").args == {
         "return": None,
+        "partial": None,
         "badcharset": "KOI8-R",
     }
+
+
+def test_context_options_and_cancelupdate() -> None:
+    args = parse_command(b"a SORT RETURN (update partial 9:3) (SIZE) UTF-8 ALL").args
+    assert args["return"] == ("UPDATE", "PARTIAL") and args["partial"] == (3, 9)
+    assert parse_command(b'a CANCELUPDATE "t1" "t2"').args == {"tags": ["t1", "t2"]}
 
 
 def test_sort_criteria_reverse_applies_to_the_next_key() -> None:
@@ -46,7 +53,11 @@ def test_thread_algorithm_and_charset() -> None:
         b"a SORT (DATE REVERSE) UTF-8 ALL",
         b"a SORT () UTF-8 ALL",
         b"a SORT (WEIGHT) UTF-8 ALL",
-        b"a SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL",
+        b"a SORT RETURN (PARTIAL 1:*) (DATE) UTF-8 ALL",
+        b"a SEARCH RETURN (PARTIAL 2) ALL",
+        b"a SEARCH RETURN (PARTIAL 0:2) ALL",
+        b"a CANCELUPDATE",
+        b'a CANCELUPDATE "t1" t2',
         b"a THREAD UTF-8 ALL",
         b"a THREAD REFS UTF-8 ALL",
         b"a THREAD REFERENCES",
@@ -63,8 +74,10 @@ def test_malformed_search_commands_are_bad(line: bytes) -> None:
     assert "b'" not in str(error.value)
 
 
-COMMANDS = [b"SEARCH", b"UID SEARCH", b"SORT", b"UID SORT", b"THREAD", b"UID THREAD"]
-TOKENS = [b"RETURN", b"(", b")", b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"PARTIAL",
+COMMANDS = [b"SEARCH", b"UID SEARCH", b"SORT", b"UID SORT", b"THREAD", b"UID THREAD",
+            b"CANCELUPDATE"]  # fmt: skip
+TOKENS = [b"RETURN", b"(", b")", b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"PARTIAL", b"UPDATE",
+          b"1:5", b"0:1", b"4294967296:1", b'"t1"',
           b"CHARSET", b"UTF-8", b"US-ASCII", b"KOI8-R", b"REVERSE", b"ARRIVAL", b"DATE", b"SIZE",
           b"SUBJECT", b"FROM", b"TO", b"CC", b"DISPLAYFROM", b"ORDEREDSUBJECT", b"REFERENCES",
           b"NOT", b"OR", b"MODSEQ", b'"/flags/\\\\seen"', b"1", b"1:*", b"$", b"{1}\r\nx",

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from mss.errors import InputError
+from mss.imap.context import ContextCommands, Rerun, partial
 from mss.imap.errors import ImapError, bad
 from mss.imap.parsing.commands import Command
 from mss.imap.parsing.search import SearchKey
 from mss.imap.parsing.tokens import SeqRange
-from mss.imap.selected import SelectedView
+from mss.store.imapviews import SearchResult
 
 Record = dict[str, Any]  # a match's uid, modseq and the columns asked (SORT, THREAD)
 
@@ -88,34 +89,67 @@ def esearch(
     return "ESEARCH " + " ".join(parts)
 
 
-class SearchCommands(SelectedView):
-    async def do_SEARCH(self, command: Command) -> None:
-        await self._search(command, by_uid=False)
+class SearchCommands(ContextCommands):
+    async def do_SEARCH(self, command: Command) -> str | None:
+        return await self._search(command, by_uid=False)
 
-    async def do_UID_SEARCH(self, command: Command) -> None:
-        await self._search(command, by_uid=True)
+    async def do_UID_SEARCH(self, command: Command) -> str | None:
+        return await self._search(command, by_uid=True)
 
-    async def _search(self, command: Command, *, by_uid: bool) -> None:
-        matches, modseq = await self._matches(command, by_uid=by_uid)
+    async def _search(self, command: Command, *, by_uid: bool) -> str | None:
+        keys = self._search_keys(command)
+        matches, modseq = await self._matches(keys, by_uid=by_uid)
+        self._answer("SEARCH", command, matches, modseq=modseq)
+
+        async def rerun(view: list[int]) -> list[int]:
+            return [uid for uid, _ in (await self._found(keys, view)).found]
+
+        sel = self._sel()
+        uids = [n if by_uid else sel.uids[n - 1] for n, _ in matches]
+        return self._keep(command, uids, rerun, sort=False)
+
+    def _answer(
+        self, word: str, command: Command, matches: list[tuple[int, int]], *, modseq: bool
+    ) -> None:
+        """`SEARCH`/`SORT` with the numbers, or ESEARCH with what RETURN asked."""
         returns = command.args["return"]
-        if returns is not None:
-            self.untagged(esearch(command.tag, returns, matches, by_uid=by_uid, modseq=modseq))
+        if returns is None:
+            self.untagged(listed(word, matches, modseq=modseq))
             return
-        self.untagged(listed("SEARCH", matches, modseq=modseq))
+        by_uid = command.name.startswith("UID ")
+        text = esearch(command.tag, returns, matches, by_uid=by_uid, modseq=modseq)
+        positions = command.args["partial"]
+        if positions is not None:  # RFC 5267 §4.4
+            chosen = partial([n for n, _ in matches], positions)
+            text += f" PARTIAL ({positions[0]}:{positions[1]} {ordered_set(chosen) or 'NIL'})"
+        self.untagged(text)
+
+    def _keep(self, command: Command, uids: list[int], rerun: Rerun, *, sort: bool) -> str | None:
+        """RFC 5267 §4.2 UPDATE: the result is kept, told again as it changes."""
+        returns = command.args["return"]
+        if returns is None or "UPDATE" not in returns:
+            return None
+        if self.remember(command, uids, rerun, sort=sort):
+            return None
+        return f'[NOUPDATE "{command.tag}"] {command.name} completed, without updates'
+
+    def _search_keys(self, command: Command) -> list[SearchKey]:
+        if "badcharset" in command.args:
+            raise ImapError("charset not supported", code="BADCHARSET (US-ASCII UTF-8)")
+        return [self._uid_keys(k) for k in command.args["keys"]]
+
+    async def _found(self, keys: list[SearchKey], view: list[int]) -> SearchResult:
+        try:
+            return await self.store.search(self._sel().info.id, keys, view)
+        except InputError as exc:
+            raise bad(str(exc)) from None
 
     async def _matches(
-        self, command: Command, *, by_uid: bool
+        self, keys: list[SearchKey], *, by_uid: bool
     ) -> tuple[list[tuple[int, int]], bool]:
         """(number or UID, modseq) of the matching messages, in UID order, and whether the
         MODSEQ key was used (which enables CONDSTORE, RFC 7162 §3.1)."""
-        sel = self._sel()
-        if "badcharset" in command.args:
-            raise ImapError("charset not supported", code="BADCHARSET (US-ASCII UTF-8)")
-        keys = [self._uid_keys(k) for k in command.args["keys"]]
-        try:
-            result = await self.store.search(sel.info.id, keys, list(sel.uids))
-        except InputError as exc:
-            raise bad(str(exc)) from None
+        result = await self._found(keys, list(self._sel().uids))
         if result.max_modseq:
             self.condstore = True
         return self._numbered(result.found, by_uid=by_uid), result.max_modseq

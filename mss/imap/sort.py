@@ -17,7 +17,7 @@ from typing import Any
 from mss.core.mime import decode_words
 from mss.imap.basesubject import base_subject
 from mss.imap.parsing.commands import Command
-from mss.imap.search import Record, SearchCommands, esearch, listed
+from mss.imap.search import Record, SearchCommands
 from mss.store.search_fields import Entry, addresses, field_values
 
 SORT_FIELDS = ("internal_date", "sent_date", "size", "subject", "header_text")
@@ -90,19 +90,23 @@ def sort_order(records: Sequence[Record], criteria: Sequence[tuple[str, bool]]) 
 
 
 class SortCommands(SearchCommands):
-    async def do_SORT(self, command: Command) -> None:
-        await self._sort(command, by_uid=False)
+    async def do_SORT(self, command: Command) -> str | None:
+        return await self._sort(command, by_uid=False)
 
-    async def do_UID_SORT(self, command: Command) -> None:
-        await self._sort(command, by_uid=True)
+    async def do_UID_SORT(self, command: Command) -> str | None:
+        return await self._sort(command, by_uid=True)
 
-    async def _sort(self, command: Command, *, by_uid: bool) -> None:
-        found, modseq = await self._matches(command, by_uid=True)
-        records = await self._records(found, SORT_FIELDS)
-        ordered = sort_order(records, command.args["criteria"])
+    async def _sort(self, command: Command, *, by_uid: bool) -> str | None:
+        keys = self._search_keys(command)
+        criteria = command.args["criteria"]
+        found, modseq = await self._matches(keys, by_uid=True)
+        ordered = sort_order(await self._records(found, SORT_FIELDS), criteria)
+        uids = [r["uid"] for r in ordered]
         matches = self._numbered([(r["uid"], r["modseq"]) for r in ordered], by_uid=by_uid)
-        returns = command.args["return"]
-        if returns is not None:  # RFC 5267 §3.2 ESORT
-            self.untagged(esearch(command.tag, returns, matches, by_uid=by_uid, modseq=modseq))
-            return
-        self.untagged(listed("SORT", matches, modseq=modseq))
+        self._answer("SORT", command, matches, modseq=modseq)
+
+        async def rerun(view: list[int]) -> list[int]:
+            found = (await self._found(keys, view)).found
+            return [r["uid"] for r in sort_order(await self._records(found, SORT_FIELDS), criteria)]
+
+        return self._keep(command, uids, rerun, sort=True)

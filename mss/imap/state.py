@@ -74,6 +74,7 @@ COMMANDS: dict[str, frozenset[State]] = {
     "UID SORT": _SEL,
     "THREAD": _SEL,
     "UID THREAD": _SEL,
+    "CANCELUPDATE": _SEL,
     "UID STORE": _SEL,
     "UID COPY": _SEL,
     "UID MOVE": _SEL,

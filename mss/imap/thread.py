@@ -250,7 +250,7 @@ class ThreadCommands(SearchCommands):
         await self._thread(command, by_uid=True)
 
     async def _thread(self, command: Command, *, by_uid: bool) -> None:
-        found, _ = await self._matches(command, by_uid=True)
+        found, _ = await self._matches(self._search_keys(command), by_uid=True)
         records = await self._records(found, THREAD_FIELDS)
         threads = ALGORITHMS[command.args["algorithm"]](records)
         sel = self._sel()

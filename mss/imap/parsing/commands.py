@@ -14,7 +14,7 @@ from typing import Any
 from mss.imap.parsing.append import g_append
 from mss.imap.parsing.fetch import fetch_atts
 from mss.imap.parsing.notify import g_notify
-from mss.imap.parsing.search import search_args, sort_args, thread_args
+from mss.imap.parsing.search import cancelupdate_args, search_args, sort_args, thread_args
 from mss.imap.parsing.tokens import ParseError, Reader
 
 
@@ -345,6 +345,7 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "SEARCH": search_args,
     "SORT": sort_args,  # RFC 5256
     "THREAD": thread_args,
+    "CANCELUPDATE": cancelupdate_args,  # RFC 5267 §4.3
     "FETCH": _g_fetch,
     "STORE": _g_store,
     "COPY": _g_copy,

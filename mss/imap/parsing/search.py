@@ -37,8 +37,9 @@ _FLAG_KEYS = {
 }
 _STRING_KEYS = frozenset(["BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"])
 _DATE_KEYS = frozenset(["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"])
-# RFC 4731 §3.1 search-return-opt (SAVE needs SEARCHRES, RFC 5182, not offered)
-RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+# RFC 4731 §3.1 search-return-opt, RFC 5267 §4 UPDATE and PARTIAL (SAVE needs SEARCHRES,
+# RFC 5182, not offered)
+RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "UPDATE", "PARTIAL")
 CHARSETS = ("US-ASCII", "UTF-8")
 
 
@@ -114,16 +115,34 @@ def search_keys(
 # --- whole commands ------------------------------------------------------------------------
 
 
-def return_options(reader: Reader) -> tuple[str, ...] | None:
-    """RFC 4731 §3.1 `RETURN (opt ...) `: None when absent, `()` means ALL."""
+def _partial(word: str) -> tuple[int, int]:
+    """RFC 5267 §4.4 `PARTIAL lo:hi`: 1-based positions, in either order."""
+    low, colon, high = word.partition(":")
+    if not (colon and low.isdigit() and high.isdigit()):
+        raise ParseError(f"PARTIAL needs a range of positions like 1:100, not {word}")
+    first, last = sorted((int(low), int(high)))
+    if first < 1 or last > 0xFFFFFFFF:
+        raise ParseError(f"PARTIAL positions are between 1 and 4294967295, not {word}")
+    return first, last
+
+
+def return_options(reader: Reader) -> tuple[tuple[str, ...] | None, tuple[int, int] | None]:
+    """RFC 4731 §3.1 `RETURN (opt ...) ` (None when absent, `()` means ALL), with the
+    UPDATE and PARTIAL options of RFC 5267 §4: (options, partial range)."""
     if not reader.maybe_word(b"RETURN "):
-        return None
-    options = [word.upper() for word in reader.list_of()]
+        return None, None
+    words = [word.upper() for word in reader.list_of()]
     reader.space()
-    unknown = [word for word in options if word not in RETURN_OPTIONS]
+    partial = None
+    if "PARTIAL" in words:
+        at = words.index("PARTIAL")
+        if at + 1 == len(words):
+            raise ParseError("PARTIAL needs a range of positions like 1:100")
+        partial = _partial(words.pop(at + 1))
+    unknown = [word for word in words if word not in RETURN_OPTIONS]
     if unknown:
         raise ParseError(f"unknown RETURN option {unknown[0]}")
-    return tuple(o for o in RETURN_OPTIONS if o in options) or ("ALL",)
+    return tuple(o for o in RETURN_OPTIONS if o in words) or ("ALL",), partial
 
 
 def _charset(reader: Reader) -> str:
@@ -142,9 +161,9 @@ def _keys_or_badcharset(reader: Reader, charset: str) -> dict[str, Any]:
 def search_args(reader: Reader) -> dict[str, Any]:
     """`SEARCH [RETURN (...)] [CHARSET c] keys` (RFC 3501 §6.4.4, RFC 4731 §3.1)."""
     reader.space()
-    returns = return_options(reader)
+    returns, partial = return_options(reader)
     charset = _charset(reader) if reader.maybe_word(b"CHARSET ") else "US-ASCII"
-    return {"return": returns, **_keys_or_badcharset(reader, charset)}
+    return {"return": returns, "partial": partial, **_keys_or_badcharset(reader, charset)}
 
 
 # RFC 5256 §3 sort-key, RFC 5957 DISPLAYFROM and DISPLAYTO
@@ -172,11 +191,22 @@ def _sort_criteria(reader: Reader) -> tuple[tuple[str, bool], ...]:
 def sort_args(reader: Reader) -> dict[str, Any]:
     """`SORT [RETURN (...)] (criteria) charset keys` (RFC 5256 §3, RFC 5267 §3.2)."""
     reader.space()
-    returns = return_options(reader)
+    returns, partial = return_options(reader)
     criteria = _sort_criteria(reader)
     reader.space()
     charset = _charset(reader)
-    return {"return": returns, "criteria": criteria, **_keys_or_badcharset(reader, charset)}
+    keys = _keys_or_badcharset(reader, charset)
+    return {"return": returns, "partial": partial, "criteria": criteria, **keys}
+
+
+def cancelupdate_args(reader: Reader) -> dict[str, Any]:
+    """`CANCELUPDATE "tag" ...` (RFC 5267 §4.3)."""
+    tags = []
+    while reader.maybe(b" "):
+        tags.append(reader.quoted().decode("ascii", "replace"))
+    if not tags:
+        raise ParseError("CANCELUPDATE needs the tag of a search")
+    return {"tags": tags}
 
 
 def thread_args(reader: Reader) -> dict[str, Any]:
