@@ -1,5 +1,5 @@
 """SORT, UID SORT and ESORT over a real IMAP session (RFC 5256 §3, RFC 5957 SORT=DISPLAY,
-RFC 5267 §3.2 ESORT), and the base subject they compare (RFC 5256 §2.1)."""
+RFC 5267 ESORT ESORT), and the base subject they compare (RFC 5256 §2.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""THREAD and UID THREAD over a real IMAP session (RFC 5256 §4 ORDEREDSUBJECT and
+"""THREAD and UID THREAD over a real IMAP session (RFC 5256 §3 ORDEREDSUBJECT and
 REFERENCES), and the REFERENCES steps on their own: the id table (duplicates, loops, the
 last reference as parent), the dummies pruned, threads merged by base subject, siblings by
 sent date."""

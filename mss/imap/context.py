@@ -6,7 +6,8 @@ the UPDATE of a search's result while the mailbox changes.
 leaves a `Context`; at the end of every later command (and during IDLE), before the
 expunges are told, `ContextCommands.sync` searches again and tells what left the result
 (REMOVEFROM) and what entered it (ADDTO), until CANCELUPDATE or the mailbox is left.
-Unsorted results carry position 0 (RFC 5267 §4.3); sorted ones the message's position.
+Unsorted results carry position 0 (a position means nothing there), sorted ones the
+message's position in the sort order.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ Rerun = Callable[[list[int]], Awaitable[list[int]]]  # the view's UIDs -> matche
 
 
 def partial(numbers: Sequence[int], positions: tuple[int, int]) -> Sequence[int]:
-    """The numbers at 1-based positions lo..hi (RFC 5267 §4.4)."""
+    """The numbers at 1-based positions lo..hi (RFC 5267 §4 PARTIAL)."""
     first, last = positions
     return numbers[first - 1 : last]
 

@@ -3,7 +3,9 @@
 The parser reads the criteria (`parsing.search`); here the keys that depend on
 the session's view (message numbers, RECENT, NEW, OLD) become UID keys, the
 store answers the query (`MailboxStore.search`), and the matches are reported
-as message numbers or UIDs, or as an ESEARCH summary.
+as message numbers or UIDs, or as an ESEARCH summary (with RFC 5267's PARTIAL, and
+UPDATE kept by `context`). SORT and THREAD (`sort`, `thread`) search the same way
+and read their matches' columns with `_records`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _uid_ranges(uids: Sequence[int]) -> tuple[SeqRange, ...]:
 
 def ordered_set(numbers: Sequence[int]) -> str:
     """Numbers in the order given as a sequence-set, runs of successive numbers as `a:b`
-    (RFC 5267 §3.2: an ESORT ALL keeps the sort order)."""
+    (RFC 5267 ESORT: an ESORT ALL keeps the sort order)."""
     parts: list[str] = []
     start = 0
     for i, number in enumerate(numbers):
@@ -66,7 +68,7 @@ def esearch(
     modseq: bool,
 ) -> str:
     """RFC 4731 §3.1 ESEARCH of (number, modseq) matches in their order (UID order for
-    SEARCH, the sort order for SORT, RFC 5267 §3.2): MIN and MAX are the first and the
+    SEARCH, the sort order for SORT, RFC 5267 ESORT): MIN and MAX are the first and the
     last. With the MODSEQ key, the highest modseq of the messages returned (RFC 4731
     §3.2): of MIN or MAX alone, else of every match."""
     parts = [f'(TAG "{tag}")'] + (["UID"] if by_uid else [])
@@ -119,13 +121,13 @@ class SearchCommands(ContextCommands):
         by_uid = command.name.startswith("UID ")
         text = esearch(command.tag, returns, matches, by_uid=by_uid, modseq=modseq)
         positions = command.args["partial"]
-        if positions is not None:  # RFC 5267 §4.4
+        if positions is not None:  # RFC 5267 §4 PARTIAL
             chosen = partial([n for n, _ in matches], positions)
             text += f" PARTIAL ({positions[0]}:{positions[1]} {ordered_set(chosen) or 'NIL'})"
         self.untagged(text)
 
     def _keep(self, command: Command, uids: list[int], rerun: Rerun, *, sort: bool) -> str | None:
-        """RFC 5267 §4.2 UPDATE: the result is kept, told again as it changes."""
+        """RFC 5267 §4 UPDATE: the result is kept, told again as it changes."""
         returns = command.args["return"]
         if returns is None or "UPDATE" not in returns:
             return None

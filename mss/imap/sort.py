@@ -1,12 +1,12 @@
 """SORT and UID SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM and DISPLAYTO), and their ESORT
-answer (RFC 5267 §3.2: `SORT RETURN (...)` answers ESEARCH in the sort order).
+answer (RFC 5267 ESORT: `SORT RETURN (...)` answers ESEARCH in the sort order).
 
 The matches come from SEARCH (`SearchCommands._matches`); their sort fields are read from
 the store's columns (internal and sent dates, size, subject, the searchable header text),
 and `sort_order` orders them: each criterion in turn, REVERSE reversing that criterion
 only, and equal messages left in message number order (RFC 5256 §3, the final
 tie-breaker). Strings compare as i;ascii-casemap (SUBJECT, FROM, TO, CC) or
-i;unicode-casemap (DISPLAYFROM, DISPLAYTO, RFC 5957 §3).
+i;unicode-casemap (DISPLAYFROM, DISPLAYTO, RFC 5957).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _mailbox(field: str) -> Callable[[Record], Any]:
 
 
 def _display(field: str) -> Callable[[Record], Any]:
-    """RFC 5957 §3 DISPLAYFROM, DISPLAYTO: the display name of the first address, else its
+    """RFC 5957 DISPLAYFROM, DISPLAYTO: the display name of the first address, else its
     addr-spec; i;unicode-casemap (the header text is case-folded already)."""
 
     def key(record: Record) -> str:
@@ -58,7 +58,8 @@ def _display(field: str) -> Callable[[Record], Any]:
 
 
 def sent_or_arrival(record: Record) -> int:
-    """RFC 5256 §3 DATE: the Date: field's instant, else the internal date."""
+    """RFC 5256 §3 DATE: the sent date of §2.2, the Date: field's instant, else the internal
+    date."""
     sent: int | None = record["sent_date"]
     return record["internal_date"] if sent is None else sent
 

@@ -3,7 +3,8 @@
 The preconditions (authenticated? a mailbox selected?) are checked once, from
 the `COMMANDS` table, before dispatch. The commands live with their family:
 `auth` (STARTTLS, LOGIN, AUTHENTICATE), `mailboxes` (SELECT, LIST, STATUS...),
-`messages` (APPEND, STORE, COPY, MOVE, EXPUNGE...), `fetch`, `search`; those
+`messages` (APPEND, STORE, COPY, MOVE, EXPUNGE...), `fetch`, `search`, `sort`,
+`thread`, `context` (CANCELUPDATE); those
 valid in any state, and IDLE, are here. Each command reads and writes the store
 through the `MailboxStore` port and appends its responses to the output;
 `ImapError` renders as NO or BAD with a response code. After each command the

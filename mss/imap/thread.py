@@ -1,7 +1,8 @@
-"""THREAD and UID THREAD (RFC 5256 §3, §4): ORDEREDSUBJECT and REFERENCES.
+"""THREAD and UID THREAD (RFC 5256 §3 BASE.6.4.THREAD, §4 and §5 the response):
+ORDEREDSUBJECT and REFERENCES.
 
 The matches come from SEARCH; their subjects, dates and message ids are read from the
-store's columns. `references` builds the threads of RFC 5256 §4 REFERENCES (steps 1 to 6:
+store's columns. `references` builds the threads of RFC 5256 §3 REFERENCES (steps 1 to 6:
 the id table, the root set, pruning the dummies, merging by base subject, sorting the
 siblings by sent date); `ordered_subject` groups by base subject (ORDEREDSUBJECT).
 `thread_list` writes the result as the THREAD response's thread-list.
@@ -24,7 +25,7 @@ THREAD_FIELDS = ("internal_date", "sent_date", "subject", "message_id", "in_repl
 
 @dataclass(eq=False)
 class Node:
-    """A container of RFC 5256 §4: a message, or a dummy standing for a missing one."""
+    """A container of RFC 5256 §3 REFERENCES: a message, or a dummy standing for a missing one."""
 
     record: Record | None = None
     parent: Node | None = None
@@ -57,11 +58,11 @@ class Node:
         return node.record
 
 
-# --- REFERENCES (RFC 5256 §4) --------------------------------------------------------------
+# --- REFERENCES (RFC 5256 §3) --------------------------------------------------------------
 
 
 def _parents(record: Record) -> list[str]:
-    """References, else the first In-Reply-To id (RFC 5256 §4 step 1)."""
+    """References, else the first In-Reply-To id (RFC 5256 §3 REFERENCES step 1)."""
     refs = (record["refs"] or "").split()
     return refs or (record["in_reply_to"] or "").split()[:1]
 
@@ -178,14 +179,14 @@ def _sort_siblings(roots: list[Node]) -> None:
 
 
 def references(records: Sequence[Record]) -> list[Node]:
-    """RFC 5256 §4 REFERENCES: the threads of `records` (in UID order)."""
+    """RFC 5256 §3 REFERENCES: the threads of `records` (in UID order)."""
     roots = _prune(_link_messages(records))
     roots = _merge_subjects(roots)
     _sort_siblings(roots)
     return roots
 
 
-# --- ORDEREDSUBJECT (RFC 5256 §4) -------------------------------------------------------
+# --- ORDEREDSUBJECT (RFC 5256 §3) -------------------------------------------------------
 
 
 def ordered_subject(records: Sequence[Record]) -> list[Node]:

@@ -345,7 +345,7 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "SEARCH": search_args,
     "SORT": sort_args,  # RFC 5256
     "THREAD": thread_args,
-    "CANCELUPDATE": cancelupdate_args,  # RFC 5267 §4.3
+    "CANCELUPDATE": cancelupdate_args,  # RFC 5267 §4
     "FETCH": _g_fetch,
     "STORE": _g_store,
     "COPY": _g_copy,

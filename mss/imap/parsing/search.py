@@ -116,7 +116,7 @@ def search_keys(
 
 
 def _partial(word: str) -> tuple[int, int]:
-    """RFC 5267 §4.4 `PARTIAL lo:hi`: 1-based positions, in either order."""
+    """RFC 5267 §4 PARTIAL `PARTIAL lo:hi`: 1-based positions, in either order."""
     low, colon, high = word.partition(":")
     if not (colon and low.isdigit() and high.isdigit()):
         raise ParseError(f"PARTIAL needs a range of positions like 1:100, not {word}")
@@ -189,7 +189,7 @@ def _sort_criteria(reader: Reader) -> tuple[tuple[str, bool], ...]:
 
 
 def sort_args(reader: Reader) -> dict[str, Any]:
-    """`SORT [RETURN (...)] (criteria) charset keys` (RFC 5256 §3, RFC 5267 §3.2)."""
+    """`SORT [RETURN (...)] (criteria) charset keys` (RFC 5256 §3, RFC 5267 ESORT)."""
     reader.space()
     returns, partial = return_options(reader)
     criteria = _sort_criteria(reader)
@@ -200,7 +200,7 @@ def sort_args(reader: Reader) -> dict[str, Any]:
 
 
 def cancelupdate_args(reader: Reader) -> dict[str, Any]:
-    """`CANCELUPDATE "tag" ...` (RFC 5267 §4.3)."""
+    """`CANCELUPDATE "tag" ...` (RFC 5267 §4)."""
     tags = []
     while reader.maybe(b" "):
         tags.append(reader.quoted().decode("ascii", "replace"))
