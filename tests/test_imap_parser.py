@@ -88,14 +88,15 @@ def test_garbage_never_crashes_the_parser(data: bytes) -> None:
 
 COMMAND_WORDS = [b"FETCH", b"SEARCH", b"STORE", b"UID", b"LIST", b"SELECT", b"APPEND", b"LOGIN",
                  b"STATUS", b"COPY", b"AUTHENTICATE", b"ID", b"ENABLE", b"LSUB",
-                 b"NOTIFY"]  # fmt: skip
+                 b"NOTIFY", b"THREAD"]  # fmt: skip
 TOKENS = [b"1", b"*", b":", b",", b"(", b")", b"[", b"]", b"<", b">", b".", b'"x"', b"{3}\r\nabc",
           b"BODY", b"HEADER.FIELDS", b"FLAGS", b"\\Seen", b"NOT", b"OR", b"ALL", b"INBOX",
           b" ", b"%", b'""', b"RETURN", b"return", b"SUBSCRIBED", b"RECURSIVEMATCH", b"REMOTE",
           b"CHILDREN", b"SPECIAL-USE", b"\xff", b"QRESYNC", b"VANISHED", b"CHANGEDSINCE",
           b"CONDSTORE", b"1:*", b"SET", b"NONE", b"STATUS", b"PERSONAL", b"SUBTREE",
           b"MessageNew", b"FlagChange", b"SELECTED", b"CATENATE", b"TEXT", b"URL",
-          b'"/INBOX/;UID=1"', b"~{2}\r\nab", b"{0}\r\n"]  # fmt: skip
+          b'"/INBOX/;UID=1"', b"~{2}\r\nab", b"{0}\r\n", b"REFERENCES", b"UTF-8",
+          b"US-ASCII"]  # fmt: skip
 
 
 @settings(max_examples=3000, deadline=200)

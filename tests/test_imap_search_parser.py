@@ -59,7 +59,6 @@ def test_thread_algorithm_and_charset() -> None:
         b"a CANCELUPDATE",
         b'a CANCELUPDATE "t1" t2',
         b"a THREAD UTF-8 ALL",
-        b"a THREAD REFS UTF-8 ALL",
         b"a THREAD REFERENCES",
         b"a SEARCH RETURN (SAVE) ALL",  # SEARCHRES is not offered
         b"a SEARCH RETURN (MIN",

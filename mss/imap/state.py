@@ -28,7 +28,7 @@ from mss.imap.messages import MessageCommands
 from mss.imap.notify import NotifyCommands
 from mss.imap.parsing.commands import Command
 from mss.imap.sort import SortCommands
-from mss.imap.thread import ThreadCommands
+from mss.imap.thread_command import ThreadCommands
 from mss.store.folders import MailboxError
 
 log = logging.getLogger(__name__)
