@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mss.imap.basesubject import base_subject
+from mss.imap.subjects import base_subject
 from mss.testing.imapclient import RawIMAP
 
 from .harness import PASSWORD, Running

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mss.core.mime import decode_words
-from mss.imap.basesubject import base_subject
 from mss.imap.parsing.commands import Command
 from mss.imap.search import Record, SearchCommands
+from mss.imap.subjects import base_subject
 from mss.store.search_fields import Entry, addresses, field_values
 
 SORT_FIELDS = ("internal_date", "sent_date", "size", "subject", "header_text")
@@ -66,7 +65,7 @@ def sent_or_arrival(record: Record) -> int:
 
 def subject_key(record: Record) -> bytes:
     """RFC 5256 §3 SUBJECT: the base subject (§2.1), i;ascii-casemap."""
-    return base_subject(decode_words(record["subject"] or ""))[0].encode().upper()
+    return base_subject(record["subject"])[0].encode().upper()
 
 
 SORT_KEYS: dict[str, Callable[[Record], Any]] = {

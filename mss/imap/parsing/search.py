@@ -1,12 +1,12 @@
-"""SEARCH, SORT and THREAD arguments (RFC 3501 §6.4.4, RFC 4731 ESEARCH, RFC 5256 SORT
-and THREAD, RFC 5267 ESORT, RFC 5032 WITHIN, RFC 7162 MODSEQ): pure.
+"""SEARCH and SORT arguments (RFC 3501 §6.4.4, RFC 4731 ESEARCH, RFC 5256 SORT, RFC 5267
+ESORT and contexts, RFC 5032 WITHIN, RFC 7162 MODSEQ): pure.
 
 `search_keys(reader, charset)` reads the criteria of a SEARCH command into a
 tree of `SearchKey`s: `kind` names the key (FLAG, STRING, DATE, HEADER, UID,
 SEQ, AND, OR, NOT...), `args` holds its arguments (sequence sets, dates,
 strings, nested keys). The store turns the tree into a query. `search_args`,
-`sort_args` and `thread_args` read whole commands: the result options of
-`RETURN (...)`, the charset, the sort criteria or the threading algorithm.
+`sort_args` and `cancelupdate_args` read whole commands: the result options of
+`RETURN (...)`, the charset, the sort criteria (THREAD's grammar is `parsing.thread`).
 """
 
 from __future__ import annotations
@@ -168,7 +168,6 @@ def search_args(reader: Reader) -> dict[str, Any]:
 
 # RFC 5256 §3 sort-key, RFC 5957 DISPLAYFROM and DISPLAYTO
 SORT_KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO")
-THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
 
 
 def _sort_criteria(reader: Reader) -> tuple[tuple[str, bool], ...]:
@@ -207,14 +206,3 @@ def cancelupdate_args(reader: Reader) -> dict[str, Any]:
     if not tags:
         raise ParseError("CANCELUPDATE needs the tag of a search")
     return {"tags": tags}
-
-
-def thread_args(reader: Reader) -> dict[str, Any]:
-    """`THREAD algorithm charset keys` (RFC 5256 §3)."""
-    reader.space()
-    algorithm = reader.atom().upper()
-    if algorithm not in THREAD_ALGORITHMS:
-        raise ParseError(f"unknown threading algorithm {algorithm}")
-    reader.space()
-    charset = _charset(reader)
-    return {"algorithm": algorithm, **_keys_or_badcharset(reader, charset)}
