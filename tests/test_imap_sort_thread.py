@@ -1,15 +1,26 @@
 """THREAD and UID THREAD over a real IMAP session (RFC 5256 §3 ORDEREDSUBJECT and
-REFERENCES): search keys applied, numbers or UIDs, refusals. The algorithms on their own
-are tested in test_imap_thread.py."""
+REFERENCES): search keys applied, numbers or UIDs, refusals; and a reply chain deeper than
+Python's recursion. The algorithms on their own are tested in test_imap_thread.py."""
 
 from __future__ import annotations
 
 import pytest
 
+from mss.imap.threads import Mail, references, render
 from mss.testing.imapclient import RawIMAP
 
 from .harness import PASSWORD, Running
 from .test_imap_commands import USER, connect, selected
+
+
+def test_references_follows_a_chain_deeper_than_python_recursion() -> None:
+    """A reply chain 5000 deep is threaded and written (no RecursionError, no SERVERBUG)."""
+    depth = 5000
+    mails = [Mail(1, 1, 0, "s", False, "<m1>")] + [
+        Mail(n, n, 0, "s", True, f"<m{n}>", (f"<m{n - 1}>",)) for n in range(2, depth + 1)
+    ]
+    assert render(references(mails)) == "(" + " ".join(map(str, range(1, depth + 1))) + ")"
+
 
 # --- over IMAP ---------------------------------------------------------------------------------
 
