@@ -74,6 +74,11 @@ _AFTER_LOGIN = (
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
     "ESEARCH",
+    "SORT",
+    "SORT=DISPLAY",
+    "ESORT",
+    "CONTEXT=SEARCH",
+    "CONTEXT=SORT",
     "WITHIN",
     "LIST-EXTENDED",
 )
@@ -99,7 +104,7 @@ class SessionBase:
         self.identity: LoginIdentity | None = None
         self.account_id: int | None = None
         self.selected: Selected | None = None
-        self.condstore = False
+        self._condstore = False
         self.qresync = False  # ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED, SELECT (QRESYNC …)
         self._out: list[bytes] = []
         self._poked = asyncio.Event()
@@ -126,6 +131,20 @@ class SessionBase:
         """Another session (or a delivery) changed the selected mailbox."""
         self._changed = True
         self._poked.set()
+
+    # --- CONDSTORE (RFC 7162 §3.1) -------------------------------------------------------------
+
+    @property
+    def condstore(self) -> bool:
+        """A CONDSTORE-enabling command was seen: FETCH responses carry MODSEQ."""
+        return self._condstore
+
+    @condstore.setter
+    def condstore(self, enabled: bool) -> None:
+        # RFC 7162 §3.1: enabled with a mailbox selected, it tells the mailbox's HIGHESTMODSEQ
+        if enabled and not self._condstore and self.selected is not None:
+            self.untagged(f"OK [HIGHESTMODSEQ {self.selected.modseq}] Highest")
+        self._condstore = enabled
 
     # --- capabilities -------------------------------------------------------------------------
 

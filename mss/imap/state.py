@@ -3,7 +3,8 @@
 The preconditions (authenticated? a mailbox selected?) are checked once, from
 the `COMMANDS` table, before dispatch. The commands live with their family:
 `auth` (STARTTLS, LOGIN, AUTHENTICATE), `mailboxes` (SELECT, LIST, STATUS...),
-`messages` (APPEND, STORE, COPY, MOVE, EXPUNGE...), `fetch`, `search`; those
+`messages` (APPEND, STORE, COPY, MOVE, EXPUNGE...), `fetch`, `search`, `sort`,
+`thread`, `context` (CANCELUPDATE); those
 valid in any state, and IDLE, are here. Each command reads and writes the store
 through the `MailboxStore` port and appends its responses to the output;
 `ImapError` renders as NO or BAD with a response code. After each command the
@@ -26,6 +27,7 @@ from mss.imap.fetch import FetchCommands
 from mss.imap.messages import MessageCommands
 from mss.imap.notify import NotifyCommands
 from mss.imap.parsing.commands import Command
+from mss.imap.sort import SortCommands
 from mss.imap.thread_command import ThreadCommands
 from mss.store.folders import MailboxError
 
@@ -69,21 +71,30 @@ COMMANDS: dict[str, frozenset[State]] = {
     "MOVE": _SEL,
     "UID FETCH": _SEL,
     "UID SEARCH": _SEL,
+    "SORT": _SEL,
+    "UID SORT": _SEL,
     "THREAD": _SEL,
     "UID THREAD": _SEL,
+    "CANCELUPDATE": _SEL,
     "UID STORE": _SEL,
     "UID COPY": _SEL,
     "UID MOVE": _SEL,
     "UID EXPUNGE": _SEL,
 }
 # RFC 3501 §7.4.1: no EXPUNGE response while answering these.
-NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH", "THREAD"})
+NO_EXPUNGE_RESPONSES = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 Handler = Callable[[Command], Awaitable[str | None]]
 
 
 class Session(
-    AuthCommands, NotifyCommands, AppendCommands, MessageCommands, FetchCommands, ThreadCommands
+    AuthCommands,
+    NotifyCommands,
+    AppendCommands,
+    MessageCommands,
+    FetchCommands,
+    SortCommands,
+    ThreadCommands,
 ):
     """One client's session; the server feeds it parsed commands (`run`)."""
 

@@ -38,9 +38,12 @@ class Node:
 
     def first(self) -> Mail | None:
         """The message itself, or a dummy's first child's (after sorting)."""
-        if self.mail is not None:
-            return self.mail
-        return self.children[0].first() if self.children else None
+        node = self
+        while node.mail is None:
+            if not node.children:
+                return None
+            node = node.children[0]
+        return node.mail
 
     def key(self) -> tuple[int, int]:
         found = self.first()
@@ -122,27 +125,44 @@ def _adopt(parent: Node, child: Node) -> None:
     parent.children.append(child)
 
 
+def _below(roots: list[Node]) -> list[Node]:
+    """`roots` and every node under them, parents before children (no recursion: a reply
+    chain may be thousands of messages deep)."""
+    order: list[Node] = []
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(reversed(node.children))
+    return order
+
+
 def _prune(nodes: list[Node], *, top: bool) -> list[Node]:
     """Step 3: dummies without children go; a dummy's children take its place, unless
-    it is a root with several children."""
+    it is a root with several children. Children first: what is promoted is pruned."""
+    for node in reversed(_below(nodes)):
+        node.children = _promoted(node, node.children, top=False)
+    return _promoted(None, nodes, top=top)
+
+
+def _promoted(parent: Node | None, nodes: list[Node], *, top: bool) -> list[Node]:
     kept: list[Node] = []
     for node in nodes:
-        node.children = _prune(node.children, top=False)
         for child in node.children:
             child.parent = node
         if node.mail is not None or (top and len(node.children) > 1):
             kept.append(node)
             continue
         for child in node.children:
-            child.parent = None if top else node.parent
+            child.parent = parent
         kept.extend(node.children)
     return kept
 
 
 def _sort(nodes: list[Node]) -> None:
     """Step 4/6: children by sent date, at every level; a dummy by its first child."""
-    for node in nodes:
-        _sort(node.children)
+    for node in reversed(_below(nodes)):
+        node.children.sort(key=Node.key)
     nodes.sort(key=Node.key)
 
 
@@ -202,17 +222,28 @@ def _merge(held: Node, root: Node, reply: bool) -> Node:
 
 def render(roots: list[Node]) -> str:
     """`(1 2 (3)(4))(5)`: a message and its only child chained, siblings each in
-    parentheses; a dummy's children as siblings (RFC 5256 §4, thread-list)."""
-    return "".join(f"({_inner(root)})" for root in roots)
-
-
-def _inner(node: Node) -> str:
-    head = [] if node.mail is None else [str(node.mail.number)]
-    children = node.children
-    if len(children) == 1 and node.mail is not None:
-        return " ".join([*head, _inner(children[0])])
-    nested = "".join(f"({_inner(child)})" for child in children)
-    return " ".join([*head, nested]) if nested and head else (nested or head[0])
+    parentheses; a dummy's children as siblings (RFC 5256 §4, thread-list). Written
+    without recursion: a chain may be thousands deep."""
+    out: list[str] = []
+    stack: list[str | Node] = []
+    for root in reversed(roots):
+        stack += [")", root, "("]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        nested: list[str | Node] = []
+        for child in item.children:
+            nested += ["(", child, ")"]
+        if item.mail is not None:
+            out.append(str(item.mail.number))
+            if len(item.children) == 1:
+                nested = [" ", item.children[0]]
+            elif item.children:
+                nested.insert(0, " ")
+        stack += reversed(nested)
+    return "".join(out)
 
 
 ALGORITHMS: dict[str, Callable[[list[Mail]], list[Node]]] = {

@@ -31,9 +31,13 @@ from mss.store.imapviews import Key, Range
 from mss.store.messages import FLAG_BITS, uid_condition
 from mss.store.models import message_table
 from mss.store.ports import BlobStore
+from mss.store.search_fields import address_text, field_values, sent_day
 
 msg = message_table.c
-_ADDRESS_FIELDS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
+_ADDRESS_FIELDS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc"}
+# what `address_text` may write that the header did not hold as such: where the needle has
+# none, it stands in the header as it is (a backslash may hide an escaped character)
+_ADDRESS_MARKS = frozenset(' \t\r\n<>,;:"@()\\')
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,15 @@ def _day_start(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
+# RFC 5322 §3.3: a zone is at most 99 hours 99 minutes from UTC
+_ZONE_MARGIN = 100 * 3600
+_DAY_TESTS: dict[str, Callable[[dt.date, dt.date], bool]] = {
+    "BEFORE": lambda sent, day: sent < day,
+    "ON": lambda sent, day: sent == day,
+    "SINCE": lambda sent, day: sent >= day,
+}
+
+
 def _uid_ranges(ranges: Sequence[Range], largest: int) -> Any:
     parts = []
     for r in ranges:
@@ -63,11 +76,6 @@ def _uid_ranges(ranges: Sequence[Range], largest: int) -> Any:
         low, high = min(start, end), max(start, end)
         parts.append(msg.uid.between(low, high))
     return or_(*parts) if parts else false()
-
-
-def _field_lines(header_text: str, name: str) -> list[str]:
-    prefix = name.lower() + ":"
-    return [line[len(prefix) :] for line in header_text.split("\n") if line.startswith(prefix)]
 
 
 class _Compiler:
@@ -127,21 +135,42 @@ class _Compiler:
         return self._exact(clause, lambda r: any(lo <= r["uid"] <= hi for lo, hi in bounds))
 
     def _k_date(self, which: str, day: dt.date) -> Any:
-        column, field = (
-            (msg.sent_date, "sent_date")
-            if which.startswith("SENT")
-            else (msg.internal_date, "internal_date")
-        )
-        start, end = _day_start(day), _day_start(day + dt.timedelta(days=1))
+        """BEFORE, ON, SINCE: the internal date's day in UTC, the zone FETCH INTERNALDATE
+        shows; SENT*: the Date: field's day in its own zone (RFC 3501 §6.4.4)."""
         op = which.removeprefix("SENT")
+        if which.startswith("SENT"):
+            return self._sent_date(op, day)
+        start, end = _day_start(day), _day_start(day + dt.timedelta(days=1))
+        column = msg.internal_date
         if op == "BEFORE":
-            return self._exact(column < start, lambda r: r[field] is not None and r[field] < start)
+            return self._exact(column < start, lambda r: r["internal_date"] < start)
         if op == "ON":
             return self._exact(
                 and_(column >= start, column < end),
-                lambda r: r[field] is not None and start <= r[field] < end,
+                lambda r: start <= r["internal_date"] < end,
             )
-        return self._exact(column >= start, lambda r: r[field] is not None and r[field] >= start)
+        return self._exact(column >= start, lambda r: r["internal_date"] >= start)
+
+    def _sent_date(self, op: str, day: dt.date) -> Any:
+        """SQL narrows by the UTC instant (a zone is less than `_ZONE_MARGIN` away), Python
+        compares the day of the Date: field; no date, no match."""
+        self.needs_python = True
+        start, end = _day_start(day), _day_start(day + dt.timedelta(days=1))
+        compare = _DAY_TESTS[op]
+        clause = {
+            "BEFORE": msg.sent_date < start + _ZONE_MARGIN,
+            "ON": msg.sent_date.between(start - _ZONE_MARGIN, end + _ZONE_MARGIN),
+            "SINCE": msg.sent_date >= start - _ZONE_MARGIN,
+        }[op]
+
+        def test(r: dict[str, Any]) -> bool:
+            if r["sent_date"] is None:
+                return False
+            values = field_values(r["header_text"] or "", "date")
+            sent = sent_day(values[0]) if values else None
+            return sent is not None and compare(sent, day)
+
+        return clause, test
 
     def _k_larger(self, size: int) -> Any:
         return self._exact(msg.size > size, lambda r: r["size"] > size)
@@ -173,13 +202,36 @@ class _Compiler:
         )
 
         def test(r: dict[str, Any]) -> bool:
-            return any(folded in value for value in _field_lines(r["header_text"] or "", field))
+            return any(folded in value for value in field_values(r["header_text"] or "", field))
 
         return clause, test
 
+    def _k_address(self, field: str, needle: str) -> Any:
+        """FROM, TO, CC, BCC: the addresses as written out by `address_text`, display
+        names included (RFC 3501 §6.4.4 "contains the specified string")."""
+        self.needs_python = True
+        folded = needle.casefold()
+        present = msg.header_text.like(f"%{field}:%")
+        if folded and not _ADDRESS_MARKS & set(folded):
+            present = and_(
+                present,
+                or_(
+                    msg.header_text.like(_like(folded), escape="!"),
+                    msg.header_text.like("%\\%", escape="!"),
+                ),
+            )
+
+        def test(r: dict[str, Any]) -> bool:
+            values = field_values(r["header_text"] or "", field)
+            return any(folded in address_text(value) for value in values)
+
+        return present, test
+
     def _k_string(self, which: str, needle: str) -> Any:
         if which in _ADDRESS_FIELDS:
-            return self._k_header(_ADDRESS_FIELDS[which], needle)
+            return self._k_address(_ADDRESS_FIELDS[which], needle)
+        if which == "SUBJECT":
+            return self._k_header("subject", needle)
         self.needs_python = True
         self.needs_body = True
         folded = needle.casefold()
@@ -210,7 +262,7 @@ class _Compiler:
 
 
 def _contains_text_key(key: Key) -> bool:
-    if key.kind in ("HEADER", "STRING"):
+    if key.kind in ("HEADER", "STRING") or (key.kind == "DATE" and key.args[0].startswith("SENT")):
         return True
     return any(isinstance(a, Key) and _contains_text_key(a) for a in key.args) or any(
         isinstance(a, tuple) and any(isinstance(x, Key) and _contains_text_key(x) for x in a)

@@ -14,7 +14,7 @@ from typing import Any
 from mss.imap.parsing.append import g_append
 from mss.imap.parsing.fetch import fetch_atts
 from mss.imap.parsing.notify import g_notify
-from mss.imap.parsing.search import search_keys
+from mss.imap.parsing.search import cancelupdate_args, search_args, sort_args
 from mss.imap.parsing.thread import g_thread
 from mss.imap.parsing.tokens import ParseError, Reader
 
@@ -230,23 +230,6 @@ def _g_append(r: Reader) -> dict[str, Any]:
     return g_append(r, _mailbox(r))
 
 
-def _g_search(r: Reader) -> dict[str, Any]:
-    r.space()
-    charset = "US-ASCII"
-    returns: list[str] | None = None
-    if r.maybe(b"RETURN "):  # RFC 4731 ESEARCH
-        returns = [x.upper() for x in r.list_of()]
-        r.space()
-    if r.peek_is(b"CHARSET ") or r.peek_is(b"charset "):
-        r.pos += len(b"CHARSET ")
-        charset = r.astring().decode("ascii", "replace").upper()
-        r.space()
-        if charset not in ("US-ASCII", "UTF-8"):
-            r.text()  # the rest is not worth parsing: the answer is NO [BADCHARSET]
-            return {"badcharset": charset}
-    return {"keys": search_keys(r, charset), "charset": charset, "return": returns}
-
-
 def _g_fetch(r: Reader) -> dict[str, Any]:
     r.space()
     sequence = r.sequence_set()
@@ -360,7 +343,10 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "LSUB": _g_lsub,
     "STATUS": _g_status,
     "APPEND": _g_append,
-    "SEARCH": _g_search,
+    "SEARCH": search_args,
+    "SORT": sort_args,  # RFC 5256
+    "THREAD": g_thread,
+    "CANCELUPDATE": cancelupdate_args,  # RFC 5267 §4
     "FETCH": _g_fetch,
     "STORE": _g_store,
     "COPY": _g_copy,
@@ -368,11 +354,10 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "ENABLE": _g_enable,
     "ID": _g_id,
     "NOTIFY": g_notify,
-    "THREAD": g_thread,
     "UID EXPUNGE": _g_expunge_uid,
     **{name: (lambda r: {}) for name in NO_ARGS},
 }
-UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE", "THREAD"])
+UID_COMMANDS = frozenset(["COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE", "SORT", "THREAD"])
 
 
 def parse_tag(reader: Reader) -> str:

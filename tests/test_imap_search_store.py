@@ -1,0 +1,45 @@
+"""The SQL of SEARCH on both databases (SQLite and PostgreSQL): the candidates that SQL
+selects for the SENT* and address keys must hold every match that Python then confirms
+(LIKE patterns, backslashes, the zone margin of the sent dates)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mss.imap.parsing.search import SearchKey
+from mss.store.api import Store
+from mss.store.imapstore import ImapStore
+from mss.store.mailboxes import Target
+
+from .test_store import new_inbox
+
+MESSAGES = [
+    "From: a\\b@x.test (Ann Back)\r\nDate: Sat, 24 Mar 2007 23:30:00 -1000\r\n",
+    'From: "50% _off" <promo@x.test>\r\nDate: Sun, 25 Mar 2007 00:30:00 +1400\r\n',
+    "From: <c (work) @ x.test>\r\n",
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (SearchKey("STRING", ("FROM", "ann back")), [1]),
+        (SearchKey("STRING", ("FROM", "a\\b@x")), [1]),
+        (SearchKey("STRING", ("FROM", "50% _off <promo@")), [2]),
+        (SearchKey("STRING", ("FROM", "_off")), [2]),
+        (SearchKey("STRING", ("FROM", "c@x.test")), [3]),
+        (SearchKey("DATE", ("SENTON", dt.date(2007, 3, 24))), [1]),  # 09:30 UTC on the 25th
+        (SearchKey("DATE", ("SENTON", dt.date(2007, 3, 25))), [2]),  # 10:30 UTC on the 24th
+        (SearchKey("NOT", (SearchKey("DATE", ("SENTSINCE", dt.date(2007, 3, 25))),)), [1, 3]),
+    ],
+)
+async def test_search_sql_keeps_every_match(
+    store: Store, key: SearchKey, expected: list[int]
+) -> None:
+    box = await new_inbox(store, "jean@pro.mssante.test")
+    for headers in MESSAGES:
+        await store.deliver((headers + "\r\nbody\r\n").encode(), [Target(box)])
+    found = await ImapStore(store).search(box, [key], [1, 2, 3])
+    assert [uid for uid, _ in found.found] == expected
