@@ -5,10 +5,12 @@ account already holds. Over real IMAPS."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from mss.testing.imapclient import RawIMAP
 
-from .test_imap_commands import imap, mailbox
+from .harness import PASSWORD, running
+from .test_imap_commands import USER, connect, imap, mailbox
 
 __all__ = ["imap", "mailbox"]  # fixtures shared with test_imap_commands.py
 
@@ -88,3 +90,24 @@ async def test_catenate_urls_that_name_nothing_are_badurl(imap: RawIMAP) -> None
     assert await _count(imap) == before
     assert (await imap.command("APPEND INBOX CATENATE ()")).status == "BAD"
     assert (await imap.command("APPEND INBOX CATENATE (FOO x)")).status == "BAD"
+
+
+async def test_catenate_cannot_multiply_what_one_append_holds(instance: Path) -> None:
+    """URLs copy stored messages: one APPEND still holds at most `max_message_size`
+    bytes in all (its literals are bounded so), else NO [TOOBIG] and nothing stored."""
+    async with running(instance, env={"MSS_LIMITS_MAX_MESSAGE_SIZE": "2048"}) as mss:
+        await mss.add_pro(USER)
+        client = await connect(mss)
+        await client.login(USER, PASSWORD)
+        big = ONE + b"x" * 1200 + b"\r\n"
+        assert (await client.command(b"APPEND INBOX " + _lit(big))).ok  # UID 1
+        once = b'CATENATE (URL "/INBOX/;UID=1")'
+        assert (await client.command(b"APPEND INBOX " + once)).ok
+        reply = await client.command(b"APPEND INBOX " + once + b" " + once)
+        assert reply.response.startswith(b"NO [TOOBIG]")
+        reply = await client.command(
+            b"APPEND INBOX CATENATE (" + b" ".join([b'URL "/INBOX/;UID=1"'] * 2) + b")"
+        )
+        assert reply.response.startswith(b"NO [TOOBIG]")
+        assert await _count(client) == 2
+        await client.close()

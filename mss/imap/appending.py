@@ -63,11 +63,12 @@ class AppendCommands(SelectedView):
     async def do_APPEND(self, command: Command) -> str:
         box = await self._mailbox(command.args["mailbox"], code="TRYCREATE")
         wanted: list[AppendMessage] = command.args["messages"]
-        messages = [await self._assemble(message) for message in wanted]
-        for message in messages:
-            if len(message) > self.config.max_message_size:
-                raise ImapError("Message trop volumineux (message too big)", code="TOOBIG")
-            if not message:
+        messages: list[bytes] = []
+        for message in wanted:
+            # what one APPEND holds, CATENATE's URLs included, is bounded as its literals
+            left = self.config.max_message_size - sum(map(len, messages))
+            messages.append(await self._assemble(message, left))
+            if not messages[-1]:
                 raise ImapError("Message vide (empty message)")
         stamped = [(m, w.flags, int(w.date.timestamp()) if w.date else None)
                    for m, w in zip(messages, wanted, strict=True)]  # fmt: skip
@@ -78,11 +79,12 @@ class AppendCommands(SelectedView):
             uids = await self.store.append_many(box.id, stamped)
         return f"[APPENDUID {box.uidvalidity} {r.sequence_set(uids)}] APPEND completed"
 
-    async def _assemble(self, message: AppendMessage) -> bytes:
+    async def _assemble(self, message: AppendMessage, room: int) -> bytes:
+        """The message's bytes, its URLs resolved; TOOBIG past `room` bytes."""
         out = bytearray()
         for part in message.parts:
             out += part if isinstance(part, bytes) else await self._resolve_url(part)
-            if len(out) > self.config.max_message_size:
+            if len(out) > room:
                 raise ImapError("Message trop volumineux (message too big)", code="TOOBIG")
         if message.binary or b"\0" in out:
             return binary_as_base64(bytes(out))  # RFC 3516 §4.4: fetchable with no NUL

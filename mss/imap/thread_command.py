@@ -3,6 +3,8 @@ ORDEREDSUBJECT or REFERENCES (`threads`), by message number or UID."""
 
 from __future__ import annotations
 
+import asyncio
+
 from mss.errors import InputError
 from mss.imap.errors import ImapError, bad
 from mss.imap.parsing.commands import Command
@@ -11,6 +13,7 @@ from mss.imap.search import SearchCommands
 from mss.imap.subjects import base_subject
 from mss.imap.threads import ALGORITHMS, Mail, message_ids, render
 
+OFF_LOOP = 2000  # messages threaded on the event loop; more go to a thread
 FIELDS = ["message_id", "in_reply_to", "refs", "subject", "sent_date", "internal_date"]
 
 
@@ -29,7 +32,11 @@ class ThreadCommands(SearchCommands):
         if "badcharset" in args:
             raise ImapError("charset not supported", code="BADCHARSET (US-ASCII UTF-8)")
         mails = await self._mails(args["keys"], by_uid=by_uid)
-        self.untagged("THREAD " + render(algorithm(mails)) if mails else "THREAD")
+        if len(mails) > OFF_LOOP:  # a big mailbox's threads: off the event loop
+            threads = await asyncio.to_thread(lambda: render(algorithm(mails)))
+        else:
+            threads = render(algorithm(mails))
+        self.untagged(f"THREAD {threads}" if threads else "THREAD")
 
     async def _mails(self, keys: list[SearchKey], *, by_uid: bool) -> list[Mail]:
         sel = self._sel()

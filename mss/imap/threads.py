@@ -110,7 +110,11 @@ def _link(table: dict[str, Node], mail: Mail) -> None:
 
 
 def _reaches(ancestor: Node, node: Node | None) -> bool:
-    """Whether `ancestor` is `node` or above it (a link would make a loop)."""
+    """Whether `ancestor` is `node` or above it (a link would make a loop). A node
+    without children is above nothing: the common case (mail threaded in the order it
+    came) costs no walk up a chain that may be thousands deep."""
+    if not ancestor.children:
+        return ancestor is node
     while node is not None:
         if node is ancestor:
             return True
