@@ -104,8 +104,16 @@ class Connection:
                 return None
 
     async def start_tls(self) -> None:
+        """Switch to TLS. What the client sent after STARTTLS before the handshake was
+        sent in clear: it is thrown away, never read as commands under TLS (RFC 3501
+        §6.2.1; a cleartext LOGIN smuggled behind STARTTLS must not log in)."""
         if self._starttls is None:
             raise ssl.SSLError("STARTTLS is not available here")
+        smuggled: bytearray = self.reader._buffer  # type: ignore[attr-defined]  # asyncio's own
+        if smuggled:
+            log.warning("IMAP STARTTLS: %d bytes sent in clear after it, discarded", len(smuggled))
+            smuggled.clear()
+        # no await between the clearing and the switch: nothing more is read in clear
         await self.writer.start_tls(self._starttls())
         self.tls = True
         self.peer_certificate = peer_identity(self.writer.get_extra_info("ssl_object"))
