@@ -61,3 +61,16 @@ def test_patient_has_no_mailbox_unless_active_and_qualified(
 
 def test_phone_is_normalised() -> None:
     assert build_patient({**BASE, "phone": "+33 6 12 34 56 78"}).phone == "+33612345678"
+
+
+NIA = "779035121518933"  # sex digit 7: a provisional number, its key valid
+
+
+@pytest.mark.parametrize("given", [{}, {"identity_status": "QUAL"}, {"identity_status": "qual"}])
+def test_a_provisional_nia_cannot_carry_a_qualified_identity(given: dict[str, str]) -> None:
+    """DOMAIN.md §6 (issue 14): a NIA (sex digit 7 or 8) is never QUAL, by default or asked."""
+    with pytest.raises(InvalidPatient, match=r"NIA .*PROV, RECUP ou VALI"):
+        build_patient({**BASE, "ins": NIA, **given})
+    for status in ("PROV", "RECUP", "VALI"):
+        identity = build_patient({**BASE, "ins": NIA, "identity_status": status})
+        assert identity.ins.provisional and not identity.has_mailbox

@@ -103,6 +103,14 @@ def _contact(email: str | None, phone: str | None) -> tuple[str | None, str | No
     return mail, tel
 
 
+# DOMAIN.md §6: a provisional number (NIA, sex digit 7 or 8) is not a qualified INS
+NIA_NOT_QUALIFIED = (
+    "un NIA (numéro provisoire, 1er chiffre 7 ou 8) ne peut pas porter une identité qualifiée :"
+    " donnez --identity-status PROV, RECUP ou VALI (a provisional NIA cannot carry a qualified"
+    " identity)"
+)
+
+
 def build_patient(values: Mapping[str, str | None]) -> PatientIdentity:
     """Validate raw fields (ins, family, given, birth_date, sex, …) into an identity."""
     try:
@@ -119,6 +127,8 @@ def build_patient(values: Mapping[str, str | None]) -> PatientIdentity:
     status = _choice(
         "identity status", values.get("identity_status"), tuple(IdentityStatus), "QUAL"
     )
+    if ins.provisional and status == IdentityStatus.QUAL:
+        raise InvalidPatient(NIA_NOT_QUALIFIED)
     return PatientIdentity(
         ins=ins,
         oid=oid,
