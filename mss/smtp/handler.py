@@ -140,7 +140,7 @@ class MXHandler(_Handler):
 
     def _check_peer(self, server: MssSMTP) -> None:
         if not server.tls:
-            raise Rejection(530, "5.7.0", "Must issue a STARTTLS command first")
+            raise Rejection(530, "5.7.0", codes.STARTTLS_REQUIRED.split(" ", 2)[2])
         identity = server.peer_certificate
         if identity is None or identity.kind != "operator":
             raise Rejection(*_split(codes.CLIENT_CERT_REQUIRED))
