@@ -90,6 +90,9 @@ async def test_requests_without_valid_credentials_are_401(
     assert none.status_code == 401 and none.headers["www-authenticate"].startswith("Bearer")
     bad = await web.get("/api/dmp/me/documents", auth=patient("mauvais-mot-de-passe"))
     assert bad.status_code == 401
+    # French with the English meaning (issue 14: the 401s were English only)
+    assert none.json()["detail"].startswith("un jeton Pro Santé Connect ou un certificat")
+    assert bad.json()["detail"] == "adresse ou mot de passe incorrect (wrong address or password)"
 
 
 async def test_the_patient_lists_masks_blocks_and_closes(

@@ -72,13 +72,19 @@ class DMPGateway:
 
     async def _token_national_id(self, token: str) -> str:
         if self.bearer is None:
-            raise Unauthorized("bearer tokens are not configured (oauth.issuer)", "Bearer")
+            raise Unauthorized(
+                "jetons non configurés (bearer tokens not configured: oauth.issuer)",
+                "Bearer",
+            )
         try:
             claims = await asyncio.to_thread(self.bearer.validate, token)
         except TokenError as exc:
-            raise Unauthorized(f"token refused: {exc}", "Bearer") from None
+            raise Unauthorized(f"jeton refusé (token refused): {exc}", "Bearer") from None
         if not claims.national_id:
-            raise Unauthorized("the token names no national id", "Bearer")
+            raise Unauthorized(
+                "le jeton ne porte aucun identifiant national (the token names no national id)",
+                "Bearer",
+            )
         return claims.national_id
 
     async def _named(self, national_id: str) -> Professional:
@@ -94,7 +100,9 @@ class DMPGateway:
         ip = request.client.host if request.client else None
         result = await self.logins.with_password(user, password, ip, ["patient"])
         if result.identity is None:
-            raise Unauthorized("wrong address or password", "Basic")
+            raise Unauthorized(
+                "adresse ou mot de passe incorrect (wrong address or password)", "Basic"
+            )
         return result.identity.address.split("@", 1)[0].upper()
 
 
@@ -103,26 +111,35 @@ def _certified_national_id(request: Request) -> str:
     der = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
     if der is None:
         raise Unauthorized(
-            "a bearer token (Pro Santé Connect) or a professional's certificate is required",
+            "un jeton Pro Santé Connect ou un certificat de professionnel est requis"
+            " (a bearer token or a professional's certificate is required)",
             "Bearer",
         )
     try:
         identity = identity_of_der(der)
     except CertificateError as exc:
-        raise Unauthorized(f"certificate refused: {exc}", "Bearer") from None
+        raise Unauthorized(f"certificat refusé (certificate refused): {exc}", "Bearer") from None
     if identity.kind != "professional" or not identity.national_id:
-        raise Unauthorized("the certificate is not a professional's", "Bearer")
+        raise Unauthorized(
+            "pas un certificat de professionnel (not a professional's certificate)",
+            "Bearer",
+        )
     return identity.national_id
 
 
 def _basic_credentials(request: Request) -> tuple[str, str]:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
-        raise Unauthorized("the patient's address and password are required", "Basic")
+        raise Unauthorized(
+            "l'adresse et le mot de passe du patient sont requis (address and password required)",
+            "Basic",
+        )
     try:
         user, _, password = base64.b64decode(value.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise Unauthorized("malformed Basic credentials", "Basic") from None
+        raise Unauthorized(
+            "identifiants Basic mal formés (malformed Basic credentials)", "Basic"
+        ) from None
     return user, password
 
 
