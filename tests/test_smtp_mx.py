@@ -174,3 +174,20 @@ async def test_mx_can_reject_mail_without_a_passing_signature(instance) -> None:
             client.close()
         assert (info.value.code, info.value.message[:6]) == (550, "5.7.20")
         assert await mss.inbox(MARIE) == []
+
+
+async def test_mx_refuses_a_from_header_twice(mss: Running) -> None:
+    """Issue 14: a second From (a forged doctor's name after the real one) is refused."""
+    await mss.trust(PEER_DOMAIN)
+    await mss.add_pro(MARIE, password=None)
+    raw = message(PEER_PRO, MARIE, "Avis").replace(
+        b"\r\n\r\n", b"\r\nFrom: dr.faux@pro.mssante.test\r\n\r\n", 1
+    )
+    client = await _peer_client(mss)
+    try:
+        with pytest.raises(aiosmtplib.SMTPDataError) as info:
+            await client.sendmail(PEER_PRO, [MARIE], raw)
+    finally:
+        client.close()
+    assert (info.value.code, info.value.message[:5]) == (550, "5.6.0")
+    assert await mss.inbox(MARIE) == []

@@ -493,3 +493,20 @@ async def test_smtplib_rejects_unverified_server_certificate(mss: Running) -> No
 
     with pytest.raises(ssl.SSLCertVerificationError):
         await asyncio.to_thread(connect)
+
+
+@pytest.mark.parametrize("field", ["From", "Sender", "Reply-To", "FROM"])
+async def test_a_header_naming_the_author_twice_is_refused(mss: Running, field: str) -> None:
+    """Issue 14 (RFC 5322 §3.6): From, Sender and Reply-To appear once; twice, readers may
+    each show another author: refused at submission (and the MX, see test_smtp_mx)."""
+    await mss.add_pro(JEAN)
+    await mss.add_pro(MARIE)
+    raw = message(JEAN, MARIE)
+    raw = raw.replace(b"\r\n\r\n", f"\r\n{field}: {JEAN}\r\n{field}: {MARIE}\r\n\r\n".encode(), 1)
+    if field.lower() == "from":
+        raw = raw.replace(f"From: {JEAN}\r\n".encode(), b"", 1)  # the two are the added ones
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await mss.submit(JEAN, raw, [MARIE])
+    assert (info.value.code, info.value.message[:5]) == (550, "5.6.0")
+    assert "en double" in info.value.message and "twice" in info.value.message
+    assert await mss.inbox(MARIE) == []

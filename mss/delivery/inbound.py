@@ -65,6 +65,15 @@ T = TypeVar("T")
 OFF_LOOP_SIZE = 256 * 1024
 
 FROM_MISSING = Rejection(550, "5.6.0", "En-tête From absent (missing From header)")
+# Who wrote: once only (RFC 5322 §3.6); twice, readers may each show another author
+ONCE_ONLY = ("from", "sender", "reply-to")
+
+
+def _twice(name: str) -> Rejection:
+    field = name.title()
+    return Rejection(550, "5.6.0", f"En-tête {field} en double ({field} header twice)")
+
+
 FROM_NOT_OWNED = Rejection(
     550,
     "5.7.1",
@@ -236,6 +245,9 @@ class Pipeline:
             raise HEADER_TOO_BIG
         unique = list({r.address: r for r in recipients}.values())
         message = await _off_loop(raw, parse_message)
+        for name in ONCE_ONLY:
+            if message.headers.count(name) > 1:
+                raise _twice(name)
         queue_id = secrets.token_hex(6).upper()
         attachments = leaves(message.body)
         return Delivery(session, sender, unique, raw, mail_dsn, queue_id, message, attachments)
