@@ -38,6 +38,9 @@ from mss.wiring import Mail, bearer_validator, build_mail, build_space, cpu_work
 log = logging.getLogger("mss")
 
 REENCRYPT_INTERVAL = 60.0
+# The database's integrity is read in the background (each worker answers /healthz)
+INTEGRITY_FIRST = 30.0
+INTEGRITY_INTERVAL = 3600.0
 
 
 def describe_ports(ports: dict[str, int]) -> str:
@@ -80,6 +83,7 @@ class Application:
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
         self.space: Any = None  # the patient space's ASGI app, once HTTPS is up
+        self.integrity = "ok"  # the last integrity check's finding ("ok" until one says not)
 
     async def health(self) -> dict[str, str]:
         assert self.store is not None
@@ -87,7 +91,23 @@ class Application:
             await self.store.ping()
         except MssError as exc:
             return {"database": f"error: {exc}"}
+        if self.integrity != "ok":
+            return {"database": f"endommagée (damaged): {self.integrity}"}
         return {"database": "ok"}
+
+    async def check_integrity(self) -> str:
+        """Read the whole database for damage (`Store.integrity`); /healthz says it."""
+        assert self.store is not None
+        self.integrity = await self.store.integrity()
+        if self.integrity != "ok":
+            log.error("the database is damaged: %s", self.integrity)
+        return self.integrity
+
+    async def _integrity_loop(self) -> None:
+        await asyncio.sleep(INTEGRITY_FIRST)
+        while True:
+            await self.check_integrity()
+            await asyncio.sleep(INTEGRITY_INTERVAL)
 
     async def metrics(self) -> str:
         assert self.store is not None
@@ -123,6 +143,7 @@ class Application:
             await self._start_web(stack)
             if self.worker == 0:  # background duties: one worker is enough
                 _background(stack, self._reencrypt_loop(), "blob-reencrypt")
+            _background(stack, self._integrity_loop(), "integrity-check")
             if self.workers > 1:
                 log.info("worker %d of %d ready", self.worker + 1, self.workers)
             else:

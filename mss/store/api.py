@@ -15,6 +15,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, text
 
 from mss.core.mime import ParsedMessage
+from mss.errors import StoreError
 from mss.store.blobs import (
     DatabaseBlobStore,
     load_cipher,
@@ -121,6 +122,15 @@ class Store:
         """Ask the database for nothing: raises `StoreError` when it cannot answer."""
         await self.db.read(_select_one)
 
+    async def integrity(self) -> str:
+        """ "ok", or what is damaged: SQLite's `PRAGMA quick_check` (it reads the whole
+        file: run it in the background, not per request); PostgreSQL checks its own
+        pages as it reads them ("ok" once it answers)."""
+        try:
+            return await self.db.read(_quick_check)
+        except StoreError as exc:
+            return str(exc)
+
     async def blob_bytes(self, blob_id: int) -> bytes:
         return await self.db.read(lambda conn: self.blobs.get(conn, blob_id))
 
@@ -131,6 +141,14 @@ class Store:
         """Move up to `limit` blobs to the current key (lazy key rotation)."""
         moved: int = await self.blobs.reencrypt_some(limit)
         return moved
+
+
+def _quick_check(conn: Connection) -> str:
+    if conn.dialect.name != "sqlite":
+        conn.execute(text("SELECT 1")).scalar()
+        return "ok"
+    found = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check(5)")]
+    return "ok" if found == ["ok"] else "; ".join(found)
 
 
 def _select_one(conn: Connection) -> None:
