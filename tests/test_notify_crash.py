@@ -61,8 +61,11 @@ def _serve(instance: Path, smtp_port: int) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-async def _load(instance: Path, port: int, patients: list[str], stop: asyncio.Event) -> int:
-    """Mail patients until `stop`; return how many the server accepted (250)."""
+async def _load(
+    instance: Path, port: int, patients: list[str], stop: asyncio.Event, going: asyncio.Event
+) -> int:
+    """Mail patients until `stop`; return how many the server accepted (250); `going` is
+    set at the first 250."""
     tls = ssl.create_default_context(cafile=str(instance / "certs" / "ca.crt"))
     smtp = aiosmtplib.SMTP(hostname="localhost", port=port, start_tls=False, tls_context=tls)
     accepted = 0
@@ -74,6 +77,7 @@ async def _load(instance: Path, port: int, patients: list[str], stop: asyncio.Ev
             to = f"{random.choice(patients)}@patient.mssante.fr"
             await smtp.sendmail(PRO, [to], message(PRO, to, f"Résultat {accepted}"))
             accepted += 1
+            going.set()
     except (aiosmtplib.SMTPException, OSError):
         pass  # the server was killed under us
     return accepted
@@ -83,9 +87,12 @@ async def _round(instance: Path, smtp_port: int, patients: list[str]) -> int:
     server = _serve(instance, smtp_port)
     try:
         port = (await asyncio.to_thread(wait_ready, server))["submission"]
-        stop = asyncio.Event()
-        loads = [asyncio.create_task(_load(instance, port, patients, stop)) for _ in range(4)]
-        await asyncio.sleep(random.uniform(0.5, 1.5))
+        stop, going = asyncio.Event(), asyncio.Event()
+        loads = [asyncio.create_task(_load(instance, port, patients, stop, going))
+                 for _ in range(4)]  # fmt: skip
+        # the kill falls while mail flows, however long the workers took to start
+        await asyncio.wait_for(going.wait(), 60)
+        await asyncio.sleep(random.uniform(0.2, 1.0))
         os.kill(server.pid, signal.SIGKILL)  # its workers die with it
         stop.set()
         return sum(await asyncio.gather(*loads))
