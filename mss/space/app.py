@@ -12,10 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mss.security.http_limits import BodyLimit
 from mss.space import pages
 from mss.space.deps import SpaceDeps, base_path
 from mss.space.errors import LoginRequired, NotFound, SpaceError
-from mss.space.headers import BodyLimit, SecurityHeaders
+from mss.space.headers import MAX_BODY, REFUSAL, SecurityHeaders
 from mss.space.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -30,7 +31,7 @@ def create_space(deps: SpaceDeps) -> SecurityHeaders:
     app.add_exception_handler(SpaceError, _refusal)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, limit=MAX_BODY, refusal=REFUSAL)
     return SecurityHeaders(app)
 
 

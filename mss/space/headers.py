@@ -1,6 +1,6 @@
 """The security headers of every space response (an ASGI middleware: no per-request
 task). A response that sets its own Content-Security-Policy (the sandboxed frame of an
-HTML mail) keeps it. And the cap on a request's body, before anything reads it."""
+HTML mail) keeps it. And how large a request's body may be, and its refusal."""
 
 from __future__ import annotations
 
@@ -60,37 +60,5 @@ _TOO_BIG_PAGE = (
 ).encode()
 
 
-class BodyLimit:
-    """Refuse a body over `limit`: by its Content-Length at once (413), else when the
-    bytes read pass it (the route's reading raises `TOO_BIG`, rendered as a 413)."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            await _refuse(send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise TOO_BIG
-            return message
-
-        await self.app(scope, counted, send)
-
-
-async def _refuse(send: Send) -> None:
-    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"connection", b"close"),
-               (b"content-length", str(len(_TOO_BIG_PAGE)).encode())]  # fmt: skip
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": _TOO_BIG_PAGE})
+# How the space refuses a body over MAX_BODY (`security.http_limits.BodyLimit`)
+REFUSAL = (b"text/html; charset=utf-8", _TOO_BIG_PAGE)

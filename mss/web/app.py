@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp
 
+from mss.security.http_limits import BodyLimit
 from mss.web import annuaire, errors
 from mss.web import dmp as dmp_routes
 from mss.web.annuaire import Reader
 from mss.web.dmp import DMPGateway
+from mss.web.errors import API_MAX_BODY
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsSource = Callable[[], Awaitable[str]]
@@ -35,7 +37,8 @@ def create_asgi(
         async def root() -> RedirectResponse:
             return RedirectResponse("/espace/", status_code=307)
 
-    return app if read is None else annuaire.MailboxFastPath(app, read)
+    served: ASGIApp = app if read is None else annuaire.MailboxFastPath(app, read)
+    return BodyLimit(served, API_MAX_BODY, errors.BODY_REFUSAL)
 
 
 def create_app(

@@ -12,6 +12,7 @@ on the app (`install`), so that routes raise and never render errors themselves.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -35,6 +36,19 @@ DMP_STATUS = {
     DMPPatientNotFound: 404, DMPClosed: 409, DMPAccessForbidden: 403,
     DMPAuthorizationNotFound: 403, DMPAuthorizationExpired: 403, DocumentError: 422,
 }  # fmt: skip
+
+
+# A document of the MSSanté limit (25 MB) in base64 inside JSON, and the rest of its call
+API_MAX_BODY = 40 * 1024 * 1024
+BODY_TOO_LARGE_TEXT = (
+    f"corps de requête trop volumineux, {API_MAX_BODY // (1024 * 1024)} Mo au plus"
+    " (request body too large)"
+)
+# The refusal of `security.http_limits.BodyLimit`, before anything reads the body
+BODY_REFUSAL = (
+    b"application/json",
+    json.dumps({"error": "PayloadTooLarge", "detail": BODY_TOO_LARGE_TEXT}).encode(),
+)
 
 
 class Unauthorized(MssError):
