@@ -1,0 +1,500 @@
+"""Hostile review of issue 13's IMAP work (NOTIFY, CATENATE, THREAD, SORT, CONTEXT,
+QRESYNC, LIST, BINARY, nested message/rfc822), over real IMAP on loopback.
+
+Tests marked DEFECT in their docstring fail on main as reviewed; the others pass and stay
+as regression tests."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from mss.testing.imapclient import RawIMAP
+
+from .harness import PASSWORD, Running
+from .test_imap_commands import SIMPLE, USER, connect, deliver, imap, mailbox
+
+__all__ = ["imap", "mailbox"]
+
+
+async def _unasked(client: RawIMAP, pattern: bytes, seconds: float = 5.0) -> bytes:
+    while True:
+        line = await asyncio.wait_for(client.read_line(), seconds)
+        if re.match(pattern, line):
+            return line
+
+
+async def _heard(client: RawIMAP, seconds: float = 1.0) -> list[bytes]:
+    """Every line the server sends unasked within `seconds`."""
+    lines = []
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        try:
+            lines.append(await asyncio.wait_for(client.read_line(), left))
+        except TimeoutError:
+            break
+    return lines
+
+
+def _message(n: int, extra: bytes = b"") -> bytes:
+    return extra + SIMPLE.replace(b"<simple@", f"<review{n}@".encode())
+
+
+async def _other(mailbox: Running) -> RawIMAP:
+    other = await connect(mailbox)
+    await other.login(USER, PASSWORD)
+    assert (await other.command("SELECT INBOX")).ok
+    return other
+
+
+def _lit(data: bytes) -> bytes:
+    return b"{%d+}\r\n" % len(data) + data
+
+
+# --- NOTIFY (RFC 5465) ---------------------------------------------------------------------
+
+
+async def test_notify_selected_delayed_holds_expunges_until_a_command_allows_them(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5465 §6.1 SELECTED-DELAYED: expunges of the selected mailbox wait for
+    a command where EXPUNGE is allowed; no unsolicited EXPUNGE between commands."""
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command(
+        "NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge FlagChange))")).ok
+    other = await _other(mailbox)
+    assert (await other.command("STORE 1 +FLAGS (\\Deleted)")).ok
+    assert (await other.command("EXPUNGE")).ok
+    heard = await _heard(imap, 1.0)
+    assert not [line for line in heard if b"EXPUNGE" in line], heard
+    reply = await imap.command("NOOP")
+    assert b"* 1 EXPUNGE\r\n" in reply.lines
+    await other.close()
+
+
+async def test_notify_messagenew_sends_the_fetch_attributes_asked(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5465 §5.2: MessageNew (fetch-att…) on SELECTED: each new message is
+    told with an unsolicited FETCH of those attributes, after its EXISTS."""
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command(
+        "NOTIFY SET (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (Subject)]) "
+        "MessageExpunge))")).ok
+    await deliver(mailbox, _message(1))
+    assert await _unasked(imap, rb"\* 3 EXISTS") == b"* 3 EXISTS\r\n"
+    line = await _unasked(imap, rb"\* 3 FETCH", 3.0)
+    assert b"UID 3" in line
+
+
+async def test_notify_other_account_mailbox_is_never_told(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5465 §6: NOTIFY names the user's own mailboxes; another account's delivery
+    is never told (no STATUS of a mailbox of another account)."""
+    other_user = "paul.durand@pro.mssante.test"
+    await mailbox.add_pro(other_user)
+    assert (await imap.command("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")).ok
+    from mss.store.accounts import get_account
+    from mss.store.mailboxes import Target, mailbox_id
+
+    def box(conn: object) -> int:
+        account = get_account(conn, other_user)  # type: ignore[arg-type]
+        assert account is not None
+        return mailbox_id(conn, account.id, "INBOX")  # type: ignore[arg-type]
+
+    target = await mailbox.store.read(box)
+    await mailbox.store.deliver(_message(9), [Target(target, 0)])
+    heard = await _heard(imap, 1.0)
+    assert heard == [], heard
+
+
+async def test_notify_stops_after_logout_and_the_session_ends_cleanly(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """A NOTIFY task does not outlive its session: after LOGOUT a delivery writes
+    nothing and other sessions keep working."""
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")).ok
+    reply = await imap.command("LOGOUT")
+    assert reply.ok
+    for n in range(3):
+        await deliver(mailbox, _message(n), "Dossier")
+    other = await _other(mailbox)
+    assert (await other.command("NOOP")).ok
+    await other.close()
+
+
+async def test_notify_during_idle_then_done_no_deadlock(mailbox: Running, imap: RawIMAP) -> None:
+    """IDLE leaves the turn to NOTIFY; DONE amid a burst of news still ends IDLE and the
+    next command is answered (no deadlock between `turn`, IDLE and the NOTIFY task)."""
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command(
+        "NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) "
+        "(MAILBOXES Dossier (MessageNew MessageExpunge))")).ok
+    await imap.send(b"i1 IDLE\r\n")
+    assert (await imap.read_line()).startswith(b"+")
+    burst = [deliver(mailbox, _message(n), "Dossier" if n % 2 else "INBOX") for n in range(10)]
+    await asyncio.gather(*burst)
+    await imap.send(b"DONE\r\n")
+    assert (await asyncio.wait_for(imap.until("i1"), 5)).ok
+    assert (await asyncio.wait_for(imap.command("NOOP"), 5)).ok
+
+
+async def test_notify_huge_mailbox_list_does_not_block_other_sessions(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? One NOTIFY naming many mailboxes (literals lift the line limit) must not
+    stall the event loop: another session's NOOP answers within a second."""
+    for n in range(20):
+        assert (await imap.command(f"CREATE D{n}")).ok
+    names = b" ".join(b"{6+}\r\nx%05d" % i for i in range(60000))
+    command = b"n1 NOTIFY SET (MAILBOXES (" + names + b") (MessageNew MessageExpunge))\r\n"
+    other = await _other(mailbox)
+    await imap.send(command)
+    await asyncio.sleep(0.3)
+    start = time.monotonic()
+    assert (await asyncio.wait_for(other.command("NOOP"), 30)).ok
+    waited = time.monotonic() - start
+    await asyncio.wait_for(imap.until("n1"), 120)
+    assert waited < 1.0, f"another session waited {waited:.1f} s"
+    await other.close()
+
+
+# --- SORT and THREAD on odd data (RFC 5256) ------------------------------------------------
+
+
+def _with_subject(subject: bytes, n: int, extra: bytes = b"") -> bytes:
+    head = b"Subject: " + subject + b"\r\n" + extra
+    return SIMPLE.replace(b"Subject: Compte rendu\r\n", head).replace(
+        b"<simple@", f"<odd{n}@".encode()
+    )
+
+
+def _folded_blobs(count: int) -> bytes:
+    """`[a] [a] … x`, folded every 20 blobs (a header any SMTP client may send)."""
+    lines = [b"[a] " * 20 for _ in range(count // 20)]
+    return b"\r\n ".join(lines) + b"x"
+
+
+async def test_sort_subject_of_many_blobs_is_not_quadratic(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5256 §2.1 base subject: one delivered message whose Subject holds
+    thousands of `[blob]`s must not cost seconds of event-loop CPU in SORT (SUBJECT);
+    another session's NOOP answers meanwhile."""
+    await deliver(mailbox, _with_subject(_folded_blobs(8000), 1))
+    assert (await imap.command("SELECT INBOX")).ok
+    other = await _other(mailbox)
+    start = time.monotonic()
+    await imap.send(b"s1 SORT (SUBJECT) UTF-8 ALL\r\n")
+    await asyncio.sleep(0.05)
+    assert (await asyncio.wait_for(other.command("NOOP"), 60)).ok
+    other_waited = time.monotonic() - start
+    assert (await asyncio.wait_for(imap.until("s1"), 60)).ok
+    took = time.monotonic() - start
+    await other.close()
+    assert took < 1.0 and other_waited < 1.0, (took, other_waited)
+
+
+async def test_thread_subject_of_many_blobs_is_not_quadratic(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5256 §2.1: THREAD=ORDEREDSUBJECT over a message whose Subject holds
+    thousands of `[blob]`s answers in well under a second (base subject is linear)."""
+    await deliver(mailbox, _with_subject(_folded_blobs(8000), 1))
+    assert (await imap.command("SELECT INBOX")).ok
+    start = time.monotonic()
+    reply = await asyncio.wait_for(imap.command("THREAD ORDEREDSUBJECT UTF-8 ALL"), 60)
+    took = time.monotonic() - start
+    assert reply.ok
+    assert took < 1.0, f"THREAD took {took:.1f} s"
+
+
+async def test_sort_subject_fwd_trailers_and_wrapping_are_not_quadratic(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5256 §2.1 steps 2 and 6 ((fwd) trailers, [fwd: …] wrapping): a
+    subject of thousands of them is stripped in linear time."""
+    trailers = b"x" + b"\r\n ".join([b"(fwd)" * 100] * 80)
+    wrapped = b"\r\n ".join([b"[fwd: " * 50] * 100) + b"x" + b"]" * 5000
+    await deliver(mailbox, _with_subject(trailers, 1))
+    await deliver(mailbox, _with_subject(wrapped, 2))
+    assert (await imap.command("SELECT INBOX")).ok
+    start = time.monotonic()
+    reply = await asyncio.wait_for(imap.command("SORT (SUBJECT) UTF-8 ALL"), 60)
+    took = time.monotonic() - start
+    assert reply.ok
+    assert took < 1.0, f"SORT took {took:.1f} s"
+
+
+async def test_thread_references_with_cycles_lists_every_message_once(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5256 §2.2 REFERENCES: a loop of References (a→b→a, a message naming itself,
+    a duplicate Message-ID) threads every message exactly once, no BAD nor SERVERBUG."""
+    def mail(mid: bytes, refs: bytes, subject: bytes = b"Boucle") -> bytes:
+        return (b"From: a@pro.mssante.test\r\nSubject: " + subject + b"\r\n"
+                b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\nMessage-ID: " + mid + b"\r\n"
+                b"References: " + refs + b"\r\n\r\nx\r\n")
+
+    await deliver(mailbox, mail(b"<a@x>", b"<b@x>"))
+    await deliver(mailbox, mail(b"<b@x>", b"<a@x>"))
+    await deliver(mailbox, mail(b"<c@x>", b"<c@x>"))
+    await deliver(mailbox, mail(b"<a@x>", b"<c@x> <b@x> <a@x>"))
+    await deliver(mailbox, mail(b"<d@x>", b"<e@x> <d@x> <e@x>", b"Re: Boucle"))
+    assert (await imap.command("SELECT INBOX")).ok
+    for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):
+        reply = await asyncio.wait_for(imap.command(f"THREAD {algorithm} UTF-8 ALL"), 10)
+        assert reply.ok, reply.response
+        line = reply.untagged("THREAD")[0]
+        numbers = sorted(int(n) for n in re.findall(rb"\d+", line))
+        assert numbers == list(range(1, 8)), (algorithm, line)
+
+
+# --- nested messages, BINARY (RFC 3501 §6.4.5, RFC 3516) -----------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    raw = b"Subject: fond\r\n\r\nau fond\r\n"
+    for _ in range(depth):
+        raw = b"Subject: niveau\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n" + raw
+    return b"From: a@pro.mssante.test\r\n" + raw
+
+
+async def test_deeply_nested_message_rfc822_is_answered(mailbox: Running, imap: RawIMAP) -> None:
+    """A message of 400 nested message/rfc822 parts is stored and fetched: BODYSTRUCTURE
+    and BODY[1.1…] answer OK or NO, never NO [SERVERBUG] nor a dropped connection."""
+    raw = _nested(400)
+    reply = await imap.command(b"APPEND INBOX " + _lit(raw))
+    assert reply.ok or reply.status == "NO", reply.response
+    assert b"SERVERBUG" not in reply.response
+    if reply.ok:
+        assert (await imap.command("SELECT INBOX")).ok
+        for item in ("BODYSTRUCTURE", "BODY.PEEK[" + ".".join(["1"] * 300) + "]",
+                     "BINARY.PEEK[" + ".".join(["1"] * 300) + "]", "ENVELOPE"):
+            got = await asyncio.wait_for(imap.command(f"FETCH 3 ({item})"), 20)
+            assert b"SERVERBUG" not in got.response and got.status in ("OK", "NO"), (
+                item, got.response)
+    assert (await imap.command("NOOP")).ok
+
+
+async def test_binary_of_unknown_encoding_is_unknown_cte(mailbox: Running, imap: RawIMAP) -> None:
+    """RFC 3516 §4.3: BINARY of a part whose Content-Transfer-Encoding is unknown is
+    NO [UNKNOWN-CTE]; BINARY.SIZE too."""
+    raw = (b"From: a@pro.mssante.test\r\nSubject: cte\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+           b"begin 644 f\r\n#86)C\r\n`\r\nend\r\n")
+    assert (await imap.command(b"APPEND INBOX " + _lit(raw))).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    for item in ("BINARY.PEEK[1]", "BINARY.SIZE[1]", "BINARY.PEEK[]"):
+        got = await imap.command(f"FETCH 3 ({item})")
+        assert got.status == "NO" and b"UNKNOWN-CTE" in got.response, (item, got.response)
+
+
+async def test_binary_of_a_message_rfc822_part_is_answered(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 3516 §4.2: BINARY[3] of MULTIPART's message/rfc822 part (7bit) is its bytes;
+    BINARY[3.1] its encapsulated body; no SERVERBUG."""
+    assert (await imap.command("SELECT INBOX")).ok
+    for item in ("BINARY.PEEK[3]", "BINARY.PEEK[3.1]", "BINARY.SIZE[3]", "BODY.PEEK[3.HEADER]",
+                 "BODY.PEEK[3.TEXT]", "BODY.PEEK[3.1.MIME]", "BINARY.PEEK[3.2]"):
+        got = await imap.command(f"FETCH 2 ({item})")
+        assert b"SERVERBUG" not in got.response, (item, got.response)
+        if item != "BINARY.PEEK[3.2]":
+            assert got.ok, (item, got.response)
+
+
+# --- QRESYNC (RFC 7162) --------------------------------------------------------------------
+
+
+async def test_qresync_no_vanished_during_fetch_then_numbers_follow(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 7162 §3.2.10 with RFC 3501 §7.4.1: no VANISHED while answering FETCH, STORE,
+    SEARCH, SORT or THREAD; told at NOOP, after which numbers follow the expunge."""
+    assert (await imap.command("ENABLE QRESYNC")).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    other = await _other(mailbox)
+    assert (await other.command("STORE 1 +FLAGS (\\Deleted)")).ok
+    assert (await other.command("EXPUNGE")).ok
+    for command in ("FETCH 1:* (UID)", "STORE 2 +FLAGS (\\Seen)", "SEARCH ALL",
+                    "SORT (ARRIVAL) UTF-8 ALL", "THREAD ORDEREDSUBJECT UTF-8 ALL",
+                    "SEARCH RETURN (MIN MAX) ALL"):  # fmt: skip
+        reply = await imap.command(command)
+        assert reply.ok, (command, reply.response)
+        assert not [x for x in reply.lines if b"VANISHED" in x or b"EXPUNGE" in x], command
+    assert b"* VANISHED 1\r\n" in (await imap.command("NOOP")).lines
+    assert b"UID 2" in b"".join((await imap.command("FETCH 1 (UID)")).lines)
+    await other.close()
+
+
+async def test_qresync_select_tells_a_moved_message_vanished(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 7162 §3.2.5: a message MOVEd away by another session since the client's
+    modseq is in SELECT's VANISHED (EARLIER), like an expunged one."""
+    assert (await imap.command("CREATE Dossier")).ok
+    reply = await imap.command("STATUS INBOX (UIDVALIDITY HIGHESTMODSEQ)")
+    validity, modseq = map(int, re.findall(rb"(?:UIDVALIDITY|HIGHESTMODSEQ) (\d+)",
+                                           reply.lines[0]))  # fmt: skip
+    other = await _other(mailbox)
+    assert (await other.command("MOVE 1 Dossier")).ok
+    assert (await imap.command("ENABLE QRESYNC")).ok
+    told = b"".join((await imap.command(f"SELECT INBOX (QRESYNC ({validity} {modseq}))")).lines)
+    assert b"* VANISHED (EARLIER) 1\r\n" in told, told
+    await other.close()
+
+
+async def test_qresync_select_while_selected_says_closed(mailbox: Running, imap: RawIMAP) -> None:
+    """DEFECT? RFC 7162 §3.2.11: with QRESYNC, a SELECT while a mailbox is selected first
+    sends `* OK [CLOSED]`, so the client knows which responses belong to which mailbox."""
+    assert (await imap.command("ENABLE QRESYNC")).ok
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    reply = await imap.command("SELECT Dossier")
+    assert reply.ok
+    assert reply.lines[0].startswith(b"* OK [CLOSED]"), reply.lines[:2]
+
+
+async def test_qresync_uid_fetch_vanished_lists_only_expunged_uids_of_the_set(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 7162 §3.2.6: UID FETCH … (CHANGEDSINCE m VANISHED) lists UIDs of the set expunged
+    after m; the messages still there are not in it."""
+    assert (await imap.command("ENABLE QRESYNC")).ok
+    reply = await imap.command("SELECT INBOX")
+    modseq = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(reply.lines))[1])
+    for n in range(3):
+        await deliver(mailbox, _message(n))
+    assert (await imap.command("NOOP")).ok
+    assert (await imap.command("UID STORE 3,4 +FLAGS (\\Deleted)")).ok
+    assert (await imap.command("UID EXPUNGE 3:4")).ok
+    reply = await imap.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+    assert reply.ok
+    vanished = [x for x in reply.lines if x.startswith(b"* VANISHED")]
+    assert vanished == [b"* VANISHED (EARLIER) 3:4\r\n"], vanished
+
+
+async def test_mailbox_deleted_under_a_selected_session_does_not_leave_it_half_alive(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 3501 §7.1.5: BYE means the server closes the connection; a session whose
+    selected mailbox another session deleted must not say BYE and carry on answering."""
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("SELECT Dossier")).ok
+    other = await connect(mailbox)
+    await other.login(USER, PASSWORD)
+    assert (await other.command("DELETE Dossier")).ok
+    reply = await imap.command("NOOP")
+    if any(x.startswith(b"* BYE") for x in reply.lines):
+        # after a BYE, nothing more: the connection ends
+        try:
+            line = await asyncio.wait_for(imap.read_line(), 2)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            line = b""
+        assert line == b"", f"after BYE the server still says {line!r}"
+    await other.close()
+
+
+# --- LIST, LSUB, subscriptions (RFC 3501 §6.3.8-9, RFC 5258) -------------------------------
+
+
+async def test_subscriptions_do_not_leak_across_accounts(mailbox: Running, imap: RawIMAP) -> None:
+    """RFC 3501 §6.3.6: subscriptions are the user's own; another account sees none."""
+    assert (await imap.command("SUBSCRIBE Secret")).ok
+    assert (await imap.command("CREATE Visible")).ok
+    assert (await imap.command("SUBSCRIBE Visible")).ok
+    other_user = "paul.durand@pro.mssante.test"
+    await mailbox.add_pro(other_user)
+    paul = await connect(mailbox)
+    await paul.login(other_user, PASSWORD)
+    for command in ('LSUB "" *', 'LIST (SUBSCRIBED) "" *', 'LIST "" * RETURN (SUBSCRIBED)'):
+        reply = await paul.command(command)
+        text = b"".join(reply.lines)
+        assert b"Secret" not in text and b"Visible" not in text, (command, text)
+    await paul.close()
+
+
+async def test_inbox_in_any_case_lists_and_subscribes_as_inbox(imap: RawIMAP) -> None:
+    """RFC 3501 §5.1: INBOX is case-insensitive; `inbox`, `InBox/%`, SUBSCRIBE inbox all
+    name INBOX, and LSUB shows it once as INBOX."""
+    assert (await imap.command("CREATE INBOX/Sous")).ok
+    for pattern, want in (('"" inbox', b'"INBOX"'), ('"" InBoX', b'"INBOX"'),
+                          ('"" inbox/%', b"INBOX/Sous"), ('inbox/ %', b"INBOX/Sous")):  # fmt: skip
+        text = b"".join((await imap.command(f"LIST {pattern}")).lines)
+        assert want.strip(b'"') in text, (pattern, text)
+    assert (await imap.command("SUBSCRIBE inbox")).ok
+    assert (await imap.command("SUBSCRIBE InBox/Sous")).ok
+    lines = [x for x in (await imap.command('LSUB "" *')).lines if b"INBOX" in x.upper()]
+    assert sorted(lines) == [b'* LSUB () "/" INBOX\r\n', b'* LSUB () "/" INBOX/Sous\r\n'], lines
+    lines = (await imap.command('LIST (SUBSCRIBED) "" *')).lines
+    assert not [x for x in lines if b"NonExistent" in x], lines
+
+
+async def test_list_wildcards_and_specials_in_names_match_literally(imap: RawIMAP) -> None:
+    """RFC 3501 §6.3.8: `*`/`%` are wildcards in patterns only; regex specials in names
+    (`.`, `(`, `+`, `[`) and modified UTF-7 patterns match literally."""
+    for name in ("a.b", "a+b", "x[1]", "&AOk-t&AOk-", "A&-B"):
+        assert (await imap.command(f'CREATE "{name}"')).ok, name
+    for pattern, want in (("a.b", [b"a.b"]), ("a%b", [b"a+b", b"a.b"]), ("x[1]", [b"x[1]"]),
+                          ("&AOk-*", [b"&AOk-t&AOk-"]), ("A&-*", [b"A&-B"]),
+                          ("a?b", [])):  # fmt: skip
+        lines = (await imap.command(f'LIST "" "{pattern}"')).lines
+        got = sorted(x.rsplit(b" ", 1)[1].strip(b'"\r\n') for x in lines)
+        assert got == want, (pattern, lines)
+
+
+async def test_lsub_keeps_subscription_of_a_deleted_then_renamed_mailbox(imap: RawIMAP) -> None:
+    """RFC 3501 §6.3.4/§6.3.6: DELETE leaves the subscription; RENAME moves the children's;
+    UNSUBSCRIBE of a name without mailbox works."""
+    assert (await imap.command("CREATE P/Q")).ok
+    assert (await imap.command("SUBSCRIBE P/Q")).ok
+    assert (await imap.command("RENAME P R")).ok
+    lines = (await imap.command('LSUB "" R*')).lines
+    assert lines == [b'* LSUB () "/" R/Q\r\n'], lines
+    assert (await imap.command("DELETE R/Q")).ok
+    lines = (await imap.command('LIST (SUBSCRIBED) "" R*')).lines
+    assert lines == [b'* LIST (\\Subscribed \\NonExistent) "/" R/Q\r\n'], lines
+    assert (await imap.command("UNSUBSCRIBE R/Q")).ok
+    assert (await imap.command('LSUB "" R*')).lines == []
+    assert (await imap.command('LSUB "" P*')).lines == []
+
+
+# --- CATENATE (RFC 4469, URLs of RFC 5092) -------------------------------------------------
+
+
+async def test_catenate_url_with_utf8_mailbox_name(mailbox: Running, imap: RawIMAP) -> None:
+    """DEFECT? RFC 5092 §3 (enc-mailbox): an IMAP URL's mailbox is UTF-8, %-encoded (not
+    modified UTF-7); `/%C3%89t%C3%A9/;UID=1` names the mailbox `Été` (wire `&AMk-t&AOk-`)."""
+    assert (await imap.command('CREATE "&AMk-t&AOk-"')).ok
+    assert (await imap.command(b'APPEND "&AMk-t&AOk-" ' + _lit(SIMPLE))).ok
+    reply = await imap.command(b'APPEND INBOX CATENATE (URL "/%C3%89t%C3%A9/;UID=1")')
+    assert reply.ok, reply.response
+
+
+async def test_catenate_url_never_reaches_another_account(mailbox: Running, imap: RawIMAP) -> None:
+    """RFC 4469 §5 / RFC 5092: URLs name this user's messages only; variants that try
+    another user's (`//user@host`, `;AUTH=`, `~user`, `%2F`) are BADURL."""
+    other_user = "paul.durand@pro.mssante.test"
+    await mailbox.add_pro(other_user)
+    for url in (f"imap://{other_user}@localhost/INBOX/;UID=1",
+                f"//{other_user}@localhost/INBOX/;UID=1", "/~paul.durand/INBOX/;UID=1",
+                f"/{other_user}/INBOX/;UID=1", "/%2E%2E/INBOX/;UID=1",
+                "/INBOX;AUTH=*/;UID=1"):  # fmt: skip
+        reply = await imap.command(f'APPEND INBOX CATENATE (URL "{url}")'.encode())
+        assert reply.status == "NO" and b"BADURL" in reply.response, (url, reply.response)
+
+
+async def test_catenate_partial_past_the_end_and_huge_are_bounded(imap: RawIMAP) -> None:
+    """RFC 5092 §3 PARTIAL: an offset past the end gives nothing (the message is empty:
+    NO); a length larger than the message takes the rest; never SERVERBUG."""
+    for url in ("/INBOX/;UID=1/;PARTIAL=99999999", "/INBOX/;UID=1/;PARTIAL=0.9999999999",
+                "/INBOX/;UID=1/;SECTION=1/;PARTIAL=4294967295.4294967295",
+                "/INBOX/;UID=2/;SECTION=3.1/;PARTIAL=0.1", "/INBOX/;UID=2/;SECTION=3.HEADER",
+                "/INBOX/;UID=2/;SECTION=4.5.6.7.8.9"):  # fmt: skip
+        reply = await imap.command(f'APPEND INBOX CATENATE (URL "{url}")'.encode())
+        assert b"SERVERBUG" not in reply.response, (url, reply.response)
