@@ -498,3 +498,163 @@ async def test_catenate_partial_past_the_end_and_huge_are_bounded(imap: RawIMAP)
                 "/INBOX/;UID=2/;SECTION=4.5.6.7.8.9"):  # fmt: skip
         reply = await imap.command(f'APPEND INBOX CATENATE (URL "{url}")'.encode())
         assert b"SERVERBUG" not in reply.response, (url, reply.response)
+
+
+# --- CONTEXT=SEARCH/SORT (RFC 5267) --------------------------------------------------------
+
+
+async def test_context_sort_update_positions_follow_the_sort_order(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5267 §4.3: ADDTO of an updated SORT gives the new message's position in the
+    sort order after its EXISTS; REMOVEFROM comes before EXPUNGE."""
+    assert (await imap.command("SELECT INBOX")).ok
+    reply = await imap.command("SORT RETURN (UPDATE ALL) (ARRIVAL) UTF-8 ALL", tag="s1")
+    assert reply.ok, reply.response
+    assert b'* ESEARCH (TAG "s1") ALL 1:2\r\n' in reply.lines, reply.lines
+    await deliver(mailbox, _message(1))
+    lines = (await imap.command("NOOP")).lines
+    assert lines.index(b"* 3 EXISTS\r\n") < lines.index(b'* ESEARCH (TAG "s1") ADDTO (3 3)\r\n'), lines
+    other = await _other(mailbox)
+    assert (await other.command("STORE 2 +FLAGS (\\Deleted)")).ok
+    assert (await other.command("EXPUNGE")).ok
+    lines = (await imap.command("NOOP")).lines
+    assert lines.index(b'* ESEARCH (TAG "s1") REMOVEFROM (2 2)\r\n') < lines.index(
+        b"* 2 EXPUNGE\r\n"), lines
+    await other.close()
+
+
+async def test_context_update_not_told_during_fetch_with_numbers_that_move(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5267 §4.3 with RFC 3501 §7.4.1: while FETCH may not tell an expunge, no update
+    may use message numbers the expunge will shift: a REMOVEFROM told during FETCH must
+    be followed by that EXPUNGE before any other number is used, or wait for NOOP."""
+    assert (await imap.command("SELECT INBOX")).ok
+    reply = await imap.command("SEARCH RETURN (UPDATE) ALL", tag="u1")
+    assert reply.ok
+    other = await _other(mailbox)
+    assert (await other.command("STORE 1 +FLAGS (\\Deleted)")).ok
+    assert (await other.command("EXPUNGE")).ok
+    during = (await imap.command("FETCH 1:* (UID)")).lines
+    after = (await imap.command("NOOP")).lines
+    removes = [x for x in during + after if b"REMOVEFROM" in x]
+    assert removes == [b'* ESEARCH (TAG "u1") REMOVEFROM (0 1)\r\n'], (during, after)
+    assert b"* 1 EXPUNGE\r\n" in after
+    await other.close()
+
+
+async def test_context_too_many_updates_say_noupdate(imap: RawIMAP) -> None:
+    """RFC 5267 §4.2: past what the server keeps, a search is answered with NOUPDATE, and
+    CANCELUPDATE frees room."""
+    assert (await imap.command("SELECT INBOX")).ok
+    for n in range(10):
+        assert b"NOUPDATE" not in (await imap.command("SEARCH RETURN (UPDATE) ALL", tag=f"c{n}")).response
+    reply = await imap.command("SEARCH RETURN (UPDATE) ALL", tag="c10")
+    assert b'NOUPDATE "c10"' in reply.response
+    assert (await imap.command('CANCELUPDATE "c0"')).ok
+    assert b"NOUPDATE" not in (await imap.command("SEARCH RETURN (UPDATE) ALL", tag="c11")).response
+
+
+async def test_partial_range_in_either_order_and_past_the_end(imap: RawIMAP) -> None:
+    """RFC 5267 §4.4 PARTIAL: `2:1` is the same range as `1:2`; a range past the end gives
+    what there is, never BAD nor SERVERBUG."""
+    assert (await imap.command("SELECT INBOX")).ok
+    a = (await imap.command("SEARCH RETURN (PARTIAL 1:2) ALL", tag="p1")).lines
+    b = (await imap.command("SEARCH RETURN (PARTIAL 2:1) ALL", tag="p1")).lines
+    assert a == b, (a, b)
+    reply = await imap.command("SORT RETURN (PARTIAL 5:4294967295) (ARRIVAL) UTF-8 ALL")
+    assert reply.ok, reply.response
+
+
+# --- SEARCH addresses and SENT* (RFC 3501 §6.4.4) ------------------------------------------
+
+
+async def test_search_sent_dates_use_the_date_header_in_its_own_zone(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 3501 §6.4.4 SENTON: the Date header's date, in its own time zone, disregarding
+    time and zone (a 23:30 -0800 message was sent on its day, not the next UTC one)."""
+    late = SIMPLE.replace(b"Date: Sun, 22 Nov 2026 10:00:00 +0100",
+                          b"Date: Tue, 01 Dec 2026 23:30:00 -0800").replace(
+        b"<simple@", b"<late@")  # fmt: skip
+    await deliver(mailbox, late)
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command("SEARCH SENTON 1-Dec-2026")).lines == [b"* SEARCH 3\r\n"]
+    assert (await imap.command("SEARCH SENTON 2-Dec-2026")).lines == [b"* SEARCH\r\n"]
+    assert (await imap.command("SEARCH SENTBEFORE 2-Dec-2026 SENTSINCE 1-Dec-2026")).lines == [
+        b"* SEARCH 3\r\n"]
+
+
+async def test_search_address_forms_name_comment_and_encoded(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 3501 §6.4.4 FROM/TO/CC: substring of the field, names of every address form
+    (comment form, encoded-word, group) included."""
+    raw = (b"From: jean@pro.mssante.test (Jean Commentaire)\r\n"
+           b"To: Equipe: a@x.test, =?utf-8?q?Z=C3=A9lie?= <z@x.test>;\r\n"
+           b"Cc: \"Dr. Quote, Jr\" <q@x.test>\r\n"
+           b"Subject: adresses\r\nDate: Sun, 22 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n")
+    await deliver(mailbox, raw)
+    assert (await imap.command("SELECT INBOX")).ok
+    for key in ('FROM "Commentaire"', 'TO "Zélie"', 'TO "Equipe"', 'CC "Quote, Jr"',
+                'TO "z@x.test"'):  # fmt: skip
+        reply = await imap.command(f"SEARCH CHARSET UTF-8 {key}".encode())
+        assert reply.lines == [b"* SEARCH 3\r\n"], (key, reply.lines)
+
+
+# --- NOTIFY variants -------------------------------------------------------------------
+
+
+async def test_notify_selected_follows_the_newly_selected_mailbox(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5465 §6.1 SELECTED: whichever mailbox is selected now; after SELECT Dossier its
+    news are told, INBOX's as STATUS (it is in INBOXES), never as EXISTS."""
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command(
+        "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (INBOXES (MessageNew MessageExpunge))")).ok
+    assert (await imap.command("SELECT Dossier")).ok
+    await deliver(mailbox, _message(1), "Dossier")
+    assert await _unasked(imap, rb"\* \d+ EXISTS") == b"* 1 EXISTS\r\n"
+    await deliver(mailbox, _message(2))
+    line = await _unasked(imap, rb"\* (STATUS|\d+ EXISTS)")
+    assert line.startswith(b"* STATUS INBOX (MESSAGES 3 "), line
+
+
+async def test_notify_subtree_with_modified_utf7_and_rename(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5465 §6.1 SUBTREE names in modified UTF-7; after this session's RENAME of a
+    mailbox of the set, news of it are told under its new name."""
+    assert (await imap.command('CREATE "&AMk-t&AOk-/Sous"')).ok
+    assert (await imap.command('NOTIFY SET (SUBTREE "&AMk-t&AOk-" (MessageNew MessageExpunge))')).ok
+    from mss.imap.parsing.utf7 import decode
+
+    await deliver(mailbox, _message(1), decode("&AMk-t&AOk-/Sous"))
+    assert (await _unasked(imap, rb"\* STATUS")).startswith(b"* STATUS &AMk-t&AOk-/Sous (MESSAGES 1")
+    assert (await imap.command('RENAME "&AMk-t&AOk-/Sous" "&AMk-t&AOk-/Autre"')).ok
+    await deliver(mailbox, _message(2), decode("&AMk-t&AOk-/Autre"))
+    assert (await _unasked(imap, rb"\* STATUS &AMk-t&AOk-/Autre \(MESSAGES 2 "))
+
+
+async def test_notify_status_never_interleaves_a_command_answer(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5465 §4 / RFC 3501 §7: news are told between commands; a FETCH's literals are
+    never cut by a STATUS line, however many deliveries happen meanwhile."""
+    assert (await imap.command("CREATE Dossier")).ok
+    big = SIMPLE + b"x" * 300_000 + b"\r\n"
+    for n in range(3):
+        await deliver(mailbox, big.replace(b"<simple@", f"<big{n}@".encode()))
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command("NOTIFY SET (MAILBOXES Dossier (MessageNew MessageExpunge))")).ok
+    storm = asyncio.gather(*(deliver(mailbox, _message(n), "Dossier") for n in range(20)))
+    for _ in range(3):
+        reply = await imap.command("FETCH 1:* (BODY.PEEK[])")
+        assert reply.ok
+        for line in reply.lines:
+            if b"FETCH" in line:
+                assert b"STATUS" not in line
+    await storm
