@@ -658,3 +658,138 @@ async def test_notify_status_never_interleaves_a_command_answer(
             if b"FETCH" in line:
                 assert b"STATUS" not in line
     await storm
+
+
+# --- a hostile client's odd commands ---------------------------------------------------------
+
+ODD_COMMANDS: list[bytes] = [
+    b'NOTIFY SET (MAILBOXES "" (MessageNew MessageExpunge))',
+    b'NOTIFY SET (MAILBOXES "&&&" (MessageNew MessageExpunge))',
+    b"NOTIFY SET (SELECTED (MessageNew (BODY[]<0.10> BINARY[1] RFC822.SIZE) MessageExpunge))",
+    b"NOTIFY SET (SELECTED (MessageNew (FOO) MessageExpunge))",
+    b"NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge))",
+    b"NOTIFY SET (PERSONAL NONE) (PERSONAL (MessageNew MessageExpunge))",
+    b"NOTIFY SET (personal (messagenew messageexpunge flagchange))",
+    b"NOTIFY SET (SUBTREE () (MessageNew))",
+    b"NOTIFY SET (INBOXES (MessageNew MessageExpunge)) (SELECTED-DELAYED NONE)",
+    b"NOTIFY NONE",
+    b"SELECT INBOX (QRESYNC (1 1 1:* (1:2 1:2)))",
+    b"SELECT INBOX (QRESYNC (0 0))",
+    b"SELECT INBOX (QRESYNC (4294967296 1))",
+    b"SELECT INBOX (QRESYNC (1 18446744073709551616))",
+    b"SELECT INBOX (QRESYNC (1 1 *:1 (1 4294967295)))",
+    b"SELECT INBOX",
+    b"THREAD REFERENCES UTF-8 (UNDRAFT)",
+    b"THREAD FOO UTF-8 ALL",
+    b"THREAD REFERENCES ISO-8859-1 ALL",
+    b"THREAD REFERENCES UTF-8 SUBJECT \"\xc3\xa9\"",
+    b"UID THREAD REFERENCES US-ASCII 1:* NOT DELETED",
+    b"SORT (SUBJECT) X ALL",
+    b"SORT (REVERSE) UTF-8 ALL",
+    b"SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+    b"SORT () UTF-8 ALL",
+    b"SORT RETURN (PARTIAL 0:1) (DATE) UTF-8 ALL",
+    b"SORT RETURN (UPDATE COUNT MIN MAX ALL) (DISPLAYFROM DISPLAYTO CC TO FROM SIZE) UTF-8 ALL",
+    b"SORT RETURN (PARTIAL 1:1 PARTIAL 2:2) (DATE) UTF-8 ALL",
+    b"SEARCH RETURN (PARTIAL 1:1 PARTIAL 2:2) ALL",
+    b"SEARCH RETURN (UPDATE SAVE) ALL",
+    b"SEARCH RETURN (PARTIAL -1:-5) ALL",
+    b"SEARCH SENTON 31-Feb-2026",
+    b"SEARCH SENTBEFORE 1-Jan-0000",
+    b'SEARCH FROM ""',
+    b"SEARCH CHARSET UTF-8 FROM {2+}\r\n\xc3\xa9",
+    b"SEARCH CHARSET UTF-8 FROM {1+}\r\n\xff",
+    b"UID FETCH 1:* (FLAGS) (VANISHED)",
+    b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0 VANISHED)",
+    b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 18446744073709551615 VANISHED)",
+    b"FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)",
+    b"FETCH 1 (BINARY[1.2.3]<0.4294967295>)",
+    b"FETCH 2 (BINARY.SIZE[3.1.1.1])",
+    b"FETCH 2 (BODY.PEEK[3.1.HEADER.FIELDS (Subject)])",
+    b"FETCH 2 (BINARY.PEEK[3.MIME])",
+    b"FETCH 2 (BINARY.PEEK[0])",
+    b"FETCH 2 (BODY.PEEK[3.0])",
+    b"FETCH 2 (BINARY.PEEK[2]<4294967295.1>)",
+    b"FETCH 2 (BODY.PEEK[2.TEXT])",
+    b"FETCH 2 (BODY.PEEK[3.1.1.1.1.TEXT])",
+    b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (CHILDREN SPECIAL-USE)',
+    b'LIST (RECURSIVEMATCH) "" "*"',
+    b'LIST "" ("" "*")',
+    b'LIST "" (INBOX "")',
+    b'LIST "" "&"',
+    b'LIST "&" "*"',
+    b'LIST (SPECIAL-USE) "" * RETURN (STATUS (MESSAGES UIDNEXT))',
+    b'LIST "" % RETURN (STATUS (MESSAGES))',
+    b'LSUB "&Jjo" "*"',
+    b'LIST () "" "" RETURN ()',
+    b'LIST (SUBSCRIBED) "" "*" RETURN (SUBSCRIBED SUBSCRIBED)',
+    b'SUBSCRIBE ""',
+    b'SUBSCRIBE "&"',
+    b'SUBSCRIBE "a//b"',
+    b"CANCELUPDATE \"nope\"",
+    b"CANCELUPDATE",
+    b'APPEND INBOX (\\Seen) "32-Dec-2026 00:00:00 +0000" {1+}\r\nx',
+    b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=1.2.3.4.5.6.7.8.9.10.11")',
+    b'APPEND INBOX CATENATE (URL "/INBOX/;UID=2/;SECTION=3.1.HEADER.FIELDS (Subject)")',
+    b'APPEND INBOX CATENATE (URL "/INBOX/;UID=2/;SECTION=3.1.HEADER.FIELDS%20(Subject)")',
+    b'APPEND INBOX CATENATE (URL "/INBOX/;UID=99999999999/;SECTION=1")',
+    b'APPEND INBOX CATENATE (URL "/INBOX/;UID=0")',
+    b"APPEND INBOX CATENATE (TEXT ~{3+}\r\na\x00b)",
+    b"APPEND INBOX ~{3+}\r\na\x00b",
+    b"APPEND INBOX {1+}\r\nx {1+}\r\ny",
+    b"APPEND INBOX {1+}\r\nx ()",
+    b"APPEND INBOX CATENATE (TEXT {1+}\r\nx) CATENATE (URL \"/INBOX/;UID=1\")",
+    b"ESEARCH ALL",
+    b"UID EXPUNGE 4294967295",
+    b"NOOP",
+]
+
+
+async def test_odd_commands_never_crash_nor_leak_python(mailbox: Running, imap: RawIMAP) -> None:
+    """RFC 3501 §7.1: every command ends with OK, NO or BAD; never NO [SERVERBUG], a
+    dropped connection, or Python text (repr, traceback) in a response."""
+    assert (await imap.command("ENABLE QRESYNC")).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    failures = []
+    for command in ODD_COMMANDS:
+        reply = await asyncio.wait_for(imap.command(command), 20)
+        text = b"".join(reply.lines) + reply.tagged
+        if (reply.status not in ("OK", "NO", "BAD") or b"SERVERBUG" in text
+                or re.search(rb"b'|b\"|Traceback|Error\(|<[a-z_.]+ object", text)):  # fmt: skip
+            failures.append((command, reply.tagged, reply.lines[:3]))
+    assert (await imap.command("NOOP")).ok
+    assert failures == [], failures
+
+
+async def test_notify_event_lists_that_rfc5465_forbids_are_bad(imap: RawIMAP) -> None:
+    """DEFECT? RFC 5465 §5: MessageNew and MessageExpunge come together, FlagChange needs
+    both; §5.1/§6.1: fetch-atts only for SELECTED, one SELECTED/SELECTED-DELAYED filter:
+    each of these is BAD (as Dovecot, Mox and others answer)."""
+    wrong = {}
+    for command in ("NOTIFY SET (PERSONAL (MessageNew))",
+                    "NOTIFY SET (PERSONAL (MessageExpunge))",
+                    "NOTIFY SET (INBOXES (FlagChange))",
+                    "NOTIFY SET (SELECTED (MessageNew FlagChange))",
+                    "NOTIFY SET (PERSONAL (MessageNew (UID) MessageExpunge))",
+                    "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+                    "(SELECTED-DELAYED (MessageNew MessageExpunge))"):  # fmt: skip
+        reply = await imap.command(command)
+        if reply.status != "BAD":
+            wrong[command] = reply.tagged
+    assert wrong == {}, wrong
+
+
+async def test_binary_of_a_part_that_does_not_exist_is_not_unknown_cte(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 3516 §4.3: UNKNOWN-CTE says the part's encoding cannot be undone; a part
+    number that names no part (SIMPLE has no part 1.2.3; MULTIPART no part 9) is not that
+    (NIL, or NO without UNKNOWN-CTE, as BODY[…] answers NIL)."""
+    assert (await imap.command("SELECT INBOX")).ok
+    wrong = {}
+    for seq, item in ((1, "BINARY.PEEK[1.2.3]"), (2, "BINARY.PEEK[9]"), (2, "BINARY.SIZE[9]"),
+                      (1, "BINARY.SIZE[2]")):  # fmt: skip
+        reply = await imap.command(f"FETCH {seq} ({item})")
+        if b"UNKNOWN-CTE" in reply.tagged:
+            wrong[item] = reply.tagged
+    assert wrong == {}, wrong
