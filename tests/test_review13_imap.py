@@ -793,3 +793,88 @@ async def test_binary_of_a_part_that_does_not_exist_is_not_unknown_cte(
         if b"UNKNOWN-CTE" in reply.tagged:
             wrong[item] = reply.tagged
     assert wrong == {}, wrong
+
+
+# --- mailbox names past the limit through RENAME ---------------------------------------------
+
+
+async def test_rename_never_makes_a_child_name_past_the_name_limit(imap: RawIMAP) -> None:
+    """DEFECT? A mailbox name is at most 400 characters (`folders._check_name`), and the
+    subscription and mailbox columns hold 500: RENAME of a parent that would make a child's
+    name longer is refused (NO), not stored past the limit (PostgreSQL: an error)."""
+    child = "a/" + "b" * 398
+    assert (await imap.command(f'CREATE "{child}"')).ok
+    assert (await imap.command(f'SUBSCRIBE "{child}"')).ok
+    reply = await imap.command(f'RENAME a "{"c" * 399}"')
+    names = [x.rsplit(b" ", 1)[1].strip(b'"\r\n') for x in
+             (await imap.command('LIST "" *')).lines]  # fmt: skip
+    assert max(map(len, names)) <= 400, (reply.tagged, max(map(len, names)))
+
+
+# --- two processes on one database (issue 13: seen at the next command) ----------------------
+
+
+async def test_two_processes_notify_and_moves_into_the_selected_mailbox(instance) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: a MOVE/COPY committed by another process into the selected mailbox is told
+    at the next command; a NOTIFY session hears another process's delivery (STATUS)."""
+    from .harness import message, running
+
+    async with running(instance, workers=2) as one:
+        await one.add_pro(USER)
+        async with running(instance, workers=2) as two:
+            writer = await RawIMAP.connect(one.ports["imaps"], one.client_tls())
+            reader = await RawIMAP.connect(two.ports["imaps"], two.client_tls())
+            for client in (writer, reader):
+                await client.login(USER, PASSWORD)
+            assert (await writer.command("CREATE Dossier")).ok
+            assert (await reader.command("SELECT INBOX")).ok
+            assert (await reader.command(
+                "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+                "(MAILBOXES Dossier (MessageNew MessageExpunge))")).ok
+            raw = message("jean.dupont@pro.mssante.test", USER, message_id="<x1@pro.mssante.test>")
+            assert (await writer.command(b"APPEND Dossier {%d+}\r\n" % len(raw) + raw)).ok
+            await _unasked(reader, rb"\* STATUS Dossier \(MESSAGES 1 ", 3.0)
+            assert (await writer.command("SELECT Dossier")).ok
+            assert (await writer.command("MOVE 1 INBOX")).ok
+            told = await _unasked(reader, rb"\* \d+ EXISTS", 3.0)
+            assert told == b"* 1 EXISTS\r\n"
+            assert (await writer.command("SELECT INBOX")).ok
+            assert (await writer.command("STORE 1 +FLAGS (\\Deleted)")).ok
+            assert (await writer.command("EXPUNGE")).ok
+            assert await _unasked(reader, rb"\* \d+ EXPUNGE", 3.0) == b"* 1 EXPUNGE\r\n"
+            assert (await reader.command("NOOP")).ok
+            await writer.close()
+            await reader.close()
+
+
+# --- SORT and ESORT order (RFC 5256, RFC 5267 §3) ---------------------------------------------
+
+
+async def test_esort_min_max_all_follow_the_sort_order(imap: RawIMAP) -> None:
+    """RFC 5267 §3 (ESORT): MIN is the first message in the sort order, MAX the last, ALL
+    lists them in sort order (REVERSE DATE of SIMPLE 22 Nov, MULTIPART 23 Nov: 2 then 1)."""
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command("SORT (REVERSE DATE) UTF-8 ALL")).lines == [b"* SORT 2 1\r\n"]
+    reply = await imap.command("SORT RETURN (MIN MAX ALL COUNT) (REVERSE DATE) UTF-8 ALL", tag="e1")
+    assert reply.lines == [b'* ESEARCH (TAG "e1") MIN 2 MAX 1 ALL 2,1 COUNT 2\r\n'], reply.lines
+    reply = await imap.command("UID SORT RETURN (PARTIAL 1:1) (REVERSE DATE) UTF-8 ALL", tag="e2")
+    assert reply.lines == [b'* ESEARCH (TAG "e2") UID PARTIAL (1:1 2)\r\n'], reply.lines
+
+
+async def test_sort_date_without_date_header_uses_internal_date_and_zones(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 5256 §3 SORT DATE: the Date header in UTC (zones applied); a message without a
+    usable Date sorts by its internal date."""
+    early_zone = SIMPLE.replace(b"Date: Sun, 22 Nov 2026 10:00:00 +0100",
+                                b"Date: Sun, 22 Nov 2026 12:00:00 +0500").replace(
+        b"<simple@", b"<zone@")  # fmt: skip  # 07:00 UTC: before SIMPLE's 09:00 UTC
+    no_date = SIMPLE.replace(b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\n", b"").replace(
+        b"<simple@", b"<nodate@")  # internal date: now, after all
+    bad_date = SIMPLE.replace(b"Date: Sun, 22 Nov 2026 10:00:00 +0100",
+                              b"Date: n'importe quoi").replace(b"<simple@", b"<baddate@")
+    for raw in (early_zone, no_date, bad_date):
+        await deliver(mailbox, raw)
+    assert (await imap.command("SELECT INBOX")).ok
+    reply = await imap.command("SORT (DATE) UTF-8 ALL")
+    assert reply.lines == [b"* SORT 3 1 2 4 5\r\n"], reply.lines
