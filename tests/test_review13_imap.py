@@ -878,3 +878,44 @@ async def test_sort_date_without_date_header_uses_internal_date_and_zones(
     assert (await imap.command("SELECT INBOX")).ok
     reply = await imap.command("SORT (DATE) UTF-8 ALL")
     assert reply.lines == [b"* SORT 3 1 2 4 5\r\n"], reply.lines
+
+
+# --- MULTIAPPEND (RFC 3502) ------------------------------------------------------------------
+
+
+async def test_multiappend_all_or_nothing_variants(imap: RawIMAP) -> None:
+    """RFC 3502 §6.3.11: if any message of a MULTIAPPEND cannot be appended, none is (an
+    empty one, a bad URL, a bad date, too many); no SERVERBUG."""
+    async def count() -> int:
+        reply = await imap.command("STATUS INBOX (MESSAGES)")
+        return int(re.search(rb"MESSAGES (\d+)", reply.lines[0])[1])
+
+    before = await count()
+    for tail in (b" {1+}\r\nx {0+}\r\n",
+                 b' {1+}\r\nx CATENATE (URL "/INBOX/;UID=77")',
+                 b' {1+}\r\nx "31-Feb-2026 00:00:00 +0000" {1+}\r\ny',
+                 b" (\\Seen) {1+}\r\nx (\\Bogus \\\\) {1+}\r\ny",
+                 b" {1+}\r\nx" * 101):  # fmt: skip
+        reply = await imap.command(b"APPEND INBOX" + tail)
+        assert reply.status in ("NO", "BAD") and b"SERVERBUG" not in reply.tagged, (tail[:60],
+                                                                                   reply.tagged)
+        assert await count() == before, tail[:60]
+    reply = await imap.command(b"APPEND INBOX" + b" {1+}\r\nx" * 100)
+    assert reply.ok and await count() == before + 100
+
+
+async def test_multiappend_to_the_examined_mailbox_shows_recent(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """RFC 3501 §6.3.2/§7.3.2: messages appended by another session to the mailbox a session
+    EXAMINEs are \\Recent there (EXAMINE does not claim them), told as EXISTS then RECENT."""
+    assert (await imap.command("EXAMINE INBOX")).ok
+    other = await connect(mailbox)
+    await other.login(USER, PASSWORD)
+    assert (await other.command(b"APPEND INBOX " + _lit(_message(1)) + b" " + _lit(_message(2)))).ok
+    lines = (await imap.command("NOOP")).lines
+    # the fixture's two deliveries were never claimed either: 4 \\Recent in all
+    assert lines == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"], lines
+    reply = await imap.command("SEARCH RECENT")
+    assert reply.lines == [b"* SEARCH 1 2 3 4\r\n"], reply.lines
+    await other.close()
