@@ -919,3 +919,31 @@ async def test_multiappend_to_the_examined_mailbox_shows_recent(
     reply = await imap.command("SEARCH RECENT")
     assert reply.lines == [b"* SEARCH 1 2 3 4\r\n"], reply.lines
     await other.close()
+
+
+async def test_notify_subscribed_set_follows_subscribe_and_unsubscribe(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5465 §6 (subscribed): the set is the subscription list as it changes;
+    after this session's SUBSCRIBE Dossier, a delivery to Dossier is told; after
+    UNSUBSCRIBE, not."""
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("UNSUBSCRIBE Dossier")).ok
+    assert (await imap.command("NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge))")).ok
+    assert (await imap.command("SUBSCRIBE Dossier")).ok
+    await deliver(mailbox, _message(1), "Dossier")
+    await _unasked(imap, rb"\* STATUS Dossier \(MESSAGES 1 ", 3.0)
+
+
+async def test_notify_personal_set_includes_a_mailbox_another_session_creates(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? (documented as a limit in notify.py) RFC 5465 §6 (personal): all the user's
+    mailboxes, those created after NOTIFY by another session included."""
+    assert (await imap.command("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")).ok
+    other = await connect(mailbox)
+    await other.login(USER, PASSWORD)
+    assert (await other.command("CREATE Nouveau")).ok
+    await deliver(mailbox, _message(1), "Nouveau")
+    await _unasked(imap, rb"\* STATUS Nouveau \(MESSAGES 1 ", 3.0)
+    await other.close()
