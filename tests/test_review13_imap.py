@@ -947,3 +947,17 @@ async def test_notify_personal_set_includes_a_mailbox_another_session_creates(
     await deliver(mailbox, _message(1), "Nouveau")
     await _unasked(imap, rb"\* STATUS Nouveau \(MESSAGES 1 ", 3.0)
     await other.close()
+
+
+async def test_notify_selected_without_flagchange_tells_no_flags_unasked(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 5465 §5.3: FlagChange not asked for the selected mailbox: another
+    session's flag change is not told between commands (it may be at the next command)."""
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")).ok
+    other = await _other(mailbox)
+    assert (await other.command("STORE 1 +FLAGS (\\Flagged)")).ok
+    heard = await _heard(imap, 1.0)
+    assert not [line for line in heard if b"FETCH" in line], heard
+    await other.close()
