@@ -961,3 +961,78 @@ async def test_notify_selected_without_flagchange_tells_no_flags_unasked(
     heard = await _heard(imap, 1.0)
     assert not [line for line in heard if b"FETCH" in line], heard
     await other.close()
+
+
+async def test_very_deeply_nested_message_rfc822_past_the_recursion_limit(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """Past Python's recursion limit (2,500 nested message/rfc822): APPEND and delivery store
+    it or refuse it (NO), FETCH BODYSTRUCTURE answers; never SERVERBUG nor a lost session."""
+    raw = _nested(2500)
+    reply = await asyncio.wait_for(imap.command(b"APPEND INBOX " + _lit(raw)), 30)
+    assert b"SERVERBUG" not in reply.tagged and reply.status in ("OK", "NO"), reply.tagged
+    await deliver(mailbox, raw.replace(b"Subject: fond", b"Subject: fond2"))
+    assert (await imap.command("SELECT INBOX")).ok
+    for item in ("BODYSTRUCTURE", "BODY.PEEK[" + ".".join(["1"] * 2400) + "]", "ENVELOPE",
+                 "BINARY.SIZE[" + ".".join(["1"] * 2400) + "]"):  # fmt: skip
+        got = await asyncio.wait_for(imap.command(f"FETCH 1:* ({item})"), 30)
+        assert b"SERVERBUG" not in got.tagged and got.status in ("OK", "NO", "BAD"), (
+            item[:20], got.tagged)
+    reply = await imap.command("SEARCH TEXT fond")
+    assert reply.ok and b"SERVERBUG" not in reply.tagged
+    assert (await imap.command("NOOP")).ok
+
+
+async def test_search_is_caseless_beyond_ascii(mailbox: Running, imap: RawIMAP) -> None:
+    """RFC 3501 §6.4.4 (strings match case-insensitively) with RFC 5051-like folding: `ÉLODIE`
+    finds `Élodie`, `RÉSULTATS` finds `Résultats`, `STRASSE` finds `Straße`."""
+    raw = (b"From: =?utf-8?q?Stra=C3=9Fe?= <rue@x.test>\r\nTo: a@x.test\r\n"
+           b"Subject: =?utf-8?q?Stra=C3=9Fe_=C3=89TROITE?=\r\n"
+           b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n")
+    await deliver(mailbox, raw)
+    assert (await imap.command("SELECT INBOX")).ok
+    wrong = {}
+    for key, want in (('FROM "élodie"', b"* SEARCH 2\r\n"), ('FROM "ÉLODIE"', b"* SEARCH 2\r\n"),
+                      ('SUBJECT "RÉSULTATS"', b"* SEARCH 2\r\n"),
+                      ('SUBJECT "résultats"', b"* SEARCH 2\r\n"),
+                      ('SUBJECT "étroite"', b"* SEARCH 3\r\n"),
+                      ('SUBJECT "STRASSE"', b"* SEARCH 3\r\n"),
+                      ('FROM "straße"', b"* SEARCH 3\r\n")):  # fmt: skip
+        reply = await imap.command(f"SEARCH CHARSET UTF-8 {key}".encode())
+        if reply.lines != [want]:
+            wrong[key] = reply.lines
+    assert wrong == {}, wrong
+
+
+async def test_qresync_move_tells_vanished_and_copyuid_first(imap: RawIMAP) -> None:
+    """RFC 6851 §4.3-4.4 with RFC 7162 §3.2.10: with QRESYNC a MOVE's expunges are VANISHED
+    by UID (never EXPUNGE), after the untagged OK [COPYUID …]; numbers then follow."""
+    assert (await imap.command("ENABLE QRESYNC")).ok
+    assert (await imap.command("CREATE Dossier")).ok
+    assert (await imap.command("SELECT INBOX")).ok
+    reply = await imap.command("MOVE 1 Dossier")
+    assert reply.ok
+    assert reply.lines[0].startswith(b"* OK [COPYUID "), reply.lines
+    assert b"* VANISHED 1\r\n" in reply.lines and not [x for x in reply.lines if b"EXPUNGE" in x]
+    reply = await imap.command("UID MOVE 2 Dossier")
+    assert b"* VANISHED 2\r\n" in reply.lines, reply.lines
+    assert (await imap.command("FETCH 1:* (UID)")).status == "BAD"  # the mailbox is empty
+
+
+async def test_list_pattern_of_many_wildcards_is_not_exponential(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """DEFECT? RFC 3501 §6.3.8 wildcards: matching a pattern must take time linear-ish in
+    pattern × name (one LIST with 7 `*` against a 60-character name must not freeze the
+    worker's event loop for seconds: `listing.matcher` builds a backtracking regex)."""
+    assert (await imap.command("CREATE " + "a" * 60)).ok
+    other = await _other(mailbox)
+    start = time.monotonic()
+    await imap.send(b"l1 LIST \"\" \"" + b"*a" * 7 + b"b\"\r\n")
+    await asyncio.sleep(0.05)
+    assert (await asyncio.wait_for(other.command("NOOP"), 120)).ok
+    other_waited = time.monotonic() - start
+    assert (await asyncio.wait_for(imap.until("l1"), 120)).ok
+    took = time.monotonic() - start
+    await other.close()
+    assert took < 1.0 and other_waited < 1.0, (took, other_waited)
