@@ -1036,3 +1036,14 @@ async def test_list_pattern_of_many_wildcards_is_not_exponential(
     took = time.monotonic() - start
     await other.close()
     assert took < 1.0 and other_waited < 1.0, (took, other_waited)
+
+
+async def test_created_mailbox_stays_subscribed_as_before_0014(imap: RawIMAP) -> None:
+    """REGRESSION? Before 0014 every mailbox was created subscribed (`Mailbox.subscribed`
+    defaulted to True); now CREATE (and RENAME INBOX's new mailbox) is not, so clients that
+    show subscribed folders only (LSUB) stop seeing folders created elsewhere. RFC 3501
+    §6.3.3 allows either; the change of behaviour was not called out."""
+    assert (await imap.command("CREATE Nouveau")).ok
+    assert (await imap.command("RENAME INBOX Ancienne")).ok
+    lines = (await imap.command('LSUB "" *')).lines
+    assert b'* LSUB () "/" Nouveau\r\n' in lines and b'* LSUB () "/" Ancienne\r\n' in lines, lines
