@@ -1047,3 +1047,24 @@ async def test_created_mailbox_stays_subscribed_as_before_0014(imap: RawIMAP) ->
     assert (await imap.command("RENAME INBOX Ancienne")).ok
     lines = (await imap.command('LSUB "" *')).lines
     assert b'* LSUB () "/" Nouveau\r\n' in lines and b'* LSUB () "/" Ancienne\r\n' in lines, lines
+
+
+async def test_thread_references_subject_merging_and_dummies(mailbox: Running, imap: RawIMAP) -> None:
+    """RFC 5256 §4 REFERENCES: a dummy root with one child is promoted; a reply whose
+    base subject matches a non-reply root joins it as a child; threads and siblings by date."""
+    def mail(n: int, subject: str, refs: str = "") -> bytes:
+        head = (f"From: a@x.test\r\nSubject: {subject}\r\n"
+                f"Date: Mon, 0{n} Nov 2026 10:00:00 +0000\r\nMessage-ID: <t{n}@x>\r\n")
+        return (head + (f"References: {refs}\r\n" if refs else "") + "\r\nx\r\n").encode()
+
+    assert (await imap.command("SELECT INBOX")).ok
+    assert (await imap.command("STORE 1:2 +FLAGS (\\Deleted)")).ok
+    assert (await imap.command("EXPUNGE")).ok
+    for raw in (mail(1, "A"), mail(2, "Re: A", "<t1@x>"), mail(3, "Re: A", "<t1@x> <t2@x>"),
+                mail(4, "B"), mail(5, "Re: A", "<t9@x>"), mail(6, "Re: B")):  # fmt: skip
+        await deliver(mailbox, raw)
+    assert (await imap.command("NOOP")).ok
+    reply = await imap.command("THREAD REFERENCES UTF-8 ALL")
+    assert reply.lines == [b"* THREAD (1 (2 3)(5))(4 6)\r\n"], reply.lines
+    reply = await imap.command("THREAD ORDEREDSUBJECT UTF-8 ALL")
+    assert reply.lines == [b"* THREAD (1 (2)(3)(5))(4 6)\r\n"], reply.lines
