@@ -58,11 +58,12 @@ def _lit(data: bytes) -> bytes:
 async def test_notify_selected_delayed_holds_expunges_until_a_command_allows_them(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 5465 §6.1 SELECTED-DELAYED: expunges of the selected mailbox wait for
+    """DEFECT: RFC 5465 §6.1 SELECTED-DELAYED: expunges of the selected mailbox wait for
     a command where EXPUNGE is allowed; no unsolicited EXPUNGE between commands."""
     assert (await imap.command("SELECT INBOX")).ok
-    assert (await imap.command(
-        "NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge FlagChange))")).ok
+    assert (
+        await imap.command("NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge FlagChange))")
+    ).ok
     other = await _other(mailbox)
     assert (await other.command("STORE 1 +FLAGS (\\Deleted)")).ok
     assert (await other.command("EXPUNGE")).ok
@@ -76,21 +77,22 @@ async def test_notify_selected_delayed_holds_expunges_until_a_command_allows_the
 async def test_notify_messagenew_sends_the_fetch_attributes_asked(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 5465 §5.2: MessageNew (fetch-att…) on SELECTED: each new message is
+    """DEFECT: RFC 5465 §5.2: MessageNew (fetch-att…) on SELECTED: each new message is
     told with an unsolicited FETCH of those attributes, after its EXISTS."""
     assert (await imap.command("SELECT INBOX")).ok
-    assert (await imap.command(
-        "NOTIFY SET (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (Subject)]) "
-        "MessageExpunge))")).ok
+    assert (
+        await imap.command(
+            "NOTIFY SET (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (Subject)]) "
+            "MessageExpunge))"
+        )
+    ).ok
     await deliver(mailbox, _message(1))
     assert await _unasked(imap, rb"\* 3 EXISTS") == b"* 3 EXISTS\r\n"
     line = await _unasked(imap, rb"\* 3 FETCH", 3.0)
     assert b"UID 3" in line
 
 
-async def test_notify_other_account_mailbox_is_never_told(
-    mailbox: Running, imap: RawIMAP
-) -> None:
+async def test_notify_other_account_mailbox_is_never_told(mailbox: Running, imap: RawIMAP) -> None:
     """RFC 5465 §6: NOTIFY names the user's own mailboxes; another account's delivery
     is never told (no STATUS of a mailbox of another account)."""
     other_user = "paul.durand@pro.mssante.test"
@@ -131,9 +133,12 @@ async def test_notify_during_idle_then_done_no_deadlock(mailbox: Running, imap: 
     next command is answered (no deadlock between `turn`, IDLE and the NOTIFY task)."""
     assert (await imap.command("CREATE Dossier")).ok
     assert (await imap.command("SELECT INBOX")).ok
-    assert (await imap.command(
-        "NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) "
-        "(MAILBOXES Dossier (MessageNew MessageExpunge))")).ok
+    assert (
+        await imap.command(
+            "NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) "
+            "(MAILBOXES Dossier (MessageNew MessageExpunge))"
+        )
+    ).ok
     await imap.send(b"i1 IDLE\r\n")
     assert (await imap.read_line()).startswith(b"+")
     burst = [deliver(mailbox, _message(n), "Dossier" if n % 2 else "INBOX") for n in range(10)]
@@ -146,7 +151,7 @@ async def test_notify_during_idle_then_done_no_deadlock(mailbox: Running, imap: 
 async def test_notify_huge_mailbox_list_does_not_block_other_sessions(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? One NOTIFY naming many mailboxes (literals lift the line limit) must not
+    """One NOTIFY naming many mailboxes (literals lift the line limit) must not
     stall the event loop: another session's NOOP answers within a second."""
     for n in range(20):
         assert (await imap.command(f"CREATE D{n}")).ok
@@ -179,10 +184,8 @@ def _folded_blobs(count: int) -> bytes:
     return b"\r\n ".join(lines) + b"x"
 
 
-async def test_sort_subject_of_many_blobs_is_not_quadratic(
-    mailbox: Running, imap: RawIMAP
-) -> None:
-    """DEFECT? RFC 5256 §2.1 base subject: one delivered message whose Subject holds
+async def test_sort_subject_of_many_blobs_is_not_quadratic(mailbox: Running, imap: RawIMAP) -> None:
+    """DEFECT: RFC 5256 §2.1 base subject: one delivered message whose Subject holds
     thousands of `[blob]`s must not cost seconds of event-loop CPU in SORT (SUBJECT);
     another session's NOOP answers meanwhile."""
     await deliver(mailbox, _with_subject(_folded_blobs(8000), 1))
@@ -202,7 +205,7 @@ async def test_sort_subject_of_many_blobs_is_not_quadratic(
 async def test_thread_subject_of_many_blobs_is_not_quadratic(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 5256 §2.1: THREAD=ORDEREDSUBJECT over a message whose Subject holds
+    """DEFECT: RFC 5256 §2.1: THREAD=ORDEREDSUBJECT over a message whose Subject holds
     thousands of `[blob]`s answers in well under a second (base subject is linear)."""
     await deliver(mailbox, _with_subject(_folded_blobs(8000), 1))
     assert (await imap.command("SELECT INBOX")).ok
@@ -216,7 +219,7 @@ async def test_thread_subject_of_many_blobs_is_not_quadratic(
 async def test_sort_subject_fwd_trailers_and_wrapping_are_not_quadratic(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 5256 §2.1 steps 2 and 6 ((fwd) trailers, [fwd: …] wrapping): a
+    """DEFECT: RFC 5256 §2.1 steps 2 and 6 ((fwd) trailers, [fwd: …] wrapping): a
     subject of thousands of them is stripped in linear time."""
     trailers = b"x" + b"\r\n ".join([b"(fwd)" * 100] * 80)
     wrapped = b"\r\n ".join([b"[fwd: " * 50] * 100) + b"x" + b"]" * 5000
@@ -235,10 +238,13 @@ async def test_thread_references_with_cycles_lists_every_message_once(
 ) -> None:
     """RFC 5256 §2.2 REFERENCES: a loop of References (a→b→a, a message naming itself,
     a duplicate Message-ID) threads every message exactly once, no BAD nor SERVERBUG."""
+
     def mail(mid: bytes, refs: bytes, subject: bytes = b"Boucle") -> bytes:
-        return (b"From: a@pro.mssante.test\r\nSubject: " + subject + b"\r\n"
-                b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\nMessage-ID: " + mid + b"\r\n"
-                b"References: " + refs + b"\r\n\r\nx\r\n")
+        return (
+            b"From: a@pro.mssante.test\r\nSubject: " + subject + b"\r\n"
+            b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\nMessage-ID: " + mid + b"\r\n"
+            b"References: " + refs + b"\r\n\r\nx\r\n"
+        )
 
     await deliver(mailbox, mail(b"<a@x>", b"<b@x>"))
     await deliver(mailbox, mail(b"<b@x>", b"<a@x>"))
@@ -273,20 +279,28 @@ async def test_deeply_nested_message_rfc822_is_answered(mailbox: Running, imap: 
     assert b"SERVERBUG" not in reply.response
     if reply.ok:
         assert (await imap.command("SELECT INBOX")).ok
-        for item in ("BODYSTRUCTURE", "BODY.PEEK[" + ".".join(["1"] * 300) + "]",
-                     "BINARY.PEEK[" + ".".join(["1"] * 300) + "]", "ENVELOPE"):
+        for item in (
+            "BODYSTRUCTURE",
+            "BODY.PEEK[" + ".".join(["1"] * 300) + "]",
+            "BINARY.PEEK[" + ".".join(["1"] * 300) + "]",
+            "ENVELOPE",
+        ):
             got = await asyncio.wait_for(imap.command(f"FETCH 3 ({item})"), 20)
             assert b"SERVERBUG" not in got.response and got.status in ("OK", "NO"), (
-                item, got.response)
+                item,
+                got.response,
+            )
     assert (await imap.command("NOOP")).ok
 
 
 async def test_binary_of_unknown_encoding_is_unknown_cte(mailbox: Running, imap: RawIMAP) -> None:
     """RFC 3516 §4.3: BINARY of a part whose Content-Transfer-Encoding is unknown is
     NO [UNKNOWN-CTE]; BINARY.SIZE too."""
-    raw = (b"From: a@pro.mssante.test\r\nSubject: cte\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
-           b"begin 644 f\r\n#86)C\r\n`\r\nend\r\n")
+    raw = (
+        b"From: a@pro.mssante.test\r\nSubject: cte\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+        b"begin 644 f\r\n#86)C\r\n`\r\nend\r\n"
+    )
     assert (await imap.command(b"APPEND INBOX " + _lit(raw))).ok
     assert (await imap.command("SELECT INBOX")).ok
     for item in ("BINARY.PEEK[1]", "BINARY.SIZE[1]", "BINARY.PEEK[]"):
@@ -294,14 +308,19 @@ async def test_binary_of_unknown_encoding_is_unknown_cte(mailbox: Running, imap:
         assert got.status == "NO" and b"UNKNOWN-CTE" in got.response, (item, got.response)
 
 
-async def test_binary_of_a_message_rfc822_part_is_answered(
-    mailbox: Running, imap: RawIMAP
-) -> None:
+async def test_binary_of_a_message_rfc822_part_is_answered(mailbox: Running, imap: RawIMAP) -> None:
     """RFC 3516 §4.2: BINARY[3] of MULTIPART's message/rfc822 part (7bit) is its bytes;
     BINARY[3.1] its encapsulated body; no SERVERBUG."""
     assert (await imap.command("SELECT INBOX")).ok
-    for item in ("BINARY.PEEK[3]", "BINARY.PEEK[3.1]", "BINARY.SIZE[3]", "BODY.PEEK[3.HEADER]",
-                 "BODY.PEEK[3.TEXT]", "BODY.PEEK[3.1.MIME]", "BINARY.PEEK[3.2]"):
+    for item in (
+        "BINARY.PEEK[3]",
+        "BINARY.PEEK[3.1]",
+        "BINARY.SIZE[3]",
+        "BODY.PEEK[3.HEADER]",
+        "BODY.PEEK[3.TEXT]",
+        "BODY.PEEK[3.1.MIME]",
+        "BINARY.PEEK[3.2]",
+    ):
         got = await imap.command(f"FETCH 2 ({item})")
         assert b"SERVERBUG" not in got.response, (item, got.response)
         if item != "BINARY.PEEK[3.2]":
@@ -350,7 +369,7 @@ async def test_qresync_select_tells_a_moved_message_vanished(
 
 
 async def test_qresync_select_while_selected_says_closed(mailbox: Running, imap: RawIMAP) -> None:
-    """DEFECT? RFC 7162 §3.2.11: with QRESYNC, a SELECT while a mailbox is selected first
+    """DEFECT: RFC 7162 §3.2.11: with QRESYNC, a SELECT while a mailbox is selected first
     sends `* OK [CLOSED]`, so the client knows which responses belong to which mailbox."""
     assert (await imap.command("ENABLE QRESYNC")).ok
     assert (await imap.command("CREATE Dossier")).ok
@@ -473,7 +492,7 @@ async def test_lsub_keeps_subscription_of_a_deleted_then_renamed_mailbox(imap: R
 
 
 async def test_catenate_url_with_utf8_mailbox_name(mailbox: Running, imap: RawIMAP) -> None:
-    """DEFECT? RFC 5092 §3 (enc-mailbox): an IMAP URL's mailbox is UTF-8, %-encoded (not
+    """DEFECT: RFC 5092 §3 (enc-mailbox): an IMAP URL's mailbox is UTF-8, %-encoded (not
     modified UTF-7); `/%C3%89t%C3%A9/;UID=1` names the mailbox `Été` (wire `&AMk-t&AOk-`)."""
     assert (await imap.command('CREATE "&AMk-t&AOk-"')).ok
     assert (await imap.command(b'APPEND "&AMk-t&AOk-" ' + _lit(SIMPLE))).ok
@@ -519,13 +538,16 @@ async def test_context_sort_update_positions_follow_the_sort_order(
     assert b'* ESEARCH (TAG "s1") ALL 1:2\r\n' in reply.lines, reply.lines
     await deliver(mailbox, _message(1))
     lines = (await imap.command("NOOP")).lines
-    assert lines.index(b"* 3 EXISTS\r\n") < lines.index(b'* ESEARCH (TAG "s1") ADDTO (3 3)\r\n'), lines
+    assert lines.index(b"* 3 EXISTS\r\n") < lines.index(b'* ESEARCH (TAG "s1") ADDTO (3 3)\r\n'), (
+        lines
+    )
     other = await _other(mailbox)
     assert (await other.command("STORE 2 +FLAGS (\\Deleted)")).ok
     assert (await other.command("EXPUNGE")).ok
     lines = (await imap.command("NOOP")).lines
     assert lines.index(b'* ESEARCH (TAG "s1") REMOVEFROM (2 2)\r\n') < lines.index(
-        b"* 2 EXPUNGE\r\n"), lines
+        b"* 2 EXPUNGE\r\n"
+    ), lines
     await other.close()
 
 
@@ -554,7 +576,10 @@ async def test_context_too_many_updates_say_noupdate(imap: RawIMAP) -> None:
     CANCELUPDATE frees room."""
     assert (await imap.command("SELECT INBOX")).ok
     for n in range(10):
-        assert b"NOUPDATE" not in (await imap.command("SEARCH RETURN (UPDATE) ALL", tag=f"c{n}")).response
+        assert (
+            b"NOUPDATE"
+            not in (await imap.command("SEARCH RETURN (UPDATE) ALL", tag=f"c{n}")).response
+        )
     reply = await imap.command("SEARCH RETURN (UPDATE) ALL", tag="c10")
     assert b'NOUPDATE "c10"' in reply.response
     assert (await imap.command('CANCELUPDATE "c0"')).ok
@@ -588,7 +613,8 @@ async def test_search_sent_dates_use_the_date_header_in_its_own_zone(
     assert (await imap.command("SEARCH SENTON 1-Dec-2026")).lines == [b"* SEARCH 3\r\n"]
     assert (await imap.command("SEARCH SENTON 2-Dec-2026")).lines == [b"* SEARCH\r\n"]
     assert (await imap.command("SEARCH SENTBEFORE 2-Dec-2026 SENTSINCE 1-Dec-2026")).lines == [
-        b"* SEARCH 3\r\n"]
+        b"* SEARCH 3\r\n"
+    ]
 
 
 async def test_search_address_forms_name_comment_and_encoded(
@@ -596,10 +622,12 @@ async def test_search_address_forms_name_comment_and_encoded(
 ) -> None:
     """RFC 3501 §6.4.4 FROM/TO/CC: substring of the field, names of every address form
     (comment form, encoded-word, group) included."""
-    raw = (b"From: jean@pro.mssante.test (Jean Commentaire)\r\n"
-           b"To: Equipe: a@x.test, =?utf-8?q?Z=C3=A9lie?= <z@x.test>;\r\n"
-           b"Cc: \"Dr. Quote, Jr\" <q@x.test>\r\n"
-           b"Subject: adresses\r\nDate: Sun, 22 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n")
+    raw = (
+        b"From: jean@pro.mssante.test (Jean Commentaire)\r\n"
+        b"To: Equipe: a@x.test, =?utf-8?q?Z=C3=A9lie?= <z@x.test>;\r\n"
+        b'Cc: "Dr. Quote, Jr" <q@x.test>\r\n'
+        b"Subject: adresses\r\nDate: Sun, 22 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n"
+    )
     await deliver(mailbox, raw)
     assert (await imap.command("SELECT INBOX")).ok
     for key in ('FROM "Commentaire"', 'TO "Zélie"', 'TO "Equipe"', 'CC "Quote, Jr"',
@@ -618,8 +646,12 @@ async def test_notify_selected_follows_the_newly_selected_mailbox(
     news are told, INBOX's as STATUS (it is in INBOXES), never as EXISTS."""
     assert (await imap.command("CREATE Dossier")).ok
     assert (await imap.command("SELECT INBOX")).ok
-    assert (await imap.command(
-        "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (INBOXES (MessageNew MessageExpunge))")).ok
+    assert (
+        await imap.command(
+            "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+            "(INBOXES (MessageNew MessageExpunge))"
+        )
+    ).ok
     assert (await imap.command("SELECT Dossier")).ok
     await deliver(mailbox, _message(1), "Dossier")
     assert await _unasked(imap, rb"\* \d+ EXISTS") == b"* 1 EXISTS\r\n"
@@ -638,10 +670,12 @@ async def test_notify_subtree_with_modified_utf7_and_rename(
     from mss.imap.parsing.utf7 import decode
 
     await deliver(mailbox, _message(1), decode("&AMk-t&AOk-/Sous"))
-    assert (await _unasked(imap, rb"\* STATUS")).startswith(b"* STATUS &AMk-t&AOk-/Sous (MESSAGES 1")
+    assert (await _unasked(imap, rb"\* STATUS")).startswith(
+        b"* STATUS &AMk-t&AOk-/Sous (MESSAGES 1"
+    )
     assert (await imap.command('RENAME "&AMk-t&AOk-/Sous" "&AMk-t&AOk-/Autre"')).ok
     await deliver(mailbox, _message(2), decode("&AMk-t&AOk-/Autre"))
-    assert (await _unasked(imap, rb"\* STATUS &AMk-t&AOk-/Autre \(MESSAGES 2 "))
+    assert await _unasked(imap, rb"\* STATUS &AMk-t&AOk-/Autre \(MESSAGES 2 ")
 
 
 async def test_notify_status_never_interleaves_a_command_answer(
@@ -687,7 +721,7 @@ ODD_COMMANDS: list[bytes] = [
     b"THREAD REFERENCES UTF-8 (UNDRAFT)",
     b"THREAD FOO UTF-8 ALL",
     b"THREAD REFERENCES ISO-8859-1 ALL",
-    b"THREAD REFERENCES UTF-8 SUBJECT \"\xc3\xa9\"",
+    b'THREAD REFERENCES UTF-8 SUBJECT "\xc3\xa9"',
     b"UID THREAD REFERENCES US-ASCII 1:* NOT DELETED",
     b"SORT (SUBJECT) X ALL",
     b"SORT (REVERSE) UTF-8 ALL",
@@ -731,7 +765,7 @@ ODD_COMMANDS: list[bytes] = [
     b'SUBSCRIBE ""',
     b'SUBSCRIBE "&"',
     b'SUBSCRIBE "a//b"',
-    b"CANCELUPDATE \"nope\"",
+    b'CANCELUPDATE "nope"',
     b"CANCELUPDATE",
     b'APPEND INBOX (\\Seen) "32-Dec-2026 00:00:00 +0000" {1+}\r\nx',
     b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=1.2.3.4.5.6.7.8.9.10.11")',
@@ -743,7 +777,7 @@ ODD_COMMANDS: list[bytes] = [
     b"APPEND INBOX ~{3+}\r\na\x00b",
     b"APPEND INBOX {1+}\r\nx {1+}\r\ny",
     b"APPEND INBOX {1+}\r\nx ()",
-    b"APPEND INBOX CATENATE (TEXT {1+}\r\nx) CATENATE (URL \"/INBOX/;UID=1\")",
+    b'APPEND INBOX CATENATE (TEXT {1+}\r\nx) CATENATE (URL "/INBOX/;UID=1")',
     b"ESEARCH ALL",
     b"UID EXPUNGE 4294967295",
     b"NOOP",
@@ -767,7 +801,7 @@ async def test_odd_commands_never_crash_nor_leak_python(mailbox: Running, imap: 
 
 
 async def test_notify_event_lists_that_rfc5465_forbids_are_bad(imap: RawIMAP) -> None:
-    """DEFECT? RFC 5465 §5: MessageNew and MessageExpunge come together, FlagChange needs
+    """DEFECT: RFC 5465 §5: MessageNew and MessageExpunge come together, FlagChange needs
     both; §5.1/§6.1: fetch-atts only for SELECTED, one SELECTED/SELECTED-DELAYED filter:
     each of these is BAD (as Dovecot, Mox and others answer)."""
     wrong = {}
@@ -787,7 +821,7 @@ async def test_notify_event_lists_that_rfc5465_forbids_are_bad(imap: RawIMAP) ->
 async def test_binary_of_a_part_that_does_not_exist_is_not_unknown_cte(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 3516 §4.3: UNKNOWN-CTE says the part's encoding cannot be undone; a part
+    """DEFECT: RFC 3516 §4.3: UNKNOWN-CTE says the part's encoding cannot be undone; a part
     number that names no part (SIMPLE has no part 1.2.3; MULTIPART no part 9) is not that
     (NIL, or NO without UNKNOWN-CTE, as BODY[…] answers NIL)."""
     assert (await imap.command("SELECT INBOX")).ok
@@ -804,7 +838,7 @@ async def test_binary_of_a_part_that_does_not_exist_is_not_unknown_cte(
 
 
 async def test_rename_never_makes_a_child_name_past_the_name_limit(imap: RawIMAP) -> None:
-    """DEFECT? A mailbox name is at most 400 characters (`folders._check_name`), and the
+    """DEFECT: A mailbox name is at most 400 characters (`folders._check_name`), and the
     subscription and mailbox columns hold 500: RENAME of a parent that would make a child's
     name longer is refused (NO), not stored past the limit (PostgreSQL: an error)."""
     child = "a/" + "b" * 398
@@ -833,9 +867,12 @@ async def test_two_processes_notify_and_moves_into_the_selected_mailbox(instance
                 await client.login(USER, PASSWORD)
             assert (await writer.command("CREATE Dossier")).ok
             assert (await reader.command("SELECT INBOX")).ok
-            assert (await reader.command(
-                "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
-                "(MAILBOXES Dossier (MessageNew MessageExpunge))")).ok
+            assert (
+                await reader.command(
+                    "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+                    "(MAILBOXES Dossier (MessageNew MessageExpunge))"
+                )
+            ).ok
             raw = message("jean.dupont@pro.mssante.test", USER, message_id="<x1@pro.mssante.test>")
             assert (await writer.command(b"APPEND Dossier {%d+}\r\n" % len(raw) + raw)).ok
             await _unasked(reader, rb"\* STATUS Dossier \(MESSAGES 1 ", 3.0)
@@ -875,9 +912,11 @@ async def test_sort_date_without_date_header_uses_internal_date_and_zones(
                                 b"Date: Sun, 22 Nov 2026 12:00:00 +0500").replace(
         b"<simple@", b"<zone@")  # fmt: skip  # 07:00 UTC: before SIMPLE's 09:00 UTC
     no_date = SIMPLE.replace(b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\n", b"").replace(
-        b"<simple@", b"<nodate@")  # internal date: now, after all
-    bad_date = SIMPLE.replace(b"Date: Sun, 22 Nov 2026 10:00:00 +0100",
-                              b"Date: n'importe quoi").replace(b"<simple@", b"<baddate@")
+        b"<simple@", b"<nodate@"
+    )  # internal date: now, after all
+    bad_date = SIMPLE.replace(
+        b"Date: Sun, 22 Nov 2026 10:00:00 +0100", b"Date: n'importe quoi"
+    ).replace(b"<simple@", b"<baddate@")
     for raw in (early_zone, no_date, bad_date):
         await deliver(mailbox, raw)
     assert (await imap.command("SELECT INBOX")).ok
@@ -891,6 +930,7 @@ async def test_sort_date_without_date_header_uses_internal_date_and_zones(
 async def test_multiappend_all_or_nothing_variants(imap: RawIMAP) -> None:
     """RFC 3502 §6.3.11: if any message of a MULTIAPPEND cannot be appended, none is (an
     empty one, a bad URL, a bad date, too many); no SERVERBUG."""
+
     async def count() -> int:
         reply = await imap.command("STATUS INBOX (MESSAGES)")
         return int(re.search(rb"MESSAGES (\d+)", reply.lines[0])[1])
@@ -902,8 +942,10 @@ async def test_multiappend_all_or_nothing_variants(imap: RawIMAP) -> None:
                  b" (\\Seen) {1+}\r\nx (\\Bogus \\\\) {1+}\r\ny",
                  b" {1+}\r\nx" * 101):  # fmt: skip
         reply = await imap.command(b"APPEND INBOX" + tail)
-        assert reply.status in ("NO", "BAD") and b"SERVERBUG" not in reply.tagged, (tail[:60],
-                                                                                   reply.tagged)
+        assert reply.status in ("NO", "BAD") and b"SERVERBUG" not in reply.tagged, (
+            tail[:60],
+            reply.tagged,
+        )
         assert await count() == before, tail[:60]
     reply = await imap.command(b"APPEND INBOX" + b" {1+}\r\nx" * 100)
     assert reply.ok and await count() == before + 100
@@ -929,7 +971,7 @@ async def test_multiappend_to_the_examined_mailbox_shows_recent(
 async def test_notify_subscribed_set_follows_subscribe_and_unsubscribe(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 5465 §6 (subscribed): the set is the subscription list as it changes;
+    """DEFECT: RFC 5465 §6 (subscribed): the set is the subscription list as it changes;
     after this session's SUBSCRIBE Dossier, a delivery to Dossier is told; after
     UNSUBSCRIBE, not."""
     assert (await imap.command("CREATE Dossier")).ok
@@ -943,7 +985,7 @@ async def test_notify_subscribed_set_follows_subscribe_and_unsubscribe(
 async def test_notify_personal_set_includes_a_mailbox_another_session_creates(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? (documented as a limit in notify.py) RFC 5465 §6 (personal): all the user's
+    """DEFECT: (documented as a limit in notify.py) RFC 5465 §6 (personal): all the user's
     mailboxes, those created after NOTIFY by another session included."""
     assert (await imap.command("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")).ok
     other = await connect(mailbox)
@@ -957,7 +999,7 @@ async def test_notify_personal_set_includes_a_mailbox_another_session_creates(
 async def test_notify_selected_without_flagchange_tells_no_flags_unasked(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 5465 §5.3: FlagChange not asked for the selected mailbox: another
+    """DEFECT: RFC 5465 §5.3: FlagChange not asked for the selected mailbox: another
     session's flag change is not told between commands (it may be at the next command)."""
     assert (await imap.command("SELECT INBOX")).ok
     assert (await imap.command("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")).ok
@@ -982,7 +1024,9 @@ async def test_very_deeply_nested_message_rfc822_past_the_recursion_limit(
                  "BINARY.SIZE[" + ".".join(["1"] * 2400) + "]"):  # fmt: skip
         got = await asyncio.wait_for(imap.command(f"FETCH 1:* ({item})"), 30)
         assert b"SERVERBUG" not in got.tagged and got.status in ("OK", "NO", "BAD"), (
-            item[:20], got.tagged)
+            item[:20],
+            got.tagged,
+        )
     reply = await imap.command("SEARCH TEXT fond")
     assert reply.ok and b"SERVERBUG" not in reply.tagged
     assert (await imap.command("NOOP")).ok
@@ -991,9 +1035,11 @@ async def test_very_deeply_nested_message_rfc822_past_the_recursion_limit(
 async def test_search_is_caseless_beyond_ascii(mailbox: Running, imap: RawIMAP) -> None:
     """RFC 3501 §6.4.4 (strings match case-insensitively) with RFC 5051-like folding: `ÉLODIE`
     finds `Élodie`, `RÉSULTATS` finds `Résultats`, `STRASSE` finds `Straße`."""
-    raw = (b"From: =?utf-8?q?Stra=C3=9Fe?= <rue@x.test>\r\nTo: a@x.test\r\n"
-           b"Subject: =?utf-8?q?Stra=C3=9Fe_=C3=89TROITE?=\r\n"
-           b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n")
+    raw = (
+        b"From: =?utf-8?q?Stra=C3=9Fe?= <rue@x.test>\r\nTo: a@x.test\r\n"
+        b"Subject: =?utf-8?q?Stra=C3=9Fe_=C3=89TROITE?=\r\n"
+        b"Date: Sun, 22 Nov 2026 10:00:00 +0100\r\n\r\nx\r\n"
+    )
     await deliver(mailbox, raw)
     assert (await imap.command("SELECT INBOX")).ok
     wrong = {}
@@ -1027,13 +1073,13 @@ async def test_qresync_move_tells_vanished_and_copyuid_first(imap: RawIMAP) -> N
 async def test_list_pattern_of_many_wildcards_is_not_exponential(
     mailbox: Running, imap: RawIMAP
 ) -> None:
-    """DEFECT? RFC 3501 §6.3.8 wildcards: matching a pattern must take time linear-ish in
+    """DEFECT: RFC 3501 §6.3.8 wildcards: matching a pattern must take time linear-ish in
     pattern × name (one LIST with 7 `*` against a 60-character name must not freeze the
     worker's event loop for seconds: `listing.matcher` builds a backtracking regex)."""
     assert (await imap.command("CREATE " + "a" * 60)).ok
     other = await _other(mailbox)
     start = time.monotonic()
-    await imap.send(b"l1 LIST \"\" \"" + b"*a" * 7 + b"b\"\r\n")
+    await imap.send(b'l1 LIST "" "' + b"*a" * 7 + b'b"\r\n')
     await asyncio.sleep(0.05)
     assert (await asyncio.wait_for(other.command("NOOP"), 120)).ok
     other_waited = time.monotonic() - start
@@ -1054,12 +1100,17 @@ async def test_created_mailbox_stays_subscribed_as_before_0014(imap: RawIMAP) ->
     assert b'* LSUB () "/" Nouveau\r\n' in lines and b'* LSUB () "/" Ancienne\r\n' in lines, lines
 
 
-async def test_thread_references_subject_merging_and_dummies(mailbox: Running, imap: RawIMAP) -> None:
+async def test_thread_references_subject_merging_and_dummies(
+    mailbox: Running, imap: RawIMAP
+) -> None:
     """RFC 5256 §4 REFERENCES: a dummy root with one child is promoted; a reply whose
     base subject matches a non-reply root joins it as a child; threads and siblings by date."""
+
     def mail(n: int, subject: str, refs: str = "") -> bytes:
-        head = (f"From: a@x.test\r\nSubject: {subject}\r\n"
-                f"Date: Mon, 0{n} Nov 2026 10:00:00 +0000\r\nMessage-ID: <t{n}@x>\r\n")
+        head = (
+            f"From: a@x.test\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 0{n} Nov 2026 10:00:00 +0000\r\nMessage-ID: <t{n}@x>\r\n"
+        )
         return (head + (f"References: {refs}\r\n" if refs else "") + "\r\nx\r\n").encode()
 
     assert (await imap.command("SELECT INBOX")).ok
