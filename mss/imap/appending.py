@@ -26,6 +26,7 @@ from mss.imap.parsing.fetch import parse_section
 from mss.imap.parsing.tokens import ParseError
 from mss.imap.responses import SectionError
 from mss.imap.selected import SelectedView
+from mss.store.folders import normalize_name
 
 # /mailbox[;UIDVALIDITY=v]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]] (RFC 5092 §3, a subset)
 _URL = re.compile(
@@ -110,8 +111,11 @@ class AppendCommands(SelectedView):
                 raise _bad_url(url) from None
         return r.partial(raw, pointer.window)
 
-    def _url_mailbox(self, pointer: _Pointer, url: Url) -> str:
-        try:
-            return self._name(pointer.mailbox)
-        except ImapError:
-            raise _bad_url(url) from None
+    @staticmethod
+    def _url_mailbox(pointer: _Pointer, url: Url) -> str:
+        """RFC 5092 §3: a URL names the mailbox in UTF-8, percent-encoded (not in the
+        modified UTF-7 of IMAP commands)."""
+        name = normalize_name(pointer.mailbox)
+        if not name or "\0" in name or "\ufffd" in name:
+            raise _bad_url(url)
+        return name

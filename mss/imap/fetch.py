@@ -76,6 +76,16 @@ class FetchCommands(SelectedView):
             return
         await self._fetch_messages(atts, names, uids, changed_since)
 
+    async def fetch_unasked(self, atts: list[FetchAtt], uids: list[int]) -> None:
+        """NOTIFY's MessageNew (fetch-att …): these messages fetched as UID FETCH would."""
+        atts = list(atts)
+        names = {a.name for a in atts}
+        self._complete(atts, names, by_uid=True, changed_since=None)
+        if {a.name for a in atts} <= _FLAGS_ONLY:
+            await self._fetch_flags(atts, uids, None)
+        else:
+            await self._fetch_messages(atts, names, uids, None)
+
     def _complete(
         self, atts: list[FetchAtt], names: set[str], *, by_uid: bool, changed_since: int | None
     ) -> None:
@@ -234,9 +244,9 @@ class FetchCommands(SelectedView):
         assert att.section is not None
         try:
             data = self._section(att, raw, structure)
-        except r.SectionError:
-            if name.startswith("BINARY"):
-                raise ImapError("cannot decode this part", code="UNKNOWN-CTE") from None
+        except r.UndecodablePart:  # RFC 3516: a part that exists, its encoding unknown
+            raise ImapError("cannot decode this part", code="UNKNOWN-CTE") from None
+        except r.SectionError:  # no such part: NIL, as BODY[…] answers
             return att.label().encode() + b" NIL"
         if name == "BINARY.SIZE":
             return f"BINARY.SIZE[{att.section.label()}] {len(data)}".encode()

@@ -15,7 +15,6 @@ Options were checked by the parser (`parsing.commands`): unknown ones are BAD th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -55,13 +54,44 @@ class ListOptions:
 
 
 def matcher(pattern: str) -> Matcher:
-    """LIST wildcards: `*` matches anything, `%` anything but the delimiter."""
-    regex = "".join(
-        ".*" if ch == "*" else f"[^{re.escape(DELIMITER)}]*" if ch == "%" else re.escape(ch)
-        for ch in pattern
-    )
-    compiled = re.compile(regex + r"\Z")
-    return lambda name: bool(compiled.match(name))
+    """LIST wildcards: `*` matches anything, `%` anything but the delimiter. Run as a set
+    of positions in the pattern, one step per character of the name (never a
+    backtracking regex: `*a*a*a*a*b` costs pattern × name, not an exponent)."""
+    tokens: list[str] = []
+    for ch in pattern:
+        if ch in "*%" and tokens and tokens[-1] in "*%":
+            tokens[-1] = "*" if "*" in (ch, tokens[-1]) else "%"  # ** %* *% → *, %% → %
+            continue
+        tokens.append(ch)
+    return lambda name: _matches(tokens, name)
+
+
+def _matches(tokens: list[str], name: str) -> bool:
+    states = _closure(tokens, {0})
+    for ch in name:
+        following: set[int] = set()
+        for i in states:
+            if i == len(tokens):
+                continue
+            wanted = tokens[i]
+            if wanted == "*" or (wanted == "%" and ch != DELIMITER):
+                following.add(i)
+            elif wanted == ch:
+                following.add(i + 1)
+        if not following:
+            return False
+        states = _closure(tokens, following)
+    return len(tokens) in states
+
+
+def _closure(tokens: list[str], states: set[int]) -> set[int]:
+    """A wildcard may match nothing: the position after it is reached too."""
+    out = set(states)
+    for i in sorted(states):
+        while i < len(tokens) and tokens[i] in "*%":
+            i += 1
+            out.add(i)
+    return out
 
 
 def _parents(name: str) -> Iterator[str]:

@@ -57,6 +57,8 @@ class MailboxCommands(SelectedView):
         resync = command.args.get("qresync")
         if resync is not None and not self.qresync:
             raise bad("QRESYNC demande d'abord ENABLE QRESYNC (ENABLE QRESYNC first, RFC 7162)")
+        if self.qresync and self.selected is not None:  # RFC 7162 §3.2.11
+            self.untagged("OK [CLOSED] Boîte précédente fermée (previous mailbox closed)")
         self._deselect()
         if command.args.get("condstore"):
             self.condstore = True
@@ -144,9 +146,11 @@ class MailboxCommands(SelectedView):
 
     async def do_SUBSCRIBE(self, command: Command) -> None:
         await self.store.subscribe(self._account(), self._name(command.args["mailbox"]), True)
+        await self.renotify()  # NOTIFY's SUBSCRIBED set follows
 
     async def do_UNSUBSCRIBE(self, command: Command) -> None:
         await self.store.subscribe(self._account(), self._name(command.args["mailbox"]), False)
+        await self.renotify()
 
     # --- NAMESPACE, LIST, LSUB, STATUS ----------------------------------------------------
 

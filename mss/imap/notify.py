@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from mss.imap.errors import ImapError
 from mss.imap.mailboxes import MailboxCommands
 from mss.imap.parsing.commands import Command
+from mss.imap.parsing.fetch import FetchAtt
 from mss.imap.parsing.notify import EventGroup
 from mss.imap.parsing.utf7 import MailboxNameError, decode
+from mss.imap.selected import Selected
 from mss.store.folders import DELIMITER, MailboxInfo
 from mss.store.mailboxes import INBOX
 
@@ -63,6 +65,8 @@ class Notifier:
 
     groups: list[EventGroup]
     selected_events: tuple[str, ...] = ()
+    delayed: bool = False  # SELECTED-DELAYED: expunges wait for a command that allows them
+    fetch_atts: tuple[FetchAtt, ...] = ()  # sent for each new message of the selected one
     items: dict[int, tuple[str, ...]] = field(default_factory=dict)  # mailbox -> items
     names: dict[int, str] = field(default_factory=dict)
     changed: set[int] = field(default_factory=set)
@@ -128,7 +132,9 @@ class NotifyCommands(MailboxCommands):
         subscribed = await self.store.subscriptions(account)
         for group in notifier.groups:
             if group.filter in ("SELECTED", "SELECTED-DELAYED"):
-                notifier.selected_events = notifier.selected_events or group.events
+                notifier.selected_events = group.events
+                notifier.delayed = group.filter == "SELECTED-DELAYED"
+                notifier.fetch_atts = group.fetch_atts
                 continue
             for box in boxes:
                 if box.id not in notifier.names and _in_group(group, box, subscribed):
@@ -186,7 +192,23 @@ class NotifyCommands(MailboxCommands):
         for box_id in sorted(changed):
             await self._tell_status(notifier, box_id)
         if notifier.selected_events and self.selected is not None:
-            await self.sync(expunges=True)
+            await self._tell_selected(notifier, self.selected)
+
+    async def _tell_selected(self, notifier: Notifier, sel: Selected) -> None:
+        """The selected mailbox's news as they happen: new messages (with the FETCH
+        MessageNew asked for), expunges unless SELECTED-DELAYED holds them, flags only
+        when FlagChange was asked (else they wait for the next command's end)."""
+        if not (self._changed or sel.pending_expunges):
+            return
+        if "FLAGCHANGE" not in notifier.selected_events:
+            news = await self._changes_of(sel)
+            if not news.added and not news.gone:
+                return  # only flags: told at the next command's end
+        last = sel.last_uid
+        await self.sync(expunges=not notifier.delayed)
+        added = [uid for uid in sel.uids if uid > last]
+        if added and notifier.fetch_atts:
+            await self.fetch_unasked(list(notifier.fetch_atts), added)
 
     async def _tell_status(self, notifier: Notifier, box_id: int) -> None:
         name, items = notifier.names.get(box_id), notifier.items.get(box_id)

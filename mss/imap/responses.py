@@ -183,6 +183,10 @@ class SectionError(MssError):
     """The section does not exist in this message."""
 
 
+class UndecodablePart(SectionError):
+    """The part exists, but its Content-Transfer-Encoding cannot be undone (BINARY)."""
+
+
 def find_part(root: Part, path: tuple[int, ...]) -> Part:
     """The part a section path names (RFC 3501 §6.4.5 part numbering).
 
@@ -265,7 +269,7 @@ def decode_part(raw: bytes, part: Part) -> bytes:
     try:
         return decode_strict(raw[part.body_start : part.body_end], part.encoding)
     except UnknownEncoding:
-        raise SectionError("unknown Content-Transfer-Encoding") from None
+        raise UndecodablePart("unknown Content-Transfer-Encoding") from None
 
 
 def header_block(raw: bytes) -> bytes:

@@ -16,9 +16,10 @@ from array import array
 from dataclasses import dataclass, field
 
 from mss.imap import responses as r
-from mss.imap.base import SessionBase
+from mss.imap.base import SessionBase, State
 from mss.imap.errors import bad
 from mss.imap.parsing.commands import Command
+from mss.imap.parsing.fetch import FetchAtt
 from mss.imap.parsing.tokens import SequenceSet
 from mss.store.folders import MailboxInfo
 from mss.store.imapviews import MailboxChanges
@@ -126,8 +127,10 @@ class SelectedView(SessionBase):
         self._changed = False
         changes = await self._changes_of(sel)
         current = changes.mailbox
-        if current is None:  # the mailbox was deleted under us
-            self.untagged("BYE Mailbox deleted")
+        if current is None:  # the mailbox was deleted under us: the session ends
+            self.untagged("BYE Boîte supprimée (mailbox deleted)")  # RFC 3501 §7.1.5
+            self._deselect()
+            self.state = State.LOGOUT
             return
         visible = set(sel.uids)
         sel.pending_expunges.update(u for u in changes.gone if u in visible)
@@ -144,6 +147,10 @@ class SelectedView(SessionBase):
             key, lambda: self.store.changes(box_id, known, last)
         )
         return changes
+
+    async def fetch_unasked(self, atts: list[FetchAtt], uids: list[int]) -> None:
+        """Unsolicited FETCH responses of these messages (NOTIFY's MessageNew); the FETCH
+        commands (`fetch.FetchCommands`) give it its body."""
 
     async def vanished_earlier(self, ranges: SequenceSet, since: int) -> None:
         """UID FETCH … (CHANGEDSINCE n VANISHED): the UIDs of the set expunged since

@@ -159,8 +159,10 @@ def rename_mailbox(tx: Tx, account_id: int, old: str, new: str) -> None:
             m.account_id == account_id, m.name.startswith(box.name + DELIMITER, autoescape=True)
         )
     ).all()
-    _rename_subscriptions(tx, account_id, box.name, new)
     renames = [(box.id, new), *((cid, new + cname[len(box.name) :]) for cid, cname in children)]
+    for _box, name in renames:
+        _check_name(name)  # a child's new name too: none past the limit
+    _rename_subscriptions(tx, account_id, box.name, new)
     for mailbox_id, name in renames:
         uidvalidity = allocate_uidvalidity(tx, account_id)
         # A renamed mailbox keeps its messages and UIDs; a new UIDVALIDITY tells
@@ -195,6 +197,7 @@ def _rename_subscriptions(tx: Tx, account_id: int, old: str, new: str) -> None:
     under = [str(row[0]) for row in _SUBSCRIBED_UNDER.all(tx.conn, account_id, len(prefix), prefix)]
     for name in [old, *under]:
         renamed = new + name[len(old) :]
+        _check_name(renamed)
         _UNSUBSCRIBE.run(tx.conn, account_id, renamed)  # a subscription the new name had
         _RENAME_SUBSCRIPTION.run(tx.conn, renamed, account_id, name)
 
