@@ -8,21 +8,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import pytest
 from imapclient import IMAPClient
 
 from .harness import PASSWORD, Running
-from .test_imap_commands import MULTIPART, SIMPLE, USER, deliver
+from .test_imap_commands import SIMPLE, USER, mailbox
+
+__all__ = ["mailbox"]  # a fixture shared with test_imap_commands.py
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-async def mailbox(mss: Running) -> Running:
-    await mss.add_pro(USER)
-    await deliver(mss, SIMPLE)
-    await deliver(mss, MULTIPART)
-    return mss
 
 
 async def _with_client(mss: Running, work: Callable[[IMAPClient], T]) -> T:

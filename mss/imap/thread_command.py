@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from mss.errors import InputError
-from mss.imap.errors import ImapError, bad
+from mss.imap.errors import bad
 from mss.imap.parsing.commands import Command
-from mss.imap.parsing.search import SearchKey
-from mss.imap.search import SearchCommands
+from mss.imap.search import Record, SearchCommands
 from mss.imap.subjects import base_subject
 from mss.imap.threads import ALGORITHMS, Mail, message_ids, render
 
@@ -25,36 +23,25 @@ class ThreadCommands(SearchCommands):
         await self._thread(command, by_uid=True)
 
     async def _thread(self, command: Command, *, by_uid: bool) -> None:
-        args = command.args
-        algorithm = ALGORITHMS.get(args["algorithm"])
+        algorithm = ALGORITHMS.get(command.args["algorithm"])
         if algorithm is None:
-            raise bad(f"unknown THREAD algorithm {args['algorithm']}")
-        if "badcharset" in args:
-            raise ImapError("charset not supported", code="BADCHARSET (US-ASCII UTF-8)")
-        mails = await self._mails(args["keys"], by_uid=by_uid)
+            raise bad(f"unknown THREAD algorithm {command.args['algorithm']}")
+        found, _modseq = await self._matches(self._search_keys(command), by_uid=True)
+        sel = self._sel()
+        mails = [_mail(record, seq, by_uid) for record in await self._records(found, FIELDS)
+                 if (seq := sel.seq_of(record["uid"])) is not None]  # fmt: skip
         if len(mails) > OFF_LOOP:  # a big mailbox's threads: off the event loop
             threads = await asyncio.to_thread(lambda: render(algorithm(mails)))
         else:
             threads = render(algorithm(mails))
         self.untagged(f"THREAD {threads}" if threads else "THREAD")
 
-    async def _mails(self, keys: list[SearchKey], *, by_uid: bool) -> list[Mail]:
-        sel = self._sel()
-        try:
-            wanted = [self._uid_keys(k) for k in keys]
-            found = await self.store.search(sel.info.id, wanted, list(sel.uids))
-        except InputError as exc:
-            raise bad(str(exc)) from None
-        uids = [uid for uid, _ in found.found]
-        rows = await self.store.fetch_rows(sel.info.id, uids, FIELDS, everything=False)
-        mails = []
-        for uid in uids:
-            seq, row = sel.seq_of(uid), rows.get(uid)
-            if seq is None or row is None:
-                continue
-            _uid, message_id, in_reply_to, refs, subject, sent, internal = row
-            base, reply = base_subject(subject)
-            chain = message_ids(refs) or message_ids(in_reply_to)[:1]
-            mails.append(Mail(uid if by_uid else seq, seq, sent if sent is not None else internal,
-                              base.casefold(), reply, message_id, chain))  # fmt: skip
-        return mails
+
+def _mail(record: Record, seq: int, by_uid: bool) -> Mail:
+    """What the algorithms read of a message: its number, sent date (else its internal
+    date), base subject, Message-ID and References (else In-Reply-To's first id)."""
+    base, reply = base_subject(record["subject"])
+    sent = record["sent_date"] if record["sent_date"] is not None else record["internal_date"]
+    chain = message_ids(record["refs"]) or message_ids(record["in_reply_to"])[:1]
+    number = record["uid"] if by_uid else seq
+    return Mail(number, seq, sent, base.casefold(), reply, record["message_id"], chain)

@@ -14,8 +14,7 @@ from typing import Any
 from mss.imap.parsing.append import g_append
 from mss.imap.parsing.fetch import fetch_atts
 from mss.imap.parsing.notify import g_notify
-from mss.imap.parsing.search import cancelupdate_args, search_args, sort_args
-from mss.imap.parsing.thread import g_thread
+from mss.imap.parsing.search import cancelupdate_args, search_args, sort_args, thread_args
 from mss.imap.parsing.tokens import ParseError, Reader
 
 
@@ -345,7 +344,7 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "APPEND": _g_append,
     "SEARCH": search_args,
     "SORT": sort_args,  # RFC 5256
-    "THREAD": g_thread,
+    "THREAD": thread_args,
     "CANCELUPDATE": cancelupdate_args,  # RFC 5267 §4
     "FETCH": _g_fetch,
     "STORE": _g_store,

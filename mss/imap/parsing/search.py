@@ -6,7 +6,7 @@ tree of `SearchKey`s: `kind` names the key (FLAG, STRING, DATE, HEADER, UID,
 SEQ, AND, OR, NOT...), `args` holds its arguments (sequence sets, dates,
 strings, nested keys). The store turns the tree into a query. `search_args`,
 `sort_args` and `cancelupdate_args` read whole commands: the result options of
-`RETURN (...)`, the charset, the sort criteria (THREAD's grammar is `parsing.thread`).
+`RETURN (...)`, the charset, the sort criteria, THREAD's algorithm.
 """
 
 from __future__ import annotations
@@ -206,3 +206,11 @@ def cancelupdate_args(reader: Reader) -> dict[str, Any]:
     if not tags:
         raise ParseError("CANCELUPDATE needs the tag of a search")
     return {"tags": tags}
+
+
+def thread_args(reader: Reader) -> dict[str, Any]:
+    """`THREAD algorithm charset keys` (RFC 5256 §3): the charset is required."""
+    reader.space()
+    algorithm = reader.atom().upper()
+    reader.space()
+    return {"algorithm": algorithm, **_keys_or_badcharset(reader, _charset(reader))}
