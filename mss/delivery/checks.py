@@ -149,6 +149,10 @@ class Checks:
         self._trust = trust
         self._config = config
 
+    @property
+    def trust(self) -> TrustSpace:
+        return self._trust
+
     # --- MAIL FROM ------------------------------------------------------------------------
 
     async def sender(self, door: Door, address: str, login: LoginIdentity | None) -> Sender:

@@ -40,6 +40,7 @@ from mss.core.mime import (
     with_prefix,
 )
 from mss.delivery import deposits, policy
+from mss.delivery.authors import FROM_MISSING, check_mx_authors
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
@@ -49,7 +50,7 @@ from mss.errors import Rejection
 from mss.notify import bounces
 from mss.notify.email import bounce_token
 from mss.security.auth import LoginIdentity
-from mss.security.dkim import TxtLookup, authentication_results, verify_all
+from mss.security.dkim import DKIMResult, TxtLookup, authentication_results, verify_all
 from mss.security.pki import CertIdentity
 from mss.store.api import Store
 from mss.store.mailboxes import Delivered, Target
@@ -64,7 +65,6 @@ T = TypeVar("T")
 # Above this size, parsing and encryption run on a thread to keep the loop responsive.
 OFF_LOOP_SIZE = 256 * 1024
 
-FROM_MISSING = Rejection(550, "5.6.0", "En-tête From absent (missing From header)")
 # Who wrote: once only (RFC 5322 §3.6); twice, readers may each show another author
 ONCE_ONLY = ("from", "sender", "reply-to")
 
@@ -142,6 +142,7 @@ class Delivery:
     facts: policy.MessageFacts | None = None
     patients: list[str] = field(default_factory=list)  # DMPs to feed
     xdm: XDMSummary | None = None  # its XDM packages, for a mail to a patient
+    dkim: list[DKIMResult] = field(default_factory=list)  # the MX's verification
 
     @property
     def local(self) -> list[Recipient]:
@@ -191,7 +192,8 @@ class Pipeline:
         self._cpu_pool = cpu_pool
         self._clock = clock
         self.steps: tuple[Step, ...] = (
-            self.submission_headers, self.trace, self.conversation_facts, self.dmp_documents,
+            self.submission_headers, self.trace, self.mx_authors, self.conversation_facts,
+            self.dmp_documents,
         )  # fmt: skip
 
     async def sender(self, session: SessionInfo, address: str) -> Sender:
@@ -301,10 +303,21 @@ class Pipeline:
         results = await asyncio.get_running_loop().run_in_executor(
             self._cpu_pool, verify_all, d.raw, self._dkim_lookup
         )
+        d.dkim = results
         if self._config.reject_dkim_failures and not any(r.result == "pass" for r in results):
             raise DKIM_TEMPERROR if any(r.result == "temperror" for r in results) else DKIM_FAILED
         header = authentication_results(self._config.hostname, results)
         d.prefix = (header + "\r\n").encode() + received + d.prefix
+        return d
+
+    async def mx_authors(self, d: Delivery) -> Delivery:
+        """From another operator: one author, aligned with the envelope, that the peer's
+        certificate or a DKIM signature speaks for; a null sender carries reports only."""
+        if d.session.door is Door.MX:
+            check_mx_authors(
+                envelope_sender=d.sender.address, recipients=d.recipients, message=d.message,
+                peer=d.session.peer, dkim=d.dkim, trust=self.checks.trust,
+            )  # fmt: skip
         return d
 
     async def conversation_facts(self, d: Delivery) -> Delivery:

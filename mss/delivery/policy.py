@@ -149,7 +149,10 @@ def plan(
     new_messages: bool = False,
 ) -> Plan | None:
     """Apply the rules; None when the message concerns no patient. `new_messages`: a
-    patient may write to a professional who wrote to them (not only reply)."""
+    patient may write to a professional who wrote to them (not only reply). A null
+    sender (a report: DSN, MDN) never takes part in a conversation."""
+    if not facts.sender:
+        return None
     ins = facts.sender_patient_ins or facts.patient_ins
     if ins is not None and message_id_used_by_another(conn, ins, facts.message_id, facts.sender):
         raise MESSAGE_ID_TAKEN
