@@ -316,3 +316,33 @@ async def test_professional_of_the_annuaire_can_write_to_a_patient(
         await _from_peer(clinic, sender, f"{OTHER_INS}@patient.mssante.fr")
     [refused] = info.value.recipients
     assert refused.code == 550 and "Seul un professionnel" in refused.message
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?utf-8?q?=5BFIN=5D?=",
+        "=?UTF-8?B?W0ZJTl0=?=",
+        "=?iso-8859-1?Q?=5BFI?= =?iso-8859-1?Q?N=5D?=",  # two encoded words, joined
+        " [FIN] ",
+    ],
+)
+async def test_fin_subject_rfc2047_encoded_ends_the_conversation(
+    clinic: Running, subject: str
+) -> None:
+    """Issue 14: a subject that decodes to exactly `[FIN]` ends it, however encoded."""
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m2@pro.mssante.test>", subject=subject,
+                      headers={"In-Reply-To": "<m1@pro.mssante.test>"})  # fmt: skip
+    [conversation] = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
+    assert not conversation.open and conversation.ended_by == JEAN
+
+
+async def test_a_patients_fin_subject_ends_nothing(clinic: Running) -> None:
+    """Only a professional ends a conversation: a patient's `[FIN]` is an ordinary reply."""
+    await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
+    reply = message(PATIENT, JEAN, "[FIN]", message_id="<p-fin@patient.mssante.fr>",
+                    headers={"In-Reply-To": "<m1@pro.mssante.test>", "X-MSS-MES": "FIN"})  # fmt: skip
+    assert (await clinic.submit(PATIENT, reply, [JEAN])).code == 250
+    [conversation] = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
+    assert conversation.open
