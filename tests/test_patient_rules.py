@@ -341,8 +341,10 @@ async def test_fin_subject_rfc2047_encoded_ends_the_conversation(
 async def test_a_patients_fin_subject_ends_nothing(clinic: Running) -> None:
     """Only a professional ends a conversation: a patient's `[FIN]` is an ordinary reply."""
     await _pro_writes(clinic, JEAN, [PATIENT], "<m1@pro.mssante.test>")
-    reply = message(PATIENT, JEAN, "[FIN]", message_id="<p-fin@patient.mssante.fr>",
-                    headers={"In-Reply-To": "<m1@pro.mssante.test>", "X-MSS-MES": "FIN"})  # fmt: skip
+    headers = {"In-Reply-To": "<m1@pro.mssante.test>", "X-MSS-MES": "FIN"}
+    reply = message(
+        PATIENT, JEAN, "[FIN]", message_id="<p-fin@patient.mssante.fr>", headers=headers
+    )
     assert (await clinic.submit(PATIENT, reply, [JEAN])).code == 250
     [conversation] = await clinic.store.read(lambda c: conversations_of_patient(c, INS))
     assert conversation.open

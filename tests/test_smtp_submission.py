@@ -510,3 +510,38 @@ async def test_a_header_naming_the_author_twice_is_refused(mss: Running, field: 
     assert (info.value.code, info.value.message[:5]) == (550, "5.6.0")
     assert "en double" in info.value.message and "twice" in info.value.message
     assert await mss.inbox(MARIE) == []
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["Subject", "Message-ID", "In-Reply-To", "References", "Date", "To", "Content-Type",
+     "X-MSS-MES", "Disposition-Notification-To", "subject"],
+)  # fmt: skip
+async def test_a_header_field_allowed_once_twice_is_refused(mss: Running, field: str) -> None:
+    """Issue 14: a field RFC 5322/2045 (or the ANS) allows once, given twice: the rules
+    ([FIN], the conversation, the MDN) might judge the one the reader does not see."""
+    await mss.add_pro(JEAN)
+    await mss.add_pro(MARIE)
+    values = {"x-mss-mes": "FIN", "content-type": "text/plain", "to": MARIE,
+              "date": "Sun, 22 Nov 2026 10:00:00 +0100"}  # fmt: skip
+    value = values.get(field.lower(), "<a@pro.mssante.test>")
+    raw = message(JEAN, MARIE, "[FIN]")
+    raw = raw.replace(b"\r\n\r\n", f"\r\n{field}: {value}\r\n{field}: {value}\r\n\r\n".encode(), 1)
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await mss.submit(JEAN, raw, [MARIE])
+    assert (info.value.code, info.value.message[:5]) == (550, "5.6.0")
+    assert await mss.inbox(MARIE) == []
+
+
+async def test_too_many_header_fields_is_refused(mss: Running) -> None:
+    """Issue 14: fields past the parser's limit would go unchecked (a second From, a
+    Content-Type declaring what the rules never saw): the message is refused whole."""
+    await mss.add_pro(JEAN)
+    await mss.add_pro(MARIE)
+    padding = b"".join(b"X-A: b\r\n" for _ in range(2100))
+    raw = message(JEAN, MARIE).replace(b"\r\n\r\n", b"\r\n" + padding + b"\r\n", 1)
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await mss.submit(JEAN, raw, [MARIE])
+    assert (info.value.code, info.value.message[:5]) == (552, "5.3.4")
+    assert "too many header fields" in info.value.message
+    assert await mss.inbox(MARIE) == []

@@ -65,8 +65,14 @@ T = TypeVar("T")
 # Above this size, parsing and encryption run on a thread to keep the loop responsive.
 OFF_LOOP_SIZE = 256 * 1024
 
-# Who wrote: once only (RFC 5322 §3.6); twice, readers may each show another author
-ONCE_ONLY = ("from", "sender", "reply-to")
+# Once only (RFC 5322 §3.6, RFC 2045, ANS): twice, readers may each show another author,
+# subject or thread, and the rules ([FIN], conversations, MDN) may judge the one not shown
+ONCE_ONLY = (
+    "from", "sender", "reply-to", "to", "cc", "bcc", "date", "subject", "message-id",
+    "in-reply-to", "references", "mime-version", "content-type", "content-transfer-encoding",
+    "disposition-notification-to", "x-mss-mes",
+)  # fmt: skip
+TOO_MANY_FIELDS = Rejection(552, "5.3.4", "Trop de champs d'en-tête (too many header fields)")
 
 
 def _twice(name: str) -> Rejection:
@@ -247,6 +253,8 @@ class Pipeline:
             raise HEADER_TOO_BIG
         unique = list({r.address: r for r in recipients}.values())
         message = await _off_loop(raw, parse_message)
+        if message.headers.truncated:  # fields past the limit would go unchecked
+            raise TOO_MANY_FIELDS
         for name in ONCE_ONLY:
             if message.headers.count(name) > 1:
                 raise _twice(name)
