@@ -18,6 +18,9 @@ from mss.security.auth import LoginResult
 
 MECHANISMS = ("PLAIN", "XOAUTH2", "OAUTHBEARER", "EXTERNAL")
 BEARER_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+LOGIN_OVER_TLS_ONLY = (
+    "Identification seulement sous TLS : utilisez STARTTLS (login only over TLS, use STARTTLS)"
+)
 
 
 def _failed() -> ImapError:
@@ -27,7 +30,7 @@ def _failed() -> ImapError:
 class AuthCommands(SessionBase):
     async def do_STARTTLS(self, command: Command) -> None:
         if self.channel.tls:
-            raise bad("TLS is already active")
+            raise bad("TLS déjà actif (TLS is already active)")
         self._out.append(f"{command.tag} OK Begin TLS negotiation now\r\n".encode())
         await self.flush()
         await self.channel.start_tls()
@@ -35,7 +38,7 @@ class AuthCommands(SessionBase):
 
     async def do_LOGIN(self, command: Command) -> str:
         if not self.channel.tls:
-            raise ImapError("LOGIN only over TLS (use STARTTLS)", code="PRIVACYREQUIRED")
+            raise ImapError(LOGIN_OVER_TLS_ONLY, code="PRIVACYREQUIRED")
         result = await self.logins.with_password(
             command.args["user"], command.args["password"], self.channel.peer_ip, self._kinds()
         )
@@ -48,7 +51,9 @@ class AuthCommands(SessionBase):
         try:
             result = await self._sasl_login(mechanism, raw)
         except sasl.SaslError as exc:
-            raise bad(f"malformed {mechanism} data: {exc}") from None
+            raise bad(
+                f"Données {mechanism} mal formées (malformed {mechanism} data: {exc})"
+            ) from None
         return await self._login(result)
 
     # --- steps ------------------------------------------------------------------------------
@@ -74,11 +79,15 @@ class AuthCommands(SessionBase):
 
     def _check_mechanism(self, mechanism: str) -> None:
         if not self.channel.tls:
-            raise ImapError("Authentication only over TLS (use STARTTLS)", code="PRIVACYREQUIRED")
+            raise ImapError(LOGIN_OVER_TLS_ONLY, code="PRIVACYREQUIRED")
         if mechanism not in MECHANISMS:
-            raise ImapError(f"mechanism {mechanism} is not supported", code="CANNOT")
+            raise ImapError(
+                f"Mécanisme {mechanism} non pris en charge (mechanism not supported)", code="CANNOT"
+            )
         if mechanism in BEARER_MECHANISMS and not self.logins.bearer_enabled:
-            raise ImapError(f"mechanism {mechanism} is not configured", code="CANNOT")
+            raise ImapError(
+                f"Mécanisme {mechanism} non configuré ici (mechanism not configured)", code="CANNOT"
+            )
 
     async def _sasl_login(self, mechanism: str, raw: bytes) -> LoginResult:
         if mechanism == "PLAIN":
@@ -95,7 +104,10 @@ class AuthCommands(SessionBase):
     async def _plain(self, raw: bytes) -> LoginResult:
         creds = sasl.parse_plain(raw)
         if creds.authzid and creds.authzid.lower() != creds.authcid.lower():
-            raise ImapError("authorization identity refused", code="AUTHORIZATIONFAILED")
+            raise ImapError(
+                "Identité d'autorisation refusée (authorization identity refused)",
+                code="AUTHORIZATIONFAILED",
+            )
         return await self.logins.with_password(
             creds.authcid, creds.password, self.channel.peer_ip, self._kinds()
         )
@@ -116,13 +128,16 @@ class AuthCommands(SessionBase):
         await self.channel.write(b"+ \r\n")
         line = await self.channel.read_line()
         if line is None:
-            raise bad("connection closed during authentication")
+            raise bad(
+                "Connexion fermée pendant l'authentification "
+                "(connection closed during authentication)"
+            )
         if line.strip() == b"*":
-            raise bad("authentication cancelled")
+            raise bad("Authentification annulée (authentication cancelled)")
         try:
             return sasl.decode_base64(line.strip())
         except sasl.SaslError:
-            raise bad("response is not base64") from None
+            raise bad("Réponse non codée en base64 (response is not base64)") from None
 
     @staticmethod
     def _initial_response(initial: str) -> bytes:
@@ -132,7 +147,9 @@ class AuthCommands(SessionBase):
         try:
             return sasl.decode_base64(initial)
         except sasl.SaslError:
-            raise bad("initial response is not base64") from None
+            raise bad(
+                "Réponse initiale non codée en base64 (initial response is not base64)"
+            ) from None
 
     async def _sasl_error_challenge(self) -> None:
         """RFC 7628 §3.2.2: an error challenge; the client answers with an empty line."""

@@ -77,7 +77,10 @@ class ContextCommands(SelectedView):
         contexts = self._live_contexts()
         unknown = [tag for tag in command.args["tags"] if tag not in contexts]
         if unknown:
-            raise bad(f"no search is updated under the tag {unknown[0]}")
+            raise bad(
+                f"Aucune recherche suivie sous l'étiquette {unknown[0]} "
+                "(no search updated under that tag)"
+            )
         for tag in command.args["tags"]:
             del contexts[tag]
 

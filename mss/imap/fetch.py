@@ -64,7 +64,10 @@ class FetchCommands(SelectedView):
         changed_since = command.args["changed_since"]
         if command.args["vanished"]:
             if not (by_uid and self.qresync and changed_since is not None):
-                raise bad("VANISHED : UID FETCH, CHANGEDSINCE et ENABLE QRESYNC (RFC 7162)")
+                raise bad(
+                    "VANISHED demande UID FETCH, CHANGEDSINCE et ENABLE QRESYNC "
+                    "(VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled, RFC 7162)"
+                )
             await self.vanished_earlier(command.args["sequence"], changed_since)
         names = {a.name for a in atts}
         self._complete(atts, names, by_uid=by_uid, changed_since=changed_since)
@@ -245,7 +248,9 @@ class FetchCommands(SelectedView):
         try:
             data = self._section(att, raw, structure)
         except r.UndecodablePart:  # RFC 3516: a part that exists, its encoding unknown
-            raise ImapError("cannot decode this part", code="UNKNOWN-CTE") from None
+            raise ImapError(
+                "Partie impossible à décoder (cannot decode this part)", code="UNKNOWN-CTE"
+            ) from None
         except r.SectionError:  # no such part: NIL, as BODY[…] answers
             return att.label().encode() + b" NIL"
         if name == "BINARY.SIZE":

@@ -125,7 +125,7 @@ class MailboxCommands(SelectedView):
         asked = command.args["use"]
         uses = [u for u in asked if u.lower() in SPECIAL_USES]
         if len(uses) != len(asked):
-            raise ImapError("unknown special use", code="USEATTR")
+            raise ImapError("Usage spécial inconnu (unknown special use)", code="USEATTR")
         await self.store.create(self._account(), name, uses[0] if uses else None)
         await self.renotify()
 

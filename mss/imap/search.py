@@ -137,7 +137,10 @@ class SearchCommands(ContextCommands):
 
     def _search_keys(self, command: Command) -> list[SearchKey]:
         if "badcharset" in command.args:
-            raise ImapError("charset not supported", code="BADCHARSET (US-ASCII UTF-8)")
+            raise ImapError(
+                "Jeu de caractères non pris en charge (charset not supported)",
+                code="BADCHARSET (US-ASCII UTF-8)",
+            )
         return [self._uid_keys(k) for k in command.args["keys"]]
 
     async def _found(self, keys: list[SearchKey], view: list[int]) -> SearchResult:

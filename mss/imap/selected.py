@@ -67,7 +67,7 @@ class Selected:
         uids: set[int] = set()
         for start, end in _seq_set(ranges, count):
             if count == 0 or end > count:
-                raise bad("Invalid message sequence number")
+                raise bad("Numéro de message invalide (invalid message sequence number)")
             uids.update(self.uids[start - 1 : end])
         return sorted(uids)
 

@@ -229,14 +229,19 @@ class ImapListener:
                 await connection.write(b"* BYE Autologout; idle for too long\r\n")
                 return
             except LiteralRefused as refused:
-                await connection.write(f"{refused.tag} NO [TOOBIG] Literal too big\r\n".encode())
+                await connection.write(
+                    f"{refused.tag} NO [TOOBIG] Littéral trop volumineux "
+                    "(literal too big)\r\n".encode()
+                )
                 continue
             if line is None:
                 return
             try:
                 command = parse_command(line)
             except CommandError as exc:
-                await connection.write(f"{exc.tag or '*'} BAD {exc}\r\n".encode())
+                await connection.write(
+                    f"{exc.tag or '*'} BAD Syntaxe invalide (syntax error: {exc})\r\n".encode()
+                )
                 continue
             await session.run(command)
             connection.authenticated = session.state in (State.AUTHENTICATED, State.SELECTED)

@@ -139,17 +139,17 @@ class Session(
         allowed = COMMANDS.get(name)
         handler: Handler | None = getattr(self, "do_" + name.replace(" ", "_"), None)
         if allowed is None or handler is None:
-            raise bad(f"unknown command {name}")
+            raise bad(f"Commande inconnue : {name} (unknown command)")
         if self.state not in allowed:
             raise bad(self._wrong_state(name))
         return handler
 
     def _wrong_state(self, name: str) -> str:
         if self.state is State.NOT_AUTHENTICATED:
-            return f"{name} needs authentication first"
+            return f"{name} : identifiez-vous d'abord (needs authentication first)"
         if COMMANDS[name] == _SEL:
-            return f"{name} needs a selected mailbox"
-        return f"{name} is not allowed now"
+            return f"{name} : sélectionnez d'abord une boîte (needs a selected mailbox)"
+        return f"{name} impossible dans cet état (not allowed now)"
 
     # --- any state ------------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class Session(
             if line is None:
                 raise ConnectionResetError("closed during IDLE")
             if line.strip().upper() != b"DONE":
-                raise bad("expected DONE")
+                raise bad("DONE attendu (expected DONE)")
             return True
         if not done:
             self.untagged("BYE IDLE for too long")

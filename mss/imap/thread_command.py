@@ -25,7 +25,10 @@ class ThreadCommands(SearchCommands):
     async def _thread(self, command: Command, *, by_uid: bool) -> None:
         algorithm = ALGORITHMS.get(command.args["algorithm"])
         if algorithm is None:
-            raise bad(f"unknown THREAD algorithm {command.args['algorithm']}")
+            raise bad(
+                f"Algorithme THREAD inconnu : {command.args['algorithm']} "
+                "(unknown THREAD algorithm)"
+            )
         found, _modseq = await self._matches(self._search_keys(command), by_uid=True)
         sel = self._sel()
         mails = [_mail(record, seq, by_uid) for record in await self._records(found, FIELDS)
