@@ -1,8 +1,11 @@
-"""Professional (and applicative) mailboxes: `mss pro add`."""
+"""Professional (and applicative) mailboxes: `mss pro add|list|show|password|disable|
+enable|delete|webhook`, so that an operator never has to open the database."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from mss.config import Settings
 from mss.core.address import Address, InvalidAddress, parse_address
@@ -11,8 +14,80 @@ from mss.instance import opened_store
 from mss.notify.webhooks import new_secret
 from mss.security.passwords import hash_password
 from mss.store import notify as notes
-from mss.store.accounts import add_account, get_account
+from mss.store.accounts import (
+    AccountRecord,
+    add_account,
+    delete_account,
+    get_account,
+    list_accounts,
+    set_password,
+)
 from mss.store.models import AccountKind, BalType
+from mss.store.space_patients import set_account_disabled
+
+PROFESSIONAL_KINDS = (AccountKind.PROFESSIONAL.value, AccountKind.APPLICATIVE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProView:
+    """What `show` and `list` print of a professional mailbox (no secret)."""
+
+    address: str
+    type: str | None
+    name: str | None
+    national_id: str | None
+    password: bool  # whether a password is set (else: certificate or Pro Santé Connect only)
+    disabled: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _view(account: AccountRecord) -> ProView:
+    return ProView(account.address, account.bal_type, account.display_name,
+                   account.national_id, account.password_hash is not None,
+                   account.disabled)  # fmt: skip
+
+
+def list_professionals(settings: Settings) -> list[ProView]:
+    with opened_store(settings) as store:
+        accounts = store.db.read_sync(list_accounts)
+    return [_view(a) for a in accounts if a.kind in PROFESSIONAL_KINDS]
+
+
+def _professional(settings: Settings, address: str) -> AccountRecord:
+    mailbox = address.strip().lower()
+    with opened_store(settings) as store:
+        account = store.db.read_sync(lambda c: get_account(c, mailbox))
+    if account is None or account.kind not in PROFESSIONAL_KINDS:
+        raise InputError(f"no professional mailbox {address} here (see mss pro list)")
+    return account
+
+
+def show_professional(settings: Settings, address: str) -> ProView:
+    return _view(_professional(settings, address))
+
+
+def set_professional_password(settings: Settings, address: str, password: str) -> None:
+    account = _professional(settings, address)
+    hashed = _password_hash(password)
+    assert hashed is not None
+    with opened_store(settings) as store:
+        store.db.write_sync(lambda tx: set_password(tx, account.address, hashed))
+
+
+def set_professional_disabled(settings: Settings, address: str, disabled: bool) -> None:
+    """Disabled: no login on any door, and mail to it refused (550 5.1.1)."""
+    account = _professional(settings, address)
+    with opened_store(settings) as store:
+        store.db.write_sync(lambda tx: set_account_disabled(tx, account.address, disabled))
+
+
+def delete_professional(settings: Settings, address: str) -> int:
+    """Delete the mailbox, its folders and messages; returns how many messages went."""
+    account = _professional(settings, address)
+    with opened_store(settings) as store:
+        return store.db.write_sync(lambda tx: delete_account(tx, account.address))
 
 
 def add_professional(

@@ -4,9 +4,10 @@ locate the installation, and the shape of a handler."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from mss.config import Settings
 from mss.instance import load
@@ -52,3 +53,25 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
     return value
+
+
+def print_record(record: dict[str, Any], as_json: bool) -> None:
+    """`show`: one JSON object, or `key: value` lines (`-` for nothing)."""
+    if as_json:
+        print(json.dumps(record, ensure_ascii=False))
+        return
+    for key, value in record.items():
+        print(f"{key}: {value if value is not None else '-'}")
+
+
+def print_records(
+    records: Sequence[dict[str, Any]], line: Callable[[dict[str, Any]], str], as_json: bool
+) -> None:
+    """`list`: one JSON array, or a line each (`none` when there are none)."""
+    if as_json:
+        print(json.dumps(list(records), ensure_ascii=False))
+        return
+    for record in records:
+        print(line(record))
+    if not records:
+        print("none")

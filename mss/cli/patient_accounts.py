@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
+from typing import Any
 
 from mss.admin import patient_accounts as admin
-from mss.cli.base import Commands, Parser, settings
+from mss.cli.base import Commands, Parser, print_record, print_records, settings
 
 
 def register(patient: Commands, common: Parser) -> None:
@@ -59,28 +59,18 @@ def _password(args: argparse.Namespace) -> int:
     return 0
 
 
-def _line(view: admin.PatientView) -> str:
-    return f"{view.ins}  {view.name}  {view.profile}  account: {view.account}"
+def _line(view: dict[str, Any]) -> str:
+    return f"{view['ins']}  {view['name']}  {view['profile']}  account: {view['account']}"
 
 
 def _show(args: argparse.Namespace) -> int:
-    view = admin.show_patient(settings(args), args.ins)
-    if args.json:
-        print(json.dumps(view.as_dict(), ensure_ascii=False))
-        return 0
-    for key, value in view.as_dict().items():
-        print(f"{key}: {value if value is not None else '-'}")
+    print_record(admin.show_patient(settings(args), args.ins).as_dict(), args.json)
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     views = admin.list_patients(settings(args))
-    if args.json:
-        print(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
-    elif not views:
-        print("none")
-    for view in views if not args.json else []:
-        print(_line(view))
+    print_records([v.as_dict() for v in views], _line, args.json)
     return 0
 
 

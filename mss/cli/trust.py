@@ -27,6 +27,9 @@ def _trust_import(args: argparse.Namespace) -> int:
 
 
 def _trust_list(args: argparse.Namespace) -> int:
-    for domain in whitelist(settings(args)):
+    domains = whitelist(settings(args))
+    for domain in domains:
         print(domain)
+    if not domains:
+        print("none (import the national whitelist: mss trust import FILE)")
     return 0

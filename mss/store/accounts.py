@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from mss.core.address import patient_address
 from mss.core.identity import PatientIdentity
 from mss.errors import DuplicateError, NotFoundError
+from mss.store.folders import delete_all_mailboxes
 from mss.store.mailboxes import create_default_mailboxes
 from mss.store.models import AccountKind, account_table, patient_table, utcnow
 from mss.store.notifications import add_notification
+from mss.store.notify import remove_webhook
 from mss.store.space import end_sessions_about
 from mss.store.sql import RawStatement, Tx
 
@@ -139,6 +141,18 @@ def add_account(
     account_id = int(pk[0])
     create_default_mailboxes(tx, account_id)
     return account_id
+
+
+def delete_account(tx: Tx, address: str) -> int:
+    """Delete an account with its mailboxes and messages (its webhook too); returns how
+    many messages went. Conversations and DMP traces naming the address stay: history."""
+    account = get_account(tx.conn, address)
+    if account is None:
+        raise NotFoundError(f"no mailbox {address}")
+    count = delete_all_mailboxes(tx, account.id)
+    remove_webhook(tx, address)
+    tx.conn.execute(delete(account_table).where(account_table.c.id == account.id))
+    return count
 
 
 def set_password(tx: Tx, address: str, password_hash: str) -> None:
