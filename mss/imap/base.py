@@ -111,6 +111,7 @@ class SessionBase:
         self._changed = False
         # A command's answer and NOTIFY's news take turns on the connection
         self.turn = asyncio.Lock()
+        self.current = ""  # the command running or last run (the log line of a lost client)
 
     # --- output -------------------------------------------------------------------------------
 

@@ -15,7 +15,14 @@ The store's `MailboxError` (an `InputError`) renders as NO with its response cod
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+
 from mss.errors import MssError
+
+# The client went away (or its TLS broke) in the middle of something: not a bug of ours,
+# one INFO line when the connection ends (server.py), never a traceback
+CONNECTION_LOST = (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError)
 
 
 class ImapError(MssError):

@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Callable
 
 from mss.imap.base import State
-from mss.imap.errors import LiteralRefused, TooBig
+from mss.imap.errors import CONNECTION_LOST, LiteralRefused, TooBig
 from mss.imap.parsing.commands import CommandError, parse_command
 from mss.imap.parsing.tokens import literal_announcement
 from mss.imap.state import Session
@@ -200,25 +200,34 @@ class ImapListener:
             reader, writer, implicit_tls=self._implicit is not None, starttls=self._starttls
         )
         session = self._sessions(connection)
+        how = "closed: by the client"
         try:
-            await self._serve(connection, session)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
-            pass
+            how = await self._serve(connection, session)
+        except CONNECTION_LOST as exc:
+            how = (
+                f"closed: client lost during {session.current or 'greeting'} ({type(exc).__name__})"
+            )
         except TooBig as exc:
+            how = "closed: line or literal too big"
             with contextlib.suppress(Exception):
                 await connection.write(f"* BYE {exc}\r\n".encode())
         except asyncio.CancelledError:
+            how = "closed: server shutting down"
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.write(b"* BYE Server shutting down\r\n"), 1)
+                bye = "* BYE Arrêt du serveur (server shutting down)\r\n".encode()
+                await asyncio.wait_for(connection.write(bye), 1)
         except Exception:
+            how = "closed after a server error"
             log.exception("IMAP connection failed")
         finally:
+            _log_end(connection, session, how)
             session.close()
             connection.close()
             self.connections -= 1
             self._tasks.discard(task)
 
-    async def _serve(self, connection: Connection, session: Session) -> None:
+    async def _serve(self, connection: Connection, session: Session) -> str:
+        """Serve commands until the session ends; say how it ended."""
         await connection.write(session.greeting())
         while session.state is not State.LOGOUT:
             try:
@@ -226,8 +235,9 @@ class ImapListener:
                     connection.read_command(self._literal_limit), self._idle_timeout
                 )
             except TimeoutError:
-                await connection.write(b"* BYE Autologout; idle for too long\r\n")
-                return
+                bye = "* BYE Déconnexion : inactif trop longtemps (autologout, idle too long)"
+                await connection.write(f"{bye}\r\n".encode())
+                return "closed: autologout"
             except LiteralRefused as refused:
                 await connection.write(
                     f"{refused.tag} NO [TOOBIG] Littéral trop volumineux "
@@ -235,7 +245,7 @@ class ImapListener:
                 )
                 continue
             if line is None:
-                return
+                return f"closed: by the client after {session.current or 'greeting'}"
             try:
                 command = parse_command(line)
             except CommandError as exc:
@@ -245,6 +255,13 @@ class ImapListener:
                 continue
             await session.run(command)
             connection.authenticated = session.state in (State.AUTHENTICATED, State.SELECTED)
+        return "closed: logged out"
+
+
+def _log_end(connection: Connection, session: Session, how: str) -> None:
+    """One INFO line per connection: who, from where, how it ended (no traceback)."""
+    who = session.identity.address if session.identity is not None else "-"
+    log.info("IMAP connection from %s user=%s %s", connection.peer_ip or "?", who, how)
 
 
 def limit_tls_read_buffers() -> None:

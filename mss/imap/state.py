@@ -22,7 +22,7 @@ from mss import __version__
 from mss.imap.appending import AppendCommands
 from mss.imap.auth import AuthCommands
 from mss.imap.base import State
-from mss.imap.errors import AlreadyAnswered, ImapError, bad
+from mss.imap.errors import CONNECTION_LOST, AlreadyAnswered, ImapError, bad
 from mss.imap.fetch import FetchCommands
 from mss.imap.messages import MessageCommands
 from mss.imap.notify import NotifyCommands
@@ -105,6 +105,7 @@ class Session(
     # --- dispatch ---------------------------------------------------------------------------
 
     async def run(self, command: Command) -> None:
+        self.current = command.name
         async with self.turn:
             await self._run(command)
 
@@ -118,6 +119,8 @@ class Session(
             self._out.append(exc.render(command.tag))
         except MailboxError as exc:
             self._out.append(ImapError(str(exc), code=exc.code).render(command.tag))
+        except CONNECTION_LOST:
+            raise  # the client left: the server logs it in one line
         except Exception:  # a bug must not cost the connection: log it, answer NO
             log.exception("IMAP %s failed", command.name)
             self._out.append(
