@@ -94,6 +94,8 @@ def test_check_reads_a_whole_message_for_the_patients_it_is_addressed_to(tmp_pat
     assert first["ok"] and first["recipients"] == [INS] and first["recipient_source"] == "mail"
     assert len(first["documents"]) == 1  # the PDF beside the XDM is a rendition: not deposited
     assert second["recipients"] == [OTHER_INS] and _codes(second) == [904]
+    [doc] = second["documents"]  # what was read, although the deposit would refuse it
+    assert (doc["patient_ins_metadata"], doc["patient_ins_cda"]) == (INS, INS)
     [error] = second["errors"]
     assert error["explanation"].startswith("L'INS du document n'est pas celui du patient")
     assert "(the document's INS is not the recipient patient's)" in error["explanation"]

@@ -33,7 +33,7 @@ from mss.dmp.cda import read_cda_header
 from mss.dmp.errors import MDN_LABELS, DMPError
 from mss.dmp.mail import documents_of_mail, xdm_summary
 from mss.dmp.records import NewDocument
-from mss.dmp.xdm import DocumentMetadata, PatientId, SubmissionSet, read_xdm
+from mss.dmp.xdm import Document, DocumentMetadata, PatientId, SubmissionSet, read_xdm
 from mss.errors import Rejection
 
 # What each ANS code means for the sender (French, then the English meaning).
@@ -133,9 +133,10 @@ def check_file(name: str, data: bytes, ins: str | None = None) -> FileReport:
     report = FileReport(name, kind)
     try:
         parsed = parse_message(raw)
-        metadata = _packages(report, raw, parsed)
+        packed = _packages(report, raw, parsed)
+        metadata = {key: d.metadata for key, d in packed.items()}
         report.recipients, report.recipient_source = _recipients(report, raw, parsed, ins, metadata)
-        report.documents = [_document_of_metadata(m) for m in metadata.values()]
+        report.documents = [_document_of_xdm(d) for d in packed.values()]
         _verdict(report, raw, parsed, metadata)
     except Exception as exc:  # anything else: the deposit runner would give up (906)
         report.errors.append(_technical(exc))
@@ -145,17 +146,17 @@ def check_file(name: str, data: bytes, ins: str | None = None) -> FileReport:
 # --- what was read ---------------------------------------------------------------------------
 
 
-def _packages(report: FileReport, raw: bytes, parsed: ParsedMessage) -> dict[str, DocumentMetadata]:
-    """The submission sets of the XDMs read; their documents' metadata by unique id."""
-    metadata: dict[str, DocumentMetadata] = {}
+def _packages(report: FileReport, raw: bytes, parsed: ParsedMessage) -> dict[str, Document]:
+    """The submission sets of the XDMs read; their documents by unique id."""
+    documents: dict[str, Document] = {}
     for leaf in _archives(parsed):
         try:
             package = read_xdm(leaf.payload(raw))
         except (DMPError, ValueError, LookupError):
             continue  # the verdict says why
         report.submission_sets.append(_submission(package.submission))
-        metadata.update((d.metadata.unique_id, d.metadata) for d in package.documents)
-    return metadata
+        documents.update((d.metadata.unique_id, d) for d in package.documents)
+    return documents
 
 
 def _archives(parsed: ParsedMessage) -> list[Attachment]:
@@ -245,7 +246,9 @@ def _document(doc: NewDocument, meta: DocumentMetadata | None) -> dict[str, Any]
     }  # fmt: skip
 
 
-def _document_of_metadata(meta: DocumentMetadata) -> dict[str, Any]:
+def _document_of_xdm(document: Document) -> dict[str, Any]:
+    """A document as its XDM describes it (when the deposit would not read it)."""
+    meta = document.metadata
     codes = tuple(c.code for c in meta.confidentiality) or ("N",)
     return {
         "unique_id": meta.unique_id, "title": meta.title, "mime_type": meta.mime_type,
@@ -254,7 +257,8 @@ def _document_of_metadata(meta: DocumentMetadata) -> dict[str, Any]:
         "format_code": meta.format_code.code if meta.format_code else None,
         "confidentiality": list(codes), "visibility": _visibility(codes),
         "creation_time": _iso(meta.creation_time), "replaces": meta.replaces or None,
-        "patient_ins_metadata": _ins(meta.patient), "patient_ins_cda": None,
+        "patient_ins_metadata": _ins(meta.patient),
+        "patient_ins_cda": _ins_of_cda(document.content),
         "size": meta.size,
     }  # fmt: skip
 
