@@ -123,8 +123,12 @@ async def test_a_document_invisible_to_the_patient_stays_out_of_their_traces(dmp
     await web.post(f"/api/dmp/patients/{INS}/authorization", json={}, headers=pro(DUPONT))
     read = await web.get(f"/api/dmp/patients/{INS}/documents/{hidden_id}", headers=pro(DUPONT))
     assert read.status_code == 200
+    search = await web.get(f"/api/dmp/patients/{INS}/documents", headers=pro(DUPONT))
+    assert len(search.json()["documents"]) == 2
     plain = (await web.get("/api/dmp/me/traces", auth=patient())).json()["traces"]
     assert plain and hidden_id not in {t["document_id"] for t in plain}
+    searches = [t for t in plain if t["actor"] == DUPONT and t["action"] == "consult"]
+    assert searches and all("found" not in (t["detail"] or {}) for t in searches)  # no count
     bundle = await web.get("/api/dmp/me/traces", params={"format": "fhir"}, auth=patient())
     seen = {d for e in _check_bundle(bundle.json()) for d in _documents(e)}
     assert seen == {"1.2.250.1.999.9.1"}

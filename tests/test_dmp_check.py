@@ -178,3 +178,7 @@ def test_check_a_file_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> No
     assert result.stderr.strip().splitlines() == [
         "mss: error: absent.zip: illisible (cannot be read): No such file or directory"
     ]
+    _write(tmp_path, "cr.xml", cda())
+    result = _check(tmp_path, "cr.xml", options=("--ins", "288091234567823"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "INS invalide (invalid INS)" in result.stderr and len(result.stderr.splitlines()) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mss.admin.dmp import verify_dmp_traces
 from mss.cli.base import Commands, Parser, group, settings
+from mss.core.ins import InvalidINS, parse_ins
 from mss.delivery.check import FileReport, check_file
 
 CHECK_HELP = """\
@@ -46,9 +47,19 @@ def register(commands: Commands, common: Parser) -> None:
         description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    check.add_argument("--ins", help="the recipient patient's INS (default: as the file says)")
+    check.add_argument(
+        "--ins", type=_matricule, help="the recipient patient's INS (default: as the file says)"
+    )
     check.add_argument("--json", action="store_true", help="one JSON object (keys above)")
     check.set_defaults(handler=_dmp_check)
+
+
+def _matricule(text: str) -> str:
+    """An argparse type: a valid matricule INS (a usage error, exit 2, otherwise)."""
+    try:
+        return parse_ins(text).matricule
+    except InvalidINS as exc:
+        raise argparse.ArgumentTypeError(f"INS invalide (invalid INS): {exc.reason}") from None
 
 
 def _dmp_verify_traces(args: argparse.Namespace) -> int:

@@ -198,8 +198,17 @@ def read_traces(
     found = traces.history(conn, ins, limit)
     if actor is Actor.PATIENT:
         hidden = _hidden_from_patient(conn, ins, {t["document_id"] for t in found})
-        found = [t for t in found if t["document_id"] not in hidden]
+        found = [_counted_out(t) for t in found if t["document_id"] not in hidden]
     return found
+
+
+def _counted_out(trace: dict[str, Any]) -> dict[str, Any]:
+    """A professional's search, without the number of documents it found (it counts
+    those invisible to the patient: no existence oracle)."""
+    detail = trace["detail"]
+    if trace["actor_kind"] == Actor.PATIENT.value or not detail or "found" not in detail:
+        return trace
+    return {**trace, "detail": {k: v for k, v in detail.items() if k != "found"}}
 
 
 def _hidden_from_patient(conn: Conn, ins: str, ids: set[int | None]) -> set[int]:
