@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mss.admin.dmp import verify_dmp_traces
 from mss.cli.base import Commands, Parser, group, settings
 from mss.core.ins import InvalidINS, parse_ins
-from mss.delivery.check import FileReport, check_file
+
+if TYPE_CHECKING:
+    from mss.delivery.check import FileReport
 
 CHECK_HELP = """\
 What a deposit into the DMP would do with each FILE, without depositing and without a
@@ -72,6 +75,8 @@ def _dmp_verify_traces(args: argparse.Namespace) -> int:
 
 
 def _dmp_check(args: argparse.Namespace) -> int:
+    from mss.delivery.check import check_file  # the pipeline's modules: only for this command
+
     files: list[tuple[Path, bytes]] = []
     for path in args.files:
         try:
