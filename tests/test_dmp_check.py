@@ -133,6 +133,8 @@ def test_check_gives_every_refusal_its_ans_code(tmp_path: Path) -> None:
     codes = {r["file"]: _codes(r) for r in out["files"]}
     assert codes == {"corrupt.zip": [906], "no-ins.xml": [903], "bad-key.zip": [905],
                      "wrong-hash.zip": [906], "notes.xml": [906]}  # fmt: skip
+    [no_ins] = next(r for r in out["files"] if r["file"] == "no-ins.xml")["documents"]
+    assert (no_ins["type_code"], no_ins["patient_ins_cda"]) == ("11488-4", None)  # still read
     texts = {r["file"]: r["errors"][0] for r in out["files"]}
     assert "not a readable zip archive" in texts["corrupt.zip"]["detail"]
     assert texts["no-ins.xml"]["explanation"].startswith("Le document ne porte pas l'INS")

@@ -29,7 +29,7 @@ from mss.core.address import PATIENT_DOMAIN
 from mss.core.ins import InvalidINS, parse_ins
 from mss.core.mime import Attachment, ParsedMessage, leaves, parse_message
 from mss.delivery.inbound import INVISIBLE_TO_PATIENT, UNCLEAR_TO_PATIENT
-from mss.dmp.cda import read_cda_header
+from mss.dmp.cda import CDAHeader, read_cda_header
 from mss.dmp.errors import MDN_LABELS, DMPError
 from mss.dmp.mail import documents_of_mail, xdm_summary
 from mss.dmp.records import NewDocument
@@ -136,7 +136,7 @@ def check_file(name: str, data: bytes, ins: str | None = None) -> FileReport:
         packed = _packages(report, raw, parsed)
         metadata = {key: d.metadata for key, d in packed.items()}
         report.recipients, report.recipient_source = _recipients(report, raw, parsed, ins, metadata)
-        report.documents = [_document_of_xdm(d) for d in packed.values()]
+        report.documents = [_document_of_xdm(d) for d in packed.values()] or _cdas(raw, parsed)
         _verdict(report, raw, parsed, metadata)
     except Exception as exc:  # anything else: the deposit runner would give up (906)
         report.errors.append(_technical(exc))
@@ -260,6 +260,32 @@ def _document_of_xdm(document: Document) -> dict[str, Any]:
         "patient_ins_metadata": _ins(meta.patient),
         "patient_ins_cda": _ins_of_cda(document.content),
         "size": meta.size,
+    }  # fmt: skip
+
+
+def _cdas(raw: bytes, parsed: ParsedMessage) -> list[dict[str, Any]]:
+    """The CDAs of the mail as their headers describe them (when the deposit would not
+    read them)."""
+    out = []
+    for leaf in leaves(parsed.body):
+        content = leaf.payload(raw)
+        if b"ClinicalDocument" not in content[:4096]:
+            continue
+        try:
+            out.append(_document_of_cda(read_cda_header(content), len(content)))
+        except (DMPError, ValueError, LookupError):
+            continue  # the verdict says why
+    return out
+
+
+def _document_of_cda(header: CDAHeader, size: int) -> dict[str, Any]:
+    codes = (header.confidentiality.code,) if header.confidentiality else ("N",)
+    return {
+        "unique_id": header.unique_id, "title": header.title, "mime_type": "text/xml",
+        "class_code": None, "type_code": header.type_code.code if header.type_code else None,
+        "format_code": None, "confidentiality": list(codes), "visibility": _visibility(codes),
+        "creation_time": _iso(header.creation_time), "replaces": None,
+        "patient_ins_metadata": None, "patient_ins_cda": _ins(header.patient), "size": size,
     }  # fmt: skip
 
 
