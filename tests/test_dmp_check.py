@@ -11,6 +11,11 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mss.delivery.check import check_file
+from mss.dmp.errors import MDN_LABELS
 from mss.testing.xdmgen import INS, INS_OID, XDM, XDMDocument, cda
 
 from .conftest import run_mss
@@ -184,3 +189,25 @@ def test_check_a_file_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> No
     result = _check(tmp_path, "cr.xml", options=("--ins", "288091234567823"))
     assert result.returncode == 2 and result.stdout == ""
     assert "INS invalide (invalid INS)" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.binary(max_size=2048),
+    name=st.sampled_from(["IHE_XDM.ZIP", "cr.xml", "message.eml", "document.pdf", "x"]),
+)
+def test_fuzz_any_file_ends_in_a_report_never_a_crash(data: bytes, name: str) -> None:
+    """In process: whatever the bytes, `check_file` reports (ok, or errors with codes)."""
+    report = check_file(name, data)
+    assert report.documents if report.ok else all(e.code in MDN_LABELS for e in report.errors)
+    json.dumps(report.to_json())
+
+
+@settings(max_examples=60, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8))
+def test_fuzz_a_corrupted_xdm_is_checked_or_refused_cleanly(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(XDM(documents=[XDMDocument(cda())]).build())
+    for at, value in flips:
+        data[at % len(data)] = value
+    report = check_file("IHE_XDM.ZIP", bytes(data), INS)
+    assert report.documents if report.ok else all(e.code in MDN_LABELS for e in report.errors)
