@@ -24,6 +24,8 @@ from mss.dmp.access import (
     check_open,
     check_read_traces,
     check_reveal_to_patient,
+    is_adult,
+    patient_sees,
     professional_sees,
 )
 from mss.dmp.errors import DMPAccessForbidden, DMPError
@@ -189,7 +191,29 @@ def reveal_to_patient(
 def read_traces(
     conn: Conn, ins: str, actor: Actor, actor_id: str, limit: int = 500
 ) -> list[dict[str, Any]]:
-    """The history of a DMP, for the patient and their médecins traitants DMP."""
+    """The history of a DMP, for the patient and their médecins traitants DMP; the patient
+    reads nothing of a document they may not see (invisible to them: DOMAIN.md §5)."""
     state = require_record(conn, ins)
     check_read_traces(actor, actor_id, state)
-    return traces.history(conn, ins, limit)
+    found = traces.history(conn, ins, limit)
+    if actor is Actor.PATIENT:
+        hidden = _hidden_from_patient(conn, ins, {t["document_id"] for t in found})
+        found = [_counted_out(t) for t in found if t["document_id"] not in hidden]
+    return found
+
+
+def _counted_out(trace: dict[str, Any]) -> dict[str, Any]:
+    """A professional's search, without the number of documents it found (it counts
+    those invisible to the patient: no existence oracle)."""
+    detail = trace["detail"]
+    if trace["actor_kind"] == Actor.PATIENT.value or not detail or "found" not in detail:
+        return trace
+    return {**trace, "detail": {k: v for k, v in detail.items() if k != "found"}}
+
+
+def _hidden_from_patient(conn: Conn, ins: str, ids: set[int | None]) -> set[int]:
+    """Those of these documents (any version) the patient does not see, as their list."""
+    birth = stored.patient_birth_date(conn, ins)
+    adult = birth is None or is_adult(birth, dt.date.today())
+    found = (stored.document(conn, ins, i) for i in ids if i)
+    return {d.id for d in found if d is not None and not patient_sees(document_state(d), adult)}

@@ -64,6 +64,7 @@ def history(conn: Conn, ins: str, limit: int = 500) -> list[dict[str, Any]]:
 
 def _trace_dict(r: dict[str, Any]) -> dict[str, Any]:
     return {
+        "id": r["id"],
         "at": r["at"].astimezone(dt.UTC).isoformat(),
         "actor_kind": r["actor_kind"],
         "actor": r["actor"],

@@ -38,7 +38,7 @@ def add_trace(tx: Tx, row: dict[str, Any]) -> None:
 def traces_of(conn: Connection, ins: str, limit: int) -> list[dict[str, Any]]:
     """The traces of one DMP, newest first (without their hashes)."""
     rows = conn.execute(
-        select(t.at, t.actor_kind, t.actor, t.action, t.mode, t.document_id, t.detail)
+        select(t.id, t.at, t.actor_kind, t.actor, t.action, t.mode, t.document_id, t.detail)
         .where(t.ins == ins)
         .order_by(t.id.desc())
         .limit(limit)

@@ -24,14 +24,14 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from mss.annuaire import lookup as annuaire
 from mss.core.ins import InvalidINS, parse_ins
-from mss.dmp import service
+from mss.dmp import audit, service
 from mss.dmp.access import Actor, Mode, Professional
 from mss.dmp.errors import DMPError, DMPPatientNotFound, DocumentError
 from mss.dmp.records import media_type
@@ -43,6 +43,20 @@ from mss.store.sql import Conn, Tx
 from mss.web.errors import Unauthorized
 
 T = TypeVar("T")
+TraceFormat = Literal["json", "fhir"]
+FHIR_JSON = "application/fhir+json"
+TRACES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": '`{"traces": [...]}`, newest first; with `format=fhir`, a FHIR R4 '
+        "searchset Bundle of AuditEvent following the ANS guide « Traçabilité des "
+        "événements » (profiles TDEAuditEvent and TDEBundleResultatReponseRechercheTraces, "
+        "https://interop.esante.gouv.fr/ig/fhir/tde): type rest, subtype the interaction "
+        "(read, search-type, create, update), action, recorded and period, outcome (4: "
+        "refused), agent.who by RPPS, IDNPS or INS, source, entity the patient (INS) and "
+        "the document (unique id)",
+        "content": {"application/json": {}, FHIR_JSON: {}},
+    }
+}
 
 
 @dataclass
@@ -281,13 +295,12 @@ def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
             True))  # fmt: skip
         return Response(status_code=204)
 
-    @api.get("/patients/{ins}/traces")
-    async def pro_traces(ins: str, request: Request) -> Response:
-        """The history of accesses (médecins traitants DMP)."""
+    @api.get("/patients/{ins}/traces", responses=TRACES_RESPONSES)
+    async def pro_traces(ins: str, request: Request, format: TraceFormat = "json") -> Response:
+        """The history of accesses (médecins traitants DMP): `{"traces": [...]}`, or with
+        `format=fhir` a FHIR searchset Bundle of AuditEvent (ANS TDE guide)."""
         who, patient = await g.professional(request), _ins(ins)
-        found = await g.read(lambda c: service.read_traces(
-            c, patient, Actor.PROFESSIONAL, who.national_id))  # fmt: skip
-        return JSONResponse({"traces": found})
+        return await _traces(g, request, format, patient, Actor.PROFESSIONAL, who.national_id)
 
 
 def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
@@ -331,12 +344,29 @@ def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
         await g.write(lambda tx: service.set_record(tx, ins, **body))
         return Response(status_code=204)
 
-    @api.get("/me/traces")
-    async def my_traces(request: Request) -> Response:
-        """Who consulted the DMP, what was deposited or changed."""
+    @api.get("/me/traces", responses=TRACES_RESPONSES)
+    async def my_traces(request: Request, format: TraceFormat = "json") -> Response:
+        """Who consulted the DMP, what was deposited or changed (nothing of a document
+        invisible to the patient): JSON, or `format=fhir` (AuditEvent Bundle)."""
         ins = await g.patient(request)
-        found = await g.read(lambda c: service.read_traces(c, ins, Actor.PATIENT, ins))
+        return await _traces(g, request, format, ins, Actor.PATIENT, ins)
+
+
+async def _traces(
+    g: DMPGateway, request: Request, format: TraceFormat, ins: str, actor: Actor, actor_id: str
+) -> Response:
+    """The traces this actor may read, as JSON or as FHIR AuditEvent resources."""
+    if format == "json":
+        found = await g.read(lambda c: service.read_traces(c, ins, actor, actor_id))
         return JSONResponse({"traces": found})
+
+    def bundle(conn: Conn) -> dict[str, Any]:
+        found = service.read_traces(conn, ins, actor, actor_id)
+        documents = audit.trace_documents(conn, ins, found)
+        site = request.url.hostname or "localhost"
+        return audit.audit_bundle(found, ins, documents, site=site, url=str(request.url))
+
+    return JSONResponse(await g.read(bundle), media_type=FHIR_JSON)
 
 
 async def _people(
