@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from mss.annuaire import lookup as annuaire
@@ -43,6 +43,8 @@ from mss.store.sql import Conn, Tx
 from mss.web.errors import Unauthorized
 
 T = TypeVar("T")
+# An id the database can hold (a BIGINT): a larger one is a 422, never an overflow
+DocumentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @dataclass
@@ -204,7 +206,7 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
         until: dt.datetime | None = None,
         include_superseded: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     ) -> Response:
         """The documents this professional may see (class, type, author, dates)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -222,7 +224,7 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
 def _document_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.get("/patients/{ins}/documents/{document_id}")
     async def read(
-        ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
+        ins: str, document_id: DocumentId, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
         """A document's bytes (its metadata in the X-DMP-Document header, JSON)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -253,7 +255,7 @@ def _deposited(done: service.Deposited) -> dict[str, Any]:
 
 def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.post("/patients/{ins}/documents/{document_id}/unmask")
-    async def pro_unmask(ins: str, document_id: int, request: Request) -> Response:
+    async def pro_unmask(ins: str, document_id: DocumentId, request: Request) -> Response:
         """Unmask: the author, or a médecin traitant DMP on the patient's request."""
         who, patient = await g.professional(request), _ins(ins)
         await g.write(lambda tx: service.set_masked(
@@ -262,7 +264,7 @@ def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
 
     @api.post("/patients/{ins}/documents/{document_id}/reveal")
     async def reveal(
-        ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
+        ins: str, document_id: DocumentId, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
         """Make a document invisible to the patient visible to them (for good)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -299,7 +301,7 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
         return JSONResponse({"documents": found})
 
     @api.post("/me/documents/{document_id}/{action}")
-    async def my_mask(document_id: int, action: str, request: Request) -> Response:
+    async def my_mask(document_id: DocumentId, action: str, request: Request) -> Response:
         """`mask` or `unmask` one of the patient's documents."""
         ins = await g.patient(request)
         if action not in ("mask", "unmask"):
