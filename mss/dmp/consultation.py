@@ -27,6 +27,7 @@ from mss.dmp.access import (
     professional_sees,
 )
 from mss.dmp.errors import DMPAccessForbidden, DMPError
+from mss.dmp.patient_view import hidden_ids, patient_adult, traces_for_patient
 from mss.dmp.records import (
     Settings,
     document_dict,
@@ -187,9 +188,14 @@ def reveal_to_patient(
 
 
 def read_traces(
-    conn: Conn, ins: str, actor: Actor, actor_id: str, limit: int = 500
-) -> list[dict[str, Any]]:
-    """The history of a DMP, for the patient and their médecins traitants DMP."""
+    conn: Conn, ins: str, actor: Actor, actor_id: str, limit: int = 500,
+    today: dt.date | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The history of a DMP, for the patient (without what they may not see:
+    `patient_view`) and their médecins traitants DMP (all of it)."""
     state = require_record(conn, ins)
     check_read_traces(actor, actor_id, state)
-    return traces.history(conn, ins, limit)
+    found = traces.history(conn, ins, limit)
+    if actor is not Actor.PATIENT:
+        return found
+    return traces_for_patient(found, hidden_ids(conn, ins, patient_adult(conn, ins, today)))

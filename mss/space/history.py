@@ -21,9 +21,10 @@ from mss.annuaire import lookup as annuaire
 from mss.dmp import service
 from mss.dmp.access import Actor
 from mss.dmp.errors import DMPError
+from mss.dmp.patient_view import every_version
 from mss.space.dates import when
 from mss.space.deps import SpaceDeps, Viewer
-from mss.space.record import adult_on, every_version, sees, today_of
+from mss.space.record import adult_on, sees, today_of
 from mss.store import notify as notes
 from mss.store.accounts import accounts_of_national_id
 from mss.store.sql import Conn

@@ -3,7 +3,7 @@ on the app (`install`), so that routes raise and never render errors themselves.
 
 - `Unauthorized` (no or bad credentials): 401 with `WWW-Authenticate`;
 - a DMP refusal (`DMPError`): `{"error": "<DMPErrorName>", "detail": "<French text>"}`
-  with 404 (patient not found), 409 (DMP closed), 403 (forbidden, no or expired
+  with 404 (patient or document not found), 409 (DMP closed), 403 (forbidden, no or expired
   authorisation), 422 (a document that cannot be read or deposited), else 400;
 - bad input (`InputError`): 400 `{"detail": ...}`;
 - a request the routes cannot take (a parameter FastAPI cannot validate: 422; a
@@ -32,6 +32,7 @@ from mss.dmp.errors import (
     DMPAuthorizationExpired,
     DMPAuthorizationNotFound,
     DMPClosed,
+    DMPDocumentNotFound,
     DMPError,
     DMPPatientNotFound,
     DocumentError,
@@ -42,7 +43,7 @@ from mss.security.http_target import target_problem
 log = logging.getLogger("mss.web")
 
 DMP_STATUS = {
-    DMPPatientNotFound: 404, DMPClosed: 409, DMPAccessForbidden: 403,
+    DMPPatientNotFound: 404, DMPDocumentNotFound: 404, DMPClosed: 409, DMPAccessForbidden: 403,
     DMPAuthorizationNotFound: 403, DMPAuthorizationExpired: 403, DocumentError: 422,
 }  # fmt: skip
 
