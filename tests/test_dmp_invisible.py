@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import httpx
 
+from mss.store.outbox import list_items
+
 from .harness import Running
 from .test_dmp_api import DUPONT, INS, LEVEQUE, dmp_api, document, patient, pro
 
@@ -99,13 +101,15 @@ async def test_a_version_invisible_to_the_patient_leaves_the_one_they_saw(
     dmp_api: tuple[Running, httpx.AsyncClient],
 ) -> None:
     """A new version marked invisible does not make the one the patient saw vanish (its
-    disappearance would tell), and is never named as its successor."""
-    _mss, web = dmp_api
+    disappearance would tell), and is never named as its successor; no notice is sent
+    for it until it is revealed."""
+    mss, web = dmp_api
     [first] = await _deposit(web, document(1))
     newer = document(2, confidentiality=INVISIBLE, replaces=document(1)["unique_id"])
     [second] = await _deposit(web, newer)
     [shown] = (await web.get("/api/dmp/me/documents", auth=patient())).json()["documents"]
     assert shown["id"] == first and shown["superseded_by"] is None
+    assert await _new_document_notices(mss) == [first]  # none for the invisible version
     assert second not in [t["document_id"] for t in await _my_traces(web)]
     await web.post(f"/api/dmp/patients/{INS}/authorization", json={}, headers=pro(DUPONT))
     revealed = await web.post(f"/api/dmp/patients/{INS}/documents/{second}/reveal",
@@ -114,3 +118,10 @@ async def test_a_version_invisible_to_the_patient_leaves_the_one_they_saw(
     [now] = (await web.get("/api/dmp/me/documents", auth=patient())).json()["documents"]
     assert now["id"] == second  # revealed: the patient's like any, with its traces
     assert second in [t["document_id"] for t in await _my_traces(web)]
+    assert await _new_document_notices(mss) == [first, second]
+
+
+async def _new_document_notices(mss: Running) -> list[int]:
+    """The documents a `new_document` notice was queued for, in order."""
+    rows = await mss.store.read(lambda c: list_items(c, kinds=["notification"]))
+    return [r.payload["document_id"] for r in rows if r.payload["event"] == "new_document"]

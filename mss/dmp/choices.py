@@ -96,7 +96,7 @@ def _check_people(
         elif actor is Actor.PROFESSIONAL and actor_id not in state.treating:
             raise DMPAccessForbidden("seuls le patient et ses médecins traitants DMP débloquent")
     else:
-        raise DMPError(f"unknown role {role!r}")
+        raise DMPError(f"rôle inconnu (unknown role) {role!r}")
 
 
 def set_record(

@@ -77,7 +77,10 @@ def authorize(
     """Declare the patient's consent (presumed for the care team, explicit otherwise):
     an authorisation valid `authorization_days`. A blocked professional gets none."""
     if basis not in ("presumed", "explicit"):
-        raise DMPError("the basis of an authorisation is 'presumed' or 'explicit'")
+        raise DMPError(
+            "l'autorisation est presumed ou explicit"
+            " (the basis of an authorisation is 'presumed' or 'explicit')"
+        )
     check_open(record_state(tx.conn, ins), professional)
     record_id = stored.ensure_record(tx, ins)
     expires = utcnow() + dt.timedelta(days=settings.authorization_days)

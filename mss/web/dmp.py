@@ -167,7 +167,7 @@ def _new_document(body: dict[str, Any]) -> service.NewDocument:
             replaces=body.get("replaces"),
         )  # fmt: skip
     except (KeyError, ValueError, TypeError, binascii.Error) as exc:
-        raise DocumentError(f"bad document: {exc}") from None
+        raise DocumentError(f"document illisible (bad document): {exc}") from None
 
 
 def router(gateway: DMPGateway) -> APIRouter:
@@ -243,7 +243,7 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         who, patient = await g.professional(request), _ins(ins)
         documents = [_new_document(d) for d in body.get("documents") or []]
         if not documents:
-            raise DocumentError("no document to deposit")
+            raise DocumentError("aucun document à déposer (no document to deposit)")
         done = await g.write(lambda tx: service.deposit(tx, g.store.blobs, patient, who, documents))
         return JSONResponse({"deposited": [_deposited(d) for d in done]}, status_code=201)
 
@@ -305,7 +305,7 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
         """`mask` or `unmask` one of the patient's documents."""
         ins = await g.patient(request)
         if action not in ("mask", "unmask"):
-            raise DMPError("the action is mask or unmask")
+            raise DMPError("l'action est mask ou unmask (the action is mask or unmask)")
         await g.write(lambda tx: service.set_masked(
             tx, ins, Actor.PATIENT, ins, document_id, action == "mask"))  # fmt: skip
         return Response(status_code=204)
@@ -329,7 +329,7 @@ def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
         ins = await g.patient(request)
         unknown = set(body) - {"closed", "oppose_bris_de_glace", "oppose_centre15"}
         if unknown:
-            raise DMPError(f"unknown settings: {', '.join(sorted(unknown))}")
+            raise DMPError(f"réglages inconnus (unknown settings): {', '.join(sorted(unknown))}")
         await g.write(lambda tx: service.set_record(tx, ins, **body))
         return Response(status_code=204)
 
@@ -346,7 +346,7 @@ async def _people(
 ) -> Response:
     ins = await g.patient(request)
     if role not in (service.TREATING, service.BLOCKED):
-        raise DMPError("the role is 'treating' or 'blocked'")
+        raise DMPError("le rôle est treating ou blocked (the role is 'treating' or 'blocked')")
     await g.write(lambda tx: service.set_people(
         tx, ins, Actor.PATIENT, ins, role, national_id, present))  # fmt: skip
     return Response(status_code=204)
