@@ -1,8 +1,9 @@
 """A document invisible to the patient (INVISIBLE_PATIENT, DOMAIN.md §5) is invisible to
 them everywhere (issue 14), through the DMP API as the patient: their documents and
-counts, their traces (no deposit, consultation or refusal about it, no count of what
-professionals found), and any action on it answers exactly as an id that does not
-exist (status and body: no existence oracle). Professionals, and the médecins traitants
+counts, their traces (who accessed the record is told, never that document: neither its
+deposit nor its name in a consultation, nor a count of what professionals found), and
+any action on it answers exactly as an id that does not exist (status and body: no
+existence oracle). Professionals, and the médecins traitants
 DMP reading the traces, still see it all; once revealed, it is the patient's like any.
 (The patient space's pages: tests/test_space_record.py.)"""
 
@@ -57,7 +58,11 @@ async def test_invisible_document_absent_from_patient_traces(
     assert secret not in [t["document_id"] for t in traces]
     assert seen in [t["document_id"] for t in traces if t["action"] == "deposit"]
     searches = [t for t in traces if t["actor"] == LEVEQUE and t["action"] == "consult"]
-    assert searches and all("found" not in (t["detail"] or {}) for t in searches)
+    assert searches and all(t["detail"] is None for t in searches)  # no count of what was found
+    # who accessed the record is still told: the author's reading, as one of the record
+    assert {"actor": DUPONT, "action": "consult", "document_id": None, "detail": None} in [
+        {k: t[k] for k in ("actor", "action", "document_id", "detail")} for t in traces
+    ]
     # a médecin traitant DMP reads every trace, the invisible document's included
     assert (await web.put(f"/api/dmp/me/treating/{DUPONT}", auth=patient())).status_code == 204
     everything = await web.get(f"/api/dmp/patients/{INS}/traces", headers=pro(DUPONT))

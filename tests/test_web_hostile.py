@@ -13,18 +13,23 @@ import asyncio
 import base64
 import json
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.routing import APIRoute
 
-from mss.security.passwords import hash_password
+from mss.annuaire.importer import import_files
+from mss.security.tokens import jwks_of
 from mss.space import pages
-from mss.store.accounts import set_password
 
-from .harness import PASSWORD, Running
+from .harness import PASSWORD, Running, running
 from .space import PATIENT_INS, open_session, web
 from .space_record import DUPONT, pro, record
+from .test_annuaire import MSS_FILE
+from .test_smtp_oauth import ISSUER, KEY
 
 __all__ = ["record"]
 
@@ -127,11 +132,26 @@ def _credentials(path: str, cookie: str) -> dict[str, str]:
     return {"Cookie": f"mss_espace={cookie}"} if path.startswith("/espace") else {}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def served(request: pytest.FixtureRequest, instance: Path) -> AsyncIterator[Running]:
+    """The server with professionals trusted by bearer token, the annuaire and a patient
+    with a password, on SQLite and on PostgreSQL (a NUL or a huge number fails there
+    differently)."""
+    env = {}
+    if request.param == "postgresql":
+        env["MSS_STORAGE_URL"] = request.getfixturevalue("postgres_url")
+    (instance / "jwks.json").write_text(jwks_of({"psc-1": KEY.public_key()}))
+    overrides = {"oauth": {"issuer": ISSUER, "jwks_file": "jwks.json"}}
+    async with running(instance, env=env, overrides=overrides) as mss:
+        import_files(mss.store.db, [MSS_FILE])
+        await mss.add_patient(PATIENT_INS, password=PASSWORD)
+        yield mss
+
+
 async def test_hostile_targets_on_every_get_route_answer_4xx_in_the_route_s_format(
-    record: Running,
+    served: Running,
 ) -> None:
-    hashed = hash_password(PASSWORD)
-    await record.store.write(lambda tx: set_password(tx, PATIENT, hashed))
+    record = served
     session = await open_session(record, PATIENT_INS)
     async with web(record) as client:
         await client.post(f"/api/dmp/patients/{PATIENT_INS}/authorization",

@@ -7,8 +7,9 @@ an id that does not exist.
   to them does not make the one they saw vanish, and is never named as its successor);
 - one document they act on (mask, unmask): `DMPDocumentNotFound` when they may not see
   it, the very refusal of a missing id;
-- the traces: none about a document they may not see (its deposit, its consultations,
-  the refusals), and no count of what professionals found (it would count those).
+- the traces: who accessed their record, never what they may not see (a
+  consultation of a hidden document reads as one of the record; its deposit is left
+  out), and no count of what professionals found (it would count those).
 
 The patient's API (`web/dmp.py`, `/api/dmp/me/…`) and the patient space read through
 these (`choices.py`, `consultation.py`).
@@ -72,14 +73,25 @@ def seen_documents(conn: Conn, ins: str, adult: bool) -> list[dict[str, Any]]:
 
 
 def traces_for_patient(found: list[dict[str, Any]], hidden: set[int]) -> list[dict[str, Any]]:
-    """The traces the patient may read: none about a document hidden from them, and no
-    count of what a professional's search found."""
+    """The traces the patient may read. Who accessed their record stays told, never
+    what they may not see: a professional's consultation of (or refused access to) a
+    hidden document reads as one of the record, with neither the document nor what a
+    search found (it would count the hidden ones); any other trace about a hidden
+    document (its deposit, its unmasking) is left out."""
     shown = []
     for trace in found:
-        if trace["document_id"] in hidden:
+        if trace["actor_kind"] == "patient":
+            if trace["document_id"] not in hidden:
+                shown.append(trace)
             continue
-        detail = trace["detail"]
-        if trace["actor_kind"] != "patient" and detail and "found" in detail:
-            trace = {**trace, "detail": {k: v for k, v in detail.items() if k != "found"}}
+        if trace["document_id"] in hidden:
+            if trace["action"] not in _ACCESSES:
+                continue
+            trace = {**trace, "document_id": None}
+        if trace["action"] == "consult" and trace["document_id"] is None:
+            trace = {**trace, "detail": None}
         shown.append(trace)
     return shown
+
+
+_ACCESSES = ("consult", "refused")  # a professional's access to the record: always told
