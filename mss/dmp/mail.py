@@ -66,7 +66,8 @@ def _is_xml(part: _Part) -> bool:
 
 
 def _is_cda(part: _Part) -> bool:
-    return _is_xml(part) and b"ClinicalDocument" in part.payload[:4096]
+    # anywhere: a self-displaying CDA (an XSL stylesheet) embeds it after its own header
+    return _is_xml(part) and b"ClinicalDocument" in part.payload
 
 
 def _is_pdf(part: _Part) -> bool:
