@@ -11,7 +11,11 @@
   processed twice deposits once.
 
 Every document must name the recipient's INS: none → MissingINS (903), another
-→ INSMismatch (904), a bad key → IncompleteINS (905). Pure.
+→ INSMismatch (904), a bad key → IncompleteINS (905). Inside an XDM, the
+submission set's patientId, each document's patientId *and* each CDA's own
+recordTarget must all name the recipient: a CDA of patient A in an XDM naming
+patient B is refused (904), and nothing of the mail is deposited. Pure: the
+mail's bytes in, documents or a DocumentError out (`mss dmp check` calls it too).
 """
 
 from __future__ import annotations
@@ -137,8 +141,20 @@ def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
         for document in package.documents:
             meta = document.metadata
             _check_patient(meta.patient, ins, f"document {meta.unique_id}")
+            _check_embedded_cda(document.content, meta.mime_type, ins, meta.unique_id)
             out.documents.append(_xdm_document(meta, document.content))
             out.authors.extend(meta.authors)
+
+
+def _check_embedded_cda(content: bytes, mime_type: str, ins: str, unique_id: str) -> None:
+    """A CDA inside an XDM names the recipient in its own recordTarget too (904 else):
+    whatever its declared type, a document that is XML and holds a ClinicalDocument is
+    read as one (a label must not hide a CDA of another patient)."""
+    xml = "xml" in mime_type.lower() or content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+    if not xml or b"ClinicalDocument" not in content:
+        return
+    header = read_cda_header(content)
+    _check_patient(require_ins(header), ins, f"the CDA of document {unique_id}")
 
 
 def _xdm_document(meta: DocumentMetadata, content: bytes) -> NewDocument:
