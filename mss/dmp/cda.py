@@ -135,6 +135,13 @@ def _author(root: Element) -> Author | None:
     )
 
 
+def confidentiality_of(data: bytes) -> str:
+    """The `confidentialityCode/@code` of a CDA (plain or self-displaying), its INS not
+    checked (what the delivery pipeline needs); DocumentError if unreadable."""
+    root = clinical_document(parse_xml(data, "CDA document"))
+    return _attr(root.find("cda:confidentialityCode", NS), "code")
+
+
 def require_ins(header: CDAHeader) -> PatientId:
     """The document's INS, or MissingINS (903)."""
     if header.patient is None:

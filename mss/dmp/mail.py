@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 
 from mss.core.mime import Attachment, Headers, ParsedMessage, decode_words, leaves, parse_message
-from mss.dmp.cda import CDAHeader, read_cda_header, require_ins
-from mss.dmp.errors import DocumentError, INSMismatch, MissingINS
-from mss.dmp.records import HIDDEN_REPR, INVISIBLE, NewDocument
-from mss.dmp.xdm import Author, DocumentMetadata, PatientId, read_xdm
+from mss.dmp.cda import CDAHeader, confidentiality_of, read_cda_header, require_ins
+from mss.dmp.errors import INSMismatch, MissingINS
+from mss.dmp.records import HIDDEN_REPR, INVISIBLE, MASKED, NewDocument
+from mss.dmp.xdm import Author, Document, DocumentMetadata, PatientId, parse_xml, read_xdm
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
 PDF_FORMAT = "urn:ihe:iti:xds:2017:mimeTypeSufficient"
@@ -87,36 +87,59 @@ def _check_patient(patient: PatientId | None, ins: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class XDMSummary:
-    """What the delivery pipeline needs of a mail's XDM packages (DOMAIN.md §4–5)."""
+    """What the delivery pipeline needs of a mail's documents (DOMAIN.md §4–5)."""
 
     packages: int = 0
     documents: int = 0
-    invisible: bool = False  # a document marked INVISIBLE_PATIENT
-    unreadable: int = 0  # packages that could not be read (the deposit will say why)
+    invisible: bool = False  # a document marked INVISIBLE_PATIENT, however declared
+    unreadable: int = 0  # XDM packages that could not be read (refused to a patient)
+    cdas: int = 0  # bare CDA documents
     # A document marked INVISIBLE_REPRESENTANTS_LEGAUX: the mail is the minor's alone.
     hidden_from_representatives: bool = False
 
 
 def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
-    """The XDM packages among the leaves of the one parse of the mail."""
-    packages = documents = unreadable = 0
-    invisible = hidden = False
+    """The documents among the leaves of the one parse of the mail: each XDM package
+    (its METADATA's confidentiality and each CDA's `confidentialityCode`) and each
+    bare CDA. Pure; a package that cannot be read, whatever the reason, is counted
+    unreadable (the bytes are hostile: any exception is theirs)."""
+    packages = documents = unreadable = cdas = 0
+    codes: set[str] = set()
     for leaf in attachments:
-        if not _is_xdm(leaf):
-            continue
-        packages += 1
-        try:
-            package = read_xdm(leaf.payload(raw))
-        except (DocumentError, ValueError, LookupError):
-            unreadable += 1
-            continue
-        documents += len(package.documents)
-        codes = {c for d in package.documents for c in d.metadata.confidentiality_codes}
-        invisible = invisible or INVISIBLE in codes
-        hidden = hidden or HIDDEN_REPR in codes
+        payload = leaf.payload(raw)
+        if _is_xdm(leaf):
+            packages += 1
+            try:
+                package = read_xdm(payload, check_ins=False)
+                codes |= _package_codes(package.documents)
+            except Exception:  # hostile bytes, whatever they raise: the package is unreadable
+                unreadable += 1
+                continue
+            documents += len(package.documents)
+        elif _looks_cda(payload):
+            cdas += 1
+            codes |= _cda_codes(payload)
     return XDMSummary(
-        packages, documents, invisible, unreadable, hidden_from_representatives=hidden
-    )
+        packages, documents, INVISIBLE in codes, unreadable,
+        hidden_from_representatives=HIDDEN_REPR in codes, cdas=cdas,
+    )  # fmt: skip
+
+
+def _package_codes(documents: list[Document]) -> set[str]:
+    """The confidentiality of the documents, declared by METADATA or by each CDA."""
+    codes = {c for d in documents for c in d.metadata.confidentiality_codes}
+    for document in documents:
+        if _looks_cda(document.content, document.metadata.mime_type):
+            codes.add(confidentiality_of(document.content))
+    return codes
+
+
+def _cda_codes(payload: bytes) -> set[str]:
+    """A bare CDA's confidentiality; nothing if unreadable (not deposited: 906)."""
+    try:
+        return {confidentiality_of(payload)}
+    except Exception:  # hostile bytes; the deposit answers 906
+        return set()
 
 
 def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None) -> MailDocuments:
@@ -124,6 +147,7 @@ def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None)
     those of its XDMs, else its CDAs, else its PDFs."""
     parsed = parsed or parse_message(raw)
     parts = _parts(raw, parsed)
+    _refuse_unreadable_xml(parts)
     out = MailDocuments()
     if any(_is_xdm(p) for p in parts):
         _from_xdm(parts, ins, out)
@@ -134,6 +158,14 @@ def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None)
     return out
 
 
+def _refuse_unreadable_xml(parts: list[_Part]) -> None:
+    """An XML attachment we cannot read (an exotic encoding: UTF-32, EBCDIC…, broken
+    bytes) may be a CDA we cannot see: the mail's error (906), not a silent skip."""
+    for part in parts:
+        if _is_xml(part) and not _is_cda(part):
+            parse_xml(part.payload, f"XML attachment {part.filename or part.index}")
+
+
 def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
     for part in (p for p in parts if _is_xdm(p)):
         package = read_xdm(part.payload)
@@ -141,20 +173,29 @@ def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
         for document in package.documents:
             meta = document.metadata
             _check_patient(meta.patient, ins, f"document {meta.unique_id}")
-            _check_embedded_cda(document.content, meta.mime_type, ins, meta.unique_id)
-            out.documents.append(_xdm_document(meta, document.content))
+            declared = _check_embedded_cda(document.content, meta.mime_type, ins, meta.unique_id)
+            new = _xdm_document(meta, document.content)
+            if declared in (INVISIBLE, HIDDEN_REPR, MASKED) and declared not in new.confidentiality:
+                new = replace(new, confidentiality=(*new.confidentiality, declared))
+            out.documents.append(new)
             out.authors.extend(meta.authors)
 
 
-def _check_embedded_cda(content: bytes, mime_type: str, ins: str, unique_id: str) -> None:
-    """A CDA inside an XDM names the recipient in its own recordTarget too (904 else):
-    whatever its declared type, a document that is XML and holds a ClinicalDocument is
-    read as one (a label must not hide a CDA of another patient)."""
+def _looks_cda(content: bytes, mime_type: str = "") -> bool:
+    """Whatever its declared type, a document that is XML and holds a ClinicalDocument
+    is read as a CDA (a label must not hide a CDA of another patient, or invisible)."""
     xml = "xml" in mime_type.lower() or content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
-    if not xml or b"ClinicalDocument" not in content:
-        return
+    return xml and b"ClinicalDocument" in content
+
+
+def _check_embedded_cda(content: bytes, mime_type: str, ins: str, unique_id: str) -> str:
+    """A CDA inside an XDM names the recipient in its own recordTarget too (904 else);
+    its confidentialityCode ("" when not a CDA), which the document keeps as well."""
+    if not _looks_cda(content, mime_type):
+        return ""
     header = read_cda_header(content)
     _check_patient(require_ins(header), ins, f"the CDA of document {unique_id}")
+    return header.confidentiality.code if header.confidentiality else ""
 
 
 def _xdm_document(meta: DocumentMetadata, content: bytes) -> NewDocument:
