@@ -310,10 +310,26 @@ async def test_an_invisible_document_declared_by_the_cda_is_recognised(clinic: R
     bare = _with_attachment(invisible, "cda.xml", "text", "xml")
     wrapped = document_mail(XDM([XDMDocument(invisible, confidentiality=("N",))]).build())
     labelled = document_mail(XDM([XDMDocument(invisible, mime_type="application/pdf")]).build())
-    for raw in (bare, wrapped, labelled, document_mail(_autopresentable(invisible))):
+    utf16 = _with_attachment(_utf16(invisible), "cda.xml", "text", "xml")
+    for raw in (bare, wrapped, labelled, document_mail(_autopresentable(invisible)), utf16):
         code, text = await _smtp_data(clinic, raw)
         assert code == 550 and b"INVISIBLE_PATIENT" in text
     await _never_seen_by_the_patient(clinic)
+
+
+def _utf16(document: bytes) -> bytes:
+    return document.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+
+
+async def test_a_cda_in_utf16_is_read_as_a_cda(clinic: Running) -> None:
+    """The element's name is not in the bytes: the CDA is found by parsing, not by a byte
+    search (a CDA of another patient in UTF-16 would slip through: 904)."""
+    await clinic.submit(PRO, _with_attachment(_utf16(cda()), "cda.xml", "text", "xml"), [PATIENT])
+    stranger = _utf16(cda(ins=OTHER_INS, extension="CR-9"))
+    mail = _with_attachment(stranger, "cda.xml", "text", "xml", message_id="<s@pro.mssante.test>")
+    await clinic.submit(PRO, mail, [PATIENT])
+    results = await _drain(clinic)
+    assert results[0] == "deposited 1 document(s)" and "904" in results[1]
 
 
 def _autopresentable(document: bytes) -> bytes:

@@ -101,6 +101,15 @@ def read_cda_header(data: bytes) -> CDAHeader:
     )
 
 
+def is_cda(data: bytes) -> bool:
+    """Whether these XML bytes are a CDA (plain or self-displaying), whatever their
+    encoding (UTF-16 hides the name from a byte search); DocumentError if unreadable."""
+    root = parse_xml(data, "XML document")
+    if root.tag == CLINICAL_DOCUMENT:
+        return True
+    return root.tag in SELF_DISPLAYING and next(root.iter(CLINICAL_DOCUMENT), None) is not None
+
+
 def clinical_document(root: Element) -> Element:
     """The ClinicalDocument: the root, or the one a self-displaying document embeds."""
     if root.tag == CLINICAL_DOCUMENT:

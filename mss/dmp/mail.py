@@ -26,12 +26,13 @@ from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 
 from mss.core.mime import Attachment, Headers, ParsedMessage, decode_words, leaves, parse_message
-from mss.dmp.cda import CDAHeader, confidentiality_of, read_cda_header, require_ins
+from mss.dmp.cda import CDAHeader, confidentiality_of, is_cda, read_cda_header, require_ins
 from mss.dmp.errors import INSMismatch, MissingINS
 from mss.dmp.records import HIDDEN_REPR, INVISIBLE, MASKED, NewDocument
-from mss.dmp.xdm import Author, Document, DocumentMetadata, PatientId, parse_xml, read_xdm
+from mss.dmp.xdm import Author, Document, DocumentMetadata, PatientId, read_xdm
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16 LE and BE
 PDF_FORMAT = "urn:ihe:iti:xds:2017:mimeTypeSufficient"
 CDA_FORMAT = "urn:ihe:iti:xds-sd:text:2008"
 
@@ -63,15 +64,17 @@ def _is_xdm(part: _Part | Attachment) -> bool:
     return name.endswith(".ZIP") and ("XDM" in name or part.content_type == "application/zip")
 
 
-def _is_xml(part: _Part) -> bool:
+def _is_xml(part: _Part | Attachment) -> bool:
     return part.content_type in ("text/xml", "application/xml", "application/hl7-v3+xml") or (
         part.filename.lower().endswith(".xml")
     )
 
 
 def _is_cda(part: _Part) -> bool:
-    # anywhere: a self-displaying CDA (an XSL stylesheet) embeds it after its own header
-    return _is_xml(part) and b"ClinicalDocument" in part.payload
+    """An XML attachment read as a CDA (plain or self-displaying, in any supported
+    encoding); one we cannot read is the mail's error (906), not a silent skip: it may
+    be a CDA we cannot see."""
+    return _is_xml(part) and is_cda(part.payload)
 
 
 def _is_pdf(part: _Part) -> bool:
@@ -93,7 +96,7 @@ class XDMSummary:
     documents: int = 0
     invisible: bool = False  # a document marked INVISIBLE_PATIENT, however declared
     unreadable: int = 0  # XDM packages that could not be read (refused to a patient)
-    cdas: int = 0  # bare CDA documents
+    cdas: int = 0  # bare XML attachments (CDA documents, perhaps)
     # A document marked INVISIBLE_REPRESENTANTS_LEGAUX: the mail is the minor's alone.
     hidden_from_representatives: bool = False
 
@@ -116,7 +119,7 @@ def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
                 unreadable += 1
                 continue
             documents += len(package.documents)
-        elif _looks_cda(payload):
+        elif _is_xml(leaf):
             cdas += 1
             codes |= _cda_codes(payload)
     return XDMSummary(
@@ -135,9 +138,10 @@ def _package_codes(documents: list[Document]) -> set[str]:
 
 
 def _cda_codes(payload: bytes) -> set[str]:
-    """A bare CDA's confidentiality; nothing if unreadable (not deposited: 906)."""
+    """A bare CDA's confidentiality; nothing if not a CDA or unreadable (then not
+    deposited: 906)."""
     try:
-        return {confidentiality_of(payload)}
+        return {confidentiality_of(payload)} if is_cda(payload) else set()
     except Exception:  # hostile bytes; the deposit answers 906
         return set()
 
@@ -147,23 +151,15 @@ def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None)
     those of its XDMs, else its CDAs, else its PDFs."""
     parsed = parsed or parse_message(raw)
     parts = _parts(raw, parsed)
-    _refuse_unreadable_xml(parts)
     out = MailDocuments()
+    cdas = [p for p in parts if _is_cda(p)]
     if any(_is_xdm(p) for p in parts):
         _from_xdm(parts, ins, out)
-    elif any(_is_cda(p) for p in parts):
-        _from_cda(parts, ins, out)
+    elif cdas:
+        _from_cda(cdas, ins, out)
     else:
         _from_pdf(parts, parsed.headers, out)
     return out
-
-
-def _refuse_unreadable_xml(parts: list[_Part]) -> None:
-    """An XML attachment we cannot read (an exotic encoding: UTF-32, EBCDIC…, broken
-    bytes) may be a CDA we cannot see: the mail's error (906), not a silent skip."""
-    for part in parts:
-        if _is_xml(part) and not _is_cda(part):
-            parse_xml(part.payload, f"XML attachment {part.filename or part.index}")
 
 
 def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
@@ -182,10 +178,12 @@ def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
 
 
 def _looks_cda(content: bytes, mime_type: str = "") -> bool:
-    """Whatever its declared type, a document that is XML and holds a ClinicalDocument
-    is read as a CDA (a label must not hide a CDA of another patient, or invisible)."""
-    xml = "xml" in mime_type.lower() or content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
-    return xml and b"ClinicalDocument" in content
+    """Whatever its declared type, a document of an XDM that is XML and a CDA is read
+    as one (a label must not hide a CDA of another patient, or invisible to them);
+    DocumentError when it looks like XML but cannot be read."""
+    start = content.lstrip(b" \t\r\n")[:3]
+    xml = "xml" in mime_type.lower() or start[:1] == b"<" or start.startswith(_BOMS)
+    return xml and is_cda(content)
 
 
 def _check_embedded_cda(content: bytes, mime_type: str, ins: str, unique_id: str) -> str:
@@ -212,8 +210,8 @@ def _xdm_document(meta: DocumentMetadata, content: bytes) -> NewDocument:
     )  # fmt: skip
 
 
-def _from_cda(parts: list[_Part], ins: str, out: MailDocuments) -> None:
-    for part in (p for p in parts if _is_cda(p)):
+def _from_cda(cdas: list[_Part], ins: str, out: MailDocuments) -> None:
+    for part in cdas:
         header = read_cda_header(part.payload)
         _check_patient(require_ins(header), ins, f"CDA {header.unique_id}")
         out.documents.append(_cda_document(header, part))
