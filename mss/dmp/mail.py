@@ -109,11 +109,10 @@ def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
     packages = documents = unreadable = cdas = 0
     codes: set[str] = set()
     for leaf in attachments:
-        payload = leaf.payload(raw)
         if _is_xdm(leaf):
             packages += 1
             try:
-                package = read_xdm(payload, check_ins=False)
+                package = read_xdm(leaf.payload(raw), check_ins=False)
                 codes |= _package_codes(package.documents)
             except Exception:  # hostile bytes, whatever they raise: the package is unreadable
                 unreadable += 1
@@ -121,7 +120,7 @@ def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
             documents += len(package.documents)
         elif _is_xml(leaf):
             cdas += 1
-            codes |= _cda_codes(payload)
+            codes |= _cda_codes(leaf.payload(raw))
     return XDMSummary(
         packages, documents, INVISIBLE in codes, unreadable,
         hidden_from_representatives=HIDDEN_REPR in codes, cdas=cdas,
