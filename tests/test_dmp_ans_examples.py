@@ -168,3 +168,17 @@ async def test_a_self_displaying_cda_deposits_bare_and_in_an_xdm(clinic: Running
     results = await _send_all(clinic, [("CR-auto-presentable.xml", document)])
     assert results == ["deposited 1 document(s)", "deposited 1 document(s)"]
     assert INS in _record_target_ins(document)
+
+
+def test_a_self_displaying_cda_must_embed_exactly_one_document() -> None:
+    """An XHTML page embedding the CDA reads as one; two embedded documents, or a root
+    that is neither a CDA nor a self-displaying form, are refused (906)."""
+    _, _, body = cda().partition(b"?>")
+    page = b'<html xmlns="http://www.w3.org/1999/xhtml"><body>' + body + b"</body></html>"
+    assert read_cda_header(page).unique_id == "1.2.250.1.999.1.1^CR-2026-0001"
+    twice = self_displaying(cda()).replace(b"</data:Contenu>", body + b"</data:Contenu>")
+    with pytest.raises(DocumentError, match="one hl7:ClinicalDocument") as info:
+        read_cda_header(twice)
+    assert info.value.mdn_code == 906
+    with pytest.raises(DocumentError, match="not a CDA"):
+        read_cda_header(b"<other>" + body + b"</other>")
