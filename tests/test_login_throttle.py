@@ -111,6 +111,20 @@ async def test_parallel_attempts_pass_the_store_throttle_at_most_the_limit(store
     assert all(0 < a.wait <= LIMITS.window for a in refused)
 
 
+async def test_the_addresses_of_one_ipv6_network_are_one_client(store: Store) -> None:
+    """A host moves within its /64 at will (RFC 8981): the network is what is counted."""
+    sources = [f"2001:db8:0:7::{n:x}" for n in range(1, 2 * LIMITS.per_pair)]
+    admissions = [
+        await store.write(lambda tx, ip=ip: throttle.admit(tx, JEAN, ip, NOW, LIMITS))  # type: ignore[misc]
+        for ip in sources
+    ]
+    assert [a.wait == 0 for a in admissions] == [True] * LIMITS.per_pair + [False] * (
+        LIMITS.per_pair - 1
+    )
+    other = await store.write(lambda tx: throttle.admit(tx, JEAN, "2001:db8:0:8::1", NOW, LIMITS))
+    assert other.wait == 0
+
+
 async def test_a_right_password_is_not_counted(store: Store) -> None:
     for _ in range(3 * LIMITS.per_pair):
         admission = await store.write(lambda tx: throttle.admit(tx, JEAN, "192.0.2.7", NOW, LIMITS))
@@ -220,6 +234,22 @@ async def test_throttled_ip_still_serves_good_logins(mss: Running) -> None:
     assert await smtp_auths(port, ca, [(MARIE, "faux", "127.0.0.2")]) == [WRONG]
 
 
+async def test_a_client_opening_its_connections_at_once_is_not_throttled(mss: Running) -> None:
+    """A mail client starts with several connections, all with the right password, before
+    any of them has been answered: one attempt, charged once."""
+    await mss.add_pro(JEAN)
+    many = 3 * LIMITS.per_pair
+    jobs = [(mss.ports["submission"], JEAN, PASSWORD, "127.0.0.1")] * many
+    assert await at_once(jobs, mss.ca) == [OK] * many
+    with ThreadPoolExecutor(many) as pool:
+        loop = asyncio.get_running_loop()
+        logins = await asyncio.gather(*(
+            loop.run_in_executor(pool, imap_login, mss.ports["imaps"], mss.ca, JEAN, PASSWORD)
+            for _ in range(many)
+        ))  # fmt: skip
+    assert logins == ["OK"] * many
+
+
 async def test_one_address_cannot_lock_an_account_out_from_another(mss: Running) -> None:
     await mss.add_pro(JEAN)
     port, ca = mss.ports["submission"], mss.ca
@@ -239,12 +269,12 @@ async def test_an_account_guessed_from_everywhere_is_throttled_but_at_its_usual_
     port, ca = mss.ports["submission"], mss.ca
     assert await smtp_auths(port, ca, [(JEAN, PASSWORD, "127.0.0.1")]) == [OK]
     sources = [f"127.0.0.{n}" for n in range(2, 2 + LIMITS.per_account // LIMITS.per_pair)]
-    attempts = [(JEAN, "faux", s) for s in sources for _ in range(LIMITS.per_pair)]
+    attempts = [(JEAN, f"faux{n}", s) for s in sources for n in range(LIMITS.per_pair)]
     assert await smtp_auths(port, ca, attempts) == [WRONG] * LIMITS.per_account
     assert await smtp_auths(port, ca, [(JEAN, PASSWORD, "127.0.0.99")]) == [THROTTLED]
     assert await smtp_auths(port, ca, [(JEAN, PASSWORD, "127.0.0.1")]) == [OK]
     # at the usual address, wrong passwords are still bounded by the address's own count
-    usual = [(JEAN, "faux", "127.0.0.1")] * (LIMITS.per_pair + 1)
+    usual = [(JEAN, f"faux{n}", "127.0.0.1") for n in range(LIMITS.per_pair + 1)]
     assert sorted(await smtp_auths(port, ca, usual)) == [THROTTLED] + [WRONG] * LIMITS.per_pair
 
 

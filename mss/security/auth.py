@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mss.security.passwords import verify_password
 from mss.security.pki import CertIdentity
@@ -39,6 +39,7 @@ Clock = Callable[[], float]
 MAX_LOGGED_ACCOUNT = 100  # characters of the account name a refusal logs
 
 log = logging.getLogger(__name__)
+AttemptKey = tuple[str, str, tuple[str, ...], bytes]  # account, client address, kinds, HMAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class LoginService:
         # simultaneous logins with the same credentials share one check.
         self._hashing = asyncio.Semaphore(2)
         self._inflight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
+        self._attempts: dict[AttemptKey, asyncio.Future[LoginResult]] = {}
 
     @property
     def bearer_enabled(self) -> bool:
@@ -146,27 +148,26 @@ class LoginService:
     def _digest(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
 
-    async def _refuse(
-        self, door: str, given: str | None, ip: str | None, reason: str, slowed: bool = False
-    ) -> LoginResult:
-        """A failure: logged, answered late (slows guessing, blocks nobody else); from a
-        slowed address, answered as throttled."""
-        log_refusal(door, given, ip, f"{reason} (address slowed)" if slowed else reason)
+    async def _refuse(self, reason: str, slowed: bool = False) -> LoginResult:
+        """A failure: answered late (slows guessing, blocks nobody else); from a slowed
+        address, answered as throttled."""
         await asyncio.sleep(self._failure_delay)
-        return LoginResult(None, throttled=slowed, reason=reason)
+        if slowed:
+            return LoginResult(None, throttled=True, reason=f"{reason} (address slowed)")
+        return LoginResult(None, reason=reason)
 
     @staticmethod
-    def _throttled(door: str, given: str | None, ip: str | None, why: str) -> LoginResult:
-        log_refusal(door, given, ip, f"throttled ({why})")
-        return LoginResult(None, throttled=True, reason="throttled")
+    def _logged(door: str, given: str | None, ip: str | None, result: LoginResult) -> LoginResult:
+        if not result.ok:
+            log_refusal(door, given, ip, result.reason)
+        return result
 
-    async def _admit(
-        self, door: str, given: str | None, account: str | None, ip: str | None
-    ) -> Admission | LoginResult:
+    async def _admit(self, account: str | None, ip: str | None) -> Admission | LoginResult:
         """The attempt charged before any check: its admission, or the throttled answer."""
         admission = await self._ledger.admit(account, ip)
         if admission.wait:
-            return self._throttled(door, given, ip, f"{admission.rule}, {admission.wait} s")
+            why = f"throttled ({admission.rule}, {admission.wait} s)"
+            return LoginResult(None, throttled=True, reason=why)
         if admission.delay:
             await asyncio.sleep(admission.delay)  # a slowed address
         return admission
@@ -191,21 +192,38 @@ class LoginService:
     async def with_password(
         self, address: str, password: str, ip: str | None, kinds: Collection[str], *, door: str
     ) -> LoginResult:
-        given, address = address, address.strip().lower()
+        """Simultaneous identical attempts (a mail client opening its connections at once)
+        are one attempt: charged once, checked once, each logged."""
+        key = (address.strip().lower(), ip or "", tuple(kinds), self._digest(password))
+        attempt = self._attempts.get(key)
+        if attempt is None:
+            attempt = asyncio.ensure_future(self._password_login(key[0], password, ip, kinds))
+            self._attempts[key] = attempt
+            attempt.add_done_callback(lambda done: self._attempt_over(key, done))
+        return self._logged(door, address, ip, await asyncio.shield(attempt))
+
+    def _attempt_over(self, key: AttemptKey, done: asyncio.Future[Any]) -> None:
+        del self._attempts[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: the waiters get it, nobody else logs it
+
+    async def _password_login(
+        self, address: str, password: str, ip: str | None, kinds: Collection[str]
+    ) -> LoginResult:
         creds = await self._source.by_address(address)
         unusable = self._unusable(creds, kinds)
         if creds is not None and not unusable and self._cached(creds, password):
             # a right password this process checked lately: nothing to guess, no charge
             if await self._ledger.held(address, ip):
-                return self._throttled(door, given, ip, "account")
+                return LoginResult(None, throttled=True, reason="throttled (account)")
             return LoginResult(self._identity(creds, "password"))
-        admission = await self._admit(door, given, address, ip)
+        admission = await self._admit(address, ip)
         if isinstance(admission, LoginResult):
             return admission
         if creds is None or unusable:
-            return await self._refuse(door, given, ip, unusable, bool(admission.delay))
+            return await self._refuse(unusable, bool(admission.delay))
         if not await self._password_matches(creds, password):
-            return await self._refuse(door, given, ip, "wrong password", bool(admission.delay))
+            return await self._refuse("wrong password", bool(admission.delay))
         await self._ledger.succeeded(address, ip, admission)
         return LoginResult(self._identity(creds, "password"))
 
@@ -245,28 +263,32 @@ class LoginService:
     async def with_bearer(
         self, user: str, token: str, ip: str | None, kinds: Collection[str], *, door: str
     ) -> LoginResult:
-        given, user = user, user.strip().lower()
+        result = await self._bearer_login(user.strip().lower(), token, ip, kinds)
+        return self._logged(door, user, ip, result)
+
+    async def _bearer_login(
+        self, user: str, token: str, ip: str | None, kinds: Collection[str]
+    ) -> LoginResult:
         if self._bearer is None:
-            log_refusal(door, given, ip, "bearer tokens are not configured")
             return LoginResult(None, reason="bearer tokens are not configured")
-        admission = await self._admit(door, given, user or None, ip)
+        admission = await self._admit(user or None, ip)
         if isinstance(admission, LoginResult):
             return admission
         slowed = bool(admission.delay)
         try:
             claims = await asyncio.to_thread(self._bearer.validate, token)
         except TokenError as exc:
-            return await self._refuse(door, given, ip, f"token refused: {exc}", slowed)
+            return await self._refuse(f"token refused: {exc}", slowed)
         creds = await self._source.by_address(user) if user else None
         if creds is None and claims.address:
             creds = await self._source.by_address(claims.address)
         if creds is None or creds.disabled or creds.kind not in kinds:
-            return await self._refuse(door, given, ip, "unknown account", slowed)
+            return await self._refuse("unknown account", slowed)
         owns = claims.address == creds.address or (
             claims.national_id is not None and claims.national_id == creds.national_id
         )
         if not owns:
-            return await self._refuse(door, given, ip, "the token names another person", slowed)
+            return await self._refuse("the token names another person", slowed)
         await self._ledger.succeeded(user or None, ip, admission)
         return LoginResult(self._identity(creds, "bearer"))
 
@@ -281,8 +303,13 @@ class LoginService:
     ) -> LoginResult:
         """EXTERNAL: the verified client certificate names the account (see pki.identity_of).
         Nothing can be guessed here: refusals are logged, not counted."""
+        result = await self._certificate_login(identity, authzid.strip().lower(), kinds)
+        return self._logged(door, authzid or None, ip, result)
+
+    async def _certificate_login(
+        self, identity: CertIdentity | None, wanted: str, kinds: Collection[str]
+    ) -> LoginResult:
         if identity is None:
-            log_refusal(door, authzid, ip, "no verified client certificate")
             return LoginResult(None, reason="no verified client certificate")
         candidates: list[Credentials] = []
         if identity.kind == "applicative" and identity.address:
@@ -290,7 +317,6 @@ class LoginService:
             candidates = [found] if found is not None else []
         elif identity.kind == "professional" and identity.national_id:
             candidates = await self._source.by_national_id(identity.national_id)
-        wanted = authzid.strip().lower()
         usable = [
             c
             for c in candidates
@@ -298,5 +324,5 @@ class LoginService:
         ]
         if len(usable) != 1:
             reason = "certificate names no usable account" if not usable else "say which account"
-            return await self._refuse(door, authzid or None, ip, reason)
+            return await self._refuse(reason)
         return LoginResult(self._identity(usable[0], "certificate"))

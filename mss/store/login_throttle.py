@@ -20,13 +20,18 @@ The rules, and why:
   it, the address is slowed: each of its attempts waits (`ip_delay`, doubling with
   every further `per_ip` failures, at most `ip_delay_max`) and its wrong passwords are
   answered "throttled"; a right password for an account not itself throttled logs in.
-- A refused attempt is not counted: nothing was checked.
+- A client address is an IPv4 address, or the /64 network of an IPv6 one (what one
+  host is given, and moves within at will): `client`.
+- A refused attempt is not counted: nothing was checked. Simultaneous identical attempts
+  (a mail client opening its connections at once) are one attempt: the login service
+  charges them once.
 - Windows are fixed, from a counter's first failure; `purge_logins` deletes the
   counters whose window is over and the addresses no longer known.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from mss.store.space_accounts import charge, count, failures_of, refund
@@ -71,8 +76,21 @@ def _name(account: str) -> str:
     return account.strip().lower()[:200]  # the key column holds 300 characters
 
 
+def client(ip: str | None) -> str:
+    """The client address as counted: an IPv4 address (mapped in IPv6 or not), or the
+    /64 network of an IPv6 one (a single host is given a /64: RFC 7421, and it changes
+    its address within it at will, RFC 8981)."""
+    try:
+        address = ipaddress.ip_address((ip or "").split("%", 1)[0])
+    except ValueError:
+        return (ip or "-")[:64]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
 def pair_key(account: str, ip: str | None) -> str:
-    return f"{PREFIX}pair:{_name(account)}|{ip or '-'}"
+    return f"{PREFIX}pair:{_name(account)}|{client(ip)}"
 
 
 def account_key(account: str) -> str:
@@ -80,11 +98,11 @@ def account_key(account: str) -> str:
 
 
 def ip_key(ip: str) -> str:
-    return f"{PREFIX}ip:{ip}"
+    return f"{PREFIX}ip:{client(ip)}"
 
 
 def known_key(account: str, ip: str | None) -> str:
-    return f"{PREFIX}known:{_name(account)}|{ip or '-'}"
+    return f"{PREFIX}known:{_name(account)}|{client(ip)}"
 
 
 def ip_delay(failures: int, limits: LoginLimits) -> float:
