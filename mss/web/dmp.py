@@ -35,12 +35,12 @@ from mss.dmp import audit, service
 from mss.dmp.access import Actor, Mode, Professional
 from mss.dmp.errors import DMPError, DMPPatientNotFound, DocumentError
 from mss.dmp.records import media_type
-from mss.security.auth import LoginService
+from mss.security.auth import LoginService, log_refusal
 from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
 from mss.store.api import Store
 from mss.store.sql import Conn, Tx
-from mss.web.errors import Unauthorized
+from mss.web.errors import Throttled, Unauthorized
 
 T = TypeVar("T")
 TraceFormat = Literal["json", "fhir"]
@@ -59,6 +59,7 @@ TRACES_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 # An id the database can hold (a BIGINT): a larger one is a 422, never an overflow
 DocumentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+DOOR = "dmp-api"  # in the log of refused logins
 
 
 @dataclass
@@ -82,9 +83,14 @@ class DMPGateway:
         (IGC-Santé, the dev PKI here: its CN is the national id)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return await self._named(_certified_national_id(request))
-        return await self._named(await self._token_national_id(token.strip()))
+        try:
+            if scheme.lower() != "bearer" or not token:
+                return await self._named(_certified_national_id(request))
+            return await self._named(await self._token_national_id(token.strip()))
+        except Unauthorized as refused:
+            ip = request.client.host if request.client else None
+            log_refusal(DOOR, None, ip, refused.text)
+            raise
 
     async def _token_national_id(self, token: str) -> str:
         if self.bearer is None:
@@ -114,7 +120,12 @@ class DMPGateway:
         """The INS of the patient whose mailbox address and password the request carries."""
         user, password = _basic_credentials(request)
         ip = request.client.host if request.client else None
-        result = await self.logins.with_password(user, password, ip, ["patient"])
+        result = await self.logins.with_password(user, password, ip, ["patient"], door=DOOR)
+        if result.throttled:
+            raise Throttled(
+                "trop d'échecs d'authentification, réessayez plus tard"
+                " (too many failed logins, try again later)"
+            )
         if result.identity is None:
             raise Unauthorized(
                 "adresse ou mot de passe incorrect (wrong address or password)", "Basic"

@@ -2,6 +2,7 @@
 on the app (`install`), so that routes raise and never render errors themselves.
 
 - `Unauthorized` (no or bad credentials): 401 with `WWW-Authenticate`;
+- `Throttled` (too many failed logins): 429 `{"error": "TooManyAttempts", ...}`;
 - a DMP refusal (`DMPError`): `{"error": "<DMPErrorName>", "detail": "<French text>"}`
   with 404 (patient or document not found), 409 (DMP closed), 403 (forbidden, no or expired
   authorisation), 422 (a document that cannot be read or deposited), else 400;
@@ -77,6 +78,19 @@ async def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
         status_code=401,
         headers={"WWW-Authenticate": f'{exc.scheme} realm="mss-dmp"'},
     )
+
+
+class Throttled(MssError):
+    """The login throttle refused the credentials without checking them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+async def _throttled(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Throttled)
+    return JSONResponse({"error": "TooManyAttempts", "detail": exc.text}, status_code=429)
 
 
 async def _dmp_refusal(_request: Request, exc: Exception) -> JSONResponse:
@@ -169,6 +183,7 @@ class TargetCheck:
 def install(app: FastAPI) -> None:
     """Register the handlers on the app (once, where it is created)."""
     app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(Throttled, _throttled)
     app.add_exception_handler(DMPError, _dmp_refusal)
     app.add_exception_handler(InputError, _bad_input)
     app.add_exception_handler(RequestValidationError, _invalid)
