@@ -179,6 +179,22 @@ def _target(r: Recipient, xdm: XDMSummary | None) -> Target:
     return Target(r.mailbox_id)
 
 
+def documents_to_patient(
+    raw: bytes, message: ParsedMessage, attachments: list[Attachment]
+) -> XDMSummary:
+    """The XDM summary of a professional's mail to a patient, or the Rejection of a mail
+    that may not reach them: parts unseen (a document might hide there), a document
+    invisible to the patient, an XDM that cannot be read (also `mss dmp check`'s rule)."""
+    if not message.complete:
+        raise UNCLEAR_TO_PATIENT
+    xdm = xdm_summary(raw, attachments)
+    if xdm.invisible:
+        raise INVISIBLE_TO_PATIENT
+    if xdm.unreadable:
+        raise UNREADABLE_XDM
+    return xdm
+
+
 # A step returns the delivery (it may add to it) or raises its Rejection.
 Step = Callable[[Delivery], Awaitable[Delivery]]
 
@@ -366,13 +382,7 @@ class Pipeline:
         patients = [r.patient_ins for r in d.local if r.patient_ins]
         if not patients:
             return d
-        if not d.message.complete:  # parts we did not see might hide such a document
-            raise UNCLEAR_TO_PATIENT
-        xdm = await asyncio.to_thread(xdm_summary, d.raw, d.attachments)
-        if xdm.invisible:
-            raise INVISIBLE_TO_PATIENT
-        if xdm.unreadable:
-            raise UNREADABLE_XDM
+        xdm = await asyncio.to_thread(documents_to_patient, d.raw, d.message, d.attachments)
         if not d.message.body.is_multipart and not xdm.packages and not xdm.cdas:
             return d  # a text: nothing to deposit
         d.patients, d.xdm = patients, xdm
