@@ -44,6 +44,7 @@ from mss.store.accounts import AccountRecord, accounts_of_national_id, get_accou
 from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
+from mss.store.quotas import Quota
 from mss.store.runner import OutboxRunner
 from mss.wiring_notify import notify_parts, return_path, vapid_public_key
 
@@ -103,6 +104,14 @@ class Mail:
                 log.exception("cannot reload the TLS files; keeping the previous ones")
 
 
+def quota(settings: Settings) -> Quota:
+    """The limits of every account (store/quotas.py)."""
+    limits = settings.limits
+    return Quota(
+        folders=limits.max_folders, messages=limits.max_messages, storage=limits.max_storage
+    )
+
+
 def delivery_config(settings: Settings) -> DeliveryConfig:
     return DeliveryConfig(
         hostname=settings.server.hostname,
@@ -116,6 +125,7 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         reject_dkim_failures=settings.dkim.on_verify_failure == "reject",
         relay_expire_days=settings.relay.expire_days,
         notify_return_path=return_path(settings),
+        quota=quota(settings),
     )
 
 

@@ -51,6 +51,7 @@ from mss.store.messages import (
     uids_of,
 )
 from mss.store.models import message_table
+from mss.store.quotas import Quota, Usage, check_folders, check_room, owner_usage, usage
 from mss.store.search import body_reader, prepare, run
 from mss.store.sql import Conn, Tx
 
@@ -63,10 +64,12 @@ SMALL_READ = 500  # messages: FETCH rows, SEARCH
 
 
 class ImapStore:
-    """`MailboxStore` over the SQL `Store` (SQLite or PostgreSQL)."""
+    """`MailboxStore` over the SQL `Store` (SQLite or PostgreSQL), within `quota`
+    (store/quotas.py: checked in the transaction that writes)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, quota: Quota | None = None) -> None:
         self._store = store
+        self.quota = quota or Quota()
 
     def __repr__(self) -> str:
         return f"ImapStore({self._store!r})"
@@ -94,14 +97,29 @@ class ImapStore:
         small = box.uidnext <= SMALL_MAILBOX
         return await self._read(lambda c: mailbox_status(c, box), small=small)
 
+    async def usage(self, account_id: int) -> Usage:
+        return await self._store.read_fast(lambda c: usage(c, account_id))
+
     async def create(self, account_id: int, name: str, special_use: str | None) -> None:
-        await self._store.write(lambda tx: _create_with_parents(tx, account_id, name, special_use))
+        def create(tx: Tx) -> None:
+            _create_with_parents(tx, account_id, name, special_use)
+            self._check_folders(tx, account_id)
+
+        await self._store.write(create)
 
     async def delete(self, account_id: int, name: str) -> None:
         await self._store.write(lambda tx: delete_mailbox(tx, account_id, name))
 
     async def rename(self, account_id: int, old: str, new: str) -> None:
-        await self._store.write(lambda tx: rename_mailbox(tx, account_id, old, new))
+        def rename(tx: Tx) -> None:
+            rename_mailbox(tx, account_id, old, new)
+            self._check_folders(tx, account_id)  # renaming INBOX creates the new name
+
+        await self._store.write(rename)
+
+    def _check_folders(self, tx: Tx, account_id: int) -> None:
+        if self.quota.folders:
+            check_folders(self.quota, usage(tx.conn, account_id))
 
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
         await self._store.write(lambda tx: set_subscribed(tx, account_id, name, subscribed))
@@ -128,7 +146,10 @@ class ImapStore:
     ) -> int:
         bits, keywords = parse_flags(flags)
         target = Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)
-        delivered = await self._store.deliver(message, [target], internal_date=internal_date)
+        delivered = await self._store.deliver(
+            message, [target], internal_date=internal_date,
+            decide=self._room_for(mailbox_id, 1, len(message)),
+        )  # fmt: skip
         return delivered.copies[0].uid
 
     async def append_many(
@@ -139,8 +160,16 @@ class ImapStore:
             bits, keywords = parse_flags(flags)
             together.append((raw, [Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)],
                              when))  # fmt: skip
-        delivered = await self._store.deliver_together(together)
+        room = self._room_for(mailbox_id, len(messages), sum(len(m[0]) for m in messages))
+        delivered = await self._store.deliver_together(together, decide=room)
         return [d.copies[0].uid for d in delivered]
+
+    def _room_for(self, mailbox_id: int, count: int, size: int) -> Callable[[Tx], None] | None:
+        """Before APPEND writes: room for `count` messages of `size` bytes in all?"""
+        quota = self.quota
+        if not (quota.messages or quota.storage):
+            return None
+        return lambda tx: check_room(quota, owner_usage(tx.conn, mailbox_id), count, size)
 
     async def flag_rows(
         self, mailbox_id: int, uids: Sequence[int], *, everything: bool
@@ -181,7 +210,16 @@ class ImapStore:
     async def copy(
         self, source: int, uids: Sequence[int], target: int, *, move: bool
     ) -> list[tuple[int, int]]:
-        return await self._store.write(lambda tx: _copy(tx, source, uids, target, move))
+        quota = self.quota
+        limited = not move and bool(quota.messages or quota.storage)  # MOVE adds nothing
+
+        def copy(tx: Tx) -> list[tuple[int, int]]:
+            pairs = _copy(tx, source, uids, target, move)
+            if limited and pairs:  # over now: refused, rolled back (RFC 9208 §4.3)
+                check_room(quota, owner_usage(tx.conn, target), 0, 0)
+            return pairs
+
+        return await self._store.write(copy)
 
     async def expunge(self, mailbox_id: int, among: Sequence[int] | None = None) -> list[int]:
         return await self._store.write(lambda tx: _expunge(tx, mailbox_id, among))

@@ -1,0 +1,40 @@
+"""What each mailbox holds, for the accounts' quotas
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-06
+
+`mailbox.message_count` and `mailbox.message_bytes`: kept by the transactions that
+add (delivery, APPEND, COPY) and remove (EXPUNGE, MOVE) messages, so that an
+account's usage is a sum over its few mailboxes, not over its million messages
+(store/quotas.py). Initialised here from the messages already stored.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for name in ("message_count", "message_bytes"):
+        op.add_column(
+            "mailbox", sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
+        )
+    op.execute(
+        "UPDATE mailbox SET "
+        "message_count = (SELECT count(*) FROM message WHERE message.mailbox_id = mailbox.id), "
+        "message_bytes = (SELECT coalesce(sum(size), 0) FROM message "
+        "WHERE message.mailbox_id = mailbox.id)"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mailbox") as table:
+        table.drop_column("message_bytes")
+        table.drop_column("message_count")

@@ -1,0 +1,261 @@
+"""Per-account quotas (issue 14): mailboxes, messages and storage, with clear errors.
+
+SMTP refuses a recipient already full at RCPT (452 4.2.2, the others still get the
+message); IMAP refuses APPEND and COPY past the quota (NO [OVERQUOTA], RFC 9208 §4.3)
+and CREATE past the mailboxes (NO [LIMIT], RFC 5530), and tells usage and limits
+(GETQUOTAROOT, GETQUOTA). Over real clients (smtplib, imaplib, raw IMAP over TLS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import smtplib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from mss.store.accounts import get_account
+from mss.store.quotas import usage
+from mss.testing.imapclient import RawIMAP
+
+from .harness import PASSWORD, Running, message, running
+
+JEAN = "jean.dupont@pro.mssante.test"
+MARIE = "marie.martin@pro.mssante.test"
+PAUL = "paul.petit@pro.mssante.test"
+SMALL = b"From: jean.dupont@pro.mssante.test\r\nSubject: petit\r\n\r\n" + b"x" * 1000 + b"\r\n"
+
+
+def _limits(**limits: int) -> Mapping[str, Mapping[str, Any]]:
+    return {"limits": limits}
+
+
+async def _imap(mss: Running, user: str = MARIE) -> RawIMAP:
+    client = await RawIMAP.connect(mss.ports["imaps"], mss.client_tls())
+    assert (await client.login(user, PASSWORD)).ok
+    return client
+
+
+def _lit(data: bytes) -> bytes:
+    return b"{%d+}\r\n" % len(data) + data
+
+
+async def _append(client: RawIMAP, raw: bytes = SMALL, box: str = "INBOX") -> Any:
+    return await client.command(f"APPEND {box} ".encode() + _lit(raw))
+
+
+async def _usage(mss: Running, address: str) -> tuple[int, int, int]:
+    def read(conn: Any) -> tuple[int, int, int]:
+        account = get_account(conn, address)
+        assert account is not None and account.id is not None
+        used = usage(conn, account.id)
+        return used.folders, used.messages, used.storage
+
+    return await mss.store.read(read)
+
+
+@pytest.fixture
+async def three(instance: Path) -> AsyncIterator[Running]:
+    """Jean writes; Marie and Paul may each hold two messages."""
+    async with running(instance, overrides=_limits(max_messages=2)) as mss:
+        for address in (JEAN, MARIE, PAUL):
+            await mss.add_pro(address)
+        yield mss
+
+
+# --- SMTP --------------------------------------------------------------------------------
+
+
+def _send(mss: Running, to: list[str]) -> dict[str, tuple[int, bytes]]:
+    with mss.smtplib_client() as client:
+        client.login(JEAN, PASSWORD)
+        return client.sendmail(JEAN, to, message(JEAN, ", ".join(to)))
+
+
+async def test_smtp_to_a_full_mailbox_is_refused_at_rcpt_with_452_4_2_2(three: Running) -> None:
+    for _ in range(2):
+        assert await asyncio.to_thread(_send, three, [MARIE]) == {}
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+        await asyncio.to_thread(_send, three, [MARIE])
+    code, reply = info.value.recipients[MARIE]
+    assert code == 452 and reply.startswith(b"4.2.2 ")
+    assert "pleine" in reply.decode() and "(mailbox full" in reply.decode()
+    assert len(await three.inbox(MARIE)) == 2
+
+
+async def test_other_recipients_of_the_same_message_are_still_delivered(three: Running) -> None:
+    for _ in range(2):
+        await asyncio.to_thread(_send, three, [MARIE])
+    refused = await asyncio.to_thread(_send, three, [MARIE, PAUL])
+    assert list(refused) == [MARIE] and refused[MARIE][0] == 452
+    assert len(await three.inbox(PAUL)) == 1
+    assert len(await three.inbox(MARIE)) == 2
+
+
+async def test_storage_quota_refuses_smtp_once_the_bytes_are_used(instance: Path) -> None:
+    async with running(instance, overrides=_limits(max_storage=3000)) as mss:
+        for address in (JEAN, MARIE):
+            await mss.add_pro(address)
+        big = message(JEAN, MARIE, body=("y" * 70 + "\r\n") * 45)  # over 3000 bytes
+
+        def send_both() -> None:
+            with mss.smtplib_client() as client:
+                client.login(JEAN, PASSWORD)
+                # accepted at RCPT while not full, then delivered whatever its size
+                assert client.sendmail(JEAN, [MARIE], big) == {}
+                client.sendmail(JEAN, [MARIE], message(JEAN, MARIE))
+
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+            await asyncio.to_thread(send_both)
+        assert info.value.recipients[MARIE][0] == 452
+
+
+# --- IMAP --------------------------------------------------------------------------------
+
+
+def _imaplib_append(mss: Running, raw: bytes) -> tuple[str, list[Any]]:
+    client = imaplib.IMAP4_SSL("localhost", mss.ports["imaps"], ssl_context=mss.client_tls())
+    try:
+        client.login(MARIE, PASSWORD)
+        try:
+            return client.append("INBOX", None, None, raw)
+        except imaplib.IMAP4.error as exc:
+            return "NO", [str(exc).encode()]
+    finally:
+        client.logout()
+
+
+async def test_imap_append_over_quota_is_no_overquota(three: Running) -> None:
+    for _ in range(2):
+        status, _ = await asyncio.to_thread(_imaplib_append, three, SMALL)
+        assert status == "OK"
+    status, data = await asyncio.to_thread(_imaplib_append, three, SMALL)
+    assert status == "NO"
+    assert b"[OVERQUOTA]" in data[0] and b"(account message quota exceeded)" in data[0]
+    assert (await _usage(three, MARIE))[1] == 2
+
+
+async def test_imap_append_past_the_storage_is_refused_before_it_is_written(
+    instance: Path,
+) -> None:
+    async with running(instance, overrides=_limits(max_storage=2500)) as mss:
+        await mss.add_pro(MARIE)
+        client = await _imap(mss)
+        assert (await _append(client)).ok
+        assert (await _append(client)).ok  # 2 x 1050 bytes
+        reply = await _append(client)  # a third would pass 2500
+        assert reply.response.startswith(b"NO [OVERQUOTA] ")
+        assert "(account storage quota exceeded)" in reply.response.decode()
+        # MULTIAPPEND: the first would fit, not the second: none is stored
+        many = await client.command(b"APPEND INBOX " + _lit(b"a: b\r\n\r\nc") + b" " + _lit(SMALL))
+        assert many.response.startswith(b"NO [OVERQUOTA]")
+        assert (await _usage(mss, MARIE))[1] == 2
+        await client.close()
+
+
+async def test_imap_copy_over_quota_is_no_overquota_and_move_is_not(three: Running) -> None:
+    client = await _imap(three)
+    assert (await _append(client)).ok and (await _append(client)).ok
+    assert (await client.command("SELECT INBOX")).ok
+    reply = await client.command("COPY 1 Archive")
+    assert reply.response.startswith(b"NO [OVERQUOTA]")
+    assert (await client.command("MOVE 1 Archive")).ok  # the account holds no more
+    assert (await _usage(three, MARIE))[1:] == (2, 2 * len(SMALL))
+    status = (await client.command("STATUS Archive (MESSAGES)")).text()
+    assert "MESSAGES 1" in status
+    await client.close()
+
+
+async def test_create_beyond_the_folder_limit_is_no_limit(instance: Path) -> None:
+    async with running(instance, overrides=_limits(max_folders=8)) as mss:
+        await mss.add_pro(MARIE)  # INBOX, Sent, Drafts, Trash, Junk, Archive
+        client = await _imap(mss)
+        assert (await client.command("CREATE Patients")).ok
+        deep = await client.command("CREATE Dossiers/2026")  # two more: one too many
+        assert deep.response.startswith(b"NO [LIMIT] ")
+        assert "(too many mailboxes, at most 8)" in deep.response.decode()
+        listed = (await client.command('LIST "" "Dossiers*"')).lines
+        assert listed == []  # nothing of the refused CREATE is left
+        assert (await client.command("CREATE Dossiers")).ok
+        assert (await client.command("CREATE Encore")).response.startswith(b"NO [LIMIT]")
+        assert (await client.command("DELETE Patients")).ok
+        assert (await client.command("CREATE Encore")).ok
+        await client.close()
+
+
+async def test_getquotaroot_tells_usage_and_limits(instance: Path) -> None:
+    limits = _limits(max_storage=10 * 1024 * 1024, max_messages=100, max_folders=50)
+    async with running(instance, overrides=limits) as mss:
+        await mss.add_pro(MARIE)
+        client = await _imap(mss)
+        capabilities = (await client.command("CAPABILITY")).text()
+        assert "QUOTA " in capabilities and "QUOTA=RES-STORAGE" in capabilities
+        assert (await _append(client)).ok
+        reply = await client.command("GETQUOTAROOT INBOX")
+        assert reply.ok
+        assert reply.lines == [
+            b'* QUOTAROOT INBOX ""\r\n',
+            b'* QUOTA "" (STORAGE 2 10240 MESSAGE 1 100 MAILBOX 6 50)\r\n',
+        ]
+        again = await client.command('GETQUOTA ""')
+        assert again.lines == [reply.lines[1]]
+        assert (await client.command('GETQUOTA "autre"')).response.startswith(b"NO [NONEXISTENT]")
+        refused = await client.command('SETQUOTA "" (STORAGE 99999999)')
+        assert refused.response.startswith(b"NO [NOPERM]")
+        await client.close()
+
+
+async def test_usage_decreases_after_expunge(three: Running) -> None:
+    client = await _imap(three)
+    assert (await _append(client)).ok and (await _append(client)).ok
+    assert not (await _append(client)).ok
+    assert (await client.command("SELECT INBOX")).ok
+    assert (await client.command("STORE 1 +FLAGS (\\Deleted)")).ok
+    assert (await client.command("EXPUNGE")).ok
+    assert (await _usage(three, MARIE))[1:] == (1, len(SMALL))
+    quota = (await client.command('GETQUOTA ""')).lines[0]
+    assert b"MESSAGE 1 2" in quota
+    assert (await _append(client)).ok
+    await client.close()
+
+
+# --- the counters ------------------------------------------------------------------------
+
+_TRUE_USAGE = text(
+    "SELECT count(*), coalesce(sum(m.size), 0) FROM message m "
+    "JOIN mailbox b ON b.id = m.mailbox_id JOIN account a ON a.id = b.account_id "
+    "WHERE a.address = :address"
+)
+
+
+async def _true_usage(mss: Running, address: str) -> tuple[int, int]:
+    def read(conn: Any) -> tuple[int, int]:
+        row = conn.execute(_TRUE_USAGE, {"address": address}).one()
+        return int(row[0]), int(row[1])
+
+    return await mss.store.read(read)
+
+
+async def test_usage_counters_follow_every_change_of_the_messages(mss: Running) -> None:
+    """Delivery, APPEND, COPY, MOVE, EXPUNGE, DELETE and RENAME INBOX: the counters kept
+    on the mailboxes always equal what the messages hold."""
+    for address in (JEAN, MARIE):
+        await mss.add_pro(address)
+    await asyncio.to_thread(_send, mss, [MARIE])
+    client = await _imap(mss)
+    steps = [
+        "APPEND", "CREATE Dossier", "SELECT INBOX", "COPY 1:* Dossier", "MOVE 1 Archive",
+        "SELECT Dossier", "STORE 1 +FLAGS (\\Deleted)", "EXPUNGE", "COPY 1:* Archive",
+        "RENAME INBOX Ancien", "DELETE Dossier", "APPEND",
+    ]  # fmt: skip
+    for step in steps:
+        reply = await (_append(client) if step == "APPEND" else client.command(step))
+        assert reply.ok, (step, reply.response)
+        folders, messages, storage = await _usage(mss, MARIE)
+        assert (messages, storage) == await _true_usage(mss, MARIE), step
+    await client.close()
+    assert folders == 7  # six, Dossier, Ancien (RENAME INBOX), less Dossier
