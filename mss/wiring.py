@@ -203,7 +203,8 @@ def _outbox_runner(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
     notify = notify_parts(settings, store)
-    handlers: list[Handler] = [relay, DepositHandler(store), mdn, *notify.handlers]
+    deposits = DepositHandler(store, max_documents=settings.limits.max_documents_per_mail)
+    handlers: list[Handler] = [relay, deposits, mdn, *notify.handlers]
     runner = OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
     return runner, notify.closers
 

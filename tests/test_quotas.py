@@ -12,21 +12,26 @@ import asyncio
 import imaplib
 import smtplib
 from collections.abc import AsyncIterator, Mapping
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from mss.dmp import service
 from mss.store.accounts import get_account
 from mss.store.quotas import usage
 from mss.testing.imapclient import RawIMAP
+from mss.testing.xdmgen import INS
 
 from .harness import PASSWORD, Running, message, running
 
 JEAN = "jean.dupont@pro.mssante.test"
 MARIE = "marie.martin@pro.mssante.test"
 PAUL = "paul.petit@pro.mssante.test"
+PATIENT = f"{INS}@patient.mssante.fr"
 SMALL = b"From: jean.dupont@pro.mssante.test\r\nSubject: petit\r\n\r\n" + b"x" * 1000 + b"\r\n"
 
 
@@ -259,3 +264,46 @@ async def test_usage_counters_follow_every_change_of_the_messages(mss: Running) 
         assert (messages, storage) == await _true_usage(mss, MARIE), step
     await client.close()
     assert folders == 7  # six, Dossier, Ancien (RENAME INBOX), less Dossier
+
+
+# --- documents per mail ------------------------------------------------------------------
+
+
+def _pdfs_mail(count: int) -> bytes:
+    mail = EmailMessage(policy=default)
+    mail["From"], mail["To"] = JEAN, PATIENT
+    mail["Subject"] = "XDM/1.0/DDM+Comptes rendus DE VINCI Ruth 17/03/1979"
+    mail["Message-ID"] = f"<pdfs-{count}@pro.mssante.test>"
+    mail["Disposition-Notification-To"] = JEAN
+    mail.set_content("Bonjour, voici vos comptes rendus.")
+    for i in range(count):
+        mail.add_attachment(b"%%PDF-1.4 rendu %d" % i, maintype="application", subtype="pdf",
+                            filename=f"compte-rendu-{i}.pdf")  # fmt: skip
+    return mail.as_bytes()
+
+
+async def _mdn_of(mss: Running, message_id: str) -> bytes:
+    for _ in range(200):
+        found = [m for m in await mss.inbox(JEAN)
+                 if b"disposition-notification" in m and message_id.encode() in m]  # fmt: skip
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no MDN came back")
+
+
+async def test_documents_per_mail_over_the_limit_are_refused_with_mdn_906(instance: Path) -> None:
+    async with running(instance, overrides=_limits(max_documents_per_mail=2)) as mss:
+        await mss.add_pro(JEAN, national_id="810003456789", name="Jean DUPONT")
+        await mss.add_patient(INS, family="DE VINCI", given="RUTH", birth_date="1979-03-17")
+        assert (await mss.submit(JEAN, _pdfs_mail(2), [PATIENT])).code == 250
+        await _mdn_of(mss, "<pdfs-2@pro.mssante.test>")
+        assert await mss.store.read(lambda c: service.count_documents(c, INS)) == 2
+        assert (await mss.submit(JEAN, _pdfs_mail(3), [PATIENT])).code == 250
+        mdn = await _mdn_of(mss, "<pdfs-3@pro.mssante.test>")
+        assert b"processed/Error: 906^Autre erreur : 3 documents dans ce message, au plus 2" in (
+            mdn.replace(b"\r\n ", b" ")
+        )
+        assert b"(too many documents in one mail)" in mdn.replace(b"\r\n ", b" ")
+        assert await mss.store.read(lambda c: service.count_documents(c, INS)) == 2
+        assert len(await mss.inbox(PATIENT)) == 2  # the mail itself reached the patient

@@ -29,7 +29,7 @@ from mss.delivery.mdn import build_mdn, requested_by
 from mss.delivery.reports import ReportSender
 from mss.dmp import service
 from mss.dmp.access import Professional
-from mss.dmp.errors import DMPError
+from mss.dmp.errors import DMPError, DocumentError
 from mss.dmp.mail import documents_of_mail
 from mss.store import outbox
 from mss.store.accounts import get_account
@@ -68,14 +68,34 @@ def _author(conn: Conn, sender: str) -> Professional:
     return Professional(national_id or sender, profession, name or sender)
 
 
+class TooManyDocuments(DocumentError):
+    """More documents in one mail than `[limits] max_documents_per_mail` (no ANS figure:
+    ours): none is deposited, the MDN says why (906, permanent: the mail stays)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} documents in one mail (at most {limit})")
+        self.count, self.limit = count, limit
+
+    @property
+    def mdn_label(self) -> str:
+        return (
+            f"Autre erreur : {self.count} documents dans ce message, au plus {self.limit} "
+            f"(too many documents in one mail)"
+        )
+
+
 class DepositHandler:
-    """The outbox handler of kind `dmp_deposit`: one mail's documents per row."""
+    """The outbox handler of kind `dmp_deposit`: one mail's documents per row, at most
+    `max_documents` of them (0: no limit)."""
 
     kind = DEPOSIT
     policy = RetryPolicy(base=30, cap=3600, max_attempts=8, lease=300, batch=1, concurrency=2)
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, *, max_documents: int = 0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
+        self._max_documents = max_documents
         self._clock = clock
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
@@ -90,6 +110,8 @@ class DepositHandler:
         author = await self._store.read(lambda c: _author(c, sender))
         try:
             found = await asyncio.to_thread(documents_of_mail, raw, ins)
+            if 0 < self._max_documents < len(found.documents):
+                raise TooManyDocuments(len(found.documents), self._max_documents)
             count = await self._store.write(
                 lambda tx: self._store_documents(tx, item, author, found.documents, headers)
             )

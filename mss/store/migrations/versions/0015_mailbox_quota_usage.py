@@ -35,6 +35,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("mailbox") as table:
-        table.drop_column("message_bytes")
-        table.drop_column("message_count")
+    for name in ("message_bytes", "message_count"):
+        op.drop_column("mailbox", name)  # SQLite ≥ 3.35 drops it in place
