@@ -25,7 +25,7 @@ from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import Session
-from mss.instance import open_store
+from mss.instance import open_store, quota
 from mss.security.tls import server_context
 from mss.store import notify as notes
 from mss.store import outbox
@@ -40,7 +40,6 @@ from mss.wiring import (
     build_space,
     cpu_workers,
     dmp_settings,
-    quota,
 )
 
 log = logging.getLogger("mss")

@@ -32,7 +32,7 @@ from mss.delivery.trust import TrustSpace
 from mss.dmp import service as dmp_service
 from mss.dmp.access import Habilitations
 from mss.errors import ConfigError
-from mss.instance import dkim_keys
+from mss.instance import dkim_keys, quota
 from mss.security import dkim
 from mss.security.auth import Credentials, LoginService
 from mss.security.tls import ReloadingContext, client_context, server_context
@@ -44,7 +44,6 @@ from mss.store.accounts import AccountRecord, accounts_of_national_id, get_accou
 from mss.store.api import Store
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
-from mss.store.quotas import Quota
 from mss.store.runner import OutboxRunner
 from mss.wiring_notify import notify_parts, return_path, vapid_public_key
 
@@ -102,14 +101,6 @@ class Mail:
                     log.info("TLS certificates or CRLs changed: new connections use them")
             except (OSError, ssl.SSLError):
                 log.exception("cannot reload the TLS files; keeping the previous ones")
-
-
-def quota(settings: Settings) -> Quota:
-    """The limits of every account (store/quotas.py)."""
-    limits = settings.limits
-    return Quota(
-        folders=limits.max_folders, messages=limits.max_messages, storage=limits.max_storage
-    )
 
 
 def delivery_config(settings: Settings) -> DeliveryConfig:

@@ -22,16 +22,19 @@ from sqlalchemy import text
 
 from mss.dmp import service
 from mss.store.accounts import get_account
-from mss.store.quotas import usage
+from mss.store.quotas import Quota, account_quota
 from mss.testing.imapclient import RawIMAP
 from mss.testing.xdmgen import INS
 
+from .conftest import run_mss
 from .harness import PASSWORD, Running, message, running
 
 JEAN = "jean.dupont@pro.mssante.test"
 MARIE = "marie.martin@pro.mssante.test"
 PAUL = "paul.petit@pro.mssante.test"
 PATIENT = f"{INS}@patient.mssante.fr"
+PEER_DOMAIN, PEER_HOST = "autre.mssante.test", "mx.autre.mssante.test"
+PEER_PRO = f"paul.durand@{PEER_DOMAIN}"
 SMALL = b"From: jean.dupont@pro.mssante.test\r\nSubject: petit\r\n\r\n" + b"x" * 1000 + b"\r\n"
 
 
@@ -57,7 +60,7 @@ async def _usage(mss: Running, address: str) -> tuple[int, int, int]:
     def read(conn: Any) -> tuple[int, int, int]:
         account = get_account(conn, address)
         assert account is not None and account.id is not None
-        used = usage(conn, account.id)
+        _, used = account_quota(conn, account.id, Quota())
         return used.folders, used.messages, used.storage
 
     return await mss.store.read(read)
@@ -99,6 +102,23 @@ async def test_other_recipients_of_the_same_message_are_still_delivered(three: R
     assert list(refused) == [MARIE] and refused[MARIE][0] == 452
     assert len(await three.inbox(PAUL)) == 1
     assert len(await three.inbox(MARIE)) == 2
+
+
+async def test_the_mx_refuses_a_full_mailbox_and_delivers_the_others(three: Running) -> None:
+    """Another operator's mail: the same refusal at RCPT, the same message for the rest."""
+    for _ in range(2):
+        await asyncio.to_thread(_send, three, [MARIE])
+    await three.trust(PEER_DOMAIN)
+    tls = three.client_tls(*three.pki.issue_operator(PEER_HOST, [PEER_DOMAIN]))
+    client = three.smtp("mx", tls_context=tls)
+    await client.connect()
+    await client.starttls()
+    try:
+        refused, _ = await client.sendmail(PEER_PRO, [MARIE, PAUL], message(PEER_PRO, PAUL))
+    finally:
+        client.close()
+    assert refused[MARIE].code == 452 and refused[MARIE].message.startswith("4.2.2 ")
+    assert len(await three.inbox(PAUL)) == 1 and len(await three.inbox(MARIE)) == 2
 
 
 async def test_storage_quota_refuses_smtp_once_the_bytes_are_used(instance: Path) -> None:
@@ -187,6 +207,9 @@ async def test_create_beyond_the_folder_limit_is_no_limit(instance: Path) -> Non
         assert listed == []  # nothing of the refused CREATE is left
         assert (await client.command("CREATE Dossiers")).ok
         assert (await client.command("CREATE Encore")).response.startswith(b"NO [LIMIT]")
+        renamed = await client.command("RENAME INBOX Ancien")  # would create "Ancien"
+        assert renamed.response.startswith(b"NO [LIMIT]")
+        assert (await client.command("RENAME Dossiers Classeurs")).ok  # creates nothing
         assert (await client.command("DELETE Patients")).ok
         assert (await client.command("CREATE Encore")).ok
         await client.close()
@@ -307,3 +330,48 @@ async def test_documents_per_mail_over_the_limit_are_refused_with_mdn_906(instan
         assert b"(too many documents in one mail)" in mdn.replace(b"\r\n ", b" ")
         assert await mss.store.read(lambda c: service.count_documents(c, INS)) == 2
         assert len(await mss.inbox(PATIENT)) == 2  # the mail itself reached the patient
+
+
+# --- an account's own limits -------------------------------------------------------------
+
+
+def _quota_cli(instance: Path, *args: str) -> tuple[int, str]:
+    result = run_mss("pro", "quota", *args, "--data-dir", str(instance))
+    return result.returncode, result.stdout + result.stderr
+
+
+async def test_an_account_has_its_own_limits_set_by_mss_pro_quota(instance: Path) -> None:
+    async with running(instance) as mss:  # the settings: the defaults (1,000,000 messages)
+        for address in (JEAN, MARIE, PAUL):
+            await mss.add_pro(address)
+        code, out = await asyncio.to_thread(
+            _quota_cli, instance, MARIE, "--messages", "1", "--storage", "1M"
+        )
+        assert code == 0 and "messages: 0 of 1\n" in out and "storage: 0 of 1048576\n" in out
+        assert await asyncio.to_thread(_send, mss, [MARIE]) == {}
+        refused = await asyncio.to_thread(_send, mss, [MARIE, PAUL])  # Paul: the settings'
+        assert list(refused) == [MARIE] and refused[MARIE][0] == 452
+        client = await _imap(mss)
+        quota = (await client.command('GETQUOTA ""')).lines[0]
+        assert b"STORAGE 1 1024 MESSAGE 1 1 MAILBOX 6 1000" in quota
+        assert (await _append(client)).response.startswith(b"NO [OVERQUOTA]")
+        code, out = await asyncio.to_thread(_quota_cli, instance, MARIE, "--messages", "default")
+        assert code == 0 and "messages: 1 of 1000000\n" in out
+        assert (await _append(client)).ok
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([MARIE, "--storage", "5X"], "is not a size"),
+        ([MARIE, "--messages", "-1"], "is not a number"),
+        (["personne@pro.mssante.test"], "is not a mailbox of this instance"),
+    ],
+)
+def test_mss_pro_quota_refuses_bad_input_in_one_line(
+    instance: Path, args: list[str], fragment: str
+) -> None:
+    assert run_mss("pro", "add", MARIE, "--data-dir", str(instance)).returncode == 0
+    code, out = _quota_cli(instance, *args)
+    assert code != 0 and fragment in out and out.count("\n") == 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from mss.errors import Rejection
 from mss.store.api import Store
-from mss.store.quotas import Quota, owner_usage
+from mss.store.quotas import Quota, owner_quota
 
 MAILBOX_FULL = Rejection(
     452,
@@ -25,10 +25,9 @@ MAILBOX_FULL = Rejection(
 )
 
 
-async def refuse_if_full(store: Store, quota: Quota, inbox: int) -> None:
-    """RCPT: `MAILBOX_FULL` for the account of this INBOX when it is already full."""
-    if not (quota.messages or quota.storage):
-        return
-    used = await store.db.read_fast(lambda conn: owner_usage(conn, inbox))
+async def refuse_if_full(store: Store, default: Quota, inbox: int) -> None:
+    """RCPT: `MAILBOX_FULL` for the account of this INBOX when it is already full (its
+    own limits, else `default`: the settings')."""
+    quota, used = await store.db.read_fast(lambda conn: owner_quota(conn, inbox, default))
     if quota.full(used):
         raise MAILBOX_FULL

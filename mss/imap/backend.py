@@ -22,8 +22,6 @@ from mss.store.quotas import Quota, Usage
 class MailboxStore(Protocol):
     """What IMAP needs of the mailboxes of its accounts."""
 
-    quota: Quota  # the limits of every account (RFC 9208 resources)
-
     # --- accounts and mailboxes -------------------------------------------------------------
 
     async def account_id(self, address: str) -> int | None:
@@ -32,8 +30,9 @@ class MailboxStore(Protocol):
     async def marks(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
         """(HIGHESTMODSEQ, UIDNEXT) of these mailboxes as committed now (a small read)."""
 
-    async def usage(self, account_id: int) -> Usage:
-        """What the account holds now: mailboxes, messages, bytes (GETQUOTA)."""
+    async def quota(self, account_id: int) -> tuple[Quota, Usage]:
+        """The account's limits and what it holds now: mailboxes, messages, bytes
+        (GETQUOTA)."""
 
     async def mailbox(self, account_id: int, name: str) -> MailboxInfo | None:
         """A mailbox by name (INBOX in any case), or None."""

@@ -1,9 +1,10 @@
 """The QUOTA extension (RFC 9208): GETQUOTAROOT and GETQUOTA, read only.
 
-Each account has one quota root, `""`, over all its mailboxes, with the limits of
-`store/quotas.py` as resources: STORAGE (in units of 1024 octets, RFC 9208 §5.1),
-MESSAGE (§5.2) and MAILBOX (§5.3); a resource without a limit is not listed. The
-limits are the operator's settings: SETQUOTA is refused (no QUOTASET capability).
+Each account has one quota root, `""`, over all its mailboxes, with the account's
+limits (`store/quotas.py`: its own, else the settings') as resources: STORAGE (in
+units of 1024 octets, RFC 9208 §5.1), MESSAGE (§5.2) and MAILBOX (§5.3); a resource
+without a limit is not listed. The operator sets the limits (`[limits]`, `mss pro
+quota`): SETQUOTA is refused (no QUOTASET capability).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from mss.imap.base import SessionBase
 from mss.imap.errors import ImapError
 from mss.imap.parsing.commands import Command
 from mss.imap.parsing.utf7 import encode
-from mss.store.quotas import Usage
+from mss.store.quotas import Quota, Usage
 
 ROOT = ""  # one quota root per account
 
@@ -36,16 +37,16 @@ class QuotaCommands(SessionBase):
         )
 
     async def _quota(self) -> None:
-        used = await self.store.usage(self._account())
-        self.untagged(f'QUOTA "" ({" ".join(self._resources(used))})')
+        quota, used = await self.store.quota(self._account())
+        self.untagged(f'QUOTA "" ({" ".join(_resources(quota, used))})')
 
-    def _resources(self, used: Usage) -> list[str]:
-        quota = self.store.quota
-        found = []
-        if quota.storage:  # RFC 9208 §5.1: units of 1024 octets, rounded up
-            found.append(f"STORAGE {-(-used.storage // 1024)} {quota.storage // 1024}")
-        if quota.messages:
-            found.append(f"MESSAGE {used.messages} {quota.messages}")
-        if quota.folders:
-            found.append(f"MAILBOX {used.folders} {quota.folders}")
-        return found
+
+def _resources(quota: Quota, used: Usage) -> list[str]:
+    found = []
+    if quota.storage:  # RFC 9208 §5.1: units of 1024 octets, rounded up
+        found.append(f"STORAGE {-(-used.storage // 1024)} {quota.storage // 1024}")
+    if quota.messages:
+        found.append(f"MESSAGE {used.messages} {quota.messages}")
+    if quota.folders:
+        found.append(f"MAILBOX {used.folders} {quota.folders}")
+    return found

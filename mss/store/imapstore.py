@@ -51,7 +51,7 @@ from mss.store.messages import (
     uids_of,
 )
 from mss.store.models import message_table
-from mss.store.quotas import Quota, Usage, check_folders, check_room, owner_usage, usage
+from mss.store.quotas import Quota, Usage, account_quota, check_folders, check_room, owner_quota
 from mss.store.search import body_reader, prepare, run
 from mss.store.sql import Conn, Tx
 
@@ -64,12 +64,13 @@ SMALL_READ = 500  # messages: FETCH rows, SEARCH
 
 
 class ImapStore:
-    """`MailboxStore` over the SQL `Store` (SQLite or PostgreSQL), within `quota`
-    (store/quotas.py: checked in the transaction that writes)."""
+    """`MailboxStore` over the SQL `Store` (SQLite or PostgreSQL), within the accounts'
+    quotas (`quota`, or an account's own: store/quotas.py), checked in the transaction
+    that writes."""
 
     def __init__(self, store: Store, quota: Quota | None = None) -> None:
         self._store = store
-        self.quota = quota or Quota()
+        self._quota = quota or Quota()
 
     def __repr__(self) -> str:
         return f"ImapStore({self._store!r})"
@@ -97,8 +98,8 @@ class ImapStore:
         small = box.uidnext <= SMALL_MAILBOX
         return await self._read(lambda c: mailbox_status(c, box), small=small)
 
-    async def usage(self, account_id: int) -> Usage:
-        return await self._store.read_fast(lambda c: usage(c, account_id))
+    async def quota(self, account_id: int) -> tuple[Quota, Usage]:
+        return await self._store.read_fast(lambda c: account_quota(c, account_id, self._quota))
 
     async def create(self, account_id: int, name: str, special_use: str | None) -> None:
         def create(tx: Tx) -> None:
@@ -118,8 +119,7 @@ class ImapStore:
         await self._store.write(rename)
 
     def _check_folders(self, tx: Tx, account_id: int) -> None:
-        if self.quota.folders:
-            check_folders(self.quota, usage(tx.conn, account_id))
+        check_folders(*account_quota(tx.conn, account_id, self._quota))
 
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
         await self._store.write(lambda tx: set_subscribed(tx, account_id, name, subscribed))
@@ -164,12 +164,9 @@ class ImapStore:
         delivered = await self._store.deliver_together(together, decide=room)
         return [d.copies[0].uid for d in delivered]
 
-    def _room_for(self, mailbox_id: int, count: int, size: int) -> Callable[[Tx], None] | None:
+    def _room_for(self, mailbox_id: int, count: int, size: int) -> Callable[[Tx], None]:
         """Before APPEND writes: room for `count` messages of `size` bytes in all?"""
-        quota = self.quota
-        if not (quota.messages or quota.storage):
-            return None
-        return lambda tx: check_room(quota, owner_usage(tx.conn, mailbox_id), count, size)
+        return lambda tx: check_room(*owner_quota(tx.conn, mailbox_id, self._quota), count, size)
 
     async def flag_rows(
         self, mailbox_id: int, uids: Sequence[int], *, everything: bool
@@ -210,14 +207,11 @@ class ImapStore:
     async def copy(
         self, source: int, uids: Sequence[int], target: int, *, move: bool
     ) -> list[tuple[int, int]]:
-        quota = self.quota
-        limited = not move and bool(quota.messages or quota.storage)  # MOVE adds nothing
-
         def copy(tx: Tx) -> list[tuple[int, int]]:
             pairs = _copy(tx, source, uids, target, move)
-            if limited and pairs:  # over now: refused, rolled back (RFC 9208 §4.3)
-                check_room(quota, owner_usage(tx.conn, target), 0, 0)
-            return pairs
+            if pairs and not move:  # over now: refused, rolled back (RFC 9208 §4.3)
+                check_room(*owner_quota(tx.conn, target, self._quota), 0, 0)
+            return pairs  # MOVE adds nothing to the account
 
         return await self._store.write(copy)
 

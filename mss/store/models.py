@@ -121,6 +121,11 @@ class Account(SQLModel, table=True):
     last_uidvalidity: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
     )
+    # This account's quotas apart from the settings' `[limits]` (`mss pro quota`):
+    # None: the settings', 0: no limit (store/quotas.py).
+    quota_folders: int | None = Field(default=None, sa_column=Column(BigInteger))
+    quota_messages: int | None = Field(default=None, sa_column=Column(BigInteger))
+    quota_storage: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class Mailbox(SQLModel, table=True):

@@ -1,7 +1,8 @@
 """Per-account quotas: mailboxes (folders), messages, and bytes of messages.
 
 The limits come from the settings (`[limits]`: `max_folders`, `max_messages`,
-`max_storage`; 0 = none). An account's usage is the sum of the counters each of its
+`max_storage`; 0 = none), unless the account has its own (`account.quota_*`, set by
+`mss pro quota`; NULL: the settings'). An account's usage is the sum of the counters each of its
 mailboxes keeps (`mailbox.message_count`, `mailbox.message_bytes`, changed by the
 very statements that add and remove messages: delivery, APPEND, COPY, EXPUNGE), so
 reading it costs a scan of the account's few mailbox rows, whatever the number of
@@ -18,25 +19,29 @@ Where each limit holds:
   delivered whatever its size. A mailbox may thus go past its storage by the
   messages accepted before it was full (at most one per transaction under way,
   each within `max_message_size`), like Dovecot's quota grace.
+- The server's own reports to a local sender (DSNs, MDNs) are delivered whatever the
+  quota: small, and losing one would hide a failure from its sender.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from mss.store.folders import MailboxError
-from mss.store.sql import RawStatement
+from mss.store.models import account_table
+from mss.store.sql import RawStatement, Tx
 
 OVERQUOTA = "OVERQUOTA"  # RFC 5530 §3, RFC 9208 §4.3
 LIMIT = "LIMIT"  # RFC 5530 §3: a server limit, here the number of mailboxes
+RESOURCES = ("folders", "messages", "storage")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Quota:
-    """The limits of every account; 0 means no limit."""
+    """The limits of an account; 0 means no limit."""
 
     folders: int = 0
     messages: int = 0
@@ -74,26 +79,40 @@ def too_many_folders(limit: int) -> MailboxError:
     )
 
 
-_USAGE = (
-    "SELECT count(*), coalesce(sum(message_count), 0), coalesce(sum(message_bytes), 0) "
-    "FROM mailbox WHERE account_id = "
+_STATE = (
+    "SELECT a.quota_folders, a.quota_messages, a.quota_storage, count(m.id), "
+    "coalesce(sum(m.message_count), 0), coalesce(sum(m.message_bytes), 0) "
+    "FROM account a LEFT JOIN mailbox m ON m.account_id = a.id WHERE a.id = "
 )
-_ACCOUNT_USAGE = RawStatement(_USAGE + "?")
-_OWNER_USAGE = RawStatement(_USAGE + "(SELECT account_id FROM mailbox WHERE id = ?)")
+_ACCOUNT_STATE = RawStatement(_STATE + "? GROUP BY a.id")
+_OWNER_STATE = RawStatement(_STATE + "(SELECT account_id FROM mailbox WHERE id = ?) GROUP BY a.id")
 
 
-def _usage(row: Any) -> Usage:
-    return Usage(int(row[0]), int(row[1]), int(row[2]))
+def _state(row: Any, default: Quota) -> tuple[Quota, Usage]:
+    if row is None:  # no such account (deleted meanwhile): nothing to hold
+        return default, Usage(0, 0, 0)
+    own = {name: row[i] for i, name in enumerate(RESOURCES) if row[i] is not None}
+    return replace(default, **own), Usage(int(row[3]), int(row[4]), int(row[5]))
 
 
-def usage(conn: Connection, account_id: int) -> Usage:
-    """What the account holds now."""
-    return _usage(_ACCOUNT_USAGE.first(conn, account_id))
+def account_quota(conn: Connection, account_id: int, default: Quota) -> tuple[Quota, Usage]:
+    """The account's limits (its own, else `default`) and what it holds now."""
+    return _state(_ACCOUNT_STATE.first(conn, account_id), default)
 
 
-def owner_usage(conn: Connection, mailbox_id: int) -> Usage:
-    """What the account owning this mailbox holds now (SMTP knows the INBOX)."""
-    return _usage(_OWNER_USAGE.first(conn, mailbox_id))
+def owner_quota(conn: Connection, mailbox_id: int, default: Quota) -> tuple[Quota, Usage]:
+    """The same, for the account owning this mailbox (SMTP knows the INBOX)."""
+    return _state(_OWNER_STATE.first(conn, mailbox_id), default)
+
+
+def set_account_quota(tx: Tx, account_id: int, **limits: int | None) -> None:
+    """An account's own limits (`folders`, `messages`, `storage`): a number (0: none),
+    or None to follow the settings again. Those not named are left as they are."""
+    values = {f"quota_{name}": value for name, value in limits.items() if name in RESOURCES}
+    if values:
+        tx.conn.execute(
+            update(account_table).where(account_table.c.id == account_id).values(values)
+        )
 
 
 def check_room(quota: Quota, used: Usage, messages: int, size: int) -> None:
