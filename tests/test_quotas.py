@@ -182,6 +182,24 @@ async def test_imap_append_past_the_storage_is_refused_before_it_is_written(
         await client.close()
 
 
+async def test_concurrent_appends_never_pass_the_quota(instance: Path) -> None:
+    """Sessions appending at once share the writer's batches: each APPEND's check sees
+    those committed before it in the same transaction."""
+    async with running(instance, overrides=_limits(max_messages=5)) as mss:
+        await mss.add_pro(MARIE)
+        clients = [await _imap(mss) for _ in range(6)]
+
+        async def twice(client: RawIMAP) -> list[Any]:
+            return [await _append(client) for _ in range(2)]
+
+        replies = [r for pair in await asyncio.gather(*map(twice, clients)) for r in pair]
+        assert sum(r.ok for r in replies) == 5
+        assert all(r.response.startswith(b"NO [OVERQUOTA]") for r in replies if not r.ok)
+        assert (await _usage(mss, MARIE))[1] == 5
+        for client in clients:
+            await client.close()
+
+
 async def test_imap_copy_over_quota_is_no_overquota_and_move_is_not(three: Running) -> None:
     client = await _imap(three)
     assert (await _append(client)).ok and (await _append(client)).ok

@@ -144,13 +144,10 @@ class ImapStore:
     async def append(
         self, mailbox_id: int, message: bytes, flags: Sequence[str], internal_date: int | None
     ) -> int:
-        bits, keywords = parse_flags(flags)
-        target = Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)
-        delivered = await self._store.deliver(
-            message, [target], internal_date=internal_date,
-            decide=self._room_for(mailbox_id, 1, len(message)),
-        )  # fmt: skip
-        return delivered.copies[0].uid
+        # One write of its own, not a bulk delivery: the quota read in its transaction
+        # sees the APPENDs committed in the same batch before it (exact, store/quotas.py)
+        [uid] = await self.append_many(mailbox_id, [(message, flags, internal_date)])
+        return uid
 
     async def append_many(
         self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
