@@ -9,6 +9,7 @@ and CREATE past the mailboxes (NO [LIMIT], RFC 5530), and tells usage and limits
 from __future__ import annotations
 
 import asyncio
+import html
 import imaplib
 import smtplib
 from collections.abc import AsyncIterator, Mapping
@@ -22,12 +23,15 @@ from sqlalchemy import text
 
 from mss.dmp import service
 from mss.store.accounts import get_account
-from mss.store.quotas import Quota, account_quota
+from mss.store.quotas import Quota, account_quota, set_account_quota
 from mss.testing.imapclient import RawIMAP
 from mss.testing.xdmgen import INS
 
 from .conftest import run_mss
 from .harness import PASSWORD, Running, message, running
+from .space import PATIENT_INS, patient_client
+from .space_mail import PATIENT as SPACE_PATIENT
+from .space_mail import add_people, pro_writes
 
 JEAN = "jean.dupont@pro.mssante.test"
 MARIE = "marie.martin@pro.mssante.test"
@@ -393,3 +397,25 @@ def test_mss_pro_quota_refuses_bad_input_in_one_line(
     assert run_mss("pro", "add", MARIE, "--data-dir", str(instance)).returncode == 0
     code, out = _quota_cli(instance, *args)
     assert code != 0 and fragment in out and out.count("\n") == 1
+
+
+async def test_the_patient_space_says_a_professional_mailbox_is_full(mss: Running) -> None:
+    """The web door asks the same RCPT check: the patient reads why, in French."""
+    await add_people(mss)
+    await mss.add_patient(PATIENT_INS)
+    await pro_writes(mss, JEAN, SPACE_PATIENT, "<m1@pro.mssante.test>")
+    await asyncio.to_thread(_send, mss, [JEAN])  # Jean's INBOX: one message
+
+    def one_message_for_jean(tx: Any) -> None:
+        account = get_account(tx.conn, JEAN)
+        assert account is not None and account.id is not None
+        set_account_quota(tx, account.id, messages=1)
+
+    await mss.store.write(one_message_for_jean)
+    async with patient_client(mss, PATIENT_INS) as (client, csrf):
+        sent = await client.post(
+            "/espace/messages/nouveau",
+            data={"csrf": csrf, "destinataire": JEAN, "objet": "Question", "texte": "?"},
+        )
+    assert sent.status_code == 503
+    assert "Boîte aux lettres du destinataire pleine" in html.unescape(sent.text)

@@ -20,8 +20,7 @@ from mss.store.quotas import Quota, owner_quota
 MAILBOX_FULL = Rejection(
     452,
     "4.2.2",
-    "Boîte aux lettres du destinataire pleine : quota atteint, réessayez plus tard "
-    "(mailbox full, quota exceeded)",
+    "Boîte aux lettres du destinataire pleine : quota atteint (mailbox full, quota exceeded)",
 )
 
 
