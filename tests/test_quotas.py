@@ -419,3 +419,13 @@ async def test_the_patient_space_says_a_professional_mailbox_is_full(mss: Runnin
         )
     assert sent.status_code == 503
     assert "Boîte aux lettres du destinataire pleine" in html.unescape(sent.text)
+
+
+def test_mss_dmp_check_says_too_many_documents_as_the_deposit_would() -> None:
+    from mss.delivery.check import check_file
+
+    raw = _pdfs_mail(3)
+    assert check_file("trois.eml", raw, max_documents=3).ok
+    report = check_file("trois.eml", raw, max_documents=2)
+    [error] = report.to_json()["errors"]
+    assert error["code"] == 906 and "au plus 2 (too many documents in one mail)" in error["detail"]

@@ -73,15 +73,19 @@ class TooManyDocuments(DocumentError):
     ours): none is deposited, the MDN says why (906, permanent: the mail stays)."""
 
     def __init__(self, count: int, limit: int) -> None:
-        super().__init__(f"{count} documents in one mail (at most {limit})")
-        self.count, self.limit = count, limit
+        super().__init__(
+            f"{count} documents dans ce message, au plus {limit} (too many documents in one mail)"
+        )
 
     @property
     def mdn_label(self) -> str:
-        return (
-            f"Autre erreur : {self.count} documents dans ce message, au plus {self.limit} "
-            f"(too many documents in one mail)"
-        )
+        return f"Autre erreur : {self.text}"
+
+
+def check_documents(documents: Sequence[object], limit: int) -> None:
+    """`TooManyDocuments` past `limit` (0: no limit): the deposit and `mss dmp check`."""
+    if 0 < limit < len(documents):
+        raise TooManyDocuments(len(documents), limit)
 
 
 class DepositHandler:
@@ -110,8 +114,7 @@ class DepositHandler:
         author = await self._store.read(lambda c: _author(c, sender))
         try:
             found = await asyncio.to_thread(documents_of_mail, raw, ins)
-            if 0 < self._max_documents < len(found.documents):
-                raise TooManyDocuments(len(found.documents), self._max_documents)
+            check_documents(found.documents, self._max_documents)
             count = await self._store.write(
                 lambda tx: self._store_documents(tx, item, author, found.documents, headers)
             )
