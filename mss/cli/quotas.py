@@ -12,11 +12,11 @@ RESOURCES = (("storage", "bytes of messages (5G, 500M…)"), ("messages", "messa
              ("folders", "mailboxes"))  # fmt: skip
 
 
+HELP = "an account's limits apart from [limits] (without options: show them)"
+
+
 def register(pro: Commands, common: Parser) -> None:
-    quota = pro.add_parser(
-        "quota", parents=[common],
-        help="an account's limits apart from [limits] (without options: show them)",
-    )  # fmt: skip
+    quota = pro.add_parser("quota", parents=[common], help=HELP)
     quota.add_argument("address", help="any mailbox of this instance")
     for name, what in RESOURCES:
         quota.add_argument(f"--{name}", help=f"at most this many {what}; 0: none; default: "
