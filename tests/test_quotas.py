@@ -265,6 +265,8 @@ async def test_usage_decreases_after_expunge(three: Running) -> None:
     assert not (await _append(client)).ok
     assert (await client.command("SELECT INBOX")).ok
     assert (await client.command("STORE 1 +FLAGS (\\Deleted)")).ok
+    status = (await client.command("STATUS INBOX (DELETED DELETED-STORAGE)")).lines[0]
+    assert f"(DELETED 1 DELETED-STORAGE {len(SMALL)})".encode() in status  # RFC 9208 §4.3
     assert (await client.command("EXPUNGE")).ok
     assert (await _usage(three, MARIE))[1:] == (1, len(SMALL))
     quota = (await client.command('GETQUOTA ""')).lines[0]

@@ -34,8 +34,9 @@ class Command:
 # --- helpers ----------------------------------------------------------------------------
 
 STATUS_ITEMS = frozenset(
-    ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"]
-)
+    ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
+     "DELETED", "DELETED-STORAGE"]  # RFC 9208 §4.3: what EXPUNGE would free
+)  # fmt: skip
 
 
 def _mailbox(reader: Reader) -> str:
