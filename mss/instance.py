@@ -27,6 +27,13 @@ from mss.store.blobs import create_key_file
 from mss.store.quotas import Quota
 
 DEFAULT_DATA_DIR = Path("mss-data")
+
+
+def default_data_dir() -> Path:
+    """`$MSS_DATA_DIR` (as `./scripts/serve` and `./scripts/mss` set it), else ./mss-data."""
+    return Path(os.environ.get("MSS_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
 DEFAULT_DOMAIN = "pro.mssante.test"
 CONFIG_TEMPLATE = "data/mss.toml.in"
 
@@ -120,7 +127,7 @@ def quota(settings: Settings) -> Quota:
 
 def load(config: Path | None, data_dir: Path | None = None) -> Settings:
     """The settings of `--config`, or of `mss.toml` in `--data-dir` (default ./mss-data)."""
-    path = config if config is not None else (data_dir or DEFAULT_DATA_DIR) / CONFIG_FILE
+    path = config if config is not None else (data_dir or default_data_dir()) / CONFIG_FILE
     return load_settings(path)
 
 

@@ -14,10 +14,12 @@ import multiprocessing
 import os
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.types import ASGIApp
 
@@ -40,8 +42,10 @@ from mss.security.tokens import BearerValidator
 from mss.smtp.doors import SmtpOptions, smtp_listeners
 from mss.smtp.handler import MXHandler, SubmissionHandler
 from mss.smtp.server import Listener
+from mss.store import login_throttle as throttle
 from mss.store.accounts import AccountRecord, accounts_of_national_id, get_account
 from mss.store.api import Store
+from mss.store.login_throttle import Admission, LoginLimits
 from mss.store.outbox import SQLOutbox
 from mss.store.ports import Handler
 from mss.store.runner import OutboxRunner
@@ -63,6 +67,36 @@ class StoreCredentials:
     async def by_national_id(self, national_id: str) -> list[Credentials]:
         accounts = await self._store.read(lambda c: accounts_of_national_id(c, national_id))
         return [_credentials(a) for a in accounts]
+
+
+class StoreLedger:
+    """The login throttle's counters in the store (`store.login_throttle`), shared by the
+    processes; each one purges the finished windows every few minutes at a login."""
+
+    PURGE_EVERY = 300
+
+    def __init__(self, store: Store, limits: LoginLimits | None = None) -> None:
+        self._store = store
+        self._limits = limits or LoginLimits()
+        self._purged = 0
+
+    async def admit(self, account: str | None, ip: str | None) -> Admission:
+        now, limits = int(time.time()), self._limits
+        if now - self._purged >= self.PURGE_EVERY:
+            self._purged = now
+            await self._store.write(lambda tx: throttle.purge_logins(tx, now, limits))
+        return await self._store.write(lambda tx: throttle.admit(tx, account, ip, now, limits))
+
+    async def succeeded(self, account: str | None, ip: str | None, admission: Any) -> None:
+        assert isinstance(admission, Admission)
+        now, limits = int(time.time()), self._limits
+        await self._store.write(
+            lambda tx: throttle.succeeded(tx, account, ip, admission, now, limits)
+        )
+
+    async def held(self, account: str, ip: str | None) -> bool:
+        now, limits = int(time.time()), self._limits
+        return await self._store.read_fast(lambda c: throttle.held(c, account, ip, now, limits))
 
 
 def _credentials(account: AccountRecord) -> Credentials:
@@ -194,7 +228,10 @@ def _outbox_runner(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
     notify = notify_parts(settings, store)
-    deposits = DepositHandler(store, max_documents=settings.limits.max_documents_per_mail)
+    deposits = DepositHandler(
+        store, patient_domain=settings.domains.patient,
+        max_documents=settings.limits.max_documents_per_mail,
+    )  # fmt: skip
     handlers: list[Handler] = [relay, deposits, mdn, *notify.handlers]
     runner = OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
     return runner, notify.closers
@@ -235,7 +272,9 @@ def build_mail(
     pipeline = Pipeline(
         store, Checks(store, trust, config), config, reports, dkim_lookup=lookup, cpu_pool=cpu_pool
     )
-    logins = LoginService(StoreCredentials(store), bearer=bearer_validator(settings))
+    logins = LoginService(
+        StoreCredentials(store), StoreLedger(store), bearer=bearer_validator(settings)
+    )
     server_tls, relay_tls = _tls_contexts(settings)
     runner, closers = _outbox_runner(settings, store, reports, relay_tls)
     listeners = _smtp_doors(settings, pipeline, logins, server_tls, sockets or {})

@@ -114,13 +114,13 @@ def test_check_the_recipient_given_is_the_one_checked(tmp_path: Path) -> None:
 
 
 def test_check_shows_a_cda_of_another_patient_than_the_metadata(tmp_path: Path) -> None:
-    """Both INS are shown. The deposit's analysis does not cross-check them yet (issue 14,
-    "ANS documents"): when it does, this file is refused 904 and this test says so."""
+    """Both INS are shown, and the deposit's cross-check refuses the file (issue 14: a CDA
+    of patient A inside an XDM naming patient B is never deposited in B's DMP)."""
     xdm = XDM(documents=[XDMDocument(cda(ins=OTHER_INS))]).build()
     code, out = _json(tmp_path, _write(tmp_path, "IHE_XDM.ZIP", xdm))
     [doc] = out["files"][0]["documents"]
     assert (doc["patient_ins_metadata"], doc["patient_ins_cda"]) == (INS, OTHER_INS)
-    assert code == 0 and _codes(out["files"][0]) == []  # today: the analysis lets it through
+    assert code == 1 and _codes(out["files"][0]) == [904]
 
 
 def test_check_gives_every_refusal_its_ans_code(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_check_gives_every_refusal_its_ans_code(tmp_path: Path) -> None:
     texts = {r["file"]: r["errors"][0] for r in out["files"]}
     assert "not a readable zip archive" in texts["corrupt.zip"]["detail"]
     assert texts["no-ins.xml"]["explanation"].startswith("Le document ne porte pas l'INS")
-    assert texts["notes.xml"]["detail"].startswith("aucun document à déposer")
+    assert "not well-formed XML" in texts["notes.xml"]["detail"]
     assert all(e["explanation"].endswith(")") for e in texts.values())  # the English meaning
 
 
@@ -175,7 +175,7 @@ def test_check_speaks_french_to_a_person(tmp_path: Path) -> None:
     assert "dépôt possible (the deposit would succeed)" in result.stdout
     result = _check(tmp_path, good, corrupt, options=())
     assert result.returncode == 1
-    assert "ERREUR MDN 906^Autre erreur : Le document ou l'archive ne peut pas" in result.stdout
+    assert "ERREUR 550 5.6.0 : Archive IHE_XDM.ZIP illisible" in result.stdout  # at DATA
     assert "dépôt refusé (the deposit would fail)" in result.stdout
 
 

@@ -275,39 +275,6 @@ def _cda_mail(document: bytes, message_id: str) -> bytes:
     return mail.as_bytes()
 
 
-async def test_a_poison_deposit_does_not_stop_the_deposits_behind_it(
-    clinic: Running, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A CDA in an unknown encoding (the handler fails on it) is retried, logged, and
-    in the end dead-lettered; the mail after it is deposited at once."""
-    _, _, rest = cda().partition(b"?>")
-    poison = b'<?xml version="1.0" encoding="x-mac-klingon"?>' + rest
-    await clinic.submit(PRO, _cda_mail(poison, "<poison@pro.mssante.test>"), [PATIENT])
-    await clinic.submit(PRO, _cda_mail(cda(), "<good@pro.mssante.test>"), [PATIENT])
-    for _ in range(200):
-        if await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1:
-            break
-        await asyncio.sleep(0.05)
-    assert await clinic.store.read(lambda c: service.count_documents(c, INS)) == 1
-    rows = await clinic.store.read(lambda c: outbox.list_items(c, kinds=["dmp_deposit"]))
-    [stuck] = [r for r in rows if r.status == "pending"]
-    assert "LookupError: unknown encoding: x-mac-klingon" in (stuck.last_error or "")
-    assert any("handler failed" in r.message for r in caplog.records)
-    # after its last attempt it is dead-lettered (an operator may retry it)
-    assert clinic.app.mail is not None
-    exhausted = {"attempts": 8, "due_at": 0}
-    await clinic.store.write(lambda tx: tx.conn.execute(
-        update(outbox_table).where(outbox_table.c.id == stuck.id).values(exhausted)))  # fmt: skip
-    await clinic.app.mail.runner.run_once("dmp_deposit")
-    for _ in range(100):
-        rows = await clinic.store.read(lambda c: outbox.list_items(c, ids=[stuck.id]))
-        if rows[0].status == "dead":
-            break
-        await asyncio.sleep(0.05)
-    assert rows[0].status == "dead"
-    assert any("dead-lettered" in r.message for r in caplog.records)
-
-
 async def test_a_mailbox_without_a_national_id_deposits_on_postgresql_too(
     instance: Path, postgres_url: str
 ) -> None:

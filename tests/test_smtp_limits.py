@@ -8,7 +8,6 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mss.security.auth import LoginThrottle
 from mss.store.queue import QueueEntry
 
 from .conftest import run_mss
@@ -49,26 +48,6 @@ async def test_data_that_never_ends_times_out(instance: Path) -> None:
         reply = await asyncio.wait_for(client.protocol.read_response(), 10)  # type: ignore[union-attr]
         client.close()
         assert (reply.code, reply.message[:5]) == (421, "4.4.2")
-
-
-def test_failed_logins_are_throttled_per_client_ip() -> None:
-    now = [1000.0]
-    throttle = LoginThrottle(per_address=5, per_ip=20, window=900, clock=lambda: now[0])
-    for i in range(20):
-        assert not throttle.blocked(f"user{i}@pro.mssante.test", "192.0.2.7")
-        throttle.failure(f"user{i}@pro.mssante.test", "192.0.2.7")
-    assert throttle.blocked("someone.else@pro.mssante.test", "192.0.2.7")
-    assert not throttle.blocked("someone.else@pro.mssante.test", "192.0.2.8")
-    now[0] += 901  # the window moves on
-    assert not throttle.blocked("someone.else@pro.mssante.test", "192.0.2.7")
-
-
-def test_a_successful_login_clears_the_address_counter() -> None:
-    throttle = LoginThrottle(per_address=2)
-    throttle.failure(JEAN, "192.0.2.1")
-    throttle.success(JEAN)
-    throttle.failure(JEAN, "192.0.2.1")
-    assert not throttle.blocked(JEAN, None)
 
 
 def test_trust_import_replaces_the_whitelist(instance: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ with an OperationOutcome), not silently ignored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -48,7 +49,26 @@ PARAMETERS = {
 
 
 class FhirError(InputError):
-    """A request the FHIR API cannot answer; the text goes into an OperationOutcome."""
+    """A request the FHIR API cannot answer; the text goes into an OperationOutcome,
+    with `status` (400, or 406 for a `_format` other than JSON) and its issue `code`."""
+
+    def __init__(self, text: str, status: int = 400, code: str = "invalid") -> None:
+        super().__init__(text)
+        self.status = status
+        self.code = code
+
+
+# FHIR R4 §3.1.0.1.8 `_format`: we serve JSON only
+JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
+# FHIR R4 §3.1.1.4.2 (search.html#prefix): a date with an optional comparison prefix
+_DATE = re.compile(
+    r"(eq|ne|gt|lt|ge|le|sa|eb|ap)?"
+    r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
+    r"(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))?)?)?)?",
+    re.ASCII,
+)
+CHOICES = {"_total": {"none", "estimate", "accurate"}, "_pretty": {"true", "false"},
+           "active": {"true", "false"}}  # fmt: skip
 
 
 def operation_outcome(text: str, code: str = "invalid") -> dict[str, Any]:
@@ -80,7 +100,11 @@ def parse_search(resource: str, params: Sequence[tuple[str, str]]) -> tuple[Quer
     for raw_name, value in params:
         name = raw_name.split(":", 1)[0]  # modifiers (:exact, :contains) match like the base
         if name not in allowed:
-            raise FhirError(f"unknown search parameter {raw_name!r} for {resource}")
+            raise FhirError(
+                f"paramètre de recherche inconnu {raw_name!r} pour {resource}"
+                f" (unknown search parameter {raw_name!r} for {resource})"
+            )
+        _check_value(raw_name, name, value)
         if name == "_count":
             fields["limit"] = _number(raw_name, value, MAX_COUNT)
         elif name == "_offset":
@@ -109,10 +133,26 @@ def parse_search(resource: str, params: Sequence[tuple[str, str]]) -> tuple[Quer
         raise FhirError(str(exc)) from None
 
 
+def _check_value(raw_name: str, name: str, value: str) -> None:
+    """The parameters whose values are closed sets or dates: a bad one is refused."""
+    if name == "_format" and value.strip().lower() not in JSON_FORMATS:
+        raise FhirError(
+            f"format non servi, JSON seulement (only JSON is served): _format={value!r}",
+            406, "not-supported",
+        )  # fmt: skip
+    if name in CHOICES and value.strip().lower() not in CHOICES[name]:
+        wanted = ", ".join(sorted(CHOICES[name]))
+        raise FhirError(f"valeur invalide (invalid value) {raw_name}={value!r}: {wanted}")
+    if name == "_lastUpdated" and not _DATE.fullmatch(value.strip()):
+        raise FhirError(f"date invalide (invalid date) {raw_name}={value!r}: [préfixe]AAAA-MM-JJ…")
+
+
 def _number(name: str, value: str, maximum: int) -> int:
-    if not value.isdigit():
-        raise FhirError(f"{name} must be a whole number, not {value!r}")
-    return min(int(value), maximum)
+    digits = value.strip()
+    if not digits.isascii() or not digits.isdigit():
+        raise FhirError(f"{name} doit être un nombre entier (must be a whole number): {value!r}")
+    significant = digits.lstrip("0") or "0"
+    return maximum if len(significant) > len(str(maximum)) else min(int(significant), maximum)
 
 
 # --- resources -------------------------------------------------------------------------------

@@ -217,4 +217,4 @@ def find_config(explicit: Path | None, data_dir: Path | None = None) -> Path:
         return explicit
     if "MSS_CONFIG" in os.environ:
         return Path(os.environ["MSS_CONFIG"])
-    return (data_dir or Path("mss-data")) / CONFIG_FILE
+    return (data_dir or Path(os.environ.get("MSS_DATA_DIR") or "mss-data")) / CONFIG_FILE

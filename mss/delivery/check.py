@@ -19,7 +19,7 @@ rights) is not checked. Pure: bytes in, `FileReport` out; no store, no settings.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.policy import default
 from email.utils import getaddresses
@@ -29,10 +29,10 @@ from mss.core.address import PATIENT_DOMAIN
 from mss.core.ins import InvalidINS, parse_ins
 from mss.core.mime import Attachment, ParsedMessage, leaves, parse_message
 from mss.delivery.deposits import check_documents
-from mss.delivery.inbound import INVISIBLE_TO_PATIENT, UNCLEAR_TO_PATIENT
+from mss.delivery.inbound import documents_to_patient
 from mss.dmp.cda import CDAHeader, read_cda_header
 from mss.dmp.errors import MDN_LABELS, DMPError
-from mss.dmp.mail import documents_of_mail, xdm_summary
+from mss.dmp.mail import documents_of_mail
 from mss.dmp.records import NewDocument
 from mss.dmp.xdm import Document, DocumentMetadata, PatientId, SubmissionSet, read_xdm
 from mss.errors import Rejection
@@ -306,8 +306,20 @@ def _verdict(
     """The pipeline's refusals (the mail is not even accepted), then the deposit's, for
     each recipient; the documents as the first deposit that reads them would store them."""
     refused = _refusal(raw, parsed)
-    if refused is not None:
-        report.errors.append(refused)
+    _read_documents(report, raw, parsed, metadata, max_documents)
+    if refused is not None:  # refused at DATA: no deposit, one error (the deposit's detail)
+        same = [e for e in report.errors if e.code == refused.code]
+        detail = same[0].detail if same else refused.detail
+        report.errors = [replace(refused, detail=detail)]
+
+
+def _read_documents(
+    report: FileReport,
+    raw: bytes,
+    parsed: ParsedMessage,
+    metadata: dict[str, DocumentMetadata],
+    max_documents: int,
+) -> None:
     deposited = False
     for recipient in report.recipients or [""]:
         try:
@@ -325,10 +337,10 @@ def _verdict(
 
 def _refusal(raw: bytes, parsed: ParsedMessage) -> CheckError | None:
     """What `Pipeline.dmp_documents` refuses a professional's mail to a patient for."""
-    if not parsed.complete:
-        return _rejected(UNCLEAR_TO_PATIENT)
-    if parsed.body.is_multipart and xdm_summary(raw, leaves(parsed.body)).invisible:
-        return _rejected(INVISIBLE_TO_PATIENT)
+    try:
+        documents_to_patient(raw, parsed, leaves(parsed.body))
+    except Rejection as rejection:
+        return _rejected(rejection)
     return None
 
 

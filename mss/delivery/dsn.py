@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass
 from email.utils import format_datetime
 
-from mss.core.mime import find_body_start, parse_headers
+from mss.core.mime import decode_words, find_body_start, parse_headers
+from mss.delivery.reports import encoded, mailbox
 
 _ACTION_TEXT = {
     "failed": (
@@ -88,7 +89,7 @@ def _subject(action: str, original: bytes) -> str:
     original_subject = parse_headers(original, 0, find_body_start(original)).get("Subject")
     if not original_subject:
         return _SUBJECT[action]
-    return f"{_SUBJECT[action]} : {_header_value(original_subject)}"
+    return f"{_SUBJECT[action]} : {_header_value(decode_words(original_subject))}"
 
 
 def _human_text(statuses: list[RecipientStatus]) -> str:
@@ -145,9 +146,9 @@ def _returned(original: bytes, ret: str | None) -> tuple[str, bytes]:
 def _head(reporting_mta: str, to: str, subject: str, now: dt.datetime, boundary: str) -> str:
     return "\r\n".join(
         [
-            f'From: "Service de messagerie MSSanté" <MAILER-DAEMON@{reporting_mta}>',
+            f"From: {mailbox('Service de messagerie MSSanté', f'MAILER-DAEMON@{reporting_mta}')}",
             f"To: <{to}>",
-            f"Subject: {subject}",
+            f"Subject: {encoded(subject)}",
             f"Date: {format_datetime(now)}",
             f"Message-ID: <dsn-{secrets.token_hex(12)}@{reporting_mta}>",
             "Auto-Submitted: auto-replied",

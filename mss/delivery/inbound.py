@@ -97,6 +97,13 @@ INVISIBLE_TO_PATIENT = Rejection(
     "adressé : déposez-le dans son DMP par l'API (a document invisible to the patient cannot "
     "be mailed to them)",
 )
+UNREADABLE_XDM = Rejection(
+    550,
+    "5.6.0",
+    "Archive IHE_XDM.ZIP illisible ou non conforme (zip corrompu, METADATA.XML absent ou "
+    "illisible, archive trop volumineuse) : corrigez-la avant de renvoyer le message "
+    "(unreadable or non-conforming IHE_XDM.ZIP archive)",
+)
 UNCLEAR_TO_PATIENT = Rejection(
     550,
     "5.6.0",
@@ -170,6 +177,22 @@ def _target(r: Recipient, xdm: XDMSummary | None) -> Target:
     if r.patient_ins and xdm is not None and xdm.hidden_from_representatives:
         return Target(r.mailbox_id, 0, HIDDEN_FROM_REPRESENTATIVES)
     return Target(r.mailbox_id)
+
+
+def documents_to_patient(
+    raw: bytes, message: ParsedMessage, attachments: list[Attachment]
+) -> XDMSummary:
+    """The XDM summary of a professional's mail to a patient, or the Rejection of a mail
+    that may not reach them: parts unseen (a document might hide there), a document
+    invisible to the patient, an XDM that cannot be read (also `mss dmp check`'s rule)."""
+    if not message.complete:
+        raise UNCLEAR_TO_PATIENT
+    xdm = xdm_summary(raw, attachments)
+    if xdm.invisible:
+        raise INVISIBLE_TO_PATIENT
+    if xdm.unreadable:
+        raise UNREADABLE_XDM
+    return xdm
 
 
 # A step returns the delivery (it may add to it) or raises its Rejection.
@@ -351,19 +374,17 @@ class Pipeline:
 
     async def dmp_documents(self, d: Delivery) -> Delivery:
         """The local patients whose DMP receives this professional's attachments; refuses
-        a mail whose XDM holds a document invisible to the patient (DOMAIN.md §5)."""
+        a mail holding a document invisible to the patient, declared by an XDM's METADATA
+        or by a CDA's confidentialityCode (DOMAIN.md §5), and an XDM that cannot be read
+        (permanent: the same bytes never become readable; the summary cannot vouch for it)."""
         if not d.sender.professional:
             return d
         patients = [r.patient_ins for r in d.local if r.patient_ins]
         if not patients:
             return d
-        if not d.message.complete:  # parts we did not see might hide such a document
-            raise UNCLEAR_TO_PATIENT
-        if not d.message.body.is_multipart:
-            return d
-        xdm = await asyncio.to_thread(xdm_summary, d.raw, d.attachments)
-        if xdm.invisible:
-            raise INVISIBLE_TO_PATIENT
+        xdm = await asyncio.to_thread(documents_to_patient, d.raw, d.message, d.attachments)
+        if not d.message.body.is_multipart and not xdm.packages and not xdm.cdas:
+            return d  # a text: nothing to deposit
         d.patients, d.xdm = patients, xdm
         return d
 

@@ -4,6 +4,10 @@ A report goes to a local mailbox when its recipient is hosted here, and into
 the relay queue (null sender, as RFC 5321 §4.5.5 requires) when the recipient
 belongs to another operator of the trust space. Reports are never sent for
 reports: the caller gives up when the original sender was null.
+
+`encoded` and `mailbox`: the header fields of a report that carry French text
+(subjects, display names) are RFC 2047 encoded by the standard library
+(RFC 6532 is not assumed of every reader).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from email.header import Header
+from email.utils import formataddr
 
 from mss.core.address import InvalidAddress, parse_address
 from mss.delivery.config import DeliveryConfig
@@ -22,6 +28,19 @@ from mss.store.queue import QueuedRecipient, enqueue
 from mss.store.sql import Tx
 
 log = logging.getLogger(__name__)
+
+
+def encoded(value: str, name: str = "Subject") -> str:
+    """A header field's value, RFC 2047 encoded when not ASCII (folded with CRLF)."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+
+
+def mailbox(name: str, address: str) -> str:
+    """`"Name" <address>`, the name RFC 2047 encoded when not ASCII (RFC 5322 §3.4)."""
+    return formataddr((name, address), charset="utf-8")
 
 
 class ReportSender:

@@ -5,6 +5,11 @@ uniqueId = `id/@root` (and `@extension`), creationTime = `effectiveTime`,
 patient = `recordTarget/patientRole/id` (the INS among them), author =
 `author/assignedAuthor` (national id and name), service times from
 `documentationOf/serviceEvent/effectiveTime`. Parsed by defusedxml. Pure.
+
+A CDA "auto-présentable" (CI-SIS: a document that displays itself in a browser) is an
+XSL stylesheet whose data element carries the ClinicalDocument (the ANS examples
+`*_Auto-Presentable.xml`: `xsl:stylesheet/data:Contenu/ClinicalDocument`): its header
+is the embedded CDA's; the document deposited is the file as sent.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ from mss.dmp.xdm import Author, Code, PatientId, parse_patient_id, parse_time, p
 
 HL7 = "urn:hl7-org:v3"
 NS = {"cda": HL7}
+CLINICAL_DOCUMENT = f"{{{HL7}}}ClinicalDocument"
+XSL = "http://www.w3.org/1999/XSL/Transform"
+# The roots of a self-displaying CDA: an XSL stylesheet (CI-SIS "auto-présentable"),
+# or an XHTML page, embedding the ClinicalDocument
+SELF_DISPLAYING = (
+    f"{{{XSL}}}stylesheet",
+    f"{{{XSL}}}transform",
+    "{http://www.w3.org/1999/xhtml}html",
+)
 # the national id of a professional (IDNPS)
 OID_NATIONAL_ID = "1.2.250.1.71.4.2.1"
 
@@ -47,9 +61,7 @@ def _text(element: Element | None) -> str:
 
 def read_cda_header(data: bytes) -> CDAHeader:
     """The metadata of a CDA R2 document; DocumentError if it is not one."""
-    root = parse_xml(data, "CDA document")
-    if root.tag != f"{{{HL7}}}ClinicalDocument":
-        raise DocumentError("not a CDA document (no hl7:ClinicalDocument root)")
+    root = clinical_document(parse_xml(data, "CDA document"))
     ident = root.find("cda:id", NS)
     root_oid, extension = _attr(ident, "root"), _attr(ident, "extension")
     if not root_oid:
@@ -89,6 +101,29 @@ def read_cda_header(data: bytes) -> CDAHeader:
     )
 
 
+def is_cda(data: bytes) -> bool:
+    """Whether these XML bytes are a CDA (plain or self-displaying), whatever their
+    encoding (UTF-16 hides the name from a byte search); DocumentError if unreadable."""
+    root = parse_xml(data, "XML document")
+    if root.tag == CLINICAL_DOCUMENT:
+        return True
+    return root.tag in SELF_DISPLAYING and next(root.iter(CLINICAL_DOCUMENT), None) is not None
+
+
+def clinical_document(root: Element) -> Element:
+    """The ClinicalDocument: the root, or the one a self-displaying document embeds."""
+    if root.tag == CLINICAL_DOCUMENT:
+        return root
+    if root.tag not in SELF_DISPLAYING:
+        raise DocumentError("not a CDA document (no hl7:ClinicalDocument root)")
+    embedded = list(root.iter(CLINICAL_DOCUMENT))
+    if len(embedded) != 1:
+        raise DocumentError(
+            f"a self-displaying CDA must embed one hl7:ClinicalDocument ({len(embedded)} found)"
+        )
+    return embedded[0]
+
+
 def _author(root: Element) -> Author | None:
     assigned = root.find("cda:author/cda:assignedAuthor", NS)
     if assigned is None:
@@ -107,6 +142,13 @@ def _author(root: Element) -> Author | None:
         institution=_text(organization),
         specialty=_attr(specialty, "code"),
     )
+
+
+def confidentiality_of(data: bytes) -> str:
+    """The `confidentialityCode/@code` of a CDA (plain or self-displaying), its INS not
+    checked (what the delivery pipeline needs); DocumentError if unreadable."""
+    root = clinical_document(parse_xml(data, "CDA document"))
+    return _attr(root.find("cda:confidentialityCode", NS), "code")
 
 
 def require_ins(header: CDAHeader) -> PatientId:

@@ -16,14 +16,12 @@ from mss.dmp.access import (
     check_mask,
     check_treating_doctors,
     check_unmask,
-    is_adult,
-    patient_sees,
 )
 from mss.dmp.errors import DMPAccessForbidden, DMPError
+from mss.dmp.patient_view import patient_adult, seen_document, seen_documents
 from mss.dmp.records import (
     BLOCKED,
     TREATING,
-    document_dict,
     document_state,
     require_record,
     stored_document,
@@ -40,13 +38,11 @@ PEOPLE_ACTIONS = {
 def patient_documents(
     tx: Tx, ins: str, today: dt.date | None = None, actor_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """The patient's documents, without those invisible to them; traced as looked at by
-    `actor_id` (the patient, by default, or their legal representative's login)."""
+    """The patient's documents, without those invisible to them (`patient_view`); traced
+    as looked at by `actor_id` (the patient, by default, or their legal representative's
+    login)."""
     require_record(tx.conn, ins)
-    birth = stored.patient_birth_date(tx.conn, ins)
-    adult = birth is None or is_adult(birth, today or dt.date.today())
-    found = stored.current_documents(tx.conn, ins)
-    out = [document_dict(doc) for doc in found if patient_sees(document_state(doc), adult)]
+    out = seen_documents(tx.conn, ins, patient_adult(tx.conn, ins, today))
     traces.append(tx, ins, Actor.PATIENT.value, actor_id or ins, "consult",
                   detail={"found": len(out)})  # fmt: skip
     return out
@@ -55,9 +51,13 @@ def patient_documents(
 def set_masked(
     tx: Tx, ins: str, actor: Actor, actor_id: str, document_id: int, masked: bool
 ) -> None:
-    """Mask (the patient) or unmask (the patient, a médecin traitant DMP, the author)."""
+    """Mask (the patient) or unmask (the patient, a médecin traitant DMP, the author). A
+    document the patient may not see is, to them, one that does not exist."""
     state = require_record(tx.conn, ins)
-    doc = stored_document(tx.conn, ins, document_id)
+    if actor is Actor.PATIENT:
+        doc = seen_document(tx.conn, ins, document_id, patient_adult(tx.conn, ins))
+    else:
+        doc = stored_document(tx.conn, ins, document_id)
     if masked:
         check_mask(actor)
     else:
@@ -96,7 +96,7 @@ def _check_people(
         elif actor is Actor.PROFESSIONAL and actor_id not in state.treating:
             raise DMPAccessForbidden("seuls le patient et ses médecins traitants DMP débloquent")
     else:
-        raise DMPError(f"unknown role {role!r}")
+        raise DMPError(f"rôle inconnu (unknown role) {role!r}")
 
 
 def set_record(

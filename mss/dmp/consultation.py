@@ -24,11 +24,10 @@ from mss.dmp.access import (
     check_open,
     check_read_traces,
     check_reveal_to_patient,
-    is_adult,
-    patient_sees,
     professional_sees,
 )
 from mss.dmp.errors import DMPAccessForbidden, DMPError
+from mss.dmp.patient_view import hidden_ids, patient_adult, traces_for_patient
 from mss.dmp.records import (
     Settings,
     document_dict,
@@ -78,7 +77,10 @@ def authorize(
     """Declare the patient's consent (presumed for the care team, explicit otherwise):
     an authorisation valid `authorization_days`. A blocked professional gets none."""
     if basis not in ("presumed", "explicit"):
-        raise DMPError("the basis of an authorisation is 'presumed' or 'explicit'")
+        raise DMPError(
+            "l'autorisation est presumed ou explicit"
+            " (the basis of an authorisation is 'presumed' or 'explicit')"
+        )
     check_open(record_state(tx.conn, ins), professional)
     record_id = stored.ensure_record(tx, ins)
     expires = utcnow() + dt.timedelta(days=settings.authorization_days)
@@ -189,31 +191,14 @@ def reveal_to_patient(
 
 
 def read_traces(
-    conn: Conn, ins: str, actor: Actor, actor_id: str, limit: int = 500
-) -> list[dict[str, Any]]:
-    """The history of a DMP, for the patient and their médecins traitants DMP; the patient
-    reads nothing of a document they may not see (invisible to them: DOMAIN.md §5)."""
+    conn: Conn, ins: str, actor: Actor, actor_id: str, limit: int = 500,
+    today: dt.date | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The history of a DMP, for the patient (without what they may not see:
+    `patient_view`) and their médecins traitants DMP (all of it)."""
     state = require_record(conn, ins)
     check_read_traces(actor, actor_id, state)
     found = traces.history(conn, ins, limit)
-    if actor is Actor.PATIENT:
-        hidden = _hidden_from_patient(conn, ins, {t["document_id"] for t in found})
-        found = [_counted_out(t) for t in found if t["document_id"] not in hidden]
-    return found
-
-
-def _counted_out(trace: dict[str, Any]) -> dict[str, Any]:
-    """A professional's search, without the number of documents it found (it counts
-    those invisible to the patient: no existence oracle)."""
-    detail = trace["detail"]
-    if trace["actor_kind"] == Actor.PATIENT.value or not detail or "found" not in detail:
-        return trace
-    return {**trace, "detail": {k: v for k, v in detail.items() if k != "found"}}
-
-
-def _hidden_from_patient(conn: Conn, ins: str, ids: set[int | None]) -> set[int]:
-    """Those of these documents (any version) the patient does not see, as their list."""
-    birth = stored.patient_birth_date(conn, ins)
-    adult = birth is None or is_adult(birth, dt.date.today())
-    found = (stored.document(conn, ins, i) for i in ids if i)
-    return {d.id for d in found if d is not None and not patient_sees(document_state(d), adult)}
+    if actor is not Actor.PATIENT:
+        return found
+    return traces_for_patient(found, hidden_ids(conn, ins, patient_adult(conn, ins, today)))

@@ -42,6 +42,15 @@ class DMPPatientNotFound(DMPError):
     mdn_code = 902
 
 
+class DMPDocumentNotFound(DMPError):
+    """No such document, or one the patient may not see: the same refusal (no oracle)."""
+
+    name = "DMPDocumentNotFound"
+
+    def __init__(self, text: str = "document inconnu dans ce DMP (no such document in this DMP)"):
+        super().__init__(text)
+
+
 class DMPClosed(DMPError):
     name = "DMPClosed"
 

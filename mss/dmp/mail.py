@@ -11,23 +11,28 @@
   processed twice deposits once.
 
 Every document must name the recipient's INS: none → MissingINS (903), another
-→ INSMismatch (904), a bad key → IncompleteINS (905). Pure.
+→ INSMismatch (904), a bad key → IncompleteINS (905). Inside an XDM, the
+submission set's patientId, each document's patientId *and* each CDA's own
+recordTarget must all name the recipient: a CDA of patient A in an XDM naming
+patient B is refused (904), and nothing of the mail is deposited. Pure: the
+mail's bytes in, documents or a DocumentError out (`mss dmp check` calls it too).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 
 from mss.core.mime import Attachment, Headers, ParsedMessage, decode_words, leaves, parse_message
-from mss.dmp.cda import CDAHeader, read_cda_header, require_ins
-from mss.dmp.errors import DocumentError, INSMismatch, MissingINS
-from mss.dmp.records import HIDDEN_REPR, INVISIBLE, NewDocument
-from mss.dmp.xdm import Author, DocumentMetadata, PatientId, read_xdm
+from mss.dmp.cda import CDAHeader, confidentiality_of, is_cda, read_cda_header, require_ins
+from mss.dmp.errors import INSMismatch, MissingINS
+from mss.dmp.records import HIDDEN_REPR, INVISIBLE, MASKED, NewDocument
+from mss.dmp.xdm import Author, Document, DocumentMetadata, PatientId, read_xdm
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16 LE and BE
 PDF_FORMAT = "urn:ihe:iti:xds:2017:mimeTypeSufficient"
 CDA_FORMAT = "urn:ihe:iti:xds-sd:text:2008"
 
@@ -59,14 +64,17 @@ def _is_xdm(part: _Part | Attachment) -> bool:
     return name.endswith(".ZIP") and ("XDM" in name or part.content_type == "application/zip")
 
 
-def _is_xml(part: _Part) -> bool:
+def _is_xml(part: _Part | Attachment) -> bool:
     return part.content_type in ("text/xml", "application/xml", "application/hl7-v3+xml") or (
         part.filename.lower().endswith(".xml")
     )
 
 
 def _is_cda(part: _Part) -> bool:
-    return _is_xml(part) and b"ClinicalDocument" in part.payload[:4096]
+    """An XML attachment read as a CDA (plain or self-displaying, in any supported
+    encoding); one we cannot read is the mail's error (906), not a silent skip: it may
+    be a CDA we cannot see."""
+    return _is_xml(part) and is_cda(part.payload)
 
 
 def _is_pdf(part: _Part) -> bool:
@@ -82,36 +90,59 @@ def _check_patient(patient: PatientId | None, ins: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class XDMSummary:
-    """What the delivery pipeline needs of a mail's XDM packages (DOMAIN.md §4–5)."""
+    """What the delivery pipeline needs of a mail's documents (DOMAIN.md §4–5)."""
 
     packages: int = 0
     documents: int = 0
-    invisible: bool = False  # a document marked INVISIBLE_PATIENT
-    unreadable: int = 0  # packages that could not be read (the deposit will say why)
+    invisible: bool = False  # a document marked INVISIBLE_PATIENT, however declared
+    unreadable: int = 0  # XDM packages that could not be read (refused to a patient)
+    cdas: int = 0  # bare XML attachments (CDA documents, perhaps)
     # A document marked INVISIBLE_REPRESENTANTS_LEGAUX: the mail is the minor's alone.
     hidden_from_representatives: bool = False
 
 
 def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
-    """The XDM packages among the leaves of the one parse of the mail."""
-    packages = documents = unreadable = 0
-    invisible = hidden = False
+    """The documents among the leaves of the one parse of the mail: each XDM package
+    (its METADATA's confidentiality and each CDA's `confidentialityCode`) and each
+    bare CDA. Pure; a package that cannot be read, whatever the reason, is counted
+    unreadable (the bytes are hostile: any exception is theirs)."""
+    packages = documents = unreadable = cdas = 0
+    codes: set[str] = set()
     for leaf in attachments:
-        if not _is_xdm(leaf):
-            continue
-        packages += 1
-        try:
-            package = read_xdm(leaf.payload(raw))
-        except (DocumentError, ValueError, LookupError):
-            unreadable += 1
-            continue
-        documents += len(package.documents)
-        codes = {c for d in package.documents for c in d.metadata.confidentiality_codes}
-        invisible = invisible or INVISIBLE in codes
-        hidden = hidden or HIDDEN_REPR in codes
+        if _is_xdm(leaf):
+            packages += 1
+            try:
+                package = read_xdm(leaf.payload(raw), check_ins=False)
+                codes |= _package_codes(package.documents)
+            except Exception:  # hostile bytes, whatever they raise: the package is unreadable
+                unreadable += 1
+                continue
+            documents += len(package.documents)
+        elif _is_xml(leaf):
+            cdas += 1
+            codes |= _cda_codes(leaf.payload(raw))
     return XDMSummary(
-        packages, documents, invisible, unreadable, hidden_from_representatives=hidden
-    )
+        packages, documents, INVISIBLE in codes, unreadable,
+        hidden_from_representatives=HIDDEN_REPR in codes, cdas=cdas,
+    )  # fmt: skip
+
+
+def _package_codes(documents: list[Document]) -> set[str]:
+    """The confidentiality of the documents, declared by METADATA or by each CDA."""
+    codes = {c for d in documents for c in d.metadata.confidentiality_codes}
+    for document in documents:
+        if _looks_cda(document.content, document.metadata.mime_type):
+            codes.add(confidentiality_of(document.content))
+    return codes
+
+
+def _cda_codes(payload: bytes) -> set[str]:
+    """A bare CDA's confidentiality; nothing if not a CDA or unreadable (then not
+    deposited: 906)."""
+    try:
+        return {confidentiality_of(payload)} if is_cda(payload) else set()
+    except Exception:  # hostile bytes; the deposit answers 906
+        return set()
 
 
 def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None) -> MailDocuments:
@@ -120,10 +151,11 @@ def documents_of_mail(raw: bytes, ins: str, parsed: ParsedMessage | None = None)
     parsed = parsed or parse_message(raw)
     parts = _parts(raw, parsed)
     out = MailDocuments()
+    cdas = [p for p in parts if _is_cda(p)]
     if any(_is_xdm(p) for p in parts):
         _from_xdm(parts, ins, out)
-    elif any(_is_cda(p) for p in parts):
-        _from_cda(parts, ins, out)
+    elif cdas:
+        _from_cda(cdas, ins, out)
     else:
         _from_pdf(parts, parsed.headers, out)
     return out
@@ -136,8 +168,31 @@ def _from_xdm(parts: list[_Part], ins: str, out: MailDocuments) -> None:
         for document in package.documents:
             meta = document.metadata
             _check_patient(meta.patient, ins, f"document {meta.unique_id}")
-            out.documents.append(_xdm_document(meta, document.content))
+            declared = _check_embedded_cda(document.content, meta.mime_type, ins, meta.unique_id)
+            new = _xdm_document(meta, document.content)
+            if declared in (INVISIBLE, HIDDEN_REPR, MASKED) and declared not in new.confidentiality:
+                new = replace(new, confidentiality=(*new.confidentiality, declared))
+            out.documents.append(new)
             out.authors.extend(meta.authors)
+
+
+def _looks_cda(content: bytes, mime_type: str = "") -> bool:
+    """Whatever its declared type, a document of an XDM that is XML and a CDA is read
+    as one (a label must not hide a CDA of another patient, or invisible to them);
+    DocumentError when it looks like XML but cannot be read."""
+    start = content.lstrip(b" \t\r\n")[:3]
+    xml = "xml" in mime_type.lower() or start[:1] == b"<" or start.startswith(_BOMS)
+    return xml and is_cda(content)
+
+
+def _check_embedded_cda(content: bytes, mime_type: str, ins: str, unique_id: str) -> str:
+    """A CDA inside an XDM names the recipient in its own recordTarget too (904 else);
+    its confidentialityCode ("" when not a CDA), which the document keeps as well."""
+    if not _looks_cda(content, mime_type):
+        return ""
+    header = read_cda_header(content)
+    _check_patient(require_ins(header), ins, f"the CDA of document {unique_id}")
+    return header.confidentiality.code if header.confidentiality else ""
 
 
 def _xdm_document(meta: DocumentMetadata, content: bytes) -> NewDocument:
@@ -154,8 +209,8 @@ def _xdm_document(meta: DocumentMetadata, content: bytes) -> NewDocument:
     )  # fmt: skip
 
 
-def _from_cda(parts: list[_Part], ins: str, out: MailDocuments) -> None:
-    for part in (p for p in parts if _is_cda(p)):
+def _from_cda(cdas: list[_Part], ins: str, out: MailDocuments) -> None:
+    for part in cdas:
         header = read_cda_header(part.payload)
         _check_patient(require_ins(header), ins, f"CDA {header.unique_id}")
         out.documents.append(_cda_document(header, part))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mss.dmp.access import DocumentState, Habilitations, RecordState
-from mss.dmp.errors import DMPError, DMPPatientNotFound
+from mss.dmp.errors import DMPDocumentNotFound, DMPPatientNotFound
 from mss.store import dmp as stored
 from mss.store.dmp import StoredDocument
 from mss.store.models import ProfileStatus
@@ -120,7 +120,7 @@ def count_documents(conn: Conn, ins: str) -> int:
 def stored_document(conn: Conn, ins: str, document_id: int) -> StoredDocument:
     found = stored.document(conn, ins, document_id)
     if found is None:
-        raise DMPError(f"document {document_id} is not in this DMP")
+        raise DMPDocumentNotFound()
     return found
 
 

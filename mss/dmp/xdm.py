@@ -4,18 +4,24 @@ The archive is hostile input until proven otherwise: the number of entries,
 each entry's and the total uncompressed size, and the compression ratio are
 bounded before anything is decompressed; absolute paths and `..` are
 refused; every read is capped (a lying header cannot make us inflate more);
-XML is parsed by defusedxml (no DTD, no entities, no network). Each document
-is checked against the `size` and SHA-1 `hash` of its metadata.
+XML is parsed by defusedxml (no DTD, no entities, no network), in the
+encodings documents are written in (`XML_ENCODINGS`: UTF-8 as the CI-SIS asks,
+UTF-16, Latin-1/-9, Windows-1252, ASCII); any other declared encoding, a byte
+order mark that contradicts the declaration or broken bytes are a
+DocumentError (906), never another exception. Each document is checked against
+the `size` and SHA-1 `hash` of its metadata.
 
 Pure: bytes in, `XDMPackage` out, or a `DocumentError` saying what is wrong.
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import io
 import posixpath
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -196,8 +202,35 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
     return data
 
 
+XML_ENCODINGS = frozenset(
+    {"utf-8", "utf8", "utf-16", "utf16", "iso-8859-1", "latin-1", "latin1", "iso-8859-15",
+     "windows-1252", "cp1252", "us-ascii", "ascii"}
+)  # fmt: skip
+_DECLARED = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32"),
+         (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+
+
+def _check_encoding(data: bytes, what: str) -> None:
+    """Only the encodings documents are written in; a BOM agrees with the declaration."""
+    bom = next((name for mark, name in _BOMS if data.startswith(mark)), None)
+    if bom == "utf-32":
+        raise DocumentError(f"{what}: UTF-32 is not a supported encoding")
+    declared_bytes = _DECLARED.match(data.removeprefix(codecs.BOM_UTF8))
+    if declared_bytes is None:
+        return  # UTF-8, or UTF-16 by its BOM (XML 1.0 §4.3.3); expat checks the bytes
+    declared = declared_bytes.group(1).decode("ascii", "replace").strip().lower()
+    if declared not in XML_ENCODINGS:
+        raise DocumentError(f"{what}: encoding {declared[:40]!r} is not supported")
+    if bom == "utf-8" and declared not in ("utf-8", "utf8"):
+        raise DocumentError(f"{what}: a UTF-8 byte order mark but encoding {declared!r}")
+
+
 def parse_xml(data: bytes, what: str) -> Element:
-    """XML without DTD, entities or external references (defusedxml)."""
+    """XML without DTD, entities or external references (defusedxml), in a supported
+    encoding; DocumentError whatever is wrong with the bytes."""
+    _check_encoding(data, what)
     try:
         root: Element = ElementTree.fromstring(
             data, forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -206,11 +239,15 @@ def parse_xml(data: bytes, what: str) -> Element:
         raise DocumentError(f"{what}: forbidden XML construct ({exc.__class__.__name__})") from None
     except ElementTree.ParseError as exc:
         raise DocumentError(f"{what}: not well-formed XML ({exc})") from None
+    except (LookupError, ValueError) as exc:  # an encoding expat cannot use (UnicodeError)
+        raise DocumentError(f"{what}: unreadable encoding ({exc})") from None
     return root
 
 
-def read_xdm(data: bytes, limits: Limits | None = None) -> XDMPackage:
-    """The submission set and documents of an `IHE_XDM.ZIP`; DocumentError when bad."""
+def read_xdm(data: bytes, limits: Limits | None = None, *, check_ins: bool = True) -> XDMPackage:
+    """The submission set and documents of an `IHE_XDM.ZIP`; DocumentError when bad.
+    `check_ins=False`: an INS with a bad key is kept as it is (what the delivery
+    pipeline reads to see the confidentiality of the documents; the deposit says 905)."""
     limits = limits or Limits()
     archive, entries = _open_archive(data, limits)
     with archive:
@@ -227,8 +264,9 @@ def read_xdm(data: bytes, limits: Limits | None = None) -> XDMPackage:
             xml = _read(archive, entries[name], limits.max_xml_bytes)
             root = parse_xml(xml, name)
             subset = name.rsplit("/", 1)[0]
-            submission = _submission(root) if not submission.unique_id else submission
-            for meta in _documents(root):
+            if not submission.unique_id:
+                submission = _submission(root, check_ins)
+            for meta in _documents(root, check_ins):
                 path = posixpath.normpath(f"{subset}/{_entry_name(meta.uri)}").upper()
                 info = entries.get(path)
                 if info is None:
@@ -360,7 +398,18 @@ def _replacements(root: Element) -> dict[str, str]:
     }
 
 
-def _documents(root: Element) -> list[DocumentMetadata]:
+def _patient(value: str, check_ins: bool) -> PatientId | None:
+    if not value:
+        return None
+    try:
+        return parse_patient_id(value)
+    except IncompleteINS:
+        if check_ins:
+            raise
+        return PatientId(value.partition("^")[0].strip(), "")
+
+
+def _documents(root: Element, check_ins: bool) -> list[DocumentMetadata]:
     replaces = _replacements(root)
     out = []
     for obj in root.iter(f"{{{RIM}}}ExtrinsicObject"):
@@ -389,7 +438,7 @@ def _documents(root: Element) -> list[DocumentMetadata]:
                 service_start=parse_time(_first(slots, "serviceStartTime")),
                 service_stop=parse_time(_first(slots, "serviceStopTime")),
                 authors=_authors(obj, AUTHOR),
-                patient=parse_patient_id(patient) if patient else None,
+                patient=_patient(patient, check_ins),
                 source_patient=_first(slots, "sourcePatientId"),
                 language=_first(slots, "languageCode"),
                 hash=_first(slots, "hash"),
@@ -403,7 +452,7 @@ def _documents(root: Element) -> list[DocumentMetadata]:
     return out
 
 
-def _submission(root: Element) -> SubmissionSet:
+def _submission(root: Element, check_ins: bool) -> SubmissionSet:
     for package in root.iter(f"{{{RIM}}}RegistryPackage"):
         unique_id = _external(package, SUBMISSION_UNIQUE_ID)
         if not unique_id:
@@ -413,7 +462,7 @@ def _submission(root: Element) -> SubmissionSet:
         return SubmissionSet(
             unique_id=unique_id,
             source_id=_external(package, SUBMISSION_SOURCE_ID),
-            patient=parse_patient_id(patient) if patient else None,
+            patient=_patient(patient, check_ins),
             submission_time=parse_time(_first(slots, "submissionTime")),
             authors=_authors(package, SUBMISSION_AUTHOR),
         )

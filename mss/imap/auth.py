@@ -21,6 +21,7 @@ BEARER_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
 LOGIN_OVER_TLS_ONLY = (
     "Identification seulement sous TLS : utilisez STARTTLS (login only over TLS, use STARTTLS)"
 )
+DOOR = "imap"  # in the login service's log of refusals
 
 
 def _failed() -> ImapError:
@@ -40,7 +41,11 @@ class AuthCommands(SessionBase):
         if not self.channel.tls:
             raise ImapError(LOGIN_OVER_TLS_ONLY, code="PRIVACYREQUIRED")
         result = await self.logins.with_password(
-            command.args["user"], command.args["password"], self.channel.peer_ip, self._kinds()
+            command.args["user"],
+            command.args["password"],
+            self.channel.peer_ip,
+            self._kinds(),
+            door=DOOR,
         )
         return await self._login(result)
 
@@ -98,6 +103,7 @@ class AuthCommands(SessionBase):
                 sasl.parse_external(raw),
                 self.channel.peer_ip,
                 self._kinds(),
+                door=DOOR,
             )
         return await self._bearer(mechanism, raw)
 
@@ -109,14 +115,14 @@ class AuthCommands(SessionBase):
                 code="AUTHORIZATIONFAILED",
             )
         return await self.logins.with_password(
-            creds.authcid, creds.password, self.channel.peer_ip, self._kinds()
+            creds.authcid, creds.password, self.channel.peer_ip, self._kinds(), door=DOOR
         )
 
     async def _bearer(self, mechanism: str, raw: bytes) -> LoginResult:
         parse = sasl.parse_xoauth2 if mechanism == "XOAUTH2" else sasl.parse_oauthbearer
         bearer = parse(raw)
         result = await self.logins.with_bearer(
-            bearer.user, bearer.token, self.channel.peer_ip, self._kinds()
+            bearer.user, bearer.token, self.channel.peer_ip, self._kinds(), door=DOOR
         )
         if not result.ok and not result.throttled:
             await self._sasl_error_challenge()

@@ -1,7 +1,8 @@
 """Who is logging in: passwords, bearer tokens, client certificates; with throttling.
 
-SMTP and IMAP share one `LoginService`. It never reads the database itself:
-the accounts come from a `CredentialSource` passed in by `app`.
+SMTP submission, IMAP and the DMP API's Basic share one `LoginService`. It never
+reads the database itself: the accounts come from a `CredentialSource`, and the
+failed logins are counted by a `LoginLedger`, both passed in by `app`.
 
 Passwords are Argon2id hashes (memory-hard), checked on a thread. A successful
 check is remembered for a few minutes as an HMAC of the password under a key
@@ -9,9 +10,13 @@ that lives only in this process, so a mail client that logs in every minute
 does not pay the hash each time; a changed hash or a wrong password falls back
 to the full check.
 
-Failed logins are throttled per address and per client IP with a sliding
-window: past the limit, further attempts are refused without checking
-anything until the window has moved on.
+Throttling (the rules: `mss.store.login_throttle`): every attempt that is to be
+checked is first charged as a failure in the store, shared by all the processes,
+so parallel attempts cannot all pass; a right password refunds it. Refused: an
+account guessed too often from one address, or from everywhere (but from the
+addresses it logs in from). A client address that fails too often is slowed and
+its failures answered as throttled, its right passwords still served. Every
+failure is logged on one line: door, account as given, address, reason.
 """
 
 from __future__ import annotations
@@ -19,18 +24,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mss.security.passwords import verify_password
 from mss.security.pki import CertIdentity
 from mss.security.tokens import BearerValidator, TokenError
 
 Clock = Callable[[], float]
+MAX_LOGGED_ACCOUNT = 100  # characters of the account name a refusal logs
+
+log = logging.getLogger(__name__)
+AttemptKey = tuple[str, str, tuple[str, ...], bytes]  # account, client address, kinds, HMAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,63 +82,53 @@ class LoginResult:
         return self.identity is not None
 
 
-class LoginThrottle:
-    """Sliding-window counters of failed logins per address and per client IP."""
+class LoginLedger(Protocol):
+    """Where failed logins are counted: the store, shared by every process (the rules:
+    `mss.store.login_throttle`). `admit` charges the attempt before its check."""
 
-    def __init__(
-        self,
-        *,
-        per_address: int = 5,
-        per_ip: int = 20,
-        window: float = 900.0,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self._limits = {"a": per_address, "i": per_ip}
-        self._window = window
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+    async def admit(self, account: str | None, ip: str | None) -> Admission: ...
 
-    def _recent(self, key: str) -> deque[float]:
-        now = self._clock()
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and now - failures[0] > self._window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    async def succeeded(
+        self, account: str | None, ip: str | None, admission: Admission
+    ) -> None: ...
 
-    def blocked(self, address: str | None, ip: str | None) -> bool:
-        keys = [("a", address), ("i", ip)]
-        return any(
-            value is not None and len(self._recent(f"{kind}:{value}")) >= self._limits[kind]
-            for kind, value in keys
-        )
+    async def held(self, account: str, ip: str | None) -> bool: ...
 
-    def failure(self, address: str | None, ip: str | None) -> None:
-        now = self._clock()
-        for kind, value in (("a", address), ("i", ip)):
-            if value is not None:
-                self._failures.setdefault(f"{kind}:{value}", deque()).append(now)
 
-    def success(self, address: str) -> None:
-        self._failures.pop(f"a:{address}", None)
+class Admission(Protocol):
+    """The ledger's answer before a check: `wait` > 0, refused by `rule` and nothing to
+    check; else wait `delay` seconds first (a slowed address, whose wrong passwords are
+    answered as throttled). Given back to `succeeded` as it came."""
+
+    @property
+    def wait(self) -> int: ...
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def delay(self) -> float: ...
+
+
+def log_refusal(door: str, account: str | None, ip: str | None, reason: str) -> None:
+    """One line per failed login, the same on every door: never the password."""
+    given = (account or "-")[:MAX_LOGGED_ACCOUNT]
+    log.info("login refused: door=%s account=%r ip=%s reason=%s", door, given, ip or "-", reason)
 
 
 class LoginService:
     def __init__(
         self,
         source: CredentialSource,
+        ledger: LoginLedger,
         *,
-        throttle: LoginThrottle | None = None,
         bearer: BearerValidator | None = None,
         cache_seconds: float = 600.0,
         failure_delay: float = 0.5,
         clock: Clock = time.monotonic,
     ) -> None:
         self._source = source
-        self.throttle = throttle or LoginThrottle(clock=clock)
+        self._ledger = ledger
         self._bearer = bearer
         self._cache_seconds = cache_seconds
         self._failure_delay = failure_delay
@@ -140,6 +139,7 @@ class LoginService:
         # simultaneous logins with the same credentials share one check.
         self._hashing = asyncio.Semaphore(2)
         self._inflight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
+        self._attempts: dict[AttemptKey, asyncio.Future[LoginResult]] = {}
 
     @property
     def bearer_enabled(self) -> bool:
@@ -148,10 +148,29 @@ class LoginService:
     def _digest(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
 
-    async def _refuse(self, address: str | None, ip: str | None, reason: str) -> LoginResult:
-        self.throttle.failure(address, ip)
-        await asyncio.sleep(self._failure_delay)  # slows guessing, blocks nobody else
+    async def _refuse(self, reason: str, slowed: bool = False) -> LoginResult:
+        """A failure: answered late (slows guessing, blocks nobody else); from a slowed
+        address, answered as throttled."""
+        await asyncio.sleep(self._failure_delay)
+        if slowed:
+            return LoginResult(None, throttled=True, reason=f"{reason} (address slowed)")
         return LoginResult(None, reason=reason)
+
+    @staticmethod
+    def _logged(door: str, given: str | None, ip: str | None, result: LoginResult) -> LoginResult:
+        if not result.ok:
+            log_refusal(door, given, ip, result.reason)
+        return result
+
+    async def _admit(self, account: str | None, ip: str | None) -> Admission | LoginResult:
+        """The attempt charged before any check: its admission, or the throttled answer."""
+        admission = await self._ledger.admit(account, ip)
+        if admission.wait:
+            why = f"throttled ({admission.rule}, {admission.wait} s)"
+            return LoginResult(None, throttled=True, reason=why)
+        if admission.delay:
+            await asyncio.sleep(admission.delay)  # a slowed address
+        return admission
 
     @staticmethod
     def _identity(creds: Credentials, method: str) -> LoginIdentity:
@@ -159,32 +178,67 @@ class LoginService:
             creds.address, creds.kind, creds.national_id, method, creds.display_name
         )
 
+    @staticmethod
+    def _unusable(creds: Credentials | None, kinds: Collection[str]) -> str:
+        """Why this account cannot log in with a password here ("" if it can)."""
+        if creds is None:
+            return "unknown account"
+        if creds.disabled:
+            return "account disabled"
+        if creds.kind not in kinds:
+            return f"a {creds.kind} account cannot log in here"
+        return "" if creds.password_hash else "account without a password"
+
     async def with_password(
+        self, address: str, password: str, ip: str | None, kinds: Collection[str], *, door: str
+    ) -> LoginResult:
+        """Simultaneous identical attempts (a mail client opening its connections at once)
+        are one attempt: charged once, checked once, each logged."""
+        key = (address.strip().lower(), ip or "", tuple(kinds), self._digest(password))
+        attempt = self._attempts.get(key)
+        if attempt is None:
+            attempt = asyncio.ensure_future(self._password_login(key[0], password, ip, kinds))
+            self._attempts[key] = attempt
+            attempt.add_done_callback(lambda done: self._attempt_over(key, done))
+        return self._logged(door, address, ip, await asyncio.shield(attempt))
+
+    def _attempt_over(self, key: AttemptKey, done: asyncio.Future[Any]) -> None:
+        del self._attempts[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: the waiters get it, nobody else logs it
+
+    async def _password_login(
         self, address: str, password: str, ip: str | None, kinds: Collection[str]
     ) -> LoginResult:
-        address = address.strip().lower()
-        if self.throttle.blocked(address, ip):
-            return LoginResult(None, throttled=True, reason="throttled")
         creds = await self._source.by_address(address)
-        if creds is None or creds.disabled or creds.kind not in kinds or not creds.password_hash:
-            return await self._refuse(address, ip, "unknown, disabled or not allowed here")
+        unusable = self._unusable(creds, kinds)
+        if creds is not None and not unusable and self._cached(creds, password):
+            # a right password this process checked lately: nothing to guess, no charge
+            if await self._ledger.held(address, ip):
+                return LoginResult(None, throttled=True, reason="throttled (account)")
+            return LoginResult(self._identity(creds, "password"))
+        admission = await self._admit(address, ip)
+        if isinstance(admission, LoginResult):
+            return admission
+        if creds is None or unusable:
+            return await self._refuse(unusable, bool(admission.delay))
         if not await self._password_matches(creds, password):
-            return await self._refuse(address, ip, "wrong password")
-        self.throttle.success(address)
+            return await self._refuse("wrong password", bool(admission.delay))
+        await self._ledger.succeeded(address, ip, admission)
         return LoginResult(self._identity(creds, "password"))
+
+    def _cached(self, creds: Credentials, password: str) -> bool:
+        cached = self._verified.get(creds.address)
+        return (
+            cached is not None
+            and cached[0] == creds.password_hash
+            and cached[2] > self._clock()
+            and hmac.compare_digest(cached[1], self._digest(password))
+        )
 
     async def _password_matches(self, creds: Credentials, password: str) -> bool:
         assert creds.password_hash is not None
         digest = self._digest(password)
-        cached = self._verified.get(creds.address)
-        now = self._clock()
-        if (
-            cached is not None
-            and cached[0] == creds.password_hash
-            and cached[2] > now
-            and hmac.compare_digest(cached[1], digest)
-        ):
-            return True
         key = (creds.password_hash, digest)
         pending = self._inflight.get(key)
         if pending is not None:
@@ -202,38 +256,59 @@ class LoginService:
         finally:
             del self._inflight[key]
         if ok:
-            self._verified[creds.address] = (creds.password_hash, digest, now + self._cache_seconds)
+            expires = self._clock() + self._cache_seconds
+            self._verified[creds.address] = (creds.password_hash, digest, expires)
         return ok
 
     async def with_bearer(
+        self, user: str, token: str, ip: str | None, kinds: Collection[str], *, door: str
+    ) -> LoginResult:
+        result = await self._bearer_login(user.strip().lower(), token, ip, kinds)
+        return self._logged(door, user, ip, result)
+
+    async def _bearer_login(
         self, user: str, token: str, ip: str | None, kinds: Collection[str]
     ) -> LoginResult:
-        user = user.strip().lower()
         if self._bearer is None:
             return LoginResult(None, reason="bearer tokens are not configured")
-        if self.throttle.blocked(user or None, ip):
-            return LoginResult(None, throttled=True, reason="throttled")
+        admission = await self._admit(user or None, ip)
+        if isinstance(admission, LoginResult):
+            return admission
+        slowed = bool(admission.delay)
         try:
             claims = await asyncio.to_thread(self._bearer.validate, token)
         except TokenError as exc:
-            return await self._refuse(user or None, ip, f"token refused: {exc}")
+            return await self._refuse(f"token refused: {exc}", slowed)
         creds = await self._source.by_address(user) if user else None
         if creds is None and claims.address:
             creds = await self._source.by_address(claims.address)
         if creds is None or creds.disabled or creds.kind not in kinds:
-            return await self._refuse(user or None, ip, "no such account")
+            return await self._refuse("unknown account", slowed)
         owns = claims.address == creds.address or (
             claims.national_id is not None and claims.national_id == creds.national_id
         )
         if not owns:
-            return await self._refuse(user or None, ip, "the token names another person")
-        self.throttle.success(creds.address)
+            return await self._refuse("the token names another person", slowed)
+        await self._ledger.succeeded(user or None, ip, admission)
         return LoginResult(self._identity(creds, "bearer"))
 
     async def with_certificate(
-        self, identity: CertIdentity | None, authzid: str, ip: str | None, kinds: Collection[str]
+        self,
+        identity: CertIdentity | None,
+        authzid: str,
+        ip: str | None,
+        kinds: Collection[str],
+        *,
+        door: str,
     ) -> LoginResult:
-        """EXTERNAL: the verified client certificate names the account (see pki.identity_of)."""
+        """EXTERNAL: the verified client certificate names the account (see pki.identity_of).
+        Nothing can be guessed here: refusals are logged, not counted."""
+        result = await self._certificate_login(identity, authzid.strip().lower(), kinds)
+        return self._logged(door, authzid or None, ip, result)
+
+    async def _certificate_login(
+        self, identity: CertIdentity | None, wanted: str, kinds: Collection[str]
+    ) -> LoginResult:
         if identity is None:
             return LoginResult(None, reason="no verified client certificate")
         candidates: list[Credentials] = []
@@ -242,7 +317,6 @@ class LoginService:
             candidates = [found] if found is not None else []
         elif identity.kind == "professional" and identity.national_id:
             candidates = await self._source.by_national_id(identity.national_id)
-        wanted = authzid.strip().lower()
         usable = [
             c
             for c in candidates
@@ -250,5 +324,5 @@ class LoginService:
         ]
         if len(usable) != 1:
             reason = "certificate names no usable account" if not usable else "say which account"
-            return await self._refuse(wanted or None, ip, reason)
+            return await self._refuse(reason)
         return LoginResult(self._identity(usable[0], "certificate"))

@@ -40,6 +40,7 @@ from mss.smtp.server import MssSMTP
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+DOOR = "submission"  # in the login service's log of refusals
 
 F = TypeVar("F", bound=Callable[..., Awaitable[str]])
 
@@ -201,8 +202,7 @@ class SubmissionHandler(_Handler):
     async def _finish(self, server: MssSMTP, result: LoginResult) -> AuthResult:
         if result.throttled:
             return AuthResult(success=False, handled=False, message=codes.AUTH_THROTTLED)
-        if not result.ok:
-            log.info("login refused from %s: %s", server.peer_ip(), result.reason)
+        if not result.ok:  # logged by the login service
             return AuthResult(success=False, handled=False, message=codes.AUTH_INVALID)
         return AuthResult(success=True, auth_data=result.identity)
 
@@ -213,7 +213,7 @@ class SubmissionHandler(_Handler):
         if creds.authzid and creds.authzid.lower() != creds.authcid.lower():
             return AuthResult(success=False, handled=False, message=codes.AUTH_INVALID)
         result = await self._logins.with_password(
-            creds.authcid, creds.password, server.peer_ip(), self._kinds
+            creds.authcid, creds.password, server.peer_ip(), self._kinds, door=DOOR
         )
         return await self._finish(server, result)
 
@@ -229,7 +229,9 @@ class SubmissionHandler(_Handler):
         except UnicodeDecodeError:
             await server.push(codes.AUTH_MALFORMED)
             return AuthResult(success=False, handled=True)
-        result = await self._logins.with_password(login, secret, server.peer_ip(), self._kinds)
+        result = await self._logins.with_password(
+            login, secret, server.peer_ip(), self._kinds, door=DOOR
+        )
         return await self._finish(server, result)
 
     async def _bearer(
@@ -243,7 +245,7 @@ class SubmissionHandler(_Handler):
         if creds is None:
             return AuthResult(success=False, handled=True)
         result = await self._logins.with_bearer(
-            creds.user, creds.token, server.peer_ip(), self._kinds
+            creds.user, creds.token, server.peer_ip(), self._kinds, door=DOOR
         )
         if not result.ok and not result.throttled:
             # RFC 7628 §3.2.2 / XOAUTH2: an error challenge, the client answers empty, then 535.
@@ -261,7 +263,7 @@ class SubmissionHandler(_Handler):
         if authzid is None:
             return AuthResult(success=False, handled=True)
         result = await self._logins.with_certificate(
-            server.peer_certificate, authzid, server.peer_ip(), self._kinds
+            server.peer_certificate, authzid, server.peer_ip(), self._kinds, door=DOOR
         )
         return await self._finish(server, result)
 

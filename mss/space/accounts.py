@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pyotp
 
+from mss.security.auth import log_refusal
 from mss.security.passwords import hash_password, verify_password
 from mss.space.deps import SpaceDeps
 from mss.space.errors import SpaceError
@@ -30,6 +31,7 @@ MIN_PASSWORD = 12
 PURGE_EVERY = 300  # seconds between two purges of dead codes and sessions
 RESET_EVERY = 60  # seconds between two reset codes of one account
 IP_DELAY = 2  # seconds each login waits from an address that failed too often
+DOOR = "space"  # in the log of refused logins, as the mail doors'
 _DUMMY_HASH = hash_password("an unused password, for timing")
 
 WRONG_LOGIN = SpaceError(
@@ -169,11 +171,13 @@ async def login_password(
     account, address = await deps.store.read(lambda c: _keys(c, ins, device, ip))
     wait = await deps.store.write(lambda tx: guard.admit(tx, account, address, now))
     if wait:
+        log_refusal(DOOR, identifier, ip, f"throttled (account, {wait} s)")
         raise too_many(wait)
     if address is not None and await deps.store.read(lambda c: guard.ip_slowed(c, address, now)):
         await asyncio.sleep(IP_DELAY)
     found = await deps.store.read(lambda c: patient_login(c, ins))
     if not await _verify(deps, found.password_hash if found else None, password) or found is None:
+        log_refusal(DOOR, identifier, ip, "unknown account" if found is None else "wrong password")
         raise WRONG_LOGIN
     keys = (account, address)
     pending = await deps.store.write(lambda tx: _password_right(tx, deps, found, keys, now))
@@ -239,6 +243,7 @@ async def login_code(
         lambda tx: _second_step(tx, deps, token, code, now, keys, Opening(user_agent, ip, device))
     )
     if done is None:  # raised here, once the try and the failure are counted
+        log_refusal(DOOR, pending.ins, ip, "wrong one-time code")
         raise WRONG_CODE
     return done
 

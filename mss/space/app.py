@@ -1,18 +1,21 @@
 """`create_space`: the patient space as one ASGI app, mounted at `/espace` by the
-composition root. Refusals are rendered here, once."""
+composition root. Refusals are rendered here, once: a path or query that is not UTF-8
+or holds a NUL (`security.http_target`) is refused before any route reads it, with the
+space's French page."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mss.security.http_limits import BodyLimit
+from mss.security.http_target import target_problem
 from mss.space import pages
 from mss.space.deps import SpaceDeps, base_path
 from mss.space.errors import LoginRequired, NotFound, SpaceError
@@ -23,7 +26,9 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_space(deps: SpaceDeps) -> SecurityHeaders:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(_sound_target)]
+    )
     app.state.deps = deps
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in pages.routers():
@@ -33,6 +38,15 @@ def create_space(deps: SpaceDeps) -> SecurityHeaders:
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=MAX_BODY, refusal=REFUSAL)
     return SecurityHeaders(app)
+
+
+def _sound_target(request: Request) -> None:
+    problem = target_problem(request.scope)
+    if problem is not None:
+        french, english = problem
+        raise SpaceError(
+            f"{french[:1].upper()}{french[1:]}.", f"{english[:1].upper()}{english[1:]}."
+        )
 
 
 async def _refusal(request: Request, exc: SpaceError) -> Response:

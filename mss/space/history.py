@@ -5,7 +5,8 @@ them (the notifications' log), merged newest first, told in plain French with wh
 when (Europe/Paris time), by pages.
 
 The traces and the notices of a document the viewer may not see (invisible to the
-patient, or hidden from a representative who is looking) are left out: the history is
+patient, or hidden from a representative who is looking) are left out, a professional's
+consultation of one reading as one of the record (`dmp.patient_view`): the history is
 no oracle. The
 patient's own look at the list of their documents is left out too (every page view
 would be one line); their downloads, and anything a representative does, are shown.
@@ -21,9 +22,10 @@ from mss.annuaire import lookup as annuaire
 from mss.dmp import service
 from mss.dmp.access import Actor
 from mss.dmp.errors import DMPError
+from mss.dmp.patient_view import every_version
 from mss.space.dates import when
 from mss.space.deps import SpaceDeps, Viewer
-from mss.space.record import adult_on, every_version, sees, today_of
+from mss.space.record import adult_on, sees, today_of
 from mss.store import notify as notes
 from mss.store.accounts import accounts_of_national_id
 from mss.store.sql import Conn

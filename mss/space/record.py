@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mss.dmp import service, traces
-from mss.dmp.access import Actor, Professional, is_adult, patient_sees
+from mss.dmp.access import Actor, Professional, patient_sees
 from mss.dmp.errors import DMPError
+from mss.dmp.patient_view import patient_adult
 from mss.dmp.records import document_dict, document_state, media_type
 from mss.space.dates import day
 from mss.space.deps import SpaceDeps, Viewer
@@ -89,8 +90,7 @@ def actor_of(viewer: Viewer) -> str:
 
 def adult_on(conn: Conn, ins: str, today: dt.date) -> bool:
     """Whether the patient is of age on `today` (unknown birth date: an adult)."""
-    birth = stored.patient_birth_date(conn, ins)
-    return birth is None or is_adult(birth, today)
+    return patient_adult(conn, ins, today)
 
 
 def today_of(deps: SpaceDeps) -> dt.date:
@@ -117,16 +117,6 @@ def visible_document(
     if doc is None or not sees(doc, viewer, adult_on(conn, viewer.ins, today)):
         raise NotFound()
     return doc
-
-
-def every_version(conn: Conn, ins: str) -> list[StoredDocument]:
-    """Every stored version of every document of the patient's DMP, newest first."""
-    everything = service.Search(include_superseded=True, limit=1_000_000)
-    return stored.search_documents(conn, ins, everything, _EVERY)
-
-
-_EVERY = stored.Visibility(author="", classes=frozenset({"*"}), types=frozenset(),
-                           denied=frozenset(), masked=True)  # fmt: skip
 
 
 # --- documents -----------------------------------------------------------------------------------

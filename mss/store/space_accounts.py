@@ -286,9 +286,9 @@ def admit(tx: Tx, account: str, ip: str | None, now: int) -> int:
     attempts cannot all pass), then 0 if it may go on, else the seconds to wait.
     The IP's failures are counted too (`ip` None: a device this account already used),
     never to refuse: a shared address (a hospital's NAT) is slowed, not locked out."""
-    wait = _charge(tx, account, now, ACCOUNT_MEMORY, 10**9)
+    wait = charge(tx, account, now, ACCOUNT_MEMORY, 10**9)
     if not wait and ip is not None:
-        _charge(tx, ip, now, IP_WINDOW, 10**9)
+        charge(tx, ip, now, IP_WINDOW, 10**9)
     return wait
 
 
@@ -296,11 +296,26 @@ def failed(tx: Tx, account: str, now: int) -> None:
     """A second-step code (or TOTP) tried: a failure of the account, as a wrong password
     is (counted even while it is held back; the code has its own five tries), undone by
     `succeeded`. The account's next login waits its back-off."""
-    _THROTTLE_ENSURE.run(tx.conn, account, now)
-    _THROTTLE_FORGET.run(tx.conn, now, account, now - ACCOUNT_MEMORY)
-    failures = int(_THROTTLE_ADD.scalar(tx.conn, account) or 0)
-    if delay := backoff(failures):
+    if delay := backoff(count(tx, account, now, ACCOUNT_MEMORY)):
         _THROTTLE_BLOCK.run(tx.conn, now + delay, account)
+
+
+def count(tx: Tx, key: str, now: int, memory: int) -> int:
+    """One failure counted on `key`, whatever its count: its failures in its `memory`."""
+    _THROTTLE_ENSURE.run(tx.conn, key, now)
+    _THROTTLE_FORGET.run(tx.conn, now, key, now - memory)
+    return int(_THROTTLE_ADD.scalar(tx.conn, key) or 0)
+
+
+def refund(tx: Tx, key: str) -> None:
+    """A failure charged before the check was none (a right password)."""
+    _THROTTLE_REFUND.run(tx.conn, key)
+
+
+def failures_of(conn: Conn, key: str, now: int, memory: int) -> int:
+    """The failures of `key` in its `memory` (read only)."""
+    row = _THROTTLE_READ.first(conn, key)
+    return 0 if row is None or int(row[1]) <= now - memory else int(row[0])
 
 
 def ip_slowed(conn: Conn, ip: str, now: int) -> bool:
@@ -309,7 +324,10 @@ def ip_slowed(conn: Conn, ip: str, now: int) -> bool:
     return row is not None and int(row[0]) >= IP_LIMIT and int(row[1]) > now - IP_WINDOW
 
 
-def _charge(tx: Tx, key: str, now: int, memory: int, limit: int) -> int:
+def charge(tx: Tx, key: str, now: int, memory: int, limit: int) -> int:
+    """One failure counted on `key` before the check, if it has fewer than `limit` in its
+    `memory` (one conditional UPDATE: parallel charges cannot all pass): 0, or the
+    seconds to wait. The mail doors' throttle (`login_throttle`) counts the same way."""
     _THROTTLE_ENSURE.run(tx.conn, key, now)
     _THROTTLE_FORGET.run(tx.conn, now, key, now - memory)
     row = _THROTTLE_CHARGE.first(tx.conn, key, now, limit)
@@ -348,16 +366,16 @@ HOUR = 3600
 
 def code_issue(tx: Tx, ins: str, now: int) -> int:
     """One more code sent to `ins`: 0, or the seconds until the hour's quota allows it."""
-    return _charge(tx, f"issued:{ins}", now, HOUR, CODES_PER_HOUR)
+    return charge(tx, f"issued:{ins}", now, HOUR, CODES_PER_HOUR)
 
 
 def admit_code(tx: Tx, ins: str, ip: str, now: int) -> int:
     """A reset or activation code tried for `ins` from `ip`: counted as a failure before
     the check (cumulative across codes: a new code does not start afresh); 0, or the
     seconds to wait. The identifier's count is kept for any identifier, known or not."""
-    if wait := _charge(tx, f"codes:{ins}", now, ACCOUNT_MEMORY, CODE_FAILURES):
+    if wait := charge(tx, f"codes:{ins}", now, ACCOUNT_MEMORY, CODE_FAILURES):
         return wait
-    if wait := _charge(tx, f"codes-ip:{ip}", now, HOUR, CODE_IP_FAILURES):
+    if wait := charge(tx, f"codes-ip:{ip}", now, HOUR, CODE_IP_FAILURES):
         _THROTTLE_REFUND.run(tx.conn, f"codes:{ins}")
     return wait
 

@@ -37,6 +37,9 @@ def _not_found(what: str) -> JSONResponse:
     return JSONResponse({"detail": f"{what} is not in the annuaire"}, status_code=404)
 
 
+# A page number past any directory's end, yet whose offset the database can hold
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+
 MAILBOX_PATH = "/api/annuaire/mailboxes/"
 
 
@@ -121,7 +124,7 @@ def _mailbox_routes(api: APIRouter, read: Reader[Any]) -> None:
         department: str | None = None,
         type: Annotated[list[str] | None, Query(description="PER, ORG, APP, CAB")] = None,
         structure: str | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: PageNumber = 1,
         count: Annotated[int, Query(ge=1, le=lookup.MAX_PAGE)] = 50,
     ) -> JSONResponse:
         """Mailboxes matching every criterion given, by pages, ordered by name."""
@@ -155,7 +158,7 @@ def _professional_routes(api: APIRouter, read: Reader[Any]) -> None:
         postcode: str | None = None,
         department: str | None = None,
         address: str | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: PageNumber = 1,
         count: Annotated[int, Query(ge=1, le=lookup.MAX_PAGE)] = 50,
     ) -> JSONResponse:
         """Professionals matching every criterion given, by pages."""
@@ -240,7 +243,7 @@ async def _fhir_search(read: Reader[Any], request: Request, resource: str) -> Fh
     try:
         query, inactive = fhir.parse_search(resource, params)
     except fhir.FhirError as exc:
-        return _fhir_error(str(exc))
+        return _fhir_error(str(exc), exc.status, exc.code)
     if inactive:  # nothing in the directory is inactive: retired entries are gone
         return FhirResponse(fhir.bundle(_base(request), resource, query, params, 0, []))
     total, resources = await _SEARCHES[resource](read, query)

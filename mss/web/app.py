@@ -3,11 +3,13 @@ are rendered at one boundary, the handlers of `web/errors.py` registered here.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from mss.security.http_limits import BodyLimit
@@ -15,7 +17,7 @@ from mss.web import annuaire, errors
 from mss.web import dmp as dmp_routes
 from mss.web.annuaire import Reader
 from mss.web.dmp import DMPGateway
-from mss.web.errors import API_MAX_BODY
+from mss.web.errors import API_MAX_BODY, TargetCheck
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsSource = Callable[[], Awaitable[str]]
@@ -31,14 +33,22 @@ def create_asgi(
     if dmp is not None:
         app.include_router(dmp_routes.router(dmp))
     if space is not None:
-        app.mount("/espace", space)
+        app.router.routes.append(_space_mount(space))
 
         @app.get("/", include_in_schema=False)
         async def root() -> RedirectResponse:
             return RedirectResponse("/espace/", status_code=307)
 
     served: ASGIApp = app if read is None else annuaire.MailboxFastPath(app, read)
-    return BodyLimit(served, API_MAX_BODY, errors.BODY_REFUSAL)
+    return BodyLimit(TargetCheck(served), API_MAX_BODY, errors.BODY_REFUSAL)
+
+
+def _space_mount(space: ASGIApp) -> Mount:
+    """`/espace` and everything under it, a path holding a line break included (it is
+    the space's to refuse, with its French page)."""
+    mount = Mount("/espace", app=space)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
 
 
 def create_app(

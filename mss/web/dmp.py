@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from mss.annuaire import lookup as annuaire
@@ -35,12 +35,12 @@ from mss.dmp import audit, service
 from mss.dmp.access import Actor, Mode, Professional
 from mss.dmp.errors import DMPError, DMPPatientNotFound, DocumentError
 from mss.dmp.records import media_type
-from mss.security.auth import LoginService
+from mss.security.auth import LoginService, log_refusal
 from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
 from mss.store.api import Store
 from mss.store.sql import Conn, Tx
-from mss.web.errors import Unauthorized
+from mss.web.errors import Throttled, Unauthorized
 
 T = TypeVar("T")
 TraceFormat = Literal["json", "fhir"]
@@ -57,6 +57,9 @@ TRACES_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {}, FHIR_JSON: {}},
     }
 }
+# An id the database can hold (a BIGINT): a larger one is a 422, never an overflow
+DocumentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+DOOR = "dmp-api"  # in the log of refused logins
 
 
 @dataclass
@@ -80,9 +83,14 @@ class DMPGateway:
         (IGC-Santé, the dev PKI here: its CN is the national id)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return await self._named(_certified_national_id(request))
-        return await self._named(await self._token_national_id(token.strip()))
+        try:
+            if scheme.lower() != "bearer" or not token:
+                return await self._named(_certified_national_id(request))
+            return await self._named(await self._token_national_id(token.strip()))
+        except Unauthorized as refused:
+            ip = request.client.host if request.client else None
+            log_refusal(DOOR, None, ip, refused.text)
+            raise
 
     async def _token_national_id(self, token: str) -> str:
         if self.bearer is None:
@@ -112,7 +120,12 @@ class DMPGateway:
         """The INS of the patient whose mailbox address and password the request carries."""
         user, password = _basic_credentials(request)
         ip = request.client.host if request.client else None
-        result = await self.logins.with_password(user, password, ip, ["patient"])
+        result = await self.logins.with_password(user, password, ip, ["patient"], door=DOOR)
+        if result.throttled:
+            raise Throttled(
+                "trop d'échecs d'authentification, réessayez plus tard"
+                " (too many failed logins, try again later)"
+            )
         if result.identity is None:
             raise Unauthorized(
                 "adresse ou mot de passe incorrect (wrong address or password)", "Basic"
@@ -179,7 +192,7 @@ def _new_document(body: dict[str, Any]) -> service.NewDocument:
             replaces=body.get("replaces"),
         )  # fmt: skip
     except (KeyError, ValueError, TypeError, binascii.Error) as exc:
-        raise DocumentError(f"bad document: {exc}") from None
+        raise DocumentError(f"document illisible (bad document): {exc}") from None
 
 
 def router(gateway: DMPGateway) -> APIRouter:
@@ -218,7 +231,7 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
         until: dt.datetime | None = None,
         include_superseded: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     ) -> Response:
         """The documents this professional may see (class, type, author, dates)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -236,7 +249,7 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
 def _document_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.get("/patients/{ins}/documents/{document_id}")
     async def read(
-        ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
+        ins: str, document_id: DocumentId, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
         """A document's bytes (its metadata in the X-DMP-Document header, JSON)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -255,7 +268,7 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         who, patient = await g.professional(request), _ins(ins)
         documents = [_new_document(d) for d in body.get("documents") or []]
         if not documents:
-            raise DocumentError("no document to deposit")
+            raise DocumentError("aucun document à déposer (no document to deposit)")
         done = await g.write(lambda tx: service.deposit(tx, g.store.blobs, patient, who, documents))
         return JSONResponse({"deposited": [_deposited(d) for d in done]}, status_code=201)
 
@@ -267,7 +280,7 @@ def _deposited(done: service.Deposited) -> dict[str, Any]:
 
 def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.post("/patients/{ins}/documents/{document_id}/unmask")
-    async def pro_unmask(ins: str, document_id: int, request: Request) -> Response:
+    async def pro_unmask(ins: str, document_id: DocumentId, request: Request) -> Response:
         """Unmask: the author, or a médecin traitant DMP on the patient's request."""
         who, patient = await g.professional(request), _ins(ins)
         await g.write(lambda tx: service.set_masked(
@@ -276,7 +289,7 @@ def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
 
     @api.post("/patients/{ins}/documents/{document_id}/reveal")
     async def reveal(
-        ins: str, document_id: int, request: Request, mode: Mode = Mode.NORMAL
+        ins: str, document_id: DocumentId, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
         """Make a document invisible to the patient visible to them (for good)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -312,11 +325,11 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
         return JSONResponse({"documents": found})
 
     @api.post("/me/documents/{document_id}/{action}")
-    async def my_mask(document_id: int, action: str, request: Request) -> Response:
+    async def my_mask(document_id: DocumentId, action: str, request: Request) -> Response:
         """`mask` or `unmask` one of the patient's documents."""
         ins = await g.patient(request)
         if action not in ("mask", "unmask"):
-            raise DMPError("the action is mask or unmask")
+            raise DMPError("l'action est mask ou unmask (the action is mask or unmask)")
         await g.write(lambda tx: service.set_masked(
             tx, ins, Actor.PATIENT, ins, document_id, action == "mask"))  # fmt: skip
         return Response(status_code=204)
@@ -340,7 +353,7 @@ def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
         ins = await g.patient(request)
         unknown = set(body) - {"closed", "oppose_bris_de_glace", "oppose_centre15"}
         if unknown:
-            raise DMPError(f"unknown settings: {', '.join(sorted(unknown))}")
+            raise DMPError(f"réglages inconnus (unknown settings): {', '.join(sorted(unknown))}")
         await g.write(lambda tx: service.set_record(tx, ins, **body))
         return Response(status_code=204)
 
@@ -374,7 +387,7 @@ async def _people(
 ) -> Response:
     ins = await g.patient(request)
     if role not in (service.TREATING, service.BLOCKED):
-        raise DMPError("the role is 'treating' or 'blocked'")
+        raise DMPError("le rôle est treating ou blocked (the role is 'treating' or 'blocked')")
     await g.write(lambda tx: service.set_people(
         tx, ins, Actor.PATIENT, ins, role, national_id, present))  # fmt: skip
     return Response(status_code=204)

@@ -1,5 +1,11 @@
 """Run the FastAPI app with uvicorn inside mss's own event loop.
 
+The HTTP parser (httptools) refuses a request line holding raw non-ASCII bytes (a
+script's `GET /fhir/v2/Practitioner?name=Hélène`): they are percent-encoded before
+it sees them, so the app answers (UTF-8 served, anything else refused in the route's
+format). What the parser still refuses gets a JSON 400 in French with its English
+meaning, not uvicorn's plain text.
+
 uvicorn's `serve()` installs its own signal handlers; mss drives start-up and
 shutdown itself (`startup`, `main_loop`, `shutdown`) so that one SIGTERM drains
 every listener in order.
@@ -16,13 +22,48 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mss.security.http_target import encode_raw_target
+
+BAD_REQUEST = (
+    b'{"error":"BadRequest","detail":"requ\\u00eate HTTP invalide (invalid HTTP request)"}'
+)
+
 
 class PeerCertificateProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, adding the verified client certificate (DER) of
     the TLS connection to each request's scope: `scope["extensions"]["tls"]
-    ["client_cert_der"]` (uvicorn does not pass it on itself)."""
+    ["client_cert_der"]` (uvicorn does not pass it on itself); and the raw non-ASCII
+    bytes of request lines percent-encoded (`encode_raw_target`)."""
+
+    _idle = True  # between two requests: the next byte received starts a request line
+    _in_line = True  # the next byte received is in a request line
+
+    def data_received(self, data: bytes) -> None:
+        was_in_line = False
+        if self._in_line:
+            end = data.find(b"\n")
+            head, rest = (data, b"") if end < 0 else (data[:end], data[end:])
+            data = encode_raw_target(head) + rest
+            was_in_line = end < 0
+        super().data_received(data)
+        # only at a request's start: never a byte of headers or body (pipelining included)
+        self._in_line = self._idle or was_in_line
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._idle = True
+
+    def send_400_response(self, msg: str) -> None:
+        """What the parser refuses: JSON in French with its English meaning."""
+        self.logger.info("refused a malformed HTTP request: %s", msg)
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(BAD_REQUEST), BAD_REQUEST)
+        )
+        self.transport.close()
 
     def on_message_begin(self) -> None:
+        self._idle = False
         super().on_message_begin()
         ssl_object = self.transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
