@@ -25,7 +25,7 @@ from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import Session
-from mss.instance import open_store
+from mss.instance import open_store, quota
 from mss.security.tls import server_context
 from mss.store import notify as notes
 from mss.store import outbox
@@ -33,7 +33,14 @@ from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
 from mss.store.imapstore import ImapStore
 from mss.web.metrics import notify_lines, outbox_lines
-from mss.wiring import Mail, bearer_validator, build_mail, build_space, cpu_workers, dmp_settings
+from mss.wiring import (
+    Mail,
+    bearer_validator,
+    build_mail,
+    build_space,
+    cpu_workers,
+    dmp_settings,
+)
 
 log = logging.getLogger("mss")
 
@@ -180,7 +187,7 @@ class Application:
         bus = MailboxBus()
         self.imap_bus = bus
         assert self.feed is not None
-        store, logins = ImapStore(self.store), self.mail.logins
+        store, logins = ImapStore(self.store, quota(self.settings)), self.mail.logins
         self.feed.subscribe(lambda change: bus.on_change(change, store.marks))
         config = ImapConfig(
             hostname=self.settings.server.hostname,

@@ -24,6 +24,7 @@ from mss.security import dkim
 from mss.security.pki import DevPKI
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
+from mss.store.quotas import Quota
 
 DEFAULT_DATA_DIR = Path("mss-data")
 
@@ -114,6 +115,14 @@ def dkim_keys(settings: Settings) -> list[dkim.DKIMKey]:
             settings.path(config.keys_dir), domain, config.selector_rsa, config.selector_ed25519
         )
     ]
+
+
+def quota(settings: Settings) -> Quota:
+    """The limits of every account without its own (store/quotas.py)."""
+    limits = settings.limits
+    return Quota(
+        folders=limits.max_folders, messages=limits.max_messages, storage=limits.max_storage
+    )
 
 
 def load(config: Path | None, data_dir: Path | None = None) -> Settings:

@@ -34,7 +34,7 @@ from mss.delivery.trust import TrustSpace
 from mss.dmp import service as dmp_service
 from mss.dmp.access import Habilitations
 from mss.errors import ConfigError
-from mss.instance import dkim_keys
+from mss.instance import dkim_keys, quota
 from mss.security import dkim
 from mss.security.auth import Credentials, LoginService
 from mss.security.tls import ReloadingContext, client_context, server_context
@@ -150,6 +150,7 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         reject_dkim_failures=settings.dkim.on_verify_failure == "reject",
         relay_expire_days=settings.relay.expire_days,
         notify_return_path=return_path(settings),
+        quota=quota(settings),
     )
 
 
@@ -227,7 +228,10 @@ def _outbox_runner(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
     notify = notify_parts(settings, store)
-    deposits = DepositHandler(store, patient_domain=settings.domains.patient)
+    deposits = DepositHandler(
+        store, patient_domain=settings.domains.patient,
+        max_documents=settings.limits.max_documents_per_mail,
+    )  # fmt: skip
     handlers: list[Handler] = [relay, deposits, mdn, *notify.handlers]
     runner = OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
     return runner, notify.closers

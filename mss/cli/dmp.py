@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mss.admin.dmp import verify_dmp_traces
 from mss.cli.base import Commands, Parser, group, settings
+from mss.config.sections import LimitSettings
 from mss.core.ins import InvalidINS, parse_ins
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ confidentiality and patient INS, and every error with its ANS MDN code (900-906)
 a French explanation (a deposit is all or none and stops at its first error: the one
 its MDN would carry; a mail the MX would refuse says its SMTP code too). Not checked
 (needs the database): the patient is known, their DMP open, their INS qualified, the
-author's rights.
+author's rights. More than 50 documents in one mail (the default of [limits]
+max_documents_per_mail) is an error 906.
 
 Exit status: 0 when every deposit would succeed, 1 on any error, 2 when a FILE
 cannot be read.
@@ -85,7 +87,8 @@ def _dmp_check(args: argparse.Namespace) -> int:
             reason = exc.strerror or exc.__class__.__name__
             print(f"mss: error: {path}: illisible (cannot be read): {reason}", file=sys.stderr)
             return 2
-    reports = [check_file(str(path), data, args.ins) for path, data in files]
+    limit = LimitSettings().max_documents_per_mail  # an operator's default
+    reports = [check_file(str(path), data, args.ins, max_documents=limit) for path, data in files]
     ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "files": [r.to_json() for r in reports]}, ensure_ascii=False,

@@ -190,10 +190,22 @@ class OAuthSettings:
 @dataclass(frozen=True, kw_only=True)
 class LimitSettings:
     max_message_size: int = 25 * 1024 * 1024  # DOMAIN.md §3: 25 MB
+    # Per account (no national figure: ours); 0 = no limit. A mailbox may go past its
+    # storage by the messages the MX accepted before it was full (store/quotas.py).
+    max_folders: int = 1000
+    max_messages: int = 1_000_000
+    max_storage: int = 10 * 1024**3  # bytes of messages (each copy counted)
+    # Documents deposited into the DMP from one mail (no ANS figure: ours); 0 = no limit.
+    max_documents_per_mail: int = 50
 
     def validate(self) -> None:
         if self.max_message_size < 1024:
             raise ValueError("max_message_size", "must be at least 1024 bytes")
+        for name in ("max_folders", "max_messages", "max_storage", "max_documents_per_mail"):
+            if getattr(self, name) < 0:
+                raise ValueError(name, "must be 0 (no limit) or more")
+        if 0 < self.max_folders < 6:  # the mailboxes every account is given (INBOX, Sent…)
+            raise ValueError("max_folders", "must be 0 (no limit) or at least 6")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,7 +31,7 @@ from mss.store.mailboxes import (
     prepare_message,
 )
 from mss.store.ports import BlobStore
-from mss.store.sql import Tx
+from mss.store.sql import Refused, Tx
 
 T = TypeVar("T")
 
@@ -97,13 +97,23 @@ class Store:
         return delivered
 
     async def deliver_together(
-        self, messages: Sequence[tuple[bytes, Sequence[Target], int | None]]
+        self,
+        messages: Sequence[tuple[bytes, Sequence[Target], int | None]],
+        *,
+        decide: Callable[[Tx], None] | None = None,
     ) -> list[Delivered]:
-        """Store several messages in one transaction: all of them, or none (MULTIAPPEND)."""
+        """Store several messages in one transaction: all of them, or none (MULTIAPPEND).
+        `decide` runs first in the transaction; its error refuses them all."""
         now = int(time.time())
         items = [DeliveryItem(self.prepare(raw), targets, now if when is None else when,
                               self.blobs) for raw, targets, when in messages]  # fmt: skip
-        stored = await self.db.write(lambda tx: deliver_many(tx, items))
+
+        def store_all(tx: Tx) -> list[Delivered | Refused]:
+            if decide is not None:
+                decide(tx)
+            return deliver_many(tx, items)
+
+        stored = await self.db.write(store_all)
         return [d for d in stored if isinstance(d, Delivered)]
 
     # --- generic access ------------------------------------------------------------------

@@ -121,6 +121,11 @@ class Account(SQLModel, table=True):
     last_uidvalidity: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
     )
+    # This account's quotas apart from the settings' `[limits]` (`mss pro quota`):
+    # None: the settings', 0: no limit (store/quotas.py).
+    quota_folders: int | None = Field(default=None, sa_column=Column(BigInteger))
+    quota_messages: int | None = Field(default=None, sa_column=Column(BigInteger))
+    quota_storage: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class Mailbox(SQLModel, table=True):
@@ -145,6 +150,14 @@ class Mailbox(SQLModel, table=True):
     # separated: sessions announce them in FLAGS before a FETCH uses them.
     keywords: str | None = Field(default=None, sa_column=Column(Text))
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # What the mailbox holds, kept in the transactions that add and remove messages:
+    # the account's quota usage is the sum over its mailboxes (store/quotas.py).
+    message_count: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
+    message_bytes: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
 
 
 class Blob(SQLModel, table=True):
