@@ -32,6 +32,9 @@ from mss.security.pki import CertIdentity
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
+# aiosmtpd's own lines (a "Peer:" and a "connection lost" per connection, each command at
+# DEBUG) in its own shape: the one line per connection below replaces them
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def _not_login_data_chatter(record: logging.LogRecord) -> bool:
@@ -85,6 +88,7 @@ class MssSMTP(SMTP):
         self.implicit_tls = implicit_tls
         self.peer_certificate: CertIdentity | None = None
         self._on_lost = on_lost
+        self._quit = False
         self.max_line_length = max_line_length
 
     def _create_envelope(self) -> MssEnvelope:
@@ -105,9 +109,27 @@ class MssSMTP(SMTP):
         return self.envelope
 
     def connection_lost(self, error: Exception | None) -> None:
+        self._log_end(error)
         super().connection_lost(error)
         if self._on_lost is not None:
             self._on_lost(self)
+
+    def _log_end(self, error: Exception | None) -> None:
+        """One INFO line per connection, as IMAP's: door, from where, who, how it ended."""
+        session = self.session
+        who = "-"
+        if session is not None and session.authenticated:
+            who = getattr(session.auth_data, "address", None) or "-"
+        how = "QUIT" if self._quit else "by the client without QUIT"
+        if error is not None:
+            how = f"lost ({type(error).__name__})"
+        door = getattr(getattr(self.event_handler, "door", None), "value", "smtp")
+        log.info("SMTP %s connection from %s user=%s closed: %s",
+                 door, self.peer_ip() or "?", who, how)  # fmt: skip
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self._quit = True
+        await super().smtp_QUIT(arg)
 
     # --- connection ------------------------------------------------------------------------
 
