@@ -18,6 +18,7 @@ from string import Template
 
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import is_valid_domain
+from mss.core.clients import MailService, mx_line, srv_lines
 from mss.errors import InputError
 from mss.notify.push import generate_vapid_keys
 from mss.security import dkim
@@ -34,7 +35,8 @@ CONFIG_TEMPLATE = "data/mss.toml.in"
 class InitReport:
     config: Path
     created: list[str]
-    dns_records: list[str]
+    dns_records: list[str]  # DKIM
+    client_records: list[str]  # MX, and SRV for mail clients
 
 
 def init_instance(
@@ -52,7 +54,7 @@ def init_instance(
     created += _ensure_vapid(settings)
     records = [dkim.zone_lines(key) for key in dkim_keys(settings)]
     Store.open(settings.storage_url, settings.path(settings.storage.key_file)).db.close_sync()
-    return InitReport(config, created, records)
+    return InitReport(config, created, records, client_records(settings))
 
 
 def _check_domains(domains: Sequence[str]) -> None:
@@ -74,6 +76,34 @@ def config_text(hostname: str, domains: Sequence[str]) -> str:
     template = resources.files("mss").joinpath(CONFIG_TEMPLATE).read_text("utf-8")
     domain_list = ", ".join(f'"{d}"' for d in domains)
     return Template(template).substitute(hostname=hostname, domains=domain_list)
+
+
+def mail_service(settings: Settings, served: dict[str, int] | None = None) -> MailService:
+    """The host name and ports mail clients are told: those listened on, or those
+    `served` (the ports bound, when the settings say 0)."""
+    listen, ports = settings.listen, served or {}
+    return MailService(
+        hostname=settings.server.hostname,
+        imap=ports.get("imap") or listen.imap, imaps=ports.get("imaps") or listen.imaps,
+        submission=ports.get("submission") or listen.submission,
+        submissions=ports.get("submissions") or listen.submissions,
+        oauth=bool(settings.oauth.issuer),
+    )  # fmt: skip
+
+
+def client_domains(settings: Settings) -> tuple[str, ...]:
+    """The domains whose users log in with a mail client: the professional ones, and the
+    patient domain when patients may use IMAP."""
+    domains = settings.domains
+    patients = domains.host_patient_domain and settings.policy.patient_imap_login
+    return (*domains.professional, domains.patient) if patients else domains.professional
+
+
+def client_records(settings: Settings) -> list[str]:
+    """The MX of every local domain, the SRV records of those with mail-client users."""
+    hostname, service = settings.server.hostname, mail_service(settings)
+    records = [mx_line(domain, hostname) for domain in settings.domains.local]
+    return records + [line for d in client_domains(settings) for line in srv_lines(service, d)]
 
 
 def _ensure_vapid(settings: Settings) -> list[str]:
