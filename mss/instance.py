@@ -79,14 +79,17 @@ def config_text(hostname: str, domains: Sequence[str]) -> str:
 
 
 def mail_service(settings: Settings, served: dict[str, int] | None = None) -> MailService:
-    """The host name and ports mail clients are told: those listened on, or those
-    `served` (the ports bound, when the settings say 0)."""
-    listen, ports = settings.listen, served or {}
+    """The host name and ports mail clients are told: those of `[clients]` (the proxy's),
+    else those `served` (the ports bound: the settings may say 0), else those listened on."""
+    told, listen, ports = settings.clients, settings.listen, served or {}
+
+    def port(name: str) -> int:
+        return int(getattr(told, name) or ports.get(name) or getattr(listen, name))
+
     return MailService(
-        hostname=settings.server.hostname,
-        imap=ports.get("imap") or listen.imap, imaps=ports.get("imaps") or listen.imaps,
-        submission=ports.get("submission") or listen.submission,
-        submissions=ports.get("submissions") or listen.submissions,
+        hostname=told.hostname or settings.server.hostname,
+        imap=port("imap"), imaps=port("imaps"),
+        submission=port("submission"), submissions=port("submissions"),
         oauth=bool(settings.oauth.issuer),
     )  # fmt: skip
 
@@ -101,8 +104,8 @@ def client_domains(settings: Settings) -> tuple[str, ...]:
 
 def client_records(settings: Settings) -> list[str]:
     """The MX of every local domain, the SRV records of those with mail-client users."""
-    hostname, service = settings.server.hostname, mail_service(settings)
-    records = [mx_line(domain, hostname) for domain in settings.domains.local]
+    service = mail_service(settings)
+    records = [mx_line(domain, settings.server.hostname) for domain in settings.domains.local]
     return records + [line for d in client_domains(settings) for line in srv_lines(service, d)]
 
 

@@ -14,7 +14,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mss.config import load_settings
 from mss.core.clients import MailService, autoconfig_xml
+from mss.errors import ConfigError
 from mss.security.tokens import jwks_of
 
 from .conftest import run_mss
@@ -110,6 +112,21 @@ async def test_autoconfig_offers_oauth2_when_bearer_tokens_are_accepted(instance
     assert all(s["authentication"] == ["password-cleartext", "OAuth2"] for s in servers)
 
 
+async def test_behind_a_proxy_autoconfig_names_what_clients_reach(instance: Path) -> None:
+    told = {"hostname": "imap.cabinet.test", "imaps": 993, "submission": 587}
+    async with running(instance, overrides={"clients": told}) as server:
+        servers = _servers((await _get(server, WELL_KNOWN)).content)
+        ports = {(s["type"], s["socketType"]): s["port"] for s in servers}
+        assert {s["hostname"] for s in servers} == {"imap.cabinet.test"}
+        assert ports[("imap", "SSL")] == 993 and ports[("smtp", "STARTTLS")] == 587
+        assert ports[("imap", "STARTTLS")] == server.ports["imap"]  # 0: the port served
+
+
+def test_a_port_told_to_clients_is_checked() -> None:
+    with pytest.raises(ConfigError, match=r"clients\.imaps: port 99999"):
+        load_settings(overrides={"clients": {"imaps": 99999}}, env={})
+
+
 def test_autoconfig_is_escaped_xml() -> None:
     service = MailService(hostname="a&b<c>", imap=1, imaps=2, submission=3, submissions=4)
     root = ET.fromstring(autoconfig_xml(service, ['d"&<'], 'd"&<'))
@@ -132,5 +149,5 @@ def test_init_prints_the_srv_and_mx_records(tmp_path: Path) -> None:
     } <= lines
     assert not any(line.startswith("_imap._tcp.patient.") for line in lines)  # no IMAP login
     assert any("IN TXT" in line and "_domainkey.cabinet.test." in line for line in lines)
-    again = run_mss("init", "--data-dir", str(tmp_path / "d"))
-    assert f"_imaps._tcp.cabinet.test. IN SRV 0 1 2993 {host}" in again.stdout
+    again = run_mss("init", "--data-dir", str(tmp_path / "d"), env={"MSS_CLIENTS_IMAPS": "993"})
+    assert f"_imaps._tcp.cabinet.test. IN SRV 0 1 993 {host}" in again.stdout

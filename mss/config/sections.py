@@ -74,6 +74,25 @@ class ListenSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientSettings:
+    # What mail clients are told (autoconfig, SRV records printed by `mss init`): behind
+    # a proxy or a NAT, the host and ports they reach. ""/0: server.hostname, the ports
+    # listened on.
+    hostname: str = ""
+    imap: int = 0
+    imaps: int = 0
+    submission: int = 0
+    submissions: int = 0
+
+    def validate(self) -> None:
+        if self.hostname and not is_valid_domain(self.hostname):
+            raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+        for name in ("imap", "imaps", "submission", "submissions"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(name, f"port {getattr(self, name)} is out of range 0-65535")
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageSettings:
     url: str = "sqlite:///mss.db"
     key_file: Path = Path("keys/blob.keys")
