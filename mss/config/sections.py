@@ -67,10 +67,14 @@ class ListenSettings:
     https: int = 8443
 
     def validate(self) -> None:
-        for name in ("mx", "submission", "submissions", "imap", "imaps", "https"):
-            port = getattr(self, name)
-            if not 0 <= port <= 65535:
-                raise ValueError(name, f"port {port} is out of range 0-65535")
+        _check_ports(self, ("mx", "submission", "submissions", "imap", "imaps", "https"))
+
+
+def _check_ports(section: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        port = getattr(section, name)
+        if not 0 <= port <= 65535:
+            raise ValueError(name, f"port {port} is out of range 0-65535")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,9 +91,7 @@ class ClientSettings:
     def validate(self) -> None:
         if self.hostname and not is_valid_domain(self.hostname):
             raise ValueError("hostname", f"{self.hostname!r} is not a host name")
-        for name in ("imap", "imaps", "submission", "submissions"):
-            if not 0 <= getattr(self, name) <= 65535:
-                raise ValueError(name, f"port {getattr(self, name)} is out of range 0-65535")
+        _check_ports(self, ("imap", "imaps", "submission", "submissions"))
 
 
 @dataclass(frozen=True, kw_only=True)
