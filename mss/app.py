@@ -25,7 +25,7 @@ from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import Session
-from mss.instance import open_store, quota
+from mss.instance import client_domains, mail_service, open_store, quota
 from mss.security.tls import server_context
 from mss.store import notify as notes
 from mss.store import outbox
@@ -217,6 +217,7 @@ class Application:
 
     async def _start_web(self, stack: AsyncExitStack) -> None:
         from mss.web.app import create_asgi
+        from mss.web.autoconfig import ClientSetup
         from mss.web.dmp import DMPGateway
         from mss.web.server import WebServer
 
@@ -235,6 +236,8 @@ class Application:
         app = create_asgi(
             health=self.health, metrics=self.metrics, version=__version__,
             read=self.store.db.read_fast, dmp=gateway, space=space,
+            clients=ClientSetup(mail_service(self.settings, self.ports),
+                                client_domains(self.settings)),
         )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,

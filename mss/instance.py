@@ -18,6 +18,7 @@ from string import Template
 
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import is_valid_domain
+from mss.core.clients import MailService, mx_line, srv_lines
 from mss.errors import InputError
 from mss.notify.push import generate_vapid_keys
 from mss.security import dkim
@@ -42,7 +43,8 @@ CONFIG_TEMPLATE = "data/mss.toml.in"
 class InitReport:
     config: Path
     created: list[str]
-    dns_records: list[str]
+    dns_records: list[str]  # DKIM
+    client_records: list[str]  # MX, and SRV for mail clients
 
 
 def init_instance(
@@ -60,7 +62,7 @@ def init_instance(
     created += _ensure_vapid(settings)
     records = [dkim.zone_lines(key) for key in dkim_keys(settings)]
     Store.open(settings.storage_url, settings.path(settings.storage.key_file)).db.close_sync()
-    return InitReport(config, created, records)
+    return InitReport(config, created, records, client_records(settings))
 
 
 def _check_domains(domains: Sequence[str]) -> None:
@@ -82,6 +84,37 @@ def config_text(hostname: str, domains: Sequence[str]) -> str:
     template = resources.files("mss").joinpath(CONFIG_TEMPLATE).read_text("utf-8")
     domain_list = ", ".join(f'"{d}"' for d in domains)
     return Template(template).substitute(hostname=hostname, domains=domain_list)
+
+
+def mail_service(settings: Settings, served: dict[str, int] | None = None) -> MailService:
+    """The host name and ports mail clients are told: those of `[clients]` (the proxy's),
+    else those `served` (the ports bound: the settings may say 0), else those listened on."""
+    told, listen, ports = settings.clients, settings.listen, served or {}
+
+    def port(name: str) -> int:
+        return int(getattr(told, name) or ports.get(name) or getattr(listen, name))
+
+    return MailService(
+        hostname=told.hostname or settings.server.hostname,
+        imap=port("imap"), imaps=port("imaps"),
+        submission=port("submission"), submissions=port("submissions"),
+        oauth=bool(settings.oauth.issuer),
+    )  # fmt: skip
+
+
+def client_domains(settings: Settings) -> tuple[str, ...]:
+    """The domains whose users log in with a mail client: the professional ones, and the
+    patient domain when patients may use IMAP."""
+    domains = settings.domains
+    patients = domains.host_patient_domain and settings.policy.patient_imap_login
+    return (*domains.professional, domains.patient) if patients else domains.professional
+
+
+def client_records(settings: Settings) -> list[str]:
+    """The MX of every local domain, the SRV records of those with mail-client users."""
+    service = mail_service(settings)
+    records = [mx_line(domain, settings.server.hostname) for domain in settings.domains.local]
+    return records + [line for d in client_domains(settings) for line in srv_lines(service, d)]
 
 
 def _ensure_vapid(settings: Settings) -> list[str]:

@@ -24,6 +24,9 @@ def _init(args: argparse.Namespace) -> int:
             print(f"created {item}")
     else:
         print(f"{report.config.parent} is already initialised; nothing changed")
+    print("DNS records to publish (MX; SRV for mail clients, RFC 6186 and RFC 8314):")
+    for record in report.client_records:
+        print(f"  {record}")
     print("DKIM records to publish in DNS:")
     for record in report.dns_records:
         print(f"  {record}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mss.config.sections import (
+    ClientSettings,
     DKIMSettings,
     DMPSettings,
     DNSSettings,
@@ -45,6 +46,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     domains: DomainSettings = field(default_factory=DomainSettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
+    clients: ClientSettings = field(default_factory=ClientSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     dkim: DKIMSettings = field(default_factory=DKIMSettings)

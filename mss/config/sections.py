@@ -67,10 +67,31 @@ class ListenSettings:
     https: int = 8443
 
     def validate(self) -> None:
-        for name in ("mx", "submission", "submissions", "imap", "imaps", "https"):
-            port = getattr(self, name)
-            if not 0 <= port <= 65535:
-                raise ValueError(name, f"port {port} is out of range 0-65535")
+        _check_ports(self, ("mx", "submission", "submissions", "imap", "imaps", "https"))
+
+
+def _check_ports(section: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        port = getattr(section, name)
+        if not 0 <= port <= 65535:
+            raise ValueError(name, f"port {port} is out of range 0-65535")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientSettings:
+    # What mail clients are told (autoconfig, SRV records printed by `mss init`): behind
+    # a proxy or a NAT, the host and ports they reach. ""/0: server.hostname, the ports
+    # listened on.
+    hostname: str = ""
+    imap: int = 0
+    imaps: int = 0
+    submission: int = 0
+    submissions: int = 0
+
+    def validate(self) -> None:
+        if self.hostname and not is_valid_domain(self.hostname):
+            raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+        _check_ports(self, ("imap", "imaps", "submission", "submissions"))
 
 
 @dataclass(frozen=True, kw_only=True)
