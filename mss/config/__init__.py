@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mss.config.sections import (
+    BlobSettings,
     DKIMSettings,
     DMPSettings,
     DNSSettings,
@@ -46,6 +47,7 @@ class Settings:
     domains: DomainSettings = field(default_factory=DomainSettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    blobs: BlobSettings = field(default_factory=BlobSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     dkim: DKIMSettings = field(default_factory=DKIMSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
