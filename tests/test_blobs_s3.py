@@ -38,6 +38,7 @@ from mss.store.mailboxes import INBOX, Target, mailbox_id
 from mss.store.models import AccountKind, blob_table, message_table
 from mss.store.sql import Tx
 
+from .conftest import run_mss
 from .harness import PASSWORD, Running, message, running
 
 SENDER = "dr.emetteur@pro.mssante.test"
@@ -344,3 +345,30 @@ async def test_bodies_stored_in_the_database_stay_readable_after_the_switch_and_
     finally:
         await rotated.close()
     assert row.data == b"" and list(objects(moto_endpoint, bucket)) == [row.object_key]
+
+
+async def test_a_body_put_in_a_transaction_without_staging_is_uploaded_before_its_commit(
+    s3_store: Store, moto_endpoint: str, bucket: str
+) -> None:
+    """The DMP's deposits seal and put inside their transaction: the object is written
+    there, before the commit, and a failure rolls the transaction back."""
+    blobs = s3_of(s3_store)
+    [blob_id] = await s3_store.write(lambda tx: blobs.put(tx, [blobs.seal(b"document CDA")]))
+    assert len(objects(moto_endpoint, bucket)) == 1
+    assert await s3_store.blob_bytes(blob_id) == b"document CDA"
+
+
+def test_blobs_gc_command_collects_with_the_configured_store(
+    instance: Path, moto_endpoint: str, bucket: str
+) -> None:
+    env = {"MSS_BLOBS_STORE": "s3", "MSS_BLOBS_ENDPOINT": moto_endpoint,
+           "MSS_BLOBS_BUCKET": bucket, "MSS_BLOBS_ACCESS_KEY_ID": "mss",
+           "MSS_BLOBS_SECRET_ACCESS_KEY": SECRET}  # fmt: skip
+    result = run_mss("blobs", "gc", "--data-dir", str(instance), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "0 unreferenced bodies deleted" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+    broken = run_mss("blobs", "gc", "--data-dir", str(instance),
+                     env={**env, "MSS_BLOBS_ENDPOINT": "http://127.0.0.1:9"})  # fmt: skip
+    assert broken.returncode != 0 and SECRET not in broken.stdout + broken.stderr
+    assert broken.stderr.count("\n") == 1, broken.stderr  # one line, no traceback
