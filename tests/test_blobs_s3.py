@@ -372,3 +372,33 @@ def test_blobs_gc_command_collects_with_the_configured_store(
                      env={**env, "MSS_BLOBS_ENDPOINT": "http://127.0.0.1:9"})  # fmt: skip
     assert broken.returncode != 0 and SECRET not in broken.stdout + broken.stderr
     assert broken.stderr.count("\n") == 1, broken.stderr  # one line, no traceback
+
+
+async def test_imap_answers_no_while_the_object_store_hangs_and_the_session_goes_on(
+    instance: Path, relay: Relay, bucket: str
+) -> None:
+    raw = message(SENDER, TO, subject="Imagerie", message_id="<imap-hang@pro.mssante.test>")
+    async with mss_on_s3(instance, relay.endpoint, bucket) as server:
+        assert (await server.submit(SENDER, raw, [TO])).code == 250
+
+        def session() -> list[Any]:
+            client = imaplib.IMAP4_SSL(
+                "localhost", server.ports["imaps"], ssl_context=server.client_tls()
+            )
+            client.login(TO, PASSWORD)
+            client.select("INBOX")
+            relay.hang = True
+            answers: list[Any] = [client.fetch("1", "(BODY.PEEK[])")[0]]
+            answers.append(
+                client.append("INBOX", None, None, b"Subject: brouillon\r\n\r\nx\r\n")[0]
+            )
+            relay.hang = False
+            answers.append(client.fetch("1", "(BODY.PEEK[])"))
+            answers.append(client.select("INBOX")[1])
+            client.logout()
+            return answers
+
+        hung_fetch, hung_append, fetched, exists = await asyncio.to_thread(session)
+    assert (hung_fetch, hung_append) == ("NO", "NO")
+    assert fetched[0] == "OK" and b"imap-hang@" in fetched[1][0][1]
+    assert exists == [b"1"]  # the refused APPEND stored nothing
