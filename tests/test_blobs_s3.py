@@ -111,11 +111,16 @@ def options(endpoint: str, bucket: str, **more: Any) -> S3Options:
                      secret_access_key=SECRET, gc_grace=GRACE, **more)  # fmt: skip
 
 
+def client(endpoint: str, bucket: str) -> S3Store:
+    """A client of our own on the bucket (not the store's)."""
+    return S3Store(bucket, endpoint=endpoint, region="us-east-1", access_key_id="mss",
+                   secret_access_key=SECRET, virtual_hosted_style_request=False,
+                   client_options={"allow_http": True})  # fmt: skip
+
+
 def objects(endpoint: str, bucket: str) -> dict[str, bytes]:
-    """Every object of the bucket, read with a client of our own."""
-    s3 = S3Store(bucket, endpoint=endpoint, region="us-east-1", access_key_id="mss",
-                 secret_access_key=SECRET, virtual_hosted_style_request=False,
-                 client_options={"allow_http": True})  # fmt: skip
+    """Every object of the bucket."""
+    s3 = client(endpoint, bucket)
     keys = [meta["path"] for batch in obstore.list(s3) for meta in batch]
     return {key: bytes(obstore.get(s3, key).bytes()) for key in keys}
 
@@ -402,3 +407,21 @@ async def test_imap_answers_no_while_the_object_store_hangs_and_the_session_goes
     assert (hung_fetch, hung_append) == ("NO", "NO")
     assert fetched[0] == "OK" and b"imap-hang@" in fetched[1][0][1]
     assert exists == [b"1"]  # the refused APPEND stored nothing
+
+
+async def test_a_body_whose_object_is_gone_or_swapped_is_a_store_error_not_a_plaintext(
+    s3_store: Store, moto_endpoint: str, bucket: str
+) -> None:
+    box = await new_inbox(s3_store)
+    one = await s3_store.deliver(letter(6), [Target(box)])
+    two = await s3_store.deliver(letter(7), [Target(box)])
+    s3 = client(moto_endpoint, bucket)
+    [key_one, key_two] = await s3_store.read(
+        lambda c: [registry.read_row(c, i)[2] for i in (one.blob_id, two.blob_id)]
+    )
+    obstore.put(s3, key_one, bytes(obstore.get(s3, key_two).bytes()))  # a swapped object
+    with pytest.raises(StoreError, match="another body"):
+        await s3_store.blob_bytes(one.blob_id)
+    obstore.delete(s3, key_two)
+    with pytest.raises(StoreError, match="missing"):
+        await s3_store.blob_bytes(two.blob_id)

@@ -186,8 +186,11 @@ class S3BlobStore:
         return body
 
     def _download(self, key: str) -> bytes:
-        with _translated(f"the download of {key}"):
-            return bytes(self._obstore.get(self._s3, key).bytes())
+        try:
+            with _translated(f"the download of {key}"):
+                return bytes(self._obstore.get(self._s3, key).bytes())
+        except FileNotFoundError:
+            raise StoreError(f"object {key} is missing from the object store") from None
 
     async def reencrypt_some(self, limit: int = 200) -> int:
         """Move up to `limit` blobs to the current key, into new objects (the old ones
