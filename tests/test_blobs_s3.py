@@ -425,3 +425,14 @@ async def test_a_body_whose_object_is_gone_or_swapped_is_a_store_error_not_a_pla
     obstore.delete(s3, key_two)
     with pytest.raises(StoreError, match="missing"):
         await s3_store.blob_bytes(two.blob_id)
+
+
+async def test_an_object_store_that_refuses_the_upload_answers_451(
+    instance: Path, moto_endpoint: str
+) -> None:
+    """Not a timeout: the store answers an error (here: no such bucket)."""
+    async with mss_on_s3(instance, moto_endpoint, "seau-absent") as server:
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await server.submit(SENDER, message(SENDER, TO, subject="Avis"), [TO])
+        assert f"{refused.value.code} {refused.value.message}" == codes.TEMPORARY_FAILURE
+        assert await server.inbox(TO) == []
