@@ -291,7 +291,7 @@ async def test_a_writer_racing_the_collector_is_refused_or_lands_never_lost(
     doomed = await s3_store.write(lambda tx: registry.doom(tx, [key], later - GRACE, later))
     assert doomed == [key]
     # …a writer of the same body now is refused (451 at the door) and writes nothing…
-    with pytest.raises(StoreError):
+    with pytest.raises(registry.ObjectBeingDeleted):  # a StoreError: 451 at the doors
         await s3_store.deliver(letter(3), [Target(box)])
     assert await s3_store.read(lambda c: c.execute(select(message_table.c.id)).all()) == []
     # …the collector deletes it; a writer then uploads it again, and it is never lost.
