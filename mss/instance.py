@@ -25,6 +25,7 @@ from mss.security import dkim
 from mss.security.pki import DevPKI
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
+from mss.store.blobs_s3 import S3Options
 from mss.store.quotas import Quota
 
 DEFAULT_DATA_DIR = Path("mss-data")
@@ -172,7 +173,21 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         batch_max=settings.storage.batch_max,
         reader_threads=settings.storage.reader_threads,
         migrate=migrate,
+        s3=s3_options(settings),
     )
+
+
+def s3_options(settings: Settings) -> S3Options | None:
+    """Where bodies go when `[blobs] store = "s3"`; None: in the database."""
+    blobs = settings.blobs
+    if blobs.store != "s3":
+        return None
+    return S3Options(
+        bucket=blobs.bucket, endpoint=blobs.endpoint, region=blobs.region,
+        prefix=blobs.prefix, access_key_id=blobs.access_key_id,
+        secret_access_key=blobs.secret_access_key, timeout=blobs.timeout,
+        gc_grace=blobs.gc_grace,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

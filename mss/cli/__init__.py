@@ -16,6 +16,7 @@ from mss import __version__
 from mss.cli import (
     annuaire,
     bench,
+    blobs,
     cert,
     dmp,
     init,
@@ -33,7 +34,8 @@ from mss.errors import ConfigError, MssError
 
 # In the order `mss --help` lists them.
 GROUPS = (
-    init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, bench,
+    init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, blobs,
+    bench,
 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mss.config.sections import (
+    BlobSettings,
     ClientSettings,
     DKIMSettings,
     DMPSettings,
@@ -48,6 +49,7 @@ class Settings:
     listen: ListenSettings = field(default_factory=ListenSettings)
     clients: ClientSettings = field(default_factory=ClientSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    blobs: BlobSettings = field(default_factory=BlobSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     dkim: DKIMSettings = field(default_factory=DKIMSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)

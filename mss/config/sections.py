@@ -112,6 +112,38 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BlobSettings:
+    """`[blobs]`: where message and document bodies go. "database" (the default) keeps
+    them in the `blob` table; "s3" puts them in any S3-compatible object store, still
+    encrypted with the key ring. The credentials may come from the environment
+    (`MSS_BLOBS_ACCESS_KEY_ID`, `MSS_BLOBS_SECRET_ACCESS_KEY`); they are never logged."""
+
+    store: str = "database"
+    endpoint: str = ""  # e.g. "https://s3.example.net"; empty: the provider's default
+    bucket: str = ""
+    region: str = "us-east-1"
+    prefix: str = "blobs/"
+    access_key_id: str = field(default="", repr=False)
+    secret_access_key: str = field(default="", repr=False)
+    timeout: int = 10  # seconds for one upload or download; then 451, nothing lost
+    # An object younger than this is never collected (uploads whose transaction is in
+    # flight); a body is re-uploaded when its transaction starts later than a quarter of it.
+    gc_grace: int = 3600
+
+    def validate(self) -> None:
+        if self.store not in ("database", "s3"):
+            raise ValueError("store", 'must be "database" or "s3"')
+        if self.store == "s3" and not self.bucket:
+            raise ValueError("bucket", 'is needed when store = "s3"')
+        if self.endpoint and not self.endpoint.startswith(("https://", "http://")):
+            raise ValueError("endpoint", "must be an http:// or https:// URL")
+        if not 1 <= self.timeout <= 600:
+            raise ValueError("timeout", "must be between 1 and 600 seconds")
+        if not 60 <= self.gc_grace <= 30 * 86400:
+            raise ValueError("gc_grace", "must be between 60 seconds and 30 days")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TLSSettings:
     cert: Path = Path("certs/server.crt")
     key: Path = Path("certs/server.key")

@@ -186,7 +186,7 @@ class ImapStore:
 
     async def blob(self, blob_id: int) -> bytes:
         blobs = self._store.blobs
-        found: bytes = await self._store.read_fast(lambda c: blobs.get(c, blob_id))
+        found: bytes = await self._store.read_blob(lambda c: blobs.get(c, blob_id))
         return found
 
     async def store_flags(
@@ -220,7 +220,7 @@ class ImapStore:
         blobs = self._store.blobs
         found = await self._read(
             lambda c: run(c, mailbox_id, query, view, body_reader(c, blobs)),
-            small=len(view) <= SMALL_READ,
+            small=len(view) <= SMALL_READ and not blobs.remote,  # bodies from afar: a thread
         )
         return SearchResult(found, query.max_modseq)
 
