@@ -33,7 +33,15 @@ from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
 from mss.store.imapstore import ImapStore
 from mss.web.metrics import notify_lines, outbox_lines
-from mss.wiring import Mail, bearer_validator, build_mail, build_space, cpu_workers, dmp_settings
+from mss.wiring import (
+    Mail,
+    bearer_validator,
+    build_mail,
+    build_space,
+    cpu_workers,
+    dmp_settings,
+    proxy_policy,
+)
 
 log = logging.getLogger("mss")
 
@@ -202,6 +210,7 @@ class Application:
                 implicit_tls=(lambda: tls.current) if implicit else None,
                 starttls=None if implicit else (lambda: tls.current),
                 literal_limit=literal_limit, sock=self.sockets.get(name),
+                proxy=proxy_policy(self.settings),
             )  # fmt: skip
             await listener.start()
             stack.push_async_callback(listener.stop)
@@ -231,7 +240,7 @@ class Application:
         )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,
-            self.sockets.get("https"),
+            self.sockets.get("https"), proxy=proxy_policy(self.settings),
         )  # fmt: skip
         await web.start()
         stack.push_async_callback(web.stop)
