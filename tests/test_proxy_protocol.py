@@ -26,6 +26,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mss.config import load_settings
+from mss.errors import ConfigError
 from mss.security.proxy_protocol import (
     ProxyHeaderError,
     ProxyPolicy,
@@ -250,3 +252,28 @@ async def test_a_silent_proxy_connection_is_closed_after_the_header_timeout(
     started = loop.time()
     assert await asyncio.to_thread(_raw, behind_proxy.ports["imaps"], PROXY, b"") == b""
     assert loop.time() - started < 10
+
+
+async def test_a_header_sent_by_the_client_behind_the_proxy_is_not_read(
+    behind_proxy: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the proxy's header counts: a client's own `PROXY` line after it is a command
+    like any other (refused), and the address stays the one the proxy named."""
+    caplog.set_level(logging.INFO)
+    async with relay(behind_proxy.ports["submission"], CLIENT) as port:
+        assert await asyncio.to_thread(_own_header, port) // 100 == 5  # refused
+        assert await asyncio.to_thread(smtp_auth, port, behind_proxy.ca, JEAN, "faux") == WRONG
+    assert any(f"ip={CLIENT}" in r.getMessage() for r in caplog.records)
+    assert not any(f"ip={OTHER_CLIENT}" in r.getMessage() for r in caplog.records)
+    assert not any(f"('{OTHER_CLIENT}'," in r.getMessage() for r in caplog.records)
+
+
+def _own_header(port: int) -> int:
+    with smtplib.SMTP("localhost", port, timeout=30) as client:
+        return int(client.docmd("PROXY", f"TCP4 {OTHER_CLIENT} 127.0.0.1 1 2")[0])
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.5/24", "proxy.example", "10.0.0.0/33"])
+def test_a_proxy_address_that_is_not_one_stops_the_start(instance: Path, cidr: str) -> None:
+    with pytest.raises(ConfigError, match="proxy_from"):
+        load_settings(instance / "mss.toml", env={}, overrides={"server": {"proxy_from": [cidr]}})
