@@ -40,6 +40,7 @@ from mss.wiring import (
     build_space,
     cpu_workers,
     dmp_settings,
+    proxy_policy,
 )
 
 log = logging.getLogger("mss")
@@ -209,6 +210,7 @@ class Application:
                 implicit_tls=(lambda: tls.current) if implicit else None,
                 starttls=None if implicit else (lambda: tls.current),
                 literal_limit=literal_limit, sock=self.sockets.get(name),
+                proxy=proxy_policy(self.settings),
             )  # fmt: skip
             await listener.start()
             stack.push_async_callback(listener.stop)
@@ -241,7 +243,7 @@ class Application:
         )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,
-            self.sockets.get("https"),
+            self.sockets.get("https"), proxy=proxy_policy(self.settings),
         )  # fmt: skip
         await web.start()
         stack.push_async_callback(web.stop)

@@ -37,6 +37,7 @@ from mss.errors import ConfigError
 from mss.instance import dkim_keys, quota
 from mss.security import dkim
 from mss.security.auth import Credentials, LoginService
+from mss.security.proxy_protocol import ProxyPolicy
 from mss.security.tls import ReloadingContext, client_context, server_context
 from mss.security.tokens import BearerValidator
 from mss.smtp.doors import SmtpOptions, smtp_listeners
@@ -252,7 +253,13 @@ def _smtp_doors(
     )  # fmt: skip
     ports = {"mx": listen.mx, "submission": listen.submission, "submissions": listen.submissions}
     return smtp_listeners(MXHandler(pipeline), submission, options, lambda: server_tls.current,
-                          host=listen.host, ports=ports, sockets=sockets)  # fmt: skip
+                          host=listen.host, ports=ports, sockets=sockets,
+                          proxy=proxy_policy(settings))  # fmt: skip
+
+
+def proxy_policy(settings: Settings) -> ProxyPolicy:
+    """The load balancers allowed to (and required to) send a PROXY header."""
+    return ProxyPolicy.parse(settings.server.proxy_from)
 
 
 def build_mail(

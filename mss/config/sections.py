@@ -23,10 +23,18 @@ class ServerSettings:
     # Processes for CPU-heavy checks (DKIM verification) of a single server process:
     # -1 = one per core beyond the first (none when several workers share the cores).
     cpu_workers: int = -1
+    # Load balancers (CIDRs) that open connections for clients and say who they are in a
+    # PROXY protocol header (HAProxy's send-proxy-v2): they must send it, nobody else may.
+    proxy_from: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if not is_valid_domain(self.hostname) and self.hostname != "localhost":
             raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+        for cidr in self.proxy_from:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError("proxy_from", f"{cidr!r} is not an address or a CIDR") from None
         if not 0 <= self.workers <= 64:
             raise ValueError("workers", "must be between 0 (one per core) and 64")
 

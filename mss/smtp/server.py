@@ -29,6 +29,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
+from mss.security.proxy_protocol import ProxyPolicy, gated
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -380,8 +381,10 @@ class Listener:
         ssl_context: ssl.SSLContext | None,
         *,
         sock: socket.socket | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.name = name
+        self._proxy = proxy or ProxyPolicy()
         self._host = host
         self._port = port
         self._factory = factory
@@ -413,13 +416,12 @@ class Listener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        factory = gated(self._make, self._ssl, self._proxy)  # the gate does TLS, if any
         if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
-            self._server = await loop.create_server(
-                self._make, sock=self._shared.dup(), ssl=self._ssl, backlog=1024
-            )
+            self._server = await loop.create_server(factory, sock=self._shared.dup(), backlog=1024)
             return
         self._server = await loop.create_server(
-            self._make, self._host, self._port, ssl=self._ssl, reuse_address=True, backlog=1024
+            factory, self._host, self._port, reuse_address=True, backlog=1024
         )
 
     async def reload(self, ssl_context: ssl.SSLContext) -> None:
