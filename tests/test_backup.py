@@ -262,6 +262,39 @@ def test_a_damaged_backup_is_refused_and_leaves_the_data_directory_empty(
     assert list(target.iterdir()) == []
 
 
+def test_a_backup_with_a_file_its_manifest_does_not_name_is_refused(
+    instance: Path, tmp_path: Path
+) -> None:
+    assert run_mss("backup", str(tmp_path / "b"), "--data-dir", str(instance)).returncode == 0
+    (tmp_path / "b" / "keys" / "certs").mkdir(parents=True)
+    (tmp_path / "b" / "keys" / "certs" / "ca.crt").write_text("a CA slipped in")
+    refused = run_mss("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "new"))
+    assert refused.returncode == 1
+    assert "files not in its manifest: ['keys/certs/ca.crt']" in refused.stderr
+    assert not (tmp_path / "new").exists() or list((tmp_path / "new").iterdir()) == []
+
+
+def test_a_postgresql_backup_goes_only_into_an_empty_postgresql_database(
+    instance: Path, tmp_path: Path, postgres_url: str, second_postgres_url: str
+) -> None:
+    on_pg = {"MSS_STORAGE_URL": postgres_url}
+    assert run_mss("init", "--data-dir", str(instance), env=on_pg).returncode == 0
+    done = run_mss("backup", str(tmp_path / "b"), "--data-dir", str(instance), env=on_pg)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b" / "database.pgdump").exists()
+    into_sqlite = run_mss("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "n1"))
+    assert into_sqlite.returncode == 1
+    assert "(the backup is postgresql, the target database sqlite)" in into_sqlite.stderr
+    assert list((tmp_path / "n1").iterdir()) == []
+    into_used = run_mss("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "n2"),
+                        env=on_pg)  # fmt: skip
+    assert into_used.returncode == 1
+    assert "(the PostgreSQL database is not empty)" in into_used.stderr
+    into_empty = run_mss("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "n3"),
+                         env={"MSS_STORAGE_URL": second_postgres_url})  # fmt: skip
+    assert into_empty.returncode == 0, into_empty.stderr
+
+
 def test_a_backup_into_a_folder_that_is_not_empty_is_refused(
     instance: Path, tmp_path: Path
 ) -> None:

@@ -100,6 +100,7 @@ def restore(source: Path, data_dir: Path, env: dict[str, str] | None = None) -> 
     try:
         shutil.copy2(source / CONFIG_FILE, data_dir / CONFIG_FILE)
         settings = load_settings(data_dir / CONFIG_FILE, env=env)
+        _same_dialect(manifest["database"]["dialect"], settings.storage_url)
         database.restore(settings.storage_url, source / manifest["database"]["file"])
         if (source / HEAD_FILE).exists():
             shutil.copy2(source / HEAD_FILE, data_dir / HEAD_FILE)
@@ -124,11 +125,27 @@ def check_backup(source: Path) -> dict[str, Any]:
         ) from None
     if manifest.get("format") != FORMAT:
         raise InputError(f"format de sauvegarde inconnu (unknown backup format) in {source}")
-    for name, digest in manifest["files"].items():
+    listed = manifest["files"]
+    for name, digest in listed.items():
         path = source / name
-        if not path.is_file() or _sha256(path) != digest:
+        if path.is_symlink() or not path.is_file() or _sha256(path) != digest:
             raise InputError(f"sauvegarde altérée (backup damaged): {name} does not match")
+    extra = sorted(set(_files(source)) - set(listed))
+    if extra or manifest["database"]["file"] not in listed or CONFIG_FILE not in listed:
+        raise InputError(
+            f"sauvegarde altérée (backup damaged): files not in its manifest: {extra or '?'}"
+        )
     return manifest
+
+
+def _same_dialect(saved: str, url: str) -> None:
+    """A PostgreSQL dump goes into PostgreSQL, a SQLite copy into SQLite."""
+    target = database.dialect_of(url)
+    if saved != target:
+        raise InputError(
+            f"la sauvegarde est {saved}, la base cible {target} (the backup is {saved}, the"
+            f" target database {target}): set MSS_STORAGE_URL to a {saved} database"
+        )
 
 
 def _head_of(url: str) -> Head | None:
@@ -168,12 +185,17 @@ def _copy_keys(data_dir: Path, folders: list[Path], target: Path) -> None:
             shutil.copytree(folder, target / folder.relative_to(data_dir), dirs_exist_ok=True)
 
 
-def _hashes(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): _sha256(path)
+def _files(folder: Path) -> list[str]:
+    """Every file of the backup but its manifest (symbolic links count as files)."""
+    return [
+        str(path.relative_to(folder))
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
+        if (path.is_file() or path.is_symlink()) and path.relative_to(folder) != Path(MANIFEST)
+    ]
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {name: _sha256(folder / name) for name in _files(folder)}
 
 
 def _sha256(path: Path) -> str:
