@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import delete, func, select
 
@@ -32,7 +31,7 @@ from mss.store.models import dmp_trace_table
 from mss.testing.imapclient import RawIMAP
 from mss.testing.xdmgen import INS, XDM, XDMDocument, cda
 
-from .conftest import run_mss
+from .conftest import fresh_database, run_mss
 from .harness import PASSWORD, Running, message, running
 from .test_dmp_mail import OTHER, PATIENT, PRO, _drain, document_mail
 
@@ -142,15 +141,7 @@ def _put_keys_back(source: Path, target: Path) -> None:
 @pytest.fixture
 def second_postgres_url(postgres_server: str) -> Iterator[str]:
     """Another empty database on the session's server: where the restore goes."""
-    name = f"mss_restore_{uuid.uuid4().hex[:12]}"
-    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{postgres_server.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_database(postgres_server)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
