@@ -169,12 +169,12 @@ async def test_backup_under_load_restores_every_acknowledged_message_flag_docume
     done = run_mss("restore", str(folder), "--data-dir", str(restored), env=target_env)
     assert done.returncode == 0, done.stderr
     assert "chain intact" in done.stdout
-    _put_keys_back(instance, restored)
     head = restored / "traces.head"
     assert head.read_text() == (folder / "traces.head").read_text()
     verified = run_mss("dmp", "verify-traces", "--data-dir", str(restored), "--head", str(head),
                        env=target_env)  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    _put_keys_back(instance, restored)
     async with running(restored, env=target_env) as again:
         box = await _mailbox(again)
         before = [mid for at, mid in traffic.delivered if at < started]

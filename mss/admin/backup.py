@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mss import __version__
+from mss.admin.dmp import verify_traces_at
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.dmp import traces, traces_head
 from mss.dmp.traces_head import HEAD_FILE, Head
@@ -110,7 +111,7 @@ def restore(source: Path, data_dir: Path, env: dict[str, str] | None = None) -> 
         _empty(data_dir)
         raise
     expected = traces_head.parse(manifest["traces_head"]) if manifest["traces_head"] else None
-    verification = _verify(settings.storage_url, expected)
+    verification = verify_traces_at(settings.storage_url, expected)
     missing = [f for f in key_folders(settings) if not f.exists()]
     return RestoreReport(data_dir, verification, missing)
 
@@ -152,14 +153,6 @@ def _head_of(url: str) -> Head | None:
     db = Database(url, reader_threads=1)
     try:
         return db.read_sync(traces_head.current)
-    finally:
-        db.close_sync()
-
-
-def _verify(url: str, expected: Head | None) -> traces.Verification:
-    db = Database(url, reader_threads=1)
-    try:
-        return db.read_sync(lambda conn: traces.verify(conn, expected))
     finally:
         db.close_sync()
 
