@@ -286,6 +286,16 @@ def test_a_postgresql_backup_goes_only_into_an_empty_postgresql_database(
     assert into_empty.returncode == 0, into_empty.stderr
 
 
+def test_a_backup_of_a_newer_schema_is_refused(instance: Path, tmp_path: Path) -> None:
+    assert run_mss("backup", str(tmp_path / "b"), "--data-dir", str(instance)).returncode == 0
+    manifest = tmp_path / "b" / "MANIFEST.json"
+    newer = manifest.read_text().replace('"schema_revision": "0', '"schema_revision": "9')
+    manifest.write_text(newer)
+    refused = run_mss("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "new"))
+    assert refused.returncode == 1
+    assert "(backup of a newer mss): schema 9" in refused.stderr
+
+
 def test_a_backup_into_a_folder_that_is_not_empty_is_refused(
     instance: Path, tmp_path: Path
 ) -> None:

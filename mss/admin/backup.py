@@ -131,6 +131,12 @@ def check_backup(source: Path) -> dict[str, Any]:
         path = source / name
         if path.is_symlink() or not path.is_file() or _sha256(path) != digest:
             raise InputError(f"sauvegarde altérée (backup damaged): {name} does not match")
+    revision = manifest["database"]["schema_revision"]
+    if not database.known_revision(revision):
+        raise InputError(
+            f"sauvegarde d'une version plus récente de mss (backup of a newer mss):"
+            f" schema {revision}, mss {__version__}"
+        )
     extra = sorted(set(_files(source)) - set(listed))
     if extra or manifest["database"]["file"] not in listed or CONFIG_FILE not in listed:
         raise InputError(

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import inspect, make_url, text
 
 from mss.errors import InputError, StoreError
-from mss.store.db import make_null_pool_engine, normalize_url
+from mss.store.db import MIGRATIONS_DIR, make_null_pool_engine, normalize_url
 
 SQLITE_FILE = "database.sqlite"
 POSTGRES_FILE = "database.pgdump"
@@ -83,6 +83,18 @@ def schema_revision(url: str) -> str | None:
             return str(found) if found is not None else None
     finally:
         engine.dispose()
+
+
+def known_revision(revision: str | None) -> bool:
+    """Whether this mss has the migration `revision` (a backup of a newer mss: not)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    if revision is None:
+        return True
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return revision in {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
 
 
 def has_tables(url: str) -> bool:
