@@ -19,6 +19,7 @@ from typing import Any
 
 from mss import __version__
 from mss.config import Settings
+from mss.dmp import traces_head
 from mss.errors import MssError
 from mss.imap.base import ImapConfig
 from mss.imap.bus import MailboxBus
@@ -91,6 +92,7 @@ class Application:
         self.started_at = time.time()
         self.ports: dict[str, int] = {}
         self.space: Any = None  # the patient space's ASGI app, once HTTPS is up
+        self._traces_head: traces_head.Head | None = None  # the last head written
         self.integrity = "ok"  # the last integrity check's finding ("ok" until one says not)
 
     async def health(self) -> dict[str, str]:
@@ -151,6 +153,8 @@ class Application:
             await self._start_web(stack)
             if self.worker == 0:  # background duties: one worker is enough
                 _background(stack, self._reencrypt_loop(), "blob-reencrypt")
+                _background(stack, self._traces_head_loop(), "traces-head")
+                stack.push_async_callback(self.keep_traces_head)
             _background(stack, self._integrity_loop(), "integrity-check")
             if self.workers > 1:
                 log.info("worker %d of %d ready", self.worker + 1, self.workers)
@@ -248,6 +252,29 @@ class Application:
         await web.start()
         stack.push_async_callback(web.stop)
         self.ports["https"] = web.port
+
+    async def keep_traces_head(self) -> None:
+        """Write the DMP traces' head beside the data and log it, when it moved
+        (`dmp/traces_head.py` says why periodically, and what the log line is for)."""
+        assert self.store is not None
+        try:
+            head = await self.store.read(traces_head.current)
+        except MssError:
+            log.exception("the DMP traces head could not be read")
+            return
+        if head is None or head == self._traces_head:
+            return
+        try:
+            traces_head.advance(self.settings.data_dir / traces_head.HEAD_FILE, head)
+        except OSError:
+            log.exception("the DMP traces head file could not be written")
+        self._traces_head = head
+        log.info("DMP traces head %s", head)
+
+    async def _traces_head_loop(self) -> None:
+        while True:
+            await self.keep_traces_head()
+            await asyncio.sleep(traces_head.HEAD_INTERVAL)
 
     async def _reencrypt_loop(self) -> None:
         assert self.store is not None

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from mss import __version__
 from mss.cli import (
     annuaire,
+    backup,
     bench,
     blobs,
     cert,
@@ -35,7 +36,7 @@ from mss.errors import ConfigError, MssError
 # In the order `mss --help` lists them.
 GROUPS = (
     init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, blobs,
-    bench,
+    backup, bench,
 )  # fmt: skip
 
 

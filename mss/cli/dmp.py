@@ -12,6 +12,9 @@ from mss.admin.dmp import verify_dmp_traces
 from mss.cli.base import Commands, Parser, group, settings
 from mss.config.sections import LimitSettings
 from mss.core.ins import InvalidINS, parse_ins
+from mss.dmp import traces_head
+from mss.dmp.traces_head import Head
+from mss.errors import MssError
 
 if TYPE_CHECKING:
     from mss.delivery.check import FileReport
@@ -46,6 +49,11 @@ def register(commands: Commands, common: Parser) -> None:
         "verify-traces", parents=[common],
         help="check the hash chain of the traces (exit 1 if a trace was modified or deleted)",
     )  # fmt: skip
+    verify.add_argument(
+        "--head", type=_head, metavar="H",
+        help="a head kept outside the database: HASH, 'N HASH', or a traces.head file;"
+        " exit 1 unless the chain still holds HASH (at trace N)",
+    )  # fmt: skip
     verify.set_defaults(handler=_dmp_verify_traces)
     check = dmp.add_parser(
         "check", help="what a deposit of these files would do, without depositing",
@@ -67,8 +75,16 @@ def _matricule(text: str) -> str:
         raise argparse.ArgumentTypeError(f"INS invalide (invalid INS): {exc.reason}") from None
 
 
+def _head(text: str) -> Head:
+    """An argparse type: a chain head (a usage error, exit 2, otherwise)."""
+    try:
+        return traces_head.parse(text)
+    except MssError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _dmp_verify_traces(args: argparse.Namespace) -> int:
-    report = verify_dmp_traces(settings(args))
+    report = verify_dmp_traces(settings(args), args.head)
     for problem in report.problems:
         print(problem, file=sys.stderr)
     state = "intact" if report.ok else f"BROKEN ({len(report.problems)} problems)"
