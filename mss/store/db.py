@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from mss.errors import MssError, StoreError
+from mss.store.engines import normalize_url, sqlite_engine, temp_store_file
+from mss.store.failover import FAILOVER_WINDOW, Retry, is_failover
 from mss.store.sql import Refused, Tx, describe
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-def normalize_url(url: str) -> str:
-    """The SQLAlchemy URL mss uses: psycopg 3 for PostgreSQL, pysqlite for SQLite.
-
-    `postgresql://` and `postgresql+asyncpg://` (the form in DESIGN.md) both map
-    to the psycopg driver, which serves the writer and reader threads.
-    """
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith("sqlite+pysqlite://"):
-        return "sqlite://" + url[len("sqlite+pysqlite://") :]
-    return url
 
 
 # A bulk write takes the items of consecutive jobs of one batch and returns one
@@ -88,57 +75,28 @@ class _Job(Generic[T]):
 _STOP = object()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy, not the sqlite3 module, emit BEGIN (SQLAlchemy docs,
-    # "Serializable isolation / Savepoints / Transactional DDL").
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=FULL",  # WAL + FULL: each commit is fsynced (durable on power loss)
-        "foreign_keys=ON",
-        "busy_timeout=30000",
-        "temp_store=MEMORY",
-        "cache_size=-16384",  # 16 MB per connection
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def _temp_store_file(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA temp_store = FILE")
-
-
-def _sqlite_engine(url: str, begin: str | None, pool_size: int) -> Engine:
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=pool_size,
-        max_overflow=pool_size,
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    if begin is not None:  # None: autocommit, each statement on its own
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql(begin)
-
-    return engine
-
-
 class Database:
     """Engines, migrations, the group-commit writer thread and the reader pool."""
 
-    def __init__(self, url: str, *, batch_max: int = 512, reader_threads: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_max: int = 512,
+        reader_threads: int = 4,
+        failover_window: float = FAILOVER_WINDOW,
+    ) -> None:
         self.url = normalize_url(url)
         self.batch_max = batch_max
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        # PostgreSQL: how long an operation a failover interrupted is retried
+        self.failover_window = failover_window if self.dialect == "postgresql" else 0.0
         if self.dialect == "sqlite":
             # The writer takes the write lock at BEGIN (IMMEDIATE) so that a
             # transaction never fails half-way for another process's lock.
-            self.write_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE", 2)
-            self.read_engine = _sqlite_engine(self.url, "BEGIN", reader_threads + 2)
-            self._autocommit_engine = _sqlite_engine(self.url, None, 1)
+            self.write_engine = sqlite_engine(self.url, "BEGIN IMMEDIATE", 2)
+            self.read_engine = sqlite_engine(self.url, "BEGIN", reader_threads + 2)
+            self._autocommit_engine = sqlite_engine(self.url, None, 1)
         else:
             self.write_engine = create_engine(self.url, pool_size=2, pool_pre_ping=True)
             self.read_engine = create_engine(
@@ -187,8 +145,8 @@ class Database:
         if self.dialect != "sqlite":
             return
         for engine in (self.write_engine, self.read_engine):
-            if not event.contains(engine, "connect", _temp_store_file):
-                event.listen(engine, "connect", _temp_store_file)
+            if not event.contains(engine, "connect", temp_store_file):
+                event.listen(engine, "connect", temp_store_file)
             engine.dispose()
 
     def current_revision(self) -> str | None:
@@ -305,11 +263,14 @@ class Database:
                     raw.execute("ROLLBACK")
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            with self.read_engine.connect() as conn, conn.begin():
-                return fn(conn)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {describe(exc)}") from exc
+        retry = Retry(self.failover_window)  # a read has no effect: run it again after a failover
+        while True:
+            try:
+                with self.read_engine.connect() as conn, conn.begin():
+                    return fn(conn)
+            except SQLAlchemyError as exc:
+                if not retry.again(exc):
+                    raise StoreError(f"database read failed: {describe(exc)}") from exc
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         """One write in its own transaction, outside the writer (CLI commands)."""
@@ -329,7 +290,7 @@ class Database:
     # --- the writer thread ---------------------------------------------------------
 
     def _run_writer(self) -> None:
-        conn = self.write_engine.connect()
+        conn: Connection | None = None  # connected by the first batch, again after a failover
         try:
             stopping = False
             while not stopping:
@@ -349,29 +310,56 @@ class Database:
                         batch.append(item)
                     conn = self._commit_batch(conn, batch)
         finally:
-            conn.close()
+            _close(conn)
 
-    def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
+    def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         self.batches += 1
         self.batched_jobs += len(batch)
-        try:
-            results = self._run_batch(conn, batch)
-        except _JobFailed:
-            for job in batch:
-                self._run_alone(conn, job)
+        retry = Retry(self.failover_window)
+        while True:
+            try:
+                conn = self._connected(conn)
+                results = self._run_batch(conn, batch)
+            except _JobFailed:
+                assert conn is not None
+                for job in batch:
+                    self._run_alone(conn, job)
+                return conn
+            except _Interrupted as exc:  # a failover before COMMIT: nothing was written
+                _close(conn)
+                conn = None
+                if retry.again(exc):
+                    continue
+                self._fail(batch, exc)
+                return None
+            except Exception as exc:  # the commit itself failed: nothing is known durable
+                if not is_failover(exc):
+                    log.exception("group commit of %d writes failed", len(batch))
+                self._fail(batch, exc)
+                _close(conn)
+                return None
+            self._resolve([_outcome(j, r) for j, r in zip(batch, results, strict=True)])
             return conn
-        except Exception as exc:  # the commit itself failed: nothing is known durable
-            log.exception("group commit of %d writes failed", len(batch))
-            error = StoreError(f"database commit failed: {describe(exc)}")
-            self._resolve([(job, None, error) for job in batch])
-            return self._reconnect(conn)
-        self._resolve([_outcome(job, result) for job, result in zip(batch, results, strict=True)])
-        return conn
+
+    def _connected(self, conn: Connection | None) -> Connection:
+        try:
+            return conn if conn is not None else self.write_engine.connect()
+        except SQLAlchemyError as exc:
+            if is_failover(exc):
+                raise _Interrupted from exc
+            raise
+
+    def _fail(self, batch: list[_Job[Any]], exc: BaseException) -> None:
+        log.warning("%d writes not committed: %s", len(batch), describe(exc))
+        error = StoreError(f"database commit failed: {describe(exc)}")
+        self._resolve([(job, None, error) for job in batch])
 
     def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[Any]:
         results: list[Any] = []
-        trans = conn.begin()
+        for job in batch:  # a batch run again after a failover publishes afresh
+            job.events = []
         try:
+            trans = conn.begin()
             start = 0
             while start < len(batch):
                 end = start + 1
@@ -385,17 +373,20 @@ class Database:
                             end += 1
                         results.extend(job.bulk(tx, [j.item for j in batch[start:end]]))
                 except Exception as exc:
-                    raise _JobFailed from exc
+                    raise (_Interrupted if is_failover(exc) else _JobFailed) from exc
                 # published once, with the first job of the group that was not refused
                 group = list(zip(batch[start:end], results[start:end], strict=True))
                 holder = next((j for j, r in group if not isinstance(r, Refused)), job)
                 holder.events = tx.events
                 start = end
             self._run_in_commit(conn, [event for job in batch for event in job.events])
-        except BaseException:
-            trans.rollback()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the connection may be gone
+                conn.rollback()
+            if is_failover(exc) and not isinstance(exc, _Interrupted):
+                raise _Interrupted from exc
             raise
-        trans.commit()
+        trans.commit()  # an error here is ambiguous: not retried (see failover.py)
         return results
 
     def _run_alone(self, conn: Connection, job: _Job[Any]) -> None:
@@ -410,11 +401,6 @@ class Database:
             return
         job.events = tx.events
         self._resolve([_outcome(job, result)])
-
-    def _reconnect(self, conn: Connection) -> Connection:
-        with contextlib.suppress(Exception):  # the connection is already broken
-            conn.close()
-        return self.write_engine.connect()
 
     @staticmethod
     def _translate(exc: Exception) -> BaseException:
@@ -490,6 +476,12 @@ class _JobFailed(MssError):
     """A write function raised inside a batch: retry the batch one job at a time."""
 
 
-def make_null_pool_engine(url: str) -> Engine:
-    """A throw-away engine (tests, tools) that keeps no connection open."""
-    return create_engine(normalize_url(url), poolclass=NullPool)
+class _Interrupted(MssError):
+    """A failover broke the batch's transaction before its COMMIT: run it all again."""
+
+
+def _close(conn: Connection | None) -> None:
+    """Close a connection that may already be broken; the writer connects again."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
