@@ -226,9 +226,10 @@ def _figures(log: list[Attempt], killed: float) -> dict[str, float]:
     stall, stall_from = max(gaps) if gaps else (0.0, killed)
     failures = [a for a in log if a.code != 250]
     window = 0.0
-    if failures:
-        first = min(a.started for a in failures)
-        window = min(t for t in acks if t > first) - first
+    if failures:  # from the first failure to the first 250 of an attempt begun after it
+        first = min(failures, key=lambda a: a.started)
+        window = min(a.ended for a in log if a.code == 250 and a.started >= first.ended)
+        window -= first.started
     return {
         "acknowledged": len(acks),
         "acknowledged after the kill": sum(1 for t in acks if t > killed),
