@@ -15,6 +15,7 @@ of the new primary. It prints the unavailability window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 import aiosmtplib
 import psycopg
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 from mss.errors import StoreError
 from mss.store.accounts import add_account, get_account
@@ -114,6 +115,50 @@ async def test_a_write_batch_interrupted_before_commit_is_run_again_whole(
         account_id = await store.write(job)
         assert len(runs) == 2
         found = await store.read(lambda c: get_account(c, "b@pro.mssante.test"))
+        assert found is not None and found.id == account_id
+    finally:
+        await store.close()
+
+
+def _lose_the_commit_answer(store: Store, *, commit_first: bool) -> list[int]:
+    """At the writer's next COMMIT the server ends the session, after committing (the
+    primary wrote it, its answer was lost) or before (the primary died first)."""
+    calls: list[int] = []
+
+    def before_commit(conn: Connection) -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            return
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        if commit_first:
+            raw.commit()
+        with contextlib.suppress(psycopg.Error):
+            raw.cursor().execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    event.listen(store.db.write_engine, "commit", before_commit)
+    return calls
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
+async def test_a_commit_that_got_no_answer_is_settled_on_the_primary_of_now(
+    postgres_url: str, key_file: Path, committed: bool
+) -> None:
+    store = Store.open(postgres_url, key_file)
+    store.start()
+    runs: list[int] = []
+
+    def job(tx: Tx) -> int:
+        runs.append(1)
+        return add_account(tx, address="c@pro.mssante.test", kind=AccountKind.PROFESSIONAL)
+
+    try:
+        await store.write(_add("warm@pro.mssante.test"))  # the writer is connected
+        commits = _lose_the_commit_answer(store, commit_first=committed)
+        account_id = await store.write(job)  # acknowledged: committed exactly once
+        assert len(runs) == (1 if committed else 2)
+        assert len(commits) == (1 if committed else 2)
+        found = await store.read(lambda c: get_account(c, "c@pro.mssante.test"))
         assert found is not None and found.id == account_id
     finally:
         await store.close()
@@ -285,10 +330,12 @@ async def test_killing_the_primary_under_load_loses_no_acknowledged_message(
         stop.set()
         await asyncio.wait_for(asyncio.gather(*clients), 120)
         stored = await _stored_ids(server)
+        unanswered = server.store.db.unanswered_commits
     acknowledged = {a.message_id for a in log if a.code == 250}
     lost = acknowledged - set(stored)
     figures = _figures(log, killed)
     figures |= {"lost": len(lost), "stored twice": len(stored) - len(set(stored))}
+    figures["group commits left unanswered, settled on the new primary"] = unanswered
     with capsys.disabled():
         print("\nfailover (pg_auto_failover, primary killed with SIGKILL):")
         for name, value in figures.items():

@@ -37,8 +37,8 @@ from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from mss.errors import MssError, StoreError
-from mss.store.engines import normalize_url, sqlite_engine, temp_store_file
-from mss.store.failover import FAILOVER_WINDOW, Retry, is_failover
+from mss.store.engines import FileLock, normalize_url, sqlite_engine, temp_store_file
+from mss.store.failover import FAILOVER_WINDOW, Retry, batch_committed, is_failover, mark_batch
 from mss.store.sql import Refused, Tx, describe
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Database:
         if self.dialect == "sqlite":
             database = self.write_engine.url.database
             if database and database != ":memory:":
-                self._write_lock = _FileLock(Path(database + "-writer.lock"))
+                self._write_lock = FileLock(Path(database + "-writer.lock"))
         self._loop_conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -117,6 +117,7 @@ class Database:
         self.process_token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.batches = 0
         self.batched_jobs = 0
+        self.unanswered_commits = 0  # COMMITs a failover left unanswered, settled by their mark
 
     def __repr__(self) -> str:
         return f"Database({self.write_engine.url!r})"  # SQLAlchemy masks the password
@@ -315,11 +316,11 @@ class Database:
     def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         self.batches += 1
         self.batched_jobs += len(batch)
-        retry = Retry(self.failover_window)
+        number, retry = self.batches, Retry(self.failover_window)
         while True:
             try:
                 conn = self._connected(conn)
-                results = self._run_batch(conn, batch)
+                results = self._run_batch(conn, batch, number)
             except _JobFailed:
                 assert conn is not None
                 for job in batch:
@@ -332,6 +333,16 @@ class Database:
                     continue
                 self._fail(batch, exc)
                 return None
+            except _Unanswered as exc:  # the primary died during COMMIT: ask the next one
+                _close(conn)
+                conn, self.unanswered_commits = None, self.unanswered_commits + 1
+                committed = self._committed(number, retry)
+                if committed is False and retry.again(exc):
+                    continue  # not on the primary of now: nothing was written
+                if not committed:
+                    self._fail(batch, exc)
+                    return None
+                results = exc.results
             except Exception as exc:  # the commit itself failed: nothing is known durable
                 if not is_failover(exc):
                     log.exception("group commit of %d writes failed", len(batch))
@@ -354,7 +365,17 @@ class Database:
         error = StoreError(f"database commit failed: {describe(exc)}")
         self._resolve([(job, None, error) for job in batch])
 
-    def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[Any]:
+    def _committed(self, number: int, retry: Retry) -> bool | None:
+        """Whether group commit `number` is on the primary (None: none answered in time)."""
+        while True:
+            try:
+                with self.write_engine.connect() as conn:
+                    return batch_committed(conn, self.process_token, number)
+            except SQLAlchemyError as exc:
+                if not retry.again(exc):
+                    return None
+
+    def _run_batch(self, conn: Connection, batch: list[_Job[Any]], number: int) -> list[Any]:
         results: list[Any] = []
         for job in batch:  # a batch run again after a failover publishes afresh
             job.events = []
@@ -380,13 +401,20 @@ class Database:
                 holder.events = tx.events
                 start = end
             self._run_in_commit(conn, [event for job in batch for event in job.events])
+            if self.dialect == "postgresql":
+                mark_batch(conn, self.process_token, number)
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the connection may be gone
                 conn.rollback()
             if is_failover(exc) and not isinstance(exc, _Interrupted):
                 raise _Interrupted from exc
             raise
-        trans.commit()  # an error here is ambiguous: not retried (see failover.py)
+        try:
+            trans.commit()
+        except Exception as exc:
+            if self.dialect == "postgresql" and is_failover(exc):
+                raise _Unanswered(results) from exc  # committed or not: see failover.py
+            raise
         return results
 
     def _run_alone(self, conn: Connection, job: _Job[Any]) -> None:
@@ -439,33 +467,6 @@ class Database:
                     log.exception("commit subscriber failed")
 
 
-class _FileLock:
-    """An exclusive lock shared by the processes that write one SQLite file.
-
-    SQLite's own busy handler polls (sleeps of 1, 2, 5, 10... ms): a writer
-    waiting for another process's commit wakes late and commits small
-    batches. `flock` wakes the waiter as soon as the lock is free, and what
-    reaches the queue meanwhile joins its batch.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        import fcntl
-
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
 def _outcome(job: _Job[Any], result: Any) -> tuple[_Job[Any], Any, BaseException | None]:
     if isinstance(result, Refused):
         return job, None, result.error
@@ -478,6 +479,14 @@ class _JobFailed(MssError):
 
 class _Interrupted(MssError):
     """A failover broke the batch's transaction before its COMMIT: run it all again."""
+
+
+class _Unanswered(MssError):
+    """A failover broke the connection during COMMIT: the batch may have committed."""
+
+    def __init__(self, results: list[Any]) -> None:
+        super().__init__("COMMIT got no answer")
+        self.results = results
 
 
 def _close(conn: Connection | None) -> None:

@@ -1,10 +1,12 @@
 """How mss makes its SQLAlchemy engines: the URL it accepts (psycopg 3 for
 PostgreSQL, several hosts kept), and SQLite's connection settings (WAL, fsync on
-commit, foreign keys, who emits BEGIN).
+commit, foreign keys, who emits BEGIN, the lock its writers share).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -76,3 +78,30 @@ def sqlite_engine(url: str, begin: str | None, pool_size: int) -> Engine:
 def make_null_pool_engine(url: str) -> Engine:
     """A throw-away engine (tests, tools) that keeps no connection open."""
     return create_engine(normalize_url(url), poolclass=NullPool)
+
+
+class FileLock:
+    """An exclusive lock shared by the processes that write one SQLite file.
+
+    SQLite's own busy handler polls (sleeps of 1, 2, 5, 10... ms): a writer
+    waiting for another process's commit wakes late and commits small
+    batches. `flock` wakes the waiter as soon as the lock is free, and what
+    reaches the queue meanwhile joins its batch.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -17,8 +17,11 @@ yet), an administrator shutdown, or a read-only transaction (the old primary
 demoted, the new one not yet writable): `is_failover` recognises those, and
 `Retry` waits with a growing delay for a bounded window. A transaction that was
 interrupted before its COMMIT was sent wrote nothing: it is run again whole. A
-COMMIT that got no answer is not retried: it may or may not have committed, and
-the caller answers a temporary failure (SMTP 451) so that the client sends again.
+COMMIT that got no answer may or may not have happened: each group commit writes
+its number in `commit_mark` (`mark_batch`), and the writer reads it back on the
+primary of now (`batch_committed`): there, the batch committed (acknowledge it) or
+not (run it again). Only when no primary answers within the window is it failed,
+and the caller answers a temporary failure (SMTP 451): the client sends again.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,24 @@ def libpq_conninfo(engine: Engine) -> str:
 
     _, kwargs = engine.dialect.create_connect_args(engine.url)
     return make_conninfo("", **{k: str(v) for k, v in kwargs.items() if isinstance(v, str | int)})
+
+
+_MARK = (
+    "INSERT INTO commit_mark (writer, batch) VALUES (%s, %s) "
+    "ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch"
+)
+_MARKED = "SELECT batch FROM commit_mark WHERE writer = %s"
+
+
+def mark_batch(conn: Connection, writer: str, batch: int) -> None:
+    """In the committing transaction (PostgreSQL): `writer`'s group commit number `batch`."""
+    conn.exec_driver_sql(_MARK, (writer, batch))
+
+
+def batch_committed(conn: Connection, writer: str, batch: int) -> bool:
+    """Whether group commit `batch` of `writer` is in the database `conn` reads."""
+    row = conn.exec_driver_sql(_MARKED, (writer,)).first()
+    return row is not None and int(row[0]) == batch
 
 
 def is_failover(exc: BaseException | None) -> bool:
