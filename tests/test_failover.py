@@ -280,7 +280,7 @@ def _figures(log: list[Attempt], killed: float) -> dict[str, float]:
         "acknowledged after the kill": sum(1 for t in acks if t > killed),
         "refused 4xx": sum(1 for a in failures if a.code),
         "connection broken": sum(1 for a in failures if not a.code),
-        "first failure to first success after it (s)": round(window, 2),
+        "first failure to the first success begun after it (s)": round(window, 2),
         "longest time without a 250 (s)": round(stall, 2),
         "that time began after the kill (s)": round(stall_from - killed, 2),
         "slowest acknowledged DATA (s)": round(
