@@ -58,6 +58,12 @@ def _port(url: str) -> int:
     return int(found.group(1))
 
 
+async def _account_id(store: Store, address: str) -> int:
+    found = await store.read(lambda c: get_account(c, address))
+    assert found is not None
+    return found.id
+
+
 def _add(address: str) -> Callable[[Tx], int]:
     def job(tx: Tx) -> int:
         return add_account(tx, address=address, kind=AccountKind.PROFESSIONAL)
@@ -81,27 +87,27 @@ def test_multi_host_url_is_given_to_sqlalchemy_as_repeated_hosts() -> None:
 
 
 async def test_multi_host_url_reaches_the_node_that_accepts_writes(
-    postgres_url: str, key_file: Path
+    postgres_url: str, instance: Path
 ) -> None:
     url = _multi_host(postgres_url, free_port(), _port(postgres_url))  # the first is down
-    store = Store.open(url, key_file)
-    store.start()
-    try:
-        await store.write(_add("a@pro.mssante.test"))
-        found = await store.read(lambda c: get_account(c, "a@pro.mssante.test"))
-        assert found is not None
-    finally:
-        await store.close()
+    async with running(instance, env={"MSS_STORAGE_URL": url}, workers=2) as server:
+        await server.add_pro(SENDER)
+        await server.add_pro(RECIPIENT)
+        reply = await server.submit(SENDER, message(SENDER, RECIPIENT), [RECIPIENT])
+        assert reply.code == 250
+        assert len(await server.inbox(RECIPIENT)) == 1
 
 
 # --- what a failover interrupts is run again ----------------------------------------------
 
 
-async def test_a_write_batch_interrupted_before_commit_is_run_again_whole(
-    postgres_url: str, key_file: Path
-) -> None:
-    store = Store.open(postgres_url, key_file)
-    store.start()
+@pytest.fixture
+def db_url(postgres_url: str) -> str:
+    """The `store` fixture on PostgreSQL only: these tests end its sessions."""
+    return postgres_url
+
+
+async def test_a_write_batch_interrupted_before_commit_is_run_again_whole(store: Store) -> None:
     runs: list[int] = []
 
     def job(tx: Tx) -> int:
@@ -111,13 +117,9 @@ async def test_a_write_batch_interrupted_before_commit_is_run_again_whole(
             tx.conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
         return account
 
-    try:
-        account_id = await store.write(job)
-        assert len(runs) == 2
-        found = await store.read(lambda c: get_account(c, "b@pro.mssante.test"))
-        assert found is not None and found.id == account_id
-    finally:
-        await store.close()
+    account_id = await store.write(job)
+    assert len(runs) == 2
+    assert await _account_id(store, "b@pro.mssante.test") == account_id
 
 
 def _lose_the_commit_answer(store: Store, *, commit_first: bool) -> list[int]:
@@ -142,32 +144,23 @@ def _lose_the_commit_answer(store: Store, *, commit_first: bool) -> list[int]:
 
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
 async def test_a_commit_that_got_no_answer_is_settled_on_the_primary_of_now(
-    postgres_url: str, key_file: Path, committed: bool
+    store: Store, committed: bool
 ) -> None:
-    store = Store.open(postgres_url, key_file)
-    store.start()
     runs: list[int] = []
 
     def job(tx: Tx) -> int:
         runs.append(1)
         return add_account(tx, address="c@pro.mssante.test", kind=AccountKind.PROFESSIONAL)
 
-    try:
-        await store.write(_add("warm@pro.mssante.test"))  # the writer is connected
-        commits = _lose_the_commit_answer(store, commit_first=committed)
-        account_id = await store.write(job)  # acknowledged: committed exactly once
-        assert len(runs) == (1 if committed else 2)
-        assert len(commits) == (1 if committed else 2)
-        found = await store.read(lambda c: get_account(c, "c@pro.mssante.test"))
-        assert found is not None and found.id == account_id
-    finally:
-        await store.close()
+    await store.write(_add("warm@pro.mssante.test"))  # the writer is connected
+    commits = _lose_the_commit_answer(store, commit_first=committed)
+    account_id = await store.write(job)  # acknowledged: committed exactly once
+    assert len(runs) == (1 if committed else 2)
+    assert len(commits) == (1 if committed else 2)
+    assert await _account_id(store, "c@pro.mssante.test") == account_id
 
 
-async def test_a_read_interrupted_by_a_failover_is_run_again(
-    postgres_url: str, key_file: Path
-) -> None:
-    store = Store.open(postgres_url, key_file)
+async def test_a_read_interrupted_by_a_failover_is_run_again(store: Store) -> None:
     runs: list[int] = []
 
     def read(conn: Connection) -> int:
@@ -176,10 +169,7 @@ async def test_a_read_interrupted_by_a_failover_is_run_again(
             conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
         return len(runs)
 
-    try:
-        assert await store.read(read) == 2
-    finally:
-        await store.close()
+    assert await store.read(read) == 2
 
 
 async def test_a_write_that_finds_no_primary_within_the_window_fails_and_the_writer_lives() -> None:
