@@ -160,6 +160,28 @@ async def test_a_commit_that_got_no_answer_is_settled_on_the_primary_of_now(
     assert await _account_id(store, "c@pro.mssante.test") == account_id
 
 
+async def test_a_write_refused_by_a_read_only_node_is_run_again_once_it_is_writable(
+    store: Store, postgres_url: str
+) -> None:
+    # pg_auto_failover sets default_transaction_read_only while it promotes (stop_replication)
+    admin = postgres_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres"
+    database = postgres_url.rsplit("/", 1)[1]
+    await store.write(_add("warm@pro.mssante.test"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        )
+    writing = asyncio.create_task(store.write(_add("d@pro.mssante.test")))
+    await asyncio.sleep(1.5)
+    assert not writing.done()  # refused (25006) and waiting, not failed
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+    account_id = await asyncio.wait_for(writing, 20)
+    assert await _account_id(store, "d@pro.mssante.test") == account_id
+
+
 async def test_a_read_interrupted_by_a_failover_is_run_again(store: Store) -> None:
     runs: list[int] = []
 

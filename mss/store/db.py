@@ -11,9 +11,9 @@ never fails the others.
 
 Reads run on a small pool of threads (`await db.read(fn)`), each on its own
 connection; with SQLite in WAL mode they see the last commit without blocking
-the writer. Write functions must be repeatable (they may run twice when their
-batch is retried) and keep their side effects in the database, or in
-`tx.after_commit(event)`, which is delivered to subscribers once committed.
+the writer. Write functions must be repeatable (they run again when their batch
+is retried, or interrupted by a PostgreSQL failover: failover.py) and keep their
+side effects in the database, or in `tx.after_commit(event)`, delivered once committed.
 """
 
 from __future__ import annotations
@@ -311,7 +311,7 @@ class Database:
                         batch.append(item)
                     conn = self._commit_batch(conn, batch)
         finally:
-            _close(conn)
+            _drop(conn)
 
     def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         self.batches += 1
@@ -327,14 +327,14 @@ class Database:
                     self._run_alone(conn, job)
                 return conn
             except _Interrupted as exc:  # a failover before COMMIT: nothing was written
-                _close(conn)
+                _drop(conn)
                 conn = None
                 if retry.again(exc):
                     continue
                 self._fail(batch, exc)
                 return None
             except _Unanswered as exc:  # the primary died during COMMIT: ask the next one
-                _close(conn)
+                _drop(conn)
                 conn, self.unanswered_commits = None, self.unanswered_commits + 1
                 committed = self._committed(number, retry)
                 if committed is False and retry.again(exc):
@@ -347,7 +347,7 @@ class Database:
                 if not is_failover(exc):
                     log.exception("group commit of %d writes failed", len(batch))
                 self._fail(batch, exc)
-                _close(conn)
+                _drop(conn)
                 return None
             self._resolve([_outcome(j, r) for j, r in zip(batch, results, strict=True)])
             return conn
@@ -489,8 +489,11 @@ class _Unanswered(MssError):
         self.results = results
 
 
-def _close(conn: Connection | None) -> None:
-    """Close a connection that may already be broken; the writer connects again."""
+def _drop(conn: Connection | None) -> None:
+    """Drop the writer's connection (broken, on a node turned read-only, or at stop):
+    invalidated, it never returns to the pool; the writer connects again when needed."""
     if conn is not None:
+        with contextlib.suppress(Exception):  # it may already be broken
+            conn.invalidate()
         with contextlib.suppress(Exception):
             conn.close()

@@ -90,13 +90,17 @@ def batch_committed(conn: Connection, writer: str, batch: int) -> bool:
 
 def is_failover(exc: BaseException | None) -> bool:
     """True when `exc`, or an error it was raised from, is what a failover looks like."""
+    return _failover_cause(exc) is not None
+
+
+def _failover_cause(exc: BaseException | None) -> BaseException | None:
     seen = 0
     while exc is not None and seen < 10:
         if _failover_error(exc):
-            return True
+            return exc
         exc = exc.__cause__ or exc.__context__
         seen += 1
-    return False
+    return None
 
 
 def _failover_error(exc: BaseException) -> bool:
@@ -131,11 +135,11 @@ class Retry:
 
     def again(self, exc: BaseException) -> bool:
         """After a failover error with time left: wait the next delay and return True."""
-        left = self._deadline - self._clock()
-        if left <= 0 or not is_failover(exc):
+        left, cause = self._deadline - self._clock(), _failover_cause(exc)
+        if left <= 0 or cause is None:
             return False
         if self.attempts == 0:
-            log.warning("database unavailable (%s); retrying for %.0f s", _short(exc), left)
+            log.warning("database unavailable (%s); retrying for %.0f s", _short(cause), left)
         self.attempts += 1
         self._sleep(min(self._delay, left))
         self._delay = min(self._delay * 2, _MAX_DELAY)
