@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 
 from mss.errors import MssError
 from mss.store.db import Database
+from mss.store.failover import libpq_conninfo
 from mss.store.ports import Change
 from mss.store.sql import RawStatement, describe
 
@@ -115,9 +116,7 @@ class PostgresFeed(LocalFeed):
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        conninfo = self._db.write_engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        conninfo = libpq_conninfo(self._db.write_engine)  # every host of a multi-host URL
         self._thread = threading.Thread(
             target=self._listen, args=(loop, conninfo), name="mss-listen", daemon=True
         )

@@ -11,9 +11,9 @@ never fails the others.
 
 Reads run on a small pool of threads (`await db.read(fn)`), each on its own
 connection; with SQLite in WAL mode they see the last commit without blocking
-the writer. Write functions must be repeatable (they may run twice when their
-batch is retried) and keep their side effects in the database, or in
-`tx.after_commit(event)`, which is delivered to subscribers once committed.
+the writer. Write functions must be repeatable (they run again when their batch
+is retried, or interrupted by a PostgreSQL failover: failover.py) and keep their
+side effects in the database, or in `tx.after_commit(event)`, delivered once committed.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from mss.errors import MssError, StoreError
+from mss.store.engines import FileLock, normalize_url, sqlite_engine, temp_store_file
+from mss.store.failover import FAILOVER_WINDOW, Retry, batch_committed, is_failover, mark_batch
 from mss.store.sql import Refused, Tx, describe
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-def normalize_url(url: str) -> str:
-    """The SQLAlchemy URL mss uses: psycopg 3 for PostgreSQL, pysqlite for SQLite.
-
-    `postgresql://` and `postgresql+asyncpg://` (the form in DESIGN.md) both map
-    to the psycopg driver, which serves the writer and reader threads.
-    """
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith("sqlite+pysqlite://"):
-        return "sqlite://" + url[len("sqlite+pysqlite://") :]
-    return url
 
 
 # A bulk write takes the items of consecutive jobs of one batch and returns one
@@ -88,57 +75,28 @@ class _Job(Generic[T]):
 _STOP = object()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy, not the sqlite3 module, emit BEGIN (SQLAlchemy docs,
-    # "Serializable isolation / Savepoints / Transactional DDL").
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=FULL",  # WAL + FULL: each commit is fsynced (durable on power loss)
-        "foreign_keys=ON",
-        "busy_timeout=30000",
-        "temp_store=MEMORY",
-        "cache_size=-16384",  # 16 MB per connection
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def _temp_store_file(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA temp_store = FILE")
-
-
-def _sqlite_engine(url: str, begin: str | None, pool_size: int) -> Engine:
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=pool_size,
-        max_overflow=pool_size,
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    if begin is not None:  # None: autocommit, each statement on its own
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql(begin)
-
-    return engine
-
-
 class Database:
     """Engines, migrations, the group-commit writer thread and the reader pool."""
 
-    def __init__(self, url: str, *, batch_max: int = 512, reader_threads: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_max: int = 512,
+        reader_threads: int = 4,
+        failover_window: float = FAILOVER_WINDOW,
+    ) -> None:
         self.url = normalize_url(url)
         self.batch_max = batch_max
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        # PostgreSQL: how long an operation a failover interrupted is retried
+        self.failover_window = failover_window if self.dialect == "postgresql" else 0.0
         if self.dialect == "sqlite":
             # The writer takes the write lock at BEGIN (IMMEDIATE) so that a
             # transaction never fails half-way for another process's lock.
-            self.write_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE", 2)
-            self.read_engine = _sqlite_engine(self.url, "BEGIN", reader_threads + 2)
-            self._autocommit_engine = _sqlite_engine(self.url, None, 1)
+            self.write_engine = sqlite_engine(self.url, "BEGIN IMMEDIATE", 2)
+            self.read_engine = sqlite_engine(self.url, "BEGIN", reader_threads + 2)
+            self._autocommit_engine = sqlite_engine(self.url, None, 1)
         else:
             self.write_engine = create_engine(self.url, pool_size=2, pool_pre_ping=True)
             self.read_engine = create_engine(
@@ -149,7 +107,7 @@ class Database:
         if self.dialect == "sqlite":
             database = self.write_engine.url.database
             if database and database != ":memory:":
-                self._write_lock = _FileLock(Path(database + "-writer.lock"))
+                self._write_lock = FileLock(Path(database + "-writer.lock"))
         self._loop_conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -159,6 +117,7 @@ class Database:
         self.process_token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.batches = 0
         self.batched_jobs = 0
+        self.unanswered_commits = 0  # COMMITs a failover left unanswered, settled by their mark
 
     def __repr__(self) -> str:
         return f"Database({self.write_engine.url!r})"  # SQLAlchemy masks the password
@@ -187,8 +146,8 @@ class Database:
         if self.dialect != "sqlite":
             return
         for engine in (self.write_engine, self.read_engine):
-            if not event.contains(engine, "connect", _temp_store_file):
-                event.listen(engine, "connect", _temp_store_file)
+            if not event.contains(engine, "connect", temp_store_file):
+                event.listen(engine, "connect", temp_store_file)
             engine.dispose()
 
     def current_revision(self) -> str | None:
@@ -305,11 +264,14 @@ class Database:
                     raw.execute("ROLLBACK")
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            with self.read_engine.connect() as conn, conn.begin():
-                return fn(conn)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {describe(exc)}") from exc
+        retry = Retry(self.failover_window)  # a read has no effect: run it again after a failover
+        while True:
+            try:
+                with self.read_engine.connect() as conn, conn.begin():
+                    return fn(conn)
+            except SQLAlchemyError as exc:
+                if not retry.again(exc):
+                    raise StoreError(f"database read failed: {describe(exc)}") from exc
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         """One write in its own transaction, outside the writer (CLI commands)."""
@@ -329,7 +291,7 @@ class Database:
     # --- the writer thread ---------------------------------------------------------
 
     def _run_writer(self) -> None:
-        conn = self.write_engine.connect()
+        conn: Connection | None = None  # connected by the first batch, again after a failover
         try:
             stopping = False
             while not stopping:
@@ -349,29 +311,76 @@ class Database:
                         batch.append(item)
                     conn = self._commit_batch(conn, batch)
         finally:
-            conn.close()
+            _drop(conn)
 
-    def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
+    def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         self.batches += 1
         self.batched_jobs += len(batch)
-        try:
-            results = self._run_batch(conn, batch)
-        except _JobFailed:
-            for job in batch:
-                self._run_alone(conn, job)
+        number, retry = self.batches, Retry(self.failover_window)
+        while True:
+            try:
+                conn = self._connected(conn)
+                results = self._run_batch(conn, batch, number)
+            except _JobFailed:
+                assert conn is not None
+                for job in batch:
+                    self._run_alone(conn, job)
+                return conn
+            except _Interrupted as exc:  # a failover before COMMIT: nothing was written
+                _drop(conn)
+                conn = None
+                if retry.again(exc):
+                    continue
+                self._fail(batch, exc)
+                return None
+            except _Unanswered as exc:  # the primary died during COMMIT: ask the next one
+                _drop(conn)
+                conn, self.unanswered_commits = None, self.unanswered_commits + 1
+                committed = self._committed(number, retry)
+                if committed is False and retry.again(exc):
+                    continue  # not on the primary of now: nothing was written
+                if not committed:
+                    self._fail(batch, exc)
+                    return None
+                results = exc.results
+            except Exception as exc:  # the commit itself failed: nothing is known durable
+                if not is_failover(exc):
+                    log.exception("group commit of %d writes failed", len(batch))
+                self._fail(batch, exc)
+                _drop(conn)
+                return None
+            self._resolve([_outcome(j, r) for j, r in zip(batch, results, strict=True)])
             return conn
-        except Exception as exc:  # the commit itself failed: nothing is known durable
-            log.exception("group commit of %d writes failed", len(batch))
-            error = StoreError(f"database commit failed: {describe(exc)}")
-            self._resolve([(job, None, error) for job in batch])
-            return self._reconnect(conn)
-        self._resolve([_outcome(job, result) for job, result in zip(batch, results, strict=True)])
-        return conn
 
-    def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[Any]:
-        results: list[Any] = []
-        trans = conn.begin()
+    def _connected(self, conn: Connection | None) -> Connection:
         try:
+            return conn if conn is not None else self.write_engine.connect()
+        except SQLAlchemyError as exc:
+            if is_failover(exc):
+                raise _Interrupted from exc
+            raise
+
+    def _fail(self, batch: list[_Job[Any]], exc: BaseException) -> None:
+        log.warning("%d writes not committed: %s", len(batch), describe(exc))
+        error = StoreError(f"database commit failed: {describe(exc)}")
+        self._resolve([(job, None, error) for job in batch])
+
+    def _committed(self, number: int, retry: Retry) -> bool | None:
+        """Whether group commit `number` is on the primary (None: none answered in time)."""
+        while True:
+            try:
+                with self.write_engine.connect() as conn:
+                    return batch_committed(conn, self.process_token, number)
+            except SQLAlchemyError as exc:
+                if not retry.again(exc):
+                    return None
+
+    def _run_batch(self, conn: Connection, batch: list[_Job[Any]], number: int) -> list[Any]:
+        results: list[Any] = []
+        for job in batch:  # a batch run again after a failover publishes afresh
+            job.events = []
+        try:
+            trans = conn.begin()
             start = 0
             while start < len(batch):
                 end = start + 1
@@ -385,17 +394,27 @@ class Database:
                             end += 1
                         results.extend(job.bulk(tx, [j.item for j in batch[start:end]]))
                 except Exception as exc:
-                    raise _JobFailed from exc
+                    raise (_Interrupted if is_failover(exc) else _JobFailed) from exc
                 # published once, with the first job of the group that was not refused
                 group = list(zip(batch[start:end], results[start:end], strict=True))
                 holder = next((j for j, r in group if not isinstance(r, Refused)), job)
                 holder.events = tx.events
                 start = end
             self._run_in_commit(conn, [event for job in batch for event in job.events])
-        except BaseException:
-            trans.rollback()
+            if self.dialect == "postgresql":
+                mark_batch(conn, self.process_token, number)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the connection may be gone
+                conn.rollback()
+            if is_failover(exc) and not isinstance(exc, _Interrupted):
+                raise _Interrupted from exc
             raise
-        trans.commit()
+        try:
+            trans.commit()
+        except Exception as exc:
+            if self.dialect == "postgresql" and is_failover(exc):
+                raise _Unanswered(results) from exc  # committed or not: see failover.py
+            raise
         return results
 
     def _run_alone(self, conn: Connection, job: _Job[Any]) -> None:
@@ -410,11 +429,6 @@ class Database:
             return
         job.events = tx.events
         self._resolve([_outcome(job, result)])
-
-    def _reconnect(self, conn: Connection) -> Connection:
-        with contextlib.suppress(Exception):  # the connection is already broken
-            conn.close()
-        return self.write_engine.connect()
 
     @staticmethod
     def _translate(exc: Exception) -> BaseException:
@@ -453,33 +467,6 @@ class Database:
                     log.exception("commit subscriber failed")
 
 
-class _FileLock:
-    """An exclusive lock shared by the processes that write one SQLite file.
-
-    SQLite's own busy handler polls (sleeps of 1, 2, 5, 10... ms): a writer
-    waiting for another process's commit wakes late and commits small
-    batches. `flock` wakes the waiter as soon as the lock is free, and what
-    reaches the queue meanwhile joins its batch.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        import fcntl
-
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
 def _outcome(job: _Job[Any], result: Any) -> tuple[_Job[Any], Any, BaseException | None]:
     if isinstance(result, Refused):
         return job, None, result.error
@@ -490,6 +477,23 @@ class _JobFailed(MssError):
     """A write function raised inside a batch: retry the batch one job at a time."""
 
 
-def make_null_pool_engine(url: str) -> Engine:
-    """A throw-away engine (tests, tools) that keeps no connection open."""
-    return create_engine(normalize_url(url), poolclass=NullPool)
+class _Interrupted(MssError):
+    """A failover broke the batch's transaction before its COMMIT: run it all again."""
+
+
+class _Unanswered(MssError):
+    """A failover broke the connection during COMMIT: the batch may have committed."""
+
+    def __init__(self, results: list[Any]) -> None:
+        super().__init__("COMMIT got no answer")
+        self.results = results
+
+
+def _drop(conn: Connection | None) -> None:
+    """Drop the writer's connection (broken, on a node turned read-only, or at stop):
+    invalidated, it never returns to the pool; the writer connects again when needed."""
+    if conn is not None:
+        with contextlib.suppress(Exception):  # it may already be broken
+            conn.invalidate()
+        with contextlib.suppress(Exception):
+            conn.close()

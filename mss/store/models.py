@@ -401,6 +401,15 @@ class DMPPerson(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class CommitMark(SQLModel, table=True):
+    """The last group commit of each writer process (PostgreSQL): after a COMMIT that
+    got no answer, the writer reads it on the new primary to learn whether it committed."""
+
+    __tablename__ = "commit_mark"
+    writer: str = Field(primary_key=True, max_length=200)
+    batch: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class DMPAuthorization(SQLModel, table=True):
     """A professional's authorisation to consult a DMP (consent), until `expires_at`."""
 

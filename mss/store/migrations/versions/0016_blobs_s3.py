@@ -1,7 +1,7 @@
 """Blobs in an S3-compatible object store
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-06
 
 `blob.object_key`: the key of the object holding the body when `[blobs] store = "s3"`
