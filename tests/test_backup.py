@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, select
 from mss.dmp import service, traces
 from mss.dmp.access import Mode
 from mss.dmp.service import Settings as DMPSettings
-from mss.store.db import make_null_pool_engine
+from mss.store.engines import make_null_pool_engine
 from mss.store.models import dmp_trace_table
 from mss.testing.imapclient import RawIMAP
 from mss.testing.xdmgen import INS, XDM, XDMDocument, cda

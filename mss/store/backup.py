@@ -23,7 +23,8 @@ from pathlib import Path
 from sqlalchemy import inspect, make_url, text
 
 from mss.errors import InputError, StoreError
-from mss.store.db import MIGRATIONS_DIR, make_null_pool_engine, normalize_url
+from mss.store.db import MIGRATIONS_DIR
+from mss.store.engines import make_null_pool_engine, normalize_url
 
 SQLITE_FILE = "database.sqlite"
 POSTGRES_FILE = "database.pgdump"
