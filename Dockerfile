@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mss ./mss
-RUN pip install --no-cache-dir . && useradd --system --home /data mss && mkdir /data && chown mss /data
+RUN pip install --no-cache-dir ".[s3]" && useradd --system --home /data mss && mkdir /data && chown mss /data
 USER mss
 VOLUME ["/data"]
 # MX, submission, submissions, IMAP, IMAPS, HTTPS (development ports; see mss.toml)
