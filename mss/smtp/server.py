@@ -26,6 +26,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
+from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
@@ -113,6 +114,8 @@ class MssSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
+        if first:  # before aiosmtpd starts the session's task, which inherits the id
+            logs.begin("smtp")
         super().connection_made(transport)
         if not first:
             return  # the STARTTLS layer: see `tls_established`
@@ -255,6 +258,7 @@ class MssSMTP(SMTP):
             problem = self._check_content(content)
         if problem is not None:
             self._reset_envelope()
+            metrics.count_refusal(self.event_handler.door.value, problem)
             await self.push(problem)
             return
         self.env.content = content

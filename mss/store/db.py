@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from mss import metrics
 from mss.errors import MssError, StoreError
 from mss.store.sql import Refused, Tx, describe
 
@@ -354,6 +355,8 @@ class Database:
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
         self.batches += 1
         self.batched_jobs += len(batch)
+        metrics.STORE_BATCHES.labels(self.dialect).inc()
+        metrics.STORE_WRITES.labels(self.dialect).inc(len(batch))
         try:
             results = self._run_batch(conn, batch)
         except _JobFailed:
