@@ -22,9 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mss.security.auth import reason_class
 from mss.testing.imapclient import RawIMAP
+from mss.testing.xdmgen import XDM, XDMDocument, cda
 
 from .conftest import run_mss
 from .harness import PASSWORD, Running, message
+from .test_dmp_mail import PATIENT, _drain, clinic, document_mail  # noqa: F401 (fixture)
+from .test_dmp_mail import PRO as DMP_PRO
 from .test_serve import ALL_PORTS_FREE, stop_server, wait_ready
 
 JEAN = "jean.dupont@pro.mssante.test"
@@ -175,6 +178,31 @@ async def test_messages_accepted_and_refused_are_counted_by_door_and_reply_code(
     assert "personne" not in after  # never an address nor a reply's text
 
 
+async def test_refusals_decided_by_the_protocol_layer_count_too(mss: Running) -> None:
+    """Not only the pipeline's: an announced SIZE over the limit, MAIL before AUTH."""
+    await mss.add_pro(JEAN)
+    before = await scrape(mss)
+    client = mss.smtp()
+    await client.connect()
+    try:
+        await client.starttls()
+        await client.ehlo()
+        unauthenticated = await client.execute_command(b"MAIL", b"FROM:<" + JEAN.encode() + b">")
+        await client.login(JEAN, PASSWORD)
+        too_big = await client.execute_command(
+            b"MAIL", b"FROM:<" + JEAN.encode() + b">", b"SIZE=999999999999"
+        )
+    finally:
+        client.close()
+    after = await scrape(mss)
+    for reply in (unauthenticated, too_big):
+        assert reply.code >= 500, reply
+        labels = {"door": "submission", "code": str(reply.code),
+                  "enhanced": reply.message.split(" ", 1)[0]}  # fmt: skip
+        name = "mss_messages_refused_total"
+        assert sample(after, name, **labels) - sample(before, name, **labels) == 1, labels
+
+
 async def test_login_failures_are_counted_by_door_and_reason_class(mss: Running) -> None:
     await mss.add_pro(JEAN)
     before = await scrape(mss)
@@ -235,3 +263,24 @@ async def test_open_imap_sessions_are_a_gauge_by_listener(mss: Running) -> None:
 )
 def test_login_failure_reasons_fall_in_few_classes(reason: str, expected: str) -> None:
     assert reason_class(reason) == expected
+
+
+@pytest.mark.usefixtures("clinic")  # the mss fixture, with a professional and a patient
+async def test_dmp_deposits_and_their_mdns_are_counted_by_code(mss: Running) -> None:
+    before = await scrape(mss)
+    good = document_mail(XDM([XDMDocument(cda())]).build())
+    await mss.submit(DMP_PRO, good, [PATIENT])
+    other = "188102B17295165^^^&1.2.250.1.213.1.4.10&ISO^NH"
+    wrong = XDM([XDMDocument(cda(), patient=other)], submission_patient=other).build()
+    await mss.submit(DMP_PRO, document_mail(wrong).replace(b"cr-0001", b"cr-0002"), [PATIENT])
+    await _drain(mss)
+    await _drain(mss, "mdn")
+    after = await scrape(mss)
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert grew("mss_dmp_deposits_total", result="deposited", code="") == 1
+    assert grew("mss_dmp_deposits_total", result="refused", code="904") == 1
+    assert grew("mss_dmp_mdns_total", code="processed") == 1
+    assert grew("mss_dmp_mdns_total", code="904") == 1

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 from aiosmtpd.smtp import AuthResult
 
-from mss import metrics
 from mss.core import codes
 from mss.core.dsn import MailDSN, RcptDSN
 from mss.core.sasl import (
@@ -58,7 +57,6 @@ def replies(hook: F) -> F:
         except Rejection as exc:
             level = logging.INFO if exc.client_fault else logging.ERROR
             log.log(level, "refused: %s", exc.smtp_reply())
-            metrics.count_refusal(args[0].door.value, exc.smtp_reply())
             return exc.smtp_reply()
         except Exception:
             log.exception("SMTP hook %s failed", hook.__name__)
