@@ -83,15 +83,32 @@ def count_refusal(door: str, reply: str) -> None:
     ).inc()
 
 
-def share_between_processes(directory: Path) -> None:
+def share_between_processes(parent: Path) -> Path:
     """From now on (and in every process forked after), values live in files under
-    `directory`, emptied first: a scrape sums them. Call it before any value is used."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    `parent/<this pid>`, new and empty: a scrape sums them. The folders of servers no
+    longer running go; another server's on the same data directory stays. Call it
+    before any value is used."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        if not (old.name.isdigit() and _alive(int(old.name))) or int(old.name) == os.getpid():
+            shutil.rmtree(old, ignore_errors=True)
+    directory = parent / str(os.getpid())
+    directory.mkdir()
     for metric in OWN:
         metric.clear()  # nothing counted yet; children made before would stay in memory
     os.environ[MULTIPROC_ENV] = str(directory)
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def process_exited(pid: int) -> None:

@@ -4,8 +4,8 @@ With `server.workers` above 1 (by default: one per core), the supervisor runs th
 migrations and binds every listening socket once, then forks the workers (before
 any thread or event loop exists in this process), starts again a worker that dies,
 and passes SIGINT/SIGTERM on to them; each worker drains its connections and exits.
-The workers count in files of `<data dir>/run/metrics`, summed by whichever answers
-`/metrics` (`mss.metrics`).
+The workers count in files of `<data dir>/run/metrics/<supervisor pid>`, summed by
+whichever answers `/metrics` (`mss.metrics`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from mss.instance import open_store
 log = logging.getLogger("mss")
 
 LISTENERS = ("mx", "submission", "submissions", "imap", "imaps", "https")
-METRICS_DIR = "run/metrics"  # under the data directory: emptied at each start
+METRICS_DIR = "run/metrics"  # under the data directory: one folder per running server
 RESTART_DELAY = 1.0  # seconds before a dead worker is started again
 
 

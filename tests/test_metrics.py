@@ -96,10 +96,15 @@ def _wait_for_workers(log: list[str], workers: int) -> None:
 @pytest.mark.slow
 def test_metrics_are_summed_over_every_worker_and_equal_across_scrapes(instance: Path) -> None:
     _add_pros(instance, JEAN, MARIE)
+    folders = instance / "run" / "metrics"
+    for name in ("4194999", "junk", str(os.getpid())):  # a dead server's, junk, a live one's
+        (folders / name).mkdir(parents=True)
+        (folders / name / "counter_1.db").write_bytes(b"")
     server = _serve(instance, workers=2)
     try:
         ports = wait_ready(server)
         _wait_for_workers(server.log, 2)  # type: ignore[attr-defined]
+        assert sorted(os.listdir(folders)) == sorted([str(os.getpid()), str(server.pid)])
         ca = instance / "certs" / "ca.crt"
         sent, refused = 8, 3
         for _ in range(sent):
@@ -116,7 +121,7 @@ def test_metrics_are_summed_over_every_worker_and_equal_across_scrapes(instance:
                           door="submission", code="550", enhanced="5.1.1")  # fmt: skip
         assert refusals == refused
         assert sample(text, "mss_store_commit_batches_total", engine="sqlite") > 0
-        files = os.listdir(instance / "run" / "metrics")
+        files = os.listdir(instance / "run" / "metrics" / str(server.pid))
         assert len({f.rsplit("_", 1)[1] for f in files}) >= 2, files  # both workers count
         assert stop_server(server, signal.SIGTERM) == 0
     finally:
