@@ -28,6 +28,8 @@ from prometheus_client.metrics import disable_created_metrics
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from mss.processes import alive
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ENHANCED_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")  # RFC 3463 §2
 
@@ -90,7 +92,7 @@ def share_between_processes(parent: Path) -> Path:
     before any value is used."""
     parent.mkdir(parents=True, exist_ok=True)
     for old in parent.iterdir():
-        if not (old.name.isdigit() and _alive(int(old.name))) or int(old.name) == os.getpid():
+        if not (old.name.isdigit() and alive(int(old.name))) or int(old.name) == os.getpid():
             shutil.rmtree(old, ignore_errors=True)
     directory = parent / str(os.getpid())
     directory.mkdir()
@@ -99,16 +101,6 @@ def share_between_processes(parent: Path) -> Path:
     os.environ[MULTIPROC_ENV] = str(directory)
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return directory
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def process_exited(pid: int) -> None:

@@ -5,6 +5,7 @@ by door and reply code, failed logins by door and reason class, open IMAP sessio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import smtplib
@@ -13,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosmtplib
@@ -183,22 +185,29 @@ async def test_messages_accepted_and_refused_are_counted_by_door_and_reply_code(
     assert "personne" not in after  # never an address nor a reply's text
 
 
-async def test_refusals_decided_by_the_protocol_layer_count_too(mss: Running) -> None:
-    """Not only the pipeline's: an announced SIZE over the limit, MAIL before AUTH."""
-    await mss.add_pro(JEAN)
-    before = await scrape(mss)
+@contextlib.asynccontextmanager
+async def _over_tls(mss: Running) -> AsyncIterator[aiosmtplib.SMTP]:
+    """A submission session after STARTTLS and EHLO."""
     client = mss.smtp()
     await client.connect()
     try:
         await client.starttls()
         await client.ehlo()
+        yield client
+    finally:
+        client.close()
+
+
+async def test_refusals_decided_by_the_protocol_layer_count_too(mss: Running) -> None:
+    """Not only the pipeline's: an announced SIZE over the limit, MAIL before AUTH."""
+    await mss.add_pro(JEAN)
+    before = await scrape(mss)
+    async with _over_tls(mss) as client:
         unauthenticated = await client.execute_command(b"MAIL", b"FROM:<" + JEAN.encode() + b">")
         await client.login(JEAN, PASSWORD)
         too_big = await client.execute_command(
             b"MAIL", b"FROM:<" + JEAN.encode() + b">", b"SIZE=999999999999"
         )
-    finally:
-        client.close()
     after = await scrape(mss)
     for reply in (unauthenticated, too_big):
         assert reply.code >= 500, reply
@@ -211,15 +220,9 @@ async def test_refusals_decided_by_the_protocol_layer_count_too(mss: Running) ->
 async def test_login_failures_are_counted_by_door_and_reason_class(mss: Running) -> None:
     await mss.add_pro(JEAN)
     before = await scrape(mss)
-    client = mss.smtp()
-    await client.connect()
-    try:
-        await client.starttls()
-        await client.ehlo()
+    async with _over_tls(mss) as client:
         with pytest.raises(aiosmtplib.SMTPAuthenticationError):
             await client.auth_plain(JEAN, "pas le bon mot de passe")  # one attempt
-    finally:
-        client.close()
     imap = await RawIMAP.connect(mss.ports["imaps"], mss.client_tls())
     assert not (await imap.command(f"LOGIN {NOBODY} secret")).ok
     await imap.close()
