@@ -5,6 +5,7 @@ serving one SMTP session, IMAP connection or HTTP request carry the same id."""
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import json
 import signal
 import smtplib
@@ -48,6 +49,9 @@ def test_json_logs_tie_the_lines_of_one_connection_together(instance: Path) -> N
         _one_session(ports["submission"], ca)
         _one_session(ports["submission"], ca)
         trust = ssl.create_default_context(cafile=str(ca))
+        imap = imaplib.IMAP4_SSL("localhost", ports["imaps"], ssl_context=trust)
+        with imap, contextlib.suppress(imaplib.IMAP4.error):
+            imap.login(JEAN, "pas le bon mot de passe")
         url = f"https://localhost:{ports['https']}/api/dmp/patients/{INS}/documents"
         assert httpx.get(url, verify=trust).status_code == 401
         assert stop_server(server, signal.SIGTERM) == 0
@@ -64,6 +68,10 @@ def test_json_logs_tie_the_lines_of_one_connection_together(instance: Path) -> N
     sessions = [e["connection"] for e in accepted]
     assert [e["connection"] for e in refused] == sessions  # each session's two lines
     assert sessions[0] != sessions[1] and all(s.startswith("smtp-") for s in sessions)
+    (imap_refused,) = _by_message(entries, "login refused: door=imap")
+    (imap_end,) = _by_message(entries, "IMAP connection from")
+    assert imap_refused["connection"] == imap_end["connection"]
+    assert imap_end["connection"].startswith("imap-")
     (http,) = _by_message(entries, "login refused: door=dmp-api")
     assert http["connection"].startswith("http-")
     assert "connection" not in _by_message(entries, "serving (")[0]  # no connection: no id
