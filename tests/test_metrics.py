@@ -28,6 +28,9 @@ from mss.testing.xdmgen import XDM, XDMDocument, cda
 
 from .conftest import run_mss
 from .harness import PASSWORD, Running, message
+from .space import PATIENT_INS, patient_client
+from .space_mail import PATIENT as SPACE_PATIENT
+from .space_mail import add_people, pro_writes
 from .test_dmp_mail import PATIENT, _drain, clinic, document_mail  # noqa: F401 (fixture)
 from .test_dmp_mail import PRO as DMP_PRO
 from .test_serve import ALL_PORTS_FREE, stop_server, wait_ready
@@ -292,3 +295,27 @@ async def test_dmp_deposits_and_their_mdns_are_counted_by_code(mss: Running) -> 
     assert grew("mss_dmp_deposits_total", result="refused", code="904") == 1
     assert grew("mss_dmp_mdns_total", code="processed") == 1
     assert grew("mss_dmp_mdns_total", code="904") == 1
+
+
+async def test_a_send_refused_in_the_patient_space_counts_under_door_web(mss: Running) -> None:
+    await add_people(mss)
+    await mss.add_patient(PATIENT_INS, password=PASSWORD)
+    await pro_writes(mss, JEAN, SPACE_PATIENT, "<m1@pro.mssante.test>")
+    before = await scrape(mss)
+    async with patient_client(mss, PATIENT_INS) as (client, csrf):
+        refused = await client.post(  # to a professional who never wrote: the pipeline says no
+            "/espace/messages/nouveau",
+            data={"csrf": csrf, "destinataire": MARIE, "objet": "Q", "texte": "Docteur ?"},
+        )
+    assert refused.status_code == 403
+    after = await scrape(mss)
+    grown = {
+        (s.labels["code"], s.labels["enhanced"]): s.value
+        for family in text_string_to_metric_families(after)
+        for s in family.samples
+        if s.name == "mss_messages_refused_total" and s.labels["door"] == "web"
+        and s.value != sample(before, s.name, **s.labels)
+    }  # fmt: skip
+    assert len(grown) == 1
+    [(code, enhanced)] = grown
+    assert code.startswith("5") and enhanced.startswith("5.")
