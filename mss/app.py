@@ -19,13 +19,14 @@ from typing import Any
 
 from mss import __version__
 from mss.config import Settings
+from mss.dmp import traces_head
 from mss.errors import MssError
 from mss.imap.base import ImapConfig
 from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import Session
-from mss.instance import open_store
+from mss.instance import client_domains, mail_service, open_store, quota
 from mss.metrics import Family, exposition
 from mss.security.tls import server_context
 from mss.store import notify as notes
@@ -34,7 +35,15 @@ from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
 from mss.store.imapstore import ImapStore
 from mss.web.metrics import notify_families, outbox_families
-from mss.wiring import Mail, bearer_validator, build_mail, build_space, cpu_workers, dmp_settings
+from mss.wiring import (
+    Mail,
+    bearer_validator,
+    build_mail,
+    build_space,
+    cpu_workers,
+    dmp_settings,
+    proxy_policy,
+)
 
 log = logging.getLogger("mss")
 
@@ -85,6 +94,7 @@ class Application:
         self.started_at = time.time() if started_at is None else started_at  # the server's
         self.ports: dict[str, int] = {}
         self.space: Any = None  # the patient space's ASGI app, once HTTPS is up
+        self._traces_head: traces_head.Head | None = None  # the last head written
         self.integrity = "ok"  # the last integrity check's finding ("ok" until one says not)
 
     async def health(self) -> dict[str, str]:
@@ -142,6 +152,8 @@ class Application:
             await self._start_web(stack)
             if self.worker == 0:  # background duties: one worker is enough
                 _background(stack, self._reencrypt_loop(), "blob-reencrypt")
+                _background(stack, self._traces_head_loop(), "traces-head")
+                stack.push_async_callback(self.keep_traces_head)
             _background(stack, self._integrity_loop(), "integrity-check")
             if self.workers > 1:
                 log.info("worker %d of %d ready", self.worker + 1, self.workers)
@@ -179,7 +191,7 @@ class Application:
         bus = MailboxBus()
         self.imap_bus = bus
         assert self.feed is not None
-        store, logins = ImapStore(self.store), self.mail.logins
+        store, logins = ImapStore(self.store, quota(self.settings)), self.mail.logins
         self.feed.subscribe(lambda change: bus.on_change(change, store.marks))
         config = ImapConfig(
             hostname=self.settings.server.hostname,
@@ -201,6 +213,7 @@ class Application:
                 implicit_tls=(lambda: tls.current) if implicit else None,
                 starttls=None if implicit else (lambda: tls.current),
                 literal_limit=literal_limit, sock=self.sockets.get(name),
+                proxy=proxy_policy(self.settings),
             )  # fmt: skip
             await listener.start()
             stack.push_async_callback(listener.stop)
@@ -209,6 +222,7 @@ class Application:
 
     async def _start_web(self, stack: AsyncExitStack) -> None:
         from mss.web.app import create_asgi
+        from mss.web.autoconfig import ClientSetup
         from mss.web.dmp import DMPGateway
         from mss.web.server import WebServer
 
@@ -227,14 +241,39 @@ class Application:
         app = create_asgi(
             health=self.health, metrics=self.metrics, version=__version__,
             read=self.store.db.read_fast, dmp=gateway, space=space,
+            clients=ClientSetup(mail_service(self.settings, self.ports),
+                                client_domains(self.settings)),
         )  # fmt: skip
         web = WebServer(
             app, self.settings.listen.host, self.settings.listen.https, ctx,
-            self.sockets.get("https"),
+            self.sockets.get("https"), proxy=proxy_policy(self.settings),
         )  # fmt: skip
         await web.start()
         stack.push_async_callback(web.stop)
         self.ports["https"] = web.port
+
+    async def keep_traces_head(self) -> None:
+        """Write the DMP traces' head beside the data and log it, when it moved
+        (`dmp/traces_head.py` says why periodically, and what the log line is for)."""
+        assert self.store is not None
+        try:
+            head = await self.store.read(traces_head.current)
+        except MssError:
+            log.exception("the DMP traces head could not be read")
+            return
+        if head is None or head == self._traces_head:
+            return
+        try:
+            traces_head.advance(self.settings.data_dir / traces_head.HEAD_FILE, head)
+        except OSError:
+            log.exception("the DMP traces head file could not be written")
+        self._traces_head = head
+        log.info("DMP traces head %s", head)
+
+    async def _traces_head_loop(self) -> None:
+        while True:
+            await self.keep_traces_head()
+            await asyncio.sleep(traces_head.HEAD_INTERVAL)
 
     async def _reencrypt_loop(self) -> None:
         assert self.store is not None

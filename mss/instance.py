@@ -18,14 +18,24 @@ from string import Template
 
 from mss.config import CONFIG_FILE, Settings, load_settings
 from mss.core.address import is_valid_domain
+from mss.core.clients import MailService, mx_line, srv_lines
 from mss.errors import InputError
 from mss.notify.push import generate_vapid_keys
 from mss.security import dkim
 from mss.security.pki import DevPKI
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
+from mss.store.blobs_s3 import S3Options
+from mss.store.quotas import Quota
 
 DEFAULT_DATA_DIR = Path("mss-data")
+
+
+def default_data_dir() -> Path:
+    """`$MSS_DATA_DIR` (as `./scripts/serve` and `./scripts/mss` set it), else ./mss-data."""
+    return Path(os.environ.get("MSS_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
 DEFAULT_DOMAIN = "pro.mssante.test"
 CONFIG_TEMPLATE = "data/mss.toml.in"
 
@@ -34,7 +44,8 @@ CONFIG_TEMPLATE = "data/mss.toml.in"
 class InitReport:
     config: Path
     created: list[str]
-    dns_records: list[str]
+    dns_records: list[str]  # DKIM
+    client_records: list[str]  # MX, and SRV for mail clients
 
 
 def init_instance(
@@ -52,7 +63,7 @@ def init_instance(
     created += _ensure_vapid(settings)
     records = [dkim.zone_lines(key) for key in dkim_keys(settings)]
     Store.open(settings.storage_url, settings.path(settings.storage.key_file)).db.close_sync()
-    return InitReport(config, created, records)
+    return InitReport(config, created, records, client_records(settings))
 
 
 def _check_domains(domains: Sequence[str]) -> None:
@@ -74,6 +85,37 @@ def config_text(hostname: str, domains: Sequence[str]) -> str:
     template = resources.files("mss").joinpath(CONFIG_TEMPLATE).read_text("utf-8")
     domain_list = ", ".join(f'"{d}"' for d in domains)
     return Template(template).substitute(hostname=hostname, domains=domain_list)
+
+
+def mail_service(settings: Settings, served: dict[str, int] | None = None) -> MailService:
+    """The host name and ports mail clients are told: those of `[clients]` (the proxy's),
+    else those `served` (the ports bound: the settings may say 0), else those listened on."""
+    told, listen, ports = settings.clients, settings.listen, served or {}
+
+    def port(name: str) -> int:
+        return int(getattr(told, name) or ports.get(name) or getattr(listen, name))
+
+    return MailService(
+        hostname=told.hostname or settings.server.hostname,
+        imap=port("imap"), imaps=port("imaps"),
+        submission=port("submission"), submissions=port("submissions"),
+        oauth=bool(settings.oauth.issuer),
+    )  # fmt: skip
+
+
+def client_domains(settings: Settings) -> tuple[str, ...]:
+    """The domains whose users log in with a mail client: the professional ones, and the
+    patient domain when patients may use IMAP."""
+    domains = settings.domains
+    patients = domains.host_patient_domain and settings.policy.patient_imap_login
+    return (*domains.professional, domains.patient) if patients else domains.professional
+
+
+def client_records(settings: Settings) -> list[str]:
+    """The MX of every local domain, the SRV records of those with mail-client users."""
+    service = mail_service(settings)
+    records = [mx_line(domain, settings.server.hostname) for domain in settings.domains.local]
+    return records + [line for d in client_domains(settings) for line in srv_lines(service, d)]
 
 
 def _ensure_vapid(settings: Settings) -> list[str]:
@@ -109,9 +151,17 @@ def dkim_keys(settings: Settings) -> list[dkim.DKIMKey]:
     ]
 
 
+def quota(settings: Settings) -> Quota:
+    """The limits of every account without its own (store/quotas.py)."""
+    limits = settings.limits
+    return Quota(
+        folders=limits.max_folders, messages=limits.max_messages, storage=limits.max_storage
+    )
+
+
 def load(config: Path | None, data_dir: Path | None = None) -> Settings:
     """The settings of `--config`, or of `mss.toml` in `--data-dir` (default ./mss-data)."""
-    path = config if config is not None else (data_dir or DEFAULT_DATA_DIR) / CONFIG_FILE
+    path = config if config is not None else (data_dir or default_data_dir()) / CONFIG_FILE
     return load_settings(path)
 
 
@@ -123,7 +173,21 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         batch_max=settings.storage.batch_max,
         reader_threads=settings.storage.reader_threads,
         migrate=migrate,
+        s3=s3_options(settings),
     )
+
+
+def s3_options(settings: Settings) -> S3Options | None:
+    """Where bodies go when `[blobs] store = "s3"`; None: in the database."""
+    blobs = settings.blobs
+    if blobs.store != "s3":
+        return None
+    return S3Options(
+        bucket=blobs.bucket, endpoint=blobs.endpoint, region=blobs.region,
+        prefix=blobs.prefix, access_key_id=blobs.access_key_id,
+        secret_access_key=blobs.secret_access_key, timeout=blobs.timeout,
+        gc_grace=blobs.gc_grace,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

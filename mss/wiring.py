@@ -34,9 +34,10 @@ from mss.delivery.trust import TrustSpace
 from mss.dmp import service as dmp_service
 from mss.dmp.access import Habilitations
 from mss.errors import ConfigError
-from mss.instance import dkim_keys
+from mss.instance import dkim_keys, quota
 from mss.security import dkim
 from mss.security.auth import Credentials, LoginService
+from mss.security.proxy_protocol import ProxyPolicy
 from mss.security.tls import ReloadingContext, client_context, server_context
 from mss.security.tokens import BearerValidator
 from mss.smtp.doors import SmtpOptions, smtp_listeners
@@ -150,6 +151,7 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         reject_dkim_failures=settings.dkim.on_verify_failure == "reject",
         relay_expire_days=settings.relay.expire_days,
         notify_return_path=return_path(settings),
+        quota=quota(settings),
     )
 
 
@@ -227,7 +229,10 @@ def _outbox_runner(
         store, reports, hostname=settings.server.hostname, patient_domain=settings.domains.patient
     )
     notify = notify_parts(settings, store)
-    deposits = DepositHandler(store, patient_domain=settings.domains.patient)
+    deposits = DepositHandler(
+        store, patient_domain=settings.domains.patient,
+        max_documents=settings.limits.max_documents_per_mail,
+    )  # fmt: skip
     handlers: list[Handler] = [relay, deposits, mdn, *notify.handlers]
     runner = OutboxRunner(SQLOutbox(store.db), handlers, owner=store.db.process_token)
     return runner, notify.closers
@@ -248,7 +253,13 @@ def _smtp_doors(
     )  # fmt: skip
     ports = {"mx": listen.mx, "submission": listen.submission, "submissions": listen.submissions}
     return smtp_listeners(MXHandler(pipeline), submission, options, lambda: server_tls.current,
-                          host=listen.host, ports=ports, sockets=sockets)  # fmt: skip
+                          host=listen.host, ports=ports, sockets=sockets,
+                          proxy=proxy_policy(settings))  # fmt: skip
+
+
+def proxy_policy(settings: Settings) -> ProxyPolicy:
+    """The load balancers allowed to (and required to) send a PROXY header."""
+    return ProxyPolicy.parse(settings.server.proxy_from)
 
 
 def build_mail(

@@ -55,6 +55,11 @@ def _admin_conninfo(url: str) -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database on the session's server, dropped afterwards."""
+    yield from fresh_database(postgres_server)
+
+
+def fresh_database(postgres_server: str) -> Iterator[str]:
+    """Create an empty database on the server, yield its URL, drop it."""
     name = f"mss_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_conninfo(postgres_server)
     with psycopg.connect(admin, autocommit=True) as conn:

@@ -140,3 +140,18 @@ async def test_openapi_and_capability_statement_are_served(web: httpx.AsyncClien
     capability = await _fhir(web, "/fhir/v2/metadata")
     types = {r["type"] for r in capability["rest"][0]["resource"]}
     assert types == {"Practitioner", "PractitionerRole", "Organization"}
+
+
+async def test_list_criteria_of_the_json_searches_are_query_parameters(
+    web: httpx.AsyncClient,
+) -> None:
+    """`profession` and `savoir_faire` are read from the query, as documented (a list
+    parameter without `Query()` was taken for a JSON body, so the query was ignored)."""
+    everyone = (await web.get("/api/annuaire/professionals")).json()["total"]
+    doctors = (await web.get("/api/annuaire/professionals", params={"profession": "10"})).json()
+    nobody = await web.get("/api/annuaire/professionals", params={"profession": "0000"})
+    assert 0 < doctors["total"] < everyone
+    assert all(a["profession"]["code"] == "10" for p in doctors["items"] for a in p["activities"])
+    assert nobody.json()["total"] == 0
+    skills = await web.get("/api/annuaire/mailboxes", params={"savoir_faire": "XXXX"})
+    assert skills.status_code == 200 and skills.json()["total"] == 0

@@ -72,6 +72,17 @@ async def _drain(mss: Running, kind: str = "dmp_deposit") -> list[str]:
     raise AssertionError(f"the outbox runner did not finish the {kind} rows")
 
 
+async def mdns(mss: Running, to: str = PRO) -> list[bytes]:
+    """The MDNs in `to`'s INBOX, once the `mdn` rows the deposits added are sent (they
+    commit with the deposit: after `_drain`, every one to come exists)."""
+    for _ in range(200):
+        rows = await mss.store.read(lambda c: outbox.list_items(c, kinds=["mdn"]))
+        if all(r.status != "pending" for r in rows):
+            break
+        await asyncio.sleep(0.05)
+    return [m for m in await mss.inbox(to) if b"disposition-notification" in m]
+
+
 def _again(kind: str) -> Any:
     """The rows of `kind` as if a crash had stopped the process before their end."""
     o = outbox_table.c
@@ -92,7 +103,7 @@ async def test_documents_of_a_mail_reach_the_dmp_and_an_mdn_comes_back(clinic: R
     assert document["unique_id"] == "1.2.250.1.999.1.1^CR-2026-0001"
     assert document["author"]["national_id"] == "810003456789"
     assert document["type_code"] == "11488-4"
-    [mdn] = [m for m in await clinic.inbox(PRO) if b"disposition-notification" in m]
+    [mdn] = await mdns(clinic)
     parsed = message_from_bytes(mdn, policy=default)
     assert parsed["Subject"].startswith("Accusé de traitement")
     assert b"Disposition: automatic-action/MDN-sent-automatically; processed" in mdn
@@ -108,7 +119,7 @@ async def test_an_xdm_of_another_patient_is_refused_with_mdn_904(clinic: Running
     assert "904" in result
     count = await clinic.store.read(lambda c: service.count_documents(c, INS))
     assert count == 0
-    [mdn] = [m for m in await clinic.inbox(PRO) if b"disposition-notification" in m]
+    [mdn] = await mdns(clinic)
     subject = message_from_bytes(mdn, policy=default)["Subject"]
     assert subject.startswith("[KO Intégration système !][904] XDM/1.0/DDM")
     assert b"processed/Error: 904^INS du document diff" in mdn
@@ -177,7 +188,17 @@ async def test_a_pdf_alone_is_deposited_with_default_metadata(clinic: Running) -
     assert (pdf["class_code"], pdf["type_code"], pdf["mime_type"]) == (
         "10", "11488-4", "application/pdf",
     )  # fmt: skip
-    assert pdf["title"] == "compte-rendu.pdf" and pdf["unique_id"].startswith("2.25.")
+    assert pdf["title"] == SUBJECT and pdf["unique_id"].startswith("2.25.")
+
+
+def test_a_pdf_title_is_the_subject_with_the_file_name_when_several() -> None:
+    """Issue 17: the README promises the subject (the professional's words)."""
+    from mss.dmp.mail import pdf_title
+
+    assert pdf_title("Compte rendu", "cr.pdf", 1) == "Compte rendu"
+    assert pdf_title("Compte rendu", "cr.pdf", 2) == "Compte rendu (cr.pdf)"
+    assert pdf_title("", "cr.pdf", 1) == "cr.pdf"
+    assert pdf_title("", None, 1) == "Document"
 
 
 async def test_a_crash_before_the_deposit_deposits_once_at_the_next_run(clinic: Running) -> None:

@@ -24,7 +24,7 @@ from mss.store import outbox
 from mss.testing.xdmgen import INS, XDM, XDMDocument, cda
 
 from .harness import PASSWORD, Running, message
-from .test_dmp_mail import PATIENT, PRO, SUBJECT, _drain, clinic, document_mail
+from .test_dmp_mail import PATIENT, PRO, SUBJECT, _drain, clinic, document_mail, mdns
 
 __all__ = ["clinic"]  # the fixture, shared with test_dmp_mail.py
 
@@ -32,7 +32,7 @@ OTHER_INS = "188102B17295165"
 
 
 async def _mdns(mss: Running, to: str = PRO) -> list[bytes]:
-    return [m for m in await mss.inbox(to) if b"disposition-notification" in m]
+    return await mdns(mss, to)
 
 
 async def test_a_cda_of_another_patient_inside_an_xdm_is_refused_with_904(

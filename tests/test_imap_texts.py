@@ -31,6 +31,8 @@ UNDER_TLS = [
     'CREATE "Tri" (USE (\\Bidon))',
     "UID FETCH 1:* (FLAGS) (VANISHED)",
     "AUTHENTICATE FOO",
+    'GETQUOTA "autre"',
+    'SETQUOTA "" (STORAGE 1)',
 ]
 
 

@@ -238,3 +238,44 @@ def _downgrade(db: Database, target: str) -> None:
     with db.write_engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, target)
+
+
+_MAILBOX = (
+    "INSERT INTO mailbox (id, account_id, name, uidvalidity, uidnext, highestmodseq,"
+    " first_recent_uid, created_at) VALUES (:id, 5, :name, 1, 3, 1, 1, '2026-01-01')"
+)
+_MESSAGE = (
+    "INSERT INTO message (mailbox_id, uid, modseq, flags, internal_date, size, blob_id,"
+    " envelope, body_structure) VALUES (1, :uid, 1, 0, 0, :size, 1, '[]', '[]')"
+)
+_BEFORE_0015 = [
+    ("INSERT INTO account (id, address, kind, disabled, operator_disabled, created_at) VALUES"
+     " (5, 'marie@pro.mssante.test', 'professional', false, false, '2026-01-01')", {}),
+    (_MAILBOX, {"id": 1, "name": "INBOX"}),
+    (_MAILBOX, {"id": 2, "name": "Vide"}),
+    ("INSERT INTO blob (id, key_id, size, data) VALUES (1, 'k', 1, 'x')", {}),
+    (_MESSAGE, {"uid": 1, "size": 1200}),
+    (_MESSAGE, {"uid": 2, "size": 34}),
+]  # fmt: skip
+
+
+def test_0015_mailbox_usage_starts_from_the_messages_already_stored(db_url: str) -> None:
+    """0015: each mailbox's counters (the quotas' usage) start as what it holds."""
+    db = Database(db_url)
+    try:
+        db.migrate("0014")
+        with db.write_engine.begin() as conn:
+            for statement, params in _BEFORE_0015:
+                conn.execute(text(statement), params)
+        db.migrate()
+        with db.read_engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT name, message_count, message_bytes FROM mailbox ORDER BY id")
+            ).all()
+            own = conn.execute(text("SELECT quota_storage FROM account")).scalar_one()
+        assert [tuple(r) for r in rows] == [("INBOX", 2, 1234), ("Vide", 0, 0)]
+        assert own is None  # the settings' limits
+        _downgrade(db, "0014")
+        db.migrate()
+    finally:
+        db.close_sync()

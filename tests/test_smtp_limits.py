@@ -80,7 +80,9 @@ def test_trust_import_refuses_bad_files_and_changes_nothing(
     result = run_mss("trust", "import", str(xml), "--data-dir", str(instance))
     assert result.returncode == 1
     assert fragment in result.stderr
-    assert run_mss("trust", "list", "--data-dir", str(instance)).stdout == ""
+    assert run_mss("trust", "list", "--data-dir", str(instance)).stdout.startswith(
+        "none"
+    )  # nothing imported
 
 
 async def test_queue_commands_list_retry_and_drop(mss: Running) -> None:

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from mss import __version__
 from mss.cli import (
     annuaire,
+    backup,
     bench,
+    blobs,
     cert,
     dmp,
     init,
@@ -33,7 +35,8 @@ from mss.errors import ConfigError, MssError
 
 # In the order `mss --help` lists them.
 GROUPS = (
-    init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, bench,
+    init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, blobs,
+    backup, bench,
 )  # fmt: skip
 
 

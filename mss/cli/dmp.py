@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING
 
 from mss.admin.dmp import verify_dmp_traces
 from mss.cli.base import Commands, Parser, group, settings
+from mss.config.sections import LimitSettings
 from mss.core.ins import InvalidINS, parse_ins
+from mss.dmp import traces_head
+from mss.dmp.traces_head import Head
+from mss.errors import MssError
 
 if TYPE_CHECKING:
     from mss.delivery.check import FileReport
@@ -23,7 +27,8 @@ confidentiality and patient INS, and every error with its ANS MDN code (900-906)
 a French explanation (a deposit is all or none and stops at its first error: the one
 its MDN would carry; a mail the MX would refuse says its SMTP code too). Not checked
 (needs the database): the patient is known, their DMP open, their INS qualified, the
-author's rights.
+author's rights. More than 50 documents in one mail (the default of [limits]
+max_documents_per_mail) is an error 906.
 
 Exit status: 0 when every deposit would succeed, 1 on any error, 2 when a FILE
 cannot be read.
@@ -43,6 +48,11 @@ def register(commands: Commands, common: Parser) -> None:
     verify = dmp.add_parser(
         "verify-traces", parents=[common],
         help="check the hash chain of the traces (exit 1 if a trace was modified or deleted)",
+    )  # fmt: skip
+    verify.add_argument(
+        "--head", type=_head, metavar="H",
+        help="a head kept outside the database: HASH, 'N HASH', or a traces.head file;"
+        " exit 1 unless the chain still holds HASH (at trace N)",
     )  # fmt: skip
     verify.set_defaults(handler=_dmp_verify_traces)
     check = dmp.add_parser(
@@ -65,8 +75,16 @@ def _matricule(text: str) -> str:
         raise argparse.ArgumentTypeError(f"INS invalide (invalid INS): {exc.reason}") from None
 
 
+def _head(text: str) -> Head:
+    """An argparse type: a chain head (a usage error, exit 2, otherwise)."""
+    try:
+        return traces_head.parse(text)
+    except MssError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _dmp_verify_traces(args: argparse.Namespace) -> int:
-    report = verify_dmp_traces(settings(args))
+    report = verify_dmp_traces(settings(args), args.head)
     for problem in report.problems:
         print(problem, file=sys.stderr)
     state = "intact" if report.ok else f"BROKEN ({len(report.problems)} problems)"
@@ -85,7 +103,8 @@ def _dmp_check(args: argparse.Namespace) -> int:
             reason = exc.strerror or exc.__class__.__name__
             print(f"mss: error: {path}: illisible (cannot be read): {reason}", file=sys.stderr)
             return 2
-    reports = [check_file(str(path), data, args.ins) for path, data in files]
+    limit = LimitSettings().max_documents_per_mail  # an operator's default
+    reports = [check_file(str(path), data, args.ins, max_documents=limit) for path, data in files]
     ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "files": [r.to_json() for r in reports]}, ensure_ascii=False,

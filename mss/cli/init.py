@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mss.cli.base import Commands, Parser
-from mss.instance import DEFAULT_DATA_DIR, init_instance
+from mss.instance import default_data_dir, init_instance
 
 
 def register(commands: Commands, common: Parser) -> None:
@@ -18,12 +18,15 @@ def register(commands: Commands, common: Parser) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    report = init_instance(args.data_dir or DEFAULT_DATA_DIR, args.domain or [], args.hostname)
+    report = init_instance(args.data_dir or default_data_dir(), args.domain or [], args.hostname)
     if report.created:
         for item in report.created:
             print(f"created {item}")
     else:
         print(f"{report.config.parent} is already initialised; nothing changed")
+    print("DNS records to publish (MX; SRV for mail clients, RFC 6186 and RFC 8314):")
+    for record in report.client_records:
+        print(f"  {record}")
     print("DKIM records to publish in DNS:")
     for record in report.dns_records:
         print(f"  {record}")

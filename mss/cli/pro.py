@@ -1,5 +1,5 @@
-"""`mss pro add|list|show|password|disable|enable|delete|webhook`: professional
-mailboxes."""
+"""`mss pro add|list|show|password|disable|enable|delete|webhook|quota`: professional
+mailboxes (`quota`: cli/quotas.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from mss.admin import pro as admin
 from mss.admin.pro import add_professional, set_webhook
+from mss.cli import quotas
 from mss.cli.base import Commands, Parser, group, print_record, print_records, settings
 from mss.errors import InputError
 
@@ -34,6 +35,7 @@ def register(commands: Commands, common: Parser) -> None:
     hook.add_argument("--remove", action="store_true", help="no more webhook")
     hook.set_defaults(handler=_pro_webhook)
     _register_accounts(pro, common)
+    quotas.register(pro, common)
 
 
 def _register_accounts(pro: Commands, common: Parser) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mss.config.sections import (
+    BlobSettings,
+    ClientSettings,
     DKIMSettings,
     DMPSettings,
     DNSSettings,
@@ -46,7 +48,9 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     domains: DomainSettings = field(default_factory=DomainSettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
+    clients: ClientSettings = field(default_factory=ClientSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    blobs: BlobSettings = field(default_factory=BlobSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     dkim: DKIMSettings = field(default_factory=DKIMSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -219,4 +223,4 @@ def find_config(explicit: Path | None, data_dir: Path | None = None) -> Path:
         return explicit
     if "MSS_CONFIG" in os.environ:
         return Path(os.environ["MSS_CONFIG"])
-    return (data_dir or Path("mss-data")) / CONFIG_FILE
+    return (data_dir or Path(os.environ.get("MSS_DATA_DIR") or "mss-data")) / CONFIG_FILE

@@ -23,10 +23,18 @@ class ServerSettings:
     # Processes for CPU-heavy checks (DKIM verification) of a single server process:
     # -1 = one per core beyond the first (none when several workers share the cores).
     cpu_workers: int = -1
+    # Load balancers (CIDRs) that open connections for clients and say who they are in a
+    # PROXY protocol header (HAProxy's send-proxy-v2): they must send it, nobody else may.
+    proxy_from: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if not is_valid_domain(self.hostname) and self.hostname != "localhost":
             raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+        for cidr in self.proxy_from:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError("proxy_from", f"{cidr!r} is not an address or a CIDR") from None
         if not 0 <= self.workers <= 64:
             raise ValueError("workers", "must be between 0 (one per core) and 64")
 
@@ -78,10 +86,31 @@ class ListenSettings:
     https: int = 8443
 
     def validate(self) -> None:
-        for name in ("mx", "submission", "submissions", "imap", "imaps", "https"):
-            port = getattr(self, name)
-            if not 0 <= port <= 65535:
-                raise ValueError(name, f"port {port} is out of range 0-65535")
+        _check_ports(self, ("mx", "submission", "submissions", "imap", "imaps", "https"))
+
+
+def _check_ports(section: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        port = getattr(section, name)
+        if not 0 <= port <= 65535:
+            raise ValueError(name, f"port {port} is out of range 0-65535")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientSettings:
+    # What mail clients are told (autoconfig, SRV records printed by `mss init`): behind
+    # a proxy or a NAT, the host and ports they reach. ""/0: server.hostname, the ports
+    # listened on.
+    hostname: str = ""
+    imap: int = 0
+    imaps: int = 0
+    submission: int = 0
+    submissions: int = 0
+
+    def validate(self) -> None:
+        if self.hostname and not is_valid_domain(self.hostname):
+            raise ValueError("hostname", f"{self.hostname!r} is not a host name")
+        _check_ports(self, ("imap", "imaps", "submission", "submissions"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +128,38 @@ class StorageSettings:
             raise ValueError("batch_max", "must be between 1 and 100000")
         if not 1 <= self.reader_threads <= 64:
             raise ValueError("reader_threads", "must be between 1 and 64")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlobSettings:
+    """`[blobs]`: where message and document bodies go. "database" (the default) keeps
+    them in the `blob` table; "s3" puts them in any S3-compatible object store, still
+    encrypted with the key ring. The credentials may come from the environment
+    (`MSS_BLOBS_ACCESS_KEY_ID`, `MSS_BLOBS_SECRET_ACCESS_KEY`); they are never logged."""
+
+    store: str = "database"
+    endpoint: str = ""  # e.g. "https://s3.example.net"; empty: the provider's default
+    bucket: str = ""
+    region: str = "us-east-1"
+    prefix: str = "blobs/"
+    access_key_id: str = field(default="", repr=False)
+    secret_access_key: str = field(default="", repr=False)
+    timeout: int = 10  # seconds for one upload or download; then 451, nothing lost
+    # An object younger than this is never collected (uploads whose transaction is in
+    # flight); a body is re-uploaded when its transaction starts later than a quarter of it.
+    gc_grace: int = 3600
+
+    def validate(self) -> None:
+        if self.store not in ("database", "s3"):
+            raise ValueError("store", 'must be "database" or "s3"')
+        if self.store == "s3" and not self.bucket:
+            raise ValueError("bucket", 'is needed when store = "s3"')
+        if self.endpoint and not self.endpoint.startswith(("https://", "http://")):
+            raise ValueError("endpoint", "must be an http:// or https:// URL")
+        if not 1 <= self.timeout <= 600:
+            raise ValueError("timeout", "must be between 1 and 600 seconds")
+        if not 60 <= self.gc_grace <= 30 * 86400:
+            raise ValueError("gc_grace", "must be between 60 seconds and 30 days")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,10 +262,22 @@ class OAuthSettings:
 @dataclass(frozen=True, kw_only=True)
 class LimitSettings:
     max_message_size: int = 25 * 1024 * 1024  # DOMAIN.md §3: 25 MB
+    # Per account (no national figure: ours); 0 = no limit. A mailbox may go past its
+    # storage by the messages the MX accepted before it was full (store/quotas.py).
+    max_folders: int = 1000
+    max_messages: int = 1_000_000
+    max_storage: int = 10 * 1024**3  # bytes of messages (each copy counted)
+    # Documents deposited into the DMP from one mail (no ANS figure: ours); 0 = no limit.
+    max_documents_per_mail: int = 50
 
     def validate(self) -> None:
         if self.max_message_size < 1024:
             raise ValueError("max_message_size", "must be at least 1024 bytes")
+        for name in ("max_folders", "max_messages", "max_storage", "max_documents_per_mail"):
+            if getattr(self, name) < 0:
+                raise ValueError(name, "must be 0 (no limit) or more")
+        if 0 < self.max_folders < 6:  # the mailboxes every account is given (INBOX, Sent…)
+            raise ValueError("max_folders", "must be 0 (no limit) or at least 6")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,7 @@ from typing import Any
 from mss.core.address import PATIENT_DOMAIN
 from mss.core.ins import InvalidINS, parse_ins
 from mss.core.mime import Attachment, ParsedMessage, leaves, parse_message
+from mss.delivery.deposits import check_documents
 from mss.delivery.inbound import documents_to_patient
 from mss.dmp.cda import CDAHeader, read_cda_header
 from mss.dmp.errors import MDN_LABELS, DMPError
@@ -126,8 +127,11 @@ def as_mail(name: str, data: bytes, kind: str) -> bytes:
     return mail.as_bytes()
 
 
-def check_file(name: str, data: bytes, ins: str | None = None) -> FileReport:
-    """What depositing this file (or this message) into the recipient's DMP would do."""
+def check_file(
+    name: str, data: bytes, ins: str | None = None, *, max_documents: int = 0
+) -> FileReport:
+    """What depositing this file (or this message) into the recipient's DMP would do;
+    more than `max_documents` documents (0: no limit) is the deposit's 906."""
     kind = kind_of(name, data)
     raw = data if kind == "mail" else as_mail(name.rsplit("/", 1)[-1], data, kind)
     report = FileReport(name, kind)
@@ -137,7 +141,7 @@ def check_file(name: str, data: bytes, ins: str | None = None) -> FileReport:
         metadata = {key: d.metadata for key, d in packed.items()}
         report.recipients, report.recipient_source = _recipients(report, raw, parsed, ins, metadata)
         report.documents = [_document_of_xdm(d) for d in packed.values()] or _cdas(raw, parsed)
-        _verdict(report, raw, parsed, metadata)
+        _verdict(report, raw, parsed, metadata, max_documents)
     except Exception as exc:  # anything else: the deposit runner would give up (906)
         report.errors.append(_technical(exc))
     return report
@@ -293,12 +297,16 @@ def _document_of_cda(header: CDAHeader, size: int) -> dict[str, Any]:
 
 
 def _verdict(
-    report: FileReport, raw: bytes, parsed: ParsedMessage, metadata: dict[str, DocumentMetadata]
+    report: FileReport,
+    raw: bytes,
+    parsed: ParsedMessage,
+    metadata: dict[str, DocumentMetadata],
+    max_documents: int,
 ) -> None:
     """The pipeline's refusals (the mail is not even accepted), then the deposit's, for
     each recipient; the documents as the first deposit that reads them would store them."""
     refused = _refusal(raw, parsed)
-    _read_documents(report, raw, parsed, metadata)
+    _read_documents(report, raw, parsed, metadata, max_documents)
     if refused is not None:  # refused at DATA: no deposit, one error (the deposit's detail)
         same = [e for e in report.errors if e.code == refused.code]
         detail = same[0].detail if same else refused.detail
@@ -306,12 +314,17 @@ def _verdict(
 
 
 def _read_documents(
-    report: FileReport, raw: bytes, parsed: ParsedMessage, metadata: dict[str, DocumentMetadata]
+    report: FileReport,
+    raw: bytes,
+    parsed: ParsedMessage,
+    metadata: dict[str, DocumentMetadata],
+    max_documents: int,
 ) -> None:
     deposited = False
     for recipient in report.recipients or [""]:
         try:
             found = documents_of_mail(raw, recipient, parsed)
+            check_documents(found.documents, max_documents)
         except DMPError as exc:
             report.errors.append(_error(exc, recipient))
             continue

@@ -16,6 +16,7 @@ from mss.annuaire import lookup as annuaire_lookup
 from mss.core.address import Address, InvalidAddress, ins_of_patient_address, parse_address
 from mss.core.dsn import RcptDSN
 from mss.core.ins import InvalidINS
+from mss.delivery import quotas
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.trust import TrustSpace
 from mss.errors import Rejection
@@ -256,6 +257,8 @@ class Checks:
             _check_patient(local)
         elif local.kind is None or local.disabled or local.inbox is None:
             raise NO_SUCH_MAILBOX
+        assert local.inbox is not None
+        await quotas.refuse_if_full(self._store, self._config.quota, local.inbox)
         return Recipient(
             address,
             RecipientKind.LOCAL,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mss.store.quotas import Quota
+
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryConfig:
@@ -22,6 +24,8 @@ class DeliveryConfig:
     # The return path of patients' e-mail notices: DSNs to its VERP addresses
     # (`local+<notice>@domain`) are read, not delivered ("" : none).
     notify_return_path: str = ""
+    # The accounts' limits: a local recipient already full is refused at RCPT (quotas.py)
+    quota: Quota = field(default_factory=Quota)
 
     @property
     def local_domains(self) -> tuple[str, ...]:

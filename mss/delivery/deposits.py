@@ -71,8 +71,29 @@ def _author(conn: Conn, sender: str) -> Professional:
     return Professional(national_id or sender, profession, name or sender)
 
 
+class TooManyDocuments(DocumentError):
+    """More documents in one mail than `[limits] max_documents_per_mail` (no ANS figure:
+    ours): none is deposited, the MDN says why (906, permanent: the mail stays)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"{count} documents dans ce message, au plus {limit} (too many documents in one mail)"
+        )
+
+    @property
+    def mdn_label(self) -> str:
+        return f"Autre erreur : {self.text}"
+
+
+def check_documents(documents: Sequence[object], limit: int) -> None:
+    """`TooManyDocuments` past `limit` (0: no limit): the deposit and `mss dmp check`."""
+    if 0 < limit < len(documents):
+        raise TooManyDocuments(len(documents), limit)
+
+
 class DepositHandler:
-    """The outbox handler of kind `dmp_deposit`: one mail's documents per row.
+    """The outbox handler of kind `dmp_deposit`: one mail's documents per row, at most
+    `max_documents` of them (0: no limit).
 
     Reading the mail is pure and its bytes are hostile: whatever it raises (an
     unknown encoding, a broken archive…) is this mail's permanent error, answered by
@@ -86,10 +107,16 @@ class DepositHandler:
     policy = RetryPolicy(base=30, cap=3600, max_attempts=8, lease=300, batch=1, concurrency=2)
 
     def __init__(
-        self, store: Store, *, patient_domain: str, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        *,
+        patient_domain: str,
+        max_documents: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._patient_domain = patient_domain
+        self._max_documents = max_documents
         self._clock = clock
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
@@ -104,6 +131,7 @@ class DepositHandler:
         author = await self._store.read(lambda c: _author(c, sender))
         try:
             found = await asyncio.to_thread(_documents, item.id, raw, ins)
+            check_documents(found.documents, self._max_documents)
             count = await self._store.write(
                 lambda tx: self._store_documents(tx, item, author, found.documents, headers, mdn_to)
             )

@@ -6,7 +6,8 @@
 - A PDF alone gets metadata from the mail, with these defaults: class `10`
   (Compte rendu), type `11488-4` (compte rendu de consultation), format
   `urn:ihe:iti:xds:2017:mimeTypeSufficient`, confidentiality `N`, creation
-  time the mail's Date, title the file name (else the subject), and a unique
+  time the mail's Date, title the subject (with the file name when the mail carries
+  several PDFs; the file name when there is no subject), and a unique
   id derived from the Message-ID and the part (`2.25.<uuid>`), so that a mail
   processed twice deposits once.
 
@@ -230,13 +231,23 @@ def _cda_document(header: CDAHeader, part: _Part) -> NewDocument:
     )  # fmt: skip
 
 
+def pdf_title(subject: str, filename: str | None, count: int) -> str:
+    """The subject the professional wrote (what the patient recognises), with the file
+    name when the mail carries several PDFs; the file name without a subject; else
+    « Document »."""
+    if subject and filename and count > 1:
+        return f"{subject} ({filename})"
+    return subject or filename or "Document"
+
+
 def _from_pdf(parts: list[_Part], headers: Headers, out: MailDocuments) -> None:
     date = _date(headers)
-    subject = decode_words(headers.get("Subject") or "Document")
-    for part in (p for p in parts if _is_pdf(p)):
+    subject = " ".join(decode_words(headers.get("Subject") or "").split())
+    pdfs = [p for p in parts if _is_pdf(p)]
+    for part in pdfs:
         document = NewDocument(
             unique_id=_derived_id(headers, part), content=part.payload,
-            mime_type="application/pdf", title=part.filename or subject,
+            mime_type="application/pdf", title=pdf_title(subject, part.filename, len(pdfs)),
             class_code=PDF_CLASS, type_code=PDF_TYPE, format_code=PDF_FORMAT,
             creation_time=date,
         )  # fmt: skip

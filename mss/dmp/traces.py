@@ -6,7 +6,8 @@ fields; `verify` walks the chain and reports any trace modified, deleted or
 inserted. Appends are serialised (the writer's transaction on SQLite, an
 advisory lock on PostgreSQL: `store/dmp_traces.py`) so that the chain never forks. Deleting the most
 recent traces leaves a shorter valid chain: `verify` prints the head hash, to
-be kept elsewhere (a log, a ticket) and compared later.
+be kept elsewhere (`traces_head.py`: a file beside the data, a log line) and
+given back to `verify`, which then fails when that head is no longer in the chain.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mss.dmp.traces_head import Head
 from mss.store import dmp_traces as stored
 from mss.store.models import utcnow
 from mss.store.sql import Conn, Tx
@@ -90,16 +92,30 @@ class Verification:
         return not self.problems
 
 
-def verify(conn: Conn) -> Verification:
-    """Walk the whole chain: every trace must extend the previous one and hash right."""
+def verify(conn: Conn, expected: Head | None = None) -> Verification:
+    """Walk the whole chain: every trace must extend the previous one and hash right;
+    with `expected` (a head kept outside the database), the chain must hold that hash
+    (at that trace id when given): a chain cut or rewritten before it fails."""
     result = Verification()
     prev = GENESIS
+    seen = expected is None or (expected.hash == GENESIS and not expected.position)
     for row in stored.every_trace(conn):
         result.traces += 1
         result.problems += _problems(row, prev)
         prev = row["hash"]
+        seen = seen or _is_head(row, expected)
     result.head = prev
+    if not seen:
+        result.problems.append(
+            f"head {expected} not in the chain: traces were deleted or rewritten since"
+        )
     return result
+
+
+def _is_head(row: dict[str, Any], expected: Head | None) -> bool:
+    if expected is None or row["hash"] != expected.hash:
+        return False
+    return expected.position is None or row["id"] == expected.position
 
 
 def _problems(row: dict[str, Any], prev: str) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from mss.store.folders import MailboxInfo, MailboxStatus
 from mss.store.imapviews import Key, MailboxChanges, OpenedMailbox, SearchResult
 from mss.store.messages import StoreResult
+from mss.store.quotas import Quota, Usage
 
 
 class MailboxStore(Protocol):
@@ -29,6 +30,10 @@ class MailboxStore(Protocol):
     async def marks(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
         """(HIGHESTMODSEQ, UIDNEXT) of these mailboxes as committed now (a small read)."""
 
+    async def quota(self, account_id: int) -> tuple[Quota, Usage]:
+        """The account's limits and what it holds now: mailboxes, messages, bytes
+        (GETQUOTA)."""
+
     async def mailbox(self, account_id: int, name: str) -> MailboxInfo | None:
         """A mailbox by name (INBOX in any case), or None."""
 
@@ -39,7 +44,8 @@ class MailboxStore(Protocol):
         """Message counts and the first unseen message (STATUS, SELECT)."""
 
     async def create(self, account_id: int, name: str, special_use: str | None) -> None:
-        """Create a mailbox and its missing parents (RFC 3501 §6.3.3)."""
+        """Create a mailbox and its missing parents (RFC 3501 §6.3.3); past the
+        account's mailboxes, `MailboxError` with [LIMIT]."""
 
     async def delete(self, account_id: int, name: str) -> None:
         """Delete a mailbox and its messages; raises `MailboxError` when refused."""
@@ -69,7 +75,8 @@ class MailboxStore(Protocol):
     async def append(
         self, mailbox_id: int, message: bytes, flags: Sequence[str], internal_date: int | None
     ) -> int:
-        """APPEND: store the message durably; its UID."""
+        """APPEND: store the message durably; its UID. Past the quota, `MailboxError` with
+        [OVERQUOTA] (RFC 9208 §4.3), as for `append_many` and `copy`."""
 
     async def append_many(
         self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]

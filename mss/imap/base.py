@@ -81,6 +81,10 @@ _AFTER_LOGIN = (
     "CONTEXT=SORT",
     "WITHIN",
     "LIST-EXTENDED",
+    "QUOTA",  # RFC 9208 (imap/quota.py)
+    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",
+    "QUOTA=RES-MAILBOX",
 )
 
 

@@ -198,6 +198,8 @@ class MailboxCommands(SelectedView):
             "UNSEEN": status.unseen,
             "HIGHESTMODSEQ": box.highestmodseq,
             "SIZE": status.size,
+            "DELETED": status.deleted,  # RFC 9208 §4.3 (QUOTA=RES-MESSAGE)
+            "DELETED-STORAGE": status.deleted_size,  # in octets, as Cyrus (QUOTA=RES-STORAGE)
         }
         said = " ".join(f"{item} {values[item]}" for item in items)
         self.untagged(b"STATUS " + r.astring(encode(box.name)) + f" ({said})".encode())

@@ -25,6 +25,7 @@ from mss.imap.parsing.commands import CommandError, parse_command
 from mss.imap.parsing.tokens import literal_announcement
 from mss.imap.state import Session
 from mss.security.pki import CertIdentity
+from mss.security.proxy_protocol import ProxyPolicy, gated
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,10 @@ class ImapListener:
         literal_limit: int,
         idle_timeout: float = 30 * 60,
         sock: socket.socket | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.name = name
+        self._proxy = proxy or ProxyPolicy()
         self._shared = sock  # a listening socket bound by the supervisor (several workers)
         self._host = host
         self._port = port
@@ -163,17 +166,20 @@ class ImapListener:
 
     async def start(self) -> None:
         tls = self._implicit() if self._implicit else None
+        factory = gated(self._stream, tls, self._proxy)  # the gate does TLS, if any
+        loop = asyncio.get_running_loop()
         if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
-            self._server = await asyncio.start_server(
-                self._accept, sock=self._shared.dup(), ssl=tls, limit=LINE_LIMIT + 2,
-                backlog=4096,
-            )  # fmt: skip
+            self._server = await loop.create_server(factory, sock=self._shared.dup(), backlog=4096)
             return
-        self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, ssl=tls,
-            limit=LINE_LIMIT + 2, reuse_address=True, backlog=4096,
-        )  # fmt: skip
+        self._server = await loop.create_server(
+            factory, self._host, self._port, reuse_address=True, backlog=4096
+        )
         self._port = self.port
+
+    def _stream(self) -> asyncio.StreamReaderProtocol:
+        """What `asyncio.start_server` makes per connection, behind the PROXY gate."""
+        reader = asyncio.StreamReader(limit=LINE_LIMIT + 2)
+        return asyncio.StreamReaderProtocol(reader, self._accept)
 
     async def reload(self, ssl_context: ssl.SSLContext) -> None:
         """Implicit TLS binds its context to the socket: listen again with the new one."""

@@ -4,7 +4,7 @@ The preconditions (authenticated? a mailbox selected?) are checked once, from
 the `COMMANDS` table, before dispatch. The commands live with their family:
 `auth` (STARTTLS, LOGIN, AUTHENTICATE), `mailboxes` (SELECT, LIST, STATUS...),
 `messages` (APPEND, STORE, COPY, MOVE, EXPUNGE...), `fetch`, `search`, `sort`,
-`thread`, `context` (CANCELUPDATE); those
+`thread`, `context` (CANCELUPDATE), `quota` (GETQUOTA…); those
 valid in any state, and IDLE, are here. Each command reads and writes the store
 through the `MailboxStore` port and appends its responses to the output;
 `ImapError` renders as NO or BAD with a response code. After each command the
@@ -27,6 +27,7 @@ from mss.imap.fetch import FetchCommands
 from mss.imap.messages import MessageCommands
 from mss.imap.notify import NotifyCommands
 from mss.imap.parsing.commands import Command
+from mss.imap.quota import QuotaCommands
 from mss.imap.sort import SortCommands
 from mss.imap.thread_command import ThreadCommands
 from mss.store.folders import MailboxError
@@ -59,6 +60,9 @@ COMMANDS: dict[str, frozenset[State]] = {
     "STATUS": _AUTH,
     "APPEND": _AUTH,
     "NAMESPACE": _AUTH,
+    "GETQUOTAROOT": _AUTH,
+    "GETQUOTA": _AUTH,
+    "SETQUOTA": _AUTH,
     "IDLE": _AUTH,
     "CHECK": _SEL,
     "CLOSE": _SEL,
@@ -95,6 +99,7 @@ class Session(
     FetchCommands,
     SortCommands,
     ThreadCommands,
+    QuotaCommands,
 ):
     """One client's session; the server feeds it parsed commands (`run`)."""
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mss.security.proxy_protocol import ProxyPolicy
 from mss.smtp.server import Listener, MssSMTP, ProtocolFactory
 
 
@@ -72,6 +73,7 @@ def smtp_listeners(
     host: str,
     ports: Mapping[str, int],
     sockets: Mapping[str, socket.socket],
+    proxy: ProxyPolicy | None = None,
 ) -> list[Listener]:
     """The MX, submission and submissions listeners (not started yet).
 
@@ -81,7 +83,9 @@ def smtp_listeners(
     def door(name: str, handler: Any, *, submission: bool, implicit: bool) -> Listener:
         factory = protocol_factory(handler, options, tls, submission=submission, implicit=implicit)
         ssl_context = tls() if implicit else None
-        return Listener(name, host, ports[name], factory, ssl_context, sock=sockets.get(name))
+        return Listener(
+            name, host, ports[name], factory, ssl_context, sock=sockets.get(name), proxy=proxy
+        )
 
     return [
         door("mx", mx_handler, submission=False, implicit=False),

@@ -33,9 +33,13 @@ from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
+from mss.security.proxy_protocol import ProxyPolicy, gated
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
+# aiosmtpd's own lines (a "Peer:" and a "connection lost" per connection, each command at
+# DEBUG) in its own shape: the one line per connection below replaces them
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def _not_login_data_chatter(record: logging.LogRecord) -> bool:
@@ -106,6 +110,7 @@ class MssSMTP(SMTP):
         self.implicit_tls = implicit_tls
         self.peer_certificate: CertIdentity | None = None
         self._on_lost = on_lost
+        self._quit = False
         self.max_line_length = max_line_length
         self.counting_refusals = False
 
@@ -127,9 +132,27 @@ class MssSMTP(SMTP):
         return self.envelope
 
     def connection_lost(self, error: Exception | None) -> None:
+        self._log_end(error)
         super().connection_lost(error)
         if self._on_lost is not None:
             self._on_lost(self)
+
+    def _log_end(self, error: Exception | None) -> None:
+        """One INFO line per connection, as IMAP's: door, from where, who, how it ended."""
+        session = self.session
+        who = "-"
+        if session is not None and session.authenticated:
+            who = getattr(session.auth_data, "address", None) or "-"
+        how = "QUIT" if self._quit else "by the client without QUIT"
+        if error is not None:
+            how = f"lost ({type(error).__name__})"
+        door = getattr(getattr(self.event_handler, "door", None), "value", "smtp")
+        log.info("SMTP %s connection from %s user=%s closed: %s",
+                 door, self.peer_ip() or "?", who, how)  # fmt: skip
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self._quit = True
+        await super().smtp_QUIT(arg)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -390,8 +413,10 @@ class Listener:
         ssl_context: ssl.SSLContext | None,
         *,
         sock: socket.socket | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.name = name
+        self._proxy = proxy or ProxyPolicy()
         self._host = host
         self._port = port
         self._factory = factory
@@ -423,13 +448,12 @@ class Listener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        factory = gated(self._make, self._ssl, self._proxy)  # the gate does TLS, if any
         if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
-            self._server = await loop.create_server(
-                self._make, sock=self._shared.dup(), ssl=self._ssl, backlog=1024
-            )
+            self._server = await loop.create_server(factory, sock=self._shared.dup(), backlog=1024)
             return
         self._server = await loop.create_server(
-            self._make, self._host, self._port, ssl=self._ssl, reuse_address=True, backlog=1024
+            factory, self._host, self._port, reuse_address=True, backlog=1024
         )
 
     async def reload(self, ssl_context: ssl.SSLContext) -> None:

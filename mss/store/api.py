@@ -20,6 +20,7 @@ from mss.store.blobs import (
     DatabaseBlobStore,
     load_cipher,
 )
+from mss.store.blobs_s3 import CollectReport, S3BlobStore, S3Options
 from mss.store.db import Database
 from mss.store.mailboxes import (
     Delivered,
@@ -30,8 +31,9 @@ from mss.store.mailboxes import (
     message_bytes,
     prepare_message,
 )
+from mss.store.messages import collect_orphan_blobs
 from mss.store.ports import BlobStore
-from mss.store.sql import Tx
+from mss.store.sql import Refused, Tx
 
 T = TypeVar("T")
 
@@ -53,13 +55,18 @@ class Store:
         batch_max: int = 512,
         reader_threads: int = 4,
         migrate: bool = True,
+        s3: S3Options | None = None,
     ) -> Store:
-        """Open (and by default migrate) the database; the writer is not started yet."""
+        """Open (and by default migrate) the database; the writer is not started yet.
+
+        `s3`: bodies go to that object store (`blobs_s3`) instead of the database."""
         cipher = load_cipher(key_file)
         db = Database(url, batch_max=batch_max, reader_threads=reader_threads)
         if migrate:
             db.migrate()
-        return cls(db, DatabaseBlobStore(db, cipher))
+        if s3 is None:
+            return cls(db, DatabaseBlobStore(db, cipher))
+        return cls(db, S3BlobStore(db, cipher, s3))  # imports its client library now
 
     def start(self) -> None:
         self.db.start()
@@ -91,19 +98,31 @@ class Store:
         consequences commit together or not at all.
         """
         prepared = raw if isinstance(raw, PreparedMessage) else self.prepare(raw)
+        await self.blobs.stage([prepared.blob])  # durable before the commit names it
         when = int(time.time()) if internal_date is None else internal_date
         item = DeliveryItem(prepared, targets, when, self.blobs, also, decide)
         delivered: Delivered = await self.db.write_bulk(deliver_many, item)
         return delivered
 
     async def deliver_together(
-        self, messages: Sequence[tuple[bytes, Sequence[Target], int | None]]
+        self,
+        messages: Sequence[tuple[bytes, Sequence[Target], int | None]],
+        *,
+        decide: Callable[[Tx], None] | None = None,
     ) -> list[Delivered]:
-        """Store several messages in one transaction: all of them, or none (MULTIAPPEND)."""
+        """Store several messages in one transaction: all of them, or none (MULTIAPPEND).
+        `decide` runs first in the transaction; its error refuses them all."""
         now = int(time.time())
         items = [DeliveryItem(self.prepare(raw), targets, now if when is None else when,
                               self.blobs) for raw, targets, when in messages]  # fmt: skip
-        stored = await self.db.write(lambda tx: deliver_many(tx, items))
+        await self.blobs.stage([item.message.blob for item in items])
+
+        def store_all(tx: Tx) -> list[Delivered | Refused]:
+            if decide is not None:
+                decide(tx)
+            return deliver_many(tx, items)
+
+        stored = await self.db.write(store_all)
         return [d for d in stored if isinstance(d, Delivered)]
 
     # --- generic access ------------------------------------------------------------------
@@ -131,11 +150,29 @@ class Store:
         except StoreError as exc:
             return str(exc)
 
+    async def read_blob(self, fn: Callable[[Connection], T]) -> T:
+        """A read that fetches a body or two: on the event loop when the blob store is
+        local (`read_fast`), in a reader thread when it crosses the network."""
+        if self.blobs.remote:
+            return await self.db.read(fn)
+        return await self.db.read_fast(fn)
+
     async def blob_bytes(self, blob_id: int) -> bytes:
         return await self.db.read(lambda conn: self.blobs.get(conn, blob_id))
 
     async def message_bytes(self, box_id: int, uid: int) -> bytes:
         return await self.db.read(lambda conn: message_bytes(conn, self.blobs, box_id, uid))
+
+    async def collect_garbage(self, now: float | None = None) -> tuple[int, CollectReport]:
+        """Delete the bodies nothing refers to (expunged messages, purged outbox rows):
+        their rows, then the objects of the object store no row names, past its grace.
+        Safe while the server runs. (rows deleted, what the object store's collector did)"""
+        rows = 0
+        while moved := await self.db.write(collect_orphan_blobs):
+            rows += moved
+        if isinstance(self.blobs, S3BlobStore):
+            return rows, await self.blobs.collect(now)
+        return rows, CollectReport(listed=0, deleted=0)
 
     async def reencrypt_some(self, limit: int = 200) -> int:
         """Move up to `limit` blobs to the current key (lazy key rotation)."""

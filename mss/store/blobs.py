@@ -8,11 +8,16 @@ lazy: `mss keys rotate` adds a key, the server re-encrypts in the background).
 
 Stored form: 12-byte random nonce ‖ ciphertext ‖ 16-byte tag; the key id is the
 associated data, so a blob cannot be decrypted under another key's label.
+
+`BlobCipher.address` names a body by its content for an object store (`blobs_s3`):
+HMAC-SHA256 under a key derived from a data key (HKDF), never a bare hash.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -21,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, select, update
 
 from mss.errors import StoreError
@@ -42,6 +49,7 @@ class EncryptedBlob:
     key_id: str
     data: bytes
     size: int
+    address: str | None = None  # its object's key, in an object store (`blobs_s3`)
 
 
 class BlobCipher:
@@ -54,6 +62,7 @@ class BlobCipher:
             if len(key) != KEY_SIZE:
                 raise KeyFileError(f"key {key_id!r} is not {KEY_SIZE} bytes")
         self._aead = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._mac = {key_id: _address_key(key) for key_id, key in keys.items()}
         self.current = current
 
     def __repr__(self) -> str:
@@ -68,6 +77,14 @@ class BlobCipher:
         sealed = self._aead[self.current].encrypt(nonce, plaintext, self.current.encode())
         return EncryptedBlob(self.current, nonce + sealed, len(plaintext))
 
+    def address(self, key_id: str, plaintext: bytes) -> str:
+        """A name for `plaintext` under `key_id`: equal bodies get equal names, and
+        without the key nobody can test a guess of the body against a name."""
+        mac = self._mac.get(key_id)
+        if mac is None:
+            raise KeyFileError(f"blob encrypted with unknown key {key_id!r}")
+        return hmac.new(mac, plaintext, hashlib.sha256).hexdigest()
+
     def decrypt(self, key_id: str, data: bytes) -> bytes:
         aead = self._aead.get(key_id)
         if aead is None:
@@ -76,6 +93,12 @@ class BlobCipher:
             return aead.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], key_id.encode())
         except InvalidTag:
             raise StoreError(f"blob under key {key_id!r} failed authentication") from None
+
+
+def _address_key(key: bytes) -> bytes:
+    """A key for content addresses only, derived from a data key (RFC 5869)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mss blob address")
+    return hkdf.derive(key)
 
 
 # --- the key file ------------------------------------------------------------------
@@ -206,6 +229,8 @@ class DatabaseBlobStore:
         self._db = db
         self.cipher = cipher
 
+    remote = False  # `get` is a local read: it may run on the event loop
+
     def __repr__(self) -> str:
         return f"DatabaseBlobStore({self.cipher!r})"
 
@@ -215,6 +240,9 @@ class DatabaseBlobStore:
 
     def seal(self, data: bytes) -> EncryptedBlob:
         return self.cipher.encrypt(data)
+
+    async def stage(self, sealed: Sequence[EncryptedBlob]) -> None:
+        """Nothing to do before the transaction: the bodies commit with it."""
 
     def put(self, tx: Tx, sealed: Sequence[EncryptedBlob]) -> list[int]:
         return insert_blobs(tx, sealed)

@@ -64,3 +64,9 @@ def every_trace(conn: Connection, batch: int = 5000) -> Iterator[dict[str, Any]]
         for row in chunk:
             yield dict(row._mapping)
         after = chunk[-1].id
+
+
+def last_trace(conn: Connection) -> tuple[int, str] | None:
+    """The id and hash of the last trace (None: no trace yet)."""
+    row = conn.execute(select(t.id, t.hash).order_by(t.id.desc()).limit(1)).first()
+    return (int(row.id), str(row.hash)) if row is not None else None

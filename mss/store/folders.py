@@ -244,13 +244,17 @@ class MailboxStatus:
     recent: int
     size: int
     first_unseen_uid: int | None
+    deleted: int = 0  # flagged \Deleted: what EXPUNGE would free (RFC 9208 §4.3)
+    deleted_size: int = 0
 
 
 _STATUS = RawStatement(
     "SELECT count(*), coalesce(sum(size), 0), "
     f"count(*) FILTER (WHERE flags & {SystemFlag.SEEN.value} = 0), "
     "count(*) FILTER (WHERE uid >= ?), "
-    f"min(uid) FILTER (WHERE flags & {SystemFlag.SEEN.value} = 0) "
+    f"min(uid) FILTER (WHERE flags & {SystemFlag.SEEN.value} = 0), "
+    f"count(*) FILTER (WHERE flags & {SystemFlag.DELETED.value} != 0), "
+    f"coalesce(sum(size) FILTER (WHERE flags & {SystemFlag.DELETED.value} != 0), 0) "
     "FROM message WHERE mailbox_id = ?"
 )
 
@@ -263,6 +267,8 @@ def mailbox_status(conn: Connection, box: MailboxInfo) -> MailboxStatus:
         unseen=int(row[2]),
         recent=int(row[3]),
         first_unseen_uid=None if row[4] is None else int(row[4]),
+        deleted=int(row[5]),
+        deleted_size=int(row[6]),
     )
 
 

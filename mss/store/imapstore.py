@@ -51,6 +51,7 @@ from mss.store.messages import (
     uids_of,
 )
 from mss.store.models import message_table
+from mss.store.quotas import Quota, Usage, account_quota, check_folders, check_room, owner_quota
 from mss.store.search import body_reader, prepare, run
 from mss.store.sql import Conn, Tx
 
@@ -63,10 +64,13 @@ SMALL_READ = 500  # messages: FETCH rows, SEARCH
 
 
 class ImapStore:
-    """`MailboxStore` over the SQL `Store` (SQLite or PostgreSQL)."""
+    """`MailboxStore` over the SQL `Store` (SQLite or PostgreSQL), within the accounts'
+    quotas (`quota`, or an account's own: store/quotas.py), checked in the transaction
+    that writes."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, quota: Quota | None = None) -> None:
         self._store = store
+        self._quota = quota or Quota()
 
     def __repr__(self) -> str:
         return f"ImapStore({self._store!r})"
@@ -94,14 +98,28 @@ class ImapStore:
         small = box.uidnext <= SMALL_MAILBOX
         return await self._read(lambda c: mailbox_status(c, box), small=small)
 
+    async def quota(self, account_id: int) -> tuple[Quota, Usage]:
+        return await self._store.read_fast(lambda c: account_quota(c, account_id, self._quota))
+
     async def create(self, account_id: int, name: str, special_use: str | None) -> None:
-        await self._store.write(lambda tx: _create_with_parents(tx, account_id, name, special_use))
+        def create(tx: Tx) -> None:
+            _create_with_parents(tx, account_id, name, special_use)
+            self._check_folders(tx, account_id)
+
+        await self._store.write(create)
 
     async def delete(self, account_id: int, name: str) -> None:
         await self._store.write(lambda tx: delete_mailbox(tx, account_id, name))
 
     async def rename(self, account_id: int, old: str, new: str) -> None:
-        await self._store.write(lambda tx: rename_mailbox(tx, account_id, old, new))
+        def rename(tx: Tx) -> None:
+            rename_mailbox(tx, account_id, old, new)
+            self._check_folders(tx, account_id)  # renaming INBOX creates the new name
+
+        await self._store.write(rename)
+
+    def _check_folders(self, tx: Tx, account_id: int) -> None:
+        check_folders(*account_quota(tx.conn, account_id, self._quota))
 
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
         await self._store.write(lambda tx: set_subscribed(tx, account_id, name, subscribed))
@@ -126,10 +144,10 @@ class ImapStore:
     async def append(
         self, mailbox_id: int, message: bytes, flags: Sequence[str], internal_date: int | None
     ) -> int:
-        bits, keywords = parse_flags(flags)
-        target = Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)
-        delivered = await self._store.deliver(message, [target], internal_date=internal_date)
-        return delivered.copies[0].uid
+        # One write of its own, not a bulk delivery: the quota read in its transaction
+        # sees the APPENDs committed in the same batch before it (exact, store/quotas.py)
+        [uid] = await self.append_many(mailbox_id, [(message, flags, internal_date)])
+        return uid
 
     async def append_many(
         self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
@@ -139,8 +157,13 @@ class ImapStore:
             bits, keywords = parse_flags(flags)
             together.append((raw, [Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)],
                              when))  # fmt: skip
-        delivered = await self._store.deliver_together(together)
+        room = self._room_for(mailbox_id, len(messages), sum(len(m[0]) for m in messages))
+        delivered = await self._store.deliver_together(together, decide=room)
         return [d.copies[0].uid for d in delivered]
+
+    def _room_for(self, mailbox_id: int, count: int, size: int) -> Callable[[Tx], None]:
+        """Before APPEND writes: room for `count` messages of `size` bytes in all?"""
+        return lambda tx: check_room(*owner_quota(tx.conn, mailbox_id, self._quota), count, size)
 
     async def flag_rows(
         self, mailbox_id: int, uids: Sequence[int], *, everything: bool
@@ -163,7 +186,7 @@ class ImapStore:
 
     async def blob(self, blob_id: int) -> bytes:
         blobs = self._store.blobs
-        found: bytes = await self._store.read_fast(lambda c: blobs.get(c, blob_id))
+        found: bytes = await self._store.read_blob(lambda c: blobs.get(c, blob_id))
         return found
 
     async def store_flags(
@@ -181,7 +204,13 @@ class ImapStore:
     async def copy(
         self, source: int, uids: Sequence[int], target: int, *, move: bool
     ) -> list[tuple[int, int]]:
-        return await self._store.write(lambda tx: _copy(tx, source, uids, target, move))
+        def copy(tx: Tx) -> list[tuple[int, int]]:
+            pairs = _copy(tx, source, uids, target, move)
+            if pairs and not move:  # over now: refused, rolled back (RFC 9208 §4.3)
+                check_room(*owner_quota(tx.conn, target, self._quota), 0, 0)
+            return pairs  # MOVE adds nothing to the account
+
+        return await self._store.write(copy)
 
     async def expunge(self, mailbox_id: int, among: Sequence[int] | None = None) -> list[int]:
         return await self._store.write(lambda tx: _expunge(tx, mailbox_id, among))
@@ -191,7 +220,7 @@ class ImapStore:
         blobs = self._store.blobs
         found = await self._read(
             lambda c: run(c, mailbox_id, query, view, body_reader(c, blobs)),
-            small=len(view) <= SMALL_READ,
+            small=len(view) <= SMALL_READ and not blobs.remote,  # bodies from afar: a thread
         )
         return SearchResult(found, query.max_modseq)
 

@@ -208,8 +208,11 @@ _INSERT_MESSAGE = RawStatement(
 )
 
 
-def _allocate_uids(tx: Tx, counts: dict[int, int]) -> dict[int, tuple[int, int]]:
-    """Reserve `counts[box]` UIDs and modseqs in each mailbox with one statement.
+def _allocate_uids(
+    tx: Tx, counts: dict[int, int], sizes: dict[int, int]
+) -> dict[int, tuple[int, int]]:
+    """Reserve `counts[box]` UIDs and modseqs in each mailbox with one statement, which
+    also adds the messages and their `sizes[box]` bytes to the mailbox's usage (quotas).
 
     Returns, per mailbox, the first UID and first modseq reserved. The row locks
     taken by the UPDATE serialise concurrent writers (PostgreSQL, several
@@ -218,13 +221,15 @@ def _allocate_uids(tx: Tx, counts: dict[int, int]) -> dict[int, tuple[int, int]]
     boxes = sorted(counts)
     case = " ".join("WHEN ? THEN ?" for _ in boxes)
     params: list[int] = []
-    for _ in range(2):
+    for per_box in (counts, counts, counts, sizes):
         for box in boxes:
-            params += [box, counts[box]]
+            params += [box, per_box[box]]
     params += boxes
     rows = RawStatement(
         f"UPDATE mailbox SET uidnext = uidnext + CASE id {case} END, "
-        f"highestmodseq = highestmodseq + CASE id {case} END "
+        f"highestmodseq = highestmodseq + CASE id {case} END, "
+        f"message_count = message_count + CASE id {case} END, "
+        f"message_bytes = message_bytes + CASE id {case} END "
         f"WHERE id IN ({', '.join('?' for _ in boxes)}) "
         "RETURNING id, uidnext, highestmodseq"
     ).all(tx.conn, *params)
@@ -274,10 +279,12 @@ def deliver_many(tx: Tx, items: list[DeliveryItem]) -> list[Delivered | Refused]
 def _store_all(tx: Tx, items: list[DeliveryItem]) -> list[Delivered]:
     blob_ids = items[0].blobs.put(tx, [item.message.blob for item in items])
     counts: dict[int, int] = {}
+    sizes: dict[int, int] = {}
     for item in items:
         for target in item.targets:
             counts[target.mailbox_id] = counts.get(target.mailbox_id, 0) + 1
-    next_ids = _allocate_uids(tx, counts) if counts else {}
+            sizes[target.mailbox_id] = sizes.get(target.mailbox_id, 0) + item.message.size
+    next_ids = _allocate_uids(tx, counts, sizes) if counts else {}
     rows: list[tuple[object, ...]] = []
     results: list[Delivered] = []
     for item, blob_id in zip(items, blob_ids, strict=True):

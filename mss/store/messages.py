@@ -284,11 +284,20 @@ def deleted_uids(
     return found
 
 
+_RELEASE = RawStatement(
+    "UPDATE mailbox SET message_count = message_count - ?, message_bytes = message_bytes - ? "
+    "WHERE id = ?"
+)
+
+
 def expunge_uids(tx: Tx, mailbox_id: int, uids: Sequence[int]) -> list[int]:
-    """Remove these messages; log them as expunged at a new modseq. Returns those removed."""
-    present = sorted(rows_for(tx.conn, mailbox_id, uids, []))
+    """Remove these messages; log them as expunged at a new modseq. Returns those removed.
+    The mailbox's usage (quotas) goes down by what they held."""
+    rows = rows_for(tx.conn, mailbox_id, uids, [msg.size])
+    present = sorted(rows)
     if not present:
         return []
+    _RELEASE.run(tx.conn, len(present), sum(int(row[1]) for row in rows.values()), mailbox_id)
     modseq, _ = _bump(tx, mailbox_id, 1)
     for i in range(0, len(present), 5000):
         condition, params = uid_sql(present[i : i + 5000])
@@ -315,6 +324,7 @@ _COPY_COLUMNS = (
     msg.mss_headers,
     msg.header_text,
 )
+_SIZE_AT = 1 + [column.name for column in _COPY_COLUMNS].index("size")  # after the UID
 
 
 def copy_messages(tx: Tx, source: int, uids: Sequence[int], target: int) -> list[tuple[int, int]]:
@@ -330,6 +340,9 @@ def copy_messages(tx: Tx, source: int, uids: Sequence[int], target: int) -> list
         .values(
             uidnext=mailbox_table.c.uidnext + count,
             highestmodseq=mailbox_table.c.highestmodseq + count,
+            message_count=mailbox_table.c.message_count + count,
+            message_bytes=mailbox_table.c.message_bytes
+            + sum(int(rows[uid][_SIZE_AT]) for uid in present),
         )
         .returning(mailbox_table.c.uidnext, mailbox_table.c.highestmodseq)
     ).first()

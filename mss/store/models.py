@@ -121,6 +121,11 @@ class Account(SQLModel, table=True):
     last_uidvalidity: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
     )
+    # This account's quotas apart from the settings' `[limits]` (`mss pro quota`):
+    # None: the settings', 0: no limit (store/quotas.py).
+    quota_folders: int | None = Field(default=None, sa_column=Column(BigInteger))
+    quota_messages: int | None = Field(default=None, sa_column=Column(BigInteger))
+    quota_storage: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class Mailbox(SQLModel, table=True):
@@ -145,6 +150,14 @@ class Mailbox(SQLModel, table=True):
     # separated: sessions announce them in FLAGS before a FETCH uses them.
     keywords: str | None = Field(default=None, sa_column=Column(Text))
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # What the mailbox holds, kept in the transactions that add and remove messages:
+    # the account's quota usage is the sum over its mailboxes (store/quotas.py).
+    message_count: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
+    message_bytes: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0")
+    )
 
 
 class Blob(SQLModel, table=True):
@@ -156,6 +169,20 @@ class Blob(SQLModel, table=True):
     key_id: str = Field(max_length=40)
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # In an object store (`blobs_s3`): the object's key, and `data` is empty.
+    object_key: str | None = Field(default=None, max_length=200, nullable=True, index=True)
+
+
+class BlobObject(SQLModel, table=True):
+    """An object of the S3 blob store, as the collector sees it (`blobs_s3`): "live",
+    "deleting" (doomed: a writer naming it is refused, 451) or "deleted" (a writer
+    naming it uploads it again)."""
+
+    __tablename__ = "blob_object"
+
+    object_key: str = Field(primary_key=True, max_length=200)
+    state: str = Field(max_length=10)
+    touched_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class Subscription(SQLModel, table=True):
@@ -411,6 +438,7 @@ mailbox_table = Mailbox.__table__  # type: ignore[attr-defined]
 subscription_table = Subscription.__table__  # type: ignore[attr-defined]
 message_table = Message.__table__  # type: ignore[attr-defined]
 blob_table = Blob.__table__  # type: ignore[attr-defined]
+blob_object_table = BlobObject.__table__  # type: ignore[attr-defined]
 patient_table = Patient.__table__  # type: ignore[attr-defined]
 conversation_table = Conversation.__table__  # type: ignore[attr-defined]
 participant_table = ConversationParticipant.__table__  # type: ignore[attr-defined]

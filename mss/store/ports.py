@@ -1,8 +1,9 @@
 """The ports of the store: what the rest of mss needs, where an implementation is swapped.
 
 - `BlobStore`: message and document bodies, encrypted before they are stored
-  (`blobs.DatabaseBlobStore` today: they commit with their metadata in one
-  transaction; an S3-compatible store is the scale-out plan).
+  (`blobs.DatabaseBlobStore`, the default: they commit with their metadata in one
+  transaction; `blobs_s3.S3BlobStore`: in an S3-compatible object store, uploaded
+  before the transaction that names them commits).
 - `ChangeFeed`: what commits changed (`Change`), in this process and in the others
   (`changes.py`: in-process, PostgreSQL LISTEN/NOTIFY, SQLite `data_version`); it
   wakes IMAP sessions and the outbox runners alike.
@@ -28,11 +29,19 @@ from mss.store.sql import Conn, Tx
 
 
 class BlobStore(Protocol):
+    # True when `get` leaves the machine (an object store): never on the event loop.
+    remote: bool
+
     @property
     def current_key(self) -> str: ...
 
     def seal(self, data: bytes) -> EncryptedBlob:
         """Encrypt `data` (the CPU part: outside any transaction)."""
+        ...
+
+    async def stage(self, sealed: Sequence[EncryptedBlob]) -> None:
+        """Make sealed bodies durable before the transaction that names them (an
+        object store uploads them here; StoreError when it cannot: answer 451)."""
         ...
 
     def put(self, tx: Tx, sealed: Sequence[EncryptedBlob]) -> list[int]:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mss.annuaire import fhir, lookup
 from mss.errors import InputError
 from mss.store.sql import Conn
+from mss.web import openapi as doc
 
 T = TypeVar("T")
 Reader = Callable[[Callable[[Conn], T]], Awaitable[T]]
@@ -105,13 +106,15 @@ async def _json_page(
 
 
 def _mailbox_routes(api: APIRouter, read: Reader[Any]) -> None:
-    @api.get("/api/annuaire/mailboxes/{address}", tags=["annuaire"])
+    @api.get("/api/annuaire/mailboxes/{address}", tags=["annuaire"],
+             responses={**doc.NOT_IN_ANNUAIRE, **doc.INVALID})  # fmt: skip
     async def get_mailbox(address: str) -> JSONResponse:
         """One MSSanté mailbox by address (any case)."""
         found = await read(lambda c: lookup.mailbox(c, address))
         return JSONResponse(found) if found else _not_found(address)
 
-    @api.get("/api/annuaire/mailboxes", tags=["annuaire"])
+    @api.get("/api/annuaire/mailboxes", tags=["annuaire"],
+             responses={**doc.BAD_CRITERION, **doc.INVALID})  # fmt: skip
     async def search_mailboxes(
         address: str | None = None,
         national_id: Annotated[str | None, Query(description="national id, RPPS or ADELI")] = None,
@@ -119,7 +122,7 @@ def _mailbox_routes(api: APIRouter, read: Reader[Any]) -> None:
         family: str | None = None,
         given: str | None = None,
         profession: Annotated[list[str] | None, Query(description="profession codes")] = None,
-        savoir_faire: list[str] | None = None,
+        savoir_faire: Annotated[list[str] | None, Query(description="savoir-faire codes")] = None,
         postcode: str | None = None,
         department: str | None = None,
         type: Annotated[list[str] | None, Query(description="PER, ORG, APP, CAB")] = None,
@@ -142,19 +145,21 @@ def _mailbox_routes(api: APIRouter, read: Reader[Any]) -> None:
 
 
 def _professional_routes(api: APIRouter, read: Reader[Any]) -> None:
-    @api.get("/api/annuaire/professionals/{national_id}", tags=["annuaire"])
+    @api.get("/api/annuaire/professionals/{national_id}", tags=["annuaire"],
+             responses={**doc.NOT_IN_ANNUAIRE, **doc.INVALID})  # fmt: skip
     async def get_professional(national_id: str) -> JSONResponse:
         """A professional by national id, RPPS or ADELI, with mailboxes and activities."""
         found = await read(lambda c: lookup.professional(c, national_id))
         return JSONResponse(found) if found else _not_found(national_id)
 
-    @api.get("/api/annuaire/professionals", tags=["annuaire"])
+    @api.get("/api/annuaire/professionals", tags=["annuaire"],
+             responses={**doc.BAD_CRITERION, **doc.INVALID})  # fmt: skip
     async def search_professionals(
         name: str | None = None,
         family: str | None = None,
         given: str | None = None,
-        profession: list[str] | None = None,
-        savoir_faire: list[str] | None = None,
+        profession: Annotated[list[str] | None, Query(description="profession codes")] = None,
+        savoir_faire: Annotated[list[str] | None, Query(description="savoir-faire codes")] = None,
         postcode: str | None = None,
         department: str | None = None,
         address: str | None = None,
@@ -251,24 +256,28 @@ async def _fhir_search(read: Reader[Any], request: Request, resource: str) -> Fh
 
 
 def _fhir_search_routes(api: APIRouter, read: Reader[Any]) -> None:
-    @api.get("/fhir/v2/Practitioner", tags=["fhir"], response_class=FhirResponse)
+    @api.get("/fhir/v2/Practitioner", tags=["fhir"], response_class=FhirResponse,
+             **doc.fhir_search("Practitioner"))  # fmt: skip
     async def practitioners(request: Request) -> FhirResponse:
         """Search Practitioner (national id, names, mailbox-mss, qualification-code…)."""
         return await _fhir_search(read, request, "Practitioner")
 
-    @api.get("/fhir/v2/PractitionerRole", tags=["fhir"], response_class=FhirResponse)
+    @api.get("/fhir/v2/PractitionerRole", tags=["fhir"], response_class=FhirResponse,
+             **doc.fhir_search("PractitionerRole"))  # fmt: skip
     async def practitioner_roles(request: Request) -> FhirResponse:
         """Search PractitionerRole (practitioner, mailbox-mss, mailbox-mss-type, role…)."""
         return await _fhir_search(read, request, "PractitionerRole")
 
-    @api.get("/fhir/v2/Organization", tags=["fhir"], response_class=FhirResponse)
+    @api.get("/fhir/v2/Organization", tags=["fhir"], response_class=FhirResponse,
+             **doc.fhir_search("Organization"))  # fmt: skip
     async def organizations(request: Request) -> FhirResponse:
         """Search Organization (identifier, name, mailbox-mss, address-postalcode…)."""
         return await _fhir_search(read, request, "Organization")
 
 
 def _fhir_read_routes(api: APIRouter, read: Reader[Any]) -> None:
-    @api.get("/fhir/v2/Practitioner/{resource_id}", tags=["fhir"], response_class=FhirResponse)
+    @api.get("/fhir/v2/Practitioner/{resource_id}", tags=["fhir"], response_class=FhirResponse,
+             responses=doc.fhir_read("Practitioner"))  # fmt: skip
     async def read_practitioner(resource_id: str) -> FhirResponse:
         """One Practitioner by id (its national id)."""
         found = await read(lambda c: lookup.professional(c, resource_id))
@@ -276,7 +285,8 @@ def _fhir_read_routes(api: APIRouter, read: Reader[Any]) -> None:
             return _fhir_error(f"Practitioner/{resource_id} is unknown", 404, "not-found")
         return FhirResponse(fhir.practitioner(found))
 
-    @api.get("/fhir/v2/Organization/{resource_id}", tags=["fhir"], response_class=FhirResponse)
+    @api.get("/fhir/v2/Organization/{resource_id}", tags=["fhir"], response_class=FhirResponse,
+             responses=doc.fhir_read("Organization"))  # fmt: skip
     async def read_organization(resource_id: str) -> FhirResponse:
         """One Organization by id (its structure id)."""
         query = lookup.Query(structure=resource_id, limit=lookup.MAX_PAGE)

@@ -40,6 +40,7 @@ from mss.security.pki import CertificateError, identity_of_der
 from mss.security.tokens import BearerValidator, TokenError
 from mss.store.api import Store
 from mss.store.sql import Conn, Tx
+from mss.web import openapi as doc
 from mss.web.errors import Throttled, Unauthorized
 
 T = TypeVar("T")
@@ -208,9 +209,17 @@ def router(gateway: DMPGateway) -> APIRouter:
 
 
 def _consent_routes(api: APIRouter, g: DMPGateway) -> None:
-    @api.post("/patients/{ins}/authorization")
+    @api.post(
+        "/patients/{ins}/authorization",
+        responses={**doc.answer("until when", {"expires_at": "2027-03-01T10:00:00+00:00"}),
+                   **doc.refusals(400), **doc.PRO},
+        openapi_extra=doc.body_examples(care_team={"basis": "presumed"},
+                                        explicit={"basis": "explicit"}),
+    )  # fmt: skip
     async def authorize(
-        ins: str, request: Request, basis: Annotated[str, Body(embed=True)] = "explicit"
+        ins: str,
+        request: Request,
+        basis: Annotated[str, Body(embed=True), doc.BASIS] = "explicit",
     ) -> Response:
         """Declare the patient's consent (presumed for the care team, explicit otherwise)."""
         who, patient = await g.professional(request), _ins(ins)
@@ -219,7 +228,9 @@ def _consent_routes(api: APIRouter, g: DMPGateway) -> None:
 
 
 def _search_route(api: APIRouter, g: DMPGateway) -> None:
-    @api.get("/patients/{ins}/documents")
+    @api.get("/patients/{ins}/documents", responses={
+        **doc.answer("the documents' metadata, newest first", {"documents": [doc.FOUND]}),
+        **doc.PRO})  # fmt: skip
     async def search(
         ins: str,
         request: Request,
@@ -247,7 +258,7 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
 
 
 def _document_routes(api: APIRouter, g: DMPGateway) -> None:
-    @api.get("/patients/{ins}/documents/{document_id}")
+    @api.get("/patients/{ins}/documents/{document_id}", responses=doc.READ)
     async def read(
         ins: str, document_id: DocumentId, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
@@ -259,9 +270,12 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         kind = media_type(meta["mime_type"])  # also for what was stored before it was checked
         return Response(content, media_type=kind, headers={"X-DMP-Document": header})
 
-    @api.post("/patients/{ins}/documents", status_code=201)
+    @api.post("/patients/{ins}/documents", status_code=201, responses=doc.DEPOSITED,
+              openapi_extra=doc.body_examples(a_pdf=doc.DEPOSIT))  # fmt: skip
     async def deposit(
-        ins: str, request: Request, body: Annotated[dict[str, Any], Body()]
+        ins: str,
+        request: Request,
+        body: Annotated[dict[str, Any], Body(), doc.described_as(doc.DepositRequest)],
     ) -> Response:
         """Deposit documents: {"documents": [{"unique_id", "content_base64", "mime_type",
         "title", "class_code", "type_code", "confidentiality": [...], "replaces"}]}."""
@@ -279,7 +293,8 @@ def _deposited(done: service.Deposited) -> dict[str, Any]:
 
 
 def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
-    @api.post("/patients/{ins}/documents/{document_id}/unmask")
+    @api.post("/patients/{ins}/documents/{document_id}/unmask", status_code=204,
+              responses={**doc.NO_CONTENT, **doc.PRO})  # fmt: skip
     async def pro_unmask(ins: str, document_id: DocumentId, request: Request) -> Response:
         """Unmask: the author, or a médecin traitant DMP on the patient's request."""
         who, patient = await g.professional(request), _ins(ins)
@@ -287,7 +302,8 @@ def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
             tx, patient, Actor.PROFESSIONAL, who.national_id, document_id, False))  # fmt: skip
         return Response(status_code=204)
 
-    @api.post("/patients/{ins}/documents/{document_id}/reveal")
+    @api.post("/patients/{ins}/documents/{document_id}/reveal", status_code=204,
+              responses={**doc.NO_CONTENT, **doc.PRO})  # fmt: skip
     async def reveal(
         ins: str, document_id: DocumentId, request: Request, mode: Mode = Mode.NORMAL
     ) -> Response:
@@ -299,7 +315,8 @@ def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
 
 
 def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
-    @api.put("/patients/{ins}/blocked/{national_id}")
+    @api.put("/patients/{ins}/blocked/{national_id}", status_code=204,
+             responses={**doc.NO_CONTENT, **doc.PRO})  # fmt: skip
     async def pro_block(ins: str, national_id: str, request: Request) -> Response:
         """A médecin traitant DMP blocks a professional on the patient's behalf."""
         who, patient = await g.professional(request), _ins(ins)
@@ -308,7 +325,7 @@ def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
             True))  # fmt: skip
         return Response(status_code=204)
 
-    @api.get("/patients/{ins}/traces", responses=TRACES_RESPONSES)
+    @api.get("/patients/{ins}/traces", responses={**TRACES_RESPONSES, **doc.PRO})
     async def pro_traces(ins: str, request: Request, format: TraceFormat = "json") -> Response:
         """The history of accesses (médecins traitants DMP): `{"traces": [...]}`, or with
         `format=fhir` a FHIR searchset Bundle of AuditEvent (ANS TDE guide)."""
@@ -317,14 +334,17 @@ def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
 
 
 def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
-    @api.get("/me/documents")
+    @api.get("/me/documents", responses={
+        **doc.answer("the patient's documents' metadata", {"documents": [doc.FOUND]}),
+        **doc.PATIENT})  # fmt: skip
     async def my_documents(request: Request) -> Response:
         """The patient's documents (without those invisible to them)."""
         ins = await g.patient(request)
         found = await g.write(lambda tx: service.patient_documents(tx, ins))
         return JSONResponse({"documents": found})
 
-    @api.post("/me/documents/{document_id}/{action}")
+    @api.post("/me/documents/{document_id}/{action}", status_code=204,
+              responses={**doc.NO_CONTENT, **doc.PATIENT})  # fmt: skip
     async def my_mask(document_id: DocumentId, action: str, request: Request) -> Response:
         """`mask` or `unmask` one of the patient's documents."""
         ins = await g.patient(request)
@@ -336,18 +356,25 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
 
 
 def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
-    @api.put("/me/{role}/{national_id}")
+    @api.put("/me/{role}/{national_id}", status_code=204,
+             responses={**doc.NO_CONTENT, **doc.PATIENT})  # fmt: skip
     async def my_people_add(role: str, national_id: str, request: Request) -> Response:
         """Name a médecin traitant DMP (`treating`) or block a professional (`blocked`)."""
         return await _people(g, request, role, national_id, True)
 
-    @api.delete("/me/{role}/{national_id}")
+    @api.delete("/me/{role}/{national_id}", status_code=204,
+                responses={**doc.NO_CONTENT, **doc.PATIENT})  # fmt: skip
     async def my_people_remove(role: str, national_id: str, request: Request) -> Response:
         """Remove a médecin traitant DMP or unblock a professional."""
         return await _people(g, request, role, national_id, False)
 
-    @api.patch("/me")
-    async def my_settings(request: Request, body: Annotated[dict[str, bool], Body()]) -> Response:
+    @api.patch("/me", status_code=204, responses={**doc.NO_CONTENT, **doc.PATIENT},
+               openapi_extra=doc.body_examples(close={"closed": True},
+                                               oppose={"oppose_bris_de_glace": True}))  # fmt: skip
+    async def my_settings(
+        request: Request,
+        body: Annotated[dict[str, bool], Body(), doc.described_as(doc.RecordSettings)],
+    ) -> Response:
         """Close or reopen the DMP; oppose bris de glace / centre 15:
         {"closed": bool, "oppose_bris_de_glace": bool, "oppose_centre15": bool}."""
         ins = await g.patient(request)
@@ -357,7 +384,7 @@ def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
         await g.write(lambda tx: service.set_record(tx, ins, **body))
         return Response(status_code=204)
 
-    @api.get("/me/traces", responses=TRACES_RESPONSES)
+    @api.get("/me/traces", responses={**TRACES_RESPONSES, **doc.PATIENT})
     async def my_traces(request: Request, format: TraceFormat = "json") -> Response:
         """Who consulted the DMP, what was deposited or changed (nothing of a document
         invisible to the patient): JSON, or `format=fhir` (AuditEvent Bundle)."""

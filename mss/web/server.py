@@ -17,12 +17,14 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mss.security.http_target import encode_raw_target
+from mss.security.proxy_protocol import ProxyGate, ProxyPolicy
 
 BAD_REQUEST = (
     b'{"error":"BadRequest","detail":"requ\\u00eate HTTP invalide (invalid HTTP request)"}'
@@ -37,6 +39,13 @@ class PeerCertificateProtocol(HttpToolsProtocol):
 
     _idle = True  # between two requests: the next byte received starts a request line
     _in_line = True  # the next byte received is in a request line
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn asks the socket, which knows only the proxy: the PROXY gate's client wins
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
 
     def data_received(self, data: bytes) -> None:
         was_in_line = False
@@ -80,7 +89,9 @@ class WebServer:
         port: int,
         ssl_context: ssl.SSLContext | None,
         sock: socket.socket | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
+        self._proxy = proxy or ProxyPolicy()
         self._shared = sock  # a listening socket bound by the supervisor (several workers)
         self._config = uvicorn.Config(
             app,
@@ -107,7 +118,8 @@ class WebServer:
 
     async def start(self) -> None:
         self._config.load()
-        self._config.ssl = self._ssl  # our context: mutual TLS and CRL checks
+        self._config.ssl = None  # the PROXY gate does TLS with our context (mutual, CRL)
+        self._config.http_protocol_class = self._gated_protocol  # type: ignore[assignment]
         self._server.lifespan = self._config.lifespan_class(self._config)
         try:
             await self._server.startup(
@@ -118,6 +130,10 @@ class WebServer:
         if not self._server.started:
             raise OSError(f"cannot listen on {self._config.host}:{self._config.port}")
         self._task = asyncio.create_task(self._server.main_loop(), name="web-main-loop")
+
+    def _gated_protocol(self, **kwargs: Any) -> ProxyGate:
+        """What uvicorn creates per connection: the PROXY gate, then TLS, then HTTP."""
+        return ProxyGate(lambda: PeerCertificateProtocol(**kwargs), self._ssl, self._proxy)
 
     async def stop(self) -> None:
         self._server.should_exit = True

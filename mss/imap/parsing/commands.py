@@ -34,8 +34,9 @@ class Command:
 # --- helpers ----------------------------------------------------------------------------
 
 STATUS_ITEMS = frozenset(
-    ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"]
-)
+    ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
+     "DELETED", "DELETED-STORAGE"]  # RFC 9208 §4.3: what EXPUNGE would free
+)  # fmt: skip
 
 
 def _mailbox(reader: Reader) -> str:
@@ -146,6 +147,14 @@ def _g_select(r: Reader) -> dict[str, Any]:
 def _g_mailbox(r: Reader) -> dict[str, Any]:
     r.space()
     return {"mailbox": _mailbox(r)}
+
+
+def _g_quota_root(r: Reader) -> dict[str, Any]:
+    """GETQUOTA and SETQUOTA (RFC 9208 §4): a quota root, SETQUOTA's list left unread."""
+    r.space()
+    root = r.astring().decode("utf-8", "replace")
+    r.pos = len(r.data)  # SETQUOTA's resource list: refused whatever it says
+    return {"root": root}
 
 
 def _g_create(r: Reader) -> dict[str, Any]:
@@ -353,6 +362,9 @@ _GRAMMARS: dict[str, Callable[[Reader], dict[str, Any]]] = {
     "ENABLE": _g_enable,
     "ID": _g_id,
     "NOTIFY": g_notify,
+    "GETQUOTAROOT": _g_mailbox,  # RFC 9208 §4.3
+    "GETQUOTA": _g_quota_root,
+    "SETQUOTA": _g_quota_root,
     "UID EXPUNGE": _g_expunge_uid,
     **{name: (lambda r: {}) for name in NO_ARGS},
 }

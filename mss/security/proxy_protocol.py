@@ -1,0 +1,248 @@
+"""The PROXY protocol (HAProxy's `send-proxy` v1 and `send-proxy-v2`) on every door.
+
+A load balancer in TCP mode opens the connection to mss itself; it says who the
+client really is in a header sent before anything else (before TLS on implicit-TLS
+doors). `ProxyGate` is the first protocol of every accepted connection:
+
+- from an address listed in `[server] proxy_from` the connection MUST start with a
+  PROXY header, read with a timeout and a size cap, else it is closed; the client
+  address it names becomes the connection's `peername`, so the doors, the login
+  throttle, `Received:`, logs and traces all see the real client;
+- from any other address, a connection that starts with a PROXY header is closed
+  (nobody else may choose the address we record); others go on untouched.
+
+Then the gate hands the connection to the door's protocol, through TLS when the door
+is implicit TLS, and steps out of the way. The header's syntax is read by the
+`proxy-protocol` library; the exact header length (so that no byte of what follows
+is lost) is computed here. Spec: haproxy.org, doc/proxy-protocol.txt (2.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from asyncio import sslproto
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from proxyprotocol import (
+    ProxyProtocolChecksumError,
+    ProxyProtocolIncompleteError,
+    ProxyProtocolSyntaxError,
+)
+from proxyprotocol.detect import ProxyProtocolDetect
+
+log = logging.getLogger(__name__)
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"  # spec §2.2
+V1_PREFIX = b"PROXY "  # spec §2.1
+V1_MAX = 107  # spec §2.1: "a receiver must never accept more than 107 bytes"
+V2_MAX = 16 + 1024  # addresses (at most 216 bytes) and the TLVs HAProxy sends fit well
+HEADER_TIMEOUT = 5.0  # seconds a trusted proxy has to send the header
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+class ProxyHeaderError(ValueError):
+    """Not a PROXY header, a malformed one, or one too long."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyPolicy:
+    """Which peers are proxies (they must send a header; nobody else may)."""
+
+    networks: tuple[Network, ...] = ()
+    timeout: float = HEADER_TIMEOUT
+
+    @classmethod
+    def parse(cls, cidrs: Iterable[str], timeout: float = HEADER_TIMEOUT) -> ProxyPolicy:
+        return cls(networks=tuple(ipaddress.ip_network(c) for c in cidrs), timeout=timeout)
+
+    def trusts(self, ip: str | None) -> bool:
+        if ip is None or not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def header_length(data: bytes) -> int | None:
+    """The length of the PROXY header at the start of `data`; None while it is incomplete.
+
+    Raises `ProxyHeaderError` when `data` cannot start a PROXY header or the header
+    is longer than we accept (so a peer cannot make us buffer more than ~1 KiB)."""
+    head = data[: len(V2_SIGNATURE)]
+    if V2_SIGNATURE.startswith(head):
+        if len(data) < 16:
+            return None
+        length = int.from_bytes(data[14:16], "big")  # spec §2.2: bytes 15 and 16
+        if 16 + length > V2_MAX:
+            raise ProxyHeaderError(f"PROXY v2 header of {16 + length} bytes (too long)")
+        return 16 + length
+    if V1_PREFIX.startswith(data[: len(V1_PREFIX)]):
+        end = data.find(b"\r\n", 0, V1_MAX)
+        if end >= 0:
+            return end + 2
+        if len(data) >= V1_MAX:
+            raise ProxyHeaderError("PROXY v1 line longer than 107 bytes")
+        return None
+    raise ProxyHeaderError("no PROXY header")
+
+
+def client_address(header: bytes) -> tuple[str, int] | None:
+    """The client's address named by a complete header, or None when it names none
+    (v2 LOCAL: the proxy's own health check; v1 UNKNOWN; a Unix socket): then the
+    connection's own address stands (spec §2.1, §2.2)."""
+    try:
+        result = ProxyProtocolDetect().unpack(header)
+    except ProxyProtocolIncompleteError as exc:
+        raise ProxyHeaderError("incomplete PROXY header") from exc
+    except (ProxyProtocolSyntaxError, ProxyProtocolChecksumError, ValueError) as exc:
+        raise ProxyHeaderError(f"malformed PROXY header: {exc or type(exc).__name__}") from exc
+    source = result.source if result.proxied else None
+    if not isinstance(source, tuple):
+        return None
+    ip, port = source
+    return str(ip), int(port)
+
+
+def starts_like_a_header(data: bytes) -> bool:
+    """Does a connection's first chunk begin a PROXY header (v1 or v2)?"""
+    return data.startswith(V1_PREFIX) or data.startswith(V2_SIGNATURE)
+
+
+def gated(
+    factory: ProtocolFactory, ssl_context: ssl.SSLContext | None, policy: ProxyPolicy
+) -> ProtocolFactory:
+    """The protocol factory to give `create_server` (with `ssl=None`: the gate does TLS)."""
+    return lambda: ProxyGate(factory, ssl_context, policy)
+
+
+class ProxyGate(asyncio.Protocol):
+    """The first protocol of a connection: reads or forbids the PROXY header, then
+    hands over to the door's protocol (through TLS on implicit-TLS doors)."""
+
+    def __init__(
+        self, factory: ProtocolFactory, ssl_context: ssl.SSLContext | None, policy: ProxyPolicy
+    ) -> None:
+        self._factory = factory
+        self._ssl = ssl_context
+        self._policy = policy
+        self._transport: asyncio.Transport | None = None
+        self._peer_ip: str | None = None
+        self._next: asyncio.BaseProtocol | None = None  # set once handed over
+        self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        if self._policy.trusts(self._peer_ip):
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._policy.timeout, self._refuse, "no PROXY header")
+        else:
+            self._hand_over()  # server-first doors greet at once; the gate watches one chunk
+
+    def data_received(self, data: bytes) -> None:
+        if self._next is not None:  # an untrusted peer's first chunk
+            if starts_like_a_header(data):
+                self._refuse("PROXY header from an address not configured as a proxy")
+                return
+            self._step_aside(data)
+            return
+        self._buffer += data
+        try:
+            length = header_length(bytes(self._buffer))
+            if length is None or len(self._buffer) < length:
+                return
+            client = client_address(bytes(self._buffer[:length]))
+        except ProxyHeaderError as exc:
+            self._refuse(str(exc))
+            return
+        rest = bytes(self._buffer[length:])
+        self._buffer.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        if client is not None:
+            self._set_peer(client)
+        self._hand_over()
+        self._step_aside(rest)
+
+    def eof_received(self) -> bool | None:
+        if self._next is None:
+            return None  # closes the transport
+        if isinstance(self._next, asyncio.Protocol | asyncio.BufferedProtocol):
+            return self._next.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._next is not None:
+            self._next.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._next is not None:
+            self._next.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._next is not None:
+            self._next.resume_writing()
+
+    def _set_peer(self, client: tuple[str, int]) -> None:
+        """The client address becomes the connection's `peername`, for every layer
+        above (asyncio's TLS transport asks the socket transport for it)."""
+        assert self._transport is not None
+        extra: dict[str, object] = self._transport._extra  # type: ignore[attr-defined]
+        extra["proxy_peername"] = extra.get("peername")
+        extra["peername"] = client
+
+    def _hand_over(self) -> None:
+        """Start the door's protocol on this transport, through TLS when needed."""
+        assert self._transport is not None
+        inner = self._factory()
+        if self._ssl is None:
+            self._next = inner
+            inner.connection_made(self._transport)
+            return
+        assert isinstance(inner, asyncio.Protocol)
+        loop = asyncio.get_running_loop()
+        # no waiter (None, as asyncio's STARTTLS users do): a failed handshake just closes
+        tls = sslproto.SSLProtocol(loop, inner, self._ssl, None, server_side=True)  # type: ignore[arg-type]
+        self._next = tls
+        tls.connection_made(self._transport)
+
+    def _step_aside(self, data: bytes) -> None:
+        """Let the door's protocol receive directly from now on; give it `data` first."""
+        assert self._transport is not None and self._next is not None
+        self._transport.set_protocol(self._next)
+        if data:
+            feed(self._next, data)
+
+    def _refuse(self, reason: str) -> None:
+        log.info("connection from %s closed: %s", self._peer_ip or "?", reason)
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Deliver bytes already read to a protocol, buffered (TLS) or not."""
+    if isinstance(protocol, asyncio.BufferedProtocol):
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(protocol.get_buffer(len(view)))
+            n = min(len(buffer), len(view))
+            buffer[:n] = view[:n]
+            protocol.buffer_updated(n)
+            view = view[n:]
+    elif isinstance(protocol, asyncio.Protocol):
+        protocol.data_received(data)
