@@ -27,13 +27,14 @@ from mss.imap.server import Connection as ImapConnection
 from mss.imap.server import ImapListener, limit_tls_read_buffers
 from mss.imap.state import Session
 from mss.instance import client_domains, mail_service, open_store, quota
+from mss.metrics import Family, exposition
 from mss.security.tls import server_context
 from mss.store import notify as notes
 from mss.store import outbox
 from mss.store.api import Store
 from mss.store.changes import LocalFeed, open_feed
 from mss.store.imapstore import ImapStore
-from mss.web.metrics import notify_lines, outbox_lines
+from mss.web.metrics import notify_families, outbox_families
 from mss.wiring import (
     Mail,
     bearer_validator,
@@ -79,6 +80,7 @@ class Application:
         sockets: dict[str, socket.socket] | None = None,
         worker: int = 0,
         workers: int = 1,
+        started_at: float | None = None,
     ) -> None:
         self.settings = settings
         self.sockets = sockets or {}
@@ -89,7 +91,7 @@ class Application:
         self.imap_bus: MailboxBus | None = None
         self.feed: LocalFeed | None = None
         self.imap_listeners: list[ImapListener] = []
-        self.started_at = time.time()
+        self.started_at = time.time() if started_at is None else started_at  # the server's
         self.ports: dict[str, int] = {}
         self.space: Any = None  # the patient space's ASGI app, once HTTPS is up
         self._traces_head: traces_head.Head | None = None  # the last head written
@@ -120,23 +122,20 @@ class Application:
             await asyncio.sleep(INTEGRITY_INTERVAL)
 
     async def metrics(self) -> str:
+        """The processes' metrics, summed, and what the database says at this scrape."""
         assert self.store is not None
-        db = self.store.db
         stats = await self.store.read(outbox.stats)
         day = int(time.time()) - 86400
         notices = await self.store.read(lambda c: notes.channel_stats(c, day))
         lags = await self.store.read(lambda c: notes.sent_lags(c, day))
-        lines = [
-            "# TYPE mss_uptime_seconds gauge",
-            f"mss_uptime_seconds {time.time() - self.started_at:.0f}",
-            "# TYPE mss_store_commit_batches_total counter",
-            f"mss_store_commit_batches_total {db.batches}",
-            "# TYPE mss_store_committed_writes_total counter",
-            f"mss_store_committed_writes_total {db.batched_jobs}",
-            *outbox_lines(stats, time.time()),
-            *notify_lines(notices, lags),
-        ]
-        return "\n".join(lines) + "\n"
+        started = Family("mss_start_time_seconds", "When the server started (Unix time).", [])
+        return exposition(
+            [
+                started.add([], round(self.started_at)),
+                *outbox_families(stats, time.time()),
+                *notify_families(notices, lags),
+            ]
+        ).decode()
 
     async def run(
         self, stop: asyncio.Event, ready: Callable[[dict[str, int]], None] | None = None

@@ -4,6 +4,8 @@ With `server.workers` above 1 (by default: one per core), the supervisor runs th
 migrations and binds every listening socket once, then forks the workers (before
 any thread or event loop exists in this process), starts again a worker that dies,
 and passes SIGINT/SIGTERM on to them; each worker drains its connections and exits.
+The workers count in files of `<data dir>/run/metrics/<supervisor pid>`, summed by
+whichever answers `/metrics` (`mss.metrics`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import signal
 import socket
 import time
 
-from mss import __version__
+from mss import __version__, metrics
 from mss.app import Application, describe_ports
 from mss.config import Settings
 from mss.errors import MssError
@@ -27,6 +29,7 @@ from mss.instance import open_store
 log = logging.getLogger("mss")
 
 LISTENERS = ("mx", "submission", "submissions", "imap", "imaps", "https")
+METRICS_DIR = "run/metrics"  # under the data directory: one folder per running server
 RESTART_DELAY = 1.0  # seconds before a dead worker is started again
 
 
@@ -108,8 +111,10 @@ class Supervisor:
         self.workers = workers
         self.children: dict[int, int] = {}  # pid -> worker number
         self.stopping = False
+        self.started_at = time.time()
 
     def run(self) -> int:
+        metrics.share_between_processes(self.settings.data_dir / METRICS_DIR)
         open_store(self.settings).db.close_sync()  # migrations, once, before the workers
         sockets = self._bind()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -138,6 +143,7 @@ class Supervisor:
             except ChildProcessError:
                 break
             dead = self.children.pop(pid, None)
+            metrics.process_exited(pid)
             if dead is None or self.stopping:
                 continue
             log.error("worker %d exited (%s); starting it again", dead + 1, _exit_text(status))
@@ -166,7 +172,10 @@ class Supervisor:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with_parent(parent)
-            app = Application(self.settings, sockets=sockets, worker=number, workers=self.workers)
+            app = Application(
+                self.settings, sockets=sockets, worker=number, workers=self.workers,
+                started_at=self.started_at,
+            )  # fmt: skip
             asyncio.run(_run_until_signalled(app))
         except BaseException:
             log.exception("worker %d failed", number + 1)

@@ -1,11 +1,11 @@
-"""`mss serve`: run every listener until SIGINT/SIGTERM, logging to stderr."""
+"""`mss serve`: run every listener until SIGINT/SIGTERM, logging to stderr (text, or
+JSON lines with `[log] format = "json"`)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
+from mss import logs
 from mss.cli.base import Commands, Parser, settings
 from mss.supervisor import serve
 
@@ -18,11 +18,6 @@ def register(commands: Commands, common: Parser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
-    return serve(settings(args))
+    loaded = settings(args)
+    logs.configure(loaded.log.format)
+    return serve(loaded)

@@ -26,6 +26,7 @@ from mss.config.sections import (
     DomainSettings,
     LimitSettings,
     ListenSettings,
+    LogSettings,
     NotifySettings,
     OAuthSettings,
     PolicySettings,
@@ -61,6 +62,7 @@ class Settings:
     dmp: DMPSettings = field(default_factory=DMPSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     space: SpaceSettings = field(default_factory=SpaceSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     @property
     def data_dir(self) -> Path:

@@ -44,6 +44,17 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LogSettings:
+    # "text": one line per event for a person; "json": one JSON object per line (time,
+    # level, logger, message, connection id) for a log collector.
+    format: str = "text"
+
+    def validate(self) -> None:
+        if self.format not in ("text", "json"):
+            raise ValueError("format", "must be text or json")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DomainSettings:
     professional: tuple[str, ...] = ("pro.mssante.test",)
     patient: str = PATIENT_DOMAIN

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mss import metrics
 from mss.annuaire import lookup as annuaire
 from mss.core.mime import Headers, find_body_start, parse_headers
 from mss.delivery.mdn import build_mdn, mdn_target
@@ -139,7 +140,9 @@ class DepositHandler:
             error = f"{exc.mdn_code}^{exc.mdn_label}"
             await self._store.write(lambda tx: self._finish(tx, item, text, mdn_to, error))
             log.info("DMP deposit row %d to patient %s refused: %s", item.id, ins, text)
+            metrics.DMP_DEPOSITS.labels("refused", str(exc.mdn_code)).inc()
             return Done(text)
+        metrics.DMP_DEPOSITS.labels("deposited" if count else "nothing", "").inc()
         log.info("DMP deposit row %d to patient %s: %d document(s) deposited%s", item.id, ins,
                  count, "" if count else " (nothing to deposit, no MDN)")  # fmt: skip
         return Done(f"deposited {count} document(s)" if count else NOTHING)
@@ -230,6 +233,7 @@ class MdnHandler:
         )  # fmt: skip
         sent = await self._reports.send(to, mdn)
         error = item.payload.get("error")
+        metrics.DMP_MDNS.labels(error.partition("^")[0] if error else "processed").inc()
         log.info("MDN of DMP deposit row %s to %s: %s%s", item.payload.get("deposit", "?"), to,
                  f"error {error.partition('^')[0]}" if error else "processed",
                  "" if sent else " (nowhere to send it)")  # fmt: skip

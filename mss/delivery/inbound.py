@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any, TypeVar
 
+from mss import metrics
 from mss.core.dsn import MailDSN, RcptDSN
 from mss.core.mime import (
     Attachment,
@@ -255,6 +256,7 @@ class Pipeline:
         for step in self.steps:
             delivery = await step(delivery)
         accepted = await self._commit(delivery)
+        metrics.MESSAGES_ACCEPTED.labels(session.door.value).inc()
         log.info(
             "accepted %s from %s: %d local, %d to relay (%s)",
             accepted.queue_id, sender.address or "<>", accepted.local, accepted.relayed,

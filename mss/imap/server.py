@@ -18,6 +18,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from mss import logs, metrics
 from mss.imap.base import State
 from mss.imap.errors import CONNECTION_LOST, LiteralRefused, TooBig
 from mss.imap.parsing.commands import CommandError, parse_command
@@ -202,6 +203,8 @@ class ImapListener:
         assert task is not None
         self._tasks.add(task)
         self.connections += 1
+        metrics.IMAP_SESSIONS.labels(self.name).inc()
+        logs.begin("imap")
         connection = Connection(
             reader, writer, implicit_tls=self._implicit is not None, starttls=self._starttls
         )
@@ -230,6 +233,7 @@ class ImapListener:
             session.close()
             connection.close()
             self.connections -= 1
+            metrics.IMAP_SESSIONS.labels(self.name).dec()
             self._tasks.discard(task)
 
     async def _serve(self, connection: Connection, session: Session) -> str:

@@ -31,12 +31,22 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mss import metrics
 from mss.security.passwords import verify_password
 from mss.security.pki import CertIdentity
 from mss.security.tokens import BearerValidator, TokenError
 
 Clock = Callable[[], float]
 MAX_LOGGED_ACCOUNT = 100  # characters of the account name a refusal logs
+# The class of a refusal's reason (the `reason` label of mss_login_failures_total): the
+# first fragment found in it, in this order; "other" when none is.
+REASON_CLASSES = (
+    ("throttled", "throttled"), ("address slowed", "throttled"),
+    ("unknown account", "unknown_account"), ("wrong password", "wrong_password"),
+    ("disabled", "disabled"), ("cannot log in here", "wrong_kind"),
+    ("without a password", "no_password"), ("one-time code", "one_time_code"),
+    ("token", "token"), ("certificate", "certificate"), ("say which account", "certificate"),
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 AttemptKey = tuple[str, str, tuple[str, ...], bytes]  # account, client address, kinds, HMAC
@@ -114,6 +124,12 @@ def log_refusal(door: str, account: str | None, ip: str | None, reason: str) -> 
     """One line per failed login, the same on every door: never the password."""
     given = (account or "-")[:MAX_LOGGED_ACCOUNT]
     log.info("login refused: door=%s account=%r ip=%s reason=%s", door, given, ip or "-", reason)
+    metrics.LOGIN_FAILURES.labels(door, reason_class(reason)).inc()
+
+
+def reason_class(reason: str) -> str:
+    """The few words a refusal's free text is counted under."""
+    return next((name for fragment, name in REASON_CLASSES if fragment in reason), "other")
 
 
 class LoginService:

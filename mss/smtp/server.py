@@ -10,6 +10,8 @@ What this subclass changes, and why:
   ORCPT) with their case-sensitive xtext values, besides SIZE, BODY, SMTPUTF8.
 - A recipient-count limit (452 4.5.3, RFC 5321 §4.5.3.1.8).
 - TCP_NODELAY on every connection; implicit TLS (port 465) is recognised as TLS.
+- Every 4xx/5xx answer to MAIL, RCPT or DATA is counted (`mss_messages_refused_total`),
+  whichever layer decided it; each session has its log id (`mss.logs`).
 Policy lives in the handlers (`handler.py`); this module is protocol only.
 """
 
@@ -17,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
+from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
@@ -57,6 +61,23 @@ class MssEnvelope(Envelope):
         self.mss_dsn = MailDSN()
         self.mss_sender: Any = None
         self.mss_recipients: list[Any] = []
+
+
+Verb = Callable[["MssSMTP", str | None], Awaitable[None]]
+
+
+def _counts_refusals(verb: Verb) -> Verb:
+    """While `verb` runs, a 4xx/5xx reply pushed is a refusal of a message."""
+
+    @functools.wraps(verb)
+    async def counted(self: MssSMTP, arg: str | None) -> None:
+        self.counting_refusals = True
+        try:
+            await verb(self, arg)
+        finally:
+            self.counting_refusals = False
+
+    return counted
 
 
 class MssSMTP(SMTP):
@@ -91,6 +112,7 @@ class MssSMTP(SMTP):
         self._on_lost = on_lost
         self._quit = False
         self.max_line_length = max_line_length
+        self.counting_refusals = False
 
     def _create_envelope(self) -> MssEnvelope:
         return MssEnvelope()
@@ -136,6 +158,8 @@ class MssSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
+        if first:  # before aiosmtpd starts the session's task, which inherits the id
+            logs.begin("smtp")
         super().connection_made(transport)
         if not first:
             return  # the STARTTLS layer: see `tls_established`
@@ -181,6 +205,12 @@ class MssSMTP(SMTP):
             return None
         return address, params
 
+    async def push(self, status: AnyStr) -> None:
+        if self.counting_refusals and isinstance(status, str) and status[:1] in ("4", "5"):
+            metrics.count_refusal(self.event_handler.door.value, status)
+        await super().push(status)
+
+    @_counts_refusals
     async def smtp_MAIL(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
             return
@@ -226,6 +256,7 @@ class MssSMTP(SMTP):
             self.env.mail_options.extend(params)
         await self.push(status)
 
+    @_counts_refusals
     async def smtp_RCPT(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
             return
@@ -257,6 +288,7 @@ class MssSMTP(SMTP):
 
     # --- DATA ----------------------------------------------------------------------------
 
+    @_counts_refusals
     async def smtp_DATA(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return

@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+from mss import metrics
 from mss.core.dsn import RcptDSN
 from mss.core.mime.headers import decode_words
 from mss.delivery.checks import Door, Recipient
@@ -184,6 +185,7 @@ async def _send(deps: SpaceDeps, who: Viewer, draft: Draft, peer: str | None) ->
     try:
         await _accept(pipeline, deps, who, name, draft.to, raw, peer)
     except Rejection as exc:
+        metrics.count_refusal(Door.WEB.value, exc.smtp_reply())
         raise _refusal(exc) from None
     await _keep_sent(deps, who, raw)
     return message_id

@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from mss import metrics
 from mss.errors import MssError, StoreError
 from mss.store.engines import FileLock, normalize_url, sqlite_engine, temp_store_file
 from mss.store.failover import FAILOVER_WINDOW, Retry, batch_committed, is_failover, mark_batch
@@ -316,6 +317,8 @@ class Database:
     def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         self.batches += 1
         self.batched_jobs += len(batch)
+        metrics.STORE_BATCHES.labels(self.dialect).inc()
+        metrics.STORE_WRITES.labels(self.dialect).inc(len(batch))
         number, retry = self.batches, Retry(self.failover_window)
         while True:
             try:

@@ -23,16 +23,15 @@ Times are Unix seconds. Finished rows are kept `KEEP_FINISHED` seconds, then pur
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from mss.errors import StoreError
+from mss.processes import alive
 from mss.store.db import Database
 from mss.store.models import OutboxStatus, outbox_table
 from mss.store.sql import Conn, RawStatement, Tx
@@ -363,23 +362,4 @@ class SQLOutbox:
 
     async def release_orphans(self, now: int) -> int:
         host = socket.gethostname()
-        return await self._db.write(
-            lambda tx: release_orphans(tx, host=host, alive=_alive, now=now)
-        )
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
+        return await self._db.write(lambda tx: release_orphans(tx, host=host, alive=alive, now=now))

@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.routing import Mount
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mss import logs
 from mss.security.http_limits import BodyLimit
 from mss.web import annuaire, autoconfig, docs, errors
 from mss.web import dmp as dmp_routes
@@ -59,7 +60,20 @@ def create_asgi(
             return RedirectResponse("/espace/", status_code=307)
 
     served: ASGIApp = app if read is None else annuaire.MailboxFastPath(app, read)
-    return BodyLimit(TargetCheck(served), API_MAX_BODY, errors.BODY_REFUSAL)
+    return RequestIds(BodyLimit(TargetCheck(served), API_MAX_BODY, errors.BODY_REFUSAL))
+
+
+class RequestIds:
+    """Each HTTP request's log lines carry its own id (`mss.logs`): uvicorn serves
+    each request in its own task."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            logs.begin("http")
+        await self.app(scope, receive, send)
 
 
 def _space_mount(space: ASGIApp) -> Mount:
