@@ -188,3 +188,17 @@ async def test_mbsync_syncs_both_ways(mailbox: Running, tmp_path: Path) -> None:
     await asyncio.to_thread(_mbsync, config)
     assert len(_files(inbox)) == 2
     assert _plain(MULTIPART) not in {_plain(p.read_bytes()) for p in _files(inbox)}
+
+
+async def test_mbsync_accepts_the_dev_certificate_on_the_loopback_address(
+    mailbox: Running, tmp_path: Path
+) -> None:
+    """Issue 17: `Host 127.0.0.1` (mbsync matches dNSNames only, not IP SANs)."""
+    if shutil.which("mbsync") is None:
+        pytest.skip("mbsync is not installed (apt-get install isync)")
+    maildir = tmp_path / "Mail"
+    maildir.mkdir()
+    config = _mbsync_config(mailbox, maildir)
+    config.write_text(config.read_text().replace("Host localhost", "Host 127.0.0.1"))
+    await asyncio.to_thread(_mbsync, config)
+    assert len(_files(maildir / "INBOX")) == 2

@@ -287,7 +287,9 @@ class DevPKI:
         self, filename: str, hostname: str, domains: Sequence[str]
     ) -> tuple[Path, Path]:
         """A server/operator certificate: serverAuth + clientAuth for mutual TLS."""
-        names = list(dict.fromkeys([hostname, *domains, "localhost"]))
+        # "127.0.0.1" also as a dNSName: some clients (isync/mbsync) match the host they
+        # were given against dNSNames only, never the IP addresses below
+        names = list(dict.fromkeys([hostname, *domains, "localhost", "127.0.0.1"]))
         san: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
         san += [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
