@@ -284,12 +284,14 @@ class DevPKI:
     # --- leaf certificates ---------------------------------------------------------------
 
     def issue_server(
-        self, filename: str, hostname: str, domains: Sequence[str]
+        self, filename: str, hostname: str, domains: Sequence[str], *, loopback: bool = True
     ) -> tuple[Path, Path]:
         """A server/operator certificate: serverAuth + clientAuth for mutual TLS."""
-        # "127.0.0.1" also as a dNSName: some clients (isync/mbsync) match the host they
-        # were given against dNSNames only, never the IP addresses below
-        names = list(dict.fromkeys([hostname, *domains, "localhost", "127.0.0.1"]))
+        # The development server's: "127.0.0.1" also as a dNSName, since some clients
+        # (isync/mbsync) match the host they were given against dNSNames only, never the
+        # IP addresses below; not an operator's (its dNSNames are the domains it speaks for)
+        loopback_name = ["127.0.0.1"] if loopback else []
+        names = list(dict.fromkeys([hostname, *domains, "localhost", *loopback_name]))
         san: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
         san += [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -338,7 +340,10 @@ class DevPKI:
     ) -> tuple[Path, Path]:
         """The certificate of another operator of the trust space (tests, second instance)."""
         return self.issue_server(
-            f"{ISSUED_DIR}/{filename or 'operator-' + hostname}", hostname, domains
+            f"{ISSUED_DIR}/{filename or 'operator-' + hostname}",
+            hostname,
+            domains,
+            loopback=False,
         )
 
     # --- revocation ----------------------------------------------------------------------
