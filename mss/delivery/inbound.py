@@ -376,13 +376,14 @@ class Pipeline:
         """The local patients whose DMP receives this professional's attachments; refuses
         a mail holding a document invisible to the patient, declared by an XDM's METADATA
         or by a CDA's confidentialityCode (DOMAIN.md §5), and an XDM that cannot be read
-        (permanent: the same bytes never become readable; the summary cannot vouch for it)."""
-        if not d.sender.professional:
-            return d
+        (permanent: the same bytes never become readable; the summary cannot vouch for it).
+        Whoever sends (a null sender's report too): only a professional's mail deposits."""
         patients = [r.patient_ins for r in d.local if r.patient_ins]
         if not patients:
             return d
         xdm = await asyncio.to_thread(documents_to_patient, d.raw, d.message, d.attachments)
+        if not d.sender.professional:
+            return d
         if not d.message.body.is_multipart and not xdm.packages and not xdm.cdas:
             return d  # a text: nothing to deposit
         d.patients, d.xdm = patients, xdm
