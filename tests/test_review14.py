@@ -1,0 +1,141 @@
+"""Issue 14's hostile review, run again with variants (review14): each test is named after
+the rule of the issue it holds, over real clients (SMTP with the dev PKI)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import httpx
+import pytest
+
+from mss.dmp import service
+from mss.security import auth
+from mss.testing.xdmgen import XDM, XDMDocument, cda
+
+from .harness import Running
+from .test_dmp_api import DUPONT, dmp_api, document, patient, pro
+from .test_login_throttle import JEAN, LIMITS, THROTTLED, WRONG, imap_login, smtp_auths
+from .test_mx_sender_integrity import (
+    INS,
+    PATIENT,
+    PEER_DOMAIN,
+    _refused,
+    _send,
+    mx,
+)
+
+__all__ = ["dmp_api", "mx"]
+
+
+def _report_carrying(author: str, to: str, data: bytes, report_type: str) -> bytes:
+    """A `multipart/report` whose report part is followed by an XDM attachment."""
+    encoded = base64.encodebytes(data).decode().replace("\n", "\r\n")
+    return (
+        f"From: {author}\r\nTo: {to}\r\nSubject: Avis de non-remise\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type={report_type}; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nNon remis.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.autre.mssante.test\r\n\r\n"
+        f"Final-Recipient: rfc822; x@{PEER_DOMAIN}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--b\r\nContent-Type: application/zip; name=IHE_XDM.ZIP\r\n"
+        "Content-Disposition: attachment; filename=IHE_XDM.ZIP\r\n"
+        f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}"
+        "--b--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("report_type", ["delivery-status", '"Disposition-Notification"'])
+async def test_null_sender_report_never_carries_an_invisible_document_to_a_patient(
+    mx: Running, report_type: str
+) -> None:
+    """Invisible documents: a null-sender report (not a professional) to a patient holding
+    an XDM whose document is INVISIBLE_PATIENT is refused as a professional's mail is, and
+    nothing of it reaches the DMP (a report never deposits)."""
+    xdm = XDM([XDMDocument(cda(), confidentiality=("N", "INVISIBLE_PATIENT"))]).build()
+    raw = _report_carrying(f"MAILER-DAEMON@{PEER_DOMAIN}", PATIENT, xdm, report_type)
+    await _refused(mx, "", PATIENT, raw)
+    assert await mx.inbox(PATIENT) == []
+
+
+async def test_null_sender_report_never_deposits_documents(mx: Running) -> None:
+    """A report carrying a visible XDM reaches the patient's mailbox, but no DMP."""
+    xdm = XDM([XDMDocument(cda())]).build()
+    raw = _report_carrying(f"MAILER-DAEMON@{PEER_DOMAIN}", PATIENT, xdm, "delivery-status")
+    await _send(mx, "", PATIENT, raw)
+    assert len(await mx.inbox(PATIENT)) == 1
+    assert await mx.store.read(lambda c: service.count_documents(c, INS)) == 0
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+async def test_throttle_counts_one_account_across_doors_and_letter_cases(mss: Running) -> None:
+    """SMTP AUTH and IMAP LOGIN, `jean…` and `JEAN…`: one account, one budget."""
+    await mss.add_pro(JEAN)
+    port, ca = mss.ports["submission"], mss.ca
+    assert await smtp_auths(port, ca, [(JEAN, "faux1", "127.0.0.1")] * 1) == [WRONG]
+    for n in range(LIMITS.per_pair - 1):
+        await asyncio.to_thread(imap_login, mss.ports["imaps"], ca, JEAN.upper(), f"faux{n + 2}")
+    assert await smtp_auths(port, ca, [(JEAN.title(), "faux9", "127.0.0.1")]) == [THROTTLED]
+
+
+async def test_unknown_account_costs_a_password_check_as_a_known_one(
+    mss: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Throttling, no account oracle: a wrong password for an unknown account takes the
+    time of a known one's (one password hash checked each), with the same answer."""
+    checked: list[str] = []
+    real = auth.verify_password
+
+    def counting(password_hash: str, password: str) -> bool:
+        checked.append(password)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", counting)
+    await mss.add_pro(JEAN)
+    port, ca = mss.ports["submission"], mss.ca
+    assert await smtp_auths(port, ca, [(JEAN, "faux-connu", "127.0.0.1")]) == [WRONG]
+    assert await smtp_auths(port, ca, [(f"x{JEAN}", "faux-inconnu", "127.0.0.1")]) == [WRONG]
+    assert sorted(checked) == ["faux-connu", "faux-inconnu"]
+
+
+# --- web ----------------------------------------------------------------------------------------
+
+HOSTILE_DOCUMENTS = [
+    5, "x", {"a": 1}, [1], [None],
+    [document(1, confidentiality=[1, 2])], [document(2, confidentiality=[{"a": 1}])],
+    [document(3, confidentiality=5)], [document(4, replaces={"a": 1})],
+    [document(5, replaces=10**30)], [document(6, unique_id=None)], [document(7, unique_id=1e308)],
+    [document(8, unique_id="a\u0000b")], [document(9, title="a\u0000b")],
+    [document(10, mime_type=["text/xml"])], [document(11, class_code={"x": 1})],
+]  # fmt: skip
+
+
+async def test_web_hostile_deposit_bodies_answer_a_json_4xx_and_deposit_nothing(
+    dmp_api: tuple[Running, httpx.AsyncClient],
+) -> None:
+    """Wrong JSON types, NUL in strings, huge numbers, ids of the wrong kind: the JSON
+    error of a bad document (422), never a 500, never a value stringified and stored."""
+    _mss, web = dmp_api
+    url = f"/api/dmp/patients/{INS}/documents"
+    for documents in HOSTILE_DOCUMENTS:
+        answer = await web.post(url, json={"documents": documents}, headers=pro(DUPONT))
+        assert answer.status_code == 422, (documents, answer.text)
+        assert answer.json()["error"] == "DMPInvalidDocument"
+    await web.post(f"/api/dmp/patients/{INS}/authorization", json={}, headers=pro(DUPONT))
+    assert (await web.get(url, headers=pro(DUPONT))).json()["documents"] == []
+
+
+async def test_invisible_confidentiality_given_as_a_string_is_never_made_visible(
+    dmp_api: tuple[Running, httpx.AsyncClient],
+) -> None:
+    """Invisible documents, every way to declare them: `"confidentiality":
+    "INVISIBLE_PATIENT"` (a string, not a list) was read letter by letter and the document
+    deposited visible to the patient; it is refused."""
+    _mss, web = dmp_api
+    url = f"/api/dmp/patients/{INS}/documents"
+    body = {"documents": [document(1, confidentiality="INVISIBLE_PATIENT")]}
+    answer = await web.post(url, json=body, headers=pro(DUPONT))
+    assert answer.status_code == 422, answer.text
+    assert (await web.get("/api/dmp/me/documents", auth=patient())).json()["documents"] == []
