@@ -122,6 +122,8 @@ def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
         elif _is_xml(leaf):
             cdas += 1
             codes |= _cda_codes(leaf.payload(raw))
+        else:
+            codes |= _sniffed_codes(leaf.payload(raw))
     return XDMSummary(
         packages, documents, INVISIBLE in codes, unreadable,
         hidden_from_representatives=HIDDEN_REPR in codes, cdas=cdas,
@@ -135,6 +137,20 @@ def _package_codes(documents: list[Document]) -> set[str]:
         if _looks_cda(document.content, document.metadata.mime_type):
             codes.add(confidentiality_of(document.content))
     return codes
+
+
+def _sniffed_codes(payload: bytes) -> set[str]:
+    """The confidentiality of a leaf labelled as neither (application/octet-stream,
+    text/plain, a .bin, a .txt): an XDM or a CDA by its bytes still declares what the
+    patient may not see (not deposited: only its label would make it a document)."""
+    if payload.startswith(b"PK\x03\x04"):
+        try:
+            return _package_codes(read_xdm(payload, check_ins=False).documents)
+        except Exception:  # a zip that is no XDM (or an unreadable one): no declaration read
+            return set()
+    start = payload.lstrip(b" \t\r\n")[:2]
+    xml = start[:1] == b"<" or start == b"\0<" or payload.startswith(_BOMS)
+    return _cda_codes(payload) if xml else set()
 
 
 def _cda_codes(payload: bytes) -> set[str]:
