@@ -4,8 +4,8 @@ speak for them (issue 14, MX sender integrity).
 Submission checks its From against the login (`inbound.submission_headers`); the MX
 has no login, so it holds the author to what the peer proved:
 
-- **one author**: exactly one mailbox in From, not of a domain hosted here, inside
-  the trust space;
+- **one author**: exactly one mailbox in From, not of a domain hosted here (nor are
+  Sender, Resent-From, Resent-Sender), inside the trust space;
 - **aligned with the envelope**: to a patient, From is the envelope sender itself (the
   conversation rules judged that address: a doctor's name cannot be put on another
   sender's message); between professionals, the same domain (relaxed alignment, as
@@ -92,7 +92,7 @@ def check_mx_authors(
         raise NULL_SENDER_REPORTS_ONLY
     author = _the_author(message)
     domain = author.rsplit("@", 1)[1]
-    if trust.is_local(domain):
+    if trust.is_local(domain) or any(map(trust.is_local, _other_authors(message))):
         raise LOCAL_DOMAIN_FROM_OUTSIDE
     if not trust.trusted(domain):
         raise outside_trust_space(domain)
@@ -110,6 +110,15 @@ def _the_author(message: ParsedMessage) -> str:
         raise ONE_AUTHOR  # several mailboxes, a group, or no domain
     _name, _route, local, domain = authors[0]
     return f"{local}@{domain}".lower()
+
+
+def _other_authors(message: ParsedMessage) -> list[str]:
+    """The domains of the other fields that name who wrote or sent (Sender, Resent-*):
+    a reader shows them ("on behalf of"), so none may be one of ours from outside."""
+    names = ("Sender", "Resent-From", "Resent-Sender")
+    found = [a for n in names for v in message.headers.get_all(n)
+             for a in parse_address_list(v) or []]  # fmt: skip
+    return [domain.lower().rstrip(".") for _, _, _, domain in found if domain]
 
 
 def _aligned(author: str, envelope_sender: str, *, to_patient: bool) -> None:
