@@ -13,19 +13,23 @@ from mss.dmp import service
 from mss.security import auth
 from mss.testing.xdmgen import XDM, XDMDocument, cda
 
-from .harness import Running
+from .harness import Running, message
 from .test_dmp_api import DUPONT, dmp_api, document, patient, pro
+from .test_dmp_mail import clinic
+from .test_dmp_mail_hardening import _never_seen_by_the_patient, _smtp_data, _with_attachment
 from .test_login_throttle import JEAN, LIMITS, THROTTLED, WRONG, imap_login, smtp_auths
 from .test_mx_sender_integrity import (
     INS,
+    MARIE,
     PATIENT,
+    PEER_DOCTOR,
     PEER_DOMAIN,
     _refused,
     _send,
     mx,
 )
 
-__all__ = ["dmp_api", "mx"]
+__all__ = ["clinic", "dmp_api", "mx"]
 
 
 def _report_carrying(author: str, to: str, data: bytes, report_type: str) -> bytes:
@@ -139,3 +143,42 @@ async def test_invisible_confidentiality_given_as_a_string_is_never_made_visible
     answer = await web.post(url, json=body, headers=pro(DUPONT))
     assert answer.status_code == 422, answer.text
     assert (await web.get("/api/dmp/me/documents", auth=patient())).json()["documents"] == []
+
+
+# --- invisible documents, however labelled ---------------------------------------------------
+
+MISLABELLED = [
+    ("xdm", "donnees.bin", "application", "octet-stream"),
+    ("xdm", "documents.zip", "application", "x-zip-compressed"),
+    ("cda", "cr.txt", "text", "plain"),
+    ("cda", "cr.bin", "application", "octet-stream"),
+    ("cda", "cr.pdf", "application", "pdf"),
+]
+
+
+@pytest.mark.parametrize(("what", "filename", "maintype", "subtype"), MISLABELLED)
+async def test_an_invisible_document_under_another_label_is_refused_at_data(
+    clinic: Running, what: str, filename: str, maintype: str, subtype: str
+) -> None:
+    """Invisible documents, every way to declare them: an XDM or a CDA whose attachment
+    is labelled as something else (octet-stream, text, another name) still declares
+    INVISIBLE_PATIENT; the patient would download it from their mailbox."""
+    if what == "xdm":
+        data = XDM([XDMDocument(cda(), confidentiality=("N", "INVISIBLE_PATIENT"))]).build()
+    else:
+        data = cda(confidentiality="INVISIBLE_PATIENT")
+    code, text = await _smtp_data(clinic, _with_attachment(data, filename, maintype, subtype))
+    assert code == 550 and b"INVISIBLE_PATIENT" in text
+    await _never_seen_by_the_patient(clinic)
+
+
+@pytest.mark.parametrize("field", ["Sender", "Resent-From", "Resent-Sender", "sender"])
+async def test_mx_refuses_a_sender_field_of_our_own_domains(mx: Running, field: str) -> None:
+    """MX sender integrity: a colleague's address here in Sender ("on behalf of") or a
+    Resent- field, from another operator, as in From."""
+    raw = message(PEER_DOCTOR, PATIENT, headers={field: f"Marie Martin <{MARIE.upper()}.>"})
+    assert "hébergé ici" in await _refused(mx, PEER_DOCTOR, PATIENT, raw)
+    assert await mx.inbox(PATIENT) == []
+    await _send(
+        mx, PEER_DOCTOR, PATIENT, message(PEER_DOCTOR, PATIENT, headers={field: PEER_DOCTOR})
+    )
