@@ -14,6 +14,9 @@ from mss.security import auth
 from mss.testing.xdmgen import XDM, XDMDocument, cda
 
 from .harness import Running, message
+from .space import PATIENT_INS, patient_client
+from .space_mail import JEAN as SPACE_PRO
+from .space_mail import add_people, pro_writes
 from .test_dmp_api import DUPONT, dmp_api, document, patient, pro
 from .test_dmp_mail import clinic
 from .test_dmp_mail_hardening import _never_seen_by_the_patient, _smtp_data, _with_attachment
@@ -182,3 +185,19 @@ async def test_mx_refuses_a_sender_field_of_our_own_domains(mx: Running, field: 
     await _send(
         mx, PEER_DOCTOR, PATIENT, message(PEER_DOCTOR, PATIENT, headers={field: PEER_DOCTOR})
     )
+
+
+async def test_web_nul_and_controls_in_a_patient_reply_never_reach_the_mail(
+    mss: Running,
+) -> None:
+    """Web, NUL in what a form sends: the space's reply is a text mail without NUL or
+    other control characters (they are not allowed in a text body), the rest kept."""
+    await add_people(mss, PATIENT_INS)
+    await pro_writes(mss, SPACE_PRO, f"{PATIENT_INS}@patient.mssante.fr", "<m1@pro.mssante.test>")
+    async with patient_client(mss, PATIENT_INS) as (web, csrf):
+        form = {"csrf": csrf, "texte": "Merci\x00 docteur\x1b[31m\x07\tà bientôt\rfin"}
+        sent = await web.post("/espace/messages/1/repondre", data=form)
+        assert sent.status_code == 303, sent.text
+    [reply] = [m for m in await mss.inbox(SPACE_PRO) if b"Merci" in m]
+    assert b"Merci docteur[31m\t\xc3\xa0 bient\xc3\xb4t\r\nfin" in reply.replace(b"=\r\n", b"")
+    assert not any(byte < 32 and byte not in b"\t\r\n" for byte in reply)
