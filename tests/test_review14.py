@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
+import zipfile
 
 import httpx
 import pytest
@@ -18,7 +20,7 @@ from .space import PATIENT_INS, patient_client
 from .space_mail import JEAN as SPACE_PRO
 from .space_mail import add_people, pro_writes
 from .test_dmp_api import DUPONT, dmp_api, document, patient, pro
-from .test_dmp_mail import clinic
+from .test_dmp_mail import clinic, document_mail
 from .test_dmp_mail_hardening import _never_seen_by_the_patient, _smtp_data, _with_attachment
 from .test_login_throttle import JEAN, LIMITS, THROTTLED, WRONG, imap_login, smtp_auths
 from .test_mx_sender_integrity import (
@@ -201,3 +203,33 @@ async def test_web_nul_and_controls_in_a_patient_reply_never_reach_the_mail(
     [reply] = [m for m in await mss.inbox(SPACE_PRO) if b"Merci" in m]
     assert b"Merci docteur[31m\t\xc3\xa0 bient\xc3\xb4t\r\nfin" in reply.replace(b"=\r\n", b"")
     assert not any(byte < 32 and byte not in b"\t\r\n" for byte in reply)
+
+
+def _with_entries(xdm: bytes, extra: dict[str, bytes]) -> bytes:
+    """The XDM's archive with more entries, unlisted by its METADATA.XML."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xdm)) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+        for name, data in extra.items():
+            target.writestr(name, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("where", ["unlisted CDA", "nested XDM", "nested twice"])
+async def test_an_invisible_document_unlisted_in_an_xdm_is_refused_at_data(
+    clinic: Running, where: str
+) -> None:
+    """Invisible documents, every way to declare them: the XDM's METADATA lists a visible
+    document, but its archive also holds an INVISIBLE_PATIENT CDA (or an XDM of one) that
+    the patient reads by unzipping the attachment of their mail."""
+    visible = XDM([XDMDocument(cda())]).build()
+    invisible = XDM([XDMDocument(cda(), confidentiality=("N", "INVISIBLE_PATIENT"))]).build()
+    extra = {
+        "unlisted CDA": {"IHE_XDM/SUBSET01/DOC0002.XML": cda(confidentiality="INVISIBLE_PATIENT")},
+        "nested XDM": {"ANNEXE/IHE_XDM.ZIP": invisible},
+        "nested twice": {"A/IHE_XDM.ZIP": _with_entries(visible, {"B/X.ZIP": invisible})},
+    }[where]
+    code, text = await _smtp_data(clinic, document_mail(_with_entries(visible, extra)))
+    assert code == 550 and b"INVISIBLE_PATIENT" in text
+    await _never_seen_by_the_patient(clinic)
