@@ -60,6 +60,23 @@ FROM_NOT_ALIGNED = Rejection(
 )
 
 
+SENDER_NOT_OWNED = Rejection(
+    550,
+    "5.7.1",
+    "L'en-tête Sender ne correspond pas au compte authentifié "
+    "(Sender header not owned by the authenticated account)",
+)
+
+
+def check_submission_sender(message: ParsedMessage, login_address: str) -> None:
+    """Submission: a Sender field names the account that logged in, as From does
+    (readers show it: "X on behalf of" the author)."""
+    for value in message.headers.get_all("Sender"):
+        for _, _, local, domain in parse_address_list(value) or []:
+            if local and f"{local}@{domain}".lower() != login_address.lower():
+                raise SENDER_NOT_OWNED
+
+
 def not_vouched(domain: str) -> Rejection:
     return Rejection(
         550,

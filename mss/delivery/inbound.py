@@ -40,7 +40,7 @@ from mss.core.mime import (
     with_prefix,
 )
 from mss.delivery import deposits, policy
-from mss.delivery.authors import FROM_MISSING, check_mx_authors
+from mss.delivery.authors import FROM_MISSING, check_mx_authors, check_submission_sender
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
@@ -309,6 +309,7 @@ class Pipeline:
         for _, _, local, domain in mailboxes:
             if f"{local}@{domain}".lower() != d.sender.address.lower():
                 raise FROM_NOT_OWNED
+        check_submission_sender(d.message, d.sender.address)
         added = b""
         if d.message.headers.get("Message-ID") is None:
             d.message_id = f"<{uuid.uuid4().hex}@{self._config.hostname}>"
