@@ -8,6 +8,7 @@ import base64
 import io
 import zipfile
 
+import aiosmtplib
 import httpx
 import pytest
 
@@ -233,3 +234,16 @@ async def test_an_invisible_document_unlisted_in_an_xdm_is_refused_at_data(
     code, text = await _smtp_data(clinic, document_mail(_with_entries(visible, extra)))
     assert code == 550 and b"INVISIBLE_PATIENT" in text
     await _never_seen_by_the_patient(clinic)
+
+
+async def test_submission_sender_field_must_be_the_login(mss: Running) -> None:
+    """Sender integrity at submission: a Sender field naming a colleague ("Marie on behalf
+    of Jean") is refused as a From of hers is; one's own is accepted."""
+    await mss.add_pro(JEAN)
+    await mss.add_pro(MARIE)
+    forged = message(JEAN, JEAN, headers={"Sender": f"Marie <{MARIE}>"})
+    with pytest.raises(aiosmtplib.SMTPDataError) as info:
+        await mss.submit(JEAN, forged, [JEAN])
+    assert info.value.code == 550 and "Sender" in info.value.message
+    await mss.submit(JEAN, message(JEAN, JEAN, headers={"Sender": JEAN.upper()}), [JEAN])
+    assert len(await mss.inbox(JEAN)) == 1
