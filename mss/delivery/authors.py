@@ -52,19 +52,15 @@ FROM_NOT_ENVELOPE = Rejection(
     "L'en-tête From d'un message à un patient doit être l'expéditeur de l'enveloppe "
     "(the From header of a message to a patient must be the envelope sender)",
 )
+SENDER_NOT_OWNED = Rejection(
+    550, "5.7.1", "L'en-tête Sender ne correspond pas au compte authentifié "
+    "(Sender header not owned by the authenticated account)",
+)  # fmt: skip
 FROM_NOT_ALIGNED = Rejection(
     550,
     "5.7.1",
     "Le domaine de l'en-tête From n'est pas celui de l'expéditeur de l'enveloppe "
     "(From header domain not aligned with the envelope sender)",
-)
-
-
-SENDER_NOT_OWNED = Rejection(
-    550,
-    "5.7.1",
-    "L'en-tête Sender ne correspond pas au compte authentifié "
-    "(Sender header not owned by the authenticated account)",
 )
 
 
