@@ -59,6 +59,8 @@ TRACES_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 # An id the database can hold (a BIGINT): a larger one is a 422, never an overflow
 DocumentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# a professional's national id: 8 and the RPPS (11 digits), or 0 and the ADELI (9)
+NationalId = Annotated[str, Path(pattern=r"^(8\d{11}|0\d{9})$")]
 DOOR = "dmp-api"  # in the log of refused logins
 
 
@@ -324,7 +326,7 @@ def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
 
 def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.put("/patients/{ins}/blocked/{national_id}")
-    async def pro_block(ins: str, national_id: str, request: Request) -> Response:
+    async def pro_block(ins: str, national_id: NationalId, request: Request) -> Response:
         """A médecin traitant DMP blocks a professional on the patient's behalf."""
         who, patient = await g.professional(request), _ins(ins)
         await g.write(lambda tx: service.set_people(
@@ -361,12 +363,12 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
 
 def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.put("/me/{role}/{national_id}")
-    async def my_people_add(role: str, national_id: str, request: Request) -> Response:
+    async def my_people_add(role: str, national_id: NationalId, request: Request) -> Response:
         """Name a médecin traitant DMP (`treating`) or block a professional (`blocked`)."""
         return await _people(g, request, role, national_id, True)
 
     @api.delete("/me/{role}/{national_id}")
-    async def my_people_remove(role: str, national_id: str, request: Request) -> Response:
+    async def my_people_remove(role: str, national_id: NationalId, request: Request) -> Response:
         """Remove a médecin traitant DMP or unblock a professional."""
         return await _people(g, request, role, national_id, False)
 
