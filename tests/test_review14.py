@@ -247,3 +247,17 @@ async def test_submission_sender_field_must_be_the_login(mss: Running) -> None:
     assert info.value.code == 550 and "Sender" in info.value.message
     await mss.submit(JEAN, message(JEAN, JEAN, headers={"Sender": JEAN.upper()}), [JEAN])
     assert len(await mss.inbox(JEAN)) == 1
+
+
+@pytest.mark.parametrize("national_id", ["9" * 5000, "81000345678", "x", "8100034567890", "0" * 12])
+async def test_web_absurd_national_ids_answer_a_json_4xx(
+    dmp_api: tuple[Running, httpx.AsyncClient], national_id: str
+) -> None:
+    """Web, absurd ids: a médecin traitant or a blocked professional is named by a national
+    id (8 + RPPS, 0 + ADELI); anything else is a JSON 422, not stored (it was: 204)."""
+    _mss, web = dmp_api
+    for call in (web.put, web.delete):
+        answer = await call(f"/api/dmp/me/treating/{national_id}", auth=patient())
+        assert answer.status_code == 422 and answer.json()["error"] == "InvalidRequest"
+    answer = await web.put(f"/api/dmp/patients/{INS}/blocked/{national_id}", headers=pro(DUPONT))
+    assert answer.status_code == 422 and answer.json()["error"] == "InvalidRequest"
