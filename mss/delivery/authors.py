@@ -111,7 +111,7 @@ def check_mx_authors(
         raise outside_trust_space(domain)
     if envelope_sender:
         _aligned(author, envelope_sender, to_patient=any(r.patient_ins for r in recipients))
-    if not (_certificate_covers(peer, domain) or _dkim_covers(dkim, domain)):
+    if not (_certificate_covers(peer, domain, trust) or _dkim_covers(dkim, domain)):
         raise not_vouched(domain)
 
 
@@ -142,11 +142,14 @@ def _aligned(author: str, envelope_sender: str, *, to_patient: bool) -> None:
         raise FROM_NOT_ALIGNED
 
 
-def _certificate_covers(peer: CertIdentity | None, domain: str) -> bool:
-    """A dNSName of the certificate, or the parent domain of a host it names."""
+def _certificate_covers(peer: CertIdentity | None, domain: str, trust: TrustSpace) -> bool:
+    """A dNSName of the certificate, or the parent domain of a host it names (a name that
+    is itself a mail domain of the trust space is a domain, not a host: its operator does
+    not speak for the parent, which may be another's)."""
     if peer is None or peer.kind != "operator":
         return False
-    return any(name == domain or name.partition(".")[2] == domain for name in peer.domains)
+    return any(name == domain or (name.partition(".")[2] == domain and not trust.trusted(name))
+               for name in peer.domains)  # fmt: skip
 
 
 def _dkim_covers(results: Sequence[DKIMResult], domain: str) -> bool:
