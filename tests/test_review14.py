@@ -27,6 +27,7 @@ from .test_login_throttle import JEAN, LIMITS, THROTTLED, WRONG, imap_login, smt
 from .test_mx_sender_integrity import (
     INS,
     MARIE,
+    OTHER_DOMAIN,
     PATIENT,
     PEER_DOCTOR,
     PEER_DOMAIN,
@@ -261,3 +262,15 @@ async def test_web_absurd_national_ids_answer_a_json_4xx(
         assert answer.status_code == 422 and answer.json()["error"] == "InvalidRequest"
     answer = await web.put(f"/api/dmp/patients/{INS}/blocked/{national_id}", headers=pro(DUPONT))
     assert answer.status_code == 422 and answer.json()["error"] == "InvalidRequest"
+
+
+async def test_operator_certificate_never_speaks_for_the_parent_of_its_domain(
+    mx: Running,
+) -> None:
+    """MX sender integrity, the certificate binding: the peer's certificate names its mail
+    domain `autre.mssante.test` (a domain, not a host): it does not speak for the parent
+    `mssante.test`, another operator's domain of the trust space."""
+    await mx.trust(PEER_DOMAIN, OTHER_DOMAIN, "mssante.test")  # (it replaces the list)
+    parent = "dr.x@mssante.test"
+    await _refused(mx, parent, MARIE, message(parent, MARIE))
+    assert await mx.inbox(MARIE) == []
