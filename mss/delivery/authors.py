@@ -4,8 +4,8 @@ speak for them (issue 14, MX sender integrity).
 Submission checks its From against the login (`inbound.submission_headers`); the MX
 has no login, so it holds the author to what the peer proved:
 
-- **one author**: exactly one mailbox in From, not of a domain hosted here, inside
-  the trust space;
+- **one author**: exactly one mailbox in From, not of a domain hosted here (nor are
+  Sender, Resent-From, Resent-Sender), inside the trust space;
 - **aligned with the envelope**: to a patient, From is the envelope sender itself (the
   conversation rules judged that address: a doctor's name cannot be put on another
   sender's message); between professionals, the same domain (relaxed alignment, as
@@ -52,12 +52,25 @@ FROM_NOT_ENVELOPE = Rejection(
     "L'en-tête From d'un message à un patient doit être l'expéditeur de l'enveloppe "
     "(the From header of a message to a patient must be the envelope sender)",
 )
+SENDER_NOT_OWNED = Rejection(
+    550, "5.7.1", "L'en-tête Sender ne correspond pas au compte authentifié "
+    "(Sender header not owned by the authenticated account)",
+)  # fmt: skip
 FROM_NOT_ALIGNED = Rejection(
     550,
     "5.7.1",
     "Le domaine de l'en-tête From n'est pas celui de l'expéditeur de l'enveloppe "
     "(From header domain not aligned with the envelope sender)",
 )
+
+
+def check_submission_sender(message: ParsedMessage, login_address: str) -> None:
+    """Submission: a Sender field names the account that logged in, as From does
+    (readers show it: "X on behalf of" the author)."""
+    for value in message.headers.get_all("Sender"):
+        for _, _, local, domain in parse_address_list(value) or []:
+            if local and f"{local}@{domain}".lower() != login_address.lower():
+                raise SENDER_NOT_OWNED
 
 
 def not_vouched(domain: str) -> Rejection:
@@ -92,13 +105,13 @@ def check_mx_authors(
         raise NULL_SENDER_REPORTS_ONLY
     author = _the_author(message)
     domain = author.rsplit("@", 1)[1]
-    if trust.is_local(domain):
+    if trust.is_local(domain) or any(map(trust.is_local, _other_authors(message))):
         raise LOCAL_DOMAIN_FROM_OUTSIDE
     if not trust.trusted(domain):
         raise outside_trust_space(domain)
     if envelope_sender:
         _aligned(author, envelope_sender, to_patient=any(r.patient_ins for r in recipients))
-    if not (_certificate_covers(peer, domain) or _dkim_covers(dkim, domain)):
+    if not (_certificate_covers(peer, domain, trust) or _dkim_covers(dkim, domain)):
         raise not_vouched(domain)
 
 
@@ -112,6 +125,15 @@ def _the_author(message: ParsedMessage) -> str:
     return f"{local}@{domain}".lower()
 
 
+def _other_authors(message: ParsedMessage) -> list[str]:
+    """The domains of the other fields that name who wrote or sent (Sender, Resent-*):
+    a reader shows them ("on behalf of"), so none may be one of ours from outside."""
+    names = ("Sender", "Resent-From", "Resent-Sender")
+    found = [a for n in names for v in message.headers.get_all(n)
+             for a in parse_address_list(v) or []]  # fmt: skip
+    return [domain.lower().rstrip(".") for _, _, _, domain in found if domain]
+
+
 def _aligned(author: str, envelope_sender: str, *, to_patient: bool) -> None:
     sender = envelope_sender.lower()
     if to_patient and author != sender:
@@ -120,11 +142,14 @@ def _aligned(author: str, envelope_sender: str, *, to_patient: bool) -> None:
         raise FROM_NOT_ALIGNED
 
 
-def _certificate_covers(peer: CertIdentity | None, domain: str) -> bool:
-    """A dNSName of the certificate, or the parent domain of a host it names."""
+def _certificate_covers(peer: CertIdentity | None, domain: str, trust: TrustSpace) -> bool:
+    """A dNSName of the certificate, or the parent domain of a host it names (a name that
+    is itself a mail domain of the trust space is a domain, not a host: its operator does
+    not speak for the parent, which may be another's)."""
     if peer is None or peer.kind != "operator":
         return False
-    return any(name == domain or name.partition(".")[2] == domain for name in peer.domains)
+    return any(name == domain or (name.partition(".")[2] == domain and not trust.trusted(name))
+               for name in peer.domains)  # fmt: skip
 
 
 def _dkim_covers(results: Sequence[DKIMResult], domain: str) -> bool:

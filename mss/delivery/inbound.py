@@ -41,7 +41,7 @@ from mss.core.mime import (
     with_prefix,
 )
 from mss.delivery import deposits, policy
-from mss.delivery.authors import FROM_MISSING, check_mx_authors
+from mss.delivery.authors import FROM_MISSING, check_mx_authors, check_submission_sender
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
@@ -311,6 +311,7 @@ class Pipeline:
         for _, _, local, domain in mailboxes:
             if f"{local}@{domain}".lower() != d.sender.address.lower():
                 raise FROM_NOT_OWNED
+        check_submission_sender(d.message, d.sender.address)
         added = b""
         if d.message.headers.get("Message-ID") is None:
             d.message_id = f"<{uuid.uuid4().hex}@{self._config.hostname}>"
@@ -378,13 +379,14 @@ class Pipeline:
         """The local patients whose DMP receives this professional's attachments; refuses
         a mail holding a document invisible to the patient, declared by an XDM's METADATA
         or by a CDA's confidentialityCode (DOMAIN.md §5), and an XDM that cannot be read
-        (permanent: the same bytes never become readable; the summary cannot vouch for it)."""
-        if not d.sender.professional:
-            return d
+        (permanent: the same bytes never become readable; the summary cannot vouch for it).
+        Whoever sends (a null sender's report too): only a professional's mail deposits."""
         patients = [r.patient_ins for r in d.local if r.patient_ins]
         if not patients:
             return d
         xdm = await asyncio.to_thread(documents_to_patient, d.raw, d.message, d.attachments)
+        if not d.sender.professional:
+            return d
         if not d.message.body.is_multipart and not xdm.packages and not xdm.cdas:
             return d  # a text: nothing to deposit
         d.patients, d.xdm = patients, xdm

@@ -30,7 +30,14 @@ from mss.core.mime import Attachment, Headers, ParsedMessage, decode_words, leav
 from mss.dmp.cda import CDAHeader, confidentiality_of, is_cda, read_cda_header, require_ins
 from mss.dmp.errors import INSMismatch, MissingINS
 from mss.dmp.records import HIDDEN_REPR, INVISIBLE, MASKED, NewDocument
-from mss.dmp.xdm import Author, Document, DocumentMetadata, PatientId, read_xdm
+from mss.dmp.xdm import (
+    Author,
+    Document,
+    DocumentMetadata,
+    PatientId,
+    read_xdm,
+    unlisted_entries,
+)
 
 PDF_CLASS, PDF_TYPE = "10", "11488-4"
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16 LE and BE
@@ -113,15 +120,16 @@ def xdm_summary(raw: bytes, attachments: list[Attachment]) -> XDMSummary:
         if _is_xdm(leaf):
             packages += 1
             try:
-                package = read_xdm(leaf.payload(raw), check_ins=False)
-                codes |= _package_codes(package.documents)
+                count, found = _xdm_codes(leaf.payload(raw))
             except Exception:  # hostile bytes, whatever they raise: the package is unreadable
                 unreadable += 1
                 continue
-            documents += len(package.documents)
+            documents, codes = documents + count, codes | found
         elif _is_xml(leaf):
             cdas += 1
             codes |= _cda_codes(leaf.payload(raw))
+        else:
+            codes |= _sniffed_codes(leaf.payload(raw))
     return XDMSummary(
         packages, documents, INVISIBLE in codes, unreadable,
         hidden_from_representatives=HIDDEN_REPR in codes, cdas=cdas,
@@ -135,6 +143,35 @@ def _package_codes(documents: list[Document]) -> set[str]:
         if _looks_cda(document.content, document.metadata.mime_type):
             codes.add(confidentiality_of(document.content))
     return codes
+
+
+MAX_NESTING = 3  # XDMs inside XDMs read for their declarations (a zip may hold itself)
+
+
+def _xdm_codes(payload: bytes, depth: int = 0) -> tuple[int, set[str]]:
+    """An XDM's documents count and their confidentiality, with that of what its archive
+    holds unlisted (a CDA, another XDM: whoever unzips it reads them too)."""
+    package = read_xdm(payload, check_ins=False)
+    codes = _package_codes(package.documents)
+    if depth < MAX_NESTING:
+        for entry in unlisted_entries(payload, package):
+            codes |= _sniffed_codes(entry, depth + 1)
+    return len(package.documents), codes
+
+
+def _sniffed_codes(payload: bytes, depth: int = 0) -> set[str]:
+    """The confidentiality of a leaf labelled as neither (application/octet-stream,
+    text/plain, a .bin, a .txt) or of an unlisted entry: an XDM or a CDA by its bytes
+    still declares what the patient may not see (not deposited: only its label and the
+    METADATA make a document)."""
+    if payload.startswith(b"PK\x03\x04"):
+        try:
+            return _xdm_codes(payload, depth)[1]
+        except Exception:  # a zip that is no XDM (or an unreadable one): no declaration read
+            return set()
+    start = payload.lstrip(b" \t\r\n")[:2]
+    xml = start[:1] == b"<" or start == b"\0<" or payload.startswith(_BOMS)
+    return _cda_codes(payload) if xml else set()
 
 
 def _cda_codes(payload: bytes) -> set[str]:

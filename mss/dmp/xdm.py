@@ -279,6 +279,17 @@ def read_xdm(data: bytes, limits: Limits | None = None, *, check_ins: bool = Tru
     return XDMPackage(submission, documents)
 
 
+def unlisted_entries(data: bytes, package: XDMPackage, limits: Limits | None = None) -> list[bytes]:
+    """The entries of a package's archive that are neither a METADATA.XML nor one of its
+    documents: whoever unzips it reads them too (a CDA or another XDM left unlisted)."""
+    limits = limits or Limits()
+    listed = {d.path for d in package.documents}
+    archive, entries = _open_archive(data, limits)
+    with archive:
+        return [_read(archive, info, limits.max_entry_bytes) for name, info in entries.items()
+                if info.filename not in listed and not name.endswith("/METADATA.XML")]  # fmt: skip
+
+
 def _check(meta: DocumentMetadata, content: bytes, path: str) -> None:
     if meta.size is not None and meta.size != len(content):
         raise DocumentError(f"{path}: {len(content)} bytes, the metadata says {meta.size}")

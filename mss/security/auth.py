@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mss import metrics
-from mss.security.passwords import verify_password
+from mss.security.passwords import hash_password, verify_password
 from mss.security.pki import CertIdentity
 from mss.security.tokens import BearerValidator, TokenError
 
@@ -156,6 +156,7 @@ class LoginService:
         self._hashing = asyncio.Semaphore(2)
         self._inflight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
         self._attempts: dict[AttemptKey, asyncio.Future[LoginResult]] = {}
+        self._decoy: str | None = None  # the hash an unknown account's password is checked on
 
     @property
     def bearer_enabled(self) -> bool:
@@ -236,12 +237,20 @@ class LoginService:
         admission = await self._admit(address, ip)
         if isinstance(admission, LoginResult):
             return admission
-        if creds is None or unusable:
+        if creds is None or unusable:  # the work of a check: no oracle of who exists
+            await self._check_in_vain(password)
             return await self._refuse(unusable, bool(admission.delay))
         if not await self._password_matches(creds, password):
             return await self._refuse("wrong password", bool(admission.delay))
         await self._ledger.succeeded(address, ip, admission)
         return LoginResult(self._identity(creds, "password"))
+
+    async def _check_in_vain(self, password: str) -> None:
+        """A password checked against a hash of no account, as long as a real check."""
+        if self._decoy is None:
+            self._decoy = await asyncio.to_thread(hash_password, secrets.token_hex(16))
+        async with self._hashing:
+            await asyncio.to_thread(verify_password, self._decoy, password)
 
     def _cached(self, creds: Credentials, password: str) -> bool:
         cached = self._verified.get(creds.address)

@@ -120,6 +120,13 @@ def _typed_line(value: str) -> str:
     return value.strip()
 
 
+def _body_text(text: str) -> str:
+    """The typed text as a mail body: lines, tabs and characters; no NUL nor other
+    control character (RFC 5322 §2.3, RFC 2045 §2.7: not in a text body)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in lines if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
 def _check_text(subject: str, text: str) -> None:
     if not text.strip():
         raise _bad("Le message est vide.", "Empty message.")
@@ -152,7 +159,7 @@ def build(deps: SpaceDeps, who: Viewer, name: str, draft: Draft) -> tuple[bytes,
         message["In-Reply-To"] = one_line(draft.in_reply_to)
         message["References"] = one_line(" ".join(draft.references))
     signature = f"\n\n--\n{name}\nMatricule INS : {who.ins}\n"
-    message.set_content(draft.text.replace("\r\n", "\n") + signature)
+    message.set_content(_body_text(draft.text) + signature)
     for upload in draft.files:
         filename, kind = check_file(upload, deps.attachment_max)
         maintype, subtype = kind.split("/")

@@ -60,6 +60,8 @@ TRACES_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 # An id the database can hold (a BIGINT): a larger one is a 422, never an overflow
 DocumentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# a professional's national id: 8 and the RPPS (11 digits), or 0 and the ADELI (9)
+NationalId = Annotated[str, Path(pattern=r"^(8\d{11}|0\d{9})$")]
 DOOR = "dmp-api"  # in the log of refused logins
 
 
@@ -178,21 +180,42 @@ def _ins(value: str) -> str:
         raise DMPPatientNotFound(f"INS invalide : {exc.reason}") from None
 
 
+def _text(body: dict[str, Any], key: str, default: str | None = "") -> str:
+    """A text field of a deposit: a JSON string without NUL (absent: `default`, None:
+    required); anything else is the document's error, never stringified."""
+    value = body.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ValueError(f"{key} : texte attendu (text expected)")
+    return value
+
+
+def _codes(body: dict[str, Any]) -> tuple[str, ...]:
+    """confidentiality: a list of codes (a lone string is refused: it would be read
+    letter by letter, and INVISIBLE_PATIENT lost)."""
+    value = body.get("confidentiality") or ["N"]
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        raise ValueError("confidentiality : liste de codes attendue (list of codes expected)")
+    return tuple(value)
+
+
 def _new_document(body: dict[str, Any]) -> service.NewDocument:
     try:
-        content = base64.b64decode(body["content_base64"], validate=True)
-        created = body.get("creation_time")
+        if not isinstance(body, dict):
+            raise ValueError("objet JSON attendu (JSON object expected)")
+        content = base64.b64decode(_text(body, "content_base64", None), validate=True)
+        created = _text(body, "creation_time")
         return service.NewDocument(
-            unique_id=str(body["unique_id"]), content=content,
-            mime_type=str(body.get("mime_type") or "application/octet-stream"),
-            title=str(body.get("title") or ""), class_code=str(body.get("class_code") or ""),
-            type_code=str(body.get("type_code") or ""),
-            format_code=str(body.get("format_code") or ""),
-            confidentiality=tuple(body.get("confidentiality") or ["N"]),
+            unique_id=_text(body, "unique_id", None), content=content,
+            mime_type=_text(body, "mime_type", "application/octet-stream"),
+            title=_text(body, "title"), class_code=_text(body, "class_code"),
+            type_code=_text(body, "type_code"), format_code=_text(body, "format_code"),
+            confidentiality=_codes(body),
             creation_time=dt.datetime.fromisoformat(created) if created else None,
-            replaces=body.get("replaces"),
+            replaces=_text(body, "replaces") or None,
         )  # fmt: skip
-    except (KeyError, ValueError, TypeError, binascii.Error) as exc:
+    except (ValueError, binascii.Error) as exc:
         raise DocumentError(f"document illisible (bad document): {exc}") from None
 
 
@@ -280,7 +303,10 @@ def _document_routes(api: APIRouter, g: DMPGateway) -> None:
         """Deposit documents: {"documents": [{"unique_id", "content_base64", "mime_type",
         "title", "class_code", "type_code", "confidentiality": [...], "replaces"}]}."""
         who, patient = await g.professional(request), _ins(ins)
-        documents = [_new_document(d) for d in body.get("documents") or []]
+        given = body.get("documents") or []
+        if not isinstance(given, list):
+            raise DocumentError("documents : une liste est attendue (documents: a list expected)")
+        documents = [_new_document(d) for d in given]
         if not documents:
             raise DocumentError("aucun document à déposer (no document to deposit)")
         done = await g.write(lambda tx: service.deposit(tx, g.store.blobs, patient, who, documents))
@@ -317,7 +343,7 @@ def _document_change_routes(api: APIRouter, g: DMPGateway) -> None:
 def _care_team_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.put("/patients/{ins}/blocked/{national_id}", status_code=204,
              responses={**doc.NO_CONTENT, **doc.PRO})  # fmt: skip
-    async def pro_block(ins: str, national_id: str, request: Request) -> Response:
+    async def pro_block(ins: str, national_id: NationalId, request: Request) -> Response:
         """A médecin traitant DMP blocks a professional on the patient's behalf."""
         who, patient = await g.professional(request), _ins(ins)
         await g.write(lambda tx: service.set_people(
@@ -358,13 +384,13 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
 def _patient_choice_routes(api: APIRouter, g: DMPGateway) -> None:
     @api.put("/me/{role}/{national_id}", status_code=204,
              responses={**doc.NO_CONTENT, **doc.PATIENT})  # fmt: skip
-    async def my_people_add(role: str, national_id: str, request: Request) -> Response:
+    async def my_people_add(role: str, national_id: NationalId, request: Request) -> Response:
         """Name a médecin traitant DMP (`treating`) or block a professional (`blocked`)."""
         return await _people(g, request, role, national_id, True)
 
     @api.delete("/me/{role}/{national_id}", status_code=204,
                 responses={**doc.NO_CONTENT, **doc.PATIENT})  # fmt: skip
-    async def my_people_remove(role: str, national_id: str, request: Request) -> Response:
+    async def my_people_remove(role: str, national_id: NationalId, request: Request) -> Response:
         """Remove a médecin traitant DMP or unblock a professional."""
         return await _people(g, request, role, national_id, False)
 
