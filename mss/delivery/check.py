@@ -29,7 +29,7 @@ from mss.core.address import PATIENT_DOMAIN
 from mss.core.ins import InvalidINS, parse_ins
 from mss.core.mime import Attachment, ParsedMessage, leaves, parse_message
 from mss.delivery.deposits import check_documents
-from mss.delivery.inbound import documents_to_patient
+from mss.delivery.to_patient import documents_to_patient
 from mss.dmp.cda import CDAHeader, read_cda_header
 from mss.dmp.errors import MDN_LABELS, DMPError
 from mss.dmp.mail import documents_of_mail

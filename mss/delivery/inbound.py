@@ -46,7 +46,8 @@ from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
 from mss.delivery.reports import ReportSender
-from mss.dmp.mail import XDMSummary, xdm_summary
+from mss.delivery.to_patient import documents_to_patient
+from mss.dmp.mail import XDMSummary
 from mss.errors import Rejection
 from mss.notify import bounces
 from mss.notify.email import bounce_token
@@ -90,26 +91,6 @@ FROM_NOT_OWNED = Rejection(
 HEADER_TOO_BIG = Rejection(552, "5.3.4", "En-tête trop volumineux (header section too large)")
 DKIM_FAILED = Rejection(
     550, "5.7.20", "Aucune signature DKIM valide (no passing DKIM signature found, RFC 7372)"
-)
-INVISIBLE_TO_PATIENT = Rejection(
-    550,
-    "5.7.1",
-    "Un document marqué invisible pour le patient (INVISIBLE_PATIENT) ne peut pas lui être "
-    "adressé : déposez-le dans son DMP par l'API (a document invisible to the patient cannot "
-    "be mailed to them)",
-)
-UNREADABLE_XDM = Rejection(
-    550,
-    "5.6.0",
-    "Archive IHE_XDM.ZIP illisible ou non conforme (zip corrompu, METADATA.XML absent ou "
-    "illisible, archive trop volumineuse) : corrigez-la avant de renvoyer le message "
-    "(unreadable or non-conforming IHE_XDM.ZIP archive)",
-)
-UNCLEAR_TO_PATIENT = Rejection(
-    550,
-    "5.6.0",
-    "Structure du message trop profonde, trop vaste ou ambiguë pour être remise à un patient "
-    "(message structure too deep, too large or ambiguous to be delivered to a patient)",
 )
 DKIM_TEMPERROR = Rejection(
     451, "4.7.5", "Vérification DKIM impossible pour l'instant (DKIM temporary error)"
@@ -178,22 +159,6 @@ def _target(r: Recipient, xdm: XDMSummary | None) -> Target:
     if r.patient_ins and xdm is not None and xdm.hidden_from_representatives:
         return Target(r.mailbox_id, 0, HIDDEN_FROM_REPRESENTATIVES)
     return Target(r.mailbox_id)
-
-
-def documents_to_patient(
-    raw: bytes, message: ParsedMessage, attachments: list[Attachment]
-) -> XDMSummary:
-    """The XDM summary of a professional's mail to a patient, or the Rejection of a mail
-    that may not reach them: parts unseen (a document might hide there), a document
-    invisible to the patient, an XDM that cannot be read (also `mss dmp check`'s rule)."""
-    if not message.complete:
-        raise UNCLEAR_TO_PATIENT
-    xdm = xdm_summary(raw, attachments)
-    if xdm.invisible:
-        raise INVISIBLE_TO_PATIENT
-    if xdm.unreadable:
-        raise UNREADABLE_XDM
-    return xdm
 
 
 # A step returns the delivery (it may add to it) or raises its Rejection.
