@@ -10,7 +10,7 @@ from mss.admin.backup import backup, restore
 from mss.cli.base import Commands, Parser, settings
 from mss.config import CONFIG_FILE
 from mss.errors import InputError
-from mss.instance import DEFAULT_DATA_DIR
+from mss.instance import default_data_dir
 
 BACKUP_HELP = """\
 Copy the installation into DIR (new or empty) while mss serves: the database as of one
@@ -46,7 +46,7 @@ def register(commands: Commands, common: Parser) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    config = args.config or (args.data_dir or DEFAULT_DATA_DIR) / CONFIG_FILE
+    config = args.config or (args.data_dir or default_data_dir()) / CONFIG_FILE
     report = backup(settings(args), config, args.folder, with_keys=args.with_keys)
     manifest = report.manifest
     print(f"backup written to {report.folder}: {len(manifest['files'])} files, "

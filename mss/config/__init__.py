@@ -215,12 +215,3 @@ def load_settings(
     data_dir = server.data_dir if server.data_dir.is_absolute() else base / server.data_dir
     sections["server"] = dataclasses.replace(server, data_dir=data_dir.resolve())
     return Settings(**sections)
-
-
-def find_config(explicit: Path | None, data_dir: Path | None = None) -> Path:
-    """The config file to use: explicit, else `$MSS_CONFIG`, else `<data_dir>/mss.toml`."""
-    if explicit is not None:
-        return explicit
-    if "MSS_CONFIG" in os.environ:
-        return Path(os.environ["MSS_CONFIG"])
-    return (data_dir or Path(os.environ.get("MSS_DATA_DIR") or "mss-data")) / CONFIG_FILE
