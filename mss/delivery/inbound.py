@@ -8,7 +8,8 @@
       → DMP documents (XDM invisible to the patient refused; hidden from the legal
         representatives: the patient's copy marked `HIDDEN_FROM_REPRESENTATIVES`)
     → commit, one transaction: local copies, the conversation rules decided and
-      recorded (policy.py), relay rows and DMP deposit rows (the outbox)
+      recorded (policy.py), relay rows and DMP deposit rows (the outbox); a retry
+      of a message stored in the last 15 minutes stores nothing (retries.py)
     ─► 250 (only now); DSN "delivered" if asked
 
 Every door (SMTP submission, the MX, the patient space's web replies) goes through
@@ -40,7 +41,7 @@ from mss.core.mime import (
     parse_message,
     with_prefix,
 )
-from mss.delivery import deposits, policy
+from mss.delivery import deposits, policy, retries
 from mss.delivery.authors import FROM_MISSING, check_mx_authors, check_submission_sender
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
@@ -74,6 +75,7 @@ ONCE_ONLY = (
     "in-reply-to", "references", "mime-version", "content-type", "content-transfer-encoding",
     "disposition-notification-to", "x-mss-mes",
 )  # fmt: skip
+RETRIES_PURGE_EVERY = 300  # seconds between two purges of the retry window's digests
 TOO_MANY_FIELDS = Rejection(552, "5.3.4", "Trop de champs d'en-tête (too many header fields)")
 
 
@@ -118,6 +120,7 @@ class Accepted:
     relayed: int  # relay rows (recipients at other operators)
     conversation_id: int | None
     deposits: int = 0  # DMP deposit rows (patients whose DMP receives the documents)
+    retry: bool = False  # the same message stored within the window: nothing stored now
 
 
 @dataclass(slots=True)
@@ -186,6 +189,7 @@ class Pipeline:
         # (the event loop's process is bound to one by the GIL); None: a thread.
         self._cpu_pool = cpu_pool
         self._clock = clock
+        self._retries_purged = 0
         self.steps: tuple[Step, ...] = (
             self.submission_headers, self.trace, self.mx_authors, self.conversation_facts,
             self.dmp_documents,
@@ -222,6 +226,10 @@ class Pipeline:
             delivery = await step(delivery)
         accepted = await self._commit(delivery)
         metrics.MESSAGES_ACCEPTED.labels(session.door.value).inc()
+        if accepted.retry:
+            log.info("retry of %s from %s: stored once already, not again (%s)",
+                     accepted.queue_id, sender.address or "<>", session.door.value)  # fmt: skip
+            return accepted
         log.info(
             "accepted %s from %s: %d local, %d to relay (%s)",
             accepted.queue_id, sender.address or "<>", accepted.local, accepted.relayed,
@@ -365,10 +373,15 @@ class Pipeline:
         final = d.final
         prepared = await _off_loop(final, lambda raw: self._store.prepare(raw, stored))
         decided: dict[str, Any] = {}
-        now = dt.datetime.now(dt.UTC)
+        now, stamp = dt.datetime.now(dt.UTC), int(self._clock())
+        key = retries.digest(d.message.message_id, d.sender.address,
+                             (r.address for r in d.recipients))  # fmt: skip
+        await self._purge_retries(stamp)
 
         def decide(tx: Tx) -> None:  # before anything is written: may refuse this message
+            retries.seen(tx, key, stamp)  # a retry is answered as the first time was
             decided["plan"] = self._decide(tx, d, now)
+            retries.remember(tx, key, d.queue_id, stamp)  # only once the rules let it in
 
         def also(tx: Tx, delivered: Delivered) -> None:
             decided["conversation"] = self._record(tx, d, decided.get("plan"))
@@ -379,10 +392,19 @@ class Pipeline:
             self._events(tx, d, delivered, decided.get("plan"))
 
         targets = [_target(r, d.xdm) for r in d.local if r.mailbox_id]
-        await self._store.deliver(prepared, targets, also=also, decide=decide)
+        try:
+            await self._store.deliver(prepared, targets, also=also, decide=decide)
+        except retries.AlreadyStored as first:
+            return Accepted(first.queue_id, 0, 0, None, retry=True)
         return Accepted(
             d.queue_id, len(targets), len(d.remote), decided.get("conversation"), len(d.patients)
         )
+
+    async def _purge_retries(self, now: int) -> None:
+        """Every few minutes, forget the digests of messages past the retry window."""
+        if now - self._retries_purged >= RETRIES_PURGE_EVERY:
+            self._retries_purged = now
+            await self._store.write(lambda tx: retries.purge(tx, now))
 
     def _decide(self, tx: Tx, d: Delivery, now: dt.datetime) -> policy.Plan | None:
         """The conversation rules, decided once, against the state of this transaction."""

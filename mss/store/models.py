@@ -410,6 +410,16 @@ class CommitMark(SQLModel, table=True):
     batch: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class RecentSubmission(SQLModel, table=True):
+    """A message stored in the last minutes, by the digest of its Message-ID, envelope
+    sender and recipients: its retry (a lost 250) is answered, not stored again."""
+
+    __tablename__ = "recent_submission"
+    key: str = Field(primary_key=True, max_length=64)
+    queue_id: str = Field(max_length=32)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
 class DMPAuthorization(SQLModel, table=True):
     """A professional's authorisation to consult a DMP (consent), until `expires_at`."""
 
