@@ -83,7 +83,9 @@ def _pending(url: str) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            query = text("SELECT count(*) FROM outbox WHERE kind = 'dmp_deposit' AND status = 'pending'")
+            query = text(
+                "SELECT count(*) FROM outbox WHERE kind = 'dmp_deposit' AND status = 'pending'"
+            )
             return int(conn.execute(query).scalar_one())
     finally:
         engine.dispose()

@@ -206,7 +206,7 @@ _NEWEST_FIRST = (d.creation_time.desc(), d.id.desc())
 
 
 def _documents(rows: Any) -> list[StoredDocument]:
-    return [StoredDocument(**row._mapping) for row in rows]
+    return [StoredDocument(*row) for row in rows]  # the columns in the fields' order
 
 
 def document(conn: Connection, ins: str, document_id: int) -> StoredDocument | None:

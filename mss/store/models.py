@@ -353,6 +353,7 @@ class DMPDocument(SQLModel, table=True):
         UniqueConstraint("record_id", "unique_id"),
         Index("ix_dmp_document_record_class", "record_id", "class_code"),
         Index("ix_dmp_document_record_set", "record_id", "set_id"),
+        Index("ix_dmp_document_record_newest", "record_id", "creation_time", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
@@ -438,6 +439,7 @@ class DMPTrace(SQLModel, table=True):
     """An append-only, hash-chained trace of every consultation, deposit and change."""
 
     __tablename__ = "dmp_trace"
+    __table_args__ = (Index("ix_dmp_trace_ins_actor_action", "ins", "actor", "action"),)
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     ins: str = Field(max_length=15, index=True)
