@@ -175,6 +175,9 @@ def verify_all(message: bytes, lookup: TxtLookup) -> list[DKIMResult]:
     """Verify every DKIM-Signature of `message`; `[none]` when it has none."""
     import dkim
 
+    from mss.security import dkim_rsa
+
+    dkim_rsa.install()  # the RSA step by OpenSSL (idempotent)
     checker = dkim.DKIM(message)  # parses the message once for every signature
     count = sum(1 for name, _ in checker.headers if name.lower() == b"dkim-signature")
     if count == 0:
