@@ -9,8 +9,8 @@ from pathlib import Path
 
 from mss.testing.imapclient import RawIMAP
 
-from .harness import PASSWORD, running
-from .test_imap_commands import USER, connect, imap, mailbox
+from .harness import PASSWORD, Running, running
+from .test_imap_commands import USER, connect, deliver, imap, mailbox, selected_session
 
 __all__ = ["imap", "mailbox"]  # fixtures shared with test_imap_commands.py
 
@@ -111,3 +111,21 @@ async def test_catenate_cannot_multiply_what_one_append_holds(instance: Path) ->
         assert reply.response.startswith(b"NO [TOOBIG]")
         assert await _count(client) == 2
         await client.close()
+
+
+async def test_append_to_the_selected_mailbox_is_recent_to_this_session(
+    mailbox: Running, imap: RawIMAP
+) -> None:
+    """APPEND to the mailbox the session selected read-write: at its end the session is
+    told of the new message and of one delivered meanwhile, both \\Recent to it (RFC 3501
+    §2.3.2: to one session only); another session sees them, not as \\Recent."""
+    assert "* 2 RECENT" in (await imap.command("SELECT INBOX")).text()
+    other = await selected_session(mailbox)
+    await deliver(mailbox, ONE)  # UID 3, told to no session yet
+    text = (await imap.command(b"APPEND INBOX " + _lit(TWO))).text()  # UID 4
+    assert "* 4 EXISTS" in text and "* 4 RECENT" in text
+    assert (await imap.command("FETCH 3:4 FLAGS")).text().count("\\Recent") == 2
+    told = (await other.command("NOOP")).text()
+    assert "* 4 EXISTS" in told and "* 0 RECENT" in told
+    assert "\\Recent" not in (await other.command("FETCH 3:4 FLAGS")).text()
+    await other.close()

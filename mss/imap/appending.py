@@ -73,7 +73,12 @@ class AppendCommands(SelectedView):
                 raise ImapError("Message vide (empty message)")
         stamped = [(m, w.flags, int(w.date.timestamp()) if w.date else None)
                    for m, w in zip(messages, wanted, strict=True)]  # fmt: skip
-        if len(stamped) == 1:
+        sel = self.selected
+        if sel is not None and sel.info.id == box.id and not sel.readonly:
+            # the claim of \Recent that announcing them needs, in the same transaction
+            uids, claimed = await self.store.append_claiming(box.id, stamped)
+            sel.claimed.append(claimed)
+        elif len(stamped) == 1:
             raw, flags, when = stamped[0]
             uids = [await self.store.append(box.id, raw, flags, when)]
         else:

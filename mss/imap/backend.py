@@ -84,6 +84,13 @@ class MailboxStore(Protocol):
         """MULTIAPPEND: (message, flags, internal date) stored all together or not at all;
         their UIDs."""
 
+    async def append_claiming(
+        self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
+    ) -> tuple[list[int], tuple[int, int]]:
+        """`append_many` to the mailbox the session has selected read-write, claiming its
+        \\Recent messages in the same transaction (`claim_recent`): their UIDs, and the
+        range claimed."""
+
     async def flag_rows(
         self, mailbox_id: int, uids: Sequence[int], *, everything: bool
     ) -> list[Any]:

@@ -54,6 +54,8 @@ class Selected:
     keywords: set[str] = field(default_factory=set)  # announced to the client in FLAGS
     pending_expunges: set[int] = field(default_factory=set)
     own_changes: dict[int, int] = field(default_factory=dict)  # uid -> modseq set by us
+    # \Recent UID ranges [first, uidnext) claimed (by APPEND) before their messages were told
+    claimed: list[tuple[int, int]] = field(default_factory=list)
 
     def seq_of(self, uid: int) -> int | None:
         index = bisect.bisect_left(self.uids, uid)
@@ -174,11 +176,13 @@ class SelectedView(SessionBase):
     async def _announce_new(self, sel: Selected, added: list[int], current: MailboxInfo) -> None:
         if sel.readonly:  # seen as \Recent, left so for the session that will claim it
             sel.recent.update(u for u in added if u >= current.first_recent_uid)
-        elif current.first_recent_uid <= added[-1]:
-            first, uidnext = await self.store.claim_recent(sel.info.id)
-            sel.recent.update(u for u in added if first <= u < uidnext)
+        else:
+            if current.first_recent_uid <= added[-1]:  # some are nobody's \Recent yet
+                sel.claimed.append(await self.store.claim_recent(sel.info.id))
+            sel.recent.update(u for u in added if any(a <= u < b for a, b in sel.claimed))
         sel.uids.extend(added)
         sel.last_uid = added[-1]
+        sel.claimed = [(a, b) for a, b in sel.claimed if b - 1 > sel.last_uid]
         self.untagged(f"{len(sel.uids)} EXISTS")
         self.untagged(f"{len(sel.recent)} RECENT")
 

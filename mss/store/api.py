@@ -109,9 +109,11 @@ class Store:
         messages: Sequence[tuple[bytes, Sequence[Target], int | None]],
         *,
         decide: Callable[[Tx], None] | None = None,
+        after: Callable[[Tx], None] | None = None,
     ) -> list[Delivered]:
         """Store several messages in one transaction: all of them, or none (MULTIAPPEND).
-        `decide` runs first in the transaction; its error refuses them all."""
+        `decide` runs first in the transaction; its error refuses them all; `after` runs
+        last, in the same transaction, once they are stored (it must be repeatable)."""
         now = int(time.time())
         items = [DeliveryItem(self.prepare(raw), targets, now if when is None else when,
                               self.blobs) for raw, targets, when in messages]  # fmt: skip
@@ -120,7 +122,10 @@ class Store:
         def store_all(tx: Tx) -> list[Delivered | Refused]:
             if decide is not None:
                 decide(tx)
-            return deliver_many(tx, items)
+            stored = deliver_many(tx, items)
+            if after is not None:
+                after(tx)
+            return stored
 
         stored = await self.db.write(store_all)
         return [d for d in stored if isinstance(d, Delivered)]

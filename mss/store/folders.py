@@ -305,13 +305,20 @@ def holds_more_than(conn: Connection, mailbox_id: int, count: int) -> bool:
     return _NTH_MESSAGE.first(conn, mailbox_id, count) is not None
 
 
+def recent_range(conn: Connection, mailbox_id: int) -> tuple[int, int] | None:
+    """[first_recent_uid, uidnext) of the mailbox: what a claim would take (None: no
+    such mailbox)."""
+    row = _RECENT.first(conn, mailbox_id)
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
 def claim_recent(tx: Tx, mailbox_id: int) -> tuple[int, int]:
     """Make every message up to UIDNEXT non-recent for others; return the range this
     session sees as \\Recent: [first, uidnext) (RFC 3501 §2.3.2)."""
-    row = _RECENT.first(tx.conn, mailbox_id)
-    if row is None:
+    found = recent_range(tx.conn, mailbox_id)
+    if found is None:
         raise NotFoundError(f"mailbox {mailbox_id} does not exist")
-    first, uidnext = int(row[0]), int(row[1])
+    first, uidnext = found
     if first < uidnext:
         _CLAIM.run(tx.conn, uidnext, mailbox_id)
     return first, uidnext

@@ -29,6 +29,7 @@ from mss.store.folders import (
     mailbox_by_id,
     mailbox_marks,
     mailbox_status,
+    recent_range,
     rename_mailbox,
     set_subscribed,
     subscriptions,
@@ -130,6 +131,10 @@ class ImapStore:
     # --- the selected mailbox ---------------------------------------------------------------
 
     async def claim_recent(self, mailbox_id: int) -> tuple[int, int]:
+        # Nothing recent left to claim (as committed now): no write, the same answer
+        seen = await self._store.read_fast(lambda c: recent_range(c, mailbox_id))
+        if seen is not None and seen[0] >= seen[1]:
+            return seen
         return await self._store.write(lambda tx: claim_recent(tx, mailbox_id))
 
     async def open(self, mailbox_id: int) -> OpenedMailbox | None:
@@ -152,13 +157,32 @@ class ImapStore:
     async def append_many(
         self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
     ) -> list[int]:
+        return await self._append(mailbox_id, messages, None)
+
+    async def append_claiming(
+        self, mailbox_id: int, messages: Sequence[tuple[bytes, Sequence[str], int | None]]
+    ) -> tuple[list[int], tuple[int, int]]:
+        claimed: dict[str, tuple[int, int]] = {}  # set again if the write runs again
+
+        def claim(tx: Tx) -> None:
+            claimed["range"] = claim_recent(tx, mailbox_id)
+
+        uids = await self._append(mailbox_id, messages, claim)
+        return uids, claimed["range"]
+
+    async def _append(
+        self,
+        mailbox_id: int,
+        messages: Sequence[tuple[bytes, Sequence[str], int | None]],
+        after: Callable[[Tx], None] | None,
+    ) -> list[int]:
         together = []
         for raw, flags, when in messages:
             bits, keywords = parse_flags(flags)
             together.append((raw, [Target(mailbox_id, bits, " ".join(sorted(keywords)) or None)],
                              when))  # fmt: skip
         room = self._room_for(mailbox_id, len(messages), sum(len(m[0]) for m in messages))
-        delivered = await self._store.deliver_together(together, decide=room)
+        delivered = await self._store.deliver_together(together, decide=room, after=after)
         return [d.copies[0].uid for d in delivered]
 
     def _room_for(self, mailbox_id: int, count: int, size: int) -> Callable[[Tx], None]:
