@@ -80,7 +80,7 @@ async def _send_and_hang_up(mss: Running, raw: bytes, recipients: list[str]) -> 
 async def test_a_submission_whose_250_was_lost_is_stored_once(team: Running) -> None:
     raw = message(JEAN, MARIE, message_id=MSGID)
     await _send_and_hang_up(team, raw, [MARIE])
-    for _ in range(100):  # the server finishes the message it read whole
+    for _ in range(600):  # the server finishes the message it read whole (as Postfix does)
         if await team.inbox(MARIE):
             break
         await asyncio.sleep(0.05)

@@ -15,6 +15,7 @@ a logged 451, so a bug never drops the connection or loses a message.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection
@@ -33,7 +34,7 @@ from mss.core.sasl import (
     parse_xoauth2,
 )
 from mss.delivery.checks import Door
-from mss.delivery.inbound import Pipeline, SessionInfo
+from mss.delivery.inbound import Accepted, Pipeline, SessionInfo
 from mss.errors import Rejection
 from mss.security.auth import LoginResult, LoginService
 from mss.smtp.server import MssSMTP
@@ -82,6 +83,7 @@ class _Handler:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
+        self._finishing: set[asyncio.Future[Accepted]] = set()
 
     async def handle_EHLO(
         self, server: MssSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -122,13 +124,23 @@ class _Handler:
 
     @replies
     async def handle_DATA(self, server: MssSMTP, session: Any, envelope: Any) -> str:
-        accepted = await self._pipeline.accept(
+        """A message read to its final dot is stored even if its client hangs up before
+        the reply (as Postfix does): the client, without its 250, sends it again, and
+        that retry is answered without a second copy (delivery/retries.py)."""
+        work = asyncio.ensure_future(self._pipeline.accept(
             _session_info(server, self.door),
             envelope.mss_sender,
             envelope.mss_recipients,
             envelope.content,
             getattr(envelope, "mss_dsn", None) or MailDSN(),
-        )
+        ))  # fmt: skip
+        self._finishing.add(work)
+        work.add_done_callback(self._finishing.discard)
+        try:
+            accepted = await asyncio.shield(work)  # a lost connection cancels this coroutine only
+        except asyncio.CancelledError:
+            work.add_done_callback(_orphan_done)
+            raise
         return f"250 2.0.0 OK queued as {accepted.queue_id}"
 
     async def handle_exception(self, error: Exception) -> str:
@@ -266,6 +278,18 @@ class SubmissionHandler(_Handler):
             server.peer_certificate, authzid, server.peer_ip(), self._kinds, door=DOOR
         )
         return await self._finish(server, result)
+
+
+def _orphan_done(work: asyncio.Future[Accepted]) -> None:
+    """The end of a message whose client hung up before the reply: logged, as no reply is."""
+    if work.cancelled():
+        return
+    if (error := work.exception()) is None:
+        log.info("queued %s for a client gone before the reply", work.result().queue_id)
+    elif isinstance(error, Rejection):
+        log.info("refused for a client gone before the reply: %s", error.smtp_reply())
+    else:
+        log.error("message of a client gone before the reply not stored: %r", error)
 
 
 def _drop_mechanisms(line: str, names: set[str]) -> str:
