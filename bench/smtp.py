@@ -12,7 +12,10 @@ with an operator certificate, each message DKIM-signed (verified by the server).
 
 `--target HOST:PORT` points the same load at another SMTP server (a Postfix,
 say) with `--user/--password/--from/--to`, so that a comparison is one tool in
-one run.
+one run. With `--maildir DIR` the run ends only when DIR (new/ and cur/) holds
+every message sent, so that a queueing server's figure is end to end into the
+mailbox too; `--server-pid PID` (repeated) counts those processes' CPU time, and
+their children's, as the server's.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from typing import Any
 
 import aiosmtplib
 
+from bench.delivered import maildir_count, tree_cpu, wait_for_maildir
+
 PRO = "jean.dupont@pro.mssante.test"
 PATIENT_INS = "279035121518989"
 PATIENT = f"{PATIENT_INS}@patient.mssante.fr"
@@ -55,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="sender", help="with --target: envelope sender")
     parser.add_argument("--to", dest="recipient", help="with --target: recipient")
     parser.add_argument("--no-starttls", action="store_true", help="with --target: plain SMTP")
+    parser.add_argument("--maildir", type=Path, help="with --target: wait until it holds them all")
+    parser.add_argument("--server-pid", type=int, action="append", default=[],
+                        help="with --target: a server process whose tree's CPU counts")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
 
 
@@ -373,10 +381,18 @@ def bench_target(args: argparse.Namespace) -> dict[str, Any]:
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE  # comparisons on loopback with self-signed certificates
     load = Load(host, int(port), tls, args.user, args.password, args.sender, args.recipient)
+    before = maildir_count(args.maildir) if args.maildir else 0
+    cpu0 = tree_cpu(args.server_pid)
     elapsed, latencies, client_cpu = asyncio.run(
         run_load(load, args.messages, args.connections, args.size)
     )
-    return _result(args, args.target, elapsed, latencies, cpu=None, rss=None, stored=None,
+    stored = None
+    if args.maildir:  # the run ends when the last message is in the mailbox
+        waited = time.perf_counter()
+        stored = wait_for_maildir(args.maildir, before + args.messages) - before
+        elapsed += time.perf_counter() - waited
+    cpu = tree_cpu(args.server_pid) - cpu0 if args.server_pid else None
+    return _result(args, args.target, elapsed, latencies, cpu=cpu, rss=None, stored=stored,
                    client_cpu=client_cpu)  # fmt: skip
 
 

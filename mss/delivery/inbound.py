@@ -357,7 +357,9 @@ class Pipeline:
         patients = [r.patient_ins for r in d.local if r.patient_ins]
         if not patients:
             return d
-        xdm = await asyncio.to_thread(documents_to_patient, d.raw, d.message, d.attachments)
+        xdm = await _off_loop(
+            d.raw, lambda raw: documents_to_patient(raw, d.message, d.attachments)
+        )
         if not d.sender.professional:
             return d
         if not d.message.body.is_multipart and not xdm.packages and not xdm.cdas:

@@ -147,17 +147,15 @@ def message_id_used_by_another(
 ) -> bool:
     """Whether a message of this patient's conversations already has this Message-ID and
     another sender (a professional reusing another's Message-ID, or the patient's)."""
-    row = conn.execute(
-        select(m_.id)
-        .join(conversation_table, conversation_table.c.id == m_.conversation_id)
-        .where(
-            conversation_table.c.patient_ins == patient_ins,
-            m_.message_id == message_id,
-            m_.sender != sender,
-        )
-        .limit(1)
-    ).first()
-    return row is not None
+    return _ID_USED.first(conn, patient_ins, message_id, sender) is not None
+
+
+# on the path of every message to or from a patient (the writer's), hence plain SQL
+_ID_USED = RawStatement(
+    "SELECT m.id FROM conversation_message AS m "
+    "JOIN conversation AS c ON c.id = m.conversation_id "
+    "WHERE c.patient_ins = ? AND m.message_id = ? AND m.sender != ? LIMIT 1"
+)
 
 
 def _newest_with_message(
