@@ -53,6 +53,18 @@ INTEGRITY_FIRST = 30.0
 INTEGRITY_INTERVAL = 3600.0
 
 
+def preload() -> None:
+    """Import what an Application imports only when it starts (the web server, the
+    patient space): a supervisor does it once before forking, so that its workers
+    share these pages instead of each loading its own copy."""
+    import mss.space.app
+    import mss.space.deps
+    import mss.web.app
+    import mss.web.autoconfig
+    import mss.web.dmp
+    import mss.web.server  # noqa: F401
+
+
 def describe_ports(ports: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in ports.items())
 

@@ -21,7 +21,7 @@ import socket
 import time
 
 from mss import __version__, metrics
-from mss.app import Application, describe_ports
+from mss.app import Application, describe_ports, preload
 from mss.config import Settings
 from mss.errors import MssError
 from mss.instance import open_store
@@ -64,6 +64,19 @@ def settle_garbage_collector() -> None:
     requests left in a few milliseconds instead of pausing every connection of the
     process for 60–130 ms (the patient space's p99, `bench space`). Only `mss serve`
     does it: a test process starting many Applications would keep their cycles."""
+    gc.collect()
+    gc.freeze()
+
+
+def share_with_workers() -> None:
+    """Before forking: load what every worker would load, then freeze it.
+
+    A forked worker shares its parent's pages until it writes to them; the
+    collector writes to every object it examines, so a worker's first full
+    collection would copy the whole inherited heap. Frozen objects (`gc.freeze`)
+    are never examined again, in the parent or in its children (the `gc` module's
+    advice for forking servers)."""
+    preload()
     gc.collect()
     gc.freeze()
 
@@ -119,6 +132,7 @@ class Supervisor:
         sockets = self._bind()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._stop)
+        share_with_workers()
         for number in range(self.workers):
             self._spawn(number, sockets)
         ports = {name: int(sock.getsockname()[1]) for name, sock in sockets.items()}
