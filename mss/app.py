@@ -24,11 +24,12 @@ from mss.errors import MssError
 from mss.imap.base import ImapConfig
 from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
-from mss.imap.server import ImapListener, limit_tls_read_buffers
+from mss.imap.server import ImapListener
 from mss.imap.state import Session
 from mss.instance import client_domains, mail_service, open_store, quota
 from mss.metrics import Family, exposition
 from mss.security.tls import server_context
+from mss.security.tls_transport import share_read_buffers
 from mss.store import notify as notes
 from mss.store import outbox
 from mss.store.api import Store
@@ -199,7 +200,7 @@ class Application:
 
     async def _start_imap(self, stack: AsyncExitStack) -> None:
         assert self.store is not None and self.mail is not None
-        limit_tls_read_buffers()
+        share_read_buffers()
         bus = MailboxBus()
         self.imap_bus = bus
         assert self.feed is not None
