@@ -241,9 +241,8 @@ class ImapListener:
         await connection.write(session.greeting())
         while session.state is not State.LOGOUT:
             try:
-                line = await asyncio.wait_for(
-                    connection.read_command(self._literal_limit), self._idle_timeout
-                )
+                async with asyncio.timeout(self._idle_timeout):  # no task per command
+                    line = await connection.read_command(self._literal_limit)
             except TimeoutError:
                 bye = "* BYE Déconnexion : inactif trop longtemps (autologout, idle too long)"
                 await connection.write(f"{bye}\r\n".encode())
