@@ -24,11 +24,12 @@ from mss.errors import MssError
 from mss.imap.base import ImapConfig
 from mss.imap.bus import MailboxBus
 from mss.imap.server import Connection as ImapConnection
-from mss.imap.server import ImapListener, limit_tls_read_buffers
+from mss.imap.server import ImapListener
 from mss.imap.state import Session
 from mss.instance import client_domains, mail_service, open_store, quota
 from mss.metrics import Family, exposition
 from mss.security.tls import server_context
+from mss.security.tls_transport import share_read_buffers
 from mss.store import notify as notes
 from mss.store import outbox
 from mss.store.api import Store
@@ -51,6 +52,18 @@ REENCRYPT_INTERVAL = 60.0
 # The database's integrity is read in the background (each worker answers /healthz)
 INTEGRITY_FIRST = 30.0
 INTEGRITY_INTERVAL = 3600.0
+
+
+def preload() -> None:
+    """Import what an Application imports only when it starts (the web server, the
+    patient space): a supervisor does it once before forking, so that its workers
+    share these pages instead of each loading its own copy."""
+    import mss.space.app
+    import mss.space.deps
+    import mss.web.app
+    import mss.web.autoconfig
+    import mss.web.dmp
+    import mss.web.server  # noqa: F401
 
 
 def describe_ports(ports: dict[str, int]) -> str:
@@ -187,7 +200,7 @@ class Application:
 
     async def _start_imap(self, stack: AsyncExitStack) -> None:
         assert self.store is not None and self.mail is not None
-        limit_tls_read_buffers()
+        share_read_buffers()
         bus = MailboxBus()
         self.imap_bus = bus
         assert self.feed is not None

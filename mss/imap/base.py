@@ -111,7 +111,6 @@ class SessionBase:
         self._condstore = False
         self.qresync = False  # ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED, SELECT (QRESYNC …)
         self._out: list[bytes] = []
-        self._poked = asyncio.Event()
         self._changed = False
         # A command's answer and NOTIFY's news take turns on the connection
         self.turn = asyncio.Lock()
@@ -135,7 +134,6 @@ class SessionBase:
     def poke(self) -> None:
         """Another session (or a delivery) changed the selected mailbox."""
         self._changed = True
-        self._poked.set()
 
     # --- CONDSTORE (RFC 7162 §3.1) -------------------------------------------------------------
 

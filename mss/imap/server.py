@@ -241,9 +241,8 @@ class ImapListener:
         await connection.write(session.greeting())
         while session.state is not State.LOGOUT:
             try:
-                line = await asyncio.wait_for(
-                    connection.read_command(self._literal_limit), self._idle_timeout
-                )
+                async with asyncio.timeout(self._idle_timeout):  # no task per command
+                    line = await connection.read_command(self._literal_limit)
             except TimeoutError:
                 bye = "* BYE Déconnexion : inactif trop longtemps (autologout, idle too long)"
                 await connection.write(f"{bye}\r\n".encode())
@@ -272,16 +271,3 @@ def _log_end(connection: Connection, session: Session, how: str) -> None:
     """One INFO line per connection: who, from where, how it ended (no traceback)."""
     who = session.identity.address if session.identity is not None else "-"
     log.info("IMAP connection from %s user=%s %s", connection.peer_ip or "?", who, how)
-
-
-def limit_tls_read_buffers() -> None:
-    """Make asyncio's TLS layer allocate 32 KiB per connection instead of 256 KiB.
-
-    `asyncio.sslproto.SSLProtocol` zero-fills a read buffer of `max_size` bytes
-    for every connection (CPython 3.11+); with thousands of IDLE sessions that is
-    most of the server's memory. A TLS record holds at most 16 KiB, so 32 KiB
-    loses nothing but reads larger than a record per call.
-    """
-    import asyncio.sslproto
-
-    asyncio.sslproto.SSLProtocol.max_size = 32 * 1024

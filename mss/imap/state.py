@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from mss import __version__
 from mss.imap.appending import AppendCommands
@@ -188,47 +187,60 @@ class Session(
         self.untagged("ENABLED" + "".join(f" {c}" for c in enabled))
 
     # --- IDLE (RFC 2177) --------------------------------------------------------------------
+    # While it waits for DONE, an IDLE session holds nothing but its own task: a change
+    # starts a short task that tells it (`_tell_while_idle`), taking turns with NOTIFY.
+
+    _idling = False
+    _teller: asyncio.Task[None] | None = None
 
     async def do_IDLE(self, command: Command) -> None:
         await self.channel.write(b"+ idling\r\n")
         await self._tell_changes()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.idle_limit
-        reader = asyncio.ensure_future(self.channel.read_line())
-        try:
-            while not await self._idle_once(reader, deadline - loop.time()):
-                await self._tell_changes()
-        finally:
-            if not reader.done():
-                reader.cancel()
+        line = await self._wait_for_done()
+        if line is None:
+            raise ConnectionResetError("closed during IDLE")
+        if line.strip().upper() != b"DONE":
+            raise bad("DONE attendu (expected DONE)")
 
-    async def _idle_once(self, reader: asyncio.Future[bytes | None], remaining: float) -> bool:
-        """Wait for the client's DONE (True) or a change to the mailbox (False)."""
-        self._poked.clear()
-        if self._changed and self.selected is not None:  # poked while the changes were read
-            return False
-        waiter = asyncio.ensure_future(self._poked.wait())
-        either: set[asyncio.Future[Any]] = {reader, waiter}
-        self.turn.release()  # NOTIFY's news may go out while IDLE waits
+    async def _wait_for_done(self) -> bytes | None:
+        """The client's next line (DONE), the changes told meanwhile; BYE at the limit."""
+        self._idling = True
+        if self._changed:  # poked while the changes were read
+            self.poke()
+        self.turn.release()  # the changes (and NOTIFY's news) go out while IDLE waits
         try:
-            done, _ = await asyncio.wait(
-                either, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
-            )
+            async with asyncio.timeout(self.config.idle_limit):
+                return await self.channel.read_line()
+        except TimeoutError:
+            pass
         finally:
+            self._idling = False
             await self.turn.acquire()
-        waiter.cancel()
-        if reader in done:
-            line = reader.result()
-            if line is None:
-                raise ConnectionResetError("closed during IDLE")
-            if line.strip().upper() != b"DONE":
-                raise bad("DONE attendu (expected DONE)")
-            return True
-        if not done:
-            self.untagged("BYE IDLE for too long")
-            await self.flush()
-            raise ConnectionResetError("IDLE limit")
-        return False
+        self.untagged("BYE IDLE for too long")
+        await self.flush()
+        raise ConnectionResetError("IDLE limit")
+
+    def poke(self) -> None:
+        super().poke()
+        if self._idling and self._teller is None:
+            self._teller = asyncio.get_running_loop().create_task(self._tell_while_idle())
+
+    async def _tell_while_idle(self) -> None:
+        try:
+            async with self.turn:
+                while self._idling and self._changed and self.selected is not None:
+                    await self._tell_changes()
+        except CONNECTION_LOST:
+            pass  # the session's own read sees the end
+        except Exception:
+            log.exception("IMAP IDLE: telling the changes failed")
+        finally:
+            self._teller = None
+
+    def close(self) -> None:
+        if self._teller is not None:
+            self._teller.cancel()
+        super().close()
 
     async def _tell_changes(self) -> None:
         if self.selected is not None:

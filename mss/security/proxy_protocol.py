@@ -23,7 +23,6 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-from asyncio import sslproto
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -33,6 +32,8 @@ from proxyprotocol import (
     ProxyProtocolSyntaxError,
 )
 from proxyprotocol.detect import ProxyProtocolDetect
+
+from mss.security.tls_transport import SharedBufferSSLProtocol
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class ProxyGate(asyncio.Protocol):
         assert isinstance(inner, asyncio.Protocol)
         loop = asyncio.get_running_loop()
         # no waiter (None, as asyncio's STARTTLS users do): a failed handshake just closes
-        tls = sslproto.SSLProtocol(loop, inner, self._ssl, None, server_side=True)  # type: ignore[arg-type]
+        tls = SharedBufferSSLProtocol(loop, inner, self._ssl, None, server_side=True)
         self._next = tls
         tls.connection_made(self._transport)
 
