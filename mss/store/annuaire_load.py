@@ -28,7 +28,7 @@ from mss.store import annuaire as tables
 from mss.store.annuaire_queries import FLIP_LOCK
 from mss.store.db import Database
 from mss.store.models import metadata
-from mss.store.sql import Conn, RawStatement, Tx
+from mss.store.sql import Conn, RawStatement, Tx, describe
 
 MAILBOX_ROW = ("line", *tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS)
 ACTIVITY_ROW = ("line", *tables.ACTIVITY_COLUMNS, *tables.KEY_COLUMNS)
@@ -64,8 +64,7 @@ class SpareSet:
         self.main = tables.mailbox_table(self.target)
         if kind == "ps":
             self.main, row = tables.activity_table(self.target), ACTIVITY_ROW
-        marks = ", ".join("?" for _ in row)
-        self._main = RawStatement(f"INSERT INTO {self.main} ({', '.join(row)}) VALUES ({marks})")
+        self._main = _Append(self.main, row)
         self._indexes = tables.secondary_indexes(kind, self.target)
         self._line = 0
 
@@ -83,16 +82,20 @@ class SpareSet:
     def append(self, batch: list[tuple[str, ...]]) -> None:
         """Add a batch of records (`formats.Layout.record`) in one transaction."""
         start = self._line
-        main: list[tuple[Any, ...]] = [(start + n, *r) for n, r in enumerate(batch, 1)]
         self._line += len(batch)
-        self._db.write_sync(lambda tx: self._main.many(tx.conn, main))
+        self._db.write_sync(partial(self._main, start, batch))
 
     def finish(self) -> None:
         """Index the lines, merge them into professionals (reading the national id
-        index: no sort in memory), index the professionals."""
-        self._build([i for i in self._indexes if i[1] == self.main])
+        index: no sort in memory), index the professionals. Repeated addresses are
+        merged when only the address index exists: the fewer indexes, the cheaper
+        their rows' updates and deletions."""
+        lines = [i for i in self._indexes if i[1] == self.main]
         if self.kind == "mssante":
+            self._build([i for i in lines if i[2] == ("address",)])
             self.merge_mailboxes()
+            lines = [i for i in lines if i[2] != ("address",)]
+        self._build(lines)
         self.merge_professionals()
         self._build([i for i in self._indexes if i[1] == self.pro])
         if self._db.dialect == "postgresql":
@@ -134,12 +137,40 @@ class SpareSet:
         self._db.write_sync(lambda tx: make_live(tx, self.kind, self.target, source, counts))
 
 
+class _Append:
+    """Appends numbered records to a table of lines: COPY on PostgreSQL, one
+    prepared INSERT run over the batch on SQLite (the driver's cursors, no copies)."""
+
+    def __init__(self, table: str, columns: Sequence[str]) -> None:
+        names = ", ".join(columns)
+        self._insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+        self._copy = f"COPY {table} ({names}) FROM STDIN"
+
+    def __call__(self, start: int, batch: list[tuple[str, ...]], tx: Tx) -> None:
+        raw: Any = tx.conn.connection.driver_connection
+        rows = ((start + n, *record) for n, record in enumerate(batch, 1))
+        try:
+            if tx.dialect == "postgresql":
+                with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor = raw.cursor()
+                try:
+                    cursor.executemany(self._insert, rows)
+                finally:
+                    cursor.close()
+        except Exception as exc:
+            raise StoreError(f"database statement failed: {describe(exc)}") from exc
+
+
 class _MailboxMerge:
     """Merges the lines of some repeated addresses, in one transaction."""
 
     def __init__(self, main: str) -> None:
         self.main = main
-        self.columns = [*tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS]
+        # the address is the one column they share: not set, its index is left alone
+        self.columns = [c for c in (*tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS) if c != "address"]
         self._keep = RawStatement(
             f"UPDATE {main} SET {', '.join(f'{c} = ?' for c in self.columns)}, lines = ? "
             "WHERE line = ?"
@@ -260,20 +291,15 @@ def _compare_professionals(conn: Conn, live: str, target: str) -> Comparison:
 def _changes(
     conn: Conn, found: Comparison, new: str, old: str, key: str, changed: str
 ) -> Comparison:
-    """Count the keys only in the new set, only in the old one, and those whose row differs."""
-    found.added = _count(
-        conn,
-        f"SELECT count(*) FROM {new} n WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {old} o WHERE o.{key} = n.{key})",
-    )
-    found.retired = _count(
-        conn,
-        f"SELECT count(*) FROM {old} o WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {new} n WHERE n.{key} = o.{key})",
-    )
-    found.changed = _count(
-        conn, f"SELECT count(*) FROM {new} n JOIN {old} o ON o.{key} = n.{key} WHERE {changed}"
-    )
+    """One join of the two sets on their key: the keys in both, those whose row differs;
+    the others were added (only in the new set) or retired (only in the old one)."""
+    both, differ = conn.exec_driver_sql(
+        f"SELECT count(*), coalesce(sum(CASE WHEN {changed} THEN 1 ELSE 0 END), 0) "
+        f"FROM {new} n JOIN {old} o ON o.{key} = n.{key}"
+    ).one()
+    found.added = found.entries - int(both)
+    found.retired = _count(conn, f"SELECT count(*) FROM {old}") - int(both)
+    found.changed = int(differ)
     return found
 
 
