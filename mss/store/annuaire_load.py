@@ -33,11 +33,19 @@ from mss.store.sql import Conn, RawStatement, Tx, describe
 MAILBOX_ROW = ("line", *tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS)
 ACTIVITY_ROW = ("line", *tables.ACTIVITY_COLUMNS, *tables.KEY_COLUMNS)
 MERGE_CHUNK = 500  # repeated addresses merged per transaction
+INDEX_SORT_MEMORY = "256MB"  # PostgreSQL: sorts of the index builds
 IMPORT_LOCK = 7303640005  # PostgreSQL advisory lock: one import at a time
 _STATE = RawStatement("SELECT live FROM annuaire_state WHERE kind = ?")
 
 
 def _ddl(statement: str, tx: Tx) -> None:
+    tx.conn.exec_driver_sql(statement)
+
+
+def _create_index(statement: str, tx: Tx) -> None:
+    if tx.dialect == "postgresql":  # the sort in memory, not in temporary files (the default
+        # is 64 MB); the server's memory, for this transaction only, whatever the file's size
+        tx.conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_SORT_MEMORY}'")
     tx.conn.exec_driver_sql(statement)
 
 
@@ -74,6 +82,10 @@ class SpareSet:
         def run(tx: Tx) -> None:
             for name, _table, _columns in self._indexes:
                 tx.conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            if tx.dialect == "postgresql":  # no dead rows left behind; no reader is on them:
+                # the flip that made them spare waited for the readers of the old set
+                tx.conn.exec_driver_sql(f"TRUNCATE {self.main}, {self.pro}")
+                return
             for table in (self.main, self.pro):
                 tx.conn.exec_driver_sql(f"DELETE FROM {table}")
 
@@ -104,9 +116,8 @@ class SpareSet:
 
     def _build(self, indexes: list[tuple[str, str, tuple[str, ...]]]) -> None:
         for name, table, columns in indexes:  # one transaction each: writers wait a moment
-            self._db.write_sync(
-                partial(_ddl, f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
-            )
+            create = f"CREATE INDEX {name} ON {table} ({', '.join(columns)})"
+            self._db.write_sync(partial(_create_index, create))
 
     def merge_mailboxes(self) -> None:
         """An address on several lines becomes one mailbox: its first line, the empty
