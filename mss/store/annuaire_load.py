@@ -42,6 +42,11 @@ def _ddl(statement: str, tx: Tx) -> None:
     tx.conn.exec_driver_sql(statement)
 
 
+def _ddl_all(statements: list[str], tx: Tx) -> None:
+    for statement in statements:
+        tx.conn.exec_driver_sql(statement)
+
+
 def _create_index(statement: str, tx: Tx) -> None:
     if tx.dialect == "postgresql":  # the sort in memory, not in temporary files (the default
         # is 64 MB); the server's memory, for this transaction only, whatever the file's size
@@ -134,10 +139,10 @@ class SpareSet:
     def merge_professionals(self) -> None:
         """One row per national id: its first line's values, gaps filled by the next ones."""
         if self._db.dialect == "postgresql":
-            sql = _professionals_by_aggregation(self.main, self.pro)
+            statements = _professionals_by_aggregation(self.main, self.pro)
         else:
-            sql = _professionals_by_conflicts(self.main, self.pro)
-        self._db.write_sync(partial(_ddl, sql))
+            statements = [_professionals_by_conflicts(self.main, self.pro)]
+        self._db.write_sync(partial(_ddl_all, statements))
 
     def compare(self) -> Comparison:
         """What the new set adds, changes and retires against the live one."""
@@ -212,18 +217,28 @@ def _first_filled(first: Sequence[Any], others: Sequence[Sequence[Any]]) -> list
     return merged
 
 
-def _professionals_by_aggregation(main: str, pro: str) -> str:
-    """PostgreSQL refuses to touch a row twice in one statement: the first non-empty
-    value of each column, in line order, by aggregation."""
+def _professionals_by_aggregation(main: str, pro: str) -> list[str]:
+    """PostgreSQL refuses to touch a row twice in one statement: each national id's first
+    line (one sort), then, for the few ids on several lines, the first non-empty value of
+    each column in line order, by aggregation."""
     columns = tables.PROFESSIONAL_COLUMNS
+    names = ", ".join(columns)
     firsts = ", ".join(
-        f"COALESCE((array_agg({c} ORDER BY line) FILTER (WHERE {c} <> ''))[1], '')"
+        f"COALESCE((array_agg({c} ORDER BY line) FILTER (WHERE {c} <> ''))[1], '') AS {c}"
         for c in columns[1:]
     )
-    return (
-        f"INSERT INTO {pro} ({', '.join(columns)}) SELECT national_id, {firsts} "
-        f"FROM {main} WHERE national_id <> '' GROUP BY national_id"
+    repeated = (
+        f"SELECT national_id FROM {main} WHERE national_id <> '' "
+        "GROUP BY national_id HAVING count(*) > 1"
     )
+    return [
+        f"INSERT INTO {pro} ({names}) SELECT DISTINCT ON (national_id) {names} "
+        f"FROM {main} WHERE national_id <> '' ORDER BY national_id, line",
+        f"UPDATE {pro} p SET {', '.join(f'{c} = m.{c}' for c in columns[1:])} "
+        f"FROM (SELECT national_id, {firsts} FROM {main} "
+        f"WHERE national_id IN ({repeated}) GROUP BY national_id) m "
+        "WHERE p.national_id = m.national_id",
+    ]
 
 
 def _professionals_by_conflicts(main: str, pro: str) -> str:
