@@ -107,6 +107,9 @@ class SpareSet:
         index: no sort in memory), index the professionals. Repeated addresses are
         merged when only the address index exists: the fewer indexes, the cheaper
         their rows' updates and deletions."""
+        if self._db.dialect == "postgresql":  # the row count and keys of the new lines for
+            # the merges' plans (a truncated table's statistics say nothing of them)
+            self._db.write_sync(partial(_ddl, f"ANALYZE {self.main}"))
         lines = [i for i in self._indexes if i[1] == self.main]
         if self.kind == "mssante":
             self._build([i for i in lines if i[2] == ("address",)])
