@@ -28,16 +28,29 @@ from mss.store import annuaire as tables
 from mss.store.annuaire_queries import FLIP_LOCK
 from mss.store.db import Database
 from mss.store.models import metadata
-from mss.store.sql import Conn, RawStatement, Tx
+from mss.store.sql import Conn, RawStatement, Tx, describe
 
 MAILBOX_ROW = ("line", *tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS)
 ACTIVITY_ROW = ("line", *tables.ACTIVITY_COLUMNS, *tables.KEY_COLUMNS)
 MERGE_CHUNK = 500  # repeated addresses merged per transaction
+INDEX_SORT_MEMORY = "256MB"  # PostgreSQL: sorts of the index builds
 IMPORT_LOCK = 7303640005  # PostgreSQL advisory lock: one import at a time
 _STATE = RawStatement("SELECT live FROM annuaire_state WHERE kind = ?")
 
 
 def _ddl(statement: str, tx: Tx) -> None:
+    tx.conn.exec_driver_sql(statement)
+
+
+def _ddl_all(statements: list[str], tx: Tx) -> None:
+    for statement in statements:
+        tx.conn.exec_driver_sql(statement)
+
+
+def _create_index(statement: str, tx: Tx) -> None:
+    if tx.dialect == "postgresql":  # the sort in memory, not in temporary files (the default
+        # is 64 MB); the server's memory, for this transaction only, whatever the file's size
+        tx.conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_SORT_MEMORY}'")
     tx.conn.exec_driver_sql(statement)
 
 
@@ -64,8 +77,7 @@ class SpareSet:
         self.main = tables.mailbox_table(self.target)
         if kind == "ps":
             self.main, row = tables.activity_table(self.target), ACTIVITY_ROW
-        marks = ", ".join("?" for _ in row)
-        self._main = RawStatement(f"INSERT INTO {self.main} ({', '.join(row)}) VALUES ({marks})")
+        self._main = _Append(self.main, row)
         self._indexes = tables.secondary_indexes(kind, self.target)
         self._line = 0
 
@@ -75,6 +87,10 @@ class SpareSet:
         def run(tx: Tx) -> None:
             for name, _table, _columns in self._indexes:
                 tx.conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            if tx.dialect == "postgresql":  # no dead rows left behind; no reader is on them:
+                # the flip that made them spare waited for the readers of the old set
+                tx.conn.exec_driver_sql(f"TRUNCATE {self.main}, {self.pro}")
+                return
             for table in (self.main, self.pro):
                 tx.conn.exec_driver_sql(f"DELETE FROM {table}")
 
@@ -83,16 +99,23 @@ class SpareSet:
     def append(self, batch: list[tuple[str, ...]]) -> None:
         """Add a batch of records (`formats.Layout.record`) in one transaction."""
         start = self._line
-        main: list[tuple[Any, ...]] = [(start + n, *r) for n, r in enumerate(batch, 1)]
         self._line += len(batch)
-        self._db.write_sync(lambda tx: self._main.many(tx.conn, main))
+        self._db.write_sync(partial(self._main, start, batch))
 
     def finish(self) -> None:
         """Index the lines, merge them into professionals (reading the national id
-        index: no sort in memory), index the professionals."""
-        self._build([i for i in self._indexes if i[1] == self.main])
+        index: no sort in memory), index the professionals. Repeated addresses are
+        merged when only the address index exists: the fewer indexes, the cheaper
+        their rows' updates and deletions."""
+        if self._db.dialect == "postgresql":  # the row count and keys of the new lines for
+            # the merges' plans (a truncated table's statistics say nothing of them)
+            self._db.write_sync(partial(_ddl, f"ANALYZE {self.main}"))
+        lines = [i for i in self._indexes if i[1] == self.main]
         if self.kind == "mssante":
+            self._build([i for i in lines if i[2] == ("address",)])
             self.merge_mailboxes()
+            lines = [i for i in lines if i[2] != ("address",)]
+        self._build(lines)
         self.merge_professionals()
         self._build([i for i in self._indexes if i[1] == self.pro])
         if self._db.dialect == "postgresql":
@@ -101,9 +124,8 @@ class SpareSet:
 
     def _build(self, indexes: list[tuple[str, str, tuple[str, ...]]]) -> None:
         for name, table, columns in indexes:  # one transaction each: writers wait a moment
-            self._db.write_sync(
-                partial(_ddl, f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
-            )
+            create = f"CREATE INDEX {name} ON {table} ({', '.join(columns)})"
+            self._db.write_sync(partial(_create_index, create))
 
     def merge_mailboxes(self) -> None:
         """An address on several lines becomes one mailbox: its first line, the empty
@@ -120,10 +142,10 @@ class SpareSet:
     def merge_professionals(self) -> None:
         """One row per national id: its first line's values, gaps filled by the next ones."""
         if self._db.dialect == "postgresql":
-            sql = _professionals_by_aggregation(self.main, self.pro)
+            statements = _professionals_by_aggregation(self.main, self.pro)
         else:
-            sql = _professionals_by_conflicts(self.main, self.pro)
-        self._db.write_sync(partial(_ddl, sql))
+            statements = [_professionals_by_conflicts(self.main, self.pro)]
+        self._db.write_sync(partial(_ddl_all, statements))
 
     def compare(self) -> Comparison:
         """What the new set adds, changes and retires against the live one."""
@@ -134,12 +156,40 @@ class SpareSet:
         self._db.write_sync(lambda tx: make_live(tx, self.kind, self.target, source, counts))
 
 
+class _Append:
+    """Appends numbered records to a table of lines: COPY on PostgreSQL, one
+    prepared INSERT run over the batch on SQLite (the driver's cursors, no copies)."""
+
+    def __init__(self, table: str, columns: Sequence[str]) -> None:
+        names = ", ".join(columns)
+        self._insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+        self._copy = f"COPY {table} ({names}) FROM STDIN"
+
+    def __call__(self, start: int, batch: list[tuple[str, ...]], tx: Tx) -> None:
+        raw: Any = tx.conn.connection.driver_connection
+        rows = ((start + n, *record) for n, record in enumerate(batch, 1))
+        try:
+            if tx.dialect == "postgresql":
+                with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor = raw.cursor()
+                try:
+                    cursor.executemany(self._insert, rows)
+                finally:
+                    cursor.close()
+        except Exception as exc:
+            raise StoreError(f"database statement failed: {describe(exc)}") from exc
+
+
 class _MailboxMerge:
     """Merges the lines of some repeated addresses, in one transaction."""
 
     def __init__(self, main: str) -> None:
         self.main = main
-        self.columns = [*tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS]
+        # the address is the one column they share: not set, its index is left alone
+        self.columns = [c for c in (*tables.MAILBOX_COLUMNS, *tables.KEY_COLUMNS) if c != "address"]
         self._keep = RawStatement(
             f"UPDATE {main} SET {', '.join(f'{c} = ?' for c in self.columns)}, lines = ? "
             "WHERE line = ?"
@@ -170,18 +220,28 @@ def _first_filled(first: Sequence[Any], others: Sequence[Sequence[Any]]) -> list
     return merged
 
 
-def _professionals_by_aggregation(main: str, pro: str) -> str:
-    """PostgreSQL refuses to touch a row twice in one statement: the first non-empty
-    value of each column, in line order, by aggregation."""
+def _professionals_by_aggregation(main: str, pro: str) -> list[str]:
+    """PostgreSQL refuses to touch a row twice in one statement: each national id's first
+    line (one sort), then, for the few ids on several lines, the first non-empty value of
+    each column in line order, by aggregation."""
     columns = tables.PROFESSIONAL_COLUMNS
+    names = ", ".join(columns)
     firsts = ", ".join(
-        f"COALESCE((array_agg({c} ORDER BY line) FILTER (WHERE {c} <> ''))[1], '')"
+        f"COALESCE((array_agg({c} ORDER BY line) FILTER (WHERE {c} <> ''))[1], '') AS {c}"
         for c in columns[1:]
     )
-    return (
-        f"INSERT INTO {pro} ({', '.join(columns)}) SELECT national_id, {firsts} "
-        f"FROM {main} WHERE national_id <> '' GROUP BY national_id"
+    repeated = (
+        f"SELECT national_id FROM {main} WHERE national_id <> '' "
+        "GROUP BY national_id HAVING count(*) > 1"
     )
+    return [
+        f"INSERT INTO {pro} ({names}) SELECT DISTINCT ON (national_id) {names} "
+        f"FROM {main} WHERE national_id <> '' ORDER BY national_id, line",
+        f"UPDATE {pro} p SET {', '.join(f'{c} = m.{c}' for c in columns[1:])} "
+        f"FROM (SELECT national_id, {firsts} FROM {main} "
+        f"WHERE national_id IN ({repeated}) GROUP BY national_id) m "
+        "WHERE p.national_id = m.national_id",
+    ]
 
 
 def _professionals_by_conflicts(main: str, pro: str) -> str:
@@ -260,20 +320,15 @@ def _compare_professionals(conn: Conn, live: str, target: str) -> Comparison:
 def _changes(
     conn: Conn, found: Comparison, new: str, old: str, key: str, changed: str
 ) -> Comparison:
-    """Count the keys only in the new set, only in the old one, and those whose row differs."""
-    found.added = _count(
-        conn,
-        f"SELECT count(*) FROM {new} n WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {old} o WHERE o.{key} = n.{key})",
-    )
-    found.retired = _count(
-        conn,
-        f"SELECT count(*) FROM {old} o WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {new} n WHERE n.{key} = o.{key})",
-    )
-    found.changed = _count(
-        conn, f"SELECT count(*) FROM {new} n JOIN {old} o ON o.{key} = n.{key} WHERE {changed}"
-    )
+    """One join of the two sets on their key: the keys in both, those whose row differs;
+    the others were added (only in the new set) or retired (only in the old one)."""
+    both, differ = conn.exec_driver_sql(
+        f"SELECT count(*), coalesce(sum(CASE WHEN {changed} THEN 1 ELSE 0 END), 0) "
+        f"FROM {new} n JOIN {old} o ON o.{key} = n.{key}"
+    ).one()
+    found.added = found.entries - int(both)
+    found.retired = _count(conn, f"SELECT count(*) FROM {old}") - int(both)
+    found.changed = int(differ)
     return found
 
 
