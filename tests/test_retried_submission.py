@@ -1,10 +1,11 @@
-"""A retried message is stored once: same Message-ID, envelope sender and recipients
-within 15 minutes (a client that lost the 250 and sends again), over real SMTP clients.
+"""A retried message is stored once: same Message-ID, envelope sender, recipients and
+bytes within 15 minutes (a client that lost the 250 and sends again), over real SMTP
+clients.
 
-Anything else is a new message: other recipients, another sender, no Message-ID, or
-after the window. A message refused the first time leaves no mark: its retry is judged
-afresh. The check and the copies commit in one transaction, so two identical messages
-at the same instant are stored once too.
+Anything else is a new message: other recipients, another sender, other bytes, no
+Message-ID, or after the window. A message refused the first time leaves no mark: its
+retry is judged afresh. The check and the copies commit in one transaction, so two
+identical messages at the same instant are stored once too.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ async def _send_and_hang_up(mss: Running, raw: bytes, recipients: list[str]) -> 
         assert (await reader.readline()).startswith(b"250")
     writer.write(b"DATA\r\n")
     assert (await reader.readline()).startswith(b"354")
-    writer.write(raw + b"\r\n.\r\n")
+    writer.write(raw + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n")  # as smtplib
     await writer.drain()
     writer.close()
 
@@ -111,6 +112,14 @@ async def test_the_same_message_id_from_another_sender_is_a_new_message(team: Ru
     await team.submit(JEAN, message(JEAN, PAUL, message_id=MSGID), [PAUL])
     await team.submit(MARIE, message(MARIE, PAUL, message_id=MSGID), [PAUL])
     assert len(await team.inbox(PAUL)) == 2
+
+
+async def test_another_message_reusing_a_message_id_is_stored(team: Running) -> None:
+    await team.submit(JEAN, message(JEAN, MARIE, "Compte rendu", message_id=MSGID), [MARIE])
+    reply = await team.submit(JEAN, message(JEAN, MARIE, "Ordonnance", message_id=MSGID), [MARIE])
+    assert reply.code == 250
+    subjects = [b"Subject: Ordonnance" in m for m in await team.inbox(MARIE)]
+    assert subjects == [False, True]  # software reusing a Message-ID loses nothing
 
 
 async def test_a_message_without_message_id_is_stored_each_time(team: Running) -> None:
@@ -193,3 +202,14 @@ async def test_two_processes_claiming_one_digest_at_once_store_it_once(
     assert results.count(None) == 1
     winner = [repr(id(s)) for s, r in zip((first, second) * 2, results, strict=True) if r is None]
     assert {r for r in results if r is not None} == set(winner)
+
+
+def test_the_digest_knows_a_retry_by_its_bytes_up_to_the_final_line_end() -> None:
+    from mss.delivery.retries import digest
+
+    raw = message(JEAN, MARIE, message_id=MSGID)
+    first = digest(MSGID, JEAN, [MARIE, PAUL], raw)
+    assert first == digest(MSGID, JEAN.upper(), [PAUL, MARIE.upper()], raw + b"\r\n")
+    assert first != digest(MSGID, JEAN, [MARIE, PAUL], raw.replace(b"Bonjour", b"Bonsoir"))
+    assert digest(None, JEAN, [MARIE], raw) is None
+    assert digest("  ", JEAN, [MARIE], raw) is None

@@ -377,7 +377,7 @@ class Pipeline:
         decided: dict[str, Any] = {}
         now, stamp = dt.datetime.now(dt.UTC), int(self._clock())
         key = retries.digest(d.message.message_id, d.sender.address,
-                             (r.address for r in d.recipients))  # fmt: skip
+                             (r.address for r in d.recipients), d.raw)  # fmt: skip
         await self._purge_retries(stamp)
 
         def decide(tx: Tx) -> None:  # before anything is written: may refuse this message

@@ -2,11 +2,12 @@
 
 A client that sent a whole message but lost the 250 (a dropped connection, a server
 killed between the commit and the reply) sends it again. The same Message-ID from
-the same envelope sender to the same recipients (in any order) within the window is
-that retry: it is answered 250 with the first message's queue id, and nothing is
-stored, relayed, deposited or notified a second time. Without a Message-ID from the
-client there is nothing to know it by: each one is stored. Other recipients, another
-sender or a later time make a new message.
+the same envelope sender to the same recipients (in any order) within the window,
+with the same bytes, is that retry: it is answered 250 with the first message's
+queue id, and nothing is stored, relayed, deposited or notified a second time.
+Without a Message-ID from the client there is nothing to know it by: each one is
+stored. Other recipients, another sender, a later time or other bytes (software that
+reuses a Message-ID for another message must not lose it) make a new message.
 
 The digest is claimed in the transaction that stores the message, after the
 conversation rules let it through (a refused message leaves no mark).
@@ -32,11 +33,14 @@ class AlreadyStored(MssError):
         self.queue_id = queue_id
 
 
-def digest(message_id: str | None, sender: str, recipients: Iterable[str]) -> str | None:
+def digest(
+    message_id: str | None, sender: str, recipients: Iterable[str], raw: bytes
+) -> str | None:
     """What a retry of this message is known by (None: no Message-ID to know it by)."""
     if not message_id or not message_id.strip():
         return None
-    parts = [message_id.strip(), sender.lower(), *sorted({r.lower() for r in recipients})]
+    content = hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()  # the end of DATA, as sent
+    parts = [message_id.strip(), sender.lower(), content, *sorted({r.lower() for r in recipients})]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -4,7 +4,7 @@ Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-06
 
-`recent_submission (key, queue_id, at)`: the digest of a message's Message-ID,
+`recent_submission (key, queue_id, at)`: the digest of a message's Message-ID, bytes,
 envelope sender and recipients, written in the transaction that stores it. A client
 that lost the 250 and sends the same message again within the window is answered
 250 with the first queue id, and nothing is stored twice (delivery/retries.py).
