@@ -94,8 +94,7 @@ def share_with_workers() -> None:
     are never examined again, in the parent or in its children (the `gc` module's
     advice for forking servers)."""
     preload()
-    gc.collect()
-    gc.freeze()
+    settle_garbage_collector()
 
 
 def bind_listening_socket(host: str, port: int) -> socket.socket:

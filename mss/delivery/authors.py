@@ -52,6 +52,10 @@ FROM_NOT_ENVELOPE = Rejection(
     "L'en-tête From d'un message à un patient doit être l'expéditeur de l'enveloppe "
     "(the From header of a message to a patient must be the envelope sender)",
 )
+FROM_NOT_OWNED = Rejection(
+    550, "5.7.1", "L'en-tête From ne correspond pas au compte authentifié "
+    "(From header not owned by the authenticated account)",
+)  # fmt: skip
 SENDER_NOT_OWNED = Rejection(
     550, "5.7.1", "L'en-tête Sender ne correspond pas au compte authentifié "
     "(Sender header not owned by the authenticated account)",
@@ -64,13 +68,20 @@ FROM_NOT_ALIGNED = Rejection(
 )
 
 
-def check_submission_sender(message: ParsedMessage, login_address: str) -> None:
-    """Submission: a Sender field names the account that logged in, as From does
-    (readers show it: "X on behalf of" the author)."""
-    for value in message.headers.get_all("Sender"):
-        for _, _, local, domain in parse_address_list(value) or []:
-            if local and f"{local}@{domain}".lower() != login_address.lower():
-                raise SENDER_NOT_OWNED
+def check_submission_authors(message: ParsedMessage, login_address: str) -> None:
+    """Submission and the patient space: From names the account that logged in, and
+    only it; so does a Sender field (readers show it: "X on behalf of" the author)."""
+    if not _mailboxes(message, "From"):
+        raise FROM_MISSING
+    for name, refusal in (("From", FROM_NOT_OWNED), ("Sender", SENDER_NOT_OWNED)):
+        if any(a != login_address.lower() for a in _mailboxes(message, name)):
+            raise refusal
+
+
+def _mailboxes(message: ParsedMessage, name: str) -> list[str]:
+    """The addresses of every mailbox the fields `name` give (groups' members too)."""
+    found = [a for v in message.headers.get_all(name) for a in parse_address_list(v) or []]
+    return [f"{local}@{domain}".lower() for _, _, local, domain in found if local]
 
 
 def not_vouched(domain: str) -> Rejection:

@@ -42,7 +42,7 @@ from mss.core.mime import (
     with_prefix,
 )
 from mss.delivery import deposits, policy, retries
-from mss.delivery.authors import FROM_MISSING, check_mx_authors, check_submission_sender
+from mss.delivery.authors import check_mx_authors, check_submission_authors
 from mss.delivery.checks import Checks, Door, Recipient, RecipientKind, Sender
 from mss.delivery.config import DeliveryConfig
 from mss.delivery.dsn import RecipientStatus, build_dsn
@@ -84,12 +84,6 @@ def _twice(name: str) -> Rejection:
     return Rejection(550, "5.6.0", f"En-tête {field} en double ({field} header twice)")
 
 
-FROM_NOT_OWNED = Rejection(
-    550,
-    "5.7.1",
-    "L'en-tête From ne correspond pas au compte authentifié "
-    "(From header not owned by the authenticated account)",
-)
 HEADER_TOO_BIG = Rejection(552, "5.3.4", "En-tête trop volumineux (header section too large)")
 DKIM_FAILED = Rejection(
     550, "5.7.20", "Aucune signature DKIM valide (no passing DKIM signature found, RFC 7372)"
@@ -277,14 +271,7 @@ class Pipeline:
         Date added when missing (RFC 6409 §8)."""
         if d.session.door is Door.MX:
             return d
-        authors = parse_address_list(d.message.headers.get("From"))
-        mailboxes = [a for a in authors or [] if a[2] is not None]
-        if not mailboxes:
-            raise FROM_MISSING
-        for _, _, local, domain in mailboxes:
-            if f"{local}@{domain}".lower() != d.sender.address.lower():
-                raise FROM_NOT_OWNED
-        check_submission_sender(d.message, d.sender.address)
+        check_submission_authors(d.message, d.sender.address)
         added = b""
         if d.message.headers.get("Message-ID") is None:
             d.message_id = f"<{uuid.uuid4().hex}@{self._config.hostname}>"
