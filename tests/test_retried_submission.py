@@ -11,7 +11,6 @@ identical messages at the same instant are stored once too.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from mss.store.recent import claim, purge_recent
 from mss.store.sql import Tx
 
 from .harness import PASSWORD, Running, message
+from .test_smtp_submission import _raw_session
 
 JEAN = "jean.dupont@pro.mssante.test"
 MARIE = "marie.martin@pro.mssante.test"
@@ -56,16 +56,7 @@ async def test_a_retried_submission_is_stored_once(team: Running) -> None:
 
 async def _send_and_hang_up(mss: Running, raw: bytes, recipients: list[str]) -> None:
     """DATA sent whole, the connection closed before the reply is read: the 250 is lost."""
-    reader, writer = await asyncio.open_connection(
-        "localhost", mss.ports["submissions"], ssl=mss.client_tls(), server_hostname="localhost"
-    )
-    await reader.readline()
-    writer.write(b"EHLO retry.example\r\n")
-    while not (await reader.readline()).startswith(b"250 "):
-        pass
-    token = base64.b64encode(f"\0{JEAN}\0{PASSWORD}".encode())
-    writer.write(b"AUTH PLAIN " + token + b"\r\n")
-    assert (await reader.readline()).startswith(b"235")
+    reader, writer = await _raw_session(mss)  # TLS, authenticated as JEAN
     writer.write(f"MAIL FROM:<{JEAN}>\r\n".encode())
     assert (await reader.readline()).startswith(b"250")
     for rcpt in recipients:
