@@ -307,3 +307,14 @@ async def test_a_mailbox_without_a_national_id_deposits_on_postgresql_too(
         assert await _drain(mss) == ["deposited 1 document(s)"]
         [pdf] = await mss.store.write(lambda tx: service.patient_documents(tx, INS))
     assert pdf["author"]["national_id"] == PRO
+
+
+async def test_a_retried_mail_deposits_its_documents_once_with_one_mdn(clinic: Running) -> None:
+    """DOMAIN.md §5 (deposit and its MDN) with a client that lost the 250 and sent again."""
+    mail = document_mail(XDM([XDMDocument(cda())]).build())
+    first = await clinic.submit(PRO, mail, [PATIENT])
+    again = await clinic.submit(PRO, mail, [PATIENT])
+    assert first.message == again.message  # the same queue id
+    assert await _drain(clinic) == ["deposited 1 document(s)"]  # one deposit row
+    assert len(await mdns(clinic)) == 1
+    assert len(await clinic.inbox(PATIENT)) == 1
