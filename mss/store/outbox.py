@@ -105,8 +105,12 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+_NAMES = tuple(column.name for column in _COLUMNS)
+
+
 def _item(row: Any) -> OutboxItem:
-    values = dict(row._mapping)
+    """A row of `_COLUMNS` (SQLAlchemy's, or a driver's tuple in that order)."""
+    values = dict(zip(_NAMES, row, strict=True))
     values["payload"] = json.loads(values["payload"] or "{}")
     return OutboxItem(**values)
 
@@ -152,22 +156,34 @@ def next_due(conn: Conn, kind: str) -> int | None:
     return None if value is None else int(value)
 
 
+_RETURNING = (
+    "RETURNING id, kind, status, blob_id, payload, attempts, due_at, expires, lease_owner, "
+    "created, updated, last_error, result"
+)
+_DUE = (
+    "SELECT id FROM outbox WHERE status = 'pending' AND due_at <= ? AND kind = ? "
+    "ORDER BY due_at, id LIMIT ?"
+)
+_CLAIM = (
+    "UPDATE outbox SET due_at = ?, attempts = attempts + 1, lease_owner = ?, updated = ? "
+    "WHERE id IN ({due}) " + _RETURNING
+)
+# Plain SQL (the runner claims after every burst of commits: SQLAlchemy's compilation
+# of these two statements cost more than the rest of a notification's work).
+_CLAIM_SQLITE = RawStatement(_CLAIM.format(due=_DUE))
+# other processes skip the rows this one locks
+_CLAIM_POSTGRESQL = RawStatement(_CLAIM.format(due=_DUE + " FOR UPDATE SKIP LOCKED"))
+_BURY = RawStatement(
+    "UPDATE outbox SET status = 'dead', lease_owner = NULL, updated = ?, "
+    "last_error = COALESCE(last_error, 'its lease ran out: the process died on it') "
+    "WHERE status = 'pending' AND due_at <= ? AND kind = ? AND attempts >= ? " + _RETURNING
+)
+
+
 def claim(tx: Tx, kind: str, *, now: int, lease: int, owner: str, limit: int) -> list[OutboxItem]:
     """Lease up to `limit` due rows of `kind`, oldest due first; return those won."""
-    due = (
-        select(o.id)
-        .where(o.status == PENDING, o.due_at <= now, o.kind == kind)
-        .order_by(o.due_at, o.id)
-        .limit(limit)
-    )
-    if tx.dialect == "postgresql":  # other processes skip the rows this one locks
-        due = due.with_for_update(skip_locked=True)
-    won = tx.conn.execute(
-        update(outbox_table)
-        .where(o.id.in_(due.scalar_subquery()))
-        .values(due_at=now + lease, attempts=o.attempts + 1, lease_owner=owner, updated=now)
-        .returning(*_COLUMNS)
-    ).all()
+    statement = _CLAIM_POSTGRESQL if tx.dialect == "postgresql" else _CLAIM_SQLITE
+    won = statement.all(tx.conn, now + lease, owner, now, now, kind, limit)
     return sorted((_item(row) for row in won), key=lambda item: (item.due_at, item.id))
 
 
@@ -175,18 +191,7 @@ def bury(tx: Tx, kind: str, *, now: int, max_attempts: int) -> list[OutboxItem]:
     """Dead-letter the due rows of `kind` that were claimed `max_attempts` times without
     ever being finished: the process handling them kept dying (a poison row that
     crashes its worker must not be claimed forever)."""
-    dead = tx.conn.execute(
-        update(outbox_table)
-        .where(o.status == PENDING, o.due_at <= now, o.kind == kind, o.attempts >= max_attempts)
-        .values(
-            status=OutboxStatus.DEAD.value,
-            lease_owner=None,
-            updated=now,
-            last_error=func.coalesce(o.last_error, "its lease ran out: the process died on it"),
-        )
-        .returning(*_COLUMNS)
-    ).all()
-    return [_item(row) for row in dead]
+    return [_item(row) for row in _BURY.all(tx.conn, now, now, kind, max_attempts)]
 
 
 @dataclass(frozen=True, slots=True)
