@@ -100,8 +100,12 @@ class Database:
             self._autocommit_engine = sqlite_engine(self.url, None, 1)
         else:
             self.write_engine = create_engine(self.url, pool_size=2, pool_pre_ping=True)
+            # Reads in autocommit: under READ COMMITTED each statement sees its own
+            # snapshot in a transaction too, so BEGIN and COMMIT were two round trips
+            # for nothing; and no ping at checkout: a connection a failover broke
+            # fails its read, which `read_sync` runs again on a new one.
             self.read_engine = create_engine(
-                self.url, pool_size=reader_threads + 2, pool_pre_ping=True
+                self.url, pool_size=reader_threads + 2, isolation_level="AUTOCOMMIT"
             )
         self._readers = ThreadPoolExecutor(reader_threads, thread_name_prefix="mss-reader")
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -226,7 +230,9 @@ class Database:
         return await future
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` on a reader thread in a read transaction (one snapshot)."""
+        """Run `fn` on a reader thread: in one read transaction (one snapshot) on SQLite;
+        on PostgreSQL in autocommit, each statement its own snapshot (as READ COMMITTED,
+        its default, gives inside a transaction too)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self.read_sync, fn)
 
