@@ -44,6 +44,7 @@ class Recorder:
         self.policy = policy
         self.delay = delay
         self.handled: list[int] = []
+        self.batches: list[int] = []  # the size of each batch handed to `handle`
         self.dead: list[int] = []
 
     async def handle(self, items: Sequence[OutboxItem]) -> list[Outcome]:
@@ -51,6 +52,7 @@ class Recorder:
         if any(i.payload.get("poison") for i in items if len(items) == 1):
             raise LookupError("unknown encoding: x-mac-klingon")  # a bug, not a decision
         self.handled += [i.payload["n"] for i in items]
+        self.batches.append(len(items))
         return [self._outcome(i) for i in items]
 
     async def on_dead(self, items: Sequence[OutboxItem]) -> None:
@@ -203,6 +205,31 @@ async def test_the_runner_wakes_after_the_commit_that_adds_rows(store: Store) ->
                 break
             await asyncio.sleep(0.01)
         assert handler.handled == [7]
+    finally:
+        task.cancel()
+
+
+async def test_rows_committed_one_after_another_are_claimed_handled_and_finished_together(
+    store: Store,
+) -> None:
+    """A message a few milliseconds after another (one connection sending) each add a
+    row: the runner gathers a moment after the first wake, so one claim, one handling
+    and one finish serve them all, not three transactions each."""
+    handler = Recorder()
+    running = OutboxRunner(SQLOutbox(store.db), [handler], owner="w1", poll=30.0, gather=0.5)
+    LocalFeed(store.db).subscribe(running.on_change)
+    task = asyncio.create_task(running.run())
+    try:
+        await asyncio.sleep(0.05)  # the lane looked, found nothing, sleeps up to 30 s
+        for n in range(5):
+            await add(store, {"n": n}, now=0)  # five commits, one after another
+        for _ in range(300):
+            if len(handler.handled) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(handler.handled) == [0, 1, 2, 3, 4]
+        assert handler.batches == [5]
+        assert {row.status for row in await rows(store)} == {"done"}
     finally:
         task.cancel()
 
