@@ -53,6 +53,10 @@ class Tx:
         self.events.append(event)
 
 
+# Up to this many rows, `RawStatement.many` runs one statement per row on PostgreSQL
+FEW_ROWS = 3
+
+
 class RawStatement:
     """A hot-path SQL statement written with `?`, run on the driver's own cursor.
 
@@ -133,8 +137,13 @@ class RawStatement:
         raw = conn.connection.driver_connection
         assert raw is not None
         cursor = raw.cursor()
+        sql = self.sql(dialect)
         try:
-            cursor.executemany(self.sql(dialect), [self.params(dialect, r) for r in rows])
+            if dialect.name == "sqlite" or len(rows) > FEW_ROWS:
+                cursor.executemany(sql, [self.params(dialect, r) for r in rows])
+            else:  # psycopg's executemany enters and leaves pipeline mode: dear for a row or two
+                for row in rows:
+                    cursor.execute(sql, self.params(dialect, row))
         except Exception as exc:
             raise StoreError(f"database statement failed: {describe(exc)}") from exc
         finally:
