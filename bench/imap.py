@@ -44,6 +44,11 @@ PASSWORD = "mot-de-passe-du-banc"  # noqa: S105 - a throw-away instance
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=100_000, help="mailbox size (100000)")
     parser.add_argument("--idle", type=int, default=10_000, help="IDLE connections (10000)")
+    parser.add_argument(
+        "--idle-workers", type=int, default=0,
+        help="workers of the server holding the IDLE sessions (0: mss's default; 50,000 "
+        "need 4 where a process may open 20,000 files)",
+    )  # fmt: skip
     parser.add_argument("--stress-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
 
@@ -142,13 +147,15 @@ async def _appends(port: int, tls: ssl.SSLContext, total: int = 2000, clients: i
     return total / (time.perf_counter() - started)
 
 
-async def _idle(port: int, tls: ssl.SSLContext, count: int, server_pid: int) -> dict[str, Any]:
-    """Open `count` authenticated IDLE sessions, then deliver one message to them all."""
+# Client connections one process holds: this container allows 20,000 open files per
+# process, so 50,000 sessions are opened by four client processes (and served by
+# `--idle-workers 4`: each server process holds about a quarter of them).
+IDLE_PER_PROCESS = 12_500
+
+
+async def _open_idle(port: int, tls: ssl.SSLContext, count: int) -> list[RawIMAP]:
+    """`count` authenticated sessions, each in IDLE on the INBOX."""
     clients: list[RawIMAP] = []
-    rss_before = _rss_mb(server_pid)
-    pss_before = _proc_pss_mb(server_pid)
-    sampler = PeakMemory(server_pid).__enter__()
-    started = time.perf_counter()
     sem = asyncio.Semaphore(200)
 
     async def open_one() -> None:
@@ -161,21 +168,79 @@ async def _idle(port: int, tls: ssl.SSLContext, count: int, server_pid: int) -> 
             clients.append(client)
 
     await asyncio.gather(*(open_one() for _ in range(count)))
+    return clients
+
+
+async def _hold_idle(port: int, cafile: str, count: int) -> None:
+    """A client process: open `count` sessions, say `ready`; at the line `go` on stdin
+    wait for each session's untagged answer (the new message), say `woken <time>`;
+    leave when stdin closes."""
+    tls = ssl.create_default_context(cafile=cafile)
+    clients = await _open_idle(port, tls, count)
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+    await asyncio.gather(*(c.read_line() for c in clients))
+    print(f"woken {time.time()}", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+
+
+async def _idle_clients(port: int, cafile: str, count: int) -> list[asyncio.subprocess.Process]:
+    """Client processes holding `count` sessions between them, once all are open."""
+    shares = [IDLE_PER_PROCESS] * (count // IDLE_PER_PROCESS)
+    if count % IDLE_PER_PROCESS:
+        shares.append(count % IDLE_PER_PROCESS)
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.imap", str(port), cafile, str(share),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        for share in shares
+    ]  # fmt: skip
+    for process in processes:
+        assert process.stdout is not None
+        line = await process.stdout.readline()
+        if line.strip() != b"ready":
+            raise SystemExit(f"an IDLE client process failed: {line!r}")
+    return processes
+
+
+async def _idle(port: int, cafile: str, count: int, server_pid: int) -> dict[str, Any]:
+    """Open `count` authenticated IDLE sessions, then deliver one message to them all."""
+    tls = ssl.create_default_context(cafile=cafile)
+    rss_before = _rss_mb(server_pid)
+    pss_before = _proc_pss_mb(server_pid)
+    sampler = PeakMemory(server_pid).__enter__()
+    started = time.perf_counter()
+    many = count > IDLE_PER_PROCESS
+    processes = await _idle_clients(port, cafile, count) if many else []
+    clients = [] if many else await _open_idle(port, tls, count)
     opened = time.perf_counter() - started
     rss_now = _rss_mb(server_pid)
     pss_now = _proc_pss_mb(server_pid)
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
     sender = await RawIMAP.connect(port, tls)
     await sender.login(IDLER, PASSWORD)
-    started = time.perf_counter()
+    started, wall = time.perf_counter(), time.time()
     await sender.command("APPEND INBOX {12+}\r\nSubject: x\r\n")
     await asyncio.gather(*(c.read_line() for c in clients))
     fan_out = time.perf_counter() - started
+    for process in processes:  # each says when its last session heard of the message
+        assert process.stdout is not None and process.stdin is not None
+        woken = (await process.stdout.readline()).split()
+        fan_out = max(fan_out, float(woken[1]) - wall)
+        process.stdin.close()
+        await process.wait()
     sampler.__exit__()
     for client in clients:
         client.writer.close()
     await sender.close()
     return {
         "idle_connections": count,
+        "idle_client_processes": max(1, len(processes)),
         "idle_open_s": round(opened, 1),
         "idle_server_rss_before_mb": round(rss_before, 1),
         "idle_server_rss_mb": round(rss_now, 1),
@@ -232,9 +297,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server.terminate()
             server.wait(120)
         if args.idle:  # a fresh server process: its memory is the sessions', not the bench's
-            server, ports = _start_server(data, {})
+            env = {"MSS_SERVER_WORKERS": str(args.idle_workers)} if args.idle_workers else {}
+            server, ports = _start_server(data, env)
+            cafile = str(data / "certs" / "ca.crt")
             try:
-                results.update(asyncio.run(_idle(ports["imaps"], tls, args.idle, server.pid)))
+                results.update(asyncio.run(_idle(ports["imaps"], cafile, args.idle, server.pid)))
             finally:
                 server.terminate()
                 server.wait(120)
@@ -245,3 +312,9 @@ def main(args: argparse.Namespace) -> int:
     results = run(args)
     print_results(results, args.json)
     return 1 if results.get("stress_errors") else 0
+
+
+if __name__ == "__main__":  # an IDLE client process of `_idle` (PORT CAFILE COUNT)
+    _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
+    asyncio.run(_hold_idle(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
