@@ -25,6 +25,8 @@ _LIVE = RawStatement("SELECT kind, live FROM annuaire_state")
 # PostgreSQL reads in READ COMMITTED: each statement its own snapshot. A shared
 # lock held to the end of the read transaction keeps an import from making
 # another set live meanwhile (`annuaire_load.make_live` takes it exclusively).
+# Reads run in autocommit (`Database.read`): this one opens its transaction, which
+# the end of the read commits (and so releases the lock).
 FLIP_LOCK = 7303640006
 _SHARE = RawStatement(f"SELECT pg_advisory_xact_lock_shared({FLIP_LOCK})")
 
@@ -32,6 +34,9 @@ _SHARE = RawStatement(f"SELECT pg_advisory_xact_lock_shared({FLIP_LOCK})")
 def live_sets(conn: Conn) -> dict[str, str]:
     """Which set of tables is live for each kind of file, for this read transaction."""
     if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        if raw is not None and raw.info.transaction_status.name == "IDLE":
+            raw.execute("BEGIN")
         _SHARE.all(conn)
     return dict(_LIVE.all(conn))
 
