@@ -77,11 +77,13 @@ class Summary:
 def _load(
     spare: SpareSet, files: list[tuple[Source, Layout]], summary: Summary, progress: Progress | None
 ) -> None:
-    """Append the files' records to the spare set, BATCH at a time (one transaction each),
-    while the reading process parses the next batch; then count its lines and rejects."""
+    """Empty the spare set, append the files' records, BATCH at a time (one transaction
+    each), while the reading process parses the next batch; count its lines and rejects."""
     tally = Tally()
-    for batch in records_beside(files, tally, progress, BATCH):
-        spare.append(batch)
+    with records_beside(files, tally, progress, BATCH) as batches:
+        spare.empty()
+        for batch in batches:
+            spare.append(batch)
     summary.lines, summary.rejected, summary.rejects = tally.lines, tally.rejected, tally.rejects
 
 
@@ -134,7 +136,6 @@ def _import_kind(
     started = time.perf_counter()
     summary = Summary(kind.value, [s.name for s, _ in files])
     spare = SpareSet(db, kind.value)
-    spare.empty()
     _load(spare, files, summary, progress)
     # the sorts to come (indexes, merges, comparison) must not grow with the file;
     # after the load, whose statement journals stay in memory

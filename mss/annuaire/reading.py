@@ -14,6 +14,7 @@ so memory stays constant there too. Then comes its tally of lines and rejects.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import zipfile
@@ -173,11 +174,13 @@ class Batch:
         return (record.split(_FIELD_END) for record in self._text.split(_RECORD_END))
 
 
+@contextlib.contextmanager
 def records_beside(
     files: list[tuple[Source, Layout]], tally: Tally, progress: Progress | None, batch: int
-) -> Iterator[Batch]:
-    """`records` by batches, read and parsed in a second process; `tally` is
-    filled when the last batch has been taken."""
+) -> Iterator[Iterator[Batch]]:
+    """`records` by batches, read and parsed in a second process, started at once (it
+    reads its first batch while the caller prepares); `tally` is filled when the last
+    batch has been taken."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited state
     receive, send = context.Pipe(duplex=False)
     reader = context.Process(
@@ -186,7 +189,7 @@ def records_beside(
     reader.start()
     send.close()
     try:
-        yield from _received(receive, tally, progress)
+        yield _received(receive, tally, progress)
     finally:
         receive.close()  # a reader still sending gets a broken pipe and ends
         reader.join(5)
