@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import multiprocessing
+import signal
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -218,24 +219,29 @@ def _received(receive: Connection, tally: Tally, progress: Progress | None) -> I
 
 def _read(send: Connection, files: list[tuple[Source, Layout]], batch: int) -> None:
     """The reading process: batches of records as text, progress, then the tally."""
-    tally = Tally()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the importing process
     try:
-        rows: list[str] = []
-        progress = partial(_send_progress, send)
-        for record in records(files, tally, progress):
-            rows.append(_FIELD_END.join(record))
-            if len(rows) >= batch:
-                send.send(("rows", _RECORD_END.join(rows), len(rows)))
-                rows = []
-        if rows:
-            send.send(("rows", _RECORD_END.join(rows), len(rows)))
-        send.send(("end", tally.lines, tally.rejected, tally.rejects))
+        _send_records(send, files, batch)
     except BrokenPipeError:
         pass  # the importing process stopped taking batches: nothing to tell
     except Exception as exc:  # shown by the importing process
-        send.send(("error", _portable(exc)))
+        with contextlib.suppress(OSError):
+            send.send(("error", _portable(exc)))
     finally:
         send.close()
+
+
+def _send_records(send: Connection, files: list[tuple[Source, Layout]], batch: int) -> None:
+    tally = Tally()
+    rows: list[str] = []
+    for record in records(files, tally, partial(_send_progress, send)):
+        rows.append(_FIELD_END.join(record))
+        if len(rows) >= batch:
+            send.send(("rows", _RECORD_END.join(rows), len(rows)))
+            rows = []
+    if rows:
+        send.send(("rows", _RECORD_END.join(rows), len(rows)))
+    send.send(("end", tally.lines, tally.rejected, tally.rejects))
 
 
 def _send_progress(send: Connection, done: int, total: int, lines: int) -> None:
