@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mss.annuaire import fhir, lookup
 from mss.annuaire.formats import BadHeader, BadLine, Kind, detect_layout, fold
 from mss.annuaire.importer import import_files
 from mss.annuaire.lookup import Query
-from mss.errors import InputError
+from mss.errors import InputError, MssError
 from mss.store.db import Database
 
 from .conftest import run_mss
@@ -155,6 +156,23 @@ def test_a_bad_header_is_refused_and_changes_nothing(db: Database) -> None:
     with pytest.raises(InputError, match="Adresse BAL"):
         import_files(db, [MSS_NEXT_DAY, BAD_HEADER])  # refused before anything is written
     assert len(_addresses(db, Query(mailbox_type=("PER", "ORG", "APP", "CAB")))) == 7
+
+
+def test_a_file_that_breaks_while_it_is_read_changes_nothing(db: Database, tmp_path: Path) -> None:
+    import_files(db, [MSS_FILE])
+    path = tmp_path / "Extraction_Correspondance_MSSante_3.zip"
+    with zipfile.ZipFile(MSS_NEXT_DAY) as published:
+        text = published.read(published.namelist()[0])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        blank = b"\r\n" * 600_000  # past the header's read: the end comes in the reader
+        archive.writestr("Extraction_Correspondance_MSSante_3.txt", text + blank)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"zoe.etienne")] = ord("Z")  # the member no longer matches its CRC-32
+    path.write_bytes(bytes(data))
+    with pytest.raises(MssError, match="CRC"):  # found by the reading process, at the end
+        import_files(db, [path])
+    assert _read(db, lambda c: lookup.mailbox(c, "sophie.martin@pharmacien.mssante.fr"))
+    assert _read(db, lambda c: lookup.mailbox(c, "zoe.etienne@sagefemme.mssante.fr")) is None
 
 
 def test_a_file_of_bad_lines_only_is_refused(db: Database, tmp_path: Path) -> None:

@@ -17,12 +17,14 @@ a row of the tables of `store/annuaire.py`, or raises `BadLine` with the reason.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mss.core.address import InvalidAddress, parse_address
+from mss.core.address import InvalidAddress, normalize_address
 from mss.errors import InputError
 
 
@@ -154,7 +156,7 @@ def fold(text: str) -> str:
 
 def _address(text: str) -> str:
     try:
-        return str(parse_address(text)).lower()
+        return normalize_address(text).lower()
     except InvalidAddress as exc:
         raise BadLine(f"invalid mailbox address {text!r}: {exc.reason}") from None
 
@@ -195,15 +197,23 @@ class Layout:
         return tuple(c for c, _ in _COLUMNS[self.kind])
 
     def record(self, fields: list[str]) -> tuple[str, ...]:
-        """One line's values in table order, plus the search keys; raises BadLine."""
+        """One line's values in table order, plus the search keys; raises BadLine.
+        `fields` (a split line) gets an empty field appended."""
         # a line without the trailing separator of its header is still whole
         short_ok = len(fields) == self.width - 1 and self._trailing_empty
         if len(fields) != self.width and not short_ok:
             raise BadLine(f"{len(fields)} fields instead of {self.width}")
-        values = [fields[p].strip() if p is not None else "" for p in self.positions]
+        fields.append("")  # what an absent column reads (`_pick`)
+        values = list(map(str.strip, self._pick(fields)))
         if self.kind is Kind.MSSANTE:
             return self._mailbox(values)
         return self._activity(values)
+
+    @functools.cached_property
+    def _pick(self) -> Callable[[list[str]], tuple[str, ...]]:
+        """The line's fields in table order in one call; an absent column reads the
+        empty field appended after the last."""
+        return operator.itemgetter(*(-1 if p is None else p for p in self.positions))
 
     @property
     def _trailing_empty(self) -> bool:

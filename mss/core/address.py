@@ -57,10 +57,9 @@ class Address:
 
 def parse_address(text: str) -> Address:
     """Validate and normalise an address; raise `InvalidAddress` with the reason."""
-    plain = _PLAIN_RE.fullmatch(text)
-    if plain is not None and len(text) <= MAX_ADDRESS_LENGTH and len(plain[1]) <= MAX_LOCAL_LENGTH:
-        local, domain = plain[1], plain[2].lower()
-        return Address(local.upper() if domain == PATIENT_DOMAIN else local.lower(), domain)
+    plain = _plain(text)
+    if plain is not None:
+        return Address(*plain)
     if _CONTROL_RE.search(text):
         raise InvalidAddress(text, "control characters are not allowed")
     value = text.strip()
@@ -81,6 +80,15 @@ def parse_address(text: str) -> Address:
     return Address(local.upper() if domain == PATIENT_DOMAIN else local.lower(), domain)
 
 
+def _plain(text: str) -> tuple[str, str] | None:
+    """The common case in one match: the normalised local part and domain, else None."""
+    plain = _PLAIN_RE.fullmatch(text)
+    if plain is None or len(text) > MAX_ADDRESS_LENGTH or len(plain[1]) > MAX_LOCAL_LENGTH:
+        return None
+    local, domain = plain[1], plain[2].lower()
+    return (local.upper() if domain == PATIENT_DOMAIN else local.lower()), domain
+
+
 def _check_domain(text: str, domain: str) -> None:
     if len(domain) > MAX_DOMAIN_LENGTH:
         raise InvalidAddress(text, "domain too long")
@@ -90,6 +98,11 @@ def _check_domain(text: str, domain: str) -> None:
 
 
 def normalize_address(text: str) -> str:
+    """`str(parse_address(text))`; the common case without building an Address (the
+    annuaire import checks a million of them)."""
+    plain = _plain(text)
+    if plain is not None:
+        return f"{plain[0]}@{plain[1]}"
     return str(parse_address(text))
 
 

@@ -4,9 +4,10 @@ The steps of `mss annuaire import` (`mss.annuaire.importer` drives them, in this
 order), for one kind of file (`mssante` or `ps`, see `store/annuaire.py`):
 `exclusive` (one import at a time per database), `SpareSet` (the set readers do
 not see) emptied, lines appended by batches of one transaction each, `finish`
-(indexes built after the load, lines merged into one mailbox per address and
-one professional per national id), `compare` (added, changed, retired against
-the live set, in SQL), then `make_live`: one short transaction that readers see
+(lines merged into one mailbox per address and one professional per national
+id), `index` (the other indexes, built after the load) and, at the same time
+on another connection, `compare` (added, changed, retired against the live
+set, in SQL), then `make_live`: one short transaction that readers see
 whole. The differences between SQLite and PostgreSQL (advisory locks, ANALYZE,
 the merge of professionals) are decided here.
 """
@@ -19,7 +20,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 
@@ -36,6 +37,13 @@ MERGE_CHUNK = 500  # repeated addresses merged per transaction
 INDEX_SORT_MEMORY = "256MB"  # PostgreSQL: sorts of the index builds
 IMPORT_LOCK = 7303640005  # PostgreSQL advisory lock: one import at a time
 _STATE = RawStatement("SELECT live FROM annuaire_state WHERE kind = ?")
+
+
+class Records(Protocol):
+    """A batch of records (`formats.Layout.record`): counted, then taken once, in order."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Sequence[str]]: ...
 
 
 def _ddl(statement: str, tx: Tx) -> None:
@@ -96,31 +104,36 @@ class SpareSet:
 
         self._db.write_sync(run)
 
-    def append(self, batch: list[tuple[str, ...]]) -> None:
-        """Add a batch of records (`formats.Layout.record`) in one transaction."""
+    def append(self, batch: Records) -> None:
+        """Add a batch of records in one transaction."""
         start = self._line
         self._line += len(batch)
         self._db.write_sync(partial(self._main, start, batch))
 
     def finish(self) -> None:
-        """Index the lines, merge them into professionals (reading the national id
-        index: no sort in memory), index the professionals. Repeated addresses are
-        merged when only the address index exists: the fewer indexes, the cheaper
-        their rows' updates and deletions."""
+        """Merge the lines into mailboxes (one per address) and professionals (one per
+        national id), with the indexes the merges read; what `compare` needs. Repeated
+        addresses are merged when only the address index exists: the fewer indexes, the
+        cheaper their rows' updates and deletions."""
         if self._db.dialect == "postgresql":  # the row count and keys of the new lines for
             # the merges' plans (a truncated table's statistics say nothing of them)
             self._db.write_sync(partial(_ddl, f"ANALYZE {self.main}"))
-        lines = [i for i in self._indexes if i[1] == self.main]
         if self.kind == "mssante":
-            self._build([i for i in lines if i[2] == ("address",)])
+            self._build([i for i in self._indexes if i[2] == ("address",)])
             self.merge_mailboxes()
-            lines = [i for i in lines if i[2] != ("address",)]
-        self._build(lines)
+        # the professionals' merge reads the lines by national id: no sort in memory
+        self._build([i for i in self._indexes if i[1] == self.main and i[2] == ("national_id",)])
         self.merge_professionals()
-        self._build([i for i in self._indexes if i[1] == self.pro])
         if self._db.dialect == "postgresql":
             for table in (self.main, self.pro):
                 self._db.write_sync(partial(_ddl, f"ANALYZE {table}"))
+
+    def index(self) -> None:
+        """Build the indexes the readers search by; `compare` may run meanwhile (it
+        reads the merged rows, the builds only add indexes)."""
+        merged = {("address",), ("national_id",)}
+        self._build([i for i in self._indexes if i[1] == self.main and i[2] not in merged])
+        self._build([i for i in self._indexes if i[1] == self.pro])
 
     def _build(self, indexes: list[tuple[str, str, tuple[str, ...]]]) -> None:
         for name, table, columns in indexes:  # one transaction each: writers wait a moment
@@ -165,7 +178,7 @@ class _Append:
         self._insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})"
         self._copy = f"COPY {table} ({names}) FROM STDIN"
 
-    def __call__(self, start: int, batch: list[tuple[str, ...]], tx: Tx) -> None:
+    def __call__(self, start: int, batch: Records, tx: Tx) -> None:
         raw: Any = tx.conn.connection.driver_connection
         rows = ((start + n, *record) for n, record in enumerate(batch, 1))
         try:
