@@ -153,14 +153,16 @@ async def _appends(port: int, tls: ssl.SSLContext, total: int = 2000, clients: i
 IDLE_PER_PROCESS = 12_500
 
 
-async def _open_idle(port: int, tls: ssl.SSLContext, count: int) -> list[RawIMAP]:
-    """`count` authenticated sessions, each in IDLE on the INBOX."""
+async def _open_idle(
+    port: int, tls: ssl.SSLContext, count: int, source: str | None = None
+) -> list[RawIMAP]:
+    """`count` authenticated sessions, each in IDLE on the INBOX (from `source`)."""
     clients: list[RawIMAP] = []
     sem = asyncio.Semaphore(200)
 
     async def open_one() -> None:
         async with sem:
-            client = await RawIMAP.connect(port, tls)
+            client = await RawIMAP.connect(port, tls, source=source)
             await client.login(IDLER, PASSWORD)
             await client.command("SELECT INBOX")
             await client.send(b"i IDLE\r\n")
@@ -171,12 +173,12 @@ async def _open_idle(port: int, tls: ssl.SSLContext, count: int) -> list[RawIMAP
     return clients
 
 
-async def _hold_idle(port: int, cafile: str, count: int) -> None:
+async def _hold_idle(port: int, cafile: str, count: int, source: str) -> None:
     """A client process: open `count` sessions, say `ready`; at the line `go` on stdin
     wait for each session's untagged answer (the new message), say `woken <time>`;
     leave when stdin closes."""
     tls = ssl.create_default_context(cafile=cafile)
-    clients = await _open_idle(port, tls, count)
+    clients = await _open_idle(port, tls, count, source)
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
@@ -193,9 +195,10 @@ async def _idle_clients(port: int, cafile: str, count: int) -> list[asyncio.subp
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.imap", str(port), cafile, str(share),
+            f"127.0.0.{2 + n}",  # ephemeral ports are counted per source address
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
-        for share in shares
+        for n, share in enumerate(shares)
     ]  # fmt: skip
     for process in processes:
         assert process.stdout is not None
@@ -314,7 +317,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if results.get("stress_errors") else 0
 
 
-if __name__ == "__main__":  # an IDLE client process of `_idle` (PORT CAFILE COUNT)
+if __name__ == "__main__":  # an IDLE client process of `_idle` (PORT CAFILE COUNT SOURCE)
     _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
-    asyncio.run(_hold_idle(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
+    asyncio.run(_hold_idle(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]))

@@ -56,11 +56,16 @@ class RawIMAP:
 
     @classmethod
     async def connect(
-        cls, port: int, tls: ssl.SSLContext | None, *, host: str = "localhost"
-    ) -> RawIMAP:
+        cls, port: int, tls: ssl.SSLContext | None, *, host: str = "localhost",
+        source: str | None = None,
+    ) -> RawIMAP:  # fmt: skip
+        """`source`: the loopback address to connect from (127.0.0.2…), to 127.0.0.1: each
+        source address has its own ~28,000 ephemeral ports toward one server port."""
         reader, writer = await asyncio.open_connection(
-            host, port, ssl=tls, server_hostname=host if tls else None, limit=2**26
-        )
+            "127.0.0.1" if source else host, port, ssl=tls,
+            server_hostname=host if tls else None, limit=2**26,
+            local_addr=(source, 0) if source else None,
+        )  # fmt: skip
         client = cls(reader, writer)
         client.greeting = await client.read_line()
         return client
