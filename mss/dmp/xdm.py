@@ -31,7 +31,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from mss.core.ins import INS_OIDS, InvalidINS, parse_ins
-from mss.dmp.errors import DocumentError, IncompleteINS, MissingINS
+from mss.dmp.errors import DMPError, DocumentError, IncompleteINS, MissingINS
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 NS = {"rim": RIM}
@@ -244,11 +244,25 @@ def parse_xml(data: bytes, what: str) -> Element:
     return root
 
 
+# What `zipfile` itself raises on a corrupted archive besides BadZipFile: a negative
+# seek (ValueError), an entry without a name (IndexError), a truncated header...
+_CORRUPTED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, IndexError,
+              EOFError, NotImplementedError, RuntimeError, OSError)  # fmt: skip
+
+
 def read_xdm(data: bytes, limits: Limits | None = None, *, check_ins: bool = True) -> XDMPackage:
     """The submission set and documents of an `IHE_XDM.ZIP`; DocumentError when bad.
     `check_ins=False`: an INS with a bad key is kept as it is (what the delivery
     pipeline reads to see the confidentiality of the documents; the deposit says 905)."""
-    limits = limits or Limits()
+    try:
+        return _read_xdm(data, limits or Limits(), check_ins)
+    except DMPError:
+        raise
+    except _CORRUPTED as exc:  # whatever corrupted bytes make zipfile raise
+        raise DocumentError(f"not a readable zip archive ({type(exc).__name__}: {exc})") from None
+
+
+def _read_xdm(data: bytes, limits: Limits, check_ins: bool) -> XDMPackage:
     archive, entries = _open_archive(data, limits)
     with archive:
         metadata_files = sorted(
