@@ -156,10 +156,7 @@ def next_due(conn: Conn, kind: str) -> int | None:
     return None if value is None else int(value)
 
 
-_RETURNING = (
-    "RETURNING id, kind, status, blob_id, payload, attempts, due_at, expires, lease_owner, "
-    "created, updated, last_error, result"
-)
+_RETURNING = "RETURNING " + ", ".join(_NAMES)  # the columns `_item` reads, in its order
 _DUE = (
     "SELECT id FROM outbox WHERE status = 'pending' AND due_at <= ? AND kind = ? "
     "ORDER BY due_at, id LIMIT ?"
