@@ -10,9 +10,11 @@ database (LISTEN/NOTIFY on PostgreSQL, commit polling on SQLite).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -110,8 +112,9 @@ async def test_a_change_committed_in_another_process_is_told_at_the_next_command
             await reader.close()
 
 
-def _serve_with_workers(instance: Path, workers: int = 2) -> subprocess.Popen[str]:
-    env = {**os.environ, **ALL_PORTS_FREE, "MSS_SERVER_WORKERS": str(workers)}
+def _serve_with_workers(instance: Path, workers: int = 2, **ports: int) -> subprocess.Popen[str]:
+    fixed = {f"MSS_LISTEN_{name.upper()}": str(port) for name, port in ports.items()}
+    env = {**os.environ, **ALL_PORTS_FREE, "MSS_SERVER_WORKERS": str(workers), **fixed}
     return subprocess.Popen(
         [sys.executable, "-m", "mss", "serve", "--data-dir", str(instance)],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
@@ -141,8 +144,6 @@ def test_serve_workers_share_the_ports_and_come_back_when_killed(instance: Path)
         assert len(_workers_of(server.pid)) == 2
         # every new connection is served (by either worker)
         for _ in range(6):
-            import socket
-
             with socket.create_connection(("localhost", ports["imap"]), timeout=10) as sock:
                 assert sock.recv(200).startswith(b"* OK")
         assert stop_server(server, signal.SIGTERM) == 0
@@ -164,3 +165,62 @@ def test_workers_die_with_a_killed_supervisor(instance: Path) -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _established(pid: int, port: int) -> int:
+    """The TCP connections on local `port` that process `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            established = fields[3] == "01"
+            count += local_port == port and established and fields[9] in inodes
+    return count
+
+
+@pytest.mark.slow
+def test_serve_workers_each_take_a_share_of_a_wave_of_connections(instance: Path) -> None:
+    """Forty clients connecting at once are spread over both workers (one listening
+    socket each, SO_REUSEPORT), not all accepted by the first worker awake."""
+    server = _serve_with_workers(instance)
+    clients: list[socket.socket] = []
+    try:
+        port = wait_ready(server)["imap"]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+        for client in clients:
+            assert client.recv(200).startswith(b"* OK")
+        shares = sorted(_established(pid, port) for pid in _workers_of(server.pid))
+        assert sum(shares) == 40, shares
+        assert shares[0] >= 5, shares  # even odds per connection: fewer than 5 is 1 in 10^7
+    finally:
+        for client in clients:
+            client.close()
+        stop_server(server, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_a_second_server_on_the_same_ports_is_refused(instance: Path) -> None:
+    """The workers' sockets share their port among themselves only: another `mss serve`
+    on the same port fails with a clear error instead of taking part of the clients."""
+    first = _serve_with_workers(instance)
+    try:
+        port = wait_ready(first)["imap"]
+        second = _serve_with_workers(instance, imap=port)
+        try:
+            _, error = second.communicate(timeout=60)
+        finally:
+            second.kill()
+        code = second.returncode
+        assert code != 0
+        assert "cannot listen on" in error and f":{port}" in error, error
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            assert client.recv(200).startswith(b"* OK")  # the first one still serves
+    finally:
+        stop_server(first, signal.SIGTERM)

@@ -25,7 +25,7 @@ from mss.imap.parsing.commands import CommandError, parse_command
 from mss.imap.parsing.tokens import literal_announcement
 from mss.imap.state import Session
 from mss.security.pki import CertIdentity
-from mss.security.proxy_protocol import ProxyPolicy, gated
+from mss.security.proxy_protocol import ProxyPolicy, gated, open_door
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -167,12 +167,8 @@ class ImapListener:
     async def start(self) -> None:
         tls = self._implicit() if self._implicit else None
         factory = gated(self._stream, tls, self._proxy)  # the gate does TLS, if any
-        loop = asyncio.get_running_loop()
-        if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
-            self._server = await loop.create_server(factory, sock=self._shared.dup(), backlog=4096)
-            return
-        self._server = await loop.create_server(
-            factory, self._host, self._port, reuse_address=True, backlog=4096
+        self._server = await open_door(
+            factory, shared=self._shared, host=self._host, port=self._port
         )
         self._port = self.port
 

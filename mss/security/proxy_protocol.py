@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -117,6 +118,20 @@ def client_address(header: bytes) -> tuple[str, int] | None:
 def starts_like_a_header(data: bytes) -> bool:
     """Does a connection's first chunk begin a PROXY header (v1 or v2)?"""
     return data.startswith(V1_PREFIX) or data.startswith(V2_SIGNATURE)
+
+
+LISTEN_BACKLOG = 4096  # connections the kernel queues (and asyncio accepts per wake-up)
+
+
+async def open_door(
+    factory: ProtocolFactory, *, shared: socket.socket | None, host: str, port: int
+) -> asyncio.Server:
+    """Serve `factory` on the socket the supervisor bound for this worker, else on
+    `host:port` (one process)."""
+    loop = asyncio.get_running_loop()
+    if shared is not None:  # a copy: closing it (reload, stop) keeps the original
+        return await loop.create_server(factory, sock=shared.dup(), backlog=LISTEN_BACKLOG)
+    return await loop.create_server(factory, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
 
 
 def gated(

@@ -33,7 +33,7 @@ from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
-from mss.security.proxy_protocol import ProxyPolicy, gated
+from mss.security.proxy_protocol import ProxyPolicy, gated, open_door
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -447,13 +447,9 @@ class Listener:
             self._idle.set()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         factory = gated(self._make, self._ssl, self._proxy)  # the gate does TLS, if any
-        if self._shared is not None:  # a copy: closing it (reload, stop) keeps the original
-            self._server = await loop.create_server(factory, sock=self._shared.dup(), backlog=1024)
-            return
-        self._server = await loop.create_server(
-            factory, self._host, self._port, reuse_address=True, backlog=1024
+        self._server = await open_door(
+            factory, shared=self._shared, host=self._host, port=self._port
         )
 
     async def reload(self, ssl_context: ssl.SSLContext) -> None:
