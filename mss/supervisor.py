@@ -1,7 +1,8 @@
 """`mss serve`: one process, or a supervisor and its workers.
 
 With `server.workers` above 1 (by default: one per core), the supervisor runs the
-migrations and binds every listening socket once, then forks the workers (before
+migrations and binds the listening sockets (one per door for each worker, on the
+same port: `Supervisor._bind`), then forks the workers (before
 any thread or event loop exists in this process), starts again a worker that dies,
 and passes SIGINT/SIGTERM on to them; each worker drains its connections and exits.
 The workers count in files of `<data dir>/run/metrics/<supervisor pid>`, summed by
