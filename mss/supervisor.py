@@ -26,6 +26,7 @@ from mss.app import Application, describe_ports, preload
 from mss.config import Settings
 from mss.errors import MssError
 from mss.instance import open_store
+from mss.security.proxy_protocol import LISTEN_BACKLOG
 
 log = logging.getLogger("mss")
 
@@ -112,7 +113,7 @@ def bind_listening_socket(host: str, port: int, *, spread: bool = False) -> sock
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(4096)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()

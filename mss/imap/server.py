@@ -25,7 +25,7 @@ from mss.imap.parsing.commands import CommandError, parse_command
 from mss.imap.parsing.tokens import literal_announcement
 from mss.imap.state import Session
 from mss.security.pki import CertIdentity
-from mss.security.proxy_protocol import ProxyPolicy, gated, open_door
+from mss.security.proxy_protocol import ProxyPolicy, open_door
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -166,9 +166,8 @@ class ImapListener:
 
     async def start(self) -> None:
         tls = self._implicit() if self._implicit else None
-        factory = gated(self._stream, tls, self._proxy)  # the gate does TLS, if any
         self._server = await open_door(
-            factory, shared=self._shared, host=self._host, port=self._port
+            self._stream, tls, self._proxy, shared=self._shared, host=self._host, port=self._port
         )
         self._port = self.port
 

@@ -20,6 +20,7 @@ is lost) is computed here. Spec: haproxy.org, doc/proxy-protocol.txt (2.6).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -124,21 +125,21 @@ LISTEN_BACKLOG = 4096  # connections the kernel queues (and asyncio accepts per 
 
 
 async def open_door(
-    factory: ProtocolFactory, *, shared: socket.socket | None, host: str, port: int
+    factory: ProtocolFactory,
+    ssl_context: ssl.SSLContext | None,
+    policy: ProxyPolicy,
+    *,
+    shared: socket.socket | None,
+    host: str,
+    port: int,
 ) -> asyncio.Server:
-    """Serve `factory` on the socket the supervisor bound for this worker, else on
-    `host:port` (one process)."""
+    """Serve `factory` behind the PROXY gate (which does TLS, if any) on the socket the
+    supervisor bound for this worker, else on `host:port` (one process)."""
+    gate = functools.partial(ProxyGate, factory, ssl_context, policy)
     loop = asyncio.get_running_loop()
     if shared is not None:  # a copy: closing it (reload, stop) keeps the original
-        return await loop.create_server(factory, sock=shared.dup(), backlog=LISTEN_BACKLOG)
-    return await loop.create_server(factory, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
-
-
-def gated(
-    factory: ProtocolFactory, ssl_context: ssl.SSLContext | None, policy: ProxyPolicy
-) -> ProtocolFactory:
-    """The protocol factory to give `create_server` (with `ssl=None`: the gate does TLS)."""
-    return lambda: ProxyGate(factory, ssl_context, policy)
+        return await loop.create_server(gate, sock=shared.dup(), backlog=LISTEN_BACKLOG)
+    return await loop.create_server(gate, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
 
 
 class ProxyGate(asyncio.Protocol):

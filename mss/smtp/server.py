@@ -33,7 +33,7 @@ from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
-from mss.security.proxy_protocol import ProxyPolicy, gated, open_door
+from mss.security.proxy_protocol import ProxyPolicy, open_door
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -447,10 +447,10 @@ class Listener:
             self._idle.set()
 
     async def start(self) -> None:
-        factory = gated(self._make, self._ssl, self._proxy)  # the gate does TLS, if any
         self._server = await open_door(
-            factory, shared=self._shared, host=self._host, port=self._port
-        )
+            self._make, self._ssl, self._proxy,
+            shared=self._shared, host=self._host, port=self._port,
+        )  # fmt: skip
 
     async def reload(self, ssl_context: ssl.SSLContext) -> None:
         """Use a new context for new connections (implicit TLS binds it to the socket)."""
