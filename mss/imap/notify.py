@@ -89,7 +89,9 @@ def _named(raw: tuple[str, ...]) -> set[str]:
     return names
 
 
-def _in_group(group: EventGroup, box: MailboxInfo, subscribed: set[str]) -> bool:
+def _in_group(group: EventGroup, box: MailboxInfo, subscribed: set[str], roots: set[str]) -> bool:
+    """Whether the group takes `box`; `roots` are the names it lists (`_named`, read once
+    per group: a command may list tens of thousands)."""
     kind, name = group.filter, box.name
     if kind == "INBOXES":
         return name == INBOX  # mail is delivered to INBOX only
@@ -97,7 +99,6 @@ def _in_group(group: EventGroup, box: MailboxInfo, subscribed: set[str]) -> bool
         return True
     if kind == "SUBSCRIBED":
         return name in subscribed
-    roots = _named(group.mailboxes)
     if kind == "SUBTREE":
         return any(name == root or name.startswith(root + DELIMITER) for root in roots)
     return kind == "MAILBOXES" and name in roots
@@ -136,8 +137,9 @@ class NotifyCommands(MailboxCommands):
                 notifier.delayed = group.filter == "SELECTED-DELAYED"
                 notifier.fetch_atts = group.fetch_atts
                 continue
+            roots = _named(group.mailboxes)
             for box in boxes:
-                if box.id not in notifier.names and _in_group(group, box, subscribed):
+                if box.id not in notifier.names and _in_group(group, box, subscribed, roots):
                     notifier.names[box.id] = box.name
                     notifier.items[box.id] = _items(group.events)
         for box_id, items in list(notifier.items.items()):

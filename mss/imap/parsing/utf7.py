@@ -33,6 +33,8 @@ def encode(name: str) -> str:
 
 
 def decode(text: str) -> str:
+    if text.isascii() and text.isprintable() and "&" not in text:
+        return text  # printable ASCII (0x20–0x7E) without "&": itself
     out: list[str] = []
     i = 0
     while i < len(text):
