@@ -168,10 +168,12 @@ class Application:
                 _background(stack, self._traces_head_loop(), "traces-head")
                 stack.push_async_callback(self.keep_traces_head)
             _background(stack, self._integrity_loop(), "integrity-check")
+            loop_kind = type(asyncio.get_running_loop()).__module__.split(".")[0]
             if self.workers > 1:
-                log.info("worker %d of %d ready", self.worker + 1, self.workers)
+                log.info("worker %d of %d ready on %s", self.worker + 1, self.workers, loop_kind)
             else:
-                log.info("mss %s serving (%s)", __version__, describe_ports(self.ports))
+                log.info("mss %s serving (%s) on %s",
+                         __version__, describe_ports(self.ports), loop_kind)  # fmt: skip
             if ready is not None:
                 ready(self.ports)
             await stop.wait()

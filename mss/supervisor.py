@@ -20,6 +20,8 @@ import resource
 import signal
 import socket
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from mss import __version__, metrics
 from mss.app import Application, describe_ports, preload
@@ -42,8 +44,20 @@ def serve(settings: Settings) -> int:
     workers = settings.server.worker_count
     if workers > 1:
         return Supervisor(settings, workers).run()
-    asyncio.run(_run_until_signalled(Application(settings)))
+    run_loop(settings, _run_until_signalled(Application(settings)))
     return 0
+
+
+def run_loop(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to its end on the event loop `server.event_loop` names: uvloop's
+    (libuv; its transports and loop are compiled) or the standard library's."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if settings.server.event_loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 def _raise_open_files_limit() -> None:
@@ -229,7 +243,7 @@ class Supervisor:
                 self.settings, sockets=sockets, worker=number, workers=self.workers,
                 started_at=self.started_at,
             )  # fmt: skip
-            asyncio.run(_run_until_signalled(app))
+            run_loop(self.settings, _run_until_signalled(app))
         except BaseException:
             log.exception("worker %d failed", number + 1)
             code = 1

@@ -8,15 +8,17 @@ Each test gets its own database. With MSS_REQUIRE_POSTGRES=1 (set by
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import uvloop
 
 from mss.store.api import Store
 from mss.store.blobs import create_key_file
@@ -28,6 +30,17 @@ from .notifying import sink  # noqa: F401  (the smarthost of the notification te
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(__file__).resolve().parent / "data"  # copy of ../shared/data
 TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """In-process servers and clients run on the loop `mss serve` runs by default
+    (`server.event_loop`): uvloop's. `MSS_TEST_EVENT_LOOP=asyncio` runs them on the
+    standard library's instead."""
+    if os.environ.get("MSS_TEST_EVENT_LOOP") == "asyncio":
+        return {"asyncio": asyncio.new_event_loop}
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

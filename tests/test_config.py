@@ -59,6 +59,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[domains]\nprofessional = ['not a domain']\n", {}, "domains.professional"),
         ("[storage]\nurl = 'mysql://x'\n", {}, "storage.url"),
         ("[tls]\nmin_version = 'TLSv1.0'\n", {}, "tls.min_version"),
+        ("[server]\nevent_loop = 'trio'\n", {}, "server.event_loop"),
         ("", {"MSS_LISTEN_IMAP": "abc"}, "listen.imap (MSS_LISTEN_IMAP)"),
         ("", {"MSS_POLICY_PATIENT_SMTP_LOGIN": "maybe"}, "policy.patient_smtp_login"),
         ("[listen\n", {}, "config"),

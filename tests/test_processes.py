@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -112,8 +113,12 @@ async def test_a_change_committed_in_another_process_is_told_at_the_next_command
             await reader.close()
 
 
-def _serve_with_workers(instance: Path, workers: int = 2, **ports: int) -> subprocess.Popen[str]:
+def _serve_with_workers(
+    instance: Path, workers: int = 2, loop: str | None = None, **ports: int
+) -> subprocess.Popen[str]:
     fixed = {f"MSS_LISTEN_{name.upper()}": str(port) for name, port in ports.items()}
+    if loop is not None:
+        fixed["MSS_SERVER_EVENT_LOOP"] = loop
     env = {**os.environ, **ALL_PORTS_FREE, "MSS_SERVER_WORKERS": str(workers), **fixed}
     return subprocess.Popen(
         [sys.executable, "-m", "mss", "serve", "--data-dir", str(instance)],
@@ -126,15 +131,23 @@ def _workers_of(pid: int) -> list[int]:
     return [int(c) for c in children]
 
 
+def _log_lines(server: subprocess.Popen[str], needle: str, count: int) -> list[str]:
+    """The server's log lines holding `needle`, once there are `count` of them (30 s at most)."""
+    log: list[str] = server.log  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while sum(needle in line for line in log) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [line for line in log if needle in line]
+
+
 @pytest.mark.slow
 def test_serve_workers_share_the_ports_and_come_back_when_killed(instance: Path) -> None:
     server = _serve_with_workers(instance)
     try:
         ports = wait_ready(server)
         log: list[str] = server.log  # type: ignore[attr-defined]
+        _log_lines(server, "ready", 2)
         deadline = time.monotonic() + 30
-        while sum("ready" in line for line in log) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
         workers = _workers_of(server.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
@@ -224,3 +237,28 @@ def test_a_second_server_on_the_same_ports_is_refused(instance: Path) -> None:
             assert client.recv(200).startswith(b"* OK")  # the first one still serves
     finally:
         stop_server(first, signal.SIGTERM)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("setting", "expected"), [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_serve_workers_run_on_the_event_loop_the_settings_name(
+    instance: Path, setting: str | None, expected: str
+) -> None:
+    """uvloop by default; `server.event_loop = "asyncio"` gives the standard library's.
+    Each worker says which loop it runs, and serves on it (TLS and plain doors)."""
+    server = _serve_with_workers(instance, loop=setting)
+    try:
+        ports = wait_ready(server)
+        ready = _log_lines(server, " ready on ", 2)
+        loops = sorted(line.rsplit(" ", 1)[1].strip() for line in ready)
+        assert loops == [expected, expected], server.log  # type: ignore[attr-defined]
+        for _ in range(4):  # plain IMAP, then TLS from the first byte on the IMAPS door
+            with socket.create_connection(("127.0.0.1", ports["imap"]), timeout=10) as plain:
+                assert plain.recv(200).startswith(b"* OK")
+            tls = ssl.create_default_context(cafile=str(instance / "certs" / "ca.crt"))
+            raw = socket.create_connection(("127.0.0.1", ports["imaps"]), timeout=10)
+            with tls.wrap_socket(raw, server_hostname="localhost") as secure:
+                assert secure.recv(200).startswith(b"* OK")
+        assert stop_server(server, signal.SIGTERM) == 0
+    finally:
+        server.kill()

@@ -27,12 +27,14 @@ from mss.imap.state import Session
 from mss.security.pki import CertIdentity
 from mss.security.proxy_protocol import ProxyPolicy, open_door
 from mss.security.tls import peer_identity
+from mss.security.tls_transport import start_tls_server
 
 log = logging.getLogger(__name__)
 
 PRE_AUTH_LINE = 40 * 1024  # RFC 2971's largest ID (30 pairs of 30 + 1,024 octets) fits
 PRE_AUTH_LITERAL = 8 * 1024
 LINE_LIMIT = 64 * 1024
+LITERALS_PER_TURN = 64  # literals of one command read before the other connections' turn
 
 
 class Connection:
@@ -81,9 +83,16 @@ class Connection:
 
         After a literal's bytes comes the rest of the command line, which is
         appended directly (the CRLF before the literal's data is the literal's).
+        Reading what is already buffered does not give the event loop back: every
+        `LITERALS_PER_TURN` literals the other connections get their turn, however
+        many a command holds (60,000 mailbox names in one NOTIFY, say).
         """
         command = bytearray()
+        literals = 0
         while True:
+            literals += 1
+            if literals % LITERALS_PER_TURN == 0:
+                await asyncio.sleep(0)
             line = await self.read_line()
             if line is None:
                 return None
@@ -116,7 +125,7 @@ class Connection:
             log.warning("IMAP STARTTLS: %d bytes sent in clear after it, discarded", len(smuggled))
             smuggled.clear()
         # no await between the clearing and the switch: nothing more is read in clear
-        await self.writer.start_tls(self._starttls())
+        await start_tls_server(self.writer, self._starttls())
         self.tls = True
         self.peer_certificate = peer_identity(self.writer.get_extra_info("ssl_object"))
 

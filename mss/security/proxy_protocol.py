@@ -27,6 +27,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from proxyprotocol import (
     ProxyProtocolChecksumError,
@@ -157,10 +158,11 @@ class ProxyGate(asyncio.Protocol):
         self._next: asyncio.BaseProtocol | None = None  # set once handed over
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
+        self._seen_as: PeerNamed | None = None  # the transport as the layers above see it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a stream transport (uvloop's are not registered as `asyncio.Transport`)
+        self._transport = cast("asyncio.Transport", transport)
         peer = transport.get_extra_info("peername")
         self._peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else None
         if self._policy.trusts(self._peer_ip):
@@ -217,26 +219,26 @@ class ProxyGate(asyncio.Protocol):
 
     def _set_peer(self, client: tuple[str, int]) -> None:
         """The client address becomes the connection's `peername`, for every layer
-        above (asyncio's TLS transport asks the socket transport for it)."""
+        above: they are handed the transport through `PeerNamed`."""
         assert self._transport is not None
-        extra: dict[str, object] = self._transport._extra  # type: ignore[attr-defined]
-        extra["proxy_peername"] = extra.get("peername")
-        extra["peername"] = client
+        self._seen_as = PeerNamed(self._transport, client)
 
     def _hand_over(self) -> None:
         """Start the door's protocol on this transport, through TLS when needed."""
         assert self._transport is not None
+        # the same interface (`PeerNamed` delegates what it does not answer itself)
+        transport = cast("asyncio.Transport", self._seen_as or self._transport)
         inner = self._factory()
         if self._ssl is None:
             self._next = inner
-            inner.connection_made(self._transport)
+            inner.connection_made(transport)
             return
         assert isinstance(inner, asyncio.Protocol)
         loop = asyncio.get_running_loop()
         # no waiter (None, as asyncio's STARTTLS users do): a failed handshake just closes
         tls = SharedBufferSSLProtocol(loop, inner, self._ssl, None, server_side=True)
         self._next = tls
-        tls.connection_made(self._transport)
+        tls.connection_made(transport)
 
     def _step_aside(self, data: bytes) -> None:
         """Let the door's protocol receive directly from now on; give it `data` first."""
@@ -249,6 +251,29 @@ class ProxyGate(asyncio.Protocol):
         log.info("connection from %s closed: %s", self._peer_ip or "?", reason)
         if self._transport is not None:
             self._transport.abort()
+
+
+class PeerNamed:
+    """A connection's transport whose `peername` is the client a PROXY header named
+    (and `proxy_peername` the proxy's own address); everything else is the transport's.
+    A wrapper, because a transport's own extra information is not writable everywhere
+    (uvloop's is computed from its socket)."""
+
+    __slots__ = ("_client", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, client: tuple[str, int]) -> None:
+        self._transport = transport
+        self._client = client
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._client
+        if name == "proxy_peername":
+            return self._transport.get_extra_info("peername", default)
+        return self._transport.get_extra_info(name, default)
+
+    def __getattr__(self, name: str) -> Any:  # write, close, set_protocol, …
+        return getattr(self._transport, name)
 
 
 def feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:

@@ -11,6 +11,8 @@ thousand IMAP IDLE sessions that is 10,000 buffers less (2.5 GB at 256 KiB).
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import threading
 from asyncio import sslproto
 from typing import Any
@@ -52,3 +54,32 @@ def share_read_buffers() -> None:
     the buffer too: asyncio builds them as `sslproto.SSLProtocol(...)`, looked up at
     each call. (The implicit-TLS doors build `SharedBufferSSLProtocol` themselves.)"""
     sslproto.SSLProtocol = SharedBufferSSLProtocol  # type: ignore[misc]
+
+
+async def start_tls_server(writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
+    """Upgrade the server side of a stream to TLS (STARTTLS) through
+    `SharedBufferSSLProtocol`: asyncio's `loop.start_tls` and `StreamWriter.start_tls`,
+    step by step, so that it runs on any event loop and transport. uvloop's own
+    `start_tls` takes only uvloop's transports (not the one the PROXY gate hands over)
+    and gives each connection a read buffer of its own."""
+    loop = asyncio.get_running_loop()
+    transport = writer.transport
+    protocol = writer._protocol  # type: ignore[attr-defined]  # the stream's, to keep
+    await writer.drain()
+    waiter = loop.create_future()
+    tls = SharedBufferSSLProtocol(
+        loop, protocol, context, waiter, server_side=True, call_connection_made=False
+    )
+    transport.pause_reading()  # type: ignore[attr-defined]  # nothing read before the switch
+    transport.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, transport)
+    resumed = loop.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    writer._transport = tls._app_transport  # type: ignore[attr-defined]
+    protocol._replace_writer(writer)
