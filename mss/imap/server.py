@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PRE_AUTH_LINE = 40 * 1024  # RFC 2971's largest ID (30 pairs of 30 + 1,024 octets) fits
 PRE_AUTH_LITERAL = 8 * 1024
 LINE_LIMIT = 64 * 1024
-LITERALS_PER_TURN = 64  # literals of one command read before the other connections' turn
+LINES_PER_TURN = 64  # lines read from a full buffer before the other connections' turn
 
 
 class Connection:
@@ -61,12 +61,20 @@ class Connection:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.authenticated = False
+        self._lines = 0
 
     async def write(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
 
     async def read_line(self) -> bytes | None:
+        """One line. Reading what is already buffered does not give the event loop back:
+        every `LINES_PER_TURN` lines the other connections get their turn, however many
+        a burst holds (commands sent without waiting, or the 60,000 literals of one
+        NOTIFY)."""
+        self._lines += 1
+        if self._lines % LINES_PER_TURN == 0:
+            await asyncio.sleep(0)
         limit = LINE_LIMIT if self.authenticated else PRE_AUTH_LINE
         try:
             line = await self.reader.readuntil(b"\r\n")
@@ -83,16 +91,9 @@ class Connection:
 
         After a literal's bytes comes the rest of the command line, which is
         appended directly (the CRLF before the literal's data is the literal's).
-        Reading what is already buffered does not give the event loop back: every
-        `LITERALS_PER_TURN` literals the other connections get their turn, however
-        many a command holds (60,000 mailbox names in one NOTIFY, say).
         """
         command = bytearray()
-        literals = 0
         while True:
-            literals += 1
-            if literals % LITERALS_PER_TURN == 0:
-                await asyncio.sleep(0)
             line = await self.read_line()
             if line is None:
                 return None

@@ -50,9 +50,10 @@ class SharedBufferSSLProtocol(sslproto.SSLProtocol):
 
 
 def share_read_buffers() -> None:
-    """Let asyncio's own TLS layers (STARTTLS upgrades, TLS client connections) share
-    the buffer too: asyncio builds them as `sslproto.SSLProtocol(...)`, looked up at
-    each call. (The implicit-TLS doors build `SharedBufferSSLProtocol` themselves.)"""
+    """Let the TLS layers that code builds as `sslproto.SSLProtocol(...)` (looked up at
+    each call) share the buffer too: aiosmtpd's STARTTLS, and asyncio's own client
+    connections on the standard loop (uvloop's use its compiled TLS). The implicit-TLS
+    doors and IMAP's STARTTLS (`start_tls_server`) build `SharedBufferSSLProtocol`."""
     sslproto.SSLProtocol = SharedBufferSSLProtocol  # type: ignore[misc]
 
 
