@@ -175,9 +175,10 @@ def verify_all(message: bytes, lookup: TxtLookup) -> list[DKIMResult]:
     """Verify every DKIM-Signature of `message`; `[none]` when it has none."""
     import dkim
 
-    from mss.security import dkim_rsa
+    from mss.security import dkim_fast, dkim_rsa
 
     dkim_rsa.install()  # the RSA step by OpenSSL (idempotent)
+    dkim_fast.install()  # the header parse, the key record's, canonicalisation (idempotent)
     checker = dkim.DKIM(message)  # parses the message once for every signature
     count = sum(1 for name, _ in checker.headers if name.lower() == b"dkim-signature")
     if count == 0:
