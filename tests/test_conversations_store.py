@@ -83,3 +83,21 @@ async def test_ended_conversation_is_no_longer_open(store: Store) -> None:
     assert record is not None and not record.open and record.ended_by == JEAN
     assert [c.id for c in await store.read(lambda c: conversations_of_patient(c, INS))] == [cid]
     assert await store.read(lambda c: open_conversations_with(c, INS, JEAN)) == []
+
+
+async def test_a_message_moves_the_last_activity_unless_its_conversation_opened_with_it(
+    store: Store,
+) -> None:
+    def first(tx: Tx) -> int:
+        cid = open_conversation(tx, patient_ins=INS, professional=JEAN, subject="Résultats")
+        record_message(tx, cid, message_id="<b1@pro.mssante.test>", sender=JEAN,
+                       from_patient=False, touch=False)  # fmt: skip
+        return cid
+
+    cid = await store.write(first)
+    opened = await store.read(lambda c: get_conversation(c, cid))
+    assert opened is not None and opened.last_activity == opened.started_at
+    await store.write(lambda tx: record_message(
+        tx, cid, message_id="<b2@pro.mssante.test>", sender=JEAN, from_patient=False))  # fmt: skip
+    later = await store.read(lambda c: get_conversation(c, cid))
+    assert later is not None and later.last_activity > opened.last_activity

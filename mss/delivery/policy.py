@@ -237,16 +237,17 @@ def record(tx: Tx, facts: MessageFacts, decided: Plan) -> int | None:
         )  # fmt: skip
         return decided.conversation_id
     conversation_id = decided.conversation_id
-    if conversation_id is None and not decided.end_ids:
+    opened = conversation_id is None and not decided.end_ids
+    if opened:  # with its sender as participant, and its last activity now
         conversation_id = open_conversation(
             tx, patient_ins=decided.patient_ins, professional=facts.sender, subject=facts.subject,
             display_name=facts.sender_name,
         )  # fmt: skip
     if conversation_id is not None:
-        _join(tx, conversation_id, facts)
+        _join(tx, conversation_id, facts, sender_joined=opened)
         record_message(
             tx, conversation_id, message_id=facts.message_id, sender=facts.sender,
-            from_patient=False,
+            from_patient=False, touch=not opened,
         )  # fmt: skip
     for ended in decided.end_ids:
         end_conversation(tx, ended, by=facts.sender)
@@ -255,8 +256,9 @@ def record(tx: Tx, facts: MessageFacts, decided: Plan) -> int | None:
     return conversation_id
 
 
-def _join(tx: Tx, conversation_id: int, facts: MessageFacts) -> None:
-    add_participant(tx, conversation_id, facts.sender, PROFESSIONAL, facts.sender_name)
+def _join(tx: Tx, conversation_id: int, facts: MessageFacts, *, sender_joined: bool) -> None:
+    if not sender_joined:
+        add_participant(tx, conversation_id, facts.sender, PROFESSIONAL, facts.sender_name)
     for address in facts.professional_recipients:
         add_participant(tx, conversation_id, address, PROFESSIONAL)
 

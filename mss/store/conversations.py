@@ -109,11 +109,20 @@ def add_participant(
 
 
 def record_message(
-    tx: Tx, conversation_id: int, *, message_id: str, sender: str, from_patient: bool
+    tx: Tx,
+    conversation_id: int,
+    *,
+    message_id: str,
+    sender: str,
+    from_patient: bool,
+    touch: bool = True,
 ) -> None:
+    """Record a message of the conversation; `touch=False` when the conversation was
+    opened in this transaction (its last activity is already now)."""
     now = utcnow()
     _RECORD.run(tx.conn, conversation_id, message_id, sender, from_patient, now)
-    _TOUCH.run(tx.conn, now, conversation_id)
+    if touch:
+        _TOUCH.run(tx.conn, now, conversation_id)
 
 
 def end_conversation(tx: Tx, conversation_id: int, *, by: str) -> None:
