@@ -62,3 +62,27 @@ async def test_a_quit_is_one_info_line(mss: Running, caplog: pytest.LogCaptureFi
     await client.quit()
     [closed] = await _wait_closed(caplog)
     assert "QUIT" in closed.getMessage()
+
+
+def test_aiosmtpd_masks_an_auth_line_it_logs_and_computes_nothing_for_one_it_drops(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiosmtpd.smtp
+
+    masked: list[bytes] = []
+    original = aiosmtpd.smtp.sanitize
+
+    def sanitize(text: bytes) -> bytes:
+        masked.append(text)
+        return original(text)
+
+    monkeypatch.setattr(aiosmtpd.smtp, "sanitize", sanitize)
+    mail_log = logging.getLogger("mail.log")
+    line = b"AUTH PLAIN AGplYW4AbW90LWRlLXBhc3Nl\r\n"
+    aiosmtpd.smtp.sanitized_log(mail_log.info, "%r >> %r", ("127.0.0.1", 1), line)
+    assert masked == []  # mail.log is at WARNING: the line is dropped, nothing computed
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # an operator who wants aiosmtpd's lines
+    aiosmtpd.smtp.sanitized_log(mail_log.info, "%r >> %r", ("127.0.0.1", 1), line)
+    assert masked == [line]
+    logged = [r.getMessage() for r in caplog.records if r.name == "mail.log"]
+    assert logged and "********" in logged[-1] and "AGplYW4" not in logged[-1]

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
 
+import aiosmtpd.smtp
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from mss import logs, metrics
@@ -48,6 +49,21 @@ def _not_login_data_chatter(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("mail.log").addFilter(_not_login_data_chatter)
+_aiosmtpd_sanitized_log = aiosmtpd.smtp.sanitized_log
+
+
+def _sanitized_log(func: Callable[..., None], msg: AnyStr, *args: Any, **kwargs: Any) -> None:
+    """aiosmtpd masks AUTH lines (a regular expression) before every command's log call,
+    even when its logger drops them: 1–3 % of the loop's time. Skipped when dropped."""
+    logger = getattr(func, "__self__", None)
+    level = logging.getLevelName(getattr(func, "__name__", "").upper())
+    known = isinstance(logger, logging.Logger) and isinstance(level, int)
+    if known and not logger.isEnabledFor(level):  # type: ignore[union-attr]
+        return
+    _aiosmtpd_sanitized_log(func, msg, *args, **kwargs)
+
+
+aiosmtpd.smtp.sanitized_log = _sanitized_log
 
 TERMINATOR = b"\r\n.\r\n"
 DATA_PIECE_LIMIT = 1 << 20  # what one readuntil may buffer while looking for ".\r\n"
