@@ -74,14 +74,15 @@ def relaxed_headers(headers: list[list[bytes]]) -> list[tuple[bytes, bytes]]:
 
 
 def install() -> None:
-    """Make dkimpy use all three (idempotent)."""
+    """Make dkimpy use all three, once per process (every verification calls this)."""
+    if _ORIGINAL:
+        return
     import dkim
     from dkim.canonicalization import Relaxed
 
-    if not _ORIGINAL:
-        _ORIGINAL["rfc822_parse"] = dkim.rfc822_parse
-        _ORIGINAL["load_pk_from_dns"] = dkim.load_pk_from_dns
-        _ORIGINAL["relaxed_headers"] = Relaxed.canonicalize_headers
+    _ORIGINAL["rfc822_parse"] = dkim.rfc822_parse
+    _ORIGINAL["load_pk_from_dns"] = dkim.load_pk_from_dns
+    _ORIGINAL["relaxed_headers"] = Relaxed.canonicalize_headers
     dkim.rfc822_parse = rfc822_parse
     dkim.load_pk_from_dns = load_pk_from_dns
     Relaxed.canonicalize_headers = staticmethod(relaxed_headers)
