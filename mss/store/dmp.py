@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from mss.store.models import (
     dmp_authorization_table,
@@ -25,7 +25,7 @@ from mss.store.models import (
     utcnow,
 )
 from mss.store.ports import BlobStore
-from mss.store.sql import Tx
+from mss.store.sql import RawStatement, Tx
 
 d = dmp_document_table.c
 r = dmp_record_table.c
@@ -63,27 +63,35 @@ class RecordFacts:
     people: tuple[tuple[str, str], ...] = ()  # (role, national id)
 
 
+# Every consultation asks these first (plain SQL: see `RawStatement`)
+_STANDING = RawStatement(
+    "SELECT p.profile_status, p.identity_status, r.closed, r.oppose_bris_de_glace,"
+    " r.oppose_centre15 FROM patient p LEFT JOIN dmp_record r ON r.ins = p.ins WHERE p.ins = ?",
+    results=[patient_table.c.profile_status, patient_table.c.identity_status, r.closed,
+             r.oppose_bris_de_glace, r.oppose_centre15],
+)  # fmt: skip
+_PEOPLE = RawStatement(
+    "SELECT pp.role, pp.national_id FROM dmp_person pp"
+    " JOIN dmp_record r ON r.id = pp.record_id WHERE r.ins = ?"
+)
+_AUTHORIZATION_EXPIRY = RawStatement(
+    "SELECT au.expires_at FROM dmp_authorization au JOIN dmp_record r ON r.id = au.record_id"
+    " WHERE r.ins = ? AND au.national_id = ?",
+    results=[au.expires_at],
+)
+
+
 def record_facts(conn: Connection, ins: str) -> RecordFacts | None:
     """The patient's standing and their DMP's record; None for an unknown patient."""
-    patient = conn.execute(
-        select(patient_table.c.profile_status, patient_table.c.identity_status).where(
-            patient_table.c.ins == ins
-        )
-    ).first()
-    if patient is None:
+    found = _STANDING.first(conn, ins)
+    if found is None:
         return None
-    row = conn.execute(select(dmp_record_table).where(r.ins == ins)).first()
-    people = conn.execute(
-        select(pp.role, pp.national_id)
-        .join(dmp_record_table, r.id == pp.record_id)
-        .where(r.ins == ins)
-    ).all()
+    profile_status, identity_status, closed, oppose_bris_de_glace, oppose_centre15 = found
     return RecordFacts(
-        profile_status=patient.profile_status, identity_status=patient.identity_status,
-        closed=bool(row and row.closed),
-        oppose_bris_de_glace=bool(row and row.oppose_bris_de_glace),
-        oppose_centre15=bool(row and row.oppose_centre15),
-        people=tuple((role, national_id) for role, national_id in people),
+        profile_status=profile_status, identity_status=identity_status,
+        closed=bool(closed), oppose_bris_de_glace=bool(oppose_bris_de_glace),
+        oppose_centre15=bool(oppose_centre15),
+        people=tuple((role, national_id) for role, national_id in _PEOPLE.all(conn, ins)),
     )  # fmt: skip
 
 
@@ -158,12 +166,8 @@ def grant_authorization(
 
 def authorization_expiry(conn: Connection, ins: str, national_id: str) -> dt.datetime | None:
     """When the professional's authorisation on this DMP ends (None: they have none)."""
-    expires: dt.datetime | None = conn.execute(
-        select(au.expires_at)
-        .join(dmp_record_table, r.id == au.record_id)
-        .where(r.ins == ins, au.national_id == national_id)
-    ).scalar()
-    return expires
+    found = _AUTHORIZATION_EXPIRY.first(conn, ins, national_id)
+    return None if found is None else found[0]
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -259,50 +263,75 @@ class Visibility:
     masked: bool
 
 
-def _criteria(query: Search) -> list[Any]:
-    where: list[Any] = []
+_DOCUMENT_COLUMNS = [d[f.name] for f in fields(StoredDocument)]
+_SEARCH_HEAD = (
+    f"SELECT {', '.join('d.' + c.name for c in _DOCUMENT_COLUMNS)} FROM dmp_document d"
+    " JOIN dmp_record r ON r.id = d.record_id WHERE r.ins = ?"
+)
+_SEARCHES: dict[str, RawStatement] = {}  # by SQL text: a few shapes (criteria, list lengths)
+
+
+def _in(column: str, values: Sequence[str], params: list[Any], negate: bool = False) -> str:
+    """`column IN (?, ...)`; an empty list matches nothing (NOT IN: everything)."""
+    if not values:
+        return "1=1" if negate else "1=0"
+    params.extend(values)
+    return f"{column} {'NOT IN' if negate else 'IN'} ({', '.join('?' for _ in values)})"
+
+
+def _criteria(query: Search, params: list[Any], when: Any) -> list[str]:
+    where: list[str] = []
     if not query.include_superseded:
-        where.append(d.superseded_by.is_(None))
+        where.append("d.superseded_by IS NULL")
     if query.class_codes:
-        where.append(d.class_code.in_(query.class_codes))
+        where.append(_in("d.class_code", query.class_codes, params))
     if query.type_codes:
-        where.append(d.type_code.in_(query.type_codes))
+        where.append(_in("d.type_code", query.type_codes, params))
     if query.author:
-        where.append(d.author_national_id == query.author)
+        where.append("d.author_national_id = ?")
+        params.append(query.author)
     if query.since:
-        where.append(d.creation_time >= as_utc(query.since))
+        where.append("d.creation_time >= ?")
+        params.append(when(as_utc(query.since)))
     if query.until:
-        where.append(d.creation_time < as_utc(query.until))
+        where.append("d.creation_time < ?")
+        params.append(when(as_utc(query.until)))
     return where
 
 
-def _visible(visibility: Visibility) -> Any:
-    allowed: list[Any] = []
+def _visible(visibility: Visibility, params: list[Any]) -> str:
+    params.append(visibility.author)
     if "*" in visibility.classes:
-        allowed.append(true())
+        rule = "1=1"
     else:
-        allowed += [
-            d.class_code.in_(sorted(visibility.classes)),
-            d.type_code.in_(sorted(visibility.types)),
-        ]
-    rule: Any = or_(*allowed)
+        classes = _in("d.class_code", sorted(visibility.classes), params)
+        rule = f"({classes} OR {_in('d.type_code', sorted(visibility.types), params)})"
     if visibility.denied:
-        rule = and_(rule, d.type_code.not_in(sorted(visibility.denied)))
+        rule = f"{rule} AND {_in('d.type_code', sorted(visibility.denied), params, negate=True)}"
     if not visibility.masked:
-        rule = and_(rule, d.masked.is_(False))
-    return or_(d.author_national_id == visibility.author, rule)
+        rule = f"{rule} AND NOT d.masked"
+    return f"(d.author_national_id = ? OR ({rule}))"
 
 
 def search_documents(
     conn: Connection, ins: str, query: Search, visibility: Visibility
 ) -> list[StoredDocument]:
-    rows = conn.execute(
-        _DOCUMENT.where(r.ins == ins, *_criteria(query), _visible(visibility))
-        .order_by(*_NEWEST_FIRST)
-        .limit(query.limit)
-        .offset(query.offset)
-    )
-    return _documents(rows)
+    """In plain SQL (`RawStatement`, results typed by the columns): every professional's
+    search runs it. Times are bound as SQLAlchemy binds them, so that they compare with
+    the stored ones as before."""
+    dialect = conn.dialect
+    bind = d.creation_time.type.dialect_impl(dialect).bind_processor(dialect)
+    params: list[Any] = [ins]
+    where = [*_criteria(query, params, bind or (lambda v: v)), _visible(visibility, params)]
+    sql = (f"{_SEARCH_HEAD} AND {' AND '.join(where)}"
+           " ORDER BY d.creation_time DESC, d.id DESC LIMIT ? OFFSET ?")  # fmt: skip
+    params += [query.limit, query.offset]
+    statement = _SEARCHES.get(sql)
+    if statement is None:
+        if len(_SEARCHES) >= 256:
+            _SEARCHES.clear()
+        statement = _SEARCHES[sql] = RawStatement(sql, results=_DOCUMENT_COLUMNS)
+    return _documents(statement.all(conn, *params))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from mss.store.models import dmp_trace_table
-from mss.store.sql import Tx
+from mss.store.sql import RawStatement, Tx
 
 CHAIN_LOCK = 7303640007
 t = dmp_trace_table.c
+
+# Every consultation runs these (plain SQL: see `RawStatement`)
+_HEAD = RawStatement("SELECT hash FROM dmp_trace ORDER BY id DESC LIMIT 1")
+_FIELDS = ("ins", "at", "actor_kind", "actor", "action", "mode", "document_id", "detail",
+           "prev_hash", "hash")  # fmt: skip
+_ADD = RawStatement(
+    f"INSERT INTO dmp_trace ({', '.join(_FIELDS)}) VALUES ({', '.join('?' for _ in _FIELDS)})",
+    [t[name] for name in _FIELDS],
+    exact_binds=True,  # `at` stored as SQLAlchemy stores it: the chain's hashes read it back
+)
+_HAS = RawStatement("SELECT 1 FROM dmp_trace WHERE ins = ? AND actor = ? AND action = ? LIMIT 1")
 
 
 def locked_head(tx: Tx) -> str | None:
@@ -25,14 +36,14 @@ def locked_head(tx: Tx) -> str | None:
     transaction until it ends, so that no other append comes in between."""
     if tx.dialect == "postgresql":
         tx.conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
-    head: str | None = tx.conn.execute(select(t.hash).order_by(t.id.desc()).limit(1)).scalar()
+    head: str | None = _HEAD.scalar(tx.conn)
     return head
 
 
 def add_trace(tx: Tx, row: dict[str, Any]) -> None:
     """Append a trace: `ins`, `at`, `actor_kind`, `actor`, `action`, `mode`,
     `document_id`, `detail`, `prev_hash`, `hash`."""
-    tx.conn.execute(insert(dmp_trace_table).values(**row))
+    _ADD.run(tx.conn, *(row[name] for name in _FIELDS))
 
 
 def traces_of(conn: Connection, ins: str, limit: int) -> list[dict[str, Any]]:
@@ -47,10 +58,7 @@ def traces_of(conn: Connection, ins: str, limit: int) -> list[dict[str, Any]]:
 
 
 def has_trace(conn: Connection, ins: str, actor: str, action: str) -> bool:
-    found = conn.execute(
-        select(t.id).where(t.ins == ins, t.actor == actor, t.action == action).limit(1)
-    ).first()
-    return found is not None
+    return _HAS.first(conn, ins, actor, action) is not None
 
 
 def every_trace(conn: Connection, batch: int = 5000) -> Iterator[dict[str, Any]]:

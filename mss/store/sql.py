@@ -64,17 +64,27 @@ class RawStatement:
     SELECT, the driver about 10 µs: the statements of the IMAP and SMTP hot
     paths are written in plain SQL (the same text for SQLite and PostgreSQL, but
     for the placeholders) and keep each column type's bind processing (dates on
-    SQLite...). They run inside the caller's transaction: the writer's, or a
+    SQLite...) and, given `results` (the columns a SELECT returns, in order), each
+    column type's result processing too (SQLite's dates and booleans). With
+    `exact_binds`, values are bound by their type's processor for the dialect, as
+    SQLAlchemy binds them (a date on SQLite: the text SQLAlchemy writes, not the
+    sqlite3 module's). They run inside the caller's transaction: the writer's, or a
     read's (see `Database.read` and `read_fast`).
     """
 
-    __slots__ = ("_columns", "_processors", "_sql", "_sql_pg")
+    __slots__ = ("_columns", "_converters", "_exact", "_processors", "_results", "_sql", "_sql_pg")
 
-    def __init__(self, sql: str, columns: Sequence[Column[Any]] = ()) -> None:
+    def __init__(
+        self, sql: str, columns: Sequence[Column[Any]] = (), results: Sequence[Column[Any]] = (),
+        *, exact_binds: bool = False,
+    ) -> None:  # fmt: skip
         self._sql = sql
         self._sql_pg = sql.replace("?", "%s")
         self._columns = list(columns)
+        self._results = list(results)
+        self._exact = exact_binds
         self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
+        self._converters: dict[str, list[tuple[int, Callable[[Any], Any]]]] = {}
 
     def sql(self, dialect: Dialect) -> str:
         return self._sql if dialect.name == "sqlite" else self._sql_pg
@@ -84,7 +94,10 @@ class RawStatement:
             return tuple(values)
         processors = self._processors.get(dialect.name)
         if processors is None:
-            processors = [c.type.bind_processor(dialect) for c in self._columns]
+            processors = [
+                (c.type.dialect_impl(dialect) if self._exact else c.type).bind_processor(dialect)
+                for c in self._columns
+            ]
             self._processors[dialect.name] = processors
         out = list(values)
         for i, process in enumerate(processors):
@@ -104,19 +117,44 @@ class RawStatement:
             raise StoreError(f"database statement failed: {describe(exc)}") from exc
         return cursor
 
+    def _conversions(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
+        """(position, processor) of the result columns that have one in `dialect`."""
+        found = self._converters.get(dialect.name)
+        if found is None:
+            found = []
+            for i, column in enumerate(self._results):
+                process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                if process is not None:
+                    found.append((i, process))
+            self._converters[dialect.name] = found
+        return found
+
+    def _convert(self, dialect: Dialect, rows: list[Any]) -> list[Any]:
+        conversions = self._conversions(dialect) if self._results else None
+        if not conversions:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, process in conversions:
+                values[i] = process(values[i])
+            out.append(tuple(values))
+        return out
+
     def all(self, conn: Connection, *values: Any) -> list[Any]:
         cursor = self.cursor(conn, values)
         try:
-            return cursor.fetchall()  # type: ignore[no-any-return]
+            return self._convert(conn.dialect, cursor.fetchall())
         finally:
             cursor.close()
 
     def first(self, conn: Connection, *values: Any) -> Any:
         cursor = self.cursor(conn, values)
         try:
-            return cursor.fetchone()
+            row = cursor.fetchone()
         finally:
             cursor.close()
+        return row if row is None else self._convert(conn.dialect, [row])[0]
 
     def scalar(self, conn: Connection, *values: Any) -> Any:
         row = self.first(conn, *values)
