@@ -42,6 +42,7 @@ from mss.store.api import Store
 from mss.store.sql import Conn, Tx
 from mss.web import openapi as doc
 from mss.web.errors import Throttled, Unauthorized
+from mss.web.responses import FastJSONResponse
 
 T = TypeVar("T")
 TraceFormat = Literal["json", "fhir"]
@@ -277,7 +278,7 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
         found = await service.consult(
             g.store, lambda tx: service.search_documents(tx, g.settings, patient, who, mode, query)
         )
-        return JSONResponse({"documents": found})
+        return FastJSONResponse({"documents": found})
 
 
 def _document_routes(api: APIRouter, g: DMPGateway) -> None:
@@ -367,7 +368,7 @@ def _patient_document_routes(api: APIRouter, g: DMPGateway) -> None:
         """The patient's documents (without those invisible to them)."""
         ins = await g.patient(request)
         found = await g.write(lambda tx: service.patient_documents(tx, ins))
-        return JSONResponse({"documents": found})
+        return FastJSONResponse({"documents": found})
 
     @api.post("/me/documents/{document_id}/{action}", status_code=204,
               responses={**doc.NO_CONTENT, **doc.PATIENT})  # fmt: skip
