@@ -301,7 +301,9 @@ class LoginService:
             return admission
         slowed = bool(admission.delay)
         try:
-            claims = await asyncio.to_thread(self._bearer.validate, token)
+            claims = self._bearer.validate_at_hand(token)  # no I/O: on the event loop
+            if claims is None:  # the issuer's keys may have to be fetched
+                claims = await asyncio.to_thread(self._bearer.validate, token)
         except TokenError as exc:
             return await self._refuse(f"token refused: {exc}", slowed)
         creds = await self._source.by_address(user) if user else None

@@ -36,7 +36,8 @@ class TokenClaims:
 
 
 class BearerValidator:
-    """Validate bearer tokens of one issuer. `validate` may fetch keys: run it in a thread."""
+    """Validate bearer tokens of one issuer. `validate` may fetch keys: run it in a thread
+    (or try `validate_at_hand` first, which never does)."""
 
     def __init__(
         self,
@@ -66,14 +67,31 @@ class BearerValidator:
             assert jwks_url is not None
             self._client = PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
 
-    def _key(self, token: str) -> Any:
+    def _kid(self, token: str) -> Any:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenError(f"malformed token: {exc}") from None
         if header.get("alg") not in ALGORITHMS:
             raise TokenError(f"algorithm {header.get('alg')!r} is not accepted")
-        kid = header.get("kid")
+        return header.get("kid")
+
+    def _key_at_hand(self, token: str) -> Any:
+        """The token's key if no fetch is needed: from the key file, or from a fetched
+        key set still fresh that holds it, as PyJWKClient would pick it (None: ask
+        `_key`, which may fetch)."""
+        if self._client is None:
+            return self._key(token)
+        kid = self._kid(token)
+        cache = self._client.jwk_set_cache
+        keys = cache.get() if cache is not None and kid else None
+        for key in keys.keys if keys is not None else ():
+            if key.key_id == kid and key.public_key_use in ("sig", None):
+                return key.key
+        return None
+
+    def _key(self, token: str) -> Any:
+        kid = self._kid(token)
         if self._client is not None:
             try:
                 return self._client.get_signing_key_from_jwt(token).key
@@ -87,7 +105,17 @@ class BearerValidator:
         raise TokenError(f"no key {kid!r} in the issuer's key set")
 
     def validate(self, token: str) -> TokenClaims:
-        key = self._key(token)
+        """Check the token; may fetch the issuer's keys: run it in a thread."""
+        return self._claims(token, self._key(token))
+
+    def validate_at_hand(self, token: str) -> TokenClaims | None:
+        """`validate` without any I/O (fit for the event loop) when the keys at hand
+        suffice: a key file, or a fetched key set still fresh that holds the token's
+        key. None: `validate` is needed, in a thread."""
+        key = self._key_at_hand(token)
+        return None if key is None else self._claims(token, key)
+
+    def _claims(self, token: str, key: Any) -> TokenClaims:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -103,7 +103,9 @@ class DMPGateway:
                 "Bearer",
             )
         try:
-            claims = await asyncio.to_thread(self.bearer.validate, token)
+            claims = self.bearer.validate_at_hand(token)  # no I/O: on the event loop
+            if claims is None:  # the issuer's keys may have to be fetched
+                claims = await asyncio.to_thread(self.bearer.validate, token)
         except TokenError as exc:
             raise Unauthorized(f"jeton refusé (token refused): {exc}", "Bearer") from None
         if not claims.national_id:
@@ -115,7 +117,7 @@ class DMPGateway:
 
     async def _named(self, national_id: str) -> Professional:
         """The professional with this national id, their profession from the annuaire."""
-        found = await self.store.read(lambda c: annuaire.professional(c, national_id))
+        found = await self.store.read_fast(lambda c: annuaire.professional(c, national_id))
         profession = (found or {}).get("profession") or {}
         name = " ".join(x for x in ((found or {}).get("given"), (found or {}).get("family")) if x)
         return Professional(national_id, profession.get("code", ""), name)
