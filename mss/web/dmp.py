@@ -42,6 +42,7 @@ from mss.store.api import Store
 from mss.store.sql import Conn, Tx
 from mss.web import openapi as doc
 from mss.web.errors import Throttled, Unauthorized
+from mss.web.json_body import StrictJSONRoute
 from mss.web.responses import FastJSONResponse
 
 T = TypeVar("T")
@@ -223,7 +224,7 @@ def _new_document(body: dict[str, Any]) -> service.NewDocument:
 
 
 def router(gateway: DMPGateway) -> APIRouter:
-    api = APIRouter(prefix="/api/dmp", tags=["dmp"])
+    api = APIRouter(prefix="/api/dmp", tags=["dmp"], route_class=StrictJSONRoute)
     _consent_routes(api, gateway)
     _search_route(api, gateway)
     _document_routes(api, gateway)
