@@ -5,6 +5,7 @@ loopback, each request counted."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec as ec_key
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.api_jwk import PyJWTSetWithTimestamp
 
 from mss.security.tokens import BearerValidator, TokenError, jwks_of
 
@@ -73,9 +76,7 @@ def test_a_key_file_is_at_hand(tmp_path: Path) -> None:
         validator.validate_at_hand("not.a.token")
 
 
-def test_a_key_set_is_at_hand_only_once_fetched_and_fresh(
-    issuer: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_key_set_is_at_hand_only_once_fetched_and_fresh(issuer: str) -> None:
     validator = BearerValidator(issuer=ISSUER, jwks_url=issuer)
     good = token()
     assert validator.validate_at_hand(good) is None  # not fetched yet: a thread's work
@@ -89,6 +90,36 @@ def test_a_key_set_is_at_hand_only_once_fetched_and_fresh(
     assert _Issuer.fetched == 1  # nothing fetched by any of them
     cache = validator._client.jwk_set_cache  # type: ignore[union-attr]
     assert cache is not None
-    monkeypatch.setattr(cache, "is_expired", lambda: True)
-    assert validator.validate_at_hand(good) is None  # stale: fetched again, in a thread
+    cache.lifespan = 0  # an hour later: the set is stale
+    assert validator.validate_at_hand(good) is None  # to be fetched again, in a thread
     assert _Issuer.fetched == 1
+    assert validator.validate(good) == claims
+    assert _Issuer.fetched == 2  # fetched again: no per-key cache that never expires
+    cache.lifespan = 3600
+    assert validator.validate_at_hand(good) == claims  # fresh again: on the loop again
+    assert _Issuer.fetched == 2
+
+
+def test_a_key_set_kept_as_raw_json_is_not_at_hand(issuer: str) -> None:
+    """Older PyJWT releases cached the fetched JSON unparsed: the thread takes over."""
+    validator = BearerValidator(issuer=ISSUER, jwks_url=issuer)
+    good = token()
+    validator.validate(good)
+    cache = validator._client.jwk_set_cache  # type: ignore[union-attr]
+    assert cache is not None
+    cache.jwk_set_with_timestamp = PyJWTSetWithTimestamp(
+        json.loads(jwks_of({"k1": KEY.public_key()}))
+    )
+    assert validator.validate_at_hand(good) is None
+
+
+def test_a_key_of_another_type_than_the_algorithm_is_a_token_error(tmp_path: Path) -> None:
+    ec = ec_key.generate_private_key(ec_key.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec.public_key()))
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig"}]}))
+    validator = BearerValidator(issuer=ISSUER, jwks_file=keys)
+    forged = token()  # RS256, naming the EC key's kid
+    for check in (validator.validate_at_hand, validator.validate):
+        with pytest.raises(TokenError):
+            check(forged)

@@ -180,3 +180,17 @@ async def test_a_document_mailed_to_the_patient_is_found_through_the_api(
     [document_found] = found["documents"]
     assert document_found["unique_id"] == "1.2.250.1.999.1.1^CR-2026-0001"
     assert document_found["author"]["national_id"] == DUPONT
+
+
+async def test_a_search_naming_too_many_codes_is_refused(
+    dmp_api: tuple[Running, httpx.AsyncClient],
+) -> None:
+    """Each count of codes is a statement text of its own: 50 at most per criterion."""
+    _mss, web = dmp_api
+    url = f"/api/dmp/patients/{INS}/documents"
+    await web.post(f"/api/dmp/patients/{INS}/authorization", json={}, headers=pro(DUPONT))
+    for name in ("class", "type"):
+        fifty = await web.get(url, params={name: [f"c{i}" for i in range(50)]}, headers=pro(DUPONT))
+        assert fifty.status_code == 200, fifty.text
+        more = await web.get(url, params={name: [f"c{i}" for i in range(51)]}, headers=pro(DUPONT))
+        assert more.status_code == 422, more.text

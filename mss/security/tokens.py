@@ -65,7 +65,10 @@ class BearerValidator:
             self._file_keys = PyJWKSet.from_json(jwks_file.read_text())
         else:
             assert jwks_url is not None
-            self._client = PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
+            # The key set is cached an hour, then fetched again. No per-key cache
+            # (`cache_keys`): PyJWT's never expires, so the set would never be refreshed
+            # and a key the issuer withdrew would stay accepted.
+            self._client = PyJWKClient(jwks_url, cache_keys=False, lifespan=3600)
 
     def _kid(self, token: str) -> Any:
         try:
@@ -85,7 +88,10 @@ class BearerValidator:
         kid = self._kid(token)
         cache = self._client.jwk_set_cache
         keys = cache.get() if cache is not None and kid else None
-        for key in keys.keys if keys is not None else ():
+        # none, stale, or the raw JSON that older PyJWT releases kept
+        if not isinstance(keys, PyJWKSet):
+            return None
+        for key in keys.keys:
             if key.key_id == kid and key.public_key_use in ("sig", None):
                 return key.key
         return None
@@ -128,6 +134,8 @@ class BearerValidator:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a key of another type than the algorithm's
+            raise TokenError(f"the token's key does not fit its algorithm ({exc})") from None
         address = claims.get(self.address_claim)
         national_id = claims.get(self.national_id_claim)
         return TokenClaims(

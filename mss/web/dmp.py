@@ -254,6 +254,11 @@ def _consent_routes(api: APIRouter, g: DMPGateway) -> None:
         return JSONResponse({"expires_at": expires.isoformat()})
 
 
+# codes a search may name at most per criterion: the DMP's class and type code lists are
+# far shorter, and each distinct count is another statement text to prepare and keep
+MAX_CODES = 50
+
+
 def _search_route(api: APIRouter, g: DMPGateway) -> None:
     @api.get("/patients/{ins}/documents", responses={
         **doc.answer("the documents' metadata, newest first", {"documents": [doc.FOUND]}),
@@ -262,8 +267,8 @@ def _search_route(api: APIRouter, g: DMPGateway) -> None:
         ins: str,
         request: Request,
         mode: Mode = Mode.NORMAL,
-        class_code: Annotated[list[str] | None, Query(alias="class")] = None,
-        type_code: Annotated[list[str] | None, Query(alias="type")] = None,
+        class_code: Annotated[list[str] | None, Query(alias="class", max_length=MAX_CODES)] = None,
+        type_code: Annotated[list[str] | None, Query(alias="type", max_length=MAX_CODES)] = None,
         author: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
