@@ -188,7 +188,8 @@ class RawStatement:
             cursor.close()
 
     def execute(self, conn: Connection, *values: Any) -> Any:
-        """Through SQLAlchemy (a `CursorResult`), for callers that want one."""
+        """Through SQLAlchemy (a `CursorResult`), for callers that want one: its rows are
+        the driver's, without this statement's `results` processing."""
         return conn.exec_driver_sql(self.sql(conn.dialect), self.params(conn.dialect, values))
 
 
