@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
@@ -268,7 +269,12 @@ _SEARCH_HEAD = (
     f"SELECT {', '.join('d.' + c.name for c in _DOCUMENT_COLUMNS)} FROM dmp_document d"
     " JOIN dmp_record r ON r.id = d.record_id WHERE r.ins = ?"
 )
-_SEARCHES: dict[str, RawStatement] = {}  # by SQL text: a few shapes (criteria, list lengths)
+
+
+@lru_cache(maxsize=128)
+def _search_statement(sql: str) -> RawStatement:
+    """One statement per shape of search (criteria given, lengths of code lists)."""
+    return RawStatement(sql, results=_DOCUMENT_COLUMNS)
 
 
 def _in(column: str, values: Sequence[str], params: list[Any], negate: bool = False) -> str:
@@ -326,12 +332,7 @@ def search_documents(
     sql = (f"{_SEARCH_HEAD} AND {' AND '.join(where)}"
            " ORDER BY d.creation_time DESC, d.id DESC LIMIT ? OFFSET ?")  # fmt: skip
     params += [query.limit, query.offset]
-    statement = _SEARCHES.get(sql)
-    if statement is None:
-        if len(_SEARCHES) >= 256:
-            _SEARCHES.clear()
-        statement = _SEARCHES[sql] = RawStatement(sql, results=_DOCUMENT_COLUMNS)
-    return _documents(statement.all(conn, *params))
+    return _documents(_search_statement(sql).all(conn, *params))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-# a \u escape of a surrogate code point (paired or not: the decoded text tells)
+# a \u escape of a surrogate code point: where the refusal points
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
@@ -41,13 +41,8 @@ def _lone_surrogate(value: Any) -> bool:
 def strict_loads(body: bytes) -> Any:
     """`json.loads`, refusing text with an unpaired surrogate (`json.JSONDecodeError`)."""
     value = json.loads(body)
-    try:
-        body.decode("utf-8")  # strict: a surrogate's 3-byte form is refused here
-        suspect = _SURROGATE_ESCAPE.search(body) is not None
-    except UnicodeDecodeError:
-        suspect = True
-    if suspect and _lone_surrogate(value):
-        found = _SURROGATE_ESCAPE.search(body)
+    if _lone_surrogate(value):
+        found = _SURROGATE_ESCAPE.search(body)  # where, if it came as an escape
         raise json.JSONDecodeError(
             "unpaired UTF-16 surrogate",
             body.decode("utf-8", "replace"),

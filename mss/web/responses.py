@@ -1,4 +1,4 @@
-"""A JSON response for large answers (a DMP's documents, its traces, FHIR bundles).
+"""A JSON response for large answers: the DMP's document lists.
 
 Starlette's `JSONResponse` encodes with `json.dumps(ensure_ascii=False, separators=(",",
 ":"))`: about 1 ms for a page of 100 documents on a slow core. pydantic-core's encoder
