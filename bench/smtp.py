@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from typing import Any
 import aiosmtplib
 
 from bench.delivered import maildir_count, tree_cpu, wait_for_maildir
+from mss.security.tls import client_context, remember_session
 
 PRO = "jean.dupont@pro.mssante.test"
 PATIENT_INS = "279035121518989"
@@ -63,6 +65,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maildir", type=Path, help="with --target: wait until it holds them all")
     parser.add_argument("--server-pid", type=int, action="append", default=[],
                         help="with --target: a server process whose tree's CPU counts")  # fmt: skip
+    parser.add_argument(
+        "--per-connection",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a new connection (and TLS handshake) every N messages, as "
+        "operators that reconnect do (0: one connection for all, the default)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="each new connection offers the last TLS session (resumption)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
 
 
@@ -87,17 +102,36 @@ class Load:
     sender: str
     recipient: str
     sign: Any = None  # a function adding DKIM signatures (MX door)
+    per_connection: int = 0  # messages per connection (0: all)
+    handshakes: int = 0  # TLS handshakes, and how many resumed a session
+    resumed: int = 0
 
 
 async def _connection(
     load: Load, indexes: Any, size: int, latencies: list[float], ready: dict[int, bytes]
 ) -> None:
+    """One client: a connection for `per_connection` messages, then a new one, until
+    the messages run out (no connection opened for none)."""
+    while (first := next(indexes, None)) is not None:
+        await _one_connection(load, itertools.chain([first], indexes), size, latencies, ready)
+
+
+async def _one_connection(
+    load: Load, indexes: Any, size: int, latencies: list[float], ready: dict[int, bytes]
+) -> None:
+    """Send on one connection, `per_connection` messages at most (0: all)."""
     client = aiosmtplib.SMTP(hostname=load.host, port=load.port, start_tls=False,
                              tls_context=load.tls, timeout=60)  # fmt: skip
     await client.connect()
+    sent = 0
     try:
         if load.tls is not None:
             await client.starttls()
+            await client.ehlo()  # the server has spoken: a TLS 1.3 session ticket is in
+            ssl_object = client.get_transport_info("ssl_object")
+            load.handshakes += 1
+            load.resumed += ssl_object.session_reused
+            remember_session(load.tls, load.host, ssl_object)
         if load.user:
             await client.login(load.user, load.password or "")
         for index in indexes:
@@ -107,6 +141,9 @@ async def _connection(
             started = time.perf_counter()
             await client.data(raw)
             latencies.append(time.perf_counter() - started)
+            sent += 1
+            if sent == load.per_connection:
+                break
         await client.quit()
     finally:
         client.close()
@@ -343,17 +380,20 @@ def bench_mss(args: argparse.Namespace) -> dict[str, Any]:
             sign = _peer_signer(data) if args.door == "mx" else None
             server, ports = _start_server(data, env)
             try:
-                ca = ssl.create_default_context(cafile=str(data / "certs" / "ca.crt"))
+                cert = key = None
                 if args.door == "mx":
                     from mss.security.pki import DevPKI
 
                     cert, key = DevPKI(data / "certs").issue_operator(
                         "mx." + PEER_DOMAIN, [PEER_DOMAIN]
                     )
-                    ca.load_cert_chain(str(cert), str(key))
+                ca = client_context(ca=data / "certs" / "ca.crt", cert=cert, key=key,
+                                    resume=args.resume)  # fmt: skip
+                if args.door == "mx":
                     load = Load("localhost", ports["mx"], ca, None, None, PEER_PRO, PATIENT, sign)
                 else:
                     load = Load("localhost", ports["submission"], ca, PRO, PASSWORD, PRO, PATIENT)
+                load.per_connection = args.per_connection
                 cpu0 = _proc_cpu(server.pid)
                 elapsed, latencies, client_cpu = asyncio.run(
                     run_load(load, args.messages, args.connections, args.size)
@@ -367,8 +407,12 @@ def bench_mss(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if postgres is not None:
                 postgres.stop()
-    return _result(args, "mss", elapsed, latencies, cpu=cpu, rss=rss, stored=stored,
-                   client_cpu=client_cpu)  # fmt: skip
+    return {
+        **_result(args, "mss", elapsed, latencies, cpu=cpu, rss=rss, stored=stored,
+                  client_cpu=client_cpu),
+        "tls_handshakes": load.handshakes,
+        "tls_resumed": load.resumed,
+    }  # fmt: skip
 
 
 def bench_target(args: argparse.Namespace) -> dict[str, Any]:
@@ -377,10 +421,15 @@ def bench_target(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("--target needs --from and --to")
     tls = None
     if not args.no_starttls:
-        tls = ssl.create_default_context()
+        tls = (
+            client_context(ca=None, check_hostname=False, resume=True)
+            if args.resume
+            else ssl.create_default_context()
+        )
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE  # comparisons on loopback with self-signed certificates
     load = Load(host, int(port), tls, args.user, args.password, args.sender, args.recipient)
+    load.per_connection = args.per_connection
     before = maildir_count(args.maildir) if args.maildir else 0
     cpu0 = tree_cpu(args.server_pid)
     elapsed, latencies, client_cpu = asyncio.run(

@@ -28,7 +28,6 @@ from mss.imap.server import ImapListener
 from mss.imap.state import Session
 from mss.instance import client_domains, mail_service, open_store, quota
 from mss.metrics import Family, exposition
-from mss.security.tls import server_context
 from mss.security.tls_transport import share_read_buffers
 from mss.store import notify as notes
 from mss.store import outbox
@@ -38,6 +37,7 @@ from mss.store.imapstore import ImapStore
 from mss.web.metrics import notify_families, outbox_families
 from mss.wiring import (
     Mail,
+    TLSContexts,
     bearer_validator,
     build_mail,
     build_space,
@@ -94,8 +94,10 @@ class Application:
         worker: int = 0,
         workers: int = 1,
         started_at: float | None = None,
+        tls: TLSContexts | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls  # built by the supervisor before forking (`wiring.tls_contexts`)
         self.sockets = sockets or {}
         self.worker = worker
         self.workers = workers
@@ -186,7 +188,9 @@ class Application:
         if cpu_pool is not None:
             stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
         assert self.feed is not None
-        mail = build_mail(self.settings, self.store, cpu_pool, self.sockets)
+        for context in self.tls or ():  # a worker started again: files changed since
+            context.refresh()  # the supervisor built them; before any listener takes one
+        mail = build_mail(self.settings, self.store, cpu_pool, self.sockets, self.tls)
         for close in mail.closers:
             stack.push_async_callback(close)
         self.feed.subscribe(mail.runner.on_change)
@@ -241,13 +245,10 @@ class Application:
         from mss.web.dmp import DMPGateway
         from mss.web.server import WebServer
 
-        tls = self.settings.tls
-        path = self.settings.path
-        ctx = server_context(
-            path(tls.cert), path(tls.key), ca=path(tls.ca), crl=path(tls.crl),
-            client_cert="optional", min_version=tls.min_version,
-        )  # fmt: skip
         assert self.store is not None and self.mail is not None
+        # the doors' context as it is now (HTTPS does not reload it): shared by the
+        # workers, hence their session tickets too (`wiring.tls_contexts`)
+        ctx = self.mail.tls[0].current
         gateway = DMPGateway(
             store=self.store, settings=dmp_settings(self.settings), logins=self.mail.logins,
             bearer=bearer_validator(self.settings), patient_domain=self.settings.domains.patient,

@@ -29,6 +29,7 @@ from mss.config import Settings
 from mss.errors import MssError
 from mss.instance import open_store
 from mss.security.proxy_protocol import LISTEN_BACKLOG
+from mss.wiring import TLSContexts, tls_contexts
 
 log = logging.getLogger("mss")
 
@@ -169,6 +170,7 @@ class Supervisor:
         self.children: dict[int, int] = {}  # pid -> worker number
         self.stopping = False
         self.started_at = time.time()
+        self.tls: TLSContexts | None = None
 
     def run(self) -> int:
         metrics.share_between_processes(self.settings.data_dir / METRICS_DIR)
@@ -177,6 +179,8 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._stop)
         share_with_workers()
+        # the workers' TLS contexts, one session-ticket key for all (until a reload)
+        self.tls = tls_contexts(self.settings)
         for number in range(self.workers):
             self._spawn(number, sockets)
         ports = {name: int(sock.getsockname()[1]) for name, sock in sockets[0].items()}
@@ -241,7 +245,7 @@ class Supervisor:
             _die_with_parent(parent)
             app = Application(
                 self.settings, sockets=sockets, worker=number, workers=self.workers,
-                started_at=self.started_at,
+                started_at=self.started_at, tls=self.tls,
             )  # fmt: skip
             run_loop(self.settings, _run_until_signalled(app))
         except BaseException:

@@ -189,8 +189,21 @@ def cpu_workers(settings: Settings) -> Executor | None:
     return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _tls_contexts(settings: Settings) -> tuple[ReloadingContext, ReloadingContext]:
-    """The doors' server context and the relay's client context, reloaded on change."""
+TLSContexts = tuple[ReloadingContext, ReloadingContext]
+
+
+def tls_contexts(settings: Settings) -> TLSContexts:
+    """The doors' server context and the relay's client context, reloaded on change.
+
+    `mss serve` with workers builds them once, before forking, so that every worker
+    holds the same contexts, and with them the same key for TLS session tickets: a
+    client that reconnects resumes its session with whichever worker the kernel hands
+    the connection to (a context built in each worker has its own key, and the ticket
+    of one worker is refused by the other). A reloaded context (renewed certificate,
+    new CRL) has a new key: tickets issued before are refused, and the next handshake
+    is a full one, checked against the new files. Each worker reloads on its own, so
+    after a reload the workers' keys differ again until the next start: a session then
+    resumes only on the worker that issued it."""
     tls = settings.tls
     cert, key, ca, crl = (settings.path(p) for p in (tls.cert, tls.key, tls.ca, tls.crl))
     watched = [cert, key, ca, crl]
@@ -201,7 +214,9 @@ def _tls_contexts(settings: Settings) -> tuple[ReloadingContext, ReloadingContex
         watched,
     )
     relay_tls = ReloadingContext(
-        lambda: client_context(ca=ca, cert=cert, key=key, crl=crl, min_version=tls.min_version),
+        lambda: client_context(
+            ca=ca, cert=cert, key=key, crl=crl, min_version=tls.min_version, resume=True
+        ),
         watched,
     )
     return server_tls, relay_tls
@@ -267,8 +282,10 @@ def build_mail(
     store: Store,
     cpu_pool: Executor | None = None,
     sockets: dict[str, socket.socket] | None = None,
+    tls: TLSContexts | None = None,
 ) -> Mail:
-    """Build the mail path from the settings (listeners not started yet)."""
+    """Build the mail path from the settings (listeners not started yet); `tls`: the
+    contexts `tls_contexts` built before the workers were forked, if any."""
     config = delivery_config(settings)
     trust = TrustSpace(store, settings.domains.local)
     lookup = dkim.StaticTXT.from_file(
@@ -282,7 +299,7 @@ def build_mail(
     logins = LoginService(
         StoreCredentials(store), StoreLedger(store), bearer=bearer_validator(settings)
     )
-    server_tls, relay_tls = _tls_contexts(settings)
+    server_tls, relay_tls = tls if tls is not None else tls_contexts(settings)
     runner, closers = _outbox_runner(settings, store, reports, relay_tls)
     listeners = _smtp_doors(settings, pipeline, logins, server_tls, sockets or {})
     return Mail(trust, pipeline, logins, runner, listeners, [server_tls, relay_tls], closers)

@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import smtplib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from mss.store.mailboxes import INBOX, list_messages, mailbox_id
 from mss.store.models import AccountKind
 from mss.store.sql import Tx
 from mss.store.trust import replace_whitelist
+from mss.wiring import TLSContexts
 
 PASSWORD = "mot-de-passe-de-test"
 PORTS = dict.fromkeys(("mx", "submission", "submissions", "imap", "imaps", "https"), 0)
@@ -188,17 +189,20 @@ async def running(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     workers: int = 1,
+    tls_from: Callable[[Settings], TLSContexts] | None = None,
 ) -> AsyncIterator[Running]:
     """Start every listener of the instance in `data_dir`; stop them afterwards.
 
     `workers` above 1: behave as one of several processes sharing the database
-    (cross-process IMAP notifications on), as `mss serve` workers do."""
+    (cross-process IMAP notifications on), as `mss serve` workers do. `tls_from`:
+    the TLS contexts built before the start, as `mss serve`'s supervisor does."""
     settings = load_settings(
         data_dir / "mss.toml",
         env={"MSS_POLICY_PATIENT_SMTP_LOGIN": "true", **(env or {})},
         overrides={"listen": PORTS, **(overrides or {})},
     )
-    app = Application(settings, workers=workers)
+    tls = tls_from(settings) if tls_from is not None else None
+    app = Application(settings, workers=workers, tls=tls)
     stop = asyncio.Event()
     ready: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(app.run(stop, ready=ready.set_result))

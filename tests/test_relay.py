@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -137,6 +138,29 @@ async def test_two_operators_exchange_mail_over_mutual_tls(instance: Path, b_dir
             return len(await a.inbox(JEAN)) == 1
 
         await eventually(arrived_at_a)
+
+
+async def test_the_relay_resumes_its_tls_session_with_a_peer_it_reconnects_to(
+    instance: Path, b_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each relayed message is a connection of its own: the second one resumes the
+    session of the first (no certificate signed or checked again on either side)."""
+    caplog.set_level(logging.INFO, logger="mss.delivery.outbound")
+    async with operators(instance, b_dir) as (a, b):
+        await a.add_pro(JEAN)
+        await b.add_pro(PAUL)
+        for n in (1, 2):
+            await a.submit(JEAN, message(JEAN, PAUL, f"Avis {n}"), [PAUL])
+
+            async def arrived(n: int = n) -> bool:
+                return len(await b.inbox(PAUL)) == n
+
+            await eventually(arrived)
+    handshakes = [r.getMessage() for r in caplog.records if "relay: TLS with" in r.getMessage()]
+    # (a retry of either message would add a line between them)
+    assert handshakes[0] == "relay: TLS with 127.0.0.1, TLSv1.3, full handshake"
+    assert handshakes[-1] == "relay: TLS with 127.0.0.1, TLSv1.3, session resumed"
+    # and both arrived: B's MX knew A by its certificate on the resumed session too
 
 
 async def test_permanent_failure_at_the_peer_returns_a_dsn_to_the_author(

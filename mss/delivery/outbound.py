@@ -28,6 +28,7 @@ from mss.delivery.dsn import RecipientStatus, build_dsn
 from mss.delivery.reports import ReportSender
 from mss.errors import MssError
 from mss.security.dkim import DKIMSigner
+from mss.security.tls import ResumingContext, peer_certificate_der, remember_session
 from mss.store.api import Store
 from mss.store.outbox import OutboxItem
 from mss.store.ports import Done, Failed, Outcome, Retry, RetryPolicy
@@ -164,6 +165,7 @@ class RelayHandler:
                 raise _Temporary(f"{host} does not offer STARTTLS")
             await client.starttls(server_hostname=host, tls_context=tls)
             await client.ehlo()
+            _tls_established(tls, host, client.get_transport_info("ssl_object"))
             return await self._envelope_and_data(client, entries, signed, host)
         finally:
             client.close()
@@ -322,3 +324,19 @@ def mx_route(domain: str) -> tuple[str, int] | None:
         return None
     records = sorted(answer, key=lambda r: r.preference)
     return (str(records[0].exchange).rstrip("."), 25) if records else None
+
+
+def _tls_established(tls: ssl.SSLContext, host: str, ssl_object: ssl.SSLObject | None) -> None:
+    """Log the TLS session with `host`, and keep it for the next connection: the server
+    has spoken since the handshake, so its session ticket is in (TLS 1.3). A resumed
+    session whose certificate has expired since is dropped, and the message waits for
+    a full handshake (which checks the certificate again)."""
+    if ssl_object is None:
+        return
+    how = "session resumed" if ssl_object.session_reused else "full handshake"
+    log.info("relay: TLS with %s, %s, %s", host, ssl_object.version(), how)
+    if peer_certificate_der(ssl_object) is None:
+        if isinstance(tls, ResumingContext):
+            tls.forget(host)
+        raise _Temporary(f"{host}: its certificate is outside its validity dates")
+    remember_session(tls, host, ssl_object)

@@ -8,10 +8,15 @@ against the CRLs of the whole chain (`VERIFY_CRL_CHECK_CHAIN`).
 
 from __future__ import annotations
 
+import datetime as dt
+import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
+
+from cryptography import x509
 
 from mss.security.pki import CertIdentity, CertificateError, identity_of_der
 
@@ -49,6 +54,73 @@ def server_context(
     return ctx
 
 
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers each server, by name, the TLS session it last
+    remembered with it (`remember`), so that a reconnection resumes the session: no
+    certificate sent, signed or checked again by either side, as Postfix does with its
+    `smtp_tls_session_cache`. Only to the same server name, with this context: a new
+    context (renewed certificate, new CRL) starts with none. asyncio's TLS (and so
+    aiosmtplib's STARTTLS) wraps its connections with `wrap_bio`, smtplib's with
+    `wrap_socket`: both pick the session here (server_hostname given by keyword)."""
+
+    MAX_SERVERS = 1024  # the names remembered, the least recently used forgotten
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # (ssl.SSLContext.__new__ took them)
+        super().__init__()
+        self._sessions: OrderedDict[str, ssl.SSLSession] = OrderedDict()
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        if session is None and not server_side and isinstance(server_hostname, str):
+            session = self._sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        if session is None and not server_side and isinstance(server_hostname, str):
+            session = self._sessions.get(server_hostname)
+        return super().wrap_socket(
+            sock, server_side, do_handshake_on_connect, suppress_ragged_eofs, server_hostname,
+            session,
+        )  # fmt: skip
+
+    def remember(self, server_hostname: str, ssl_object: Any) -> None:
+        """Keep the session of a connection to `server_hostname` for the next one.
+        Call it once the server has spoken after the handshake: TLS 1.3 sends the
+        session's ticket then."""
+        if ssl_object is None or ssl_object.context is not self:  # (its sessions only)
+            return
+        session = ssl_object.session
+        if session is None or not (session.has_ticket or session.id):
+            return
+        self._sessions[server_hostname] = session
+        self._sessions.move_to_end(server_hostname)
+        while len(self._sessions) > self.MAX_SERVERS:
+            self._sessions.popitem(last=False)
+
+    def forget(self, server_hostname: str) -> None:
+        self._sessions.pop(server_hostname, None)
+
+
+def remember_session(context: ssl.SSLContext, server_hostname: str, ssl_object: Any) -> None:
+    """`ResumingContext.remember`, when `context` is one."""
+    if isinstance(context, ResumingContext):
+        context.remember(server_hostname, ssl_object)
+
+
 def client_context(
     *,
     ca: Path | None,
@@ -57,9 +129,11 @@ def client_context(
     crl: Path | None = None,
     check_hostname: bool = True,
     min_version: str = "TLSv1.2",
+    resume: bool = False,
 ) -> ssl.SSLContext:
-    """A client context trusting `ca`, presenting `cert` when given (mutual TLS)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    """A client context trusting `ca`, presenting `cert` when given (mutual TLS);
+    `resume`: one that offers each server its last session again (`ResumingContext`)."""
+    ctx = (ResumingContext if resume else ssl.SSLContext)(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = _VERSIONS[min_version]
     ctx.check_hostname = check_hostname
     ctx.verify_mode = ssl.CERT_REQUIRED
@@ -69,12 +143,28 @@ def client_context(
     return ctx
 
 
-def peer_identity(ssl_object: Any) -> CertIdentity | None:
-    """The identity of the verified peer certificate of a TLS connection, if any."""
+def peer_certificate_der(ssl_object: Any) -> bytes | None:
+    """The verified peer certificate of a TLS connection (DER), if any and only within
+    its validity dates: a resumed session's handshake checks no certificate, and a
+    chain of resumptions, each with a new ticket, could outlive the certificate.
+    (Its revocation is another matter: a new CRL makes a new context, whose key
+    refuses the tickets of before; see `wiring.tls_contexts`.)"""
     if ssl_object is None:
         return None
-    der = ssl_object.getpeercert(binary_form=True)
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
     if not der:
+        return None
+    cert = x509.load_der_x509_certificate(der)
+    now = dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return None
+    return der
+
+
+def peer_identity(ssl_object: Any) -> CertIdentity | None:
+    """The identity of the verified peer certificate of a TLS connection, if any."""
+    der = peer_certificate_der(ssl_object)
+    if der is None:
         return None
     try:
         return identity_of_der(der)

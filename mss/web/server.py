@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mss.security.http_target import encode_raw_target
 from mss.security.proxy_protocol import ProxyGate, ProxyPolicy
+from mss.security.tls import peer_certificate_der
 
 BAD_REQUEST = (
     b'{"error":"BadRequest","detail":"requ\\u00eate HTTP invalide (invalid HTTP request)"}'
@@ -74,8 +75,7 @@ class PeerCertificateProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._idle = False
         super().on_message_begin()
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        der = peer_certificate_der(self.transport.get_extra_info("ssl_object"))
         if der:
             extensions: dict[str, object] = {"tls": {"client_cert_der": der}}
             self.scope["extensions"] = extensions  # type: ignore[typeddict-item]
