@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -184,6 +185,62 @@ async def test_permanent_failure_at_the_peer_returns_a_dsn_to_the_author(
         assert b"Subject: Pour personne" in dsn  # the original headers (RET=HDRS by default)
         [entry] = await a.store.read(lambda c: list_entries(c, None))
         assert entry.status == "failed"
+
+
+async def _peer_that_hangs_up_at_quit(tls: ssl.SSLContext, received: list[bytes]) -> asyncio.Server:
+    """An SMTP peer (STARTTLS, then one message) that closes the connection when asked
+    to QUIT instead of answering it."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 pair ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-pair\r\n250 STARTTLS\r\n")
+            elif verb == b"STAR":
+                writer.write(b"220 go\r\n")
+                await writer.drain()
+                await writer.start_tls(tls)
+            elif verb == b"DATA":
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                received.append(await reader.readuntil(b"\r\n.\r\n"))
+                writer.write(b"250 2.0.0 pris\r\n")
+            elif verb == b"QUIT":
+                break  # no 221: the connection just ends
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(session, "127.0.0.1", 0)
+
+
+async def test_a_peer_hanging_up_at_quit_gets_the_message_once(instance: Path) -> None:
+    """Its 250 after the data is what counts: the relay does not send it again."""
+    certs = instance / "certs"
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certs / "server.crt", certs / "server.key")
+    received: list[bytes] = []
+    peer = await _peer_that_hangs_up_at_quit(tls, received)
+    port = peer.sockets[0].getsockname()[1]
+    overrides = {"relay": {"routes": {"autre.mssante.test": f"127.0.0.1:{port}"},
+                           "retry_base": 1, "retry_max": 1}}  # fmt: skip
+    try:
+        async with running(instance, overrides=overrides) as a:
+            await a.trust("autre.mssante.test")
+            await a.add_pro(JEAN)
+            await a.submit(JEAN, message(JEAN, PAUL, "Une seule fois"), [PAUL])
+
+            async def sent() -> bool:
+                entries = await a.store.read(lambda c: list_entries(c, None))
+                return [e.status for e in entries] == ["sent"]
+
+            await eventually(sent)
+            await asyncio.sleep(2.5)  # a retry would have come within a second or two
+    finally:
+        peer.close()
+    assert len(received) == 1
 
 
 async def test_unreachable_peer_is_retried_then_bounced_at_expiry(instance: Path) -> None:

@@ -13,6 +13,7 @@ backoff by the runner on 4xx or connection trouble; failed on 5xx or once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import ssl
@@ -202,7 +203,10 @@ class RelayHandler:
             response = await client.data(message)
         except aiosmtplib.SMTPDataError as exc:
             return outcomes + [_refused(e, exc.code, exc.message, host) for e in accepted]
-        await client.quit()
+        # the peer took the message at its 250: a QUIT that fails (a peer that hangs up
+        # without answering it) must not send the message again
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError):
+            await client.quit()
         reply = f"{response.code} {response.message}"
         return outcomes + [
             Attempt(e, "sent", reply, "2.0.0", host, relayed_without_dsn=not dsn) for e in accepted
