@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import shutil
 import ssl
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from mss.security import pki
 from mss.security.dkim import ensure_keys, public_record
 from mss.security.pki import DevPKI
 from mss.store.models import outbox_table
@@ -241,6 +243,57 @@ async def test_a_peer_hanging_up_at_quit_gets_the_message_once(instance: Path) -
     finally:
         peer.close()
     assert len(received) == 1
+
+
+async def test_operator_certificates_on_both_sides_an_expired_peer_is_not_resumed(
+    instance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DOMAIN.md: operator to operator, IGC-Santé certificates on both sides. A resumed
+    handshake checks no certificate: the relay checks the peer's dates itself, forgets
+    the session and retries (the next handshake is a full one)."""
+    certs = instance / "certs"
+    real_now = pki._now
+    # a peer certificate issued so as to expire in 3 s (the dev PKI's last 3 years)
+    monkeypatch.setattr(
+        pki, "_now", lambda: real_now() - dt.timedelta(days=3 * 365) + dt.timedelta(seconds=3)
+    )
+    cert, key = DevPKI(certs).issue_server("issued/short-lived-peer", "127.0.0.1", [])
+    monkeypatch.undo()
+    expiry = pki.load_certificate(cert).not_valid_after_utc
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    received: list[bytes] = []
+    peer = await _peer_that_hangs_up_at_quit(tls, received)
+    port = peer.sockets[0].getsockname()[1]
+    overrides = {"relay": {"routes": {"autre.mssante.test": f"127.0.0.1:{port}"},
+                           "retry_base": 60}}  # fmt: skip
+    try:
+        async with running(instance, overrides=overrides) as a:
+            await a.trust("autre.mssante.test")
+            await a.add_pro(JEAN)
+
+            async def statuses() -> list[tuple[str, str]]:
+                entries = await a.store.read(lambda c: list_entries(c, None))
+                return [(e.status, e.last_error or "") for e in entries]
+
+            await a.submit(JEAN, message(JEAN, PAUL, "Avant"), [PAUL])
+            await eventually(lambda: _equals(statuses(), [("sent", "")]))
+            await asyncio.sleep((expiry - dt.datetime.now(dt.UTC)).total_seconds() + 1.0)
+            await a.submit(JEAN, message(JEAN, PAUL, "Après"), [PAUL])
+
+            async def refused() -> bool:
+                return any("validity dates" in error for _, error in await statuses())
+
+            await eventually(refused)
+            assert a.app.mail is not None
+            assert "127.0.0.1" not in a.app.mail.tls[1].current._sessions  # type: ignore[attr-defined]
+    finally:
+        peer.close()
+    assert len(received) == 1
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return await value == expected
 
 
 async def test_unreachable_peer_is_retried_then_bounced_at_expiry(instance: Path) -> None:

@@ -29,7 +29,7 @@ from mss.delivery.dsn import RecipientStatus, build_dsn
 from mss.delivery.reports import ReportSender
 from mss.errors import MssError
 from mss.security.dkim import DKIMSigner
-from mss.security.tls import ResumingContext, peer_certificate_der, remember_session
+from mss.security.tls import peer_certificate, remember_session
 from mss.store.api import Store
 from mss.store.outbox import OutboxItem
 from mss.store.ports import Done, Failed, Outcome, Retry, RetryPolicy
@@ -333,14 +333,12 @@ def mx_route(domain: str) -> tuple[str, int] | None:
 def _tls_established(tls: ssl.SSLContext, host: str, ssl_object: ssl.SSLObject | None) -> None:
     """Log the TLS session with `host`, and keep it for the next connection: the server
     has spoken since the handshake, so its session ticket is in (TLS 1.3). A resumed
-    session whose certificate has expired since is dropped, and the message waits for
-    a full handshake (which checks the certificate again)."""
+    session whose certificate has expired since is forgotten, and the message waits
+    for a full handshake (which checks the certificate again)."""
     if ssl_object is None:
         return
     how = "session resumed" if ssl_object.session_reused else "full handshake"
     log.info("relay: TLS with %s, %s, %s", host, ssl_object.version(), how)
-    if peer_certificate_der(ssl_object) is None:
-        if isinstance(tls, ResumingContext):
-            tls.forget(host)
-        raise _Temporary(f"{host}: its certificate is outside its validity dates")
     remember_session(tls, host, ssl_object)
+    if peer_certificate(ssl_object) is None:
+        raise _Temporary(f"{host}: its certificate is outside its validity dates")

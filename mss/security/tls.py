@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from mss.security.pki import CertIdentity, CertificateError, identity_of_der
+from mss.security.pki import CertIdentity, CertificateError, identity_of
 
 ClientCertMode = Literal["none", "optional", "required"]
 
@@ -77,8 +78,7 @@ class ResumingContext(ssl.SSLContext):
         server_hostname: str | bytes | None = None,
         session: ssl.SSLSession | None = None,
     ) -> ssl.SSLObject:
-        if session is None and not server_side and isinstance(server_hostname, str):
-            session = self._sessions.get(server_hostname)
+        session = session or self._offered(server_side, server_hostname)
         return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
 
     def wrap_socket(
@@ -90,29 +90,34 @@ class ResumingContext(ssl.SSLContext):
         server_hostname: str | bytes | None = None,
         session: ssl.SSLSession | None = None,
     ) -> ssl.SSLSocket:
-        if session is None and not server_side and isinstance(server_hostname, str):
-            session = self._sessions.get(server_hostname)
+        session = session or self._offered(server_side, server_hostname)
         return super().wrap_socket(
             sock, server_side, do_handshake_on_connect, suppress_ragged_eofs, server_hostname,
             session,
         )  # fmt: skip
 
+    def _offered(self, server_side: bool, server_hostname: str | bytes | None) -> Any:
+        if server_side or not isinstance(server_hostname, str):
+            return None
+        return self._sessions.get(server_hostname)
+
     def remember(self, server_hostname: str, ssl_object: Any) -> None:
-        """Keep the session of a connection to `server_hostname` for the next one.
-        Call it once the server has spoken after the handshake: TLS 1.3 sends the
-        session's ticket then."""
+        """Keep the session of a connection to `server_hostname` for the next one, or
+        forget the one kept if the server's certificate is no longer within its dates
+        (a resumed handshake checks none: the next one must be full). Call it once the
+        server has spoken after the handshake: TLS 1.3 sends the session's ticket then."""
         if ssl_object is None or ssl_object.context is not self:  # (its sessions only)
             return
         session = ssl_object.session
+        if peer_certificate(ssl_object) is None:
+            self._sessions.pop(server_hostname, None)
+            return
         if session is None or not (session.has_ticket or session.id):
             return
         self._sessions[server_hostname] = session
         self._sessions.move_to_end(server_hostname)
         while len(self._sessions) > self.MAX_SERVERS:
             self._sessions.popitem(last=False)
-
-    def forget(self, server_hostname: str) -> None:
-        self._sessions.pop(server_hostname, None)
 
 
 def remember_session(context: ssl.SSLContext, server_hostname: str, ssl_object: Any) -> None:
@@ -143,31 +148,35 @@ def client_context(
     return ctx
 
 
-def peer_certificate_der(ssl_object: Any) -> bytes | None:
-    """The verified peer certificate of a TLS connection (DER), if any and only within
-    its validity dates: a resumed session's handshake checks no certificate, and a
-    chain of resumptions, each with a new ticket, could outlive the certificate.
-    (Its revocation is another matter: a new CRL makes a new context, whose key
-    refuses the tickets of before; see `wiring.tls_contexts`.)"""
-    if ssl_object is None:
-        return None
-    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+def peer_certificate(ssl_object: Any) -> x509.Certificate | None:
+    """The verified peer certificate of a TLS connection, if any and only within its
+    validity dates: a resumed session's handshake checks no certificate, and a chain
+    of resumptions, each with a new ticket, could outlive the certificate. (Its
+    revocation is another matter: a new CRL makes a new context, whose key refuses the
+    tickets of before; see `wiring.tls_contexts`.)"""
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         return None
     cert = x509.load_der_x509_certificate(der)
     now = dt.datetime.now(dt.UTC)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         return None
-    return der
+    return cert
+
+
+def peer_certificate_der(ssl_object: Any) -> bytes | None:
+    """`peer_certificate` as DER (the HTTPS door hands it to the DMP API)."""
+    cert = peer_certificate(ssl_object)
+    return None if cert is None else cert.public_bytes(serialization.Encoding.DER)
 
 
 def peer_identity(ssl_object: Any) -> CertIdentity | None:
     """The identity of the verified peer certificate of a TLS connection, if any."""
-    der = peer_certificate_der(ssl_object)
-    if der is None:
+    cert = peer_certificate(ssl_object)
+    if cert is None:
         return None
     try:
-        return identity_of_der(der)
+        return identity_of(cert)
     except CertificateError:
         return None
 
