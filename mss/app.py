@@ -246,9 +246,10 @@ class Application:
         from mss.web.server import WebServer
 
         assert self.store is not None and self.mail is not None
-        # the doors' context as it is now (HTTPS does not reload it): shared by the
-        # workers, hence their session tickets too (`wiring.tls_contexts`)
-        ctx = self.mail.tls[0].current
+        # the doors' context, taken for each connection: renewed certificates and new
+        # CRLs as the doors see them (`Mail.keep_tls_fresh`); shared by the workers
+        # until the first reload, hence their session tickets (`wiring.tls_contexts`)
+        tls = self.mail.tls[0]
         gateway = DMPGateway(
             store=self.store, settings=dmp_settings(self.settings), logins=self.mail.logins,
             bearer=bearer_validator(self.settings), patient_domain=self.settings.domains.patient,
@@ -261,7 +262,7 @@ class Application:
                                 client_domains(self.settings)),
         )  # fmt: skip
         web = WebServer(
-            app, self.settings.listen.host, self.settings.listen.https, ctx,
+            app, self.settings.listen.host, self.settings.listen.https, lambda: tls.current,
             self.sockets.get("https"), proxy=proxy_policy(self.settings),
         )  # fmt: skip
         await web.start()

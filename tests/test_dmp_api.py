@@ -157,6 +157,28 @@ async def test_a_professional_certificate_is_enough_to_consult(
     assert any(t["actor"] == LEVEQUE and t["action"] == "consult" for t in traces)
 
 
+async def test_igc_sante_client_certificates_a_card_revoked_while_serving_is_refused(
+    dmp_api: tuple[Running, httpx.AsyncClient],
+) -> None:
+    """A new CRL reaches HTTPS as it reaches the mail doors (every minute, without a
+    restart): the DMP API's certificate logins must not outlive a revocation."""
+    mss, web = dmp_api
+    await web.post(f"/api/dmp/patients/{INS}/authorization", json={}, headers=pro(LEVEQUE))
+    cert, key = mss.pki.issue_professional(LEVEQUE, "LÉVÊQUE", "Hélène", filename="revoked-card")
+    url, card = f"https://localhost:{mss.ports['https']}", mss.client_tls(cert, key)
+    async with httpx.AsyncClient(base_url=url, verify=card) as client:
+        assert (await client.get(f"/api/dmp/patients/{INS}/documents")).status_code == 200
+    mss.pki.revoke(cert)
+    assert mss.app.mail is not None
+    assert await mss.app.mail.refresh_tls()  # what the server does every minute
+    async with httpx.AsyncClient(base_url=url, verify=card) as client:
+        with pytest.raises(httpx.TransportError):  # the handshake's alert: revoked
+            await client.get(f"/api/dmp/patients/{INS}/documents")
+    # other clients are still served, on new connections too
+    async with httpx.AsyncClient(base_url=url, verify=mss.client_tls()) as other:
+        assert (await other.get("/api/dmp/me/documents", auth=patient())).status_code == 200
+
+
 async def test_a_document_mailed_to_the_patient_is_found_through_the_api(
     dmp_api: tuple[Running, httpx.AsyncClient],
 ) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -87,7 +88,7 @@ class WebServer:
         app: ASGIApp,
         host: str,
         port: int,
-        ssl_context: ssl.SSLContext | None,
+        tls: Callable[[], ssl.SSLContext] | None,
         sock: socket.socket | None = None,
         proxy: ProxyPolicy | None = None,
     ) -> None:
@@ -105,7 +106,7 @@ class WebServer:
             server_header=False,
             timeout_graceful_shutdown=10,
         )
-        self._ssl = ssl_context
+        self._tls = tls  # the context as it is now: a new CRL reaches new connections
         self._server = uvicorn.Server(self._config)
         self._task: asyncio.Task[None] | None = None
 
@@ -133,7 +134,8 @@ class WebServer:
 
     def _gated_protocol(self, **kwargs: Any) -> ProxyGate:
         """What uvicorn creates per connection: the PROXY gate, then TLS, then HTTP."""
-        return ProxyGate(lambda: PeerCertificateProtocol(**kwargs), self._ssl, self._proxy)
+        context = self._tls() if self._tls is not None else None
+        return ProxyGate(lambda: PeerCertificateProtocol(**kwargs), context, self._proxy)
 
     async def stop(self) -> None:
         self._server.should_exit = True
