@@ -169,7 +169,7 @@ TOKENS = [b"1", b"*", b":", b"(", b")", b"[", b"]", b"<", b">", b".", b"0", b"10
           b'"01-Jan-2026 10:00:00 +0000"']  # fmt: skip
 
 
-@settings(max_examples=2000, deadline=200)
+@settings(max_examples=2000, deadline=1000)
 @given(
     st.sampled_from([b"FETCH 1 ", b"UID FETCH 1 ", b"APPEND INBOX "]),
     st.lists(st.sampled_from(TOKENS), max_size=20),

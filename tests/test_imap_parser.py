@@ -74,7 +74,7 @@ def test_malformed_commands_are_command_errors(line: bytes) -> None:
         parse_command(line)
 
 
-@settings(max_examples=2000, deadline=200)
+@settings(max_examples=2000, deadline=1000)
 @given(st.binary(max_size=300))
 def test_garbage_never_crashes_the_parser(data: bytes) -> None:
     try:
@@ -99,7 +99,7 @@ TOKENS = [b"1", b"*", b":", b",", b"(", b")", b"[", b"]", b"<", b">", b".", b'"x
           b"US-ASCII"]  # fmt: skip
 
 
-@settings(max_examples=3000, deadline=200)
+@settings(max_examples=3000, deadline=1000)
 @given(st.sampled_from(COMMAND_WORDS), st.lists(st.sampled_from(TOKENS), max_size=25))
 def test_near_miss_commands_never_crash_the_parser(word: bytes, tokens: list[bytes]) -> None:
     """Fuzzing close to the grammar: a BAD (CommandError) or a command, nothing else."""

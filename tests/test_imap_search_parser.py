@@ -83,7 +83,7 @@ TOKENS = [b"RETURN", b"(", b")", b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"PA
           b'"x"', b" ", b" ", b" "]  # fmt: skip
 
 
-@settings(max_examples=3000, deadline=200)
+@settings(max_examples=3000, deadline=1000)
 @given(st.sampled_from(COMMANDS), st.lists(st.sampled_from(TOKENS), max_size=20))
 def test_near_miss_search_sort_thread_never_crash_the_parser(
     command: bytes, tokens: list[bytes]

@@ -192,14 +192,14 @@ async def test_other_failures_are_permanent_for_client_errors_temporary_otherwis
 
 
 async def test_a_receiver_that_does_not_answer_in_time_is_temporary(receiver: Receiver) -> None:
-    receiver.delay = 1.0
+    receiver.delay = 5.0
     started = time.monotonic()
     async with WebhookSender(timeout=0.2) as impatient:
         with pytest.raises(ChannelError) as caught:
             await impatient.send(receiver.url("new"), "msg_0010", BODY, [NEW])
     assert not caught.value.permanent
     assert "0.2" in caught.value.reason
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # not the receiver's 5 s
 
 
 async def test_an_unreachable_receiver_is_temporary(sender: WebhookSender) -> None:
