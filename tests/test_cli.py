@@ -6,6 +6,7 @@ import argparse
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_help_through_the_real_command() -> None:
 
 
 def _count(instance: Path, table: str) -> int:
-    with sqlite3.connect(instance / "mss.db") as conn:
+    with closing(sqlite3.connect(instance / "mss.db")) as conn, conn:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
@@ -76,7 +77,7 @@ def test_pro_add_with_password_and_rpps(instance: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "added jean.dupont@pro.mssante.test"
-    with sqlite3.connect(instance / "mss.db") as conn:
+    with closing(sqlite3.connect(instance / "mss.db")) as conn, conn:
         row = conn.execute("SELECT national_id, password_hash, kind FROM account").fetchone()
     assert row[0] == "899700367909"
     assert row[1].startswith("$argon2id$")
@@ -182,7 +183,7 @@ def test_patient_add_creates_a_mailbox_only_when_active(instance: Path) -> None:
         str(instance),
     )
     assert "without a mailbox" in result.stdout
-    with sqlite3.connect(instance / "mss.db") as conn:
+    with closing(sqlite3.connect(instance / "mss.db")) as conn, conn:
         addresses = [r[0] for r in conn.execute("SELECT address FROM account")]
     assert addresses == [f"{INS}@patient.mssante.fr"]
     _one_line_error(
@@ -226,7 +227,7 @@ def test_patient_status_closes_the_mailbox(instance: Path) -> None:
     run_mss("patient", "add", INS, *PATIENT_TRAITS, "--data-dir", str(instance))
     result = run_mss("patient", "status", INS, "closed", "--data-dir", str(instance))
     assert result.returncode == 0, result.stderr
-    with sqlite3.connect(instance / "mss.db") as conn:
+    with closing(sqlite3.connect(instance / "mss.db")) as conn, conn:
         assert conn.execute("SELECT disabled FROM account").fetchone()[0] == 1
 
 

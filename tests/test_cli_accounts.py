@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from mss.security.passwords import verify_password
@@ -21,7 +22,7 @@ def _mss(instance: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def _password_hash(instance: Path, address: str) -> str:
-    with sqlite3.connect(instance / "mss.db") as conn:
+    with closing(sqlite3.connect(instance / "mss.db")) as conn, conn:
         row = conn.execute("SELECT password_hash FROM account WHERE address = ?", (address,))
         return str(row.fetchone()[0])
 
@@ -58,7 +59,7 @@ def test_pro_delete_needs_yes_and_removes_mailboxes(instance: Path) -> None:
     assert refused.returncode == 1 and "--yes" in refused.stderr
     assert _mss(instance, "pro", "delete", JEAN, "--yes").strip().startswith(f"deleted {JEAN}")
     assert _mss(instance, "pro", "list").strip() == "none"
-    with sqlite3.connect(instance / "mss.db") as conn:
+    with closing(sqlite3.connect(instance / "mss.db")) as conn, conn:
         assert conn.execute("SELECT count(*) FROM mailbox").fetchone()[0] == 0
 
 

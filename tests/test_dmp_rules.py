@@ -310,6 +310,7 @@ async def test_verify_traces_detects_a_modified_or_deleted_trace(dmp: Store) -> 
 
 async def test_cli_verify_traces_exits_1_on_a_modified_trace(instance: Any) -> None:
     import sqlite3
+    from contextlib import closing
 
     from .conftest import run_mss
 
@@ -325,7 +326,7 @@ async def test_cli_verify_traces_exits_1_on_a_modified_trace(instance: Any) -> N
     finally:
         await store.close()
     assert run_mss("dmp", "verify-traces", "--data-dir", str(instance)).returncode == 0
-    with sqlite3.connect(instance / "mss.db") as db:
+    with closing(sqlite3.connect(instance / "mss.db")) as db, db:
         db.execute("UPDATE dmp_trace SET action = 'consult' WHERE id = 1")
     broken = run_mss("dmp", "verify-traces", "--data-dir", str(instance))
     assert broken.returncode == 1 and "BROKEN" in broken.stdout

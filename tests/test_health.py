@@ -5,6 +5,7 @@ where a plain `SELECT 1` still answers."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from .harness import Running, running
 
 def _damage(database: Path) -> None:
     """Overwrite the root page of one of the message table's indexes."""
-    with sqlite3.connect(database) as conn:
+    with closing(sqlite3.connect(database)) as conn, conn:
         size = conn.execute("PRAGMA page_size").fetchone()[0]
         root = conn.execute(
             "SELECT rootpage FROM sqlite_master WHERE type = 'index' AND tbl_name = 'message'"
