@@ -83,4 +83,9 @@ async def start_tls_server(writer: asyncio.StreamWriter, context: ssl.SSLContext
         resumed.cancel()
         raise
     writer._transport = tls._app_transport  # type: ignore[attr-defined]
-    protocol._replace_writer(writer)
+    # what `StreamWriter.start_tls` ends with: `_replace_writer(writer)` up to Python 3.12,
+    # `_replace_transport(transport)` from 3.13 (the writer stays the same one)
+    if hasattr(protocol, "_replace_transport"):
+        protocol._replace_transport(writer._transport)  # type: ignore[attr-defined]
+    else:
+        protocol._replace_writer(writer)
