@@ -43,3 +43,18 @@ async def test_search_sql_keeps_every_match(
         await store.deliver((headers + "\r\nbody\r\n").encode(), [Target(box)])
     found = await ImapStore(store).search(box, [key], [1, 2, 3])
     assert [uid for uid, _ in found.found] == expected
+
+
+@pytest.mark.parametrize("charset", ["undefined", "idna", "punycode", "rot13", "x-inconnu"])
+async def test_a_body_in_an_odd_charset_is_searched_never_a_crash(
+    store: Store, charset: str
+) -> None:
+    """Any sender names the charset: one Python decodes no text with (`undefined`, `idna`,
+    `punycode` raise even with errors="replace") made SEARCH BODY fail on the whole
+    mailbox. The body is read as UTF-8 (else Latin-1) instead, as the patient space does."""
+    box = await new_inbox(store, "jean@pro.mssante.test")
+    odd = f"Content-Type: text/plain; charset={charset}\r\n\r\nRésultats normaux\r\n"
+    await store.deliver(odd.encode(), [Target(box)])
+    await store.deliver(b"\r\nautre chose\r\n", [Target(box)])
+    found = await ImapStore(store).search(box, [SearchKey("STRING", ("BODY", "résultats"))], [1, 2])
+    assert [uid for uid, _ in found.found] == [1]

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import nh3
 
-from mss.core.mime import Attachment, leaves
+from mss.core.mime import Attachment, decode_text, leaves
 from mss.core.mime.structure import Part
 
 # What the space recognises by content: (type, extensions) by magic number.
@@ -123,14 +123,8 @@ def _charset(part: Part) -> str:
 
 
 def _decode(raw: bytes, leaf: Attachment, charset: str) -> str:
-    """The part's text in its charset; UTF-8 (errors replaced) when the charset is unknown
-    (LookupError) or a codec that fails even with errors="replace" (`undefined`, `idna`,
-    `punycode`: UnicodeError, a ValueError)."""
-    payload = leaf.payload(raw)
-    try:
-        return payload.decode(charset, errors="replace")
-    except (LookupError, ValueError):
-        return payload.decode("utf-8", errors="replace")
+    """The part's text in its charset (`decode_text`: UTF-8 for an odd one)."""
+    return decode_text(leaf.payload(raw), charset)
 
 
 def _parts_by_index(body: Part) -> dict[int, Part]:

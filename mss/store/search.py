@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, false, not_, or_, select, true
 
-from mss.core.mime import Part, decode_header_bytes
+from mss.core.mime import Part, decode_header_bytes, decode_text
 from mss.errors import InputError
 from mss.store.imapviews import Key, Range
 from mss.store.messages import FLAG_BITS, uid_condition
@@ -347,11 +347,9 @@ def searchable_body(raw: bytes, root: Part) -> str:
                 body = quopri.decodestring(body)
         except (binascii.Error, ValueError):
             pass
+        # an odd charset (`x-inconnu`, `undefined`, `punycode`…): UTF-8, else Latin-1
         charset = dict(part.params).get("charset", "utf-8")
-        try:
-            texts.append(body.decode(charset, "replace").casefold())
-        except LookupError:
-            texts.append(decode_header_bytes(body).casefold())
+        texts.append(decode_text(body, charset, decode_header_bytes).casefold())
 
     walk(root)
     return "\n".join(texts)

@@ -7,7 +7,9 @@ Pure: never raises on malformed input.
 
 from __future__ import annotations
 
+import codecs
 import re
+from collections.abc import Callable
 from email.utils import collapse_rfc2231_value, decode_params, unquote
 
 MAX_HEADER_FIELDS = 2000
@@ -219,13 +221,33 @@ def param(params: Params, name: str) -> str:
 
 
 def _collapse(value: str | tuple[str | None, str | None, str]) -> str:
-    """An RFC 2231 value as text; UTF-8 (errors replaced) when its charset is unknown or
-    fails even with errors="replace" (`undefined`, `idna`, `punycode`)."""
-    try:
+    """An RFC 2231 value as text, in its charset (`decode_text`)."""
+    if not isinstance(value, tuple):
         return collapse_rfc2231_value(value)
-    except (LookupError, ValueError):
-        assert isinstance(value, tuple)
-        return collapse_rfc2231_value(("utf-8", value[1], value[2]))
+    # the text's characters are its bytes (email.utils' own reading of them)
+    return decode_text(bytes(value[2], "raw-unicode-escape"), value[0] or "us-ascii")
+
+
+# Codecs Python knows that are no charset of mail: `undefined` always fails, `idna`
+# refuses errors="replace", `punycode` fails on 3.11 and from 3.13 turns any bytes into
+# CJK noise. A message naming one is read as UTF-8, on every Python alike.
+NOT_MAIL_CHARSETS = frozenset({"undefined", "idna", "punycode"})
+
+
+def _utf8(payload: bytes) -> str:
+    return payload.decode("utf-8", errors="replace")
+
+
+def decode_text(payload: bytes, charset: str, otherwise: Callable[[bytes], str] = _utf8) -> str:
+    """Bytes of text in the charset a message names (errors replaced); `otherwise` (UTF-8)
+    when the name is unknown (`x-inconnu`), no text encoding (`rot13`, `base64`:
+    LookupError) or no mail charset (`NOT_MAIL_CHARSETS`). Never raises."""
+    try:
+        if codecs.lookup(charset).name not in NOT_MAIL_CHARSETS:
+            return payload.decode(charset, errors="replace")
+    except (LookupError, ValueError):  # ValueError: UnicodeError, a codec's own failure
+        pass
+    return otherwise(payload)
 
 
 def parse_content_type(value: str | None, default: tuple[str, str]) -> tuple[str, str, Params]:
