@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from mss.security.pki import CertIdentity, CertificateError, identity_of
 
@@ -165,9 +164,12 @@ def peer_certificate(ssl_object: Any) -> x509.Certificate | None:
 
 
 def peer_certificate_der(ssl_object: Any) -> bytes | None:
-    """`peer_certificate` as DER (the HTTPS door hands it to the DMP API)."""
-    cert = peer_certificate(ssl_object)
-    return None if cert is None else cert.public_bytes(serialization.Encoding.DER)
+    """`peer_certificate`'s DER, as the connection holds it (the HTTPS door hands it to
+    the DMP API): checked, not encoded again."""
+    if peer_certificate(ssl_object) is None:
+        return None
+    der: bytes = ssl_object.getpeercert(binary_form=True)
+    return der
 
 
 def peer_identity(ssl_object: Any) -> CertIdentity | None:
