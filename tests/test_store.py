@@ -322,3 +322,23 @@ def test_sqlite_dates_bind_as_the_texts_stored_before_without_a_deprecation() ->
         finally:
             conn.close()
     assert row == ("2026-12-07 16:00:00.000250+00:00", "2026-12-07 16:00:00+00:00", "2026-12-07")
+
+
+def test_sorts_spilled_to_disk_leave_no_connection_open_behind(tmp_path: Path) -> None:
+    """The annuaire import turns SQLite's sorts to files mid-way (`spill_sorts_to_disk`).
+    Connections in use then (a reader of the live directory) get it when next taken;
+    none may end outside the pool that closes them: dropping the pool for a new one left
+    them open for good (Python 3.13 reported it as an unclosed database)."""
+    from mss.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'spill.db'}")
+    db.migrate()
+    held = db.read_engine.connect()
+    raw = held.connection.dbapi_connection
+    assert raw is not None
+    db.spill_sorts_to_disk()
+    held.close()  # back to its pool, which must still be the engine's
+    assert db.read_sync(lambda c: c.exec_driver_sql("PRAGMA temp_store").scalar()) == 1  # FILE
+    db.close_sync()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        raw.execute("SELECT 1")

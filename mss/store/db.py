@@ -147,13 +147,14 @@ class Database:
         """SQLite: sorts and temporary tables of this Database's connections go to
         temporary files, not memory (`temp_store = FILE`; mss keeps MEMORY otherwise),
         for bulk work whose memory must not follow the data. The pragma cannot change
-        inside a transaction: new connections get it, the pooled ones are dropped."""
+        inside a transaction: each connection gets it when next taken from its pool. (The
+        pool is not dropped for a new one: a connection in use then, by a reader of the live
+        directory, would go back to the old pool and stay open, closed by no one.)"""
         if self.dialect != "sqlite":
             return
         for engine in (self.write_engine, self.read_engine):
-            if not event.contains(engine, "connect", temp_store_file):
-                event.listen(engine, "connect", temp_store_file)
-            engine.dispose()
+            if not event.contains(engine, "checkout", temp_store_file):
+                event.listen(engine, "checkout", temp_store_file)
 
     def current_revision(self) -> str | None:
         from alembic.migration import MigrationContext

@@ -69,8 +69,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def temp_store_file(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA temp_store = FILE")
+def temp_store_file(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A `checkout` listener: the connection's sorts go to files from now on. At checkout
+    a pooled SQLite connection is outside any transaction, where the pragma may change."""
+    if not record.info.get("temp_store_file"):
+        dbapi_connection.execute("PRAGMA temp_store = FILE")
+        record.info["temp_store_file"] = True
 
 
 def sqlite_engine(url: str, begin: str | None, pool_size: int) -> Engine:
