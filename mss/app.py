@@ -189,7 +189,7 @@ class Application:
             stack.callback(cpu_pool.shutdown, wait=False, cancel_futures=True)
         assert self.feed is not None
         for context in self.tls or ():  # a worker started again: files changed since
-            context.refresh()  # the supervisor built them; before any listener takes one
+            context.refresh()  # the supervisor built them; before the first connection
         mail = build_mail(self.settings, self.store, cpu_pool, self.sockets, self.tls)
         for close in mail.closers:
             stack.push_async_callback(close)

@@ -122,10 +122,7 @@ class Mail:
 
     async def refresh_tls(self) -> bool:
         """Pick up a renewed certificate or a new CRL; True if anything changed."""
-        changed = [ctx.refresh() for ctx in self.tls]
-        if changed[0]:
-            for listener in self.listeners:
-                await listener.reload(self.tls[0].current)
+        changed = [ctx.refresh() for ctx in self.tls]  # every door reads `current` per connection
         return any(changed)
 
     async def keep_tls_fresh(self, interval: float = 60.0) -> None:

@@ -175,23 +175,16 @@ class ImapListener:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        tls = self._implicit() if self._implicit else None
         self._server = await open_door(
-            self._stream, tls, self._proxy, shared=self._shared, host=self._host, port=self._port
-        )
+            self._stream, self._implicit, self._proxy,
+            shared=self._shared, host=self._host, port=self._port,
+        )  # fmt: skip
         self._port = self.port
 
     def _stream(self) -> asyncio.StreamReaderProtocol:
         """What `asyncio.start_server` makes per connection, behind the PROXY gate."""
         reader = asyncio.StreamReader(limit=LINE_LIMIT + 2)
         return asyncio.StreamReaderProtocol(reader, self._accept)
-
-    async def reload(self, ssl_context: ssl.SSLContext) -> None:
-        """Implicit TLS binds its context to the socket: listen again with the new one."""
-        if self._implicit is None or self._server is None:
-            return
-        self._server.close()
-        await self.start()
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is None:

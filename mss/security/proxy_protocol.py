@@ -48,6 +48,7 @@ HEADER_TIMEOUT = 5.0  # seconds a trusted proxy has to send the header
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+TLSContext = Callable[[], ssl.SSLContext]  # the server's context as it is now (reloaded)
 
 
 class ProxyHeaderError(ValueError):
@@ -127,7 +128,7 @@ LISTEN_BACKLOG = 4096  # connections the kernel queues (and asyncio accepts per 
 
 async def open_door(
     factory: ProtocolFactory,
-    ssl_context: ssl.SSLContext | None,
+    tls: TLSContext | None,
     policy: ProxyPolicy,
     *,
     shared: socket.socket | None,
@@ -135,10 +136,12 @@ async def open_door(
     port: int,
 ) -> asyncio.Server:
     """Serve `factory` behind the PROXY gate (which does TLS, if any) on the socket the
-    supervisor bound for this worker, else on `host:port` (one process)."""
-    gate = functools.partial(ProxyGate, factory, ssl_context, policy)
+    supervisor bound for this worker, else on `host:port` (one process). `tls` gives the
+    context as it is now, for each connection: a new CRL or a renewed certificate
+    reaches the implicit-TLS doors without listening again."""
+    gate = functools.partial(ProxyGate, factory, tls, policy)
     loop = asyncio.get_running_loop()
-    if shared is not None:  # a copy: closing it (reload, stop) keeps the original
+    if shared is not None:  # a copy: closing it (stop) keeps the original
         return await loop.create_server(gate, sock=shared.dup(), backlog=LISTEN_BACKLOG)
     return await loop.create_server(gate, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
 
@@ -148,10 +151,10 @@ class ProxyGate(asyncio.Protocol):
     hands over to the door's protocol (through TLS on implicit-TLS doors)."""
 
     def __init__(
-        self, factory: ProtocolFactory, ssl_context: ssl.SSLContext | None, policy: ProxyPolicy
+        self, factory: ProtocolFactory, tls: TLSContext | None, policy: ProxyPolicy
     ) -> None:
         self._factory = factory
-        self._ssl = ssl_context
+        self._tls = tls
         self._policy = policy
         self._transport: asyncio.Transport | None = None
         self._peer_ip: str | None = None
@@ -229,14 +232,14 @@ class ProxyGate(asyncio.Protocol):
         # the same interface (`PeerNamed` delegates what it does not answer itself)
         transport = cast("asyncio.Transport", self._seen_as or self._transport)
         inner = self._factory()
-        if self._ssl is None:
+        if self._tls is None:
             self._next = inner
             inner.connection_made(transport)
             return
         assert isinstance(inner, asyncio.Protocol)
         loop = asyncio.get_running_loop()
         # no waiter (None, as asyncio's STARTTLS users do): a failed handshake just closes
-        tls = SharedBufferSSLProtocol(loop, inner, self._ssl, None, server_side=True)
+        tls = SharedBufferSSLProtocol(loop, inner, self._tls(), None, server_side=True)
         self._next = tls
         tls.connection_made(transport)
 

@@ -82,10 +82,10 @@ def smtp_listeners(
 
     def door(name: str, handler: Any, *, submission: bool, implicit: bool) -> Listener:
         factory = protocol_factory(handler, options, tls, submission=submission, implicit=implicit)
-        ssl_context = tls() if implicit else None
         return Listener(
-            name, host, ports[name], factory, ssl_context, sock=sockets.get(name), proxy=proxy
-        )
+            name, host, ports[name], factory, tls if implicit else None, sock=sockets.get(name),
+            proxy=proxy,
+        )  # fmt: skip
 
     return [
         door("mx", mx_handler, submission=False, implicit=False),

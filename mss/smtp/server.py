@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import socket
-import ssl
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
@@ -34,7 +33,7 @@ from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
-from mss.security.proxy_protocol import ProxyPolicy, open_door
+from mss.security.proxy_protocol import ProxyPolicy, TLSContext, open_door
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -426,7 +425,7 @@ class Listener:
         host: str,
         port: int,
         factory: ProtocolFactory,
-        ssl_context: ssl.SSLContext | None,
+        tls: TLSContext | None,
         *,
         sock: socket.socket | None = None,
         proxy: ProxyPolicy | None = None,
@@ -436,7 +435,7 @@ class Listener:
         self._host = host
         self._port = port
         self._factory = factory
-        self._ssl = ssl_context
+        self._tls = tls  # implicit TLS (465): the context for each connection
         self._shared = sock  # a listening socket bound by the supervisor (several workers)
         self._server: asyncio.Server | None = None
         self._connections: set[MssSMTP] = set()
@@ -464,18 +463,9 @@ class Listener:
 
     async def start(self) -> None:
         self._server = await open_door(
-            self._make, self._ssl, self._proxy,
+            self._make, self._tls, self._proxy,
             shared=self._shared, host=self._host, port=self._port,
         )  # fmt: skip
-
-    async def reload(self, ssl_context: ssl.SSLContext) -> None:
-        """Use a new context for new connections (implicit TLS binds it to the socket)."""
-        if self._ssl is None or self._server is None:
-            return  # STARTTLS listeners read the current context per connection
-        self._ssl = ssl_context
-        self._port = self.port  # an ephemeral port must be kept across the restart
-        self._server.close()  # stop accepting; live sessions go on
-        await self.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting, let sessions finish (up to `grace` seconds), then close them."""

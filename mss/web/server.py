@@ -134,8 +134,7 @@ class WebServer:
 
     def _gated_protocol(self, **kwargs: Any) -> ProxyGate:
         """What uvicorn creates per connection: the PROXY gate, then TLS, then HTTP."""
-        context = self._tls() if self._tls is not None else None
-        return ProxyGate(lambda: PeerCertificateProtocol(**kwargs), context, self._proxy)
+        return ProxyGate(lambda: PeerCertificateProtocol(**kwargs), self._tls, self._proxy)
 
     async def stop(self) -> None:
         self._server.should_exit = True
