@@ -28,11 +28,13 @@ from hypothesis import strategies as st
 
 from mss.config import load_settings
 from mss.errors import ConfigError
+from mss.security.pki import DevPKI
 from mss.security.proxy_protocol import (
     ProxyHeaderError,
     ProxyPolicy,
     client_address,
     header_length,
+    open_door,
 )
 from mss.store import login_throttle as throttle
 
@@ -277,3 +279,52 @@ def _own_header(port: int) -> int:
 def test_a_proxy_address_that_is_not_one_stops_the_start(instance: Path, cidr: str) -> None:
     with pytest.raises(ConfigError, match="proxy_from"):
         load_settings(instance / "mss.toml", env={}, overrides={"server": {"proxy_from": [cidr]}})
+
+
+@pytest.mark.parametrize("proxied", [False, True])
+async def test_a_door_without_a_tls_context_closes_the_connection_and_keeps_serving(
+    proxied: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gate asks for the TLS context of each connection (a reload reaches the next
+    one). Should it fail, that connection is closed before the door's protocol exists (no
+    session left waiting for a handshake that never comes), and the next one is served."""
+    pki = DevPKI(tmp_path)
+    pki.ensure("localhost", ["pro.mssante.test"])
+    made: list[asyncio.Protocol] = []
+    contexts: list[Exception | None] = [RuntimeError("no certificate"), None]
+
+    def context() -> ssl.SSLContext:
+        error = contexts.pop(0)
+        if error is not None:
+            raise error
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki.path("server", ".crt"), pki.path("server", ".key"))
+        return ctx
+
+    def door() -> asyncio.Protocol:
+        made.append(asyncio.Protocol())
+        return made[-1]
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if proxied:
+            writer.write(header("192.0.2.7"))
+            await writer.drain()
+        return reader, writer
+
+    policy = ProxyPolicy.parse(["127.0.0.1/32"] if proxied else [])
+    server = await open_door(door, context, policy, shared=None, host="127.0.0.1", port=0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with caplog.at_level(logging.ERROR, "mss.security.proxy_protocol"):
+            reader, writer = await connect()
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+            writer.close()
+        assert made == []
+        assert "no TLS context" in caplog.text
+        reader, writer = await connect()
+        await writer.start_tls(ssl.create_default_context(cafile=pki.ca_bundle))
+        assert len(made) == 1  # the door's protocol, behind a finished handshake
+        writer.close()
+    finally:
+        server.close()

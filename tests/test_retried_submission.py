@@ -60,15 +60,18 @@ async def _send_and_hang_up(mss: Running, raw: bytes, recipients: list[str]) -> 
     close (asyncio's close on Python 3.13.0 could drop a write still buffered: gh-115514)."""
 
     def client() -> None:
-        smtp = smtplib.SMTP_SSL("localhost", mss.ports["submissions"], context=mss.client_tls())
-        smtp.login(JEAN, PASSWORD)
-        assert smtp.mail(JEAN)[0] == 250
-        for rcpt in recipients:
-            assert smtp.rcpt(rcpt)[0] == 250
-        smtp.putcmd("data")
-        assert smtp.getreply()[0] == 354
-        smtp.send(raw + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-        smtp.close()  # without reading the reply
+        port, tls = mss.ports["submissions"], mss.client_tls()
+        smtp = smtplib.SMTP_SSL("localhost", port, context=tls, timeout=30)
+        try:  # not `with`: its end sends QUIT and reads the reply, the 250 to lose
+            smtp.login(JEAN, PASSWORD)
+            assert smtp.mail(JEAN)[0] == 250
+            for rcpt in recipients:
+                assert smtp.rcpt(rcpt)[0] == 250
+            smtp.putcmd("data")
+            assert smtp.getreply()[0] == 354
+            smtp.send(raw + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        finally:
+            smtp.close()  # without reading the reply
 
     await asyncio.to_thread(client)
 

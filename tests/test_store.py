@@ -338,7 +338,9 @@ def test_sorts_spilled_to_disk_leave_no_connection_open_behind(tmp_path: Path) -
     assert raw is not None
     db.spill_sorts_to_disk()
     held.close()  # back to its pool, which must still be the engine's
-    assert db.read_sync(lambda c: c.exec_driver_sql("PRAGMA temp_store").scalar()) == 1  # FILE
+    temp_store = "PRAGMA temp_store"
+    assert db.read_sync(lambda c: c.exec_driver_sql(temp_store).scalar()) == 1  # FILE
+    assert db.write_sync(lambda tx: tx.conn.exec_driver_sql(temp_store).scalar()) == 1
     db.close_sync()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         raw.execute("SELECT 1")

@@ -124,7 +124,7 @@ async def test_a_worker_started_after_a_crl_change_uses_the_new_crl(instance: Pa
         await mss.add_pro(MARIE, password=None)
         with pytest.raises(REFUSED):
             await _send(mss.ports["mx"], tls, "Révoqué")
-        # implicit TLS (465): its listener takes its context when it starts
+        # implicit TLS (465): the context as the worker refreshed it at its start
         with pytest.raises(REFUSED):
             await _greeted_over_implicit_tls(mss.ports["submissions"], tls)
         assert await mss.inbox(MARIE) == []

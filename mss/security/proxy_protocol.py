@@ -196,8 +196,8 @@ class ProxyGate(asyncio.Protocol):
             self._timer.cancel()
         if client is not None:
             self._set_peer(client)
-        self._hand_over()
-        self._step_aside(rest)
+        if self._hand_over():  # else closed: no TLS context
+            self._step_aside(rest)
 
     def eof_received(self) -> bool | None:
         if self._next is None:
@@ -226,22 +226,32 @@ class ProxyGate(asyncio.Protocol):
         assert self._transport is not None
         self._seen_as = PeerNamed(self._transport, client)
 
-    def _hand_over(self) -> None:
-        """Start the door's protocol on this transport, through TLS when needed."""
+    def _hand_over(self) -> bool:
+        """Start the door's protocol on this transport, through TLS when needed; False if
+        the connection was closed instead."""
         assert self._transport is not None
         # the same interface (`PeerNamed` delegates what it does not answer itself)
         transport = cast("asyncio.Transport", self._seen_as or self._transport)
+        context = None
+        if self._tls is not None:
+            try:  # before the door's protocol exists: nothing of it is left waiting
+                context = self._tls()
+            except Exception:
+                log.exception("no TLS context for a connection from %s: closed", self._peer_ip)
+                self._transport.abort()
+                return False
         inner = self._factory()
-        if self._tls is None:
+        if context is None:
             self._next = inner
             inner.connection_made(transport)
-            return
+            return True
         assert isinstance(inner, asyncio.Protocol)
         loop = asyncio.get_running_loop()
         # no waiter (None, as asyncio's STARTTLS users do): a failed handshake just closes
-        tls = SharedBufferSSLProtocol(loop, inner, self._tls(), None, server_side=True)
+        tls = SharedBufferSSLProtocol(loop, inner, context, None, server_side=True)
         self._next = tls
         tls.connection_made(transport)
+        return True
 
     def _step_aside(self, data: bytes) -> None:
         """Let the door's protocol receive directly from now on; give it `data` first."""

@@ -147,9 +147,11 @@ class Database:
         """SQLite: sorts and temporary tables of this Database's connections go to
         temporary files, not memory (`temp_store = FILE`; mss keeps MEMORY otherwise),
         for bulk work whose memory must not follow the data. The pragma cannot change
-        inside a transaction: each connection gets it when next taken from its pool. (The
-        pool is not dropped for a new one: a connection in use then, by a reader of the live
-        directory, would go back to the old pool and stay open, closed by no one.)"""
+        inside a transaction: each connection gets it when next taken from its pool, as
+        `read_sync` and `write_sync` (all the import uses) do; the writer thread's and the
+        event loop's connections, held for their life, keep MEMORY. (The pool is not
+        dropped for a new one: a connection in use then, by a reader of the live directory,
+        would go back to the old pool and stay open, closed by no one.)"""
         if self.dialect != "sqlite":
             return
         for engine in (self.write_engine, self.read_engine):
