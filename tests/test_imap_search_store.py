@@ -58,3 +58,26 @@ async def test_a_body_in_an_odd_charset_is_searched_never_a_crash(
     await store.deliver(b"\r\nautre chose\r\n", [Target(box)])
     found = await ImapStore(store).search(box, [SearchKey("STRING", ("BODY", "résultats"))], [1, 2])
     assert [uid for uid, _ in found.found] == [1]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("base64", b"UsOpc3VsdGF0cyBub3JtYXV4IQ\r\n"),  # "Résultats normaux!", no padding
+        ("base64", b"UsOpc3VsdGF0cyBub3JtYXV4IQ\r\nQ"),  # and a lone last character
+        ("base64", b"UsOpc3VsdGF0cyBub3Jt\r\nYXV4IQ==\r\n--- signature ---\r\n"),  # junk after
+        ("quoted-printable", b"R=C3=A9sultats =\r\nnormaux =ZZ\r\n"),  # a malformed escape
+    ],
+)
+async def test_a_body_in_a_sloppy_transfer_encoding_is_searched_by_its_text(
+    store: Store, encoding: str, body: bytes
+) -> None:
+    """Mailers leave base64 without its padding or with text after it, and quoted-printable
+    with stray `=`. SEARCH finds the words the reader sees (the MIME decoder the patient
+    space and FETCH BINARY use), not the encoded bytes."""
+    box = await new_inbox(store, "jean@pro.mssante.test")
+    head = f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\n"
+    await store.deliver(head.encode() + b"\r\n" + body, [Target(box)])
+    await store.deliver(b"\r\nautre chose\r\n", [Target(box)])
+    found = await ImapStore(store).search(box, [SearchKey("STRING", ("BODY", "résultats"))], [1, 2])
+    assert [uid for uid, _ in found.found] == [1]

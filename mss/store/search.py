@@ -13,11 +13,8 @@ OLD are turned into UID sets by the session before this module sees them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
-import quopri
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, false, not_, or_, select, true
 
-from mss.core.mime import Part, decode_header_bytes, decode_text
+from mss.core.mime import Part, decode_body, decode_header_bytes, decode_text
 from mss.errors import InputError
 from mss.store.imapviews import Key, Range
 from mss.store.messages import FLAG_BITS, uid_condition
@@ -339,14 +336,8 @@ def searchable_body(raw: bytes, root: Part) -> str:
             return
         if part.maintype != "text":
             return
-        body = raw[part.body_start : part.body_end]
-        try:
-            if part.encoding == "base64":
-                body = base64.b64decode(b"".join(body.split()))
-            elif part.encoding == "quoted-printable":
-                body = quopri.decodestring(body)
-        except (binascii.Error, ValueError):
-            pass
+        # the MIME decoder of FETCH BINARY and the patient space: never fails
+        body = decode_body(raw[part.body_start : part.body_end], part.encoding)
         # an odd charset (`x-inconnu`, `undefined`, `punycode`…): UTF-8, else Latin-1
         charset = dict(part.params).get("charset", "utf-8")
         texts.append(decode_text(body, charset, decode_header_bytes).casefold())
