@@ -36,6 +36,7 @@ from mss.security.proxy_protocol import (
     header_length,
     open_door,
 )
+from mss.security.tls import server_context
 from mss.store import login_throttle as throttle
 
 from .harness import PASSWORD, Running, message, running
@@ -297,9 +298,7 @@ async def test_a_door_without_a_tls_context_closes_the_connection_and_keeps_serv
         error = contexts.pop(0)
         if error is not None:
             raise error
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(pki.path("server", ".crt"), pki.path("server", ".key"))
-        return ctx
+        return server_context(pki.path("server", ".crt"), pki.path("server", ".key"))
 
     def door() -> asyncio.Protocol:
         made.append(asyncio.Protocol())

@@ -179,7 +179,6 @@ class ImapListener:
             self._stream, self._implicit, self._proxy,
             shared=self._shared, host=self._host, port=self._port,
         )  # fmt: skip
-        self._port = self.port
 
     def _stream(self) -> asyncio.StreamReaderProtocol:
         """What `asyncio.start_server` makes per connection, behind the PROXY gate."""

@@ -48,7 +48,6 @@ HEADER_TIMEOUT = 5.0  # seconds a trusted proxy has to send the header
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-TLSContext = Callable[[], ssl.SSLContext]  # the server's context as it is now (reloaded)
 
 
 class ProxyHeaderError(ValueError):
@@ -128,7 +127,7 @@ LISTEN_BACKLOG = 4096  # connections the kernel queues (and asyncio accepts per 
 
 async def open_door(
     factory: ProtocolFactory,
-    tls: TLSContext | None,
+    tls: Callable[[], ssl.SSLContext] | None,
     policy: ProxyPolicy,
     *,
     shared: socket.socket | None,
@@ -151,7 +150,10 @@ class ProxyGate(asyncio.Protocol):
     hands over to the door's protocol (through TLS on implicit-TLS doors)."""
 
     def __init__(
-        self, factory: ProtocolFactory, tls: TLSContext | None, policy: ProxyPolicy
+        self,
+        factory: ProtocolFactory,
+        tls: Callable[[], ssl.SSLContext] | None,
+        policy: ProxyPolicy,
     ) -> None:
         self._factory = factory
         self._tls = tls

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import socket
+import ssl
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
@@ -33,7 +34,7 @@ from mss import logs, metrics
 from mss.core import codes
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
-from mss.security.proxy_protocol import ProxyPolicy, TLSContext, open_door
+from mss.security.proxy_protocol import ProxyPolicy, open_door
 from mss.security.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -425,7 +426,7 @@ class Listener:
         host: str,
         port: int,
         factory: ProtocolFactory,
-        tls: TLSContext | None,
+        tls: Callable[[], ssl.SSLContext] | None,
         *,
         sock: socket.socket | None = None,
         proxy: ProxyPolicy | None = None,
