@@ -272,3 +272,22 @@ def test_mss_bench_loads_the_benchmarks_of_the_checkout() -> None:
     assert result.returncode == 0, result.stderr
     for name in ("store", "smtp", "imap", "imapstress", "annuaire", "dmp"):
         assert name in result.stdout
+
+
+def test_version_answers_without_loading_the_commands() -> None:
+    """`mss --version` is what scripts and packagers ask first: it prints the version
+    and loads none of the commands' modules (the whole product: seconds of imports)."""
+    from mss import __version__
+
+    probe = (
+        "import sys; from mss.cli import main; code = main(['--version']); "
+        "print(sorted(m for m in sys.modules if m.startswith(('mss.store', 'mss.cli.'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out == [f"mss {__version__}", "[]"]
+    shell = subprocess.run(
+        [sys.executable, "-m", "mss", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert (shell.returncode, shell.stdout) == (0, f"mss {__version__}\n")

@@ -11,41 +11,47 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mss import __version__
-from mss.cli import (
-    annuaire,
-    backup,
-    bench,
-    blobs,
-    cert,
-    dmp,
-    init,
-    keys,
-    notify,
-    outbox,
-    patient,
-    pro,
-    queue,
-    serve,
-    trust,
-)  # fmt: skip
-from mss.cli.base import Handler, Parser, settings_options
 from mss.errors import ConfigError, MssError
 
-# In the order `mss --help` lists them.
-GROUPS = (
-    init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, blobs,
-    backup, bench,
-)  # fmt: skip
+if TYPE_CHECKING:
+    from mss.cli.base import Handler
+
+VERSION = f"mss {__version__}"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The command groups import the whole product (seconds): not for `mss --version`.
+    from mss.cli import (
+        annuaire,
+        backup,
+        bench,
+        blobs,
+        cert,
+        dmp,
+        init,
+        keys,
+        notify,
+        outbox,
+        patient,
+        pro,
+        queue,
+        serve,
+        trust,
+    )  # fmt: skip
+    from mss.cli.base import Parser, settings_options
+
+    groups = (  # in the order `mss --help` lists them
+        init, serve, pro, patient, notify, cert, trust, queue, outbox, annuaire, dmp, keys, blobs,
+        backup, bench,
+    )  # fmt: skip
     parser = Parser(prog="mss", description="MSSanté operator: mail, patients, DMP, annuaire.")
-    parser.add_argument("--version", action="version", version=f"mss {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     common = settings_options()
-    for group in GROUPS:
+    for group in groups:
         group.register(commands, common)
     return parser
 
@@ -56,6 +62,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(VERSION)
+        return 0
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
