@@ -9,6 +9,7 @@ from typing import Any
 
 from mss.config import Settings
 from mss.core.address import Address, InvalidAddress, parse_address
+from mss.core.digits import ascii_digits
 from mss.errors import InputError
 from mss.instance import opened_store
 from mss.notify.webhooks import new_secret
@@ -153,7 +154,7 @@ def _password_hash(password: str | None) -> str | None:
 def national_id(rpps: str | None, adeli: str | None) -> str | None:
     """The national id of a professional: 8+RPPS or 0+ADELI."""
     if rpps is not None:
-        if not (len(rpps) == 11 and rpps.isdigit()):
+        if not (len(rpps) == 11 and ascii_digits(rpps)):
             raise InputError(f"--rpps {rpps!r} must be 11 digits")
         return "8" + rpps
     if adeli is not None:

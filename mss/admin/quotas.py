@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mss.config import Settings
 from mss.core.address import InvalidAddress, parse_address
+from mss.core.digits import ascii_digits
 from mss.errors import InputError
 from mss.instance import opened_store
 from mss.instance import quota as default_quota
@@ -21,7 +22,7 @@ def parse_limit(text: str, *, size: bool = False) -> int | None:
         return None
     unit = value[-1:] if size and value[-1:] in _UNITS else ""
     digits = value[: len(value) - len(unit)]
-    if not digits.isdigit() or len(digits) > 15:
+    if not ascii_digits(digits) or len(digits) > 15:
         kind = "a size (5G, 500M, 0 = none)" if size else "a number (0 = none)"
         raise InputError(f"{text!r} is not {kind} nor default")
     return int(digits) * _UNITS[unit]

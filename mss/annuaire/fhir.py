@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mss.annuaire.lookup import Query
+from mss.core.digits import ascii_digits
 from mss.errors import InputError
 
 PAGE = 50
@@ -119,8 +120,8 @@ def parse_search(resource: str, params: Sequence[tuple[str, str]]) -> tuple[Quer
             fields[name] = value
         elif name == "qualification-code" or name == "role":
             codes = _values(value)
-            fields["profession"] = tuple(c for c in codes if c.isdigit())
-            fields["savoir_faire"] = tuple(c for c in codes if not c.isdigit())
+            fields["profession"] = tuple(c for c in codes if ascii_digits(c))
+            fields["savoir_faire"] = tuple(c for c in codes if not ascii_digits(c))
         elif name in ("_id", "identifier", "practitioner") and resource != "Organization":
             fields["national_id"] = _reference(_token(value), "Practitioner")
         elif name in ("_id", "identifier", "organization"):
@@ -149,7 +150,7 @@ def _check_value(raw_name: str, name: str, value: str) -> None:
 
 def _number(name: str, value: str, maximum: int) -> int:
     digits = value.strip()
-    if not digits.isascii() or not digits.isdigit():
+    if not ascii_digits(digits):
         raise FhirError(f"{name} doit être un nombre entier (must be a whole number): {value!r}")
     significant = digits.lstrip("0") or "0"
     return maximum if len(significant) > len(str(maximum)) else min(int(significant), maximum)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mss.core.address import InvalidAddress, normalize_address
+from mss.core.digits import ascii_digits
 from mss.errors import InputError
 
 
@@ -171,7 +172,7 @@ def department_of(value: str, postcode: str) -> str:
     if _DEPARTMENT.match(value):
         return value
     code = postcode.strip()
-    if len(code) != 5 or not code.isdigit():
+    if len(code) != 5 or not ascii_digits(code):
         return ""
     if code.startswith("97") or code.startswith("98"):
         return code[:3]
@@ -248,7 +249,7 @@ def _national_id(v: list[str], type_at: int, id_at: int, national_at: int, requi
     if not id_type:
         v[type_at] = national[0]
         v[id_at] = identifier or national[1:]
-    if v[type_at] == "8" and not (len(v[id_at]) == 11 and v[id_at].isdigit()):
+    if v[type_at] == "8" and not (len(v[id_at]) == 11 and ascii_digits(v[id_at])):
         raise BadLine(f"invalid RPPS number {v[id_at]!r} (11 digits expected)")
 
 

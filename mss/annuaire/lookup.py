@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mss.annuaire.formats import MAILBOX_TYPES, fold
+from mss.core.digits import ascii_digits
 from mss.errors import InputError
 from mss.store import annuaire as tables
 from mss.store import annuaire_queries as queries
@@ -81,7 +82,7 @@ class Page:
 def national_id_of(value: str) -> str:
     """A national id from what a user types: 810003456789, 10003456789 (RPPS), or ADELI."""
     value = value.strip()
-    if len(value) == 11 and value.isdigit():
+    if len(value) == 11 and ascii_digits(value):
         return "8" + value
     if len(value) == 9:
         return "0" + value
@@ -95,7 +96,7 @@ def department_postcodes(department: str) -> tuple[str, str]:
         return "20000", "20200"
     if d == "2B":
         return "20200", "20700"
-    if not d.isdigit() or len(d) not in (2, 3):
+    if not ascii_digits(d) or len(d) not in (2, 3):
         raise InputError(f"unknown department {department!r} (e.g. 75, 2A, 974)")
     return d, d + "~"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mss.core.address import PATIENT_DOMAIN, is_valid_domain
+from mss.core.digits import ascii_digits
 
 EVENT_LOOPS = ("uvloop", "asyncio")
 
@@ -230,7 +231,7 @@ class RelaySettings:
     def validate(self) -> None:
         for domain, target in self.routes.items():
             host, sep, port = target.rpartition(":")
-            if not is_valid_domain(domain) or not sep or not host or not port.isdigit():
+            if not is_valid_domain(domain) or not sep or not host or not ascii_digits(port):
                 raise ValueError("routes", f"{domain} = {target!r}: expected domain = host:port")
         if self.retry_base < 1 or self.retry_max < self.retry_base:
             raise ValueError("retry_base", "need 1 <= retry_base <= retry_max")
@@ -376,7 +377,7 @@ class NotifySettings:
     def validate(self) -> None:
         if self.smarthost:
             host, sep, port = self.smarthost.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            if not sep or not host or not ascii_digits(port) or not 0 < int(port) < 65536:
                 raise ValueError("smarthost", f"{self.smarthost!r}: expected host:port")
             if self.smarthost_tls not in ("starttls", "tls", "none"):
                 raise ValueError("smarthost_tls", "one of starttls, tls, none")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mss.core.digits import ascii_digits
 from mss.core.errors import CoreValueError
 
 INS_LENGTH = 15
@@ -115,9 +116,9 @@ def parse_ins(text: str) -> INS:
         raise InvalidINS(text, f"expected {INS_LENGTH} characters, got {len(value)}")
     department = value[5:7]
     digits = value[:5] + value[7:]
-    if not digits.isascii() or not digits.isdigit():
+    if not ascii_digits(digits):
         raise InvalidINS(text, "only digits are allowed, and 2A/2B in the department")
-    if department not in _CORSICA and not (department.isascii() and department.isdigit()):
+    if department not in _CORSICA and not ascii_digits(department):
         raise InvalidINS(text, f"department {department!r} is neither digits nor 2A/2B")
     _check_fields(text, value)
     expected = control_key(value[:13])

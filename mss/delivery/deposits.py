@@ -26,6 +26,7 @@ from typing import Any
 
 from mss import metrics
 from mss.annuaire import lookup as annuaire
+from mss.core.digits import ascii_digits
 from mss.core.mime import Headers, find_body_start, parse_headers
 from mss.delivery.mdn import build_mdn, mdn_target
 from mss.delivery.reports import ReportSender
@@ -244,4 +245,4 @@ def _parse_error(value: str | None) -> tuple[int, str] | None:
     if not value:
         return None
     code, _, label = value.partition("^")
-    return (int(code), label) if code.isdigit() else (906, label)
+    return (int(code), label) if ascii_digits(code) else (906, label)

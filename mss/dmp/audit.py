@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from mss.core.digits import ascii_digits
 from mss.dmp.access import Actor
 from mss.store import dmp as stored
 from mss.store.dmp import StoredDocument
@@ -120,7 +121,7 @@ def _agent(trace: dict[str, Any], ins: str) -> dict[str, Any]:
 
 def _professional(national_id: str) -> dict[str, Any]:
     """RPPS when the national id is an RPPS one (IDNPS `8` + 11 digits), else the IDNPS."""
-    if len(national_id) == 12 and national_id.startswith("8") and national_id.isdigit():
+    if len(national_id) == 12 and national_id.startswith("8") and ascii_digits(national_id):
         return {"identifier": {"system": RPPS, "value": national_id[1:]}}
     return {"identifier": {"system": IDNPS, "value": national_id}}
 

@@ -30,6 +30,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
+from mss.core.digits import ascii_digits
 from mss.core.ins import INS_OIDS, InvalidINS, parse_ins
 from mss.dmp.errors import DMPError, DocumentError, IncompleteINS, MissingINS
 
@@ -343,7 +344,7 @@ def _code(classification: Element) -> Code:
 def parse_time(value: str) -> dt.datetime | None:
     """`YYYYMMDD[hh[mm[ss]]]` (UTC) → datetime; None when empty or malformed."""
     digits = value.strip()[:14]
-    if not digits.isdigit() or len(digits) < 8:
+    if not ascii_digits(digits) or len(digits) < 8:
         return None
     digits = digits.ljust(14, "0")
     try:
@@ -467,7 +468,7 @@ def _documents(root: Element, check_ins: bool) -> list[DocumentMetadata]:
                 source_patient=_first(slots, "sourcePatientId"),
                 language=_first(slots, "languageCode"),
                 hash=_first(slots, "hash"),
-                size=int(size) if size.isdigit() else None,
+                size=int(size) if ascii_digits(size) else None,
                 uri=_first(slots, "URI"),
                 replaces=replaces.get(obj.get("id", ""), ""),
             )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mss.annuaire import lookup as annuaire
+from mss.core.digits import ascii_digits
 from mss.core.netaddr import public
 from mss.dmp import service, traces
 from mss.dmp.access import MAX_TREATING_DOCTORS, Actor
@@ -112,7 +113,7 @@ async def find_professionals(deps: SpaceDeps, text: str) -> list[Person]:
     if len(text) < 2:
         return []
     digits = text.replace(" ", "")
-    if digits.isdigit() or digits[:1].isdigit():
+    if ascii_digits(digits) or ascii_digits(digits[:1]):
         query = annuaire.Query(national_id=annuaire.national_id_of(digits), limit=MAX_FOUND)
     else:
         query = annuaire.Query(name=text, limit=MAX_FOUND)

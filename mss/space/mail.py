@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mss.annuaire import lookup as annuaire_lookup
+from mss.core.digits import ascii_digits
 from mss.core.mime import Attachment
 from mss.core.mime.headers import decode_words
 from mss.core.mime.structure import Part
@@ -335,7 +336,7 @@ class File:
 async def attachment(deps: SpaceDeps, who: Viewer, file_id: str) -> File:
     """One attachment of the patient's messages, by its id `<message>.<part>`."""
     message_part = file_id.split(".")
-    if len(message_part) != 2 or not all(p.isdigit() and len(p) < 12 for p in message_part):
+    if len(message_part) != 2 or not all(ascii_digits(p) and len(p) < 12 for p in message_part):
         raise NotFound()
     stored, raw = await own_message(deps, who, int(message_part[0]))
     for leaf in content(raw, _structure(stored)).attachments:

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from mss.core.digits import ascii_digits
 from mss.dmp import service, traces
 from mss.dmp.access import Actor, Professional, patient_sees
 from mss.dmp.errors import DMPError
@@ -75,7 +76,7 @@ MAX_ID = 2**63 - 1  # a BIGINT: a larger id names nothing (and would overflow th
 
 def id_of(text: str) -> int:
     """An id from a URL's path: digits within a BIGINT, else `NotFound` (never a 500)."""
-    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > MAX_ID:
+    if not ascii_digits(text) or len(text) > 19 or int(text) > MAX_ID:
         raise NotFound()
     return int(text)
 

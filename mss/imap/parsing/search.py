@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mss.core.digits import ascii_digits
 from mss.imap.parsing.tokens import ParseError, Reader
 
 
@@ -118,7 +119,7 @@ def search_keys(
 def _partial(word: str) -> tuple[int, int]:
     """RFC 5267 §4 PARTIAL `PARTIAL lo:hi`: 1-based positions, in either order."""
     low, colon, high = word.partition(":")
-    if not (colon and low.isdigit() and high.isdigit()):
+    if not (colon and ascii_digits(low) and ascii_digits(high)):
         raise ParseError(f"PARTIAL needs a range of positions like 1:100, not {word}")
     first, last = sorted((int(low), int(high)))
     if first < 1 or last > 0xFFFFFFFF:
