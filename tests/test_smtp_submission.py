@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
 import ssl
 
@@ -96,6 +97,24 @@ async def test_implicit_tls_port_465_accepts_auth(mss: Running) -> None:
     finally:
         client.close()
     assert b"TLS implicite" in (await mss.inbox(MARIE))[0]
+
+
+async def test_a_connection_on_465_logs_no_false_alarm(
+    mss: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiosmtpd, which only knows STARTTLS, warned at every implicit-TLS connection that
+    AUTH did not require TLS: a false alarm (every byte on 465 is encrypted) in the
+    operator's log, once per connection. AUTH before TLS on 587 is still refused."""
+    await mss.add_pro(JEAN)
+    client = aiosmtplib.SMTP(hostname="localhost", port=mss.ports["submissions"],
+                             use_tls=True, tls_context=mss.client_tls())  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        await client.connect()
+        try:
+            await client.login(JEAN, PASSWORD)
+        finally:
+            client.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "mail.log"] == []
 
 
 def _plain(user: str, password: str) -> bytes:
@@ -356,6 +375,58 @@ async def test_malformed_dsn_parameter_is_555(mss: Running) -> None:
         with pytest.raises(aiosmtplib.SMTPSenderRefused) as info:
             await client.mail(JEAN, options=["RET=SOMETIMES"])
         assert info.value.code == 555
+    finally:
+        client.close()
+
+
+async def _logged_in(mss: Running) -> aiosmtplib.SMTP:
+    """A client of Jean's, logged in over STARTTLS."""
+    await mss.add_pro(JEAN)
+    client = mss.smtp()
+    await client.connect()
+    await client.starttls()
+    await client.login(JEAN, PASSWORD)
+    return client
+
+
+@pytest.mark.parametrize("size", ["\u00b2".encode(), "\u0661\u0662".encode(), b"12a", b""])
+async def test_a_size_written_other_than_in_digits_0_to_9_is_a_syntax_error(
+    mss: Running, size: bytes
+) -> None:
+    """SIZE is 1*DIGIT (RFC 1870): '²' (which `int` refuses) and Arabic-Indic digits
+    (which it reads as 12) are refused like any other bad value, and the session goes on."""
+    client = await _logged_in(mss)
+    try:
+        code, _ = await client.execute_command(b"MAIL", f"FROM:<{JEAN}>".encode(), b"SIZE=" + size)
+        assert code == 501
+        code, _ = await client.execute_command(b"MAIL", f"FROM:<{JEAN}>".encode(), b"SIZE=12")
+        assert code == 250
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "address", "enhanced"),
+    [
+        (b"MAIL", b"FROM:<\xff@pro.mssante.test>", "5.1.7"),
+        (b"RCPT", b"TO:<\xff@pro.mssante.test>", "5.1.3"),
+        (b"RCPT", b"TO:<\xed\xa0\x80@pro.mssante.test>", "5.1.3"),  # an encoded surrogate
+        (b"RCPT", b"TO:<marie.martin@hopital.mssante.\xff>", "5.1.3"),
+    ],
+)
+async def test_an_address_that_is_not_utf8_is_refused_as_malformed(
+    mss: Running, command: bytes, address: bytes, enhanced: str
+) -> None:
+    """Bytes that are not UTF-8 in an address: 553, the reply echoing them escaped, and
+    the session goes on (they used to raise inside the server: 451 and a traceback)."""
+    client = await _logged_in(mss)
+    try:
+        if command == b"RCPT":
+            await client.mail(JEAN)
+        code, text = await client.execute_command(command, address)
+        assert (code, text.split()[0]) == (553, enhanced)
+        code, _ = await client.execute_command(b"NOOP")
+        assert code == 250
     finally:
         client.close()
 

@@ -32,6 +32,8 @@ _PLAIN_RE = re.compile(
     r"@((?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(?!-)[A-Za-z0-9-]{1,63}(?<!-))"
 )
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # CR, LF, NUL and the other controls
+# what a line that was not UTF-8 decodes to (surrogateescape): no encoder takes it
+_NOT_UTF8_RE = re.compile("[\ud800-\udfff]")
 _LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)")
 
 
@@ -62,6 +64,8 @@ def parse_address(text: str) -> Address:
         return Address(*plain)
     if _CONTROL_RE.search(text):
         raise InvalidAddress(text, "control characters are not allowed")
+    if _NOT_UTF8_RE.search(text):
+        raise InvalidAddress(text, "not UTF-8")
     value = text.strip()
     if value.startswith("<") and value.endswith(">"):
         value = value[1:-1]

@@ -56,7 +56,6 @@ def protocol_factory(
             data_size_limit=options.max_message_size,
             enable_SMTPUTF8=True,
             auth_required=submission,
-            auth_require_tls=not implicit,
             auth_exclude_mechanism=None if submission else ["PLAIN", "LOGIN"],
             loop=asyncio.get_running_loop(),
         )

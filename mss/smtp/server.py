@@ -23,7 +23,6 @@ import functools
 import logging
 import socket
 import ssl
-import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
 
@@ -32,6 +31,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from mss import logs, metrics
 from mss.core import codes
+from mss.core.digits import ascii_digits
 from mss.core.dsn import DSNParamError, MailDSN, RcptDSN, parse_mail_param, parse_rcpt_param
 from mss.security.pki import CertIdentity
 from mss.security.proxy_protocol import ProxyPolicy, open_door
@@ -114,12 +114,14 @@ class MssSMTP(SMTP):
         on_lost: Callable[[MssSMTP], None] | None = None,
         **kwargs: Any,
     ) -> None:
-        with warnings.catch_warnings():
-            if implicit_tls:
-                # aiosmtpd only knows STARTTLS; with implicit TLS (465) every byte is
-                # already encrypted, so "AUTH without requiring TLS" is a false alarm.
-                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
-            super().__init__(handler, **kwargs)
+        if implicit_tls:
+            # aiosmtpd only knows STARTTLS; on 465 every byte is already encrypted. Built
+            # as requiring TLS, it raises no false alarm (a warning and a log line at
+            # each connection); then it is told AUTH needs no STARTTLS here.
+            kwargs["auth_require_tls"] = True
+        super().__init__(handler, **kwargs)
+        if implicit_tls:
+            self._auth_require_tls = False
         self.command_size_limits["AUTH"] = 12288
         self.max_recipients = max_recipients
         self.data_timeout = data_timeout
@@ -224,6 +226,10 @@ class MssSMTP(SMTP):
     async def push(self, status: AnyStr) -> None:
         if self.counting_refusals and isinstance(status, str) and status[:1] in ("4", "5"):
             metrics.count_refusal(self.event_handler.door.value, status)
+        if isinstance(status, str):  # a reply may echo the client's bytes that were not
+            # UTF-8 (aiosmtpd decodes with surrogateescape): escaped, never an exception
+            charset = "utf-8" if self.enable_SMTPUTF8 else "ascii"
+            status = status.encode(charset, "backslashreplace")  # type: ignore[assignment]
         await super().push(status)
 
     @_counts_refusals
@@ -242,7 +248,7 @@ class MssSMTP(SMTP):
             key, eq, value = param.partition("=")
             key = key.upper()
             if key == "SIZE":
-                if not value.isdigit():
+                if not ascii_digits(value):
                     await self.push(codes.SYNTAX_MAIL)
                     return
                 if self.data_size_limit and int(value) > self.data_size_limit:
