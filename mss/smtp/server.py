@@ -114,13 +114,11 @@ class MssSMTP(SMTP):
         on_lost: Callable[[MssSMTP], None] | None = None,
         **kwargs: Any,
     ) -> None:
+        super().__init__(handler, **kwargs)  # requiring TLS for AUTH (its default)
         if implicit_tls:
-            # aiosmtpd only knows STARTTLS; on 465 every byte is already encrypted. Built
-            # as requiring TLS, it raises no false alarm (a warning and a log line at
-            # each connection); then it is told AUTH needs no STARTTLS here.
-            kwargs["auth_require_tls"] = True
-        super().__init__(handler, **kwargs)
-        if implicit_tls:
+            # aiosmtpd only knows STARTTLS; on 465 every byte is already encrypted. Told
+            # so after it is built, it raises no false alarm (a warning and a log line at
+            # each connection, when built with `auth_require_tls=False`).
             self._auth_require_tls = False
         self.command_size_limits["AUTH"] = 12288
         self.max_recipients = max_recipients
@@ -229,8 +227,9 @@ class MssSMTP(SMTP):
         if isinstance(status, str):  # a reply may echo the client's bytes that were not
             # UTF-8 (aiosmtpd decodes with surrogateescape): escaped, never an exception
             charset = "utf-8" if self.enable_SMTPUTF8 else "ascii"
-            status = status.encode(charset, "backslashreplace")  # type: ignore[assignment]
-        await super().push(status)
+            await super().push(status.encode(charset, "backslashreplace"))
+        else:
+            await super().push(status)
 
     @_counts_refusals
     async def smtp_MAIL(self, arg: str | None) -> None:

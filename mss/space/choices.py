@@ -113,7 +113,7 @@ async def find_professionals(deps: SpaceDeps, text: str) -> list[Person]:
     if len(text) < 2:
         return []
     digits = text.replace(" ", "")
-    if ascii_digits(digits) or ascii_digits(digits[:1]):
+    if ascii_digits(digits[:1]):  # an RPPS, ADELI or national id, whole or begun
         query = annuaire.Query(national_id=annuaire.national_id_of(digits), limit=MAX_FOUND)
     else:
         query = annuaire.Query(name=text, limit=MAX_FOUND)
