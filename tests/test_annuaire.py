@@ -100,10 +100,12 @@ def test_a_line_with_the_wrong_number_of_fields_is_a_bad_line() -> None:
         layout.record(["PER", "a@b.fr", "8", "1"])
 
 
-def test_an_rpps_number_must_have_11_digits() -> None:
+@pytest.mark.parametrize("rpps", ["123", "\u0661" * 11])  # too short; Arabic-Indic digits
+def test_an_rpps_number_must_have_11_digits(rpps: str) -> None:
+    """DOMAIN.md §7: type `8`, RPPS, 11 digits (0-9: `str.isdigit` took others)."""
     layout = detect_layout(PS56.read_text(encoding="utf-8-sig").splitlines()[0])
     fields = [""] * layout.width
-    fields[0], fields[1], fields[7], fields[9] = "8", "123", "DUPONT", "10"
+    fields[0], fields[1], fields[7], fields[9] = "8", rpps, "DUPONT", "10"
     with pytest.raises(BadLine, match="RPPS"):
         layout.record(fields)
 

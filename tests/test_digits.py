@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from mss.admin.pro import national_id
 from mss.admin.quotas import parse_limit
 from mss.core.digits import ascii_digits
 from mss.core.ins import InvalidINS, parse_ins
@@ -34,3 +35,10 @@ def test_an_ins_in_arabic_indic_digits_is_not_an_ins() -> None:
     digits = "279035121518989".translate({ord(d): 0x0660 + int(d) for d in "0123456789"})
     with pytest.raises(InvalidINS):
         parse_ins(digits)
+
+
+def test_an_rpps_number_given_to_pro_add_is_11_digits_0_to_9() -> None:
+    """DOMAIN.md §7: national id = `8` + the RPPS of 11 digits."""
+    assert national_id("10003456789", None) == "810003456789"
+    with pytest.raises(InputError, match="11 digits"):
+        national_id("\u0661" * 11, None)
